@@ -1,0 +1,337 @@
+/*
+ * bgsnap.h - background snapshots of live memory.
+ *
+ * A host program (a VM monitor, an in-memory database, an emulator) registers
+ * the memory it wants saved as named regions, and three hooks.  bgsnap_start()
+ * pauses the host (hook `pause`), lets it save its small non-memory state
+ * (hook `save_state`), write-protects every region, resumes the host (hook
+ * `resume`) and returns.  The memory is then written out by a background
+ * writer while the host keeps running; the file still holds the exact content
+ * of every page at the pause instant.
+ *
+ * Conventions (as in liburing):
+ *  - every function that can fail returns 0 (or a count / id >= 0) on success
+ *    and a negative errno value on failure;
+ *  - an engine or reader keeps a human-readable message for the last failure,
+ *    returned by bgsnap_errmsg() / bgsnap_reader_errmsg();
+ *  - the library never prints; pass a log callback to hear from it;
+ *  - all names exported by the library start with bgsnap_.
+ *
+ * Thread safety: one engine is driven by one host thread (create, add
+ * regions, start, wait, cancel, destroy).  bgsnap_get_stats() and
+ * bgsnap_cancel() may be called from any thread while a snapshot runs.
+ * A reader is used by one thread at a time.
+ */
+#ifndef BGSNAP_H
+#define BGSNAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BGSNAP_VERSION_MAJOR 0
+#define BGSNAP_VERSION_MINOR 1
+#define BGSNAP_VERSION_PATCH 0
+
+/* Returns the library version as "MAJOR.MINOR.PATCH". */
+const char *bgsnap_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Methods: how the first write to a page after the pause is caught.        */
+
+enum bgsnap_method {
+	BGSNAP_METHOD_AUTO = 0,      /* best the running kernel allows        */
+	BGSNAP_METHOD_UFFD,          /* userfaultfd write-protect, handler thread */
+	BGSNAP_METHOD_UFFD_SIGNAL,   /* userfaultfd + SIGBUS in the faulting thread */
+	BGSNAP_METHOD_MPROTECT,      /* PROT_READ + SIGSEGV                    */
+	BGSNAP_METHOD_FORK,          /* child process writes its COW view      */
+	BGSNAP_METHOD_STOP,          /* everything written during the pause    */
+	BGSNAP_METHOD_COUNT_
+};
+
+/* "auto", "uffd", "uffd-signal", "mprotect", "fork", "stop"; NULL if out of range. */
+const char *bgsnap_method_name(int method);
+/* Parses a method name; returns the enum value or -EINVAL. */
+int bgsnap_method_parse(const char *name);
+
+/*
+ * Probes whether `method` can run in this process on this kernel, without
+ * side effects that outlive the call.  Returns 0 if it can, or a negative
+ * errno; if `why` is not NULL, a message naming the missing kernel feature
+ * or privilege is written there (at most `why_len` bytes, NUL-terminated).
+ */
+int bgsnap_method_probe(int method, char *why, size_t why_len);
+
+/* ------------------------------------------------------------------------ */
+/* Engine.                                                                   */
+
+typedef struct bgsnap_engine bgsnap_engine;
+
+/* Log levels for bgsnap_options.log. */
+enum { BGSNAP_LOG_ERROR = 0, BGSNAP_LOG_WARN = 1, BGSNAP_LOG_INFO = 2, BGSNAP_LOG_DEBUG = 3 };
+
+struct bgsnap_options {
+	int method;                 /* enum bgsnap_method; default AUTO          */
+	size_t copy_buffer_bytes;   /* fault copy buffer capacity, rounded up to
+	                               whole pages; minimum one page.  Default
+	                               64 MiB.  Bounds the extra memory used.     */
+	unsigned wp_threads;        /* threads for the write-protect step; 0=auto */
+	/* Optional log callback; may be called from bgsnap's threads, never from
+	 * a signal handler.  `msg` has no trailing newline. */
+	void (*log)(void *ctx, int level, const char *msg);
+	void *log_ctx;
+};
+
+/* Fills `opts` with the defaults. */
+void bgsnap_options_init(struct bgsnap_options *opts);
+
+/*
+ * Creates an engine.  `opts` may be NULL for the defaults; it is copied.
+ * Returns 0 and sets *out, or -ENOMEM / -EINVAL (bad option).
+ */
+int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts);
+
+/*
+ * Cancels a running snapshot (as bgsnap_cancel), waits for it to end and frees
+ * the engine.  Memory registered as regions is never freed by bgsnap.
+ */
+void bgsnap_destroy(bgsnap_engine *e);
+
+/* The message for the engine's last failure ("" if none).  Owned by the
+ * engine, valid until the next call on it. */
+const char *bgsnap_errmsg(const bgsnap_engine *e);
+
+/*
+ * Adds a region of memory to be snapshotted, named `name` (1..63 bytes,
+ * unique within the engine).  `addr` and `len` must be page-aligned and
+ * len > 0; the range must be mapped, private anonymous, shmem/memfd or
+ * hugetlbfs memory (file-backed mappings cannot be write-protected) and must
+ * not overlap another region.  The memory stays owned by the host; it must
+ * stay mapped (no munmap, mremap or MADV_DONTNEED) while a snapshot runs.
+ *
+ * Returns the region id (>= 0, in order of addition) or
+ *  -EINVAL  unaligned, empty, bad name, duplicate name, overlapping region
+ *  -EFAULT  the range is not (entirely) mapped
+ *  -ENOTSUP the range is file-backed or otherwise cannot be tracked
+ *  -EBUSY   a snapshot is running
+ */
+int bgsnap_add_region(bgsnap_engine *e, const char *name, void *addr, size_t len);
+
+/* Where save_state puts the host's named state blobs. */
+typedef struct bgsnap_state bgsnap_state;
+
+/*
+ * Adds a named state blob (name 1..63 bytes, unique; len may be 0).  The
+ * bytes are copied.  Called from the save_state hook.  Returns 0, -EINVAL
+ * (bad or duplicate name), -ENOMEM.
+ */
+int bgsnap_state_add(bgsnap_state *st, const char *name, const void *data, size_t len);
+
+struct bgsnap_hooks {
+	/* Stop every thread that writes the regions (vCPUs, mutators).  Called
+	 * by the thread that calls bgsnap_start().  Non-zero return aborts the
+	 * snapshot (nothing is protected yet) and is reported as -ECANCELED. */
+	int (*pause)(void *ctx);
+	/* Save non-memory state with bgsnap_state_add().  Called while paused.
+	 * Non-zero return aborts the snapshot (resume is still called). */
+	int (*save_state)(bgsnap_state *st, void *ctx);
+	/* Let the threads run again.  Always called after a successful pause. */
+	void (*resume)(void *ctx);
+	void *ctx;
+};
+
+/* Sets the hooks (copied).  Any hook may be NULL.  -EBUSY while running. */
+int bgsnap_set_hooks(bgsnap_engine *e, const struct bgsnap_hooks *hooks);
+
+/*
+ * Starts a snapshot of every region into the file `path`.  The file is
+ * written under a temporary name in the same directory, created mode 0600,
+ * fsynced and renamed into place only when complete (then the directory is
+ * fsynced): `path` is either absent/old or the complete new snapshot.
+ *
+ * Returns once the host has been resumed (for the stop method: once all is
+ * written).  The memory is then saved in the background; call bgsnap_wait().
+ *
+ * Errors: -EBUSY (already running), -EINVAL (no regions), -ENOTSUP / -ENOSYS /
+ * -EPERM (the method cannot run here; the message names the missing kernel
+ * feature or privilege), -ECANCELED (a hook failed), -errno from the sink.
+ * On error nothing stays protected and no file is left behind.
+ */
+int bgsnap_start(bgsnap_engine *e, const char *path);
+
+/*
+ * As bgsnap_start(), but streams to `fd` (a pipe, a socket or a file) without
+ * seeking.  The fd is not closed.  On failure the stream is incomplete; a
+ * reader detects that (no valid trailer).
+ */
+int bgsnap_start_fd(bgsnap_engine *e, int fd);
+
+/*
+ * Waits for the running snapshot to end.  Returns 0 when the snapshot was
+ * committed, -ECANCELED after bgsnap_cancel(), or the negative errno of the
+ * failure (message in bgsnap_errmsg).  In every case, on return no memory
+ * is write-protected, no host thread is blocked by bgsnap, and a path
+ * snapshot that failed left no file.  Returns -EINVAL if none was started.
+ */
+int bgsnap_wait(bgsnap_engine *e);
+
+/*
+ * Asks the running snapshot to stop.  May be called from any thread
+ * (not from a signal handler).  Returns at once; bgsnap_wait() then
+ * returns -ECANCELED (or 0 if the snapshot had already committed).
+ */
+int bgsnap_cancel(bgsnap_engine *e);
+
+enum bgsnap_run_state {
+	BGSNAP_STATE_IDLE = 0,   /* never started                             */
+	BGSNAP_STATE_RUNNING,    /* memory being written                      */
+	BGSNAP_STATE_DONE,       /* committed                                 */
+	BGSNAP_STATE_FAILED,     /* failed or cancelled (see errmsg)          */
+};
+
+struct bgsnap_stats {
+	int method;                  /* the method that ran (never AUTO)       */
+	int state;                   /* enum bgsnap_run_state                  */
+	int error;                   /* negative errno if FAILED, else 0       */
+	uint64_t pages_total;        /* pages in all regions                   */
+	uint64_t pages_saved;        /* pages written to the sink so far       */
+	uint64_t pages_zero;         /* of those, stored as zero records       */
+	uint64_t pages_faulted;      /* pages copied on a write fault          */
+	uint64_t bytes_written;      /* bytes written to the sink so far       */
+	uint64_t state_bytes;        /* bytes of state blobs                   */
+	uint64_t copybuf_capacity;   /* copy buffer capacity in bytes          */
+	uint64_t copybuf_peak;       /* copy buffer high-water mark, bytes     */
+	uint64_t extra_mem_peak;     /* extra memory at peak, bytes (fork: pages
+	                                copied on write, as far as known)      */
+	uint64_t pause_us;           /* pause hook called .. resume returned   */
+	uint64_t wp_us;              /* write-protect step (fork: fork())      */
+	uint64_t total_us;           /* start .. committed                     */
+	uint64_t unprotect_calls;    /* protection-removal system calls        */
+	uint64_t uffd_features;      /* features granted by UFFDIO_API         */
+};
+
+/*
+ * Copies the current statistics.  Safe from any thread at any time; values
+ * are monotone while running and final after bgsnap_wait() returned.
+ */
+int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *out);
+
+/* ------------------------------------------------------------------------ */
+/* Reader: one parser for info, verify, extract, diff and restore.           */
+
+typedef struct bgsnap_reader bgsnap_reader;
+
+/*
+ * Opens a snapshot file for random access: checks the header, the trailer
+ * and the index (and their checksums).  Page data is checked as it is read.
+ * Returns 0 and *out, or -errno (-EBADMSG: not a valid snapshot; the message,
+ * from bgsnap_reader_errmsg on the returned *out when it is not NULL, or in
+ * `err` when given, says what and at which offset).  On failure *out is NULL.
+ */
+int bgsnap_reader_open(bgsnap_reader **out, const char *path, char *err, size_t err_len);
+
+/*
+ * Opens a snapshot arriving on `fd` as a stream (pipe, socket): reads the
+ * header only.  Records are then read in order with bgsnap_reader_next();
+ * random access (read_page, read_region) is not available (-ESPIPE).
+ * Regular files also work this way.  The fd is not closed by the reader.
+ */
+int bgsnap_reader_open_stream(bgsnap_reader **out, int fd, char *err, size_t err_len);
+
+void bgsnap_reader_close(bgsnap_reader *r);
+const char *bgsnap_reader_errmsg(const bgsnap_reader *r);
+
+struct bgsnap_file_info {
+	uint32_t version;            /* format version (1)                     */
+	uint32_t page_size;          /* bytes per page (4096)                  */
+	uint32_t region_count;
+	uint32_t state_count;        /* 0 until known (stream: after the end)  */
+	int method;                  /* method that wrote it                   */
+	uint64_t created_unix_ns;    /* pause instant, CLOCK_REALTIME          */
+	uint64_t pages_total;
+	uint64_t pages_zero;         /* 0 until known (stream: after the end)  */
+	uint64_t pause_us;
+	uint64_t file_bytes;         /* 0 for a stream until the end           */
+};
+int bgsnap_reader_info(const bgsnap_reader *r, struct bgsnap_file_info *out);
+
+struct bgsnap_region_info {
+	const char *name;            /* owned by the reader                    */
+	uint64_t addr;               /* address in the snapshotted process     */
+	uint64_t size;               /* bytes, multiple of page_size           */
+};
+/* Region `idx` in 0..region_count-1; -ENOENT if out of range. */
+int bgsnap_reader_region(const bgsnap_reader *r, unsigned idx, struct bgsnap_region_info *out);
+/* Index of the region named `name`, or -ENOENT. */
+int bgsnap_reader_find_region(const bgsnap_reader *r, const char *name);
+
+/*
+ * State blob `idx` (0..state_count-1).  *data points into the reader, valid
+ * until it is closed.  For a stream, available once next() returned END.
+ */
+int bgsnap_reader_state(const bgsnap_reader *r, unsigned idx, const char **name,
+                        const void **data, size_t *len);
+/* State blob named `name`; -ENOENT if absent. */
+int bgsnap_reader_find_state(const bgsnap_reader *r, const char *name,
+                             const void **data, size_t *len);
+
+enum bgsnap_record_kind {
+	BGSNAP_REC_PAGES = 1,        /* `count` pages of data at `data`         */
+	BGSNAP_REC_ZERO  = 2,        /* `count` zero pages                      */
+	BGSNAP_REC_STATE = 3,        /* a state blob (name, data, len)          */
+	BGSNAP_REC_END   = 4,        /* index and trailer read and checked      */
+};
+struct bgsnap_record {
+	int kind;                    /* enum bgsnap_record_kind                 */
+	uint32_t region;             /* PAGES, ZERO: region index               */
+	uint64_t first_page;         /* PAGES, ZERO: page index in the region   */
+	uint64_t count;              /* PAGES, ZERO: number of pages            */
+	const char *name;            /* STATE                                   */
+	const void *data;            /* PAGES: count*page_size bytes; STATE     */
+	size_t len;                  /* STATE: bytes                            */
+	uint64_t offset;             /* file offset of the record              */
+};
+/*
+ * Reads the next record in file order, checking its checksum and bounds
+ * (the page range lies inside its region; no page appears twice).  Pointers
+ * stay valid until the next call.  Returns 1 with *rec filled, 0 after END
+ * was returned, or -EBADMSG (corrupt, truncated, message gives the offset),
+ * -EIO.  After END every page of every region has been seen exactly once.
+ */
+int bgsnap_reader_next(bgsnap_reader *r, struct bgsnap_record *rec);
+
+/* Rewinds a random-access reader to the first record (for a second pass). */
+int bgsnap_reader_rewind(bgsnap_reader *r);
+
+/*
+ * Reads page `page` of region `region` into `dst` (page_size bytes), through
+ * the index.  -ENOENT out of range, -EBADMSG corrupt, -ESPIPE on a stream.
+ */
+int bgsnap_reader_read_page(bgsnap_reader *r, unsigned region, uint64_t page, void *dst);
+
+/* Flags for bgsnap_reader_read_region. */
+#define BGSNAP_READ_DST_ZEROED 0x1u  /* dst is known zero: skip zero pages   */
+
+/*
+ * Restores region `region` into `dst`, which must be exactly the region's
+ * size (`dst_len`); nothing outside [dst, dst+dst_len) is ever written.
+ * Random-access readers only.  -EINVAL on a size mismatch, -EBADMSG corrupt.
+ */
+int bgsnap_reader_read_region(bgsnap_reader *r, unsigned region, void *dst, size_t dst_len,
+                              unsigned flags);
+
+/*
+ * Full check of a random-access reader: every record's checksum, the
+ * whole-file checksum, every page of every region present exactly once,
+ * index consistent with the records.  0 if intact, else -EBADMSG with a
+ * message that says what is wrong and at which offset.
+ */
+int bgsnap_reader_verify(bgsnap_reader *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BGSNAP_H */
