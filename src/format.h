@@ -35,7 +35,35 @@ enum fmt_rec_type {
 
 #define FMT_REC_HDR_LEN    16u   /* type, flags, payload_len */
 #define FMT_REC_CRC_LEN    4u
-#define FMT_MAX_RUN_PAGES  256u  /* a writer's largest PAGES/ZERO record */
+#define FMT_MAX_RUN_PAGES  256u  /* a writer's largest PAGES record */
+
+/* Limits (docs/FORMAT.md section "Limits"); a reader rejects anything above. */
+#define FMT_MAX_REGIONS        4096u
+#define FMT_MAX_TOTAL_PAGES    (UINT64_C(1) << 32)   /* all regions: 16 TiB   */
+#define FMT_MAX_READ_RUN_PAGES 4096u                 /* PAGES record, readers */
+#define FMT_MAX_ZERO_RUN       (UINT64_C(1) << 20)   /* ZERO record, all      */
+#define FMT_MAX_STATES         4096u
+#define FMT_MAX_STATE_LEN      (UINT64_C(1) << 30)
+
+/* Fixed payload sizes. */
+#define FMT_HEADER_FIXED_LEN   16u   /* version, page_size, region_count, reserved */
+#define FMT_REGION_FIXED_LEN   24u   /* name_len + addr + size + flags, plus name */
+#define FMT_RUN_PREFIX_LEN     24u   /* PAGES/ZERO: region, reserved, first, count */
+#define FMT_INDEX_ENTRY_LEN    32u
+#define FMT_TRAILER_LEN        64u
+#define FMT_TRAILER_REC_LEN    (FMT_REC_HDR_LEN + FMT_TRAILER_LEN + FMT_REC_CRC_LEN)
+
+/* 1 if `name` (`len` bytes, no terminator needed) is a valid region or state
+ * name: 1..FMT_NAME_MAX bytes, each printable ASCII 0x20..0x7E. */
+static inline int fmt_name_valid(const char *name, size_t len)
+{
+	if (len < 1 || len > FMT_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] > 0x7e)
+			return 0;
+	return 1;
+}
 
 /* One region as the writer describes it. */
 struct fmt_region {
@@ -52,6 +80,7 @@ struct fmt_meta {
 };
 
 struct fmt_index_entry;   /* private to format_write.c */
+struct fmt_batch;         /* private to format_write.c */
 
 /*
  * The encoder.  Single-threaded.  Keeps the running whole-file crc32c and
@@ -69,21 +98,33 @@ struct fmt_writer {
 	size_t index_len, index_cap;
 	uint64_t pages_written, pages_zero, state_count;
 	uint64_t bytes_written;         /* == sink->offset */
+	/* Added by the format owner (private to format_write.c): */
+	int failed;                     /* sticky negative errno */
+	uint64_t pages_total;
+	uint64_t *region_base;          /* first bit of each region in `seen` */
+	uint64_t *seen;                 /* one bit per page: written already */
+	struct fmt_batch *batch;        /* records queued for one writev */
+	char **state_names;             /* for the uniqueness check */
 };
 
-/* Writes the magic and the header record (region table). */
+/* Writes the magic and the header record (region table).  Checks the table
+ * against the format's rules (names, alignment, no overlap, limits). */
 int fmtw_begin(struct fmt_writer *w, struct sink *sink, const struct fmt_region *regions,
                uint32_t region_count, struct bgsnap_err *err);
 /*
  * Writes pages [first, first+count) of `region` from `data` (count pages).
  * Splits the run into ZERO records (all-zero pages) and PAGES records of at
- * most FMT_MAX_RUN_PAGES.  `data` must not change during the call.
+ * most FMT_MAX_RUN_PAGES.  `data` must not change during the call; it is
+ * passed to the sink without a copy.  A page written twice is refused
+ * (-EINVAL): every page goes to the file exactly once.
  */
 int fmtw_pages(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t count,
                const void *data);
 /* Writes a STATE record. */
 int fmtw_state(struct fmt_writer *w, const char *name, const void *data, size_t len);
-/* Writes the INDEX and the TRAILER.  Does not commit the sink. */
+/* Writes the INDEX and the TRAILER.  Does not commit the sink.  Fails
+ * (-EINVAL) if some page was never written: a file the reader would reject
+ * is never finished. */
 int fmtw_finish(struct fmt_writer *w, const struct fmt_meta *meta);
 /* Frees what the writer allocated (safe after any failure). */
 void fmtw_free(struct fmt_writer *w);
