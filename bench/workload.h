@@ -1,0 +1,148 @@
+/*
+ * workload.h - the bench workload (writer threads over one anonymous region)
+ * and its pause-instant consistency oracle (design brief section 6).
+ *
+ * Content model, shared by the writers and the oracle:
+ *  - page p of the region starts with init content derived from p alone
+ *    (some pages are left zero and never touched, to exercise zero records
+ *    and never-populated pages);
+ *  - the first `domain` pages are written by the threads; thread t owns the
+ *    pages p < domain with p % threads == t, the rest (a cold tail) is never
+ *    written;
+ *  - at its step k (k = 0, 1, ...) thread t picks one of its pages by its
+ *    pattern and stores wl_word0(k, t) in the page's first 8 bytes and
+ *    wl_word0(k, t) ^ wl_page_mix(p) in its last 8 bytes, so a torn copy or a
+ *    page copied to the wrong place is caught.
+ * Step counts never restart while the region lives, so the expected content
+ * of every page after n[t] steps of each thread is a pure function of
+ * (config, n[]), which the oracle recomputes by replaying each thread's picks.
+ *
+ * Pausing costs nothing but the park itself: each writer does one acquire
+ * load of a control word per step; at a pause each records its step count.
+ */
+#ifndef BGSNAP_BENCH_WORKLOAD_H
+#define BGSNAP_BENCH_WORKLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WL_PAGE 4096u
+#define WL_MAX_THREADS 64u
+
+enum wl_pattern { WL_SEQ = 0, WL_RANDOM = 1, WL_HOT = 2 };
+
+/* "seq", "random", "hot"; NULL if out of range. */
+const char *wl_pattern_name(int pattern);
+/* Returns the pattern or -1. */
+int wl_pattern_parse(const char *name);
+
+/* What fully determines the content (with the step counts). */
+struct wl_params {
+	uint64_t npages;     /* pages in the region                           */
+	unsigned threads;    /* 1..WL_MAX_THREADS                             */
+	int pattern;         /* enum wl_pattern                               */
+	uint64_t seed;
+};
+
+/* Pages written by the threads (the rest is a never-written cold tail). */
+uint64_t wl_domain(const struct wl_params *p);
+/* True if page p starts (and, outside the domain, stays) zero. */
+bool wl_page_init_zero(uint64_t page);
+
+struct wl_config {
+	struct wl_params params;
+	bool thp;            /* MADV_HUGEPAGE (else MADV_NOHUGEPAGE)            */
+};
+
+typedef struct wl wl;
+
+/*
+ * Maps and fills the region (npages * 4 KiB, 2 MiB aligned).  Returns 0 or
+ * -errno with a message in err.  No threads run yet.
+ */
+int wl_create(wl **out, const struct wl_config *cfg, char *err, size_t err_len);
+/* Stops the writers if running and unmaps the region. */
+void wl_destroy(wl *w);
+
+void *wl_mem(const wl *w);
+size_t wl_mem_bytes(const wl *w);
+const struct wl_params *wl_get_params(const wl *w);
+
+/* Starts the writer threads; they continue from their previous step counts. */
+int wl_start(wl *w, char *err, size_t err_len);
+/* Stops and joins the writers (no-op if not running). */
+void wl_stop(wl *w);
+/* Steps done by all threads so far (a racy sum, for rates). */
+uint64_t wl_total_steps(const wl *w);
+/* Waits until every thread made at least one step since wl_start (or timeout). */
+int wl_wait_progress(wl *w, unsigned timeout_ms);
+
+/*
+ * Pauses the writers: returns once every writer is parked, with its step
+ * count recorded (wl_paused_steps).  Call from one thread; pair with
+ * wl_resume.  If arm_timing, wl_resume starts timing each thread's first
+ * write to each of its pages (until wl_timing_off).
+ */
+void wl_pause(wl *w);
+void wl_resume(wl *w, bool arm_timing);
+void wl_timing_off(wl *w);
+/* Step counts recorded at the last pause, one per thread. */
+const uint64_t *wl_paused_steps(const wl *w);
+
+/* First-write latencies timed since the last armed resume (call with the
+ * writers stopped or paused). */
+struct wl_latency {
+	uint64_t samples;
+	double p50_us, p99_us, max_us;
+};
+int wl_first_write_latency(const wl *w, struct wl_latency *out);
+
+/* The "bench.oracle" state blob: params + step counts, little-endian. */
+#define WL_BLOB_NAME "bench.oracle"
+size_t wl_blob_size(unsigned threads);
+void wl_blob_encode(void *buf, const struct wl_params *p, const uint64_t *steps);
+/* Returns 0 or -EBADMSG; steps must hold WL_MAX_THREADS entries. */
+int wl_blob_decode(const void *buf, size_t len, struct wl_params *p, uint64_t *steps);
+
+/* ---- oracle ---- */
+
+typedef struct wl_oracle wl_oracle;
+
+int wl_oracle_create(wl_oracle **out, const struct wl_params *p);
+void wl_oracle_destroy(wl_oracle *o);
+/*
+ * Replays each thread from its current count to steps[t] (O(steps) total).
+ * Returns -EINVAL if some steps[t] is below what was already replayed.
+ */
+int wl_oracle_advance(wl_oracle *o, const uint64_t *steps);
+
+struct wl_mismatch {
+	uint64_t page;
+	int64_t expected_step;   /* -1: initial content expected               */
+	int64_t found_step;      /* decoded from the found first word, -1 if it
+	                            does not look like a write                  */
+	uint64_t found_word0;
+	unsigned word;           /* first differing 8-byte word                */
+};
+/* Compares one page (4 KiB at data) with its expected content.  Returns
+ * true if it matches; else fills *mm (if not NULL). */
+bool wl_oracle_check_page(const wl_oracle *o, uint64_t page, const void *data,
+                          struct wl_mismatch *mm);
+/* As above for a page known to be all zero (a zero record). */
+bool wl_oracle_check_zero(const wl_oracle *o, uint64_t page, struct wl_mismatch *mm);
+
+/* ---- raw kernel primitives, for ratios (bench/wp_probe.c) ---- */
+
+struct wp_probe_result {
+	double wp_us;         /* UFFDIO_WRITEPROTECT of the whole range          */
+	double unwp_us;       /* removing it again in one call                   */
+	double mprotect_us;   /* mprotect(PROT_READ) of the whole range          */
+	double fork_us;       /* fork() of this process                          */
+	uint64_t uffd_features;
+};
+/* Times each primitive once on [mem, mem+len).  Returns 0 or -errno with a
+ * message; a primitive that cannot run here is reported as -1. */
+int wp_probe(void *mem, size_t len, struct wp_probe_result *out, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * wp_probe.c - times the raw kernel primitives bgsnap's pause is compared
+ * against (design brief section 7): one UFFDIO_WRITEPROTECT of a whole range,
+ * one mprotect(PROT_READ) of it, one fork() of the process.  Each primitive is
+ * undone before the next; nothing outlives the call.  Userfaultfd features
+ * are probed at run time (the build headers may be older than the kernel).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "workload.h"
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1ull << 13)
+#endif
+
+static double mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int uffd_open(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 && errno == EPERM)
+		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Opens a userfaultfd with `want` & supported features; returns fd or -errno. */
+static int uffd_open_api(uint64_t want, uint64_t *granted)
+{
+	int fd = uffd_open();
+	if (fd < 0)
+		return fd;
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	if (ioctl(fd, UFFDIO_API, &api) != 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	uint64_t avail = api.features;
+	close(fd);
+	/* UFFDIO_API may be called once per descriptor: open a second one. */
+	fd = uffd_open();
+	if (fd < 0)
+		return fd;
+	api = (struct uffdio_api){ .api = UFFD_API, .features = want & avail };
+	if (ioctl(fd, UFFDIO_API, &api) != 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	*granted = api.features;
+	return fd;
+}
+
+static double time_wp(void *mem, size_t len, double *unwp_us, uint64_t *features)
+{
+	*unwp_us = -1;
+	int fd = uffd_open_api(UFFD_FEATURE_WP_UNPOPULATED, features);
+	if (fd < 0)
+		return -1;
+	double r = -1;
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)mem, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	if (ioctl(fd, UFFDIO_REGISTER, &reg) != 0)
+		goto out;
+	struct uffdio_writeprotect wp = {
+		.range = { .start = (uintptr_t)mem, .len = len },
+		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+	double t0 = mono_us();
+	int rc = ioctl(fd, UFFDIO_WRITEPROTECT, &wp);
+	double t1 = mono_us();
+	if (rc == 0) {
+		r = t1 - t0;
+		wp.mode = 0;
+		t0 = mono_us();
+		if (ioctl(fd, UFFDIO_WRITEPROTECT, &wp) == 0)
+			*unwp_us = mono_us() - t0;
+	}
+	struct uffdio_range range = { .start = (uintptr_t)mem, .len = len };
+	ioctl(fd, UFFDIO_UNREGISTER, &range);
+out:
+	close(fd);
+	return r;
+}
+
+int wp_probe(void *mem, size_t len, struct wp_probe_result *out, char *err, size_t err_len)
+{
+	memset(out, 0, sizeof(*out));
+	out->wp_us = time_wp(mem, len, &out->unwp_us, &out->uffd_features);
+
+	double t0 = mono_us();
+	int rc = mprotect(mem, len, PROT_READ);
+	out->mprotect_us = rc == 0 ? mono_us() - t0 : -1;
+	if (rc == 0 && mprotect(mem, len, PROT_READ | PROT_WRITE) != 0) {
+		snprintf(err, err_len, "mprotect back to read-write: %s", strerror(errno));
+		return -errno;
+	}
+
+	t0 = mono_us();
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(0);
+	out->fork_us = pid > 0 ? mono_us() - t0 : -1;
+	if (pid > 0)
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	if (out->wp_us < 0 && out->mprotect_us < 0 && out->fork_us < 0) {
+		snprintf(err, err_len, "no primitive could be timed");
+		return -ENOTSUP;
+	}
+	return 0;
+}
