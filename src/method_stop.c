@@ -1,0 +1,72 @@
+/*
+ * method_stop.c - the stop-the-world baseline (what a plain savevm does):
+ * every page, the state, the index and the trailer are written and the file
+ * committed while the host is paused.  No tracking, no extra memory, and the
+ * longest pause: the reference every other method's pause is measured
+ * against.
+ */
+#include "engine.h"
+
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+static int stop_probe(struct bgsnap_err *err)
+{
+	(void)err;
+	return 0;
+}
+
+static int stop_prepare(struct bgsnap_engine *e)
+{
+	(void)e;
+	return 0;
+}
+
+static int stop_protect(struct bgsnap_engine *e)
+{
+	/* This runs in the host's thread: a closed pipe must give EPIPE, not
+	 * kill the host with SIGPIPE.  Block it, and swallow one we caused. */
+	sigset_t pipe_set, old;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	sigset_t pending;
+	sigpending(&pending);
+	int was_pending = sigismember(&pending, SIGPIPE);
+
+	int r = engine_write_all(e, &e->fw);
+	if (!r)
+		r = engine_finish_file(e, &e->fw, &e->sink, &e->werr);
+	engine_progress(e, &e->fw);
+	if (r == -ECANCELED)
+		err_set(&e->err, r, "the snapshot was cancelled");
+	else if (r)
+		err_set(&e->err, r, "%s", e->werr.msg);
+
+	if (!was_pending) {
+		struct timespec zero = { 0, 0 };
+		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
+static int stop_launch(struct bgsnap_engine *e) { (void)e; return 0; }
+static int stop_join(struct bgsnap_engine *e) { (void)e; return 0; }
+static void stop_cancel(struct bgsnap_engine *e) { (void)e; }
+static void stop_abort(struct bgsnap_engine *e) { (void)e; }
+static void stop_release(struct bgsnap_engine *e) { (void)e; }
+
+const struct method_ops method_stop_ops = {
+	.method = BGSNAP_METHOD_STOP,
+	.probe = stop_probe,
+	.prepare = stop_prepare,
+	.protect = stop_protect,
+	.launch = stop_launch,
+	.join = stop_join,
+	.cancel = stop_cancel,
+	.abort = stop_abort,
+	.release = stop_release,
+};

@@ -1,0 +1,8 @@
+/* region_check.h - is a memory range trackable?  (see region_check.c) */
+#ifndef BGSNAP_REGION_CHECK_H
+#define BGSNAP_REGION_CHECK_H
+#include <stdint.h>
+#include "err.h"
+/* 0, -EFAULT (not entirely mapped) or -ENOTSUP (file-backed). */
+int region_check(const void *addr, uint64_t len, struct bgsnap_err *err);
+#endif
