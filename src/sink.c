@@ -83,8 +83,8 @@ int sink_writev(struct sink *s, const struct iovec *iov_in, int iovcnt, struct b
 {
 	if (s->failed)
 		return s->failed;
-	struct iovec iov[16];
-	if (iovcnt < 1 || iovcnt > 16)
+	struct iovec iov[SINK_IOV_MAX];
+	if (iovcnt < 1 || iovcnt > SINK_IOV_MAX)
 		return err_set(err, -EINVAL, "internal: sink_writev with %d iovecs", iovcnt);
 	memcpy(iov, iov_in, sizeof(iov[0]) * (size_t)iovcnt);
 	struct iovec *v = iov;
