@@ -19,6 +19,10 @@
 #include "le.h"
 
 #define BATCH_RECS 64
+/* sink_writev takes at most this many iovecs per call (sink.c). */
+#ifndef SINK_MAX_IOV
+#define SINK_MAX_IOV 16
+#endif
 #define HEAD_LEN   (FMT_REC_HDR_LEN + FMT_RUN_PREFIX_LEN)
 
 struct fmt_index_entry {
@@ -93,7 +97,7 @@ static int queue_run(struct fmt_writer *w, uint32_t region, uint64_t first, uint
                      const void *data)
 {
 	struct fmt_batch *b = w->batch;
-	if (b->nrec == BATCH_RECS && batch_flush(w) < 0)
+	if ((b->nrec == BATCH_RECS || b->niov + 3 > SINK_MAX_IOV) && batch_flush(w) < 0)
 		return w->failed;
 	uint32_t type = data ? FMT_REC_PAGES : FMT_REC_ZERO;
 	uint64_t dlen = data ? count * FMT_PAGE_SIZE : 0;

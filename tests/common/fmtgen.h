@@ -1,0 +1,46 @@
+/*
+ * fmtgen.h - builds snapshot files for the format/reader tests, the CLI
+ * tests and the fuzz seed corpus, through the real encoder (fmtw_*), from
+ * memory filled with known content.  Page runs are written in a seeded
+ * random order, with state blobs interleaved, as the engine would.
+ */
+#ifndef BGSNAP_FMTGEN_H
+#define BGSNAP_FMTGEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FG_MAX_REGIONS 4
+#define FG_MAX_STATES  4
+
+struct fg_spec {
+	unsigned nregions;
+	uint64_t pages[FG_MAX_REGIONS];     /* pages per region                 */
+	unsigned zero_every;                /* tu_fill: every Nth page zero     */
+	uint64_t seed;
+	unsigned max_run;                   /* longest fmtw_pages call (pages)  */
+	unsigned nstates;
+	size_t state_len[FG_MAX_STATES];
+	/* filled by fg_build: */
+	char names[FG_MAX_REGIONS][16];
+	uint8_t *mem[FG_MAX_REGIONS];
+	char state_names[FG_MAX_STATES][16];
+	uint8_t *state[FG_MAX_STATES];
+};
+
+/* A small default: 3 regions (5, 64, 300 pages), zero pages, 2 states. */
+void fg_default(struct fg_spec *s);
+/* Allocates and fills the memory of `s`. */
+void fg_build(struct fg_spec *s);
+/* Writes the snapshot of `s` to fd (no seeking); 0 or -errno (message to stderr). */
+int fg_write_fd(const struct fg_spec *s, int fd);
+/* Writes it to a new file `path`; fails the test on error. */
+void fg_write_path(const struct fg_spec *s, const char *path);
+/* Frees the memory of `s`. */
+void fg_free(struct fg_spec *s);
+
+/* Whole-file helpers. */
+uint8_t *fg_read_file(const char *path, size_t *len);     /* fails the test on error */
+void fg_write_file(const char *path, const void *buf, size_t len);
+
+#endif
