@@ -532,6 +532,11 @@ static int load_index(bgsnap_reader *r)
 		x->offset = le64_load(e + 24);
 		uint64_t next = i + 1 < n ? le64_load(e + FMT_INDEX_ENTRY_LEN + 24) : io;
 		rc = -EBADMSG;
+		if (x->kind == FMT_REC_CPAGES) {
+			bad(r, "INDEX entry %llu: record at offset %llu is CPAGES (type 7, compressed pages), an "
+			    "unsupported encoding in format v1", (ull)i, (ull)x->offset);
+			break;
+		}
 		if (x->kind != FMT_REC_PAGES && x->kind != FMT_REC_ZERO && x->kind != FMT_REC_STATE) {
 			bad(r, "INDEX entry %llu: kind %u is not PAGES, ZERO or STATE", (ull)i, x->kind);
 			break;
