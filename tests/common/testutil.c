@@ -1,0 +1,541 @@
+/*
+ * testutil.c - libc-only test helpers (see testutil.h).  Invariant: nothing
+ * here calls into libbgsnap, so every test program links whatever parts of
+ * the library exist.
+ */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+void tu_msg(const char *file, int line, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fflush(stdout);
+	fprintf(stderr, "%s:%d: %s\n", file, line, buf);
+	fflush(stderr);
+}
+
+char tu_last_skip_reason[256];
+/* In a forked case: where tu_skip() also sends its reason, for the parent. */
+static int skip_fd = -1;
+
+void tu_skip(const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fflush(stdout);
+	fprintf(stderr, "skip: %s\n", buf);
+	fflush(stderr);
+	if (skip_fd >= 0) {
+		ssize_t w = write(skip_fd, buf, strlen(buf));
+		(void)w;
+	}
+	_exit(77);
+}
+
+void tu_fail_exit(void)
+{
+	fflush(stdout);
+	fflush(stderr);
+	/* exit() (not _exit) so the tmpdir is removed; threads stuck in a
+	 * fault die with the process. */
+	exit(1);
+}
+
+static const struct { int code; const char *name; } errnames[] = {
+	{ EPERM, "EPERM" }, { ENOENT, "ENOENT" }, { EINTR, "EINTR" }, { EIO, "EIO" },
+	{ EBADF, "EBADF" }, { EAGAIN, "EAGAIN" }, { ENOMEM, "ENOMEM" }, { EACCES, "EACCES" },
+	{ EFAULT, "EFAULT" }, { EBUSY, "EBUSY" }, { EEXIST, "EEXIST" }, { EINVAL, "EINVAL" },
+	{ EFBIG, "EFBIG" }, { ENOSPC, "ENOSPC" }, { ESPIPE, "ESPIPE" }, { EPIPE, "EPIPE" },
+	{ ERANGE, "ERANGE" }, { ENOSYS, "ENOSYS" }, { ENOTSUP, "ENOTSUP" },
+	{ ECANCELED, "ECANCELED" }, { EBADMSG, "EBADMSG" }, { ETIMEDOUT, "ETIMEDOUT" },
+	{ ENXIO, "ENXIO" }, { ECHILD, "ECHILD" }, { EDQUOT, "EDQUOT" }, { EOVERFLOW, "EOVERFLOW" },
+	{ ECONNRESET, "ECONNRESET" }, { ENAMETOOLONG, "ENAMETOOLONG" },
+};
+
+const char *tu_errname(int code)
+{
+	static __thread char buf[32];
+	if (code == 0)
+		return "0";
+	if (code > 0) {
+		snprintf(buf, sizeof(buf), "+%d", code);
+		return buf;
+	}
+	for (size_t i = 0; i < sizeof(errnames) / sizeof(errnames[0]); i++)
+		if (errnames[i].code == -code) {
+			snprintf(buf, sizeof(buf), "-%s", errnames[i].name);
+			return buf;
+		}
+	snprintf(buf, sizeof(buf), "-E%d", -code);
+	return buf;
+}
+
+uint64_t tu_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void tu_sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* ---- temporary directory ---- */
+
+static char tmpdir_path[512];
+static pid_t tmpdir_owner;
+
+void tu_dir_clear(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char p[1024];
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		if (unlink(p) != 0 && errno == EISDIR)
+			rmdir(p);
+	}
+	closedir(d);
+}
+
+static void tmpdir_cleanup(void)
+{
+	/* A forked test case inherits the atexit handler: only the creator
+	 * removes the directory. */
+	if (!tmpdir_path[0] || getpid() != tmpdir_owner)
+		return;
+	tu_dir_clear(tmpdir_path);
+	rmdir(tmpdir_path);
+}
+
+const char *tu_tmpdir(void)
+{
+	if (tmpdir_path[0])
+		return tmpdir_path;
+	const char *base = getenv("TMPDIR");
+	if (!base || !*base)
+		base = "/tmp";
+	snprintf(tmpdir_path, sizeof(tmpdir_path), "%s/bgsnap-test-XXXXXX", base);
+	if (!mkdtemp(tmpdir_path))
+		FAIL("mkdtemp(%s): %s", tmpdir_path, strerror(errno));
+	tmpdir_owner = getpid();
+	atexit(tmpdir_cleanup);
+	return tmpdir_path;
+}
+
+int tu_dir_entries(const char *dir, char *names, size_t names_len)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	int n = 0;
+	size_t used = 0;
+	if (names && names_len)
+		names[0] = '\0';
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		n++;
+		if (names && used + 1 < names_len) {
+			int w = snprintf(names + used, names_len - used, "%s%s", used ? " " : "", de->d_name);
+			if (w > 0)
+				used += (size_t)w;
+			if (used >= names_len)
+				used = names_len - 1;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+/* ---- memory ---- */
+
+void *tu_map_anon(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		FAIL("mmap(%zu bytes): %s", len, strerror(errno));
+	return p;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+void tu_fill(void *base, size_t len, uint64_t seed, unsigned zero_every)
+{
+	uint8_t *p = base;
+	for (size_t pg = 0; pg < len / TU_PAGE; pg++) {
+		uint8_t *page = p + pg * TU_PAGE;
+		if (zero_every && pg % zero_every == zero_every - 1) {
+			memset(page, 0, TU_PAGE);
+			continue;
+		}
+		uint64_t x = mix64(seed * 0x9e3779b97f4a7c15ULL + pg + 1);
+		for (size_t i = 0; i < TU_PAGE; i += 8) {
+			x = mix64(x + i);
+			memcpy(page + i, &x, 8);
+		}
+	}
+}
+
+/* ---- process state ---- */
+
+static int count_dir(const char *path)
+{
+	int n = tu_dir_entries(path, NULL, 0);
+	if (n < 0)
+		FAIL("reading %s: %s", path, strerror(-n));
+	return n;
+}
+
+int tu_count_threads(void)
+{
+	return count_dir("/proc/self/task");
+}
+
+int tu_count_fds(void)
+{
+	/* opendir's own descriptor is counted: subtract it. */
+	return count_dir("/proc/self/fd") - 1;
+}
+
+bool tu_no_children(void)
+{
+	int st;
+	pid_t p = waitpid(-1, &st, WNOHANG);
+	return p == -1 && errno == ECHILD;
+}
+
+/* ---- writability ---- */
+
+/* 1 if every byte of [lo, hi) is covered by writable mappings, 0 if not
+ * (then *bad is the first address that is not). */
+static int maps_writable(uintptr_t lo, uintptr_t hi, uintptr_t *bad, char *perm_out)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	if (!f)
+		FAIL("fopen(/proc/self/maps): %s", strerror(errno));
+	char line[512];
+	uintptr_t cur = lo;
+	int ok = 0;
+	strcpy(perm_out, "unmapped");
+	while (fgets(line, sizeof(line), f)) {
+		uintptr_t a, b;
+		char perm[8];
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s", &a, &b, perm) != 3)
+			continue;
+		if (b <= cur || a > cur)
+			continue;
+		if (perm[1] != 'w') {
+			strcpy(perm_out, perm);
+			break;
+		}
+		cur = b;
+		if (cur >= hi) {
+			ok = 1;
+			break;
+		}
+	}
+	fclose(f);
+	*bad = cur;
+	return ok;
+}
+
+struct wr_arg {
+	uint8_t *base;
+	size_t len;
+	_Atomic size_t next_page;
+	atomic_bool done;
+};
+
+static void *writable_thread(void *p)
+{
+	struct wr_arg *a = p;
+	for (size_t pg = 0; pg < a->len / TU_PAGE; pg++) {
+		atomic_store(&a->next_page, pg);
+		volatile uint8_t *b = a->base + pg * TU_PAGE + (pg * 64) % TU_PAGE;
+		/* Rewrite the byte with its own value: the host's content stays. */
+		uint8_t v = *b;
+		*b = v;
+	}
+	atomic_store(&a->done, true);
+	return NULL;
+}
+
+void tu_check_writable(const char *file, int line, const char *what, void *base, size_t len,
+                       unsigned timeout_ms)
+{
+	uintptr_t bad;
+	char perm[16];
+	if (!maps_writable((uintptr_t)base, (uintptr_t)base + len, &bad, perm)) {
+		tu_msg(file, line, "%s: %p is not writable after the snapshot (mapping: %s, page %zu of %zu)",
+		       what, (void *)bad, perm, (size_t)(bad - (uintptr_t)base) / TU_PAGE, len / TU_PAGE);
+		tu_fail_exit();
+	}
+	/* The thread is detached: if it is stuck in a fault, the test exits
+	 * with it still blocked. */
+	struct wr_arg *a = calloc(1, sizeof(*a));
+	if (!a)
+		FAIL("out of memory");
+	a->base = base;
+	a->len = len;
+	pthread_t t;
+	int rc = pthread_create(&t, NULL, writable_thread, a);
+	if (rc)
+		FAIL("pthread_create: %s", strerror(rc));
+	pthread_detach(t);
+	uint64_t deadline = tu_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	while (!atomic_load(&a->done)) {
+		if (tu_now_ns() > deadline) {
+			tu_msg(file, line, "%s: a write to page %zu of %zu (%p) did not complete in %u ms: "
+			       "the page is still write-protected (or its fault is never resolved)",
+			       what, atomic_load(&a->next_page), len / TU_PAGE,
+			       (void *)((uint8_t *)base + atomic_load(&a->next_page) * TU_PAGE), timeout_ms);
+			tu_fail_exit();
+		}
+		tu_sleep_ms(1);
+	}
+	free(a);
+}
+
+/* ---- writer threads ---- */
+
+struct writer_arg {
+	struct tu_writers *w;
+	unsigned idx;
+};
+
+static void *writer_thread(void *p)
+{
+	struct writer_arg *a = p;
+	struct tu_writers *w = a->w;
+	unsigned idx = a->idx;
+	free(a);
+	size_t pages = w->len / TU_PAGE;
+	uint64_t step = 0;
+	size_t pg = idx;
+	while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
+		if (atomic_load(&w->pause_req)) {
+			pthread_mutex_lock(&w->mu);
+			atomic_fetch_add(&w->parked, 1);
+			pthread_cond_broadcast(&w->cv);
+			while (atomic_load(&w->pause_req) && !atomic_load(&w->stop))
+				pthread_cond_wait(&w->cv, &w->mu);
+			atomic_fetch_sub(&w->parked, 1);
+			pthread_mutex_unlock(&w->mu);
+			continue;
+		}
+		step++;
+		uint64_t v = ((uint64_t)idx << 56) | step;
+		/* Spread the stores over the page so a page is written, not a line. */
+		uint8_t *page = w->base + pg * TU_PAGE;
+		memcpy(page + (step * 8) % TU_PAGE, &v, 8);
+		atomic_store_explicit(&w->steps[idx], step, memory_order_relaxed);
+		pg += w->n;
+		if (pg >= pages)
+			pg = idx;
+	}
+	return NULL;
+}
+
+void tu_writers_start(struct tu_writers *w, unsigned n, void *base, size_t len)
+{
+	memset(w, 0, sizeof(*w));
+	if (n == 0 || n > 16 || len / TU_PAGE < n)
+		FAIL("tu_writers_start: bad thread count %u for %zu bytes", n, len);
+	w->n = n;
+	w->base = base;
+	w->len = len;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	for (unsigned i = 0; i < n; i++) {
+		struct writer_arg *a = malloc(sizeof(*a));
+		if (!a)
+			FAIL("out of memory");
+		a->w = w;
+		a->idx = i;
+		int rc = pthread_create(&w->th[i], NULL, writer_thread, a);
+		if (rc)
+			FAIL("pthread_create: %s", strerror(rc));
+	}
+	w->started = true;
+}
+
+int tu_writers_pause(struct tu_writers *w, unsigned timeout_ms)
+{
+	uint64_t deadline = tu_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	pthread_mutex_lock(&w->mu);
+	atomic_store(&w->pause_req, true);
+	while (atomic_load(&w->parked) < w->n) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+		if (tu_now_ns() > deadline) {
+			pthread_mutex_unlock(&w->mu);
+			return -ETIMEDOUT;
+		}
+	}
+	pthread_mutex_unlock(&w->mu);
+	return 0;
+}
+
+void tu_writers_resume(struct tu_writers *w)
+{
+	pthread_mutex_lock(&w->mu);
+	atomic_store(&w->pause_req, false);
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void tu_writers_check_progress(const char *file, int line, struct tu_writers *w, unsigned timeout_ms)
+{
+	uint64_t before[16];
+	for (unsigned i = 0; i < w->n; i++)
+		before[i] = atomic_load(&w->steps[i]);
+	uint64_t deadline = tu_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	for (unsigned i = 0; i < w->n; i++) {
+		while (atomic_load(&w->steps[i]) == before[i]) {
+			if (tu_now_ns() > deadline) {
+				tu_msg(file, line, "writer thread %u of %u made no progress in %u ms "
+				       "(stuck at step %" PRIu64 ": blocked in a write fault, or still paused)",
+				       i, w->n, timeout_ms, before[i]);
+				tu_fail_exit();
+			}
+			tu_sleep_ms(1);
+		}
+	}
+}
+
+void tu_writers_stop(struct tu_writers *w)
+{
+	if (!w->started)
+		return;
+	atomic_store(&w->stop, true);
+	tu_writers_resume(w);
+	for (unsigned i = 0; i < w->n; i++) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 5;
+		int rc = pthread_timedjoin_np(w->th[i], NULL, &ts);
+		if (rc)
+			FAIL("writer thread %u did not stop within 5 s (%s): blocked in a write fault?", i,
+			     strerror(rc));
+	}
+	w->started = false;
+}
+
+/* ---- forked cases ---- */
+
+int tu_run_case(const char *name, int (*fn)(void *), void *arg, unsigned timeout_s)
+{
+	fflush(stdout);
+	fflush(stderr);
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) != 0)
+		FAIL("pipe: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0)
+		FAIL("fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(pfd[0]);
+		skip_fd = pfd[1];
+		alarm(timeout_s);
+		int rc = fn(arg);
+		fflush(stdout);
+		fflush(stderr);
+		exit(rc);
+	}
+	close(pfd[1]);
+	int st;
+	while (waitpid(pid, &st, 0) < 0) {
+		if (errno != EINTR)
+			FAIL("waitpid: %s", strerror(errno));
+	}
+	ssize_t n = read(pfd[0], tu_last_skip_reason, sizeof(tu_last_skip_reason) - 1);
+	tu_last_skip_reason[n > 0 ? n : 0] = '\0';
+	close(pfd[0]);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+		printf("ok   %s\n", name);
+		return 0;
+	}
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
+		printf("skip %s: %s\n", name, tu_last_skip_reason);
+		return 77;
+	}
+	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
+		printf("FAIL %s: timed out after %u s (a thread blocked for good?)\n", name, timeout_s);
+	else if (WIFSIGNALED(st))
+		printf("FAIL %s: killed by signal %d (%s)\n", name, WTERMSIG(st), strsignal(WTERMSIG(st)));
+	else
+		printf("FAIL %s: exit status %d\n", name, WEXITSTATUS(st));
+	fflush(stdout);
+	return 1;
+}
+
+void tu_tally_skip(struct tu_tally *t, const char *reason)
+{
+	t->skip++;
+	snprintf(t->skip_reason, sizeof(t->skip_reason), "%s", reason);
+}
+
+void tu_tally_add(struct tu_tally *t, int rc)
+{
+	if (rc == 0)
+		t->pass++;
+	else if (rc == 77)
+		tu_tally_skip(t, tu_last_skip_reason);
+	else
+		t->fail++;
+}
+
+void tu_tally_exit(const struct tu_tally *t, const char *what)
+{
+	printf("%s: %d cases passed, %d failed, %d skipped\n", what, t->pass, t->fail, t->skip);
+	fflush(stdout);
+	if (t->fail)
+		exit(1);
+	if (t->pass == 0) {
+		printf("%s: every case was skipped; last reason: %s\n", what, t->skip_reason);
+		exit(77);
+	}
+	exit(0);
+}
