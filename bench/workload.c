@@ -411,6 +411,16 @@ void wl_stop(wl *w)
 	atomic_store(&w->parked, 0);
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+void wl_settle(wl *w)
+{
+	if (!w->running)
+		madvise(w->mem, w->domain * WL_PAGE, MADV_POPULATE_WRITE);
+}
+
 uint64_t wl_total_steps(const wl *w)
 {
 	uint64_t s = 0;

@@ -73,6 +73,14 @@ const struct wl_params *wl_get_params(const wl *w);
 int wl_start(wl *w, char *err, size_t err_len);
 /* Stops and joins the writers (no-op if not running). */
 void wl_stop(wl *w);
+/*
+ * With the writers stopped: makes every page the writers write present and
+ * writable without changing its content (MADV_POPULATE_WRITE), so first-touch
+ * faults and what a previous snapshot method left behind (fork's copy-on-write
+ * sharing) do not land on the next method's measurements.  The cold tail is
+ * left alone (its zero pages stay never-populated).  Best effort.
+ */
+void wl_settle(wl *w);
 /* Steps done by all threads so far (a racy sum, for rates). */
 uint64_t wl_total_steps(const wl *w);
 /* Waits until every thread made at least one step since wl_start (or timeout). */

@@ -41,6 +41,7 @@ struct bench_opts {
 	unsigned before_ms;
 	uint64_t seed;
 	bool probe_wp;
+	bool no_prefault;
 	int corrupt;
 };
 
@@ -88,6 +89,12 @@ static void usage(FILE *f)
 "                        (MADV_HUGEPAGE; default MADV_NOHUGEPAGE)\n"
 "  --duration-before MS  write-rate window before each snapshot (default 300)\n"
 "  --seed N              seed of the random and hot patterns (default 1)\n"
+"  --no-prefault         before each method the written pages are normally made\n"
+"                        present and writable (MADV_POPULATE_WRITE, content kept)\n"
+"                        so every method starts from the same state; with this the\n"
+"                        initially zero pages stay never-populated until written\n"
+"                        (with a short --duration-before, the first method then sees\n"
+"                        first writes to never-populated pages during the snapshot)\n"
 "  --json                one JSON object per line and method\n"
 "  --probe-wp            instead: time the raw primitives once on the filled memory\n"
 "                        (UFFDIO_WRITEPROTECT, mprotect, fork) and print one JSON line\n"
@@ -158,7 +165,7 @@ static int parse_methods(const char *s, struct bench_opts *o)
 static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
 	enum { O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON,
-	       O_BEFORE, O_SEED, O_PROBE, O_CORRUPT, O_HELP };
+	       O_BEFORE, O_SEED, O_PROBE, O_NOPREFAULT, O_CORRUPT, O_HELP };
 	static const struct option lo[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "threads", required_argument, NULL, O_THREADS },
@@ -171,6 +178,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "duration-before", required_argument, NULL, O_BEFORE },
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "probe-wp", no_argument, NULL, O_PROBE },
+		{ "no-prefault", no_argument, NULL, O_NOPREFAULT },
 		/* Test hook, not in --help: damages the verification on purpose
 		 * (steps: wrong step counts; page: one flipped byte in a page read
 		 * back; file: one flipped byte in the file) to show it fails. */
@@ -254,6 +262,9 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			break;
 		case O_PROBE:
 			o->probe_wp = true;
+			break;
+		case O_NOPREFAULT:
+			o->no_prefault = true;
 			break;
 		case O_CORRUPT:
 			if (!strcmp(optarg, "steps"))
@@ -678,7 +689,7 @@ static const struct result *find_ok(const struct result *rs, int n, int method)
 static void ratio(const char *what, double a, double b)
 {
 	if (b > 0)
-		printf("  %-34s %8.2f   (%.1f / %.1f)\n", what, a / b, a, b);
+		printf("  %-34s %8.3g   (%.1f / %.1f)\n", what, a / b, a, b);
 }
 
 static void print_table(const struct bench_opts *o, const struct result *rs, int n)
@@ -797,6 +808,8 @@ int cmd_bench(int argc, char **argv)
 	int rc = EXIT_OK;
 	for (int i = 0; i < o.nmethods; i++) {
 		struct result *res = &rs[i];
+		if (!o.no_prefault)
+			wl_settle(w);
 		run_method(&o, w, oracle, o.methods[i], res);
 		if (res->status == ST_ERROR || (res->status == ST_OK && !res->verified))
 			rc = EXIT_FAIL;

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# t_consistency.sh - every snapshot equals the memory at the pause instant:
+# `bgsnap bench` with methods uffd, fork and stop, 1, 2 and 4 writer threads,
+# every pattern, a copy buffer of one page (maximal back-pressure, and pages
+# never populated before the pause) and of 8 MiB; each result line must be valid JSON with the contract's fields and
+# "verified": true.  Then the verification itself is shown to fail on wrong
+# step counts, a damaged page and a damaged file, and bad usage exits 2.
+# timeout: 300
+# tags: concurrency
+set -u
+cd "$(dirname "$0")/.." || exit 1
+BUILD=${BUILD:-build}
+bin=$BUILD/bgsnap
+if [[ ! -x $bin ]]; then
+	echo "FAIL: $bin is not built"
+	exit 1
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export TMPDIR=$tmp
+
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# check_json FILE WANT_VERIFIED METHOD... : every method has exactly one valid
+# line; verified equals WANT_VERIFIED unless the method was skipped (refused by
+# this kernel), which is reported.  Prints problems, exits 1 on any.
+check_json() {
+	python3 - "$@" <<'EOF'
+import json, sys
+path, want, methods = sys.argv[1], sys.argv[2] == "true", sys.argv[3:]
+fields = ["method", "mem_bytes", "threads", "pattern", "pause_us", "wp_us", "total_ms",
+          "bytes_written", "pages_total", "pages_zero", "pages_faulted",
+          "first_write_us_p50", "first_write_us_p99", "first_write_us_max",
+          "writes_per_s_before", "writes_per_s_during", "extra_mem_peak_bytes", "verified"]
+bad = []
+seen = {}
+for n, line in enumerate(open(path), 1):
+    try:
+        o = json.loads(line)
+    except ValueError as e:
+        bad.append("line %d is not JSON (%s): %s" % (n, e, line.strip()))
+        continue
+    m = o.get("method")
+    seen[m] = seen.get(m, 0) + 1
+    if "skipped" in o:
+        print("note: %s skipped: %s" % (m, o["skipped"]))
+        continue
+    if want:
+        missing = [f for f in fields if f not in o]
+        if missing:
+            bad.append("%s: fields missing: %s" % (m, ", ".join(missing)))
+    if o.get("verified") is not want:
+        bad.append("%s: verified is %s, expected %s (%s)" % (m, o.get("verified"), want, o.get("error", "")))
+    if want and o.get("pages_total") != o.get("mem_bytes", 0) // 4096:
+        bad.append("%s: pages_total %s for mem_bytes %s" % (m, o.get("pages_total"), o.get("mem_bytes")))
+for m in methods:
+    if seen.get(m) != 1:
+        bad.append("method %s has %d result lines" % (m, seen.get(m, 0)))
+for b in bad:
+    print(b)
+sys.exit(1 if bad else 0)
+EOF
+}
+
+runs=0
+for threads in 1 2 4; do
+	for pattern in seq random hot; do
+		for buffer in 4K 8M; do
+			out=$tmp/out.json
+			args=(bench --mem 16M --threads "$threads" --pattern "$pattern" --buffer "$buffer"
+			      --method uffd,fork,stop --json)
+			# With one page of buffer, also leave the initially zero pages
+			# never-populated until the pause: first writes to them during
+			# the snapshot must be caught too.
+			if [[ $buffer == 4K ]]; then
+				args+=(--no-prefault --duration-before 0)
+			else
+				args+=(--duration-before 20)
+			fi
+			"$bin" "${args[@]}" >"$out" 2>"$tmp/err"
+			rc=$?
+			runs=$((runs + 1))
+			if ! msg=$(check_json "$out" true uffd fork stop); then
+				fail "bgsnap ${args[*]}:"
+				echo "$msg" | sed 's/^/    /'
+				sed 's/^/    stderr: /' "$tmp/err" | head -n 10
+			elif ((rc != 0)); then
+				fail "bgsnap ${args[*]} exited $rc although every line verified"
+			else
+				# The notes about skipped methods, once per configuration.
+				[[ -n $msg ]] && echo "$msg" | sort -u | sed "s/^/t=$threads $pattern $buffer: /"
+			fi
+		done
+	done
+done
+echo "consistency: $runs bench runs of uffd, fork and stop"
+
+# A check that can fail is shown to fail: each damage must give verified:false
+# and exit 1.
+for mode in steps page file; do
+	out=$tmp/corrupt.json
+	"$bin" bench --mem 4M --threads 2 --method uffd,stop --duration-before 10 --json \
+		--corrupt-check "$mode" >"$out" 2>"$tmp/err"
+	rc=$?
+	if ! msg=$(check_json "$out" false uffd stop); then
+		fail "--corrupt-check $mode was not caught:"
+		echo "$msg" | sed 's/^/    /'
+	elif ((rc != 1)); then
+		fail "--corrupt-check $mode: exit $rc, expected 1"
+	elif [[ $mode != file ]] && ! grep -q "differs at byte" "$tmp/err"; then
+		fail "--corrupt-check $mode: no mismatching page was reported on stderr"
+	fi
+done
+
+# --out with several methods keeps one file per method, PATH.METHOD.
+if "$bin" bench --mem 4M --threads 1 --method fork,stop --duration-before 5 --json \
+	--out "$tmp/keep.snap" >"$tmp/keep.json" 2>"$tmp/err"; then
+	for m in fork stop; do
+		[[ -s $tmp/keep.snap.$m ]] || fail "--out with fork,stop: $tmp/keep.snap.$m was not kept"
+	done
+else
+	fail "bench --out with fork,stop failed: $(cat "$tmp/err")"
+fi
+# Without --out nothing is left behind.
+leftover=$(find "$tmp" -name 'bgsnap-bench.*' | head -n 3)
+[[ -z $leftover ]] || fail "snapshot files left behind: $leftover"
+
+# Bad usage exits 2; --help exits 0.
+for bad in "--threads 0" "--pattern zigzag" "--method nope" "--mem 12345" "--bogus" "extra"; do
+	# shellcheck disable=SC2086
+	"$bin" bench $bad >/dev/null 2>&1
+	rc=$?
+	((rc == 2)) || fail "bgsnap bench $bad exited $rc, expected 2"
+done
+"$bin" bench --help >/dev/null 2>&1 || fail "bgsnap bench --help did not exit 0"
+
+if ((fails)); then
+	echo "t_consistency: $fails failures"
+	exit 1
+fi
+echo "t_consistency: ok"
+exit 0
