@@ -1,4 +1,4 @@
-/* copybuf.c - bounded fault copy buffer (see copybuf.h). */
+/* copybuf.c - lock-free bounded fault copy buffer (see copybuf.h). */
 #include "copybuf.h"
 
 #include <errno.h>
@@ -15,28 +15,26 @@ int copybuf_init(struct copybuf *cb, size_t bytes)
 	size_t n = bytes / SLOT;
 	if (n == 0)
 		n = 1;
-	if (n > UINT32_MAX / 2)
+	if (n > (1u << 28))
 		return -EINVAL;
 	cb->nslots = (uint32_t)n;
+	cb->nwords = (uint32_t)((n + 63) / 64);
 	cb->mem_len = n * SLOT;
 	cb->mem = mmap(NULL, cb->mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (cb->mem == MAP_FAILED) {
 		cb->mem = NULL;
 		return -ENOMEM;
 	}
-	cb->free_stack = malloc(sizeof(uint32_t) * n);
-	cb->queue = malloc(sizeof(struct copybuf_item) * n);
-	if (!cb->free_stack || !cb->queue) {
+	cb->used = calloc(cb->nwords, sizeof(*cb->used));
+	cb->ready = calloc(n, sizeof(*cb->ready));
+	cb->meta = calloc(n, sizeof(*cb->meta));
+	if (!cb->used || !cb->ready || !cb->meta) {
 		copybuf_destroy(cb);
 		return -ENOMEM;
 	}
-	/* Lowest slots first, so a lightly used buffer touches few pages. */
-	for (uint32_t i = 0; i < cb->nslots; i++)
-		cb->free_stack[i] = cb->nslots - 1 - i;
-	cb->nfree = cb->nslots;
-	pthread_mutex_init(&cb->lock, NULL);
-	pthread_cond_init(&cb->space, NULL);
-	pthread_cond_init(&cb->items, NULL);
+	/* Bits past the last slot are permanently taken. */
+	if (n % 64)
+		atomic_store(&cb->used[cb->nwords - 1], ~0ull << (n % 64));
 	return 0;
 }
 
@@ -44,63 +42,80 @@ void copybuf_destroy(struct copybuf *cb)
 {
 	if (cb->mem)
 		munmap(cb->mem, cb->mem_len);
-	if (cb->free_stack) {
-		pthread_mutex_destroy(&cb->lock);
-		pthread_cond_destroy(&cb->space);
-		pthread_cond_destroy(&cb->items);
-	}
-	free(cb->free_stack);
-	free(cb->queue);
+	free((void *)cb->used);
+	free((void *)cb->ready);
+	free(cb->meta);
 	memset(cb, 0, sizeof(*cb));
+}
+
+static int try_get(struct copybuf *cb, uint32_t *slot)
+{
+	uint32_t start = atomic_load_explicit(&cb->hint, memory_order_relaxed);
+	for (uint32_t i = 0; i < cb->nwords; i++) {
+		uint32_t w = (start + i) % cb->nwords;
+		uint64_t v = atomic_load_explicit(&cb->used[w], memory_order_relaxed);
+		while (v != ~0ull) {
+			unsigned bit = (unsigned)__builtin_ctzll(~v);
+			if (atomic_compare_exchange_weak_explicit(&cb->used[w], &v, v | (1ull << bit),
+			                                          memory_order_acquire, memory_order_relaxed)) {
+				atomic_store_explicit(&cb->hint, w, memory_order_relaxed);
+				*slot = w * 64 + bit;
+				return 1;
+			}
+		}
+	}
+	return 0;
 }
 
 void *copybuf_get(struct copybuf *cb, uint32_t *slot)
 {
-	pthread_mutex_lock(&cb->lock);
-	while (cb->nfree == 0 && !cb->closed)
-		pthread_cond_wait(&cb->space, &cb->lock);
-	if (cb->closed) {
-		pthread_mutex_unlock(&cb->lock);
-		return NULL;
+	for (unsigned spins = 0;; spins++) {
+		if (atomic_load_explicit(&cb->closed, memory_order_acquire))
+			return NULL;
+		if (try_get(cb, slot))
+			break;
+		/* Full: back-pressure.  nanosleep is async-signal-safe. */
+		struct timespec ts = { 0, spins < 16 ? 2000 : 50000 };
+		nanosleep(&ts, NULL);
 	}
-	uint32_t s = cb->free_stack[--cb->nfree];
-	uint32_t used = cb->nslots - cb->nfree;
-	if (used > cb->peak)
-		cb->peak = used;
-	pthread_mutex_unlock(&cb->lock);
-	*slot = s;
-	return cb->mem + (size_t)s * SLOT;
+	uint32_t u = atomic_fetch_add_explicit(&cb->inuse, 1, memory_order_relaxed) + 1;
+	uint32_t p = atomic_load_explicit(&cb->peak, memory_order_relaxed);
+	while (u > p && !atomic_compare_exchange_weak_explicit(&cb->peak, &p, u, memory_order_relaxed,
+	                                                      memory_order_relaxed))
+		;
+	return cb->mem + (size_t)*slot * SLOT;
 }
 
 void copybuf_put(struct copybuf *cb, uint32_t region, uint64_t page, uint32_t slot)
 {
-	pthread_mutex_lock(&cb->lock);
-	/* Never overflows: at most nslots slots are out, each queued once. */
-	uint32_t tail = (cb->qhead + cb->qcount) % cb->nslots;
-	cb->queue[tail] = (struct copybuf_item){ .region = region, .slot = slot, .page = page };
-	cb->qcount++;
-	pthread_cond_signal(&cb->items);
-	pthread_mutex_unlock(&cb->lock);
+	cb->meta[slot] = (struct copybuf_item){ .region = region, .slot = slot, .page = page };
+	atomic_store_explicit(&cb->ready[slot], 1, memory_order_release);
+	atomic_fetch_add_explicit(&cb->nready, 1, memory_order_release);
 }
 
 uint32_t copybuf_take(struct copybuf *cb, struct copybuf_item *out, uint32_t max, int wait_ms)
 {
-	pthread_mutex_lock(&cb->lock);
-	if (cb->qcount == 0 && wait_ms > 0 && !cb->closed) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += (long)wait_ms * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&cb->items, &cb->lock, &ts);
+	for (int waited = 0; atomic_load_explicit(&cb->nready, memory_order_acquire) == 0; waited++) {
+		if (waited >= wait_ms * 10 || atomic_load(&cb->closed))
+			return 0;
+		struct timespec ts = { 0, 100000 };
+		nanosleep(&ts, NULL);
 	}
+	uint32_t want = atomic_load_explicit(&cb->nready, memory_order_acquire);
+	if (want > max)
+		want = max;
 	uint32_t n = 0;
-	while (n < max && cb->qcount > 0) {
-		out[n++] = cb->queue[cb->qhead];
-		cb->qhead = (cb->qhead + 1) % cb->nslots;
-		cb->qcount--;
+	for (uint32_t i = 0; i < cb->nslots && n < want; i++) {
+		uint32_t s = (cb->scan + i) % cb->nslots;
+		if (atomic_load_explicit(&cb->ready[s], memory_order_acquire)) {
+			atomic_store_explicit(&cb->ready[s], 0, memory_order_relaxed);
+			out[n++] = cb->meta[s];
+		}
 	}
-	pthread_mutex_unlock(&cb->lock);
+	if (n) {
+		cb->scan = (out[n - 1].slot + 1) % cb->nslots;
+		atomic_fetch_sub_explicit(&cb->nready, n, memory_order_relaxed);
+	}
 	return n;
 }
 
@@ -111,28 +126,19 @@ void *copybuf_slot(struct copybuf *cb, uint32_t slot)
 
 void copybuf_release(struct copybuf *cb, const struct copybuf_item *items, uint32_t n)
 {
-	if (n == 0)
-		return;
-	pthread_mutex_lock(&cb->lock);
-	for (uint32_t i = 0; i < n; i++)
-		cb->free_stack[cb->nfree++] = items[i].slot;
-	pthread_cond_broadcast(&cb->space);
-	pthread_mutex_unlock(&cb->lock);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t s = items[i].slot;
+		atomic_fetch_and_explicit(&cb->used[s / 64], ~(1ull << (s % 64)), memory_order_release);
+	}
+	atomic_fetch_sub_explicit(&cb->inuse, n, memory_order_relaxed);
 }
 
 void copybuf_close(struct copybuf *cb)
 {
-	pthread_mutex_lock(&cb->lock);
-	cb->closed = 1;
-	pthread_cond_broadcast(&cb->space);
-	pthread_cond_broadcast(&cb->items);
-	pthread_mutex_unlock(&cb->lock);
+	atomic_store_explicit(&cb->closed, 1, memory_order_release);
 }
 
 uint32_t copybuf_peak(struct copybuf *cb)
 {
-	pthread_mutex_lock(&cb->lock);
-	uint32_t p = cb->peak;
-	pthread_mutex_unlock(&cb->lock);
-	return p;
+	return atomic_load(&cb->peak);
 }

@@ -57,6 +57,8 @@ static const struct method_ops *ops_for(int method)
 {
 	switch (method) {
 	case BGSNAP_METHOD_UFFD: return &method_uffd_ops;
+	case BGSNAP_METHOD_UFFD_SIGNAL: return &method_uffd_signal_ops;
+	case BGSNAP_METHOD_MPROTECT: return &method_mprotect_ops;
 	case BGSNAP_METHOD_FORK: return &method_fork_ops;
 	case BGSNAP_METHOD_STOP: return &method_stop_ops;
 	default: return NULL;
@@ -64,7 +66,7 @@ static const struct method_ops *ops_for(int method)
 }
 
 /* auto: the best method the kernel allows, in order of pause and fault cost. */
-static const int auto_order[] = { BGSNAP_METHOD_UFFD, BGSNAP_METHOD_FORK };
+static const int auto_order[] = { BGSNAP_METHOD_UFFD, BGSNAP_METHOD_MPROTECT, BGSNAP_METHOD_FORK };
 
 static int resolve_method(int method, const struct method_ops **out, struct bgsnap_err *err)
 {

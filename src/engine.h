@@ -131,6 +131,8 @@ void engine_progress(struct bgsnap_engine *e, const struct fmt_writer *w);
 int engine_thread(pthread_t *t, void *(*fn)(void *), void *arg);
 
 extern const struct method_ops method_uffd_ops;
+extern const struct method_ops method_uffd_signal_ops;
+extern const struct method_ops method_mprotect_ops;
 extern const struct method_ops method_fork_ops;
 extern const struct method_ops method_stop_ops;
 

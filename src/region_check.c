@@ -25,7 +25,19 @@ static int backing_ok(const char *path)
 	return 0;
 }
 
+static int check_maps(const void *addr, uint64_t len, int need_rw, struct bgsnap_err *err);
+
 int region_check(const void *addr, uint64_t len, struct bgsnap_err *err)
+{
+	return check_maps(addr, len, 0, err);
+}
+
+int region_check_writable(const void *addr, uint64_t len, struct bgsnap_err *err)
+{
+	return check_maps(addr, len, 1, err);
+}
+
+static int check_maps(const void *addr, uint64_t len, int need_rw, struct bgsnap_err *err)
 {
 	FILE *f = fopen("/proc/self/maps", "re");
 	if (!f)
@@ -52,6 +64,13 @@ int region_check(const void *addr, uint64_t len, struct bgsnap_err *err)
 			r = err_set(err, -ENOTSUP,
 			            "memory at 0x%" PRIx64 " is backed by file '%s': file-backed mappings "
 			            "cannot be write-protected; use anonymous memory or a memfd", lo, path);
+			break;
+		}
+		/* mprotect would restore PROT_READ|PROT_WRITE: it must be what
+		 * the host had. */
+		if (need_rw && (perms[0] != 'r' || perms[1] != 'w')) {
+			r = err_set(err, -ENOTSUP, "memory at 0x%" PRIx64 " is mapped '%s', not read-write: "
+			            "the mprotect method can only track read-write regions", lo, perms);
 			break;
 		}
 		covered = hi;

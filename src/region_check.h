@@ -5,4 +5,6 @@
 #include "err.h"
 /* 0, -EFAULT (not entirely mapped) or -ENOTSUP (file-backed). */
 int region_check(const void *addr, uint64_t len, struct bgsnap_err *err);
+/* As region_check, and every page must be mapped read-write (mprotect). */
+int region_check_writable(const void *addr, uint64_t len, struct bgsnap_err *err);
 #endif

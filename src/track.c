@@ -1,0 +1,323 @@
+/*
+ * track.c - page ownership, the fault copy path and the background writer,
+ * shared by the write-tracking methods (see track.h for the page states and
+ * invariants).
+ *
+ * The writer sweeps in batches of SWEEP_PAGES: it claims a batch with one
+ * fetch_or per 64 pages, writes the runs it won straight from the (still
+ * protected, hence stable) memory, and removes protection with one call per
+ * contiguous run, merging runs across pages that faults already saved.
+ * System calls per page are what make a background snapshot slow on a
+ * virtual machine (QEMU's takes 14-33x its own stop-the-world save here).
+ * Before each batch it drains the fault copies, so the copy buffer empties
+ * as fast as it fills.
+ */
+#include "track.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SWEEP_PAGES 512u          /* 2 MiB: one huge page, 8 bitmap words */
+#define DRAIN_MAX 256u
+
+int track_init(struct track *t, struct bgsnap_engine *e)
+{
+	memset(t, 0, sizeof(*t));
+	t->e = e;
+	t->regions = calloc(e->region_count, sizeof(*t->regions));
+	if (!t->regions)
+		return err_set(&e->err, -ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < e->region_count; i++) {
+		struct track_region *tr = &t->regions[i];
+		tr->words = (e->regions[i].pages + 63) / 64;
+		tr->claimed = calloc(tr->words, sizeof(uint64_t));
+		tr->done = calloc(tr->words, sizeof(uint64_t));
+		if (!tr->claimed || !tr->done)
+			return err_set(&e->err, -ENOMEM, "out of memory for the page bitmaps");
+	}
+	int r = copybuf_init(&t->cb, e->opts.copy_buffer_bytes);
+	if (r)
+		return err_set(&e->err, r, "cannot allocate the %zu-byte copy buffer", e->opts.copy_buffer_bytes);
+	t->cb_ready = 1;
+	atomic_store(&e->live->copybuf_capacity, (uint64_t)t->cb.nslots * PAGE_SIZE_);
+	return 0;
+}
+
+void track_free(struct track *t)
+{
+	if (t->regions) {
+		for (uint32_t i = 0; i < t->e->region_count; i++) {
+			free((void *)t->regions[i].claimed);
+			free((void *)t->regions[i].done);
+		}
+	}
+	free(t->regions);
+	t->regions = NULL;
+	if (t->cb_ready)
+		copybuf_destroy(&t->cb);
+	t->cb_ready = 0;
+}
+
+int track_lookup(const struct track *t, uint64_t addr, uint32_t *region, uint64_t *page)
+{
+	const struct bgsnap_engine *e = t->e;
+	for (uint32_t i = 0; i < e->region_count; i++) {
+		uint64_t a = (uint64_t)(uintptr_t)e->regions[i].addr;
+		if (addr >= a && addr - a < e->regions[i].len) {
+			*region = i;
+			*page = (addr - a) >> PAGE_SHIFT_;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void count_unprotect(struct track *t)
+{
+	atomic_fetch_add_explicit(&t->e->live->unprotect_calls, 1, memory_order_relaxed);
+}
+
+/* A failure here cannot take a lock or format a message (we may be in a
+ * signal handler): record the code, ask the run to stop; the writer turns
+ * it into the run's error and removes all protection. */
+static int unprotect_fault(struct track *t, uint64_t addr)
+{
+	count_unprotect(t);
+	int r = t->unprotect_fault(t, addr, PAGE_SIZE_);
+	if (r) {
+		int zero = 0;
+		atomic_compare_exchange_strong(&t->fault_error, &zero, r);
+		atomic_store(&t->e->cancel_requested, 1);
+		copybuf_close(&t->cb);
+	}
+	return r;
+}
+
+/* Async-signal-safe: atomics, memcpy, nanosleep and the method's unprotect. */
+enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_fault_mode mode)
+{
+	uint32_t ri;
+	uint64_t page;
+	addr &= ~(uint64_t)(PAGE_SIZE_ - 1);
+	if (!track_lookup(t, addr, &ri, &page))
+		return TRACK_NOT_OURS;
+	struct track_region *tr = &t->regions[ri];
+	uint64_t w = page / 64, bit = 1ull << (page % 64);
+	uint64_t old = atomic_fetch_or(&tr->claimed[w], bit);
+	if (old & bit) {
+		if (mode == TRACK_FAULT_HANDLER)
+			return (atomic_load(&tr->done[w]) & bit) ? TRACK_ALREADY_DONE : TRACK_OWNED_ELSEWHERE;
+		/* In the faulting thread: wait for the owner (the writer, within
+		 * one batch; or another faulting thread, within one copy). */
+		for (unsigned spins = 0; !(atomic_load(&tr->done[w]) & bit); spins++) {
+			if (atomic_load_explicit(&t->e->cancel_requested, memory_order_relaxed))
+				break;
+			struct timespec ts = { 0, spins < 64 ? 1000 : 20000 };
+			nanosleep(&ts, NULL);
+		}
+		return unprotect_fault(t, addr) ? TRACK_FAILED : TRACK_ALREADY_DONE;
+	}
+	uint32_t slot;
+	void *dst = copybuf_get(&t->cb, &slot);
+	if (dst) {
+		memcpy(dst, (const void *)(uintptr_t)addr, PAGE_SIZE_);
+		copybuf_put(&t->cb, ri, page, slot);
+		atomic_fetch_add_explicit(&t->e->live->pages_faulted, 1, memory_order_relaxed);
+	}
+	/* dst == NULL: the buffer is closed, the run is being abandoned; only
+	 * let the thread go. */
+	atomic_fetch_or(&tr->done[w], bit);
+	return unprotect_fault(t, addr) ? TRACK_FAILED : TRACK_SAVED;
+}
+
+void track_discard(struct track *t, uint64_t start, uint64_t end, const char *what)
+{
+	struct bgsnap_engine *e = t->e;
+	for (uint32_t ri = 0; ri < e->region_count; ri++) {
+		uint64_t a = (uint64_t)(uintptr_t)e->regions[ri].addr, b = a + e->regions[ri].len;
+		uint64_t lo = start > a ? start : a, hi = end < b ? end : b;
+		if (lo >= hi)
+			continue;
+		struct track_region *tr = &t->regions[ri];
+		uint64_t last = (hi - a + PAGE_SIZE_ - 1) >> PAGE_SHIFT_;
+		for (uint64_t pg = (lo - a) >> PAGE_SHIFT_; pg < last; pg++) {
+			if (atomic_load(&tr->done[pg / 64]) & (1ull << (pg % 64)))
+				continue;
+			engine_fail(e, -EFAULT,
+			            "region '%s': %s of [0x%" PRIx64 ", 0x%" PRIx64 ") during the snapshot "
+			            "discarded pages that were not saved yet; the snapshot is abandoned "
+			            "(regions must stay mapped and populated while a snapshot runs)",
+			            e->regions[ri].name, what, lo, hi);
+			copybuf_close(&t->cb);
+			return;
+		}
+	}
+}
+
+int track_unprotect_all(struct track *t)
+{
+	struct bgsnap_engine *e = t->e;
+	int first = 0;
+	for (uint32_t i = 0; i < e->region_count; i++) {
+		int r = t->unprotect(t, (uint64_t)(uintptr_t)e->regions[i].addr, e->regions[i].len);
+		count_unprotect(t);
+		if (r && !first)
+			first = r;
+	}
+	return first;
+}
+
+/* Writes ready fault copies.  Returns 0 or -errno. */
+static int drain_copies(struct track *t, int wait_ms)
+{
+	struct bgsnap_engine *e = t->e;
+	struct copybuf_item items[DRAIN_MAX];
+	uint32_t n = copybuf_take(&t->cb, items, DRAIN_MAX, wait_ms);
+	int r = 0;
+	for (uint32_t i = 0; i < n && !r; i++)
+		r = fmtw_pages(&e->fw, items[i].region, items[i].page, 1, copybuf_slot(&t->cb, items[i].slot));
+	copybuf_release(&t->cb, items, n);
+	if (n)
+		engine_progress(e, &e->fw);
+	return r;
+}
+
+static int bit_at(const uint64_t *v, uint64_t i)
+{
+	return (int)(v[i / 64] >> (i % 64) & 1);
+}
+
+/* Unprotects the runs of `ok` (pages whose content is saved) that contain
+ * at least one page of `mine` (the writer's; faulted pages were unprotected
+ * by their fault, and are included only to merge runs). */
+static int unprotect_runs(struct track *t, uint8_t *base, uint64_t first, uint64_t n,
+                          const uint64_t *ok, const uint64_t *mine)
+{
+	uint64_t i = 0;
+	while (i < n) {
+		if (!bit_at(ok, i)) {
+			i++;
+			continue;
+		}
+		uint64_t s = i;
+		int has_mine = 0;
+		for (; i < n && bit_at(ok, i); i++)
+			has_mine |= bit_at(mine, i);
+		if (!has_mine)
+			continue;
+		int r = t->unprotect(t, (uint64_t)(uintptr_t)(base + (first + s) * PAGE_SIZE_), (i - s) * PAGE_SIZE_);
+		count_unprotect(t);
+		if (r)
+			return err_sys(&t->e->werr, r, "cannot remove write protection after saving pages");
+	}
+	return 0;
+}
+
+static int sweep_region(struct track *t, uint32_t ri)
+{
+	struct bgsnap_engine *e = t->e;
+	struct region *rg = &e->regions[ri];
+	struct track_region *tr = &t->regions[ri];
+	uint64_t mine[SWEEP_PAGES / 64], ok[SWEEP_PAGES / 64];
+	for (uint64_t first = 0; first < rg->pages; first += SWEEP_PAGES) {
+		int r = drain_copies(t, 0);
+		if (r)
+			return r;
+		if (engine_cancelled(e))
+			return -ECANCELED;
+		uint64_t n = rg->pages - first < SWEEP_PAGES ? rg->pages - first : SWEEP_PAGES;
+		uint64_t w0 = first / 64, nw = (n + 63) / 64;
+		for (uint64_t j = 0; j < nw; j++) {
+			uint64_t left = n - j * 64;
+			uint64_t mask = left >= 64 ? ~0ull : (1ull << left) - 1;
+			mine[j] = mask & ~atomic_fetch_or(&tr->claimed[w0 + j], mask);
+		}
+		uint64_t i = 0;
+		while (i < n) {
+			if (!bit_at(mine, i)) {
+				i++;
+				continue;
+			}
+			uint64_t s = i;
+			while (i < n && bit_at(mine, i))
+				i++;
+			r = fmtw_pages(&e->fw, ri, first + s, i - s, rg->addr + (first + s) * PAGE_SIZE_);
+			if (r)
+				return r;
+		}
+		for (uint64_t j = 0; j < nw; j++)
+			ok[j] = mine[j] | atomic_fetch_or(&tr->done[w0 + j], mine[j]);
+		engine_progress(e, &e->fw);
+		r = unprotect_runs(t, rg->addr, first, n, ok, mine);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static void *writer_main(void *arg)
+{
+	struct track *t = arg;
+	struct bgsnap_engine *e = t->e;
+	int r = 0;
+	for (uint32_t ri = 0; ri < e->region_count && !r; ri++)
+		r = sweep_region(t, ri);
+	/* Pages claimed by faults arrive through the copy buffer. */
+	while (!r && e->fw.pages_written < e->pages_total && !atomic_load(&t->fault_error)) {
+		if (engine_cancelled(e))
+			r = -ECANCELED;
+		else
+			r = drain_copies(t, 10);
+	}
+	int fe = atomic_load(&t->fault_error);
+	if (fe)
+		r = engine_fail(e, fe, "a faulting thread could not remove write protection from a page it "
+		                "saved: %s%s", strerror(-fe),
+		                fe == -ENOMEM ? " (too many mappings: vm.max_map_count)" : "");
+	if (!r && engine_cancelled(e))
+		r = -ECANCELED;
+	if (!r)
+		r = engine_finish_file(e, &e->fw, &e->sink, &e->werr);
+	engine_progress(e, &e->fw);
+	if (r) {
+		/* Let every blocked thread go before anything else. */
+		copybuf_close(&t->cb);
+		int ur = track_unprotect_all(t);
+		if (ur)
+			engine_fail(e, ur, "could not remove write protection everywhere: %s", strerror(-ur));
+	}
+	copybuf_close(&t->cb);
+	uint64_t peak = (uint64_t)copybuf_peak(&t->cb) * PAGE_SIZE_;
+	atomic_store(&e->live->copybuf_peak, peak);
+	atomic_store(&e->live->extra_mem_peak, peak);
+	if (t->writer_end)
+		t->writer_end(t);
+	t->writer_rc = r;
+	return NULL;
+}
+
+int track_launch(struct track *t)
+{
+	int r = engine_thread(&t->writer, writer_main, t);
+	if (r)
+		return r;
+	t->writer_started = 1;
+	return 0;
+}
+
+int track_join(struct track *t)
+{
+	if (t->writer_started) {
+		pthread_join(t->writer, NULL);
+		t->writer_started = 0;
+	}
+	int r = t->writer_rc;
+	/* A failure recorded elsewhere (a discarded region) explains a cancel
+	 * better than the cancel itself. */
+	if (t->e->err.code && r == -ECANCELED)
+		r = t->e->err.code;
+	return r;
+}

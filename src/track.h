@@ -1,0 +1,97 @@
+/*
+ * track.h - what every write-tracking method shares (uffd, uffd-signal,
+ * mprotect): who saves which page, the fault copy path, and the background
+ * writer that sweeps the regions.  A method supplies only how protection is
+ * removed (struct track.unprotect) and how a fault reaches track_fault().
+ *
+ * Page states, one `claimed` and one `done` bit per page:
+ *
+ *            pause
+ *   [clean] -------> [protected] --writer claims--> [writer owns] --written--> [done] --unprotect--> [free]
+ *                         |                                                      ^
+ *                         +--write fault: claims, copies into the copy buffer ---+ (unprotect)
+ *
+ * Invariants:
+ *  - a page is claimed once (atomic fetch_or), so it is saved exactly once;
+ *  - protection is removed from a page only once its `done` bit is set,
+ *    i.e. its pause-instant content is in the sink or in the copy buffer;
+ *  - a faulting thread waits for one page copy, for buffer space, or for
+ *    the owner of the page to finish saving it.
+ * The fault path takes no lock and allocates nothing: it runs in signal
+ * handlers (uffd-signal, mprotect) as well as in the uffd handler thread.
+ */
+#ifndef BGSNAP_TRACK_H
+#define BGSNAP_TRACK_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "copybuf.h"
+#include "engine.h"
+
+struct track_region {
+	_Atomic uint64_t *claimed;
+	_Atomic uint64_t *done;
+	uint64_t words;
+};
+
+struct track {
+	struct bgsnap_engine *e;
+	struct track_region *regions;
+	struct copybuf cb;
+	int cb_ready;
+	/* Removes protection from [addr, addr+len) and lets threads waiting on
+	 * it go; used by the writer.  Returns 0 or -errno. */
+	int (*unprotect)(struct track *t, uint64_t addr, uint64_t len);
+	/* The same for one page on the fault path: async-signal-safe. */
+	int (*unprotect_fault)(struct track *t, uint64_t addr, uint64_t len);
+	/* Method cleanup run by the writer thread once every page is saved or
+	 * the run failed (after protection is gone): stop helpers, unregister. */
+	void (*writer_end)(struct track *t);
+	void *method;              /* the method's own state */
+	_Atomic int fault_error;   /* first unprotect failure on the fault path */
+	pthread_t writer;
+	int writer_started;
+	int writer_rc;
+};
+
+int track_init(struct track *t, struct bgsnap_engine *e);
+void track_free(struct track *t);
+
+/* Finds the region and page of `addr`; 0 if it is in no region. */
+int track_lookup(const struct track *t, uint64_t addr, uint32_t *region, uint64_t *page);
+
+enum track_fault_mode {
+	/* uffd handler thread: a page owned by someone else is left to its
+	 * owner, whose unprotect wakes the faulting thread. */
+	TRACK_FAULT_HANDLER,
+	/* in the faulting thread (signal): wait until the owner has saved the
+	 * page, then remove protection ourselves. */
+	TRACK_FAULT_INLINE,
+};
+
+enum track_fault_result {
+	TRACK_NOT_OURS = 0,     /* not in any region */
+	TRACK_SAVED,            /* claimed, copied, unprotected */
+	TRACK_OWNED_ELSEWHERE,  /* HANDLER mode: owner not done yet */
+	TRACK_ALREADY_DONE,     /* saved earlier (HANDLER: wake it; INLINE: unprotected) */
+	TRACK_FAILED,           /* unprotect failed; the run is failing */
+};
+
+/* The fault path.  `addr` is any address in the page. */
+enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_fault_mode mode);
+
+/* Marks every page of [start,end) as discarded by the host (MADV_DONTNEED,
+ * munmap, mremap): fails the run if any of them was not saved yet. */
+void track_discard(struct track *t, uint64_t start, uint64_t end, const char *what);
+
+/* Starts the writer thread (ops->launch). */
+int track_launch(struct track *t);
+/* Joins the writer (ops->join); returns the run's result. */
+int track_join(struct track *t);
+/* Removes protection from every region (the way out of any failure);
+ * returns the first error. */
+int track_unprotect_all(struct track *t);
+
+#endif
