@@ -112,7 +112,7 @@ for r in order:
             print("| %s | %s | %s |" % (r, name, ("skipped: " if "skipped" in m else "error: ") + why.replace("|", "/")) + " |" * 14)
             continue
         pause, total = m["pause_us"], m["total_ms"]
-        ratio = lambda a, b: f(a / b, 2) if a is not None and b else "-"
+        ratio = lambda a, b: ("%.3g" % (a / b)) if a is not None and b else "-"
         print("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s | %.3g | %.3g | %s%s | %s |" % (
             r, name, pause, m["wp_us"], f(raw_wp, 0), ratio(pause, raw_wp),
             ratio(pause, fork["pause_us"] if fork else None),

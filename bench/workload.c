@@ -415,10 +415,19 @@ void wl_stop(wl *w)
 #define MADV_POPULATE_WRITE 23
 #endif
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+
 void wl_settle(wl *w)
 {
-	if (!w->running)
-		madvise(w->mem, w->domain * WL_PAGE, MADV_POPULATE_WRITE);
+	if (w->running)
+		return;
+	/* A snapshot that unprotected parts of huge pages split them; rebuild
+	 * them so every method starts from huge pages. */
+	if (w->cfg.thp)
+		madvise(w->mem, w->len, MADV_COLLAPSE);
+	madvise(w->mem, w->domain * WL_PAGE, MADV_POPULATE_WRITE);
 }
 
 uint64_t wl_total_steps(const wl *w)

@@ -77,8 +77,10 @@ void wl_stop(wl *w);
  * With the writers stopped: makes every page the writers write present and
  * writable without changing its content (MADV_POPULATE_WRITE), so first-touch
  * faults and what a previous snapshot method left behind (fork's copy-on-write
- * sharing) do not land on the next method's measurements.  The cold tail is
- * left alone (its zero pages stay never-populated).  Best effort.
+ * sharing) do not land on the next method's measurements; with THP, huge
+ * pages split by a previous method are collapsed again (MADV_COLLAPSE).
+ * Without THP the cold tail is left alone (its zero pages stay
+ * never-populated).  Best effort.
  */
 void wl_settle(wl *w);
 /* Steps done by all threads so far (a racy sum, for rates). */
