@@ -38,6 +38,7 @@
 #include "err.h"
 #include "format.h"
 #include "le.h"
+#include "reader.h"
 
 #define COV_CHUNK_PAGES 32768u            /* one 4 KiB bitmap chunk */
 #define HEAD_LEN        (FMT_REC_HDR_LEN + FMT_RUN_PREFIX_LEN)
@@ -1281,5 +1282,34 @@ int bgsnap_reader_read_region(bgsnap_reader *r, unsigned region, void *dst, size
 			return bad(r, "record at offset %llu (PAGES): checksum mismatch (stored 0x%08x, computed 0x%08x)",
 			           (ull)x->offset, le32_load(crcb), c);
 	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Internal extras for the tool (reader.h).                                  */
+
+int reader_index_stats(const bgsnap_reader *r, struct reader_index_stats *out)
+{
+	if (r->stream)
+		return -ESPIPE;
+	memset(out, 0, sizeof(*out));
+	out->records = r->nindex;
+	out->index_offset = r->index_offset;
+	for (size_t i = 0; i < r->nindex; i++) {
+		uint32_t k = r->index[i].kind;
+		out->pages_records += k == FMT_REC_PAGES;
+		out->zero_records += k == FMT_REC_ZERO;
+		out->state_records += k == FMT_REC_STATE;
+	}
+	return 0;
+}
+
+int reader_region_zero_pages(const bgsnap_reader *r, unsigned idx, uint64_t *zero)
+{
+	if (r->stream)
+		return -ESPIPE;
+	if (idx >= r->region_count)
+		return -ENOENT;
+	*zero = r->regions[idx].zero_pages;
 	return 0;
 }
