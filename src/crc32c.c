@@ -49,6 +49,16 @@ uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
 	return gf_mul(crc_a, x8n(len_b)) ^ crc_b;
 }
 
+uint32_t crc32c_shift_op(uint64_t len_b)
+{
+	return x8n(len_b);
+}
+
+uint32_t crc32c_combine_op(uint32_t crc_a, uint32_t crc_b, uint32_t op)
+{
+	return gf_mul(crc_a, op) ^ crc_b;
+}
+
 #if defined(__x86_64__)
 #define HW_BLOCK 1024u  /* bytes per stream in the 3-way loop */
 /* shift_tab[k][b]: the raw register contribution of byte b at position k of a

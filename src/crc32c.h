@@ -21,6 +21,11 @@ uint32_t crc32c_sw(uint32_t crc, const void *buf, size_t len);
  * checksum without a second pass over page data. */
 uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
 
+/* The same in two steps, for many combines across the same length: op =
+ * crc32c_shift_op(len_b) once, then crc32c_combine_op(crc_a, crc_b, op). */
+uint32_t crc32c_shift_op(uint64_t len_b);
+uint32_t crc32c_combine_op(uint32_t crc_a, uint32_t crc_b, uint32_t op);
+
 /* 1 if the hardware path is in use. */
 int crc32c_hw_available(void);
 
