@@ -65,7 +65,9 @@ static int run(int method, int fraction_quarters)
 	pthread_t ct;
 	CHECK(pthread_create(&ct, NULL, cancel_thread, &c) == 0, "pthread_create");
 	atomic_store(&c.go, true);
+	tu_phase("bgsnap_start of the snapshot to cancel");
 	int r = bgsnap_start(e, path);
+	tu_phase("bgsnap_wait of the cancelled snapshot");
 	if (r == 0)
 		r = bgsnap_wait(e);
 	pthread_join(ct, NULL);

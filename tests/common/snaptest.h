@@ -27,6 +27,16 @@ static inline void st_for_each_method(struct tu_tally *t, const char *test, int 
 	for (int m = BGSNAP_METHOD_AUTO + 1; m < BGSNAP_METHOD_COUNT_; m++) {
 		if (!(mask & (1u << m)))
 			continue;
+		/* BGSNAP_TEST_METHODS=uffd,fork limits a run to those methods. */
+		const char *only = getenv("BGSNAP_TEST_METHODS");
+		if (only && *only) {
+			char list[256];
+			snprintf(list, sizeof(list), ",%s,", only);
+			char key[64];
+			snprintf(key, sizeof(key), ",%s,", bgsnap_method_name(m));
+			if (!strstr(list, key))
+				continue;
+		}
 		char name[128], why[256] = "";
 		snprintf(name, sizeof(name), "%s/%s", test, bgsnap_method_name(m));
 		int r = bgsnap_method_probe(m, why, sizeof(why));
@@ -167,12 +177,15 @@ static inline void st_check_failed_stats(const char *file, int line, bgsnap_engi
 /* Takes a complete snapshot to `path` and fails the test unless it commits. */
 static inline void st_snapshot_ok(bgsnap_engine *e, const char *path)
 {
+	tu_phase("bgsnap_start of a snapshot that should succeed");
 	int r = bgsnap_start(e, path);
 	if (r < 0)
 		FAIL("bgsnap_start(%s): %s: %s", path, tu_errname(r), bgsnap_errmsg(e));
+	tu_phase("bgsnap_wait of a snapshot that should succeed");
 	r = bgsnap_wait(e);
 	if (r < 0)
 		FAIL("bgsnap_wait: %s: %s", tu_errname(r), bgsnap_errmsg(e));
+	tu_phase("after a successful snapshot");
 	struct stat sb;
 	if (stat(path, &sb) != 0)
 		FAIL("bgsnap_wait returned 0 but %s does not exist: %s", path, strerror(errno));
@@ -188,6 +201,7 @@ static inline void st_check_file_region(const char *file, int line, const char *
 {
 	char err[512] = "";
 	bgsnap_reader *rd = NULL;
+	tu_phase("reading the snapshot back");
 	int r = bgsnap_reader_open(&rd, path, err, sizeof(err));
 	if (r < 0) {
 		tu_msg(file, line, "bgsnap_reader_open(%s): %s: %s", path, tu_errname(r), err);

@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -124,24 +126,44 @@ void tu_dir_clear(const char *dir)
 	closedir(d);
 }
 
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(p);
+	else
+		unlink(p);
+	return 0;
+}
+
 static void tmpdir_cleanup(void)
 {
 	/* A forked test case inherits the atexit handler: only the creator
-	 * removes the directory. */
+	 * removes the directory (with whatever a killed case left in it). */
 	if (!tmpdir_path[0] || getpid() != tmpdir_owner)
 		return;
-	tu_dir_clear(tmpdir_path);
-	rmdir(tmpdir_path);
+	nftw(tmpdir_path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 const char *tu_tmpdir(void)
 {
-	if (tmpdir_path[0])
+	if (tmpdir_path[0] && getpid() == tmpdir_owner)
 		return tmpdir_path;
-	const char *base = getenv("TMPDIR");
-	if (!base || !*base)
-		base = "/tmp";
-	snprintf(tmpdir_path, sizeof(tmpdir_path), "%s/bgsnap-test-XXXXXX", base);
+	if (tmpdir_path[0]) {
+		/* A forked case gets its own directory inside its parent's, so a
+		 * case killed by a timeout leaves nothing behind for good. */
+		char sub[sizeof(tmpdir_path)];
+		int n = snprintf(sub, sizeof(sub), "%s/case-XXXXXX", tmpdir_path);
+		if (n < 0 || (size_t)n >= sizeof(sub))
+			FAIL("tmpdir path too long");
+		memcpy(tmpdir_path, sub, sizeof(sub));
+	} else {
+		const char *base = getenv("TMPDIR");
+		if (!base || !*base)
+			base = "/tmp";
+		snprintf(tmpdir_path, sizeof(tmpdir_path), "%s/bgsnap-test-XXXXXX", base);
+	}
 	if (!mkdtemp(tmpdir_path))
 		FAIL("mkdtemp(%s): %s", tmpdir_path, strerror(errno));
 	tmpdir_owner = getpid();
@@ -299,6 +321,7 @@ static void *writable_thread(void *p)
 void tu_check_writable(const char *file, int line, const char *what, void *base, size_t len,
                        unsigned timeout_ms)
 {
+	tu_phase("checking the memory is writable");
 	uintptr_t bad;
 	char perm[16];
 	if (!maps_writable((uintptr_t)base, (uintptr_t)base + len, &bad, perm)) {
@@ -428,6 +451,7 @@ void tu_writers_resume(struct tu_writers *w)
 
 void tu_writers_check_progress(const char *file, int line, struct tu_writers *w, unsigned timeout_ms)
 {
+	tu_phase("checking the writers progress");
 	uint64_t before[16];
 	for (unsigned i = 0; i < w->n; i++)
 		before[i] = atomic_load(&w->steps[i]);
@@ -465,8 +489,78 @@ void tu_writers_stop(struct tu_writers *w)
 
 /* ---- forked cases ---- */
 
+static const char *volatile phase = "";
+
+void tu_phase(const char *what)
+{
+	phase = what;
+}
+
+static void put(const char *s)
+{
+	ssize_t w = write(2, s, strlen(s));
+	(void)w;
+}
+
+/* Appends /proc/self/task/TID/FILE (first line) to the report.  Only
+ * async-signal-safe calls: this runs in the SIGALRM handler. */
+static void put_task_file(const char *tid, const char *file)
+{
+	char p[96] = "/proc/self/task/";
+	strcat(p, tid);
+	strcat(p, "/");
+	strcat(p, file);
+	int fd = open(p, O_RDONLY);
+	if (fd < 0)
+		return;
+	char buf[160];
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	char *nl = strchr(buf, '\n');
+	if (nl)
+		*nl = '\0';
+	put(" ");
+	put(file);
+	put("=");
+	put(buf);
+}
+
+static void on_case_timeout(int sig)
+{
+	(void)sig;
+	put("case timed out during: ");
+	put(phase);
+	put("\nthreads (comm, kernel wait channel, syscall number and args):\n");
+	int dfd = open("/proc/self/task", O_RDONLY | O_DIRECTORY);
+	if (dfd >= 0) {
+		char buf[4096];
+		long n;
+		while ((n = syscall(SYS_getdents64, dfd, buf, sizeof(buf))) > 0) {
+			for (long off = 0; off < n;) {
+				struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d =
+					(void *)(buf + off);
+				if (d->name[0] != '.') {
+					put("  tid ");
+					put(d->name);
+					put_task_file(d->name, "comm");
+					put_task_file(d->name, "wchan");
+					put_task_file(d->name, "syscall");
+					put("\n");
+				}
+				off += d->reclen;
+			}
+		}
+		close(dfd);
+	}
+	_exit(124);
+}
+
 int tu_run_case(const char *name, int (*fn)(void *), void *arg, unsigned timeout_s)
 {
+	tu_tmpdir();
 	fflush(stdout);
 	fflush(stderr);
 	int pfd[2];
@@ -478,6 +572,7 @@ int tu_run_case(const char *name, int (*fn)(void *), void *arg, unsigned timeout
 	if (pid == 0) {
 		close(pfd[0]);
 		skip_fd = pfd[1];
+		signal(SIGALRM, on_case_timeout);
 		alarm(timeout_s);
 		int rc = fn(arg);
 		fflush(stdout);
@@ -501,7 +596,7 @@ int tu_run_case(const char *name, int (*fn)(void *), void *arg, unsigned timeout
 		printf("skip %s: %s\n", name, tu_last_skip_reason);
 		return 77;
 	}
-	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
+	if ((WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) || (WIFEXITED(st) && WEXITSTATUS(st) == 124))
 		printf("FAIL %s: timed out after %u s (a thread blocked for good?)\n", name, timeout_s);
 	else if (WIFSIGNALED(st))
 		printf("FAIL %s: killed by signal %d (%s)\n", name, WTERMSIG(st), strsignal(WTERMSIG(st)));

@@ -140,6 +140,10 @@ void tu_writers_stop(struct tu_writers *w);
  */
 int tu_run_case(const char *name, int (*fn)(void *), void *arg, unsigned timeout_s);
 
+/* Names what the test is doing, for the report of a case that times out
+ * (which also lists every thread's kernel wait channel and system call). */
+void tu_phase(const char *what);
+
 /* Aggregates case results: fail if any failed, skip if all skipped. */
 struct tu_tally { int pass, fail, skip; char skip_reason[256]; };
 /* rc from tu_run_case; a skip records tu_last_skip_reason. */
