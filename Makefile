@@ -57,7 +57,7 @@ $(BUILD)/bgsnap.pc: bgsnap.pc.in
 tests: $(TEST_BINS)
 $(BUILD)/tests/%: tests/%.c $(TEST_COMMON_OBJS) $(BUILD)/libbgsnap.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/common $(LDFLAGS) -o $@ $< $(TEST_COMMON_OBJS) $(BUILD)/libbgsnap.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/common -MMD -MP -MF $@.d $(LDFLAGS) -o $@ $< $(TEST_COMMON_OBJS) $(BUILD)/libbgsnap.a $(LDLIBS)
 
 # The reference VM (needs Unicorn and nasm); see vm/vm.mk.
 -include vm/vm.mk
