@@ -15,7 +15,8 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bgsnap diff A B\n\n"
-	           "Compares snapshots A and B: the region layout (names, addresses, sizes),\n"
+	           "Compares snapshots A and B: the region layout (names and sizes; a different\n"
+	           "address is reported but the content is still compared),\n"
 	           "then every page of every region.  Prints, per region, how many pages\n"
 	           "differ and the first differing page ranges, and which state blobs differ.\n"
 	           "Exit 0 if identical, 1 if different or unreadable, 2 on bad usage.\n");
@@ -127,19 +128,28 @@ int cmd_diff(int argc, char **argv)
 		       fa.page_size, fb.region_count, fb.page_size);
 		differ = 1;
 	}
+	/* Names and sizes must agree to compare pages; addresses differ between
+	 * runs of a process, so a different address is reported but the
+	 * content is still compared. */
 	for (unsigned i = 0; !differ && i < fa.region_count; i++) {
 		struct bgsnap_region_info ra, rb;
 		bgsnap_reader_region(a, i, &ra);
 		bgsnap_reader_region(b, i, &rb);
-		if (strcmp(ra.name, rb.name) || ra.addr != rb.addr || ra.size != rb.size) {
-			printf("layout differs at region %u: '%s' 0x%" PRIx64 "+%" PRIu64 " vs '%s' 0x%" PRIx64 "+%" PRIu64 "\n",
-			       i, ra.name, ra.addr, ra.size, rb.name, rb.addr, rb.size);
+		if (strcmp(ra.name, rb.name) || ra.size != rb.size) {
+			printf("layout differs at region %u: '%s' (%" PRIu64 " bytes) vs '%s' (%" PRIu64 " bytes)\n", i,
+			       ra.name, ra.size, rb.name, rb.size);
 			differ = 1;
 		}
 	}
-	for (unsigned i = 0; !differ && i < fa.region_count; i++) {
-		struct bgsnap_region_info ra;
+	int layout_differs = differ;
+	for (unsigned i = 0; !layout_differs && i < fa.region_count; i++) {
+		struct bgsnap_region_info ra, rb;
 		bgsnap_reader_region(a, i, &ra);
+		bgsnap_reader_region(b, i, &rb);
+		if (ra.addr != rb.addr) {
+			printf("region '%s': address differs (0x%" PRIx64 " vs 0x%" PRIx64 ")\n", ra.name, ra.addr, rb.addr);
+			differ = 1;
+		}
 		int64_t n = diff_region(a, b, i, ra.name, ra.size / fa.page_size, fa.page_size, files[0], files[1]);
 		if (n < 0) {
 			failed = 1;
