@@ -1,0 +1,116 @@
+/*
+ * t_err_remove.c - the host breaks the contract during a snapshot: right
+ * after bgsnap_start returns it drops (MADV_DONTNEED), unmaps (munmap) or
+ * moves (mremap) the second half of the region, whose pages the writer has
+ * most likely not saved yet.  The old content is then lost to the engine, so
+ * the snapshot must fail with a clear message; what it must never do is
+ * commit a file holding zeros (or anything but the pause-instant content)
+ * for those pages, or crash the host.  A snapshot that commits the right
+ * content (the engine saved those pages first, or forked before) passes.
+ * After the failure the remaining memory is writable and the host runs.
+ * Every method runs; for stop the snapshot is complete when start returns.
+ * timeout: 300
+ */
+#include <sys/mman.h>
+
+#include "snaptest.h"
+
+#define MEM (64u << 20)
+
+enum { DONTNEED, MUNMAP };
+static const char *const what_name[] = { "madvise(MADV_DONTNEED)", "munmap" };
+
+static int run(int method, int what)
+{
+	const char *dir = tu_tmpdir();
+	char path[600];
+	snprintf(path, sizeof(path), "%s/s.bgs", dir);
+	uint8_t *m = tu_map_anon(MEM);
+	tu_fill(m, MEM, 21, 0);
+	/* The pause-instant content, known without a hook: nothing writes. */
+	uint8_t *want = tu_map_anon(MEM);
+	memcpy(want, m, MEM);
+	bgsnap_engine *e = st_engine(method, 1u << 20);
+	st_add_region(e, "mem", m, MEM);
+
+	uint8_t *half = m + MEM / 2;
+	tu_phase("bgsnap_start");
+	CHECK_RC(bgsnap_start(e, path), 0, "start: %s", bgsnap_errmsg(e));
+	tu_phase(what_name[what]);
+	switch (what) {
+	case DONTNEED:
+		CHECK(madvise(half, MEM / 2, MADV_DONTNEED) == 0, "madvise: %s", strerror(errno));
+		break;
+	case MUNMAP:
+		CHECK(munmap(half, MEM / 2) == 0, "munmap: %s", strerror(errno));
+		break;
+	}
+	tu_phase("bgsnap_wait after the region was changed under the engine");
+	int r = bgsnap_wait(e);
+	printf("    %s of the second half during the snapshot: wait returned %s: %s\n", what_name[what],
+	       tu_errname(r), bgsnap_errmsg(e));
+	if (r == 0) {
+		/* Allowed only with exact content. */
+		CHECK_FILE_REGION(path, "mem", want, MEM);
+	} else {
+		CHECK_ERRMSG(e);
+		CHECK_DIR_COUNT(dir, 0, "a failed snapshot left files");
+		CHECK_FAILED_STATS(e, r);
+	}
+	CHECK_WRITABLE("the first half of the region", m, MEM / 2);
+	if (what == DONTNEED)
+		CHECK_WRITABLE("the dropped half of the region", half, MEM / 2);
+	CHECK(tu_no_children(), "a child process was left");
+	bgsnap_destroy(e);
+	return 0;
+}
+
+static int case_dontneed(void *arg) { return run(*(int *)arg, DONTNEED); }
+static int case_munmap(void *arg) { return run(*(int *)arg, MUNMAP); }
+
+/* mremap needs its own layout: move the second half to a reserved spot. */
+static int case_mremap(void *arg)
+{
+	int method = *(int *)arg;
+	const char *dir = tu_tmpdir();
+	char path[600];
+	snprintf(path, sizeof(path), "%s/s.bgs", dir);
+	uint8_t *m = tu_map_anon(MEM);
+	tu_fill(m, MEM, 23, 0);
+	uint8_t *want = tu_map_anon(MEM);
+	memcpy(want, m, MEM);
+	uint8_t *spot = tu_map_anon(MEM / 2);
+	bgsnap_engine *e = st_engine(method, 1u << 20);
+	st_add_region(e, "mem", m, MEM);
+	tu_phase("bgsnap_start");
+	CHECK_RC(bgsnap_start(e, path), 0, "start: %s", bgsnap_errmsg(e));
+	tu_phase("mremap");
+	void *moved = mremap(m + MEM / 2, MEM / 2, MEM / 2, MREMAP_MAYMOVE | MREMAP_FIXED, spot);
+	CHECK(moved == spot, "mremap: %s", strerror(errno));
+	tu_phase("bgsnap_wait after mremap");
+	int r = bgsnap_wait(e);
+	printf("    mremap of the second half during the snapshot: wait returned %s: %s\n", tu_errname(r),
+	       bgsnap_errmsg(e));
+	if (r == 0) {
+		CHECK_FILE_REGION(path, "mem", want, MEM);
+	} else {
+		CHECK_ERRMSG(e);
+		CHECK_DIR_COUNT(dir, 0, "a failed snapshot left files");
+		CHECK_FAILED_STATS(e, r);
+	}
+	CHECK_WRITABLE("the first half of the region", m, MEM / 2);
+	CHECK_WRITABLE("the moved half", spot, MEM / 2);
+	CHECK(memcmp(spot, want + MEM / 2, MEM / 2) == 0, "the moved memory lost its content");
+	CHECK(tu_no_children(), "a child process was left");
+	bgsnap_destroy(e);
+	return 0;
+}
+
+int main(void)
+{
+	struct tu_tally t = { 0 };
+	st_for_each_method(&t, "dontneed", case_dontneed, ~0u, 60);
+	st_for_each_method(&t, "munmap", case_munmap, ~0u, 60);
+	st_for_each_method(&t, "mremap", case_mremap, ~0u, 60);
+	tu_tally_exit(&t, "t_err_remove");
+}
