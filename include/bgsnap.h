@@ -331,6 +331,115 @@ int bgsnap_reader_read_region(bgsnap_reader *r, unsigned region, void *dst, size
  */
 int bgsnap_reader_verify(bgsnap_reader *r);
 
+/* ------------------------------------------------------------------------ */
+/* Restore: a snapshot's regions back into memory, eagerly or lazily.        */
+
+/*
+ * One region of a snapshot and the caller's memory it is restored into.
+ * `dst` must be page-aligned, mapped read-write, and `len` must equal the
+ * region's size exactly (bgsnap_reader_region); targets must not overlap.
+ * The memory stays owned by the caller; bgsnap never writes outside
+ * [dst, dst+len), whatever the file says (every page range in the file is
+ * checked against the region size before a byte is written).
+ */
+struct bgsnap_restore_target {
+	unsigned region;             /* region index in the snapshot           */
+	void *dst;
+	size_t len;
+};
+
+/*
+ * Eager restore: opens the snapshot `path` (random access), checks every
+ * target first (nothing is written if one is wrong), then restores each
+ * region into its target, split in chunks over `threads` threads (0 = one
+ * per online CPU, at most 16), each with its own reader.  Returns when all
+ * memory is back.
+ *
+ * Fast path: a target that is private anonymous memory with no page
+ * populated yet (a fresh mmap) is filled with UFFDIO_COPY / UFFDIO_ZEROPAGE
+ * in large runs through a userfaultfd registered for missing pages, which
+ * allocates and fills each page in one step instead of a page fault per page.
+ * Any other target (populated, shmem, or no userfaultfd here) is written
+ * directly.  During the call the caller must not touch the targets.
+ *
+ * Returns 0, or -EINVAL (bad target: unaligned, size mismatch, overlap,
+ * region out of range), -EFAULT (target not mapped), -EBADMSG (the file is
+ * not a valid snapshot or a record is corrupt), -EIO, -ENOMEM.  On failure
+ * the targets hold partial content.  The message goes to `err` (at most
+ * `err_len` bytes, NUL-terminated) when it is not NULL.
+ */
+int bgsnap_restore(const char *path, const struct bgsnap_restore_target *targets, unsigned n,
+                   unsigned threads, char *err, size_t err_len);
+
+/* A lazy restore in progress. */
+typedef struct bgsnap_lazy bgsnap_lazy;
+
+/*
+ * Lazy restore: checks the targets, registers them with a userfaultfd for
+ * missing-page faults and returns at once; the memory is usable from then
+ * on.  A handler thread serves each first touch of a page that is not in
+ * yet (UFFDIO_COPY of a small window around it read from the file through
+ * the index, UFFDIO_ZEROPAGE for zero pages); a prefetch thread fills
+ * everything else in the background in large runs.  When every page is in,
+ * the targets are unregistered and the threads end.
+ *
+ * Each target must be private anonymous memory that has never been touched
+ * (a fresh mmap, or after MADV_DONTNEED): a populated page would keep its old
+ * content, so the start refuses (-EINVAL) a target with any populated page,
+ * and a shared or file-backed mapping (-ENOTSUP).  The caller must not
+ * munmap, mremap or MADV_DONTNEED a target until bgsnap_lazy_wait returned.
+ * Needs userfaultfd (-ENOSYS / -EPERM with a message otherwise).
+ *
+ * Failure in the background (a read error, a truncated file, a checksum
+ * mismatch): the pages that cannot be restored are poisoned with
+ * UFFDIO_POISON (Linux 6.6+) so that any access to them raises SIGBUS
+ * (without UFFD_FEATURE_POISON they are made PROT_NONE instead: SIGSEGV);
+ * every other page is still restored; no thread ever stays blocked.
+ * bgsnap_lazy_wait then returns the error, the stats say how many pages
+ * failed, bgsnap_lazy_errmsg says which record and why.
+ *
+ * Returns 0 and *out, or -errno with the message in `err`; on failure
+ * nothing stays registered and *out is NULL.
+ */
+int bgsnap_lazy_restore_start(bgsnap_lazy **out, const char *path,
+                              const struct bgsnap_restore_target *targets, unsigned n,
+                              char *err, size_t err_len);
+
+/*
+ * Waits until every page is in (or the restore failed) and the targets are
+ * unregistered.  Returns 0, or the negative errno of the first background
+ * failure (-EBADMSG corrupt or truncated file, -EIO, ...).
+ */
+int bgsnap_lazy_wait(bgsnap_lazy *l);
+
+struct bgsnap_lazy_stats {
+	uint64_t usable_us;          /* start call until it returned (usable)  */
+	uint64_t total_us;           /* start until every page was in; 0 before */
+	uint64_t pages_total;        /* pages in all targets                   */
+	uint64_t pages_demand;       /* installed by the fault handler         */
+	uint64_t pages_prefetched;   /* installed by the prefetch thread       */
+	uint64_t pages_zero;         /* of those, zero pages (UFFDIO_ZEROPAGE) */
+	uint64_t pages_failed;       /* could not be restored: poisoned        */
+	uint64_t faults;             /* missing-page faults received           */
+	int done;                    /* 1 once every page is in (or failed)    */
+	int error;                   /* negative errno of the first failure    */
+};
+
+/* Copies the current statistics; safe from any thread while it runs. */
+int bgsnap_lazy_get_stats(const bgsnap_lazy *l, struct bgsnap_lazy_stats *out);
+
+/* Message of the first background failure ("" if none).  Stable once
+ * stats.error is non-zero; owned by `l`. */
+const char *bgsnap_lazy_errmsg(const bgsnap_lazy *l);
+
+/*
+ * Ends the restore and frees it.  If pages are still missing (free before
+ * bgsnap_lazy_wait), the background work stops and every missing page is
+ * poisoned as on a failure (an access raises SIGBUS, never reads zeros).
+ * The target memory stays the caller's.  NULL is ignored.
+ */
+void bgsnap_lazy_free(bgsnap_lazy *l);
+
 #ifdef __cplusplus
 }
 #endif
