@@ -79,11 +79,18 @@ struct bgsnap_options {
 	                               whole pages; minimum one page.  Default
 	                               64 MiB.  Bounds the extra memory used.     */
 	unsigned wp_threads;        /* threads for the write-protect step; 0=auto */
+	/* uffd: after handling faults, the handler thread keeps polling for
+	 * this long before it sleeps, so that a burst of faults does not pay a
+	 * thread wake-up each.  bgsnap_options_init sets
+	 * BGSNAP_DEFAULT_FAULT_SPIN_US; 0 disables spinning; capped at 100000. */
+	unsigned fault_spin_us;
 	/* Optional log callback; may be called from bgsnap's threads, never from
 	 * a signal handler.  `msg` has no trailing newline. */
 	void (*log)(void *ctx, int level, const char *msg);
 	void *log_ctx;
 };
+
+#define BGSNAP_DEFAULT_FAULT_SPIN_US 50
 
 /* Fills `opts` with the defaults. */
 void bgsnap_options_init(struct bgsnap_options *opts);

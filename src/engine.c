@@ -129,6 +129,7 @@ void bgsnap_options_init(struct bgsnap_options *opts)
 	memset(opts, 0, sizeof(*opts));
 	opts->method = BGSNAP_METHOD_AUTO;
 	opts->copy_buffer_bytes = 64u << 20;
+	opts->fault_spin_us = BGSNAP_DEFAULT_FAULT_SPIN_US;
 }
 
 int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts)
@@ -143,6 +144,8 @@ int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts)
 		bgsnap_options_init(&o);
 	if (o.method < 0 || o.method >= BGSNAP_METHOD_COUNT_)
 		return -EINVAL;
+	if (o.fault_spin_us > 100000)
+		o.fault_spin_us = 100000;
 	if (o.copy_buffer_bytes == 0)
 		o.copy_buffer_bytes = PAGE_SIZE_;
 	if (o.copy_buffer_bytes > ((size_t)1 << 40))

@@ -65,6 +65,7 @@ struct uffd_priv {
 	int *registered;
 	pthread_t handler;
 	int handler_started;
+	_Atomic int stopping;         /* ends the handler's spinning */
 	int signal_installed;
 	/* handler-only: unprotects that met EAGAIN, retried after the next read */
 	uint64_t pending[1024];
@@ -140,6 +141,7 @@ static void stop_handler(struct uffd_priv *p)
 {
 	if (!p->handler_started)
 		return;
+	atomic_store(&p->stopping, 1);
 	uint64_t one = 1;
 	while (write(p->stop_fd, &one, sizeof(one)) < 0 && errno == EINTR)
 		;
@@ -188,13 +190,63 @@ static void handle_fault_msg(struct bgsnap_engine *e, struct uffd_priv *p, const
 	}
 }
 
+static void handle_msgs(struct bgsnap_engine *e, struct uffd_priv *p, const struct uffd_msg *msgs, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		const struct uffd_msg *m = &msgs[i];
+		switch (m->event) {
+		case UFFD_EVENT_PAGEFAULT:
+			handle_fault_msg(e, p, m);
+			break;
+		case UFFD_EVENT_REMOVE:
+			track_discard(&p->track, m->arg.remove.start, m->arg.remove.end, "MADV_DONTNEED/MADV_REMOVE");
+			break;
+		case UFFD_EVENT_UNMAP:
+			track_discard(&p->track, m->arg.remove.start, m->arg.remove.end, "munmap");
+			break;
+		case UFFD_EVENT_REMAP:
+			track_discard(&p->track, m->arg.remap.from, m->arg.remap.from + m->arg.remap.len, "mremap");
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/*
+ * Reads fault messages in batches (one read(2) takes up to 64).  After a
+ * batch it keeps polling the (non-blocking) descriptor for fault_spin_us
+ * before it sleeps in poll(2): on a virtual machine a thread wake-up costs
+ * tens of microseconds, as much as the rest of the round trip, and faults
+ * come in bursts.
+ */
 static void *handler_main(void *arg)
 {
 	struct bgsnap_engine *e = arg;
 	struct uffd_priv *p = e->method_priv;
 	struct uffd_msg msgs[64];
 	struct pollfd pfd[2] = { { .fd = p->fd, .events = POLLIN }, { .fd = p->stop_fd, .events = POLLIN } };
+	uint64_t spin_ns = (uint64_t)e->opts.fault_spin_us * 1000, last = 0;
 	for (;;) {
+		ssize_t n = read(p->fd, msgs, sizeof(msgs));
+		if (n > 0) {
+			handle_msgs(e, p, msgs, (size_t)n / sizeof(msgs[0]));
+			retry_pending(e, p);
+			if (spin_ns)
+				last = now_ns();
+			continue;
+		}
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			engine_fail(e, -errno, "reading the userfaultfd failed: %s", strerror(errno));
+			copybuf_close(&p->track.cb);
+			break;
+		}
+		if (p->npending)
+			retry_pending(e, p);
+		if (spin_ns && now_ns() - last < spin_ns && !atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
+			__builtin_ia32_pause();
+			continue;
+		}
 		int pr = poll(pfd, 2, p->npending ? 1 : -1);
 		if (pr < 0 && errno != EINTR) {
 			engine_fail(e, -errno, "poll on the userfaultfd failed: %s", strerror(errno));
@@ -203,40 +255,6 @@ static void *handler_main(void *arg)
 		}
 		if (pr > 0 && (pfd[1].revents & POLLIN))
 			break;
-		/* One read takes every message queued, up to 64. */
-		ssize_t n = read(p->fd, msgs, sizeof(msgs));
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR) {
-				retry_pending(e, p);
-				continue;
-			}
-			engine_fail(e, -errno, "reading the userfaultfd failed: %s", strerror(errno));
-			copybuf_close(&p->track.cb);
-			break;
-		}
-		size_t count = (size_t)n / sizeof(msgs[0]);
-		for (size_t i = 0; i < count; i++) {
-			const struct uffd_msg *m = &msgs[i];
-			switch (m->event) {
-			case UFFD_EVENT_PAGEFAULT:
-				handle_fault_msg(e, p, m);
-				break;
-			case UFFD_EVENT_REMOVE:
-				track_discard(&p->track, m->arg.remove.start, m->arg.remove.end,
-				              "MADV_DONTNEED/MADV_REMOVE");
-				break;
-			case UFFD_EVENT_UNMAP:
-				track_discard(&p->track, m->arg.remove.start, m->arg.remove.end, "munmap");
-				break;
-			case UFFD_EVENT_REMAP:
-				track_discard(&p->track, m->arg.remap.from, m->arg.remap.from + m->arg.remap.len,
-				              "mremap");
-				break;
-			default:
-				break;
-			}
-		}
-		retry_pending(e, p);
 	}
 	return NULL;
 }
