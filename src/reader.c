@@ -45,6 +45,13 @@
 #define MAX_HEADER_LEN  (FMT_HEADER_FIXED_LEN + FMT_MAX_REGIONS * (FMT_REGION_FIXED_LEN + FMT_NAME_MAX))
 #define MIN_INDEX_REC   (FMT_REC_HDR_LEN + 8 + FMT_REC_CRC_LEN)
 
+/* A chunk whose every page has been seen: shared, never allocated, never
+ * written.  Whole-chunk runs (long ZERO records of big sparse regions) then
+ * cost no memory, so a crafted stream cannot make the bitmap grow faster
+ * than one chunk per record it sends. */
+static uint64_t cov_full_marker;
+#define COV_FULL (&cov_full_marker)
+
 struct run {
 	uint32_t kind, region;
 	uint64_t first, count, offset;
@@ -610,10 +617,6 @@ static int load_index(bgsnap_reader *r)
 		           (ull)r->header_end, (ull)io);
 	if (rc < 0)
 		return rc;
-	if (zero != r->pages_zero)
-		return bad(r, "TRAILER: %llu zero pages, the index has %llu", (ull)r->pages_zero, (ull)zero);
-	if (states != r->state_count)
-		return bad(r, "TRAILER: %u state blobs, the index has %u", r->state_count, states);
 
 	for (uint32_t g = 0; g < r->region_count; g++) {
 		r->regions[g].runs = calloc(r->regions[g].nruns + 1, sizeof(struct run));
@@ -644,6 +647,12 @@ static int load_index(bgsnap_reader *r)
 			return bad(r, "INDEX: pages %llu..%llu of region '%s' are in no record", (ull)next,
 			           (ull)(g->pages - 1), g->name);
 	}
+	/* After the coverage check: a duplicate or missing page is the clearer
+	 * diagnosis when the counts disagree too. */
+	if (zero != r->pages_zero)
+		return bad(r, "TRAILER: %llu zero pages, the index has %llu", (ull)r->pages_zero, (ull)zero);
+	if (states != r->state_count)
+		return bad(r, "TRAILER: %u state blobs, the index has %u", r->state_count, states);
 	return 0;
 }
 
@@ -811,7 +820,8 @@ int bgsnap_reader_open_stream(bgsnap_reader **out, int fd, char *err, size_t err
 static void seq_reset(bgsnap_reader *r)
 {
 	for (size_t i = 0; i < r->ncov; i++)
-		free(r->cov[i]);
+		if (r->cov[i] != COV_FULL)
+			free(r->cov[i]);
 	free(r->cov);
 	r->cov = NULL;
 	r->ncov = 0;
@@ -913,6 +923,12 @@ int bgsnap_reader_find_state(const bgsnap_reader *r, const char *name, const voi
 /* ------------------------------------------------------------------------ */
 /* Sequential pass.                                                          */
 
+static int cov_dup(bgsnap_reader *r, const struct rregion *g, uint64_t page, uint64_t off)
+{
+	return bad(r, "record at offset %llu: page %llu of region '%s' appears twice", (ull)off,
+	           (ull)(page - g->base), g->name);
+}
+
 /* Marks [first, first+count) of region g as seen; a page seen before is an
  * error.  Chunks of the bitmap are allocated only where records land. */
 static int cov_mark(bgsnap_reader *r, const struct rregion *g, uint64_t first, uint64_t count, uint64_t off)
@@ -926,16 +942,28 @@ static int cov_mark(bgsnap_reader *r, const struct rregion *g, uint64_t first, u
 	for (int pass = 0; pass < 2; pass++) {
 		for (uint64_t i = b; i < e;) {
 			uint64_t c = i / COV_CHUNK_PAGES, in = i % COV_CHUNK_PAGES;
+			if (r->cov[c] == COV_FULL)
+				return cov_dup(r, g, i, off);   /* only pass 0 can get here */
+			if (in == 0 && e - i >= COV_CHUNK_PAGES) {
+				if (pass == 0 && r->cov[c]) {
+					for (size_t k = 0; k < COV_CHUNK_PAGES / 64; k++)
+						if (r->cov[c][k])
+							return cov_dup(r, g, i + 64 * k + (uint64_t)__builtin_ctzll(r->cov[c][k]), off);
+				}
+				if (pass == 1) {
+					free(r->cov[c]);   /* allocated but empty: pass 0 saw no bit */
+					r->cov[c] = COV_FULL;
+				}
+				i += COV_CHUNK_PAGES;
+				continue;
+			}
 			if (!r->cov[c] && !(r->cov[c] = calloc(COV_CHUNK_PAGES / 64, sizeof(uint64_t))))
 				return err_set(&r->err, -ENOMEM, "out of memory");
 			uint64_t *w = &r->cov[c][in / 64];
 			uint64_t bit = in % 64, n = 64 - bit < e - i ? 64 - bit : e - i;
 			uint64_t mask = (n == 64 ? ~UINT64_C(0) : ((UINT64_C(1) << n) - 1)) << bit;
-			if (pass == 0 && (*w & mask)) {
-				uint64_t dup = i + (uint64_t)__builtin_ctzll(*w & mask) - bit;
-				return bad(r, "record at offset %llu: page %llu of region '%s' appears twice", (ull)off,
-				           (ull)(dup - g->base), g->name);
-			}
+			if (pass == 0 && (*w & mask))
+				return cov_dup(r, g, i + (uint64_t)__builtin_ctzll(*w & mask) - bit, off);
 			if (pass == 1)
 				*w |= mask;
 			i += n;
@@ -949,6 +977,10 @@ static int first_missing(const bgsnap_reader *r, uint32_t *region, uint64_t *pag
 {
 	for (uint64_t i = 0; i < r->pages_total; i++) {
 		const uint64_t *c = r->cov ? r->cov[i / COV_CHUNK_PAGES] : NULL;
+		if (c == COV_FULL) {
+			i = (i / COV_CHUNK_PAGES + 1) * COV_CHUNK_PAGES - 1;
+			continue;
+		}
 		if (c && i % 64 == 0 && c[(i % COV_CHUNK_PAGES) / 64] == ~UINT64_C(0)) {
 			i += 63;   /* a full word: skip it */
 			continue;
