@@ -32,7 +32,9 @@
 #define WORDS (WL_PAGE / 8u)
 #define HUGE_ALIGN (2u << 20)
 
-enum { CTL_PAUSE = 1u, CTL_STOP = 2u };
+/* The control word: flags, and above them a generation bumped by every
+ * resume.  Only the driving thread writes it. */
+enum { CTL_PAUSE = 1u, CTL_STOP = 2u, CTL_GEN = 4u };
 
 static inline uint64_t mix64(uint64_t z)
 {
@@ -319,14 +321,16 @@ void *wl_mem(const wl *w) { return w->mem; }
 size_t wl_mem_bytes(const wl *w) { return w->len; }
 const struct wl_params *wl_get_params(const wl *w) { return &w->cfg.params; }
 
-static void park(struct wl *w, struct wl_thread *th, uint64_t k)
+/* Parks until the control word changes from `c` (the value that asked for
+ * the pause): a resume bumps its generation, so a writer that oversleeps a
+ * resume and meets the next pause re-parks and is counted for it. */
+static void park(struct wl *w, struct wl_thread *th, uint64_t k, uint32_t c)
 {
 	th->paused_at = k;
 	uint32_t n = atomic_fetch_add_explicit(&w->parked, 1, memory_order_acq_rel) + 1;
 	if (n == w->cfg.params.threads)
 		futex_wake(&w->parked, 1);
-	uint32_t c;
-	while ((c = atomic_load_explicit(&w->ctl, memory_order_acquire)) & CTL_PAUSE)
+	while (atomic_load_explicit(&w->ctl, memory_order_acquire) == c)
 		futex_wait(&w->ctl, c);
 }
 
@@ -342,10 +346,11 @@ static void *writer_main(void *arg)
 
 	for (;;) {
 		uint32_t c = atomic_load_explicit(&w->ctl, memory_order_acquire);
-		if (c) {
+		if (c & (CTL_PAUSE | CTL_STOP)) {
 			if (c & CTL_STOP)
 				break;
-			park(w, th, k);
+			if (c & CTL_PAUSE)
+				park(w, th, k, c);
 			continue;
 		}
 		uint64_t j = pick_next(&ps, k);
@@ -402,7 +407,8 @@ void wl_stop(wl *w)
 {
 	if (!w->running)
 		return;
-	atomic_store_explicit(&w->ctl, CTL_STOP, memory_order_release);
+	uint32_t c = atomic_load_explicit(&w->ctl, memory_order_relaxed);
+	atomic_store_explicit(&w->ctl, (c + CTL_GEN) | CTL_STOP, memory_order_release);
 	futex_wake(&w->ctl, INT_MAX);
 	for (unsigned t = 0; t < w->cfg.params.threads; t++)
 		pthread_join(w->th[t].tid, NULL);
@@ -464,7 +470,7 @@ void wl_pause(wl *w)
 	atomic_fetch_or_explicit(&w->ctl, CTL_PAUSE, memory_order_acq_rel);
 	/* Writers see the flag within one step; spin briefly before sleeping so a
 	 * running writer's park costs no futex round trip. */
-	for (unsigned i = 0; i < 20000; i++) {
+	for (unsigned i = 0; i < 2000; i++) {
 		if (atomic_load_explicit(&w->parked, memory_order_acquire) == n)
 			goto parked;
 		cpu_relax();
@@ -487,7 +493,8 @@ void wl_resume(wl *w, bool arm_timing)
 		atomic_store_explicit(&w->timing_epoch, w->epoch, memory_order_relaxed);
 	}
 	atomic_store_explicit(&w->parked, 0, memory_order_relaxed);
-	atomic_fetch_and_explicit(&w->ctl, ~(uint32_t)CTL_PAUSE, memory_order_release);
+	uint32_t c = atomic_load_explicit(&w->ctl, memory_order_relaxed);
+	atomic_store_explicit(&w->ctl, (c + CTL_GEN) & ~(uint32_t)CTL_PAUSE, memory_order_release);
 	futex_wake(&w->ctl, INT_MAX);
 }
 
