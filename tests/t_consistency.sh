@@ -117,7 +117,11 @@ done
 if "$bin" bench --mem 4M --threads 1 --method fork,stop --duration-before 5 --json \
 	--out "$tmp/keep.snap" >"$tmp/keep.json" 2>"$tmp/err"; then
 	for m in fork stop; do
-		[[ -s $tmp/keep.snap.$m ]] || fail "--out with fork,stop: $tmp/keep.snap.$m was not kept"
+		if [[ ! -s $tmp/keep.snap.$m ]]; then
+			fail "--out with fork,stop: $tmp/keep.snap.$m was not kept"
+		elif ! "$bin" verify "$tmp/keep.snap.$m" >/dev/null 2>"$tmp/err"; then
+			fail "bgsnap verify $tmp/keep.snap.$m: $(cat "$tmp/err")"
+		fi
 	done
 else
 	fail "bench --out with fork,stop failed: $(cat "$tmp/err")"
