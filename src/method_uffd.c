@@ -177,8 +177,9 @@ static void handle_fault_msg(struct bgsnap_engine *e, struct uffd_priv *p, const
 	}
 	switch (track_fault(&p->track, addr, TRACK_FAULT_HANDLER)) {
 	case TRACK_NOT_OURS:
-	case TRACK_ALREADY_DONE:
 		wake_page(p, addr);
+		break;
+	case TRACK_ALREADY_DONE:      /* track_fault unprotected it, which wakes */
 		break;
 	case TRACK_FAILED:
 		engine_fail(e, atomic_load(&p->track.fault_error) ? atomic_load(&p->track.fault_error) : -EIO,

@@ -4,11 +4,14 @@
  * invariants).
  *
  * The writer sweeps in batches of SWEEP_PAGES: it claims a batch with one
- * fetch_or per 64 pages, writes the runs it won straight from the (still
- * protected, hence stable) memory, and removes protection with one call per
- * contiguous run, merging runs across pages that faults already saved.
- * System calls per page are what make a background snapshot slow on a
- * virtual machine (QEMU's takes 14-33x its own stop-the-world save here).
+ * fetch_or per 64 pages and writes the runs it won straight from the (still
+ * protected, hence stable) memory.  It removes protection over a window of
+ * UNPROTECT_WINDOW_PAGES at once, one call per run of saved pages: each call
+ * flushes the TLB, and system calls per page are what make a background
+ * snapshot slow on a virtual machine (QEMU's takes 14-33x its own
+ * stop-the-world save here).  A fault on a saved page of the window is
+ * unprotected by the fault path at once; a fault on the batch being written
+ * asks the writer to flush its window right after the batch.
  * Before each batch it drains the fault copies, so the copy buffer empties
  * as fast as it fills.
  */
@@ -22,6 +25,7 @@
 
 #define SWEEP_PAGES 512u          /* 2 MiB: one huge page, 8 bitmap words */
 #define DRAIN_MAX 256u
+#define UNPROTECT_WINDOW_PAGES 4096u   /* 16 MiB */
 
 int track_init(struct track *t, struct bgsnap_engine *e)
 {
@@ -108,8 +112,14 @@ enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_f
 	uint64_t w = page / 64, bit = 1ull << (page % 64);
 	uint64_t old = atomic_fetch_or(&tr->claimed[w], bit);
 	if (old & bit) {
-		if (mode == TRACK_FAULT_HANDLER)
-			return (atomic_load(&tr->done[w]) & bit) ? TRACK_ALREADY_DONE : TRACK_OWNED_ELSEWHERE;
+		if (mode == TRACK_FAULT_HANDLER) {
+			if (atomic_load(&tr->done[w]) & bit)
+				return unprotect_fault(t, addr) ? TRACK_FAILED : TRACK_ALREADY_DONE;
+			/* The writer owns it: ask it to unprotect its window as soon
+			 * as the batch is written; that wakes the thread. */
+			atomic_store(&t->flush_req, 1);
+			return TRACK_OWNED_ELSEWHERE;
+		}
 		/* In the faulting thread: wait for the owner (the writer, within
 		 * one batch; or another faulting thread, within one copy). */
 		for (unsigned spins = 0; !(atomic_load(&tr->done[w]) & bit); spins++) {
@@ -190,25 +200,24 @@ static int bit_at(const uint64_t *v, uint64_t i)
 	return (int)(v[i / 64] >> (i % 64) & 1);
 }
 
-/* Unprotects the runs of `ok` (pages whose content is saved) that contain
- * at least one page of `mine` (the writer's; faulted pages were unprotected
- * by their fault, and are included only to merge runs). */
-static int unprotect_runs(struct track *t, uint8_t *base, uint64_t first, uint64_t n,
-                          const uint64_t *ok, const uint64_t *mine)
+/* Removes protection from the saved pages of [lo, hi) of a region, one call
+ * per run of `done` pages: pages whose fault copy is still in flight are
+ * left to their fault, which unprotects them itself. */
+static int flush_window(struct track *t, uint32_t ri, uint64_t lo, uint64_t hi)
 {
-	uint64_t i = 0;
-	while (i < n) {
-		if (!bit_at(ok, i)) {
+	struct region *rg = &t->e->regions[ri];
+	struct track_region *tr = &t->regions[ri];
+	uint64_t i = lo;
+	while (i < hi) {
+		uint64_t word = atomic_load(&tr->done[i / 64]);
+		if (!(word >> (i % 64) & 1)) {
 			i++;
 			continue;
 		}
 		uint64_t s = i;
-		int has_mine = 0;
-		for (; i < n && bit_at(ok, i); i++)
-			has_mine |= bit_at(mine, i);
-		if (!has_mine)
-			continue;
-		int r = t->unprotect(t, (uint64_t)(uintptr_t)(base + (first + s) * PAGE_SIZE_), (i - s) * PAGE_SIZE_);
+		while (i < hi && (atomic_load_explicit(&tr->done[i / 64], memory_order_relaxed) >> (i % 64) & 1))
+			i++;
+		int r = t->unprotect(t, (uint64_t)(uintptr_t)(rg->addr + s * PAGE_SIZE_), (i - s) * PAGE_SIZE_);
 		count_unprotect(t);
 		if (r)
 			return err_sys(&t->e->werr, r, "cannot remove write protection after saving pages");
@@ -221,7 +230,8 @@ static int sweep_region(struct track *t, uint32_t ri)
 	struct bgsnap_engine *e = t->e;
 	struct region *rg = &e->regions[ri];
 	struct track_region *tr = &t->regions[ri];
-	uint64_t mine[SWEEP_PAGES / 64], ok[SWEEP_PAGES / 64];
+	uint64_t mine[SWEEP_PAGES / 64];
+	uint64_t win = 0;   /* saved pages [win, first) still protected */
 	for (uint64_t first = 0; first < rg->pages; first += SWEEP_PAGES) {
 		int r = drain_copies(t, 0);
 		if (r)
@@ -249,11 +259,17 @@ static int sweep_region(struct track *t, uint32_t ri)
 				return r;
 		}
 		for (uint64_t j = 0; j < nw; j++)
-			ok[j] = mine[j] | atomic_fetch_or(&tr->done[w0 + j], mine[j]);
+			atomic_fetch_or(&tr->done[w0 + j], mine[j]);
 		engine_progress(e, &e->fw);
-		r = unprotect_runs(t, rg->addr, first, n, ok, mine);
-		if (r)
-			return r;
+		/* Unprotecting costs a TLB flush per call on these machines:
+		 * defer it over a window, unless a thread waits on this batch. */
+		uint64_t end = first + n;
+		if (atomic_exchange(&t->flush_req, 0) || end - win >= UNPROTECT_WINDOW_PAGES || end == rg->pages) {
+			r = flush_window(t, ri, win, end);
+			if (r)
+				return r;
+			win = end;
+		}
 	}
 	return 0;
 }

@@ -16,7 +16,9 @@
  *  - protection is removed from a page only once its `done` bit is set,
  *    i.e. its pause-instant content is in the sink or in the copy buffer;
  *  - a faulting thread waits for one page copy, for buffer space, or for
- *    the owner of the page to finish saving it.
+ *    the owner of the page to finish saving it (at most one batch);
+ *  - a saved page may stay protected for a while (the writer unprotects a
+ *    window at once); a fault on it just removes the protection.
  * The fault path takes no lock and allocates nothing: it runs in signal
  * handlers (uffd-signal, mprotect) as well as in the uffd handler thread.
  */
@@ -51,6 +53,7 @@ struct track {
 	void (*writer_end)(struct track *t);
 	void *method;              /* the method's own state */
 	_Atomic int fault_error;   /* first unprotect failure on the fault path */
+	_Atomic int flush_req;     /* a thread waits on a page the writer owns */
 	pthread_t writer;
 	int writer_started;
 	int writer_rc;
