@@ -1,0 +1,453 @@
+/*
+ * json.c - the little JSON the control socket needs: parse one command line
+ * ({"execute": NAME, "arguments": {...}, "id": ANY}) with a strict
+ * recursive-descent parser that validates the whole value, and quote
+ * strings for replies.  Bounded depth and lengths: any input gives either a
+ * command or an error message, never a crash.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vm.h"
+
+#define JSON_MAX_DEPTH 32
+
+struct jp {
+	const char *s;
+	size_t len, pos;
+	char *err;
+	size_t err_len;
+	int failed;
+};
+
+static void jerr(struct jp *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void jerr(struct jp *p, const char *fmt, ...)
+{
+	if (p->failed)
+		return;
+	p->failed = 1;
+	va_list ap;
+	va_start(ap, fmt);
+	char m[160];
+	vsnprintf(m, sizeof(m), fmt, ap);
+	va_end(ap);
+	snprintf(p->err, p->err_len, "%s at byte %zu", m, p->pos);
+}
+
+static void ws(struct jp *p)
+{
+	while (p->pos < p->len && (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' || p->s[p->pos] == '\r' ||
+	                           p->s[p->pos] == '\n'))
+		p->pos++;
+}
+
+static int peek(struct jp *p)
+{
+	return p->pos < p->len ? (unsigned char)p->s[p->pos] : -1;
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int read_hex4(struct jp *p, unsigned *out)
+{
+	if (p->len - p->pos < 4) {
+		jerr(p, "truncated \\u escape");
+		return -1;
+	}
+	unsigned v = 0;
+	for (int i = 0; i < 4; i++) {
+		int h = hexval((unsigned char)p->s[p->pos + i]);
+		if (h < 0) {
+			jerr(p, "bad \\u escape");
+			return -1;
+		}
+		v = v << 4 | (unsigned)h;
+	}
+	p->pos += 4;
+	*out = v;
+	return 0;
+}
+
+/* Parses a string; stores up to cap-1 decoded bytes in out (if not NULL).
+ * Returns 0, or -1 (also when the decoded string does not fit, or holds
+ * a NUL, when out is given). */
+static int parse_string(struct jp *p, char *out, size_t cap)
+{
+	size_t n = 0;
+	if (peek(p) != '"') {
+		jerr(p, "expected a string");
+		return -1;
+	}
+	p->pos++;
+	for (;;) {
+		int c = peek(p);
+		if (c < 0) {
+			jerr(p, "unterminated string");
+			return -1;
+		}
+		p->pos++;
+		if (c == '"')
+			break;
+		if (c < 0x20) {
+			jerr(p, "control character in a string");
+			return -1;
+		}
+		char buf[4];
+		size_t bl = 1;
+		buf[0] = (char)c;
+		if (c == '\\') {
+			int e = peek(p);
+			if (e < 0) {
+				jerr(p, "unterminated string");
+				return -1;
+			}
+			p->pos++;
+			switch (e) {
+			case '"': buf[0] = '"'; break;
+			case '\\': buf[0] = '\\'; break;
+			case '/': buf[0] = '/'; break;
+			case 'b': buf[0] = '\b'; break;
+			case 'f': buf[0] = '\f'; break;
+			case 'n': buf[0] = '\n'; break;
+			case 'r': buf[0] = '\r'; break;
+			case 't': buf[0] = '\t'; break;
+			case 'u': {
+				unsigned cp;
+				if (read_hex4(p, &cp) < 0)
+					return -1;
+				if (cp >= 0xd800 && cp <= 0xdbff) {
+					unsigned lo;
+					if (p->len - p->pos < 2 || p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u') {
+						jerr(p, "lone surrogate in \\u escape");
+						return -1;
+					}
+					p->pos += 2;
+					if (read_hex4(p, &lo) < 0)
+						return -1;
+					if (lo < 0xdc00 || lo > 0xdfff) {
+						jerr(p, "bad surrogate pair");
+						return -1;
+					}
+					cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+				} else if (cp >= 0xdc00 && cp <= 0xdfff) {
+					jerr(p, "lone surrogate in \\u escape");
+					return -1;
+				}
+				if (cp == 0 && out) {
+					jerr(p, "NUL in a string");
+					return -1;
+				}
+				if (cp < 0x80) {
+					buf[0] = (char)cp;
+				} else if (cp < 0x800) {
+					buf[0] = (char)(0xc0 | cp >> 6);
+					buf[1] = (char)(0x80 | (cp & 0x3f));
+					bl = 2;
+				} else if (cp < 0x10000) {
+					buf[0] = (char)(0xe0 | cp >> 12);
+					buf[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+					buf[2] = (char)(0x80 | (cp & 0x3f));
+					bl = 3;
+				} else {
+					buf[0] = (char)(0xf0 | cp >> 18);
+					buf[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+					buf[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+					buf[3] = (char)(0x80 | (cp & 0x3f));
+					bl = 4;
+				}
+				break;
+			}
+			default:
+				jerr(p, "bad escape \\%c", e);
+				return -1;
+			}
+		}
+		if (out) {
+			if (n + bl >= cap) {
+				jerr(p, "string too long (at most %zu bytes)", cap - 1);
+				return -1;
+			}
+			memcpy(out + n, buf, bl);
+			n += bl;
+		}
+	}
+	if (out)
+		out[n] = 0;
+	return 0;
+}
+
+static int parse_value(struct jp *p, int depth);
+
+static int parse_number(struct jp *p)
+{
+	size_t start = p->pos;
+	if (peek(p) == '-')
+		p->pos++;
+	if (peek(p) == '0') {
+		p->pos++;
+	} else if (peek(p) >= '1' && peek(p) <= '9') {
+		while (peek(p) >= '0' && peek(p) <= '9')
+			p->pos++;
+	} else {
+		jerr(p, "bad number");
+		return -1;
+	}
+	if (peek(p) == '.') {
+		p->pos++;
+		if (!(peek(p) >= '0' && peek(p) <= '9')) {
+			jerr(p, "bad number");
+			return -1;
+		}
+		while (peek(p) >= '0' && peek(p) <= '9')
+			p->pos++;
+	}
+	if (peek(p) == 'e' || peek(p) == 'E') {
+		p->pos++;
+		if (peek(p) == '+' || peek(p) == '-')
+			p->pos++;
+		if (!(peek(p) >= '0' && peek(p) <= '9')) {
+			jerr(p, "bad number");
+			return -1;
+		}
+		while (peek(p) >= '0' && peek(p) <= '9')
+			p->pos++;
+	}
+	return p->pos > start ? 0 : -1;
+}
+
+static int parse_word(struct jp *p, const char *w)
+{
+	size_t l = strlen(w);
+	if (p->len - p->pos < l || memcmp(p->s + p->pos, w, l) != 0) {
+		jerr(p, "unexpected character");
+		return -1;
+	}
+	p->pos += l;
+	return 0;
+}
+
+/* An object; for each member, `member` (if not NULL) is called with the
+ * key and may consume the value itself (returns 1) or leave it (0). */
+typedef int (*member_fn)(struct jp *p, const char *key, void *ctx, int depth);
+
+static int parse_object(struct jp *p, int depth, member_fn member, void *ctx)
+{
+	if (depth > JSON_MAX_DEPTH) {
+		jerr(p, "nested too deeply");
+		return -1;
+	}
+	p->pos++; /* '{' */
+	ws(p);
+	if (peek(p) == '}') {
+		p->pos++;
+		return 0;
+	}
+	for (;;) {
+		char key[64];
+		ws(p);
+		size_t kpos = p->pos;
+		if (parse_string(p, key, sizeof(key)) < 0) {
+			/* Long keys are legal JSON: skip them. */
+			if (p->failed && strstr(p->err, "too long")) {
+				p->failed = 0;
+				p->pos = kpos;
+				if (parse_string(p, NULL, 0) < 0)
+					return -1;
+				key[0] = 0;
+			} else {
+				return -1;
+			}
+		}
+		ws(p);
+		if (peek(p) != ':') {
+			jerr(p, "expected ':'");
+			return -1;
+		}
+		p->pos++;
+		ws(p);
+		int used = member && key[0] ? member(p, key, ctx, depth + 1) : 0;
+		if (used < 0)
+			return -1;
+		if (!used && parse_value(p, depth + 1) < 0)
+			return -1;
+		ws(p);
+		if (peek(p) == ',') {
+			p->pos++;
+			continue;
+		}
+		if (peek(p) == '}') {
+			p->pos++;
+			return 0;
+		}
+		jerr(p, "expected ',' or '}'");
+		return -1;
+	}
+}
+
+static int parse_value(struct jp *p, int depth)
+{
+	if (depth > JSON_MAX_DEPTH) {
+		jerr(p, "nested too deeply");
+		return -1;
+	}
+	ws(p);
+	int c = peek(p);
+	switch (c) {
+	case '{':
+		return parse_object(p, depth, NULL, NULL);
+	case '[':
+		p->pos++;
+		ws(p);
+		if (peek(p) == ']') {
+			p->pos++;
+			return 0;
+		}
+		for (;;) {
+			if (parse_value(p, depth + 1) < 0)
+				return -1;
+			ws(p);
+			if (peek(p) == ',') {
+				p->pos++;
+				continue;
+			}
+			if (peek(p) == ']') {
+				p->pos++;
+				return 0;
+			}
+			jerr(p, "expected ',' or ']'");
+			return -1;
+		}
+	case '"':
+		return parse_string(p, NULL, 0);
+	case 't':
+		return parse_word(p, "true");
+	case 'f':
+		return parse_word(p, "false");
+	case 'n':
+		return parse_word(p, "null");
+	case -1:
+		jerr(p, "unexpected end of input");
+		return -1;
+	default:
+		if (c == '-' || (c >= '0' && c <= '9'))
+			return parse_number(p);
+		jerr(p, "unexpected character");
+		return -1;
+	}
+}
+
+static int args_member(struct jp *p, const char *key, void *ctx, int depth)
+{
+	struct json_cmd *cmd = ctx;
+	(void)depth;
+	if (strcmp(key, "path") == 0) {
+		if (peek(p) != '"') {
+			jerr(p, "\"path\" must be a string");
+			return -1;
+		}
+		if (parse_string(p, cmd->path, sizeof(cmd->path)) < 0)
+			return -1;
+		cmd->has_path = true;
+		return 1;
+	}
+	if (strcmp(key, "method") == 0) {
+		if (peek(p) != '"') {
+			jerr(p, "\"method\" must be a string");
+			return -1;
+		}
+		if (parse_string(p, cmd->method, sizeof(cmd->method)) < 0)
+			return -1;
+		cmd->has_method = true;
+		return 1;
+	}
+	return 0;
+}
+
+static int top_member(struct jp *p, const char *key, void *ctx, int depth)
+{
+	struct json_cmd *cmd = ctx;
+	if (strcmp(key, "execute") == 0) {
+		if (peek(p) != '"') {
+			jerr(p, "\"execute\" must be a string");
+			return -1;
+		}
+		return parse_string(p, cmd->execute, sizeof(cmd->execute)) < 0 ? -1 : 1;
+	}
+	if (strcmp(key, "arguments") == 0) {
+		if (peek(p) != '{') {
+			jerr(p, "\"arguments\" must be an object");
+			return -1;
+		}
+		return parse_object(p, depth, args_member, cmd) < 0 ? -1 : 1;
+	}
+	if (strcmp(key, "id") == 0) {
+		size_t start = p->pos;
+		if (parse_value(p, depth) < 0)
+			return -1;
+		size_t l = p->pos - start;
+		if (l >= sizeof(cmd->id)) {
+			jerr(p, "\"id\" too long");
+			return -1;
+		}
+		memcpy(cmd->id, p->s + start, l);
+		cmd->id[l] = 0;
+		return 1;
+	}
+	return 0;
+}
+
+int json_parse_cmd(const char *line, size_t len, struct json_cmd *cmd, char *err, size_t err_len)
+{
+	struct jp p = {.s = line, .len = len, .err = err, .err_len = err_len};
+	memset(cmd, 0, sizeof(*cmd));
+	ws(&p);
+	if (peek(&p) != '{') {
+		jerr(&p, "expected a JSON object");
+		return -EINVAL;
+	}
+	if (parse_object(&p, 0, top_member, cmd) < 0)
+		return -EINVAL;
+	ws(&p);
+	if (p.pos != p.len) {
+		jerr(&p, "trailing characters after the object");
+		return -EINVAL;
+	}
+	if (!cmd->execute[0]) {
+		snprintf(err, err_len, "missing \"execute\"");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+size_t json_put_str(char *buf, size_t cap, size_t pos, const char *s)
+{
+	/* Reserve room for the closing quote and the NUL. */
+	if (cap < 3 || pos >= cap - 2)
+		return pos;
+	buf[pos++] = '"';
+	for (; *s && pos < cap - 8; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			buf[pos++] = '\\';
+			buf[pos++] = (char)c;
+		} else if (c < 0x20) {
+			pos += (size_t)snprintf(buf + pos, cap - pos, "\\u%04x", c);
+		} else {
+			buf[pos++] = (char)c;
+		}
+	}
+	buf[pos++] = '"';
+	buf[pos] = 0;
+	return pos;
+}

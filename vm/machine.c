@@ -1,0 +1,419 @@
+/*
+ * machine.c - the reference VM's machine: guest RAM (one anonymous mapping
+ * with MADV_HUGEPAGE, mapped into Unicorn with uc_mem_map_ptr so that guest
+ * stores go straight to host memory), one vCPU thread running uc_emu_start,
+ * the console port, the progress port, and the vCPU registers as named text.
+ *
+ * Pause protocol: vm_pause() raises pause_holders and calls uc_emu_stop()
+ * until the vCPU thread reports it is parked.  uc_emu_stop() only takes
+ * effect while uc_emu_start() runs (a stop issued just before a start is
+ * forgotten by Unicorn), hence the retry.  When uc_emu_start() returns, a
+ * raised pause_holders means "parked" even if the guest executed hlt at the
+ * same instant: guests halt in a loop (`hlt; jmp back`), so resuming at the
+ * saved rip halts again.  With pause_holders at 0, a return means hlt.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <unicorn/unicorn.h>
+
+#include "vm.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+#define HUGE_2M (2u << 20)
+/* Never reached: the guest runs until hlt or a stop. */
+#define VM_UNTIL 0xfffffffffffff000ull
+
+static void seterr(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	if (!err || !len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+}
+
+static void hook_out(uc_engine *uc, uint32_t port, int size, uint32_t value, void *user)
+{
+	struct vm *vm = user;
+	(void)uc;
+	(void)size;
+	if (port == VM_PORT_CONSOLE) {
+		unsigned char c = value & 0xff;
+		putc_unlocked(c, vm->console);
+		vm->console_bytes++;
+		if (c == '\n' && vm->console_tty)
+			fflush_unlocked(vm->console);
+	} else if (port == VM_PORT_PROGRESS) {
+		atomic_fetch_add_explicit(&vm->progress, value, memory_order_relaxed);
+	}
+}
+
+int vm_create(struct vm *vm, size_t ram_size, char *err, size_t err_len)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->done_fd = -1;
+	if (ram_size < VM_MIN_RAM || ram_size > VM_MAX_RAM || ram_size % 4096) {
+		seterr(err, err_len, "guest RAM must be a multiple of 4 KiB between %u MiB and %llu MiB",
+		       VM_MIN_RAM >> 20, VM_MAX_RAM >> 20);
+		return -EINVAL;
+	}
+	/* Align to 2 MiB so that transparent huge pages can back all of it. */
+	vm->map_len = ram_size + HUGE_2M;
+	vm->map = mmap(NULL, vm->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (vm->map == MAP_FAILED) {
+		int e = errno;
+		vm->map = NULL;
+		seterr(err, err_len, "cannot map %zu bytes of guest RAM: %s", ram_size, strerror(e));
+		return -e;
+	}
+	uintptr_t a = ((uintptr_t)vm->map + HUGE_2M - 1) & ~(uintptr_t)(HUGE_2M - 1);
+	vm->ram = (uint8_t *)a;
+	vm->ram_size = ram_size;
+	/* Both only make the VM faster; a kernel without them still works. */
+	(void)madvise(vm->ram, ram_size, MADV_HUGEPAGE);
+	(void)madvise(vm->ram, ram_size, MADV_POPULATE_WRITE);
+
+	uc_engine *uc;
+	uc_err ue = uc_open(UC_ARCH_X86, UC_MODE_64, &uc);
+	if (ue != UC_ERR_OK) {
+		seterr(err, err_len, "Unicorn: cannot open an x86-64 CPU: %s", uc_strerror(ue));
+		vm_destroy(vm);
+		return -EIO;
+	}
+	vm->uc = uc;
+	ue = uc_mem_map_ptr(uc, 0, ram_size, UC_PROT_ALL, vm->ram);
+	if (ue != UC_ERR_OK) {
+		seterr(err, err_len, "Unicorn: cannot map guest RAM: %s", uc_strerror(ue));
+		vm_destroy(vm);
+		return -EIO;
+	}
+	uc_hook h;
+	ue = uc_hook_add(uc, &h, UC_HOOK_INSN, (void *)hook_out, vm, 1, 0, UC_X86_INS_OUT);
+	if (ue != UC_ERR_OK) {
+		seterr(err, err_len, "Unicorn: cannot hook the out instruction: %s", uc_strerror(ue));
+		vm_destroy(vm);
+		return -EIO;
+	}
+	vm->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->done_fd < 0) {
+		int e = errno;
+		seterr(err, err_len, "eventfd: %s", strerror(e));
+		vm_destroy(vm);
+		return -e;
+	}
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&vm->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	vm->console = stdout;
+	vm->console_tty = isatty(fileno(stdout));
+	vm->parked = true;
+	return 0;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->thread_started) {
+		vm_quit(vm);
+		vm_join(vm);
+	}
+	if (vm->uc) {
+		uc_close(vm->uc);
+		pthread_mutex_destroy(&vm->lock);
+		pthread_cond_destroy(&vm->cond);
+	}
+	if (vm->done_fd >= 0)
+		close(vm->done_fd);
+	if (vm->map)
+		munmap(vm->map, vm->map_len);
+	memset(vm, 0, sizeof(*vm));
+	vm->done_fd = -1;
+}
+
+int vm_load_guest(struct vm *vm, const void *image, size_t len, uint64_t rounds, char *err, size_t err_len)
+{
+	if (len == 0 || len > VM_DATA_ADDR - VM_LOAD_ADDR || VM_DATA_ADDR >= vm->ram_size) {
+		seterr(err, err_len, "guest image of %zu bytes does not fit (at most %u bytes, RAM above %u MiB)",
+		       len, VM_DATA_ADDR - VM_LOAD_ADDR, VM_DATA_ADDR >> 20);
+		return -EINVAL;
+	}
+	memcpy(vm->ram + VM_LOAD_ADDR, image, len);
+	uint64_t rsp = VM_LOAD_ADDR, rdi = vm->ram_size, rsi = rounds;
+	if (uc_reg_write(vm->uc, UC_X86_REG_RSP, &rsp) || uc_reg_write(vm->uc, UC_X86_REG_RDI, &rdi) ||
+	    uc_reg_write(vm->uc, UC_X86_REG_RSI, &rsi)) {
+		seterr(err, err_len, "Unicorn: cannot set the entry registers");
+		return -EIO;
+	}
+	vm->rip = VM_LOAD_ADDR;
+	return 0;
+}
+
+static void finish_locked(struct vm *vm)
+{
+	vm->finished = true;
+	vm->parked = true;
+	pthread_cond_broadcast(&vm->cond);
+	uint64_t one = 1;
+	ssize_t n = write(vm->done_fd, &one, sizeof(one));
+	(void)n; /* an eventfd write of 1 cannot fail short of overflow */
+}
+
+static void *vcpu_main(void *arg)
+{
+	struct vm *vm = arg;
+	pthread_mutex_lock(&vm->lock);
+	for (;;) {
+		while (vm->pause_holders > 0 && !vm->quit) {
+			vm->parked = true;
+			pthread_cond_broadcast(&vm->cond);
+			pthread_cond_wait(&vm->cond, &vm->lock);
+		}
+		if (vm->quit)
+			break;
+		vm->parked = false;
+		vm->in_emu = true;
+		uint64_t rip = vm->rip;
+		pthread_mutex_unlock(&vm->lock);
+
+		uc_err ue = uc_emu_start(vm->uc, rip, VM_UNTIL, 0, 0);
+		uint64_t now_rip = 0;
+		uc_reg_read(vm->uc, UC_X86_REG_RIP, &now_rip);
+
+		pthread_mutex_lock(&vm->lock);
+		vm->in_emu = false;
+		vm->rip = now_rip;
+		if (ue != UC_ERR_OK) {
+			vm->error = (int)ue;
+			snprintf(vm->errmsg, sizeof(vm->errmsg), "guest stopped at rip 0x%llx: %s",
+			         (unsigned long long)now_rip, uc_strerror(ue));
+			break;
+		}
+		if (vm->pause_holders == 0 && !vm->quit) {
+			vm->halted = true;
+			break;
+		}
+	}
+	fflush(vm->console);
+	finish_locked(vm);
+	pthread_mutex_unlock(&vm->lock);
+	return NULL;
+}
+
+int vm_start(struct vm *vm, char *err, size_t err_len)
+{
+	int e = pthread_create(&vm->thread, NULL, vcpu_main, vm);
+	if (e) {
+		seterr(err, err_len, "cannot start the vCPU thread: %s", strerror(e));
+		return -e;
+	}
+	vm->thread_started = true;
+	return 0;
+}
+
+int vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_holders++;
+	while (!vm->parked || vm->in_emu) {
+		if (vm->in_emu)
+			uc_emu_stop(vm->uc);
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+	}
+	int r = vm->finished ? -ESRCH : 0;
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (vm->pause_holders > 0)
+		vm->pause_holders--;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_quit(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->quit = true;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	/* Stop a running vCPU; it then sees `quit`. */
+	vm_pause(vm);
+	vm_resume(vm);
+}
+
+void vm_join(struct vm *vm)
+{
+	if (vm->thread_started) {
+		pthread_join(vm->thread, NULL);
+		vm->thread_started = false;
+	}
+}
+
+bool vm_finished(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	bool f = vm->finished;
+	pthread_mutex_unlock(&vm->lock);
+	return f;
+}
+
+/* ---- registers ---------------------------------------------------------- */
+
+struct reg_desc {
+	const char *name;
+	int id;
+	int bytes;                   /* 8 or 16 */
+};
+
+/* Everything a flat 64-bit guest needs to continue: the general registers,
+ * rip, rflags, the fs/gs bases and the SSE registers and control word.
+ * Segment selectors, control registers and paging stay as Unicorn's reset
+ * state sets them (guests must not change them). */
+static const struct reg_desc regs[] = {
+	{"rax", UC_X86_REG_RAX, 8}, {"rbx", UC_X86_REG_RBX, 8}, {"rcx", UC_X86_REG_RCX, 8},
+	{"rdx", UC_X86_REG_RDX, 8}, {"rsi", UC_X86_REG_RSI, 8}, {"rdi", UC_X86_REG_RDI, 8},
+	{"rbp", UC_X86_REG_RBP, 8}, {"rsp", UC_X86_REG_RSP, 8}, {"r8", UC_X86_REG_R8, 8},
+	{"r9", UC_X86_REG_R9, 8},   {"r10", UC_X86_REG_R10, 8}, {"r11", UC_X86_REG_R11, 8},
+	{"r12", UC_X86_REG_R12, 8}, {"r13", UC_X86_REG_R13, 8}, {"r14", UC_X86_REG_R14, 8},
+	{"r15", UC_X86_REG_R15, 8}, {"rip", UC_X86_REG_RIP, 8}, {"rflags", UC_X86_REG_RFLAGS, 8},
+	{"fs_base", UC_X86_REG_FS_BASE, 8}, {"gs_base", UC_X86_REG_GS_BASE, 8},
+	{"mxcsr", UC_X86_REG_MXCSR, 8},
+	{"xmm0", UC_X86_REG_XMM0, 16}, {"xmm1", UC_X86_REG_XMM1, 16}, {"xmm2", UC_X86_REG_XMM2, 16},
+	{"xmm3", UC_X86_REG_XMM3, 16}, {"xmm4", UC_X86_REG_XMM4, 16}, {"xmm5", UC_X86_REG_XMM5, 16},
+	{"xmm6", UC_X86_REG_XMM6, 16}, {"xmm7", UC_X86_REG_XMM7, 16}, {"xmm8", UC_X86_REG_XMM8, 16},
+	{"xmm9", UC_X86_REG_XMM9, 16}, {"xmm10", UC_X86_REG_XMM10, 16}, {"xmm11", UC_X86_REG_XMM11, 16},
+	{"xmm12", UC_X86_REG_XMM12, 16}, {"xmm13", UC_X86_REG_XMM13, 16}, {"xmm14", UC_X86_REG_XMM14, 16},
+	{"xmm15", UC_X86_REG_XMM15, 16},
+};
+#define NREGS (sizeof(regs) / sizeof(regs[0]))
+
+static const char cpu_magic[] = "bgsnap-vm cpu 1\n";
+
+int vm_save_cpu(struct vm *vm, char *buf, size_t cap)
+{
+	size_t pos = 0;
+	int n = snprintf(buf, cap, "%s", cpu_magic);
+	if (n < 0 || (size_t)n >= cap)
+		return -ENOSPC;
+	pos = (size_t)n;
+	for (size_t i = 0; i < NREGS; i++) {
+		uint64_t v[2] = {0, 0};
+		if (regs[i].id == UC_X86_REG_RIP) {
+			v[0] = vm->rip; /* the vCPU continues here */
+		} else if (uc_reg_read(vm->uc, regs[i].id, v) != UC_ERR_OK) {
+			return -EIO;
+		}
+		if (regs[i].bytes == 16)
+			n = snprintf(buf + pos, cap - pos, "%s=0x%016llx%016llx\n", regs[i].name,
+			             (unsigned long long)v[1], (unsigned long long)v[0]);
+		else
+			n = snprintf(buf + pos, cap - pos, "%s=0x%llx\n", regs[i].name, (unsigned long long)v[0]);
+		if (n < 0 || (size_t)n >= cap - pos)
+			return -ENOSPC;
+		pos += (size_t)n;
+	}
+	return (int)pos;
+}
+
+/* Parses "0x" followed by 1..32 hex digits into lo/hi. */
+static int parse_hex128(const char *s, size_t len, uint64_t *lo, uint64_t *hi)
+{
+	if (len < 3 || s[0] != '0' || s[1] != 'x' || len - 2 > 32)
+		return -1;
+	*lo = *hi = 0;
+	for (size_t i = 2; i < len; i++) {
+		int d;
+		char c = s[i];
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			d = c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			d = c - 'A' + 10;
+		else
+			return -1;
+		*hi = (*hi << 4) | (*lo >> 60);
+		*lo = (*lo << 4) | (uint64_t)d;
+	}
+	return 0;
+}
+
+int vm_load_cpu(struct vm *vm, const char *text, size_t len, char *err, size_t err_len)
+{
+	size_t ml = strlen(cpu_magic);
+	if (len < ml || memcmp(text, cpu_magic, ml) != 0) {
+		seterr(err, err_len, "state blob \"cpu\" is not a bgsnap-vm cpu state (version 1)");
+		return -EINVAL;
+	}
+	bool seen[NREGS] = {false};
+	size_t pos = ml;
+	while (pos < len) {
+		const char *line = text + pos;
+		const char *nl = memchr(line, '\n', len - pos);
+		size_t ll = nl ? (size_t)(nl - line) : len - pos;
+		pos += ll + (nl ? 1 : 0);
+		if (ll == 0)
+			continue;
+		const char *eq = memchr(line, '=', ll);
+		if (!eq) {
+			seterr(err, err_len, "state blob \"cpu\": line without '=': %.*s", (int)(ll > 60 ? 60 : ll), line);
+			return -EINVAL;
+		}
+		size_t nlen = (size_t)(eq - line);
+		size_t i;
+		for (i = 0; i < NREGS; i++)
+			if (strlen(regs[i].name) == nlen && memcmp(regs[i].name, line, nlen) == 0)
+				break;
+		if (i == NREGS) {
+			seterr(err, err_len, "state blob \"cpu\": unknown register %.*s", (int)(nlen > 32 ? 32 : nlen), line);
+			return -EINVAL;
+		}
+		uint64_t v[2];
+		if (parse_hex128(eq + 1, ll - nlen - 1, &v[0], &v[1]) != 0 || (regs[i].bytes == 8 && v[1] != 0)) {
+			seterr(err, err_len, "state blob \"cpu\": bad value for %s", regs[i].name);
+			return -EINVAL;
+		}
+		if (seen[i]) {
+			seterr(err, err_len, "state blob \"cpu\": %s appears twice", regs[i].name);
+			return -EINVAL;
+		}
+		seen[i] = true;
+		if (regs[i].id == UC_X86_REG_RIP) {
+			vm->rip = v[0];
+		} else if (uc_reg_write(vm->uc, regs[i].id, v) != UC_ERR_OK) {
+			seterr(err, err_len, "Unicorn: cannot set %s", regs[i].name);
+			return -EIO;
+		}
+	}
+	for (size_t i = 0; i < NREGS; i++) {
+		if (!seen[i]) {
+			seterr(err, err_len, "state blob \"cpu\": register %s is missing", regs[i].name);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
