@@ -384,7 +384,10 @@ typedef struct bgsnap_lazy bgsnap_lazy;
 /*
  * Lazy restore: checks the targets, registers them with a userfaultfd for
  * missing-page faults and returns at once; the memory is usable from then
- * on.  A handler thread serves each first touch of a page that is not in
+ * on.  `r` is a random-access reader of the snapshot (bgsnap_reader_open),
+ * borrowed until bgsnap_lazy_free() returned: meanwhile the caller may only
+ * call the metadata functions on it (info, region, find_region, state,
+ * find_state, errmsg), never read pages or records, nor close it.  A handler thread serves each first touch of a page that is not in
  * yet (UFFDIO_COPY of a small window around it read from the file through
  * the index, UFFDIO_ZEROPAGE for zero pages); a prefetch thread fills
  * everything else in the background in large runs.  When every page is in,
@@ -408,7 +411,7 @@ typedef struct bgsnap_lazy bgsnap_lazy;
  * Returns 0 and *out, or -errno with the message in `err`; on failure
  * nothing stays registered and *out is NULL.
  */
-int bgsnap_lazy_restore_start(bgsnap_lazy **out, const char *path,
+int bgsnap_lazy_restore_start(bgsnap_lazy **out, bgsnap_reader *r,
                               const struct bgsnap_restore_target *targets, unsigned n,
                               char *err, size_t err_len);
 

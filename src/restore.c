@@ -372,7 +372,7 @@ static void *eager_worker(void *arg)
 		char m[sizeof(e.msg)];
 		int rc = bgsnap_reader_open(&r, g->path, m, sizeof(m));
 		if (rc < 0) {
-			err_set(&e, rc, "%s: %s", g->path, m);
+			err_set(&e, rc, "%s", m);
 			eager_fail(g, &e);
 			return NULL;
 		}
@@ -478,7 +478,7 @@ int bgsnap_restore(const char *path, const struct bgsnap_restore_target *targets
 	char m[sizeof(g.err.msg)];
 	int rc = bgsnap_reader_open(&g.r0, path, m, sizeof(m));
 	if (rc < 0) {
-		err_set(&g.err, rc, "%s: %s", path, m);
+		err_set(&g.err, rc, "%s", m);
 		goto out;
 	}
 	if ((rc = rst_check_targets(g.r0, targets, n, &g.t, &g.err)) < 0)

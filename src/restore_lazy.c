@@ -1,0 +1,395 @@
+/*
+ * restore_lazy.c - lazy restore: the targets are registered for missing
+ * faults and handed back at once; pages arrive on first touch or from the
+ * background prefetch, whichever comes first.
+ *
+ * Threads and what each owns:
+ *  - handler: reads fault messages from the userfaultfd and serves each with
+ *    a DEMAND_PAGES window around the faulting page;
+ *  - prefetch: sweeps every target in PREFETCH_PAGES windows; a page the
+ *    handler installed meanwhile comes back EEXIST and is skipped.
+ * Both read through the caller's reader (borrowed: opening a second one
+ * would cost an index parse before the memory is usable), one window at a
+ * time under `rmu`, so a fault waits for at most one prefetch window.  When the sweep ends every page is in (or poisoned), so it
+ *    unregisters the targets and tells the handler to stop.
+ * The kernel arbitrates between the two: a page is installed exactly once
+ * (UFFDIO_COPY/ZEROPAGE fail with EEXIST on a present page), and a waiter is
+ * woken by whichever install covers its page (plus UFFDIO_WAKE on EEXIST).
+ *
+ * A page that cannot be read (I/O error, truncation, checksum) is poisoned
+ * (UFFDIO_POISON: SIGBUS on access; PROT_NONE where the kernel lacks it),
+ * never left missing (a hung thread) nor zero-filled (silent corruption).
+ */
+#include "bgsnap.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "restore_int.h"
+#include "uffd_sys.h"
+
+#define DEMAND_PAGES   16u    /* 64 KiB around a fault: neighbours come soon */
+#define PREFETCH_PAGES 256u   /* 1 MiB per background install               */
+
+typedef unsigned long long ull;
+
+struct bgsnap_lazy {
+	struct rst_target *t;
+	unsigned n;
+	int uffd, stopfd;
+	int poison;                    /* UFFD_FEATURE_POISON granted            */
+	bgsnap_reader *r;              /* borrowed; used under rmu only          */
+	pthread_mutex_t rmu;
+	pthread_t handler, prefetch;
+	int have_handler, have_prefetch, registered;
+	atomic_int stop, done, joined;
+	uint64_t t0_ns;
+	_Atomic uint64_t usable_us, total_us, pages_total, demand, prefetched, zero, failed, faults;
+	pthread_mutex_t mu;
+	struct bgsnap_err err;         /* first failure; guarded by mu           */
+	atomic_int error;
+	uint8_t *hbuf, *pbuf;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void lazy_fail(bgsnap_lazy *l, const struct bgsnap_err *e)
+{
+	pthread_mutex_lock(&l->mu);
+	if (!l->err.code)
+		l->err = *e;
+	pthread_mutex_unlock(&l->mu);
+	int zero = 0;
+	atomic_compare_exchange_strong(&l->error, &zero, e->code ? e->code : -EIO);
+}
+
+/*
+ * Restores pages [first, first+count) of target t with reader r into buf.
+ * Pages that fail to read are poisoned one by one (so a bad record costs
+ * only its own pages); returns the counts through *c.
+ */
+static void serve(bgsnap_lazy *l, uint8_t *buf, const struct rst_target *t, uint64_t first,
+                  uint64_t count, struct rst_counts *c)
+{
+	struct bgsnap_err e = { 0, "" };
+	uint64_t bad;
+	uint64_t p = first, end = first + count;
+	while (p < end) {
+		pthread_mutex_lock(&l->rmu);
+		int rc = rst_fill(l->r, t->region, p, end - p, buf, &bad, &e);
+		pthread_mutex_unlock(&l->rmu);
+		uint64_t good = rc < 0 ? bad - p : end - p;
+		if (good && rst_install(l->uffd, t->dst + p * RST_PAGE, buf, good, 0, c, &e) < 0) {
+			lazy_fail(l, &e);
+			/* The window is in an unknown state: poison what is missing so
+			 * nobody waits on it. */
+			int64_t k = rst_poison(l->uffd, t->dst + p * RST_PAGE, end - p, l->poison, &e);
+			if (k > 0)
+				atomic_fetch_add(&l->failed, (uint64_t)k);
+			return;
+		}
+		if (rc == 0)
+			return;
+		lazy_fail(l, &e);
+		struct bgsnap_err pe = { 0, "" };
+		int64_t k = rst_poison(l->uffd, t->dst + bad * RST_PAGE, 1, l->poison, &pe);
+		if (k < 0)
+			lazy_fail(l, &pe);
+		else
+			atomic_fetch_add(&l->failed, (uint64_t)k);
+		p = bad + 1;
+		e.code = 0;
+	}
+}
+
+static const struct rst_target *find_target(const bgsnap_lazy *l, uint64_t addr, uint64_t *page)
+{
+	for (unsigned i = 0; i < l->n; i++) {
+		uint64_t a = (uintptr_t)l->t[i].dst;
+		if (addr >= a && addr - a < l->t[i].pages * RST_PAGE) {
+			*page = (addr - a) / RST_PAGE;
+			return &l->t[i];
+		}
+	}
+	return NULL;
+}
+
+static void *handler_main(void *arg)
+{
+	bgsnap_lazy *l = arg;
+	struct pollfd pf[2] = { { l->uffd, POLLIN, 0 }, { l->stopfd, POLLIN, 0 } };
+	struct uffd_msg msgs[16];
+	for (;;) {
+		int rc = poll(pf, 2, -1);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0 || (pf[1].revents & POLLIN))
+			break;
+		if (pf[0].revents & (POLLERR | POLLHUP))
+			break;
+		ssize_t got = read(l->uffd, msgs, sizeof(msgs));
+		if (got < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			struct bgsnap_err e = { 0, "" };
+			err_sys(&e, -errno, "reading the userfaultfd");
+			lazy_fail(l, &e);
+			break;
+		}
+		for (size_t i = 0; i < (size_t)got / sizeof(msgs[0]); i++) {
+			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			atomic_fetch_add(&l->faults, 1);
+			uint64_t page;
+			const struct rst_target *t = find_target(l, msgs[i].arg.pagefault.address, &page);
+			if (!t)
+				continue;   /* cannot happen: only targets are registered */
+			uint64_t first = page - page % DEMAND_PAGES;
+			uint64_t count = t->pages - first < DEMAND_PAGES ? t->pages - first : DEMAND_PAGES;
+			struct rst_counts c = { 0, 0, 0 };
+			serve(l, l->hbuf, t, first, count, &c);
+			atomic_fetch_add(&l->demand, c.copied + c.zeroed);
+			atomic_fetch_add(&l->zero, c.zeroed);
+		}
+	}
+	return NULL;
+}
+
+static void unregister_all(bgsnap_lazy *l)
+{
+	if (!l->registered)
+		return;
+	for (unsigned i = 0; i < l->n; i++) {
+		struct uffdio_range u = { (uintptr_t)l->t[i].dst, l->t[i].pages * RST_PAGE };
+		(void)ioctl(l->uffd, UFFDIO_UNREGISTER, &u);
+	}
+	l->registered = 0;
+}
+
+static void stop_handler(bgsnap_lazy *l)
+{
+	uint64_t one = 1;
+	if (write(l->stopfd, &one, sizeof(one)) < 0) {
+		/* An eventfd write fails only on counter overflow: it is set. */
+	}
+}
+
+static void *prefetch_main(void *arg)
+{
+	bgsnap_lazy *l = arg;
+	for (unsigned i = 0; i < l->n && !atomic_load(&l->stop); i++) {
+		const struct rst_target *t = &l->t[i];
+		for (uint64_t p = 0; p < t->pages && !atomic_load(&l->stop); p += PREFETCH_PAGES) {
+			uint64_t k = t->pages - p < PREFETCH_PAGES ? t->pages - p : PREFETCH_PAGES;
+			struct rst_counts c = { 0, 0, 0 };
+			serve(l, l->pbuf, t, p, k, &c);
+			atomic_fetch_add(&l->prefetched, c.copied + c.zeroed);
+			atomic_fetch_add(&l->zero, c.zeroed);
+		}
+	}
+	if (!atomic_load(&l->stop)) {
+		/* Every page is in or poisoned: no fault can wait any more. */
+		atomic_store(&l->total_us, (now_ns() - l->t0_ns) / 1000);
+		atomic_store(&l->done, 1);
+	}
+	return NULL;
+}
+
+int bgsnap_lazy_restore_start(bgsnap_lazy **out, bgsnap_reader *r, const struct bgsnap_restore_target *targets,
+                              unsigned n, char *err, size_t err_len)
+{
+	uint64_t t0 = now_ns();
+	*out = NULL;
+	if (err && err_len)
+		err[0] = '\0';
+	bgsnap_lazy *l = calloc(1, sizeof(*l));
+	if (!l) {
+		if (err && err_len)
+			snprintf(err, err_len, "out of memory");
+		return -ENOMEM;
+	}
+	l->uffd = l->stopfd = -1;
+	l->t0_ns = t0;
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_mutex_init(&l->rmu, NULL);
+	l->r = r;
+	struct bgsnap_err e = { 0, "" };
+	int rc;
+	if (!r) {
+		rc = err_set(&e, -EINVAL, "no reader");
+		goto fail;
+	}
+	if ((rc = rst_check_targets(r, targets, n, &l->t, &e)) < 0)
+		goto fail;
+	l->n = n;
+	uint64_t total = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct rst_target *t = &l->t[i];
+		uint64_t first;
+		rc = rst_private_anon(t->dst, t->pages * RST_PAGE, &e);
+		if (rc == 0)
+			rc = err_set(&e, -ENOTSUP, "target %u at %p: lazy restore needs private anonymous memory "
+			             "(a shared or file-backed mapping cannot be filled with UFFDIO_COPY)", i,
+			             (void *)t->dst);
+		if (rc < 0)
+			goto fail;
+		int64_t pop = rst_populated(t->dst, t->pages, &first, &e);
+		if (pop < 0) {
+			rc = (int)pop;
+			goto fail;
+		}
+		if (pop > 0) {
+			rc = err_set(&e, -EINVAL, "target %u at %p: %lld of %llu pages are already populated (first: "
+			             "page %llu); lazy restore needs untouched memory (a fresh mmap, or MADV_DONTNEED "
+			             "first), or they would keep their old content", i, (void *)t->dst, (long long)pop,
+			             (ull)t->pages, (ull)first);
+			goto fail;
+		}
+		total += t->pages;
+	}
+	atomic_store(&l->pages_total, total);
+	uint64_t granted = 0;
+	if ((rc = l->uffd = uffd_open(UFFD_FEATURE_POISON, 0, &granted, &e)) < 0)
+		goto fail;
+	l->poison = !!(granted & UFFD_FEATURE_POISON);
+	if ((l->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		rc = err_sys(&e, -errno, "eventfd");
+		goto fail;
+	}
+	l->hbuf = aligned_alloc(RST_PAGE, (size_t)DEMAND_PAGES * RST_PAGE);
+	l->pbuf = aligned_alloc(RST_PAGE, (size_t)PREFETCH_PAGES * RST_PAGE);
+	if (!l->hbuf || !l->pbuf) {
+		rc = err_set(&e, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	uint64_t need = (1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_ZEROPAGE) | (1ull << _UFFDIO_WAKE);
+	for (unsigned i = 0; i < n; i++) {
+		struct uffdio_register reg = { .range = { (uintptr_t)l->t[i].dst, l->t[i].pages * RST_PAGE },
+		                               .mode = UFFDIO_REGISTER_MODE_MISSING };
+		if (ioctl(l->uffd, UFFDIO_REGISTER, &reg) < 0) {
+			rc = err_sys(&e, -errno, "target %u at %p: UFFDIO_REGISTER (missing faults)", i,
+			             (void *)l->t[i].dst);
+			l->n = i;   /* unregister only those registered */
+			l->registered = 1;
+			goto fail;
+		}
+		l->registered = 1;
+		if ((reg.ioctls & need) != need) {
+			rc = err_set(&e, -ENOTSUP, "target %u: the kernel offers no UFFDIO_COPY/ZEROPAGE on it", i);
+			l->n = i + 1;
+			goto fail;
+		}
+	}
+	if ((rc = -pthread_create(&l->handler, NULL, handler_main, l)) < 0) {
+		err_set(&e, rc, "starting the fault handler thread: %s", strerror(-rc));
+		goto fail;
+	}
+	l->have_handler = 1;
+	if ((rc = -pthread_create(&l->prefetch, NULL, prefetch_main, l)) < 0) {
+		err_set(&e, rc, "starting the prefetch thread: %s", strerror(-rc));
+		goto fail;
+	}
+	l->have_prefetch = 1;
+	atomic_store(&l->usable_us, (now_ns() - t0) / 1000);
+	*out = l;
+	return 0;
+fail:
+	if (err && err_len)
+		snprintf(err, err_len, "%s", e.msg[0] ? e.msg : strerror(-rc));
+	/* Nothing was touched yet (no thread can have faulted: we have not
+	 * returned), so unregistering is all it takes. */
+	atomic_store(&l->done, 1);
+	bgsnap_lazy_free(l);
+	return rc < 0 ? rc : -EIO;
+}
+
+/* Joins the threads once the prefetch ended (done or stopped). */
+static void finish(bgsnap_lazy *l)
+{
+	int zero = 0;
+	if (!atomic_compare_exchange_strong(&l->joined, &zero, 1))
+		return;
+	if (l->have_prefetch)
+		pthread_join(l->prefetch, NULL);
+	if (!atomic_load(&l->done) && l->registered) {
+		/* Stopped early: what is still missing must fail loudly, not read
+		 * as zeros once unregistered. */
+		struct bgsnap_err e = { 0, "" };
+		for (unsigned i = 0; i < l->n; i++) {
+			int64_t k = rst_poison(l->uffd, l->t[i].dst, l->t[i].pages, l->poison, &e);
+			if (k > 0)
+				atomic_fetch_add(&l->failed, (uint64_t)k);
+		}
+	}
+	unregister_all(l);
+	if (l->have_handler) {
+		stop_handler(l);
+		pthread_join(l->handler, NULL);
+	}
+}
+
+int bgsnap_lazy_wait(bgsnap_lazy *l)
+{
+	if (!l)
+		return -EINVAL;
+	finish(l);
+	return atomic_load(&l->error);
+}
+
+int bgsnap_lazy_get_stats(const bgsnap_lazy *l, struct bgsnap_lazy_stats *out)
+{
+	if (!l || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->usable_us = atomic_load(&l->usable_us);
+	out->total_us = atomic_load(&l->total_us);
+	out->pages_total = atomic_load(&l->pages_total);
+	out->pages_demand = atomic_load(&l->demand);
+	out->pages_prefetched = atomic_load(&l->prefetched);
+	out->pages_zero = atomic_load(&l->zero);
+	out->pages_failed = atomic_load(&l->failed);
+	out->faults = atomic_load(&l->faults);
+	out->done = atomic_load(&l->done);
+	out->error = atomic_load(&l->error);
+	return 0;
+}
+
+const char *bgsnap_lazy_errmsg(const bgsnap_lazy *l)
+{
+	if (!l)
+		return "no lazy restore";
+	return atomic_load(&((bgsnap_lazy *)l)->error) ? l->err.msg : "";
+}
+
+void bgsnap_lazy_free(bgsnap_lazy *l)
+{
+	if (!l)
+		return;
+	atomic_store(&l->stop, 1);
+	finish(l);
+	if (l->uffd >= 0)
+		close(l->uffd);
+	if (l->stopfd >= 0)
+		close(l->stopfd);
+	free(l->hbuf);
+	free(l->pbuf);
+	free(l->t);
+	pthread_mutex_destroy(&l->mu);
+	pthread_mutex_destroy(&l->rmu);
+	free(l);
+}
