@@ -165,7 +165,8 @@ int rst_fill(bgsnap_reader *r, unsigned region, uint64_t first, uint64_t count, 
 		if (rc < 0) {
 			*bad = first + i;
 			const char *m = bgsnap_reader_errmsg(r);
-			return err_set(err, rc, "%s", m && *m ? m : strerror(-rc));
+			return err_set(err, rc, "region %u page %llu: %s", region, (ull)(first + i),
+			               m && *m ? m : strerror(-rc));
 		}
 	}
 	return 0;
