@@ -241,12 +241,13 @@ int bgsnap_add_region(bgsnap_engine *e, const char *name, void *addr, size_t len
 {
 	if (!e)
 		return -EINVAL;
-	if (atomic_load(&e->run_state) == BGSNAP_STATE_RUNNING)
+	if (e->starting || atomic_load(&e->run_state) == BGSNAP_STATE_RUNNING)
 		return err_set(&e->err, -EBUSY, "cannot add a region while a snapshot runs");
 	err_clear(&e->err);
 	size_t nlen = name ? strlen(name) : 0;
-	if (nlen == 0 || nlen > FMT_NAME_MAX)
-		return err_set(&e->err, -EINVAL, "region name must be 1..%u bytes", FMT_NAME_MAX);
+	if (nlen == 0 || nlen > FMT_NAME_MAX || !fmt_name_valid(name, nlen))
+		return err_set(&e->err, -EINVAL, "region name must be 1..%u printable ASCII characters",
+		               FMT_NAME_MAX);
 	uintptr_t a = (uintptr_t)addr;
 	if (len == 0)
 		return err_set(&e->err, -EINVAL, "region '%s' is empty", name);
@@ -286,7 +287,7 @@ int bgsnap_set_hooks(bgsnap_engine *e, const struct bgsnap_hooks *hooks)
 {
 	if (!e)
 		return -EINVAL;
-	if (atomic_load(&e->run_state) == BGSNAP_STATE_RUNNING)
+	if (e->starting || atomic_load(&e->run_state) == BGSNAP_STATE_RUNNING)
 		return err_set(&e->err, -EBUSY, "cannot change hooks while a snapshot runs");
 	if (hooks)
 		e->hooks = *hooks;
@@ -300,7 +301,7 @@ int bgsnap_state_add(bgsnap_state *st, const char *name, const void *data, size_
 	if (!st || !name || (!data && len))
 		return -EINVAL;
 	size_t nlen = strlen(name);
-	if (nlen == 0 || nlen > FMT_NAME_MAX)
+	if (nlen == 0 || nlen > FMT_NAME_MAX || !fmt_name_valid(name, nlen))
 		return -EINVAL;
 	for (size_t i = 0; i < st->count; i++)
 		if (!strcmp(st->blobs[i].name, name))
@@ -456,7 +457,7 @@ fail_sink:
 
 static int start_check(bgsnap_engine *e)
 {
-	if (atomic_load(&e->run_state) == BGSNAP_STATE_RUNNING)
+	if (e->starting || atomic_load(&e->run_state) == BGSNAP_STATE_RUNNING)
 		return err_set(&e->err, -EBUSY, "a snapshot is already running");
 	run_reset(e);
 	if (e->region_count == 0)
@@ -464,6 +465,8 @@ static int start_check(bgsnap_engine *e)
 	return resolve_method(e->opts.method, &e->ops, &e->err);
 }
 
+/* `starting` keeps the hooks (which run inside start) from adding regions
+ * or starting again before the run is RUNNING. */
 int bgsnap_start(bgsnap_engine *e, const char *path)
 {
 	if (!e)
@@ -474,7 +477,10 @@ int bgsnap_start(bgsnap_engine *e, const char *path)
 	r = sink_open_path(&e->sink, path, &e->err);
 	if (r)
 		return r;
-	return start_run(e);
+	e->starting = 1;
+	r = start_run(e);
+	e->starting = 0;
+	return r;
 }
 
 int bgsnap_start_fd(bgsnap_engine *e, int fd)
@@ -487,7 +493,10 @@ int bgsnap_start_fd(bgsnap_engine *e, int fd)
 	if (fd < 0)
 		return err_set(&e->err, -EBADF, "bad file descriptor %d", fd);
 	sink_open_fd(&e->sink, fd);
-	return start_run(e);
+	e->starting = 1;
+	r = start_run(e);
+	e->starting = 0;
+	return r;
 }
 
 int bgsnap_wait(bgsnap_engine *e)

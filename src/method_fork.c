@@ -77,6 +77,8 @@ static void child_main(struct bgsnap_engine *e, struct fork_priv *p)
 	/* No PR_SET_PDEATHSIG: it fires when the forking *thread* exits, and
 	 * the host may well call bgsnap_start from a short-lived thread. */
 	signal(SIGPIPE, SIG_IGN);
+	/* The parent's pause ends after this; the fork is its bulk. */
+	e->meta.pause_us = (now_ns() - e->t_pause_ns) / 1000;
 	struct bgsnap_err *err = &p->shared->err;
 	e->fw.err = err;
 	int r = engine_write_all(e, &e->fw);

@@ -36,6 +36,8 @@ static int stop_protect(struct bgsnap_engine *e)
 	int was_pending = sigismember(&pending, SIGPIPE);
 
 	int r = engine_write_all(e, &e->fw);
+	/* The trailer is written inside the pause: record the pause so far. */
+	e->meta.pause_us = (now_ns() - e->t_pause_ns) / 1000;
 	if (!r)
 		r = engine_finish_file(e, &e->fw, &e->sink, &e->werr);
 	engine_progress(e, &e->fw);
