@@ -448,7 +448,7 @@ int wl_wait_progress(wl *w, unsigned timeout_ms)
 {
 	uint64_t start[WL_MAX_THREADS];
 	for (unsigned t = 0; t < w->cfg.params.threads; t++)
-		start[t] = w->th[t].next_step;
+		start[t] = atomic_load_explicit(&w->th[t].steps, memory_order_relaxed);
 	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
 	for (;;) {
 		unsigned t;
@@ -511,6 +511,12 @@ static int cmp_u32(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* Nearest-rank percentile: the 1-based rank of the p-th percentile of n. */
+static uint64_t rank(uint64_t n, unsigned p)
+{
+	return (n * p + 99) / 100;
+}
+
 int wl_first_write_latency(const wl *w, struct wl_latency *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -528,12 +534,18 @@ int wl_first_write_latency(const wl *w, struct wl_latency *out)
 		i += w->th[t].nsamples;
 	}
 	qsort(all, n, sizeof(*all), cmp_u32);
-	/* nearest rank */
-	uint64_t r50 = (n * 50 + 99) / 100, r99 = (n * 99 + 99) / 100;
 	out->samples = n;
-	out->p50_us = all[r50 - 1] / 1000.0;
-	out->p99_us = all[r99 - 1] / 1000.0;
+	out->p50_us = all[rank(n, 50) - 1] / 1000.0;
+	out->p99_us = all[rank(n, 99) - 1] / 1000.0;
 	out->max_us = all[n - 1] / 1000.0;
+	uint64_t fast = 0;
+	while (fast < n && all[fast] < WL_TRAP_NS)
+		fast++;
+	out->traps = n - fast;
+	if (out->traps) {
+		out->trap_p50_us = all[fast + rank(out->traps, 50) - 1] / 1000.0;
+		out->trap_p99_us = all[fast + rank(out->traps, 99) - 1] / 1000.0;
+	}
 	free(all);
 	return 0;
 }

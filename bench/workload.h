@@ -85,7 +85,8 @@ void wl_stop(wl *w);
 void wl_settle(wl *w);
 /* Steps done by all threads so far (a racy sum, for rates). */
 uint64_t wl_total_steps(const wl *w);
-/* Waits until every thread made at least one step since wl_start (or timeout). */
+/* Waits until every running thread made at least one step after this call;
+ * -ETIMEDOUT after timeout_ms. */
 int wl_wait_progress(wl *w, unsigned timeout_ms);
 
 /*
@@ -105,7 +106,13 @@ const uint64_t *wl_paused_steps(const wl *w);
 struct wl_latency {
 	uint64_t samples;
 	double p50_us, p99_us, max_us;
+	/* The same over the first writes that took at least WL_TRAP_NS: those
+	 * that trapped (a fault, a signal, a copy-on-write), as opposed to those
+	 * that found their page already saved and writable. */
+	uint64_t traps;
+	double trap_p50_us, trap_p99_us;
 };
+#define WL_TRAP_NS 2000u
 int wl_first_write_latency(const wl *w, struct wl_latency *out);
 
 /* The "bench.oracle" state blob: params + step counts, little-endian. */

@@ -79,6 +79,7 @@ static void one(int pattern, unsigned threads)
 	memcpy(s1, wl_paused_steps(w), sizeof(s1));
 	wl_resume(w, true);
 	sleep_ms(10);
+	CHECK(wl_wait_progress(w, 5000) == 0, "writers made no progress after a resume");
 	wl_pause(w);
 	memcpy(c2, wl_mem(w), len);
 	memcpy(s2, wl_paused_steps(w), sizeof(s2));
@@ -87,6 +88,7 @@ static void one(int pattern, unsigned threads)
 	wl_stop(w);
 	CHECK(wl_start(w, err, sizeof(err)) == 0, "wl_start again: %s", err);
 	sleep_ms(5);
+	CHECK(wl_wait_progress(w, 5000) == 0, "writers made no progress after a restart");
 	wl_pause(w);
 	uint8_t *c3 = malloc(len);
 	uint64_t s3[WL_MAX_THREADS];

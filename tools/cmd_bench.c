@@ -106,7 +106,9 @@ static void usage(FILE *f)
 "first_write_us_p50/p99/max and first_write_samples (each writer times its first\n"
 "write to each of its pages from the resume until the snapshot ends: the cost of\n"
 "the method's write tracking as the workload sees it, kernel copy-on-write for\n"
-"fork), writes_per_s_before, writes_per_s_during, extra_mem_peak_bytes with\n"
+"fork), first_write_traps and trap_us_p50/p99 (the same over the first writes\n"
+"that took >= 2 us, i.e. trapped, rather than finding their page already saved),\n"
+"writes_per_s_before, writes_per_s_during, extra_mem_peak_bytes with\n"
 "extra_mem_source (\"engine\": the engine's stats; \"estimate\": for fork when the\n"
 "engine reports 0, the pages first written during the snapshot x 4096),\n"
 "verified; \"error\" or \"skipped\" when the method did not complete.\n"
@@ -658,11 +660,13 @@ static void print_json(FILE *f, const struct bench_opts *o, const struct result 
 		        ",\"pages_faulted\":%" PRIu64 ",\"unprotect_calls\":%" PRIu64
 		        ",\"first_write_us_p50\":%.2f,\"first_write_us_p99\":%.2f,\"first_write_us_max\":%.2f"
 		        ",\"first_write_samples\":%" PRIu64
+		        ",\"first_write_traps\":%" PRIu64 ",\"trap_us_p50\":%.2f,\"trap_us_p99\":%.2f"
 		        ",\"writes_per_s_before\":%.0f,\"writes_per_s_during\":%.0f"
 		        ",\"extra_mem_peak_bytes\":%" PRIu64 ",\"extra_mem_source\":\"%s\"",
 		        s->pause_us, s->wp_us, s->total_us / 1000.0, s->bytes_written, s->pages_total,
 		        s->pages_zero, s->pages_faulted, s->unprotect_calls, res->lat.p50_us,
-		        res->lat.p99_us, res->lat.max_us, res->lat.samples, res->wps_before,
+		        res->lat.p99_us, res->lat.max_us, res->lat.samples, res->lat.traps,
+		        res->lat.trap_p50_us, res->lat.trap_p99_us, res->wps_before,
 		        res->wps_during, res->extra_mem, res->extra_src);
 		if (res->keep) {
 			fprintf(f, ",\"out\":");
@@ -741,6 +745,8 @@ static void print_table(const struct bench_opts *o, const struct result *rs, int
 			ratio(what, (double)r->st.pause_us, (double)fk->st.pause_us);
 			snprintf(what, sizeof(what), "first-write p50 %s / fork", name);
 			ratio(what, r->lat.p50_us, fk->lat.p50_us);
+			snprintf(what, sizeof(what), "trapped-write p50 %s / fork", name);
+			ratio(what, r->lat.trap_p50_us, fk->lat.trap_p50_us);
 		}
 		if (stp) {
 			snprintf(what, sizeof(what), "total %s / stop", name);
