@@ -18,6 +18,18 @@
 #include "bgsnap.h"
 #include "testutil.h"
 
+/* BGSNAP_TEST_METHODS=uffd,fork limits a run to those methods. */
+static inline int st_method_selected(int m)
+{
+	const char *only = getenv("BGSNAP_TEST_METHODS");
+	if (!only || !*only)
+		return 1;
+	char list[256], key[64];
+	snprintf(list, sizeof(list), ",%s,", only);
+	snprintf(key, sizeof(key), ",%s,", bgsnap_method_name(m));
+	return strstr(list, key) != NULL;
+}
+
 /* Runs fn(&method) as a forked case for every concrete method that `mask`
  * selects (bit 1<<m; ~0u for all) and bgsnap_method_probe() accepts.  A
  * refused method is a skip with the probe's reason. */
@@ -27,16 +39,8 @@ static inline void st_for_each_method(struct tu_tally *t, const char *test, int 
 	for (int m = BGSNAP_METHOD_AUTO + 1; m < BGSNAP_METHOD_COUNT_; m++) {
 		if (!(mask & (1u << m)))
 			continue;
-		/* BGSNAP_TEST_METHODS=uffd,fork limits a run to those methods. */
-		const char *only = getenv("BGSNAP_TEST_METHODS");
-		if (only && *only) {
-			char list[256];
-			snprintf(list, sizeof(list), ",%s,", only);
-			char key[64];
-			snprintf(key, sizeof(key), ",%s,", bgsnap_method_name(m));
-			if (!strstr(list, key))
-				continue;
-		}
+		if (!st_method_selected(m))
+			continue;
 		char name[128], why[256] = "";
 		snprintf(name, sizeof(name), "%s/%s", test, bgsnap_method_name(m));
 		int r = bgsnap_method_probe(m, why, sizeof(why));

@@ -503,7 +503,7 @@ static void put(const char *s)
 }
 
 /* Appends /proc/self/task/TID/FILE (first line) to the report.  Only
- * async-signal-safe calls: this runs in the SIGALRM handler. */
+ * async-signal-safe calls (it may also run from a SIGALRM handler). */
 static void put_task_file(const char *tid, const char *file)
 {
 	char p[96] = "/proc/self/task/";
@@ -528,9 +528,8 @@ static void put_task_file(const char *tid, const char *file)
 	put(buf);
 }
 
-static void on_case_timeout(int sig)
+static void report_timeout(void)
 {
-	(void)sig;
 	put("case timed out during: ");
 	put(phase);
 	put("\nthreads (comm, kernel wait channel, syscall number and args):\n");
@@ -558,6 +557,18 @@ static void on_case_timeout(int sig)
 	_exit(124);
 }
 
+static void *watchdog(void *arg)
+{
+	unsigned secs = *(unsigned *)arg;
+	/* Block every signal: a host signal handler must not run here. */
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	tu_sleep_ms(secs * 1000u);
+	report_timeout();
+	return NULL;
+}
+
 int tu_run_case(const char *name, int (*fn)(void *), void *arg, unsigned timeout_s)
 {
 	tu_tmpdir();
@@ -572,8 +583,14 @@ int tu_run_case(const char *name, int (*fn)(void *), void *arg, unsigned timeout
 	if (pid == 0) {
 		close(pfd[0]);
 		skip_fd = pfd[1];
-		signal(SIGALRM, on_case_timeout);
-		alarm(timeout_s);
+		/* A watchdog thread reports a timeout while the stuck threads are
+		 * still where they got stuck; SIGALRM is the backstop. */
+		static unsigned wd_secs;
+		wd_secs = timeout_s;
+		pthread_t wd;
+		if (pthread_create(&wd, NULL, watchdog, &wd_secs) == 0)
+			pthread_detach(wd);
+		alarm(timeout_s + 10);
 		int rc = fn(arg);
 		fflush(stdout);
 		fflush(stderr);
