@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -468,12 +469,16 @@ void wl_pause(wl *w)
 {
 	const uint32_t n = w->cfg.params.threads;
 	atomic_fetch_or_explicit(&w->ctl, CTL_PAUSE, memory_order_acq_rel);
-	/* Writers see the flag within one step; spin briefly before sleeping so a
-	 * running writer's park costs no futex round trip. */
-	for (unsigned i = 0; i < 2000; i++) {
-		if (atomic_load_explicit(&w->parked, memory_order_acquire) == n)
-			goto parked;
-		cpu_relax();
+	/* A running writer sees the flag within one step.  One that is runnable
+	 * but waiting for a CPU (N writers and this thread on fewer cores) gets
+	 * ours at once through sched_yield; sleep on the count only after that. */
+	for (unsigned i = 0; i < 64; i++) {
+		for (unsigned j = 0; j < 32; j++) {
+			if (atomic_load_explicit(&w->parked, memory_order_acquire) == n)
+				goto parked;
+			cpu_relax();
+		}
+		sched_yield();
 	}
 	uint32_t v;
 	while ((v = atomic_load_explicit(&w->parked, memory_order_acquire)) < n)
