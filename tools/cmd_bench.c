@@ -567,7 +567,8 @@ static void run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int
 	sleep_ms(o->before_ms);
 	double tb = now_s();
 	uint64_t sb = wl_total_steps(w);
-	res->wps_before = tb > ta ? (double)(sb - sa) / (tb - ta) : 0;
+	/* No window, no rate: a few steps over microseconds would mean nothing. */
+	res->wps_before = o->before_ms && tb > ta ? (double)(sb - sa) / (tb - ta) : 0;
 
 	r = bgsnap_start(e, res->path);
 	if (r < 0) {
