@@ -1,0 +1,134 @@
+/*
+ * t_fault_kill.c - SIGKILL of the snapshotting process in the middle of a
+ * snapshot never leaves a committed file, for every method.  A "host"
+ * process maps 32 MiB, runs writer threads and starts a snapshot to a path;
+ * the test kills it at a seeded random moment (0-20 ms) after the
+ * temporary file appeared, unless the snapshot already ended, then waits for every descendant (the test
+ * is a child subreaper, so a fork method's writer child, orphaned by the
+ * kill, is reparented to it) and checks that the final path does not exist
+ * and that nothing in the directory opens as a valid snapshot.  Leftover
+ * temporary files are reported (a killed process cannot remove them).
+ * Set BGSNAP_FAULT_SEED to replay a run.
+ * timeout: 300
+ */
+#include <dirent.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include "snaptest.h"
+
+#define MEM (32u << 20)
+
+struct shared {
+	_Atomic int started, finished;
+};
+
+static uint64_t seed;
+
+static void host(int method, const char *path, struct shared *sh)
+{
+	uint8_t *m = tu_map_anon(MEM);
+	tu_fill(m, MEM, 71, 6);
+	struct tu_writers w;
+	tu_writers_start(&w, 2, m, MEM);
+	struct st_host h = { .base = m, .len = MEM, .w = &w };
+	bgsnap_engine *e = st_engine(method, 1u << 20);
+	st_add_region(e, "mem", m, MEM);
+	st_set_hooks(e, &h);
+	atomic_store(&sh->started, 1);
+	int r = bgsnap_start(e, path);
+	if (r == 0)
+		r = bgsnap_wait(e);
+	atomic_store(&sh->finished, r == 0 ? 1 : 2);
+	_exit(0);
+}
+
+static int run(void *arg)
+{
+	int method = *(int *)arg;
+	const char *dir = tu_tmpdir();
+	char path[600];
+	snprintf(path, sizeof(path), "%s/s.bgs", dir);
+	CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0, "PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+	struct shared *sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(sh != MAP_FAILED, "mmap: %s", strerror(errno));
+
+	pid_t pid = fork();
+	CHECK(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0)
+		host(method, path, sh);
+	/* Wait until the snapshot is on its way: its temporary file exists and
+	 * holds more than a header.  Then kill at a random moment up to 20 ms. */
+	tu_phase("waiting for the snapshot to start writing");
+	uint64_t deadline = tu_now_ns() + 20000000000ull;
+	for (;;) {
+		char names[1024];
+		int n = tu_dir_entries(dir, names, sizeof(names));
+		if (n > 0)
+			break;
+		if (atomic_load(&sh->finished) || tu_now_ns() > deadline)
+			break;
+		struct timespec ts = { 0, 50000 };
+		nanosleep(&ts, NULL);
+	}
+	seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+	unsigned delay_us = (unsigned)((seed >> 33) % 20000);
+	struct timespec ts = { 0, (long)delay_us * 1000 };
+	nanosleep(&ts, NULL);
+	int fin = atomic_load(&sh->finished);
+	kill(pid, SIGKILL);
+	tu_phase("reaping the killed host and its descendants");
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid, "waitpid: %s", strerror(errno));
+	if (fin)
+		SKIP("the snapshot finished (result %d) before the kill at %u us: inconclusive", fin, delay_us);
+	/* Orphaned descendants (a fork writer) end up here: wait for them all. */
+	for (;;) {
+		pid_t p = waitpid(-1, &st, 0);
+		if (p < 0 && errno == ECHILD)
+			break;
+		CHECK(p >= 0 || errno == EINTR, "waitpid: %s", strerror(errno));
+	}
+	char names[1024];
+	int n = tu_dir_entries(dir, names, sizeof(names));
+	printf("    killed %u us after the temporary file appeared; left in the directory: %s\n", delay_us,
+	       n ? names : "(nothing)");
+	struct stat sb;
+	CHECK(stat(path, &sb) != 0, "the snapshot of a host killed in the middle was committed as %s", path);
+	/* Nothing left may pass for a snapshot. */
+	DIR *d = opendir(dir);
+	CHECK(d != NULL, "opendir: %s", strerror(errno));
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+			continue;
+		char p[900];
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		bgsnap_reader *rd = NULL;
+		char err[256];
+		if (bgsnap_reader_open(&rd, p, err, sizeof(err)) == 0) {
+			int v = bgsnap_reader_verify(rd);
+			bgsnap_reader_close(rd);
+			CHECK(v != 0, "leftover file %s is a complete, valid snapshot", de->d_name);
+		}
+	}
+	closedir(d);
+	return 0;
+}
+
+int main(void)
+{
+	const char *s = getenv("BGSNAP_FAULT_SEED");
+	seed = s ? strtoull(s, NULL, 0) : tu_now_ns();
+	printf("BGSNAP_FAULT_SEED=%llu\n", (unsigned long long)seed);
+	struct tu_tally t = { 0 };
+	for (int round = 0; round < 3; round++) {
+		char name[32];
+		snprintf(name, sizeof(name), "sigkill-%d", round);
+		st_for_each_method(&t, name, run, ~0u, 60);
+		seed += 0x9e3779b97f4a7c15ull;
+	}
+	tu_tally_exit(&t, "t_fault_kill");
+}
