@@ -8,13 +8,12 @@
 #   clang, libclang-rt-14-dev     libFuzzer targets and clang sanitizer runtimes
 #   nasm, libunicorn-dev          the reference VM (guests in assembly, Unicorn CPU)
 #   python3                       JSON checks in shell tests
-#   util-linux                    unshare/setarch in tests and CI
+#   util-linux                    setarch (TSan without ASLR) in CI
 #   coreutils                     timeout, used by tests/run.sh
-#   xxd                           byte-level file edits in reader tests
 set -euo pipefail
 
 PKGS=(build-essential pkg-config clang libclang-rt-14-dev nasm libunicorn-dev
-      python3 util-linux coreutils xxd)
+      python3 util-linux coreutils)
 
 missing=()
 for p in "${PKGS[@]}"; do
