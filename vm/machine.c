@@ -4,13 +4,15 @@
  * stores go straight to host memory), one vCPU thread running uc_emu_start,
  * the console port, the progress port, and the vCPU registers as named text.
  *
- * Pause protocol: vm_pause() raises pause_holders and calls uc_emu_stop()
- * until the vCPU thread reports it is parked.  uc_emu_stop() only takes
- * effect while uc_emu_start() runs (a stop issued just before a start is
- * forgotten by Unicorn), hence the retry.  When uc_emu_start() returns, a
- * raised pause_holders means "parked" even if the guest executed hlt at the
- * same instant: guests halt in a loop (`hlt; jmp back`), so resuming at the
- * saved rip halts again.  With pause_holders at 0, a return means hlt.
+ * Pause protocol: vm_pause() raises pause_holders and the atomic stop_flag
+ * and waits until the vCPU thread reports it is parked.  The vCPU stops
+ * itself: a UC_HOOK_BLOCK hook, called before each translated block runs,
+ * sees stop_flag and calls uc_emu_stop(), so the vCPU always stops at a
+ * block boundary with its state exact.  (Unicorn 2.0 does not allow
+ * uc_emu_stop() from another thread, nor from an instruction hook: the
+ * block in flight is cut short and then executed again from its start on
+ * the next uc_emu_start(), which repeats its stores; measured.)  A return
+ * from uc_emu_start() that the block hook did not cause is a hlt.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -42,6 +44,17 @@ static void seterr(char *err, size_t len, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err, len, fmt, ap);
 	va_end(ap);
+}
+
+static void hook_block(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
+{
+	struct vm *vm = user;
+	(void)addr;
+	(void)size;
+	if (atomic_load_explicit(&vm->stop_flag, memory_order_acquire)) {
+		vm->hook_stopped = true;
+		uc_emu_stop(uc);
+	}
 }
 
 static void hook_out(uc_engine *uc, uint32_t port, int size, uint32_t value, void *user)
@@ -103,6 +116,12 @@ int vm_create(struct vm *vm, size_t ram_size, char *err, size_t err_len)
 	ue = uc_hook_add(uc, &h, UC_HOOK_INSN, (void *)hook_out, vm, 1, 0, UC_X86_INS_OUT);
 	if (ue != UC_ERR_OK) {
 		seterr(err, err_len, "Unicorn: cannot hook the out instruction: %s", uc_strerror(ue));
+		vm_destroy(vm);
+		return -EIO;
+	}
+	ue = uc_hook_add(uc, &h, UC_HOOK_BLOCK, (void *)hook_block, vm, 1, 0);
+	if (ue != UC_ERR_OK) {
+		seterr(err, err_len, "Unicorn: cannot add the block hook: %s", uc_strerror(ue));
 		vm_destroy(vm);
 		return -EIO;
 	}
@@ -176,7 +195,7 @@ static void *vcpu_main(void *arg)
 {
 	struct vm *vm = arg;
 	pthread_mutex_lock(&vm->lock);
-	for (;;) {
+	while (!vm->halted) {
 		while (vm->pause_holders > 0 && !vm->quit) {
 			vm->parked = true;
 			pthread_cond_broadcast(&vm->cond);
@@ -189,6 +208,7 @@ static void *vcpu_main(void *arg)
 		uint64_t rip = vm->rip;
 		pthread_mutex_unlock(&vm->lock);
 
+		vm->hook_stopped = false;
 		uc_err ue = uc_emu_start(vm->uc, rip, VM_UNTIL, 0, 0);
 		uint64_t now_rip = 0;
 		uc_reg_read(vm->uc, UC_X86_REG_RIP, &now_rip);
@@ -202,10 +222,8 @@ static void *vcpu_main(void *arg)
 			         (unsigned long long)now_rip, uc_strerror(ue));
 			break;
 		}
-		if (vm->pause_holders == 0 && !vm->quit) {
+		if (!vm->hook_stopped)
 			vm->halted = true;
-			break;
-		}
 	}
 	fflush(vm->console);
 	finish_locked(vm);
@@ -215,6 +233,13 @@ static void *vcpu_main(void *arg)
 
 int vm_start(struct vm *vm, char *err, size_t err_len)
 {
+	if (vm->halted) {
+		/* A snapshot of a halted guest: nothing left to run. */
+		pthread_mutex_lock(&vm->lock);
+		finish_locked(vm);
+		pthread_mutex_unlock(&vm->lock);
+		return 0;
+	}
 	int e = pthread_create(&vm->thread, NULL, vcpu_main, vm);
 	if (e) {
 		seterr(err, err_len, "cannot start the vCPU thread: %s", strerror(e));
@@ -228,18 +253,9 @@ int vm_pause(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
 	vm->pause_holders++;
-	while (!vm->parked || vm->in_emu) {
-		if (vm->in_emu)
-			uc_emu_stop(vm->uc);
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
-	}
+	atomic_store_explicit(&vm->stop_flag, true, memory_order_release);
+	while (!vm->parked || vm->in_emu)
+		pthread_cond_wait(&vm->cond, &vm->lock);
 	int r = vm->finished ? -ESRCH : 0;
 	pthread_mutex_unlock(&vm->lock);
 	return r;
@@ -250,6 +266,8 @@ void vm_resume(struct vm *vm)
 	pthread_mutex_lock(&vm->lock);
 	if (vm->pause_holders > 0)
 		vm->pause_holders--;
+	if (vm->pause_holders == 0 && !vm->quit)
+		atomic_store_explicit(&vm->stop_flag, false, memory_order_release);
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
 }
@@ -258,6 +276,7 @@ void vm_quit(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
 	vm->quit = true;
+	atomic_store_explicit(&vm->stop_flag, true, memory_order_release);
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
 	/* Stop a running vCPU; it then sees `quit`. */

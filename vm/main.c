@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -110,6 +111,12 @@ struct runner {
 	struct snap *cur;            /* running snapshot, or NULL              */
 	bgsnap_engine *eng;
 	struct snap *last;           /* last started snapshot (query-snapshot) */
+	/* bgsnap_wait() runs in a waiter thread so that this thread keeps
+	 * serving the control socket; it signals snap_fd when it returns. */
+	pthread_t waiter;
+	int snap_fd;
+	int wait_rc;
+	double wait_t;
 
 	double t0;                   /* guest (re)started                      */
 	double t_end;                /* guest finished                         */
@@ -218,8 +225,8 @@ static int hook_save_state(bgsnap_state *st, void *ctx)
 	e = bgsnap_state_add(st, "console", buf, (size_t)n);
 	if (e < 0)
 		return e;
-	n = snprintf(buf, sizeof(buf), "bgsnap-vm machine 1\nram_size=0x%zx\nprogress=0x%" PRIx64 "\nguest=%s\n",
-	             r->vm.ram_size, (uint64_t)atomic_load(&r->vm.progress), r->guest_name);
+	n = snprintf(buf, sizeof(buf), "bgsnap-vm machine 1\nram_size=0x%zx\nprogress=0x%" PRIx64 "\nhalted=%d\nguest=%s\n",
+	             r->vm.ram_size, (uint64_t)atomic_load(&r->vm.progress), r->vm.halted ? 1 : 0, r->guest_name);
 	return bgsnap_state_add(st, "machine", buf, (size_t)n);
 }
 
@@ -238,6 +245,17 @@ static void engine_log(void *ctx, int level, const char *msg)
 	struct runner *r = ctx;
 	if (level <= BGSNAP_LOG_WARN || r->stats)
 		note("bgsnap: %s", msg);
+}
+
+static void *waiter_main(void *arg)
+{
+	struct runner *r = arg;
+	r->wait_rc = bgsnap_wait(r->eng);
+	r->wait_t = now_s();
+	uint64_t one = 1;
+	ssize_t n = write(r->snap_fd, &one, sizeof(one));
+	(void)n; /* an eventfd write of 1 cannot fail short of overflow */
+	return NULL;
 }
 
 /* Starts snapshot s; on failure fills s->errmsg and returns -errno. */
@@ -277,26 +295,39 @@ static int snapshot_start(struct runner *r, struct snap *s)
 	s->state = 1;
 	r->eng = e;
 	r->last = s;
+	int te = pthread_create(&r->waiter, NULL, waiter_main, r);
+	if (te) {
+		/* Cannot wait in the background: wait here. */
+		r->wait_rc = bgsnap_wait(e);
+		r->wait_t = now_s();
+		uint64_t one = 1;
+		ssize_t n = write(r->snap_fd, &one, sizeof(one));
+		(void)n;
+		r->waiter = pthread_self();
+	}
 	return 0;
 }
 
-/* Called often while a snapshot runs: finishes it once the engine is done. */
+/* Finishes the running snapshot once bgsnap_wait() returned in the waiter
+ * thread (block: wait for that). */
 static void snapshot_poll(struct runner *r, bool block)
 {
 	struct snap *s = r->cur;
 	if (!s)
 		return;
-	struct bgsnap_stats st;
-	if (!block && bgsnap_get_stats(r->eng, &st) == 0 && st.state == BGSNAP_STATE_RUNNING)
-		return;
-	int rc = bgsnap_wait(r->eng);
-	double t = now_s();
+	uint64_t v;
+	if (!block) {
+		struct pollfd pf = {.fd = r->snap_fd, .events = POLLIN};
+		if (poll(&pf, 1, 0) <= 0)
+			return;
+	}
+	if (read(r->snap_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		note("eventfd read: %s", strerror(errno));
+	if (!pthread_equal(r->waiter, pthread_self()))
+		pthread_join(r->waiter, NULL);
+	int rc = r->wait_rc;
 	bgsnap_get_stats(r->eng, &s->stats);
-	/* total_us runs from bgsnap_start to the commit: more precise than
-	 * when this loop noticed. */
-	s->t_done = s->stats.total_us ? s->t_call + (double)s->stats.total_us / 1e6 : t;
-	if (s->t_done > t || s->t_done < s->t_resumed)
-		s->t_done = t;
+	s->t_done = r->wait_t;
 	if (rc < 0) {
 		s->state = 3;
 		s->error = rc;
@@ -634,6 +665,7 @@ static void runner_init(struct runner *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->listen_fd = -1;
+	r->snap_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	for (int i = 0; i < MAX_CLIENTS; i++)
 		r->clients[i].fd = -1;
 	r->method = BGSNAP_METHOD_AUTO;
@@ -647,6 +679,8 @@ static void runner_free(struct runner *r)
 		close(r->listen_fd);
 		unlink(r->control_path);
 	}
+	if (r->snap_fd >= 0)
+		close(r->snap_fd);
 	for (size_t i = 0; i < r->nsnaps; i++)
 		free(r->snaps[i].path);
 	free(r->snaps);
@@ -658,6 +692,10 @@ static void runner_free(struct runner *r)
 static int run_machine(struct runner *r)
 {
 	char err[256];
+	if (r->snap_fd < 0) {
+		note("eventfd: %s", strerror(errno));
+		return EXIT_FAIL;
+	}
 	if (r->control_path && control_open(r) < 0)
 		return EXIT_FAIL;
 	r->t0 = now_s();
@@ -705,15 +743,16 @@ static int run_machine(struct runner *r)
 		if (finished && !r->cur)
 			break;
 
-		struct pollfd pf[2 + MAX_CLIENTS];
+		struct pollfd pf[3 + MAX_CLIENTS];
 		int np = 0;
 		pf[np++] = (struct pollfd){.fd = r->vm.done_fd, .events = POLLIN};
+		pf[np++] = (struct pollfd){.fd = r->snap_fd, .events = POLLIN};
 		if (r->listen_fd >= 0)
 			pf[np++] = (struct pollfd){.fd = r->listen_fd, .events = POLLIN};
 		int cidx[MAX_CLIENTS];
 		for (int i = 0; i < MAX_CLIENTS; i++) {
 			if (r->clients[i].fd >= 0) {
-				cidx[np - (r->listen_fd >= 0 ? 2 : 1)] = i;
+				cidx[np - (r->listen_fd >= 0 ? 3 : 2)] = i;
 				pf[np++] = (struct pollfd){.fd = r->clients[i].fd, .events = POLLIN};
 			}
 		}
@@ -729,11 +768,11 @@ static int run_machine(struct runner *r)
 		int n = poll(pf, (nfds_t)np, timeout);
 		if (n <= 0)
 			continue;
-		int base = 1;
+		int base = 2;
 		if (r->listen_fd >= 0) {
-			if (pf[1].revents & POLLIN)
+			if (pf[2].revents & POLLIN)
 				control_accept(r);
-			base = 2;
+			base = 3;
 		}
 		for (int k = base; k < np; k++)
 			if (pf[k].revents & (POLLIN | POLLHUP | POLLERR))
@@ -965,6 +1004,7 @@ static int cmd_run_or_restore(int argc, char **argv, bool restore)
 			bgsnap_reader_close(rd);
 			goto out;
 		}
+		bool was_halted = strstr(text, "\nhalted=1\n") != NULL;
 		p = strstr(text, "\nguest=");
 		static char gname[64];
 		if (p && sscanf(p + 7, "%63[^\n]", gname) == 1)
@@ -989,6 +1029,7 @@ static int cmd_run_or_restore(int argc, char **argv, bool restore)
 		}
 		bgsnap_reader_close(rd);
 		r->vm.console_bytes = console_bytes;
+		r->vm.halted = was_halted;
 		atomic_store(&r->vm.progress, progress);
 		if (r->stats)
 			note("restored %s: guest %s, %zu MiB RAM, console offset %" PRIu64 ", rip 0x%" PRIx64, arg,

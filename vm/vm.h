@@ -3,7 +3,8 @@
  * vCPU thread on Unicorn, the console and progress ports), the guest table
  * and the control socket.
  *
- * Invariant of the machine: the vCPU thread is the only thread inside
+ * Invariant of the machine: the vCPU stops only at a translated-block
+ * boundary, by itself (see machine.c).  The vCPU thread is the only thread inside
  * Unicorn while it runs; every other thread touches the Unicorn engine,
  * the console counters or `rip` only while the vCPU is parked (vm_pause()
  * returned and vm_resume() not yet called).
@@ -45,6 +46,8 @@ struct vm {
 	bool finished;               /* the run is over (halt, error, quit)  */
 	bool halted;                 /* the guest executed hlt               */
 	bool quit;                   /* asked to end                         */
+	_Atomic bool stop_flag;      /* pause_holders > 0 or quit            */
+	bool hook_stopped;           /* vCPU thread only: the block hook stopped it */
 	int error;                   /* Unicorn error that ended the run, 0  */
 	char errmsg[200];
 	uint64_t rip;                /* where the vCPU continues             */
