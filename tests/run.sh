@@ -156,7 +156,7 @@ for n in "${selected[@]}"; do
 			why="exit status $rc"
 		fi
 		echo "FAIL $n: $why (${secs}s); last lines of its output:"
-		tail -n 25 "$tmpout" | sed 's/^/    | /'
+		tail -n 40 "$tmpout" | sed 's/^/    | /'
 		fail=$((fail + 1)); failed_names+=("$n") ;;
 	esac
 done
