@@ -3,7 +3,8 @@
 # and every method (uffd, fork, stop): the console output of a run with a
 # live snapshot equals the output of a run without; `bgsnap verify` accepts
 # the snapshot; `bgsnap-vm restore` prints exactly the rest of the original
-# output, from the console offset the snapshot recorded.  Guests run on
+# output, from the console offset the snapshot recorded (and so does
+# `restore --lazy` of the uffd snapshot).  Guests run on
 # small RAM and few rounds so that each run lasts about a second.
 # timeout: 400
 set -u
@@ -70,6 +71,15 @@ for g in $guests; do
 		cmp -s "$tmp/$g-$m.want" "$tmp/$g-$m.rest" ||
 			fail "$g/$m: restored output is not the rest of the original (offset $off): $(diff "$tmp/$g-$m.want" "$tmp/$g-$m.rest" | head -n 4)"
 		[[ -s $tmp/$g-$m.rest ]] || fail "$g/$m: the snapshot came after the guest's last output: nothing left to compare"
+		if [[ $m == uffd ]]; then
+			# Lazy restore: RAM filled on demand while the guest runs.
+			if ! "$vm" restore "$s" --lazy >"$tmp/$g-lazy.rest" 2>"$tmp/$g-lazy.rerr"; then
+				fail "$g: lazy restore failed: $(tail -n 3 "$tmp/$g-lazy.rerr")"
+			else
+				cmp -s "$tmp/$g-$m.want" "$tmp/$g-lazy.rest" ||
+					fail "$g: lazily restored output is not the rest of the original: $(diff "$tmp/$g-$m.want" "$tmp/$g-lazy.rest" | head -n 4)"
+			fi
+		fi
 		echo "ok $g/$m: offset $off of $(wc -c <"$tmp/$g.plain") bytes"
 		rm -f "$s"
 	done

@@ -73,7 +73,7 @@ static void hook_out(uc_engine *uc, uint32_t port, int size, uint32_t value, voi
 	}
 }
 
-int vm_create(struct vm *vm, size_t ram_size, char *err, size_t err_len)
+int vm_create(struct vm *vm, size_t ram_size, bool populate, char *err, size_t err_len)
 {
 	memset(vm, 0, sizeof(*vm));
 	vm->done_fd = -1;
@@ -94,9 +94,11 @@ int vm_create(struct vm *vm, size_t ram_size, char *err, size_t err_len)
 	uintptr_t a = ((uintptr_t)vm->map + HUGE_2M - 1) & ~(uintptr_t)(HUGE_2M - 1);
 	vm->ram = (uint8_t *)a;
 	vm->ram_size = ram_size;
-	/* Both only make the VM faster; a kernel without them still works. */
+	/* Both only make the VM faster; a kernel without them still works.
+	 * A restore target is left untouched: the restore fills it. */
 	(void)madvise(vm->ram, ram_size, MADV_HUGEPAGE);
-	(void)madvise(vm->ram, ram_size, MADV_POPULATE_WRITE);
+	if (populate)
+		(void)madvise(vm->ram, ram_size, MADV_POPULATE_WRITE);
 
 	uc_engine *uc;
 	uc_err ue = uc_open(UC_ARCH_X86, UC_MODE_64, &uc);

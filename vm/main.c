@@ -111,6 +111,8 @@ struct runner {
 	struct snap *cur;            /* running snapshot, or NULL              */
 	bgsnap_engine *eng;
 	struct snap *last;           /* last started snapshot (query-snapshot) */
+	bgsnap_lazy *lazy;           /* lazy restore in progress, or NULL      */
+	bgsnap_reader *lazy_reader;  /* borrowed by it                         */
 	/* bgsnap_wait() runs in a waiter thread so that this thread keeps
 	 * serving the control socket; it signals snap_fd when it returns. */
 	pthread_t waiter;
@@ -488,6 +490,10 @@ static void handle_command(struct runner *r, struct client *c, const char *line,
 			reply_error(c, &cmd, "GenericError", "the guest has ended");
 			return;
 		}
+		if (r->lazy) {
+			reply_error(c, &cmd, "GenericError", "a lazy restore is still filling guest RAM; retry later");
+			return;
+		}
 		struct snap *s = snap_add(r, cmd.path, method, UINT64_MAX);
 		if (!s) {
 			reply_error(c, &cmd, "GenericError", "out of memory");
@@ -673,6 +679,11 @@ static void runner_init(struct runner *r)
 
 static void runner_free(struct runner *r)
 {
+	/* Before guest RAM goes away: the restore writes into it. */
+	if (r->lazy)
+		bgsnap_lazy_free(r->lazy);
+	if (r->lazy_reader)
+		bgsnap_reader_close(r->lazy_reader);
 	for (int i = 0; i < MAX_CLIENTS; i++)
 		client_close(&r->clients[i]);
 	if (r->listen_fd >= 0) {
@@ -686,6 +697,31 @@ static void runner_free(struct runner *r)
 	free(r->snaps);
 	free(r->samples);
 	vm_destroy(&r->vm);
+}
+
+/* Ends a lazy restore once every page is in (block: wait for it). */
+static void lazy_poll(struct runner *r, bool block)
+{
+	if (!r->lazy)
+		return;
+	struct bgsnap_lazy_stats ls;
+	if (!block && (bgsnap_lazy_get_stats(r->lazy, &ls) < 0 || !ls.done))
+		return;
+	int e = bgsnap_lazy_wait(r->lazy);
+	bgsnap_lazy_get_stats(r->lazy, &ls);
+	if (e < 0) {
+		note("lazy restore failed: %s", bgsnap_lazy_errmsg(r->lazy));
+		r->failures++;
+	} else if (r->stats) {
+		note("lazy restore: usable after %.1f ms, complete after %.1f ms; %" PRIu64 " of %" PRIu64
+		     " pages on demand (%" PRIu64 " faults), %" PRIu64 " prefetched",
+		     (double)ls.usable_us / 1e3, (double)ls.total_us / 1e3, ls.pages_demand, ls.pages_total, ls.faults,
+		     ls.pages_prefetched);
+	}
+	bgsnap_lazy_free(r->lazy);
+	r->lazy = NULL;
+	bgsnap_reader_close(r->lazy_reader);
+	r->lazy_reader = NULL;
 }
 
 /* Runs the machine until the guest halts (or quit); returns the exit code. */
@@ -709,13 +745,16 @@ static int run_machine(struct runner *r)
 		double t = now_s();
 		sample_now(r);
 		snapshot_poll(r, false);
+		lazy_poll(r, false);
 		if (!finished && vm_finished(&r->vm)) {
 			finished = true;
 			r->t_end = t;
 		}
 		/* Start the earliest due scheduled snapshot. */
 		double next_due = -1;
-		if (!r->cur) {
+		/* Snapshots wait for a lazy restore to complete: its missing-page
+		 * registration and a snapshot's write protection do not mix. */
+		if (!r->cur && !r->lazy) {
 			for (size_t i = 0; i < r->nsnaps; i++) {
 				struct snap *s = &r->snaps[i];
 				if (s->state != 0 || s->at_ms == UINT64_MAX)
@@ -740,8 +779,14 @@ static int run_machine(struct runner *r)
 					next_due = due;
 			}
 		}
-		if (finished && !r->cur)
-			break;
+		if (finished && !r->cur) {
+			lazy_poll(r, true);
+			bool pending = false;
+			for (size_t i = 0; i < r->nsnaps; i++)
+				pending |= r->snaps[i].state == 0 && r->snaps[i].at_ms != UINT64_MAX;
+			if (!pending)
+				break;
+		}
 
 		struct pollfd pf[3 + MAX_CLIENTS];
 		int np = 0;
@@ -792,6 +837,7 @@ static int run_machine(struct runner *r)
 			r->t_end = now_s();
 	}
 	vm_join(&r->vm);
+	lazy_poll(r, true);
 	sample_now(r);
 	fflush(stdout);
 	if (r->vm.error) {
@@ -820,7 +866,7 @@ static void run_usage(FILE *f, const char *cmd)
 		fprintf(f, "  --mem SIZE             guest RAM (default 128M; 2M..2G)\n"
 		           "  --rounds N             guest work rounds (0: the guest's default)\n");
 	else
-		fprintf(f, "  --lazy                 accepted; restores eagerly for now\n");
+		fprintf(f, "  --lazy                 run at once, guest RAM filled on demand (userfaultfd)\n");
 	fprintf(f, "  --method M             snapshot method: auto uffd uffd-signal mprotect fork stop\n"
 	           "  --snapshot-at MS:PATH  snapshot into PATH MS ms after the guest (re)started (repeatable)\n"
 	           "  --control SOCKET       UNIX socket for JSON commands (snapshot, query-snapshot,\n"
@@ -953,7 +999,7 @@ static int cmd_run_or_restore(int argc, char **argv, bool restore)
 			}
 		}
 		r->guest_name = g ? g->name : arg;
-		if (vm_create(&r->vm, mem, err, sizeof(err)) < 0 ||
+		if (vm_create(&r->vm, mem, true, err, sizeof(err)) < 0 ||
 		    vm_load_guest(&r->vm, g ? (const void *)g->start : img, len, rounds, err, sizeof(err)) < 0) {
 			note("%s", err);
 			free(img);
@@ -961,8 +1007,6 @@ static int cmd_run_or_restore(int argc, char **argv, bool restore)
 		}
 		free(img);
 	} else {
-		if (lazy)
-			note("note: lazy restore is not in the library yet; restoring eagerly");
 		bgsnap_reader *rd = NULL;
 		int e = bgsnap_reader_open(&rd, arg, err, sizeof(err));
 		if (e < 0) {
@@ -1011,14 +1055,8 @@ static int cmd_run_or_restore(int argc, char **argv, bool restore)
 			r->guest_name = gname;
 		else
 			r->guest_name = "?";
-		if (vm_create(&r->vm, ri.size, err, sizeof(err)) < 0) {
+		if (vm_create(&r->vm, ri.size, false, err, sizeof(err)) < 0) {
 			note("%s", err);
-			bgsnap_reader_close(rd);
-			goto out;
-		}
-		e = bgsnap_reader_read_region(rd, (unsigned)idx, r->vm.ram, r->vm.ram_size, BGSNAP_READ_DST_ZEROED);
-		if (e < 0) {
-			note("%s: cannot read guest RAM: %s", arg, bgsnap_reader_errmsg(rd));
 			bgsnap_reader_close(rd);
 			goto out;
 		}
@@ -1027,7 +1065,28 @@ static int cmd_run_or_restore(int argc, char **argv, bool restore)
 			bgsnap_reader_close(rd);
 			goto out;
 		}
-		bgsnap_reader_close(rd);
+		struct bgsnap_restore_target tg = {.region = (unsigned)idx, .dst = r->vm.ram, .len = r->vm.ram_size};
+		double t_rs = now_s();
+		if (lazy) {
+			/* RAM is filled on demand while the guest already runs; the
+			 * reader stays borrowed until the restore is complete. */
+			e = bgsnap_lazy_restore_start(&r->lazy, rd, &tg, 1, err, sizeof(err));
+			if (e < 0) {
+				note("%s: lazy restore: %s", arg, err);
+				bgsnap_reader_close(rd);
+				goto out;
+			}
+			r->lazy_reader = rd;
+		} else {
+			bgsnap_reader_close(rd);
+			e = bgsnap_restore(arg, &tg, 1, 0, err, sizeof(err));
+			if (e < 0) {
+				note("%s: cannot restore guest RAM: %s", arg, err);
+				goto out;
+			}
+		}
+		if (r->stats)
+			note("guest RAM %s in %.1f ms", lazy ? "usable (lazy restore)" : "restored", (now_s() - t_rs) * 1e3);
 		r->vm.console_bytes = console_bytes;
 		r->vm.halted = was_halted;
 		atomic_store(&r->vm.progress, progress);
