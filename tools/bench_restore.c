@@ -1,0 +1,179 @@
+/*
+ * bench_restore.c - the restore part of `bgsnap bench` (bench_restore.h).
+ *
+ * What is timed: eager restore_ms is the whole bgsnap_restore call (it opens
+ * the file itself, one reader per thread) into a fresh mapping; read_ms is
+ * the same file read start to end with 1 MiB preads into one buffer, what
+ * `dd bs=1M of=/dev/null` does, measured right before in the same process.
+ * Lazy resume_us is bgsnap_lazy_restore_start on an already open reader (a
+ * host restoring a VM reads its device state from that reader anyway): from
+ * the call to the memory being usable.  The lazily restored memory is then
+ * checked by touching every page while the prefetch still runs, so the
+ * check itself races the background fill, as a resumed host would.
+ */
+#include "bench_restore.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bgsnap.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int bench_restore_parse(const char *s)
+{
+	if (!strcmp(s, "eager"))
+		return BENCH_RESTORE_EAGER;
+	if (!strcmp(s, "lazy"))
+		return BENCH_RESTORE_LAZY;
+	if (!strcmp(s, "both"))
+		return BENCH_RESTORE_EAGER | BENCH_RESTORE_LAZY;
+	return -1;
+}
+
+static uint8_t *fresh(size_t len, bool thp)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)madvise(p, len, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	return p;
+}
+
+/* Every page of mem against the oracle; the first mismatch into msg. */
+static bool check(const wl_oracle *o, const uint8_t *mem, size_t len, const char *what, char *msg, size_t msg_len)
+{
+	uint64_t bad = 0, first = 0;
+	for (uint64_t p = 0; p < len / WL_PAGE; p++) {
+		struct wl_mismatch mm;
+		if (!wl_oracle_check_page(o, p, mem + p * WL_PAGE, &mm)) {
+			if (!bad)
+				first = p;
+			bad++;
+		}
+	}
+	if (bad)
+		snprintf(msg, msg_len, "%s restore: %" PRIu64 " pages differ from the snapshot (first: page %" PRIu64 ")",
+		         what, bad, first);
+	return bad == 0;
+}
+
+static int read_file_ms(const char *path, double *ms, uint64_t *bytes)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t cap = 1u << 20;
+	char *buf = malloc(cap);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	uint64_t off = 0;
+	double t0 = now_s();
+	for (;;) {
+		ssize_t n = pread(fd, buf, cap, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (uint64_t)n;
+	}
+	*ms = (now_s() - t0) * 1000.0;
+	*bytes = off;
+	free(buf);
+	close(fd);
+	return 0;
+}
+
+int bench_restore(const char *path, int which, bool thp, size_t mem_bytes, unsigned threads,
+                  const wl_oracle *oracle, struct bench_restore_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->which = which;
+	out->verified = true;
+	char err[400];
+	bgsnap_reader *r;
+	if (bgsnap_reader_open(&r, path, err, sizeof(err)) < 0) {
+		snprintf(out->msg, sizeof(out->msg), "restore: %s", err);
+		return -1;
+	}
+	int reg = bgsnap_reader_find_region(r, "mem");
+	if (reg < 0) {
+		snprintf(out->msg, sizeof(out->msg), "restore: no region \"mem\"");
+		bgsnap_reader_close(r);
+		return -1;
+	}
+	int rc = 0;
+	if (which & BENCH_RESTORE_EAGER) {
+		uint8_t *m = fresh(mem_bytes, thp);
+		if (!m || read_file_ms(path, &out->read_ms, &out->file_bytes) < 0) {
+			snprintf(out->msg, sizeof(out->msg), "restore: mmap or reading %s failed", path);
+			rc = -1;
+			goto done;
+		}
+		struct bgsnap_restore_target t = { (unsigned)reg, m, mem_bytes };
+		double t0 = now_s();
+		int e = bgsnap_restore(path, &t, 1, threads, err, sizeof(err));
+		out->restore_ms = (now_s() - t0) * 1000.0;
+		if (e < 0) {
+			snprintf(out->msg, sizeof(out->msg), "eager restore: %s", err);
+			munmap(m, mem_bytes);
+			rc = -1;
+			goto done;
+		}
+		out->verified &= check(oracle, m, mem_bytes, "eager", out->msg, sizeof(out->msg));
+		munmap(m, mem_bytes);
+	}
+	if (which & BENCH_RESTORE_LAZY) {
+		uint8_t *m = fresh(mem_bytes, thp);
+		if (!m) {
+			snprintf(out->msg, sizeof(out->msg), "restore: mmap failed");
+			rc = -1;
+			goto done;
+		}
+		struct bgsnap_restore_target t = { (unsigned)reg, m, mem_bytes };
+		bgsnap_lazy *l;
+		double t0 = now_s();
+		int e = bgsnap_lazy_restore_start(&l, r, &t, 1, err, sizeof(err));
+		double t1 = now_s();
+		if (e < 0) {
+			snprintf(out->msg, sizeof(out->msg), "lazy restore: %s", err);
+			munmap(m, mem_bytes);
+			rc = -1;
+			goto done;
+		}
+		out->resume_us = (uint64_t)((t1 - t0) * 1e6);
+		bool ok = check(oracle, m, mem_bytes, "lazy", out->msg, sizeof(out->msg));
+		e = bgsnap_lazy_wait(l);
+		struct bgsnap_lazy_stats st;
+		bgsnap_lazy_get_stats(l, &st);
+		out->lazy_total_ms = st.total_us / 1000.0;
+		out->lazy_demand = st.pages_demand;
+		out->lazy_prefetched = st.pages_prefetched;
+		if (e < 0) {
+			snprintf(out->msg, sizeof(out->msg), "lazy restore: %s", bgsnap_lazy_errmsg(l));
+			ok = false;
+		}
+		out->verified &= ok;
+		bgsnap_lazy_free(l);
+		munmap(m, mem_bytes);
+	}
+done:
+	bgsnap_reader_close(r);
+	if (rc < 0)
+		out->verified = false;
+	return rc;
+}
