@@ -17,6 +17,7 @@
 #   TEST_TIMEOUT=300  default per-test timeout in seconds.  A test overrides
 #                  it with a line "timeout: N" among its first 30 lines (in a
 #                  comment of the .sh or of tests/t_NAME.c).
+#   TEST_TIMEOUT_SCALE=N  multiply every timeout (sanitizer builds are slower).
 #   TESTS_TSAN=1   run only the concurrency tests: names matching
 #                  TSAN_PATTERNS below, or whose source has a "tags:" line
 #                  containing "concurrency".
@@ -115,6 +116,7 @@ trap 'rm -f "$tmpout"' EXIT
 for n in "${selected[@]}"; do
 	t=$(tag_line "$n" timeout)
 	[[ $t =~ ^[0-9]+$ ]] || t=$TEST_TIMEOUT
+	t=$((t * ${TEST_TIMEOUT_SCALE:-1}))
 	if [[ -n ${TESTS_EXCLUDE:-} ]]; then
 		# shellcheck disable=SC2086
 		if matches_any "$n" $TESTS_EXCLUDE; then

@@ -6,7 +6,7 @@
  * the method must either protect it some other way or refuse it at start
  * (-ENOTSUP with a message) -- never store content written after the pause.
  * tags: concurrency
- * timeout: 300
+ * timeout: 600
  */
 #include <sys/mman.h>
 
@@ -92,6 +92,6 @@ static int case_memfd(void *arg)
 int main(void)
 {
 	struct tu_tally t = { 0 };
-	st_for_each_method(&t, "memfd+anon", case_memfd, ~0u, 60);
+	st_for_each_method(&t, "memfd+anon", case_memfd, ~0u, 20);
 	tu_tally_exit(&t, "t_engine_memfd");
 }

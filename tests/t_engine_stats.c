@@ -9,7 +9,7 @@
  * The snapshot is written to a file whose mode is 0600 even under umask 0,
  * and so is every temporary file seen while it is written.
  * tags: concurrency
- * timeout: 300
+ * timeout: 600
  */
 #include <dirent.h>
 #include <sys/stat.h>
@@ -172,7 +172,7 @@ static int case_auto(void *arg)
 int main(void)
 {
 	struct tu_tally t = { 0 };
-	st_for_each_method(&t, "stats", case_stats, ~0u, 60);
-	tu_tally_add(&t, tu_run_case("stats/auto", case_auto, NULL, 60));
+	st_for_each_method(&t, "stats", case_stats, ~0u, 20);
+	tu_tally_add(&t, tu_run_case("stats/auto", case_auto, NULL, 20));
 	tu_tally_exit(&t, "t_engine_stats");
 }

@@ -7,7 +7,7 @@
  * after END), and into a regular file that the random-access reader then
  * opens and verifies.
  * tags: concurrency
- * timeout: 300
+ * timeout: 600
  */
 #include <sys/socket.h>
 
@@ -148,8 +148,8 @@ static int case_file(void *arg) { return run(*(int *)arg, 2); }
 int main(void)
 {
 	struct tu_tally t = { 0 };
-	st_for_each_method(&t, "pipe", case_pipe, ~0u, 60);
-	st_for_each_method(&t, "socket", case_socket, ~0u, 60);
-	st_for_each_method(&t, "regular-file-fd", case_file, ~0u, 60);
+	st_for_each_method(&t, "pipe", case_pipe, ~0u, 20);
+	st_for_each_method(&t, "socket", case_socket, ~0u, 20);
+	st_for_each_method(&t, "regular-file-fd", case_file, ~0u, 20);
 	tu_tally_exit(&t, "t_engine_stream");
 }

@@ -5,7 +5,7 @@
  * file at all in that directory, leaves the memory writable and the writers
  * running, and the engine then snapshots into a roomy directory fine.
  * Skips when a mount namespace cannot be created (not root, no CAP_SYS_ADMIN).
- * timeout: 300
+ * timeout: 600
  */
 #include <sched.h>
 #include <sys/mount.h>
@@ -85,6 +85,6 @@ int main(void)
 	atexit(unmount_small);
 
 	struct tu_tally t = { 0 };
-	st_for_each_method(&t, "enospc", case_enospc, ~0u, 60);
+	st_for_each_method(&t, "enospc", case_enospc, ~0u, 20);
 	tu_tally_exit(&t, "t_err_enospc");
 }

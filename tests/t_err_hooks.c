@@ -9,7 +9,7 @@
  *    and the blobs read back intact;
  *  - calling bgsnap_add_region or bgsnap_set_hooks from inside save_state
  *    (a snapshot is running) returns -EBUSY.
- * timeout: 300
+ * timeout: 600
  */
 #include "snaptest.h"
 
@@ -158,9 +158,9 @@ static int case_busy(void *arg) { return run(*(int *)arg, 0, 0, 1); }
 int main(void)
 {
 	struct tu_tally t = { 0 };
-	st_for_each_method(&t, "pause-fails", case_pause_fails, ~0u, 60);
-	st_for_each_method(&t, "save_state-fails", case_save_fails, ~0u, 60);
-	st_for_each_method(&t, "hooks-and-state", case_good, ~0u, 60);
-	st_for_each_method(&t, "add-region-in-save_state", case_busy, ~0u, 60);
+	st_for_each_method(&t, "pause-fails", case_pause_fails, ~0u, 20);
+	st_for_each_method(&t, "save_state-fails", case_save_fails, ~0u, 20);
+	st_for_each_method(&t, "hooks-and-state", case_good, ~0u, 20);
+	st_for_each_method(&t, "add-region-in-save_state", case_busy, ~0u, 20);
 	tu_tally_exit(&t, "t_err_hooks");
 }

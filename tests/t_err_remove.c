@@ -9,7 +9,7 @@
  * content (the engine saved those pages first, or forked before) passes.
  * After the failure the remaining memory is writable and the host runs.
  * Every method runs; for stop the snapshot is complete when start returns.
- * timeout: 300
+ * timeout: 600
  */
 #include <sys/mman.h>
 
@@ -109,8 +109,8 @@ static int case_mremap(void *arg)
 int main(void)
 {
 	struct tu_tally t = { 0 };
-	st_for_each_method(&t, "dontneed", case_dontneed, ~0u, 60);
-	st_for_each_method(&t, "munmap", case_munmap, ~0u, 60);
-	st_for_each_method(&t, "mremap", case_mremap, ~0u, 60);
+	st_for_each_method(&t, "dontneed", case_dontneed, ~0u, 20);
+	st_for_each_method(&t, "munmap", case_munmap, ~0u, 20);
+	st_for_each_method(&t, "mremap", case_mremap, ~0u, 20);
 	tu_tally_exit(&t, "t_err_remove");
 }

@@ -101,6 +101,6 @@ int main(void)
 	bgsnap_destroy(e);
 
 	struct tu_tally t = { 0 };
-	st_for_each_method(&t, "lifecycle", case_lifecycle, ~0u, 60);
+	st_for_each_method(&t, "lifecycle", case_lifecycle, ~0u, 20);
 	tu_tally_exit(&t, "t_err_start");
 }

@@ -7,7 +7,7 @@
  * child is left; the same engine is reused for every round.
  * Set BGSNAP_FAULT_SEED to replay a run.
  * tags: concurrency
- * timeout: 300
+ * timeout: 600
  */
 #include "snaptest.h"
 
@@ -110,6 +110,6 @@ int main(void)
 	seed = s ? strtoull(s, NULL, 0) : tu_now_ns();
 	printf("BGSNAP_FAULT_SEED=%llu\n", (unsigned long long)seed);
 	struct tu_tally t = { 0 };
-	st_for_each_method(&t, "random-cancel", run, ~0u, 120);
+	st_for_each_method(&t, "random-cancel", run, ~0u, 60);
 	tu_tally_exit(&t, "t_fault_cancel");
 }

@@ -9,7 +9,7 @@
  * and that nothing in the directory opens as a valid snapshot.  Leftover
  * temporary files are reported (a killed process cannot remove them).
  * Set BGSNAP_FAULT_SEED to replay a run.
- * timeout: 300
+ * timeout: 600
  */
 #include <dirent.h>
 #include <signal.h>
@@ -127,7 +127,7 @@ int main(void)
 	for (int round = 0; round < 3; round++) {
 		char name[32];
 		snprintf(name, sizeof(name), "sigkill-%d", round);
-		st_for_each_method(&t, name, run, ~0u, 60);
+		st_for_each_method(&t, name, run, ~0u, 20);
 		seed += 0x9e3779b97f4a7c15ull;
 	}
 	tu_tally_exit(&t, "t_fault_kill");

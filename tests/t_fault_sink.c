@@ -250,7 +250,7 @@ int main(void)
 				char name[128];
 				snprintf(name, sizeof(name), "%s@%llu/%s", fault_name[f], (unsigned long long)pts[i],
 				         bgsnap_method_name(m));
-				tu_tally_add(&t, tu_run_case(name, run, &c, 30));
+				tu_tally_add(&t, tu_run_case(name, run, &c, 20));
 			}
 		}
 	}

@@ -569,8 +569,25 @@ static void *watchdog(void *arg)
 	return NULL;
 }
 
+/* Sanitizers slow everything down: scale case timeouts (or as told by
+ * BGSNAP_TEST_TIMEOUT_SCALE). */
+static unsigned timeout_scale(void)
+{
+	const char *s = getenv("BGSNAP_TEST_TIMEOUT_SCALE");
+	if (s && atoi(s) > 0)
+		return (unsigned)atoi(s);
+#if defined(__SANITIZE_THREAD__)
+	return 5;
+#elif defined(__SANITIZE_ADDRESS__)
+	return 3;
+#else
+	return 1;
+#endif
+}
+
 int tu_run_case(const char *name, int (*fn)(void *), void *arg, unsigned timeout_s)
 {
+	timeout_s *= timeout_scale();
 	tu_tmpdir();
 	fflush(stdout);
 	fflush(stderr);

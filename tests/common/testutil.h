@@ -136,7 +136,8 @@ void tu_writers_stop(struct tu_writers *w);
  * page in one case does not hide the others), with a timeout.  Prints
  * "ok NAME", "skip NAME: ...", or "FAIL NAME: why".  Returns 0, 77 or 1.
  * fn returns 0, 1 or 77 (or exits with them).  Call only while this process
- * has a single thread.
+ * has a single thread.  timeout_s is multiplied by 3 under ASan, 5 under
+ * TSan, or by $BGSNAP_TEST_TIMEOUT_SCALE.
  */
 int tu_run_case(const char *name, int (*fn)(void *), void *arg, unsigned timeout_s);
 
