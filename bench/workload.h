@@ -80,7 +80,8 @@ void wl_stop(wl *w);
  * sharing) do not land on the next method's measurements; with THP, huge
  * pages split by a previous method are collapsed again (MADV_COLLAPSE).
  * Without THP the cold tail is left alone (its zero pages stay
- * never-populated).  Best effort.
+ * never-populated).  The next wl_start's writers first rewrite each of their
+ * pages' first word with its own value (see writer_main).  Best effort.
  */
 void wl_settle(wl *w);
 /* Steps done by all threads so far (a racy sum, for rates). */
