@@ -34,6 +34,8 @@ TEST_SRCS  := $(sort $(wildcard tests/t_*.c))
 TEST_BINS  := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_COMMON_SRCS := $(sort $(wildcard tests/common/*.c))
 TEST_COMMON_OBJS := $(TEST_COMMON_SRCS:%.c=$(BUILD)/%.o)
+# Not intermediate: make would delete them after each build and relink everything.
+.SECONDARY: $(TEST_COMMON_OBJS)
 
 SOVER := 0
 all: $(BUILD)/libbgsnap.a $(BUILD)/libbgsnap.so $(BUILD)/bgsnap $(BUILD)/bgsnap.pc tests vm
