@@ -1238,12 +1238,17 @@ static const struct run *find_run(const struct rregion *g, uint64_t page)
 	return NULL;
 }
 
-/* The PAGES/ZERO record header of `x` (first HEAD_LEN bytes) agrees with its entry. */
+/* 1 if the PAGES/ZERO record header of `x` (first HEAD_LEN bytes) agrees with its entry. */
+static int run_head_matches(const struct run *x, const uint8_t *h)
+{
+	return le32_load(h) == x->kind && !le32_load(h + 4) &&
+	       le64_load(h + 8) == x->span - FMT_REC_HDR_LEN - FMT_REC_CRC_LEN && le32_load(h + 16) == x->region &&
+	       !le32_load(h + 20) && le64_load(h + 24) == x->first && le64_load(h + 32) == x->count;
+}
+
 static int run_head_ok(bgsnap_reader *r, const struct run *x, const uint8_t *h)
 {
-	if (le32_load(h) != x->kind || le32_load(h + 4) || le64_load(h + 8) != x->span - FMT_REC_HDR_LEN - FMT_REC_CRC_LEN ||
-	    le32_load(h + 16) != x->region || le32_load(h + 20) || le64_load(h + 24) != x->first ||
-	    le64_load(h + 32) != x->count)
+	if (!run_head_matches(x, h))
 		return bad(r, "record at offset %llu does not match its INDEX entry (%s region %u pages %llu+%llu)",
 		           (ull)x->offset, type_name(x->kind), x->region, (ull)x->first, (ull)x->count);
 	return 0;
@@ -1357,5 +1362,44 @@ int reader_region_zero_pages(const bgsnap_reader *r, unsigned idx, uint64_t *zer
 	if (idx >= r->region_count)
 		return -ENOENT;
 	*zero = r->regions[idx].zero_pages;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Restore's file-order access (reader.h): reads nothing, changes nothing.  */
+
+size_t reader_run_count(const bgsnap_reader *r)
+{
+	return r->stream ? 0 : r->nindex;
+}
+
+int reader_run_get(const bgsnap_reader *r, size_t i, struct reader_run *out)
+{
+	if (r->stream || i >= r->nindex)
+		return -ENOENT;
+	const struct run *x = &r->index[i];
+	*out = (struct reader_run){ x->kind, x->region, x->first, x->count, x->offset, x->span };
+	return 0;
+}
+
+int reader_fd(const bgsnap_reader *r)
+{
+	return r->fd;
+}
+
+int reader_run_check(const bgsnap_reader *r, size_t i, const uint8_t *rec, struct bgsnap_err *err)
+{
+	if (r->stream || i >= r->nindex)
+		return err_set(err, -ENOENT, "no index entry %zu", i);
+	const struct run *x = &r->index[i];
+	if (x->kind == FMT_REC_STATE)
+		return 0;   /* checked at open */
+	if (!run_head_matches(x, rec))
+		return err_set(err, -EBADMSG, "record at offset %llu does not match its INDEX entry (%s region %u pages "
+		               "%llu+%llu)", (ull)x->offset, type_name(x->kind), x->region, (ull)x->first, (ull)x->count);
+	uint32_t c = crc32c(0, rec, x->span - FMT_REC_CRC_LEN), stored = le32_load(rec + x->span - FMT_REC_CRC_LEN);
+	if (crc_differs(stored, c))
+		return err_set(err, -EBADMSG, "record at offset %llu (%s): checksum mismatch (stored 0x%08x, computed "
+		               "0x%08x)", (ull)x->offset, type_name(x->kind), stored, c);
 	return 0;
 }
