@@ -344,7 +344,8 @@ int bgsnap_reader_verify(bgsnap_reader *r);
 /*
  * One region of a snapshot and the caller's memory it is restored into.
  * `dst` must be page-aligned, mapped read-write, and `len` must equal the
- * region's size exactly (bgsnap_reader_region); targets must not overlap.
+ * region's size exactly (bgsnap_reader_region); targets must not overlap,
+ * and a region has at most one target.
  * The memory stays owned by the caller; bgsnap never writes outside
  * [dst, dst+len), whatever the file says (every page range in the file is
  * checked against the region size before a byte is written).
@@ -356,25 +357,33 @@ struct bgsnap_restore_target {
 };
 
 /*
- * Eager restore: opens the snapshot `path` (random access), checks every
- * target first (nothing is written if one is wrong), then restores each
- * region into its target, split in chunks over `threads` threads (0 = one
- * per online CPU, at most 16), each with its own reader.  Returns when all
- * memory is back.
+ * Eager restore: checks every target first (nothing is written if one is
+ * wrong: bad size, overlap, two targets for one region), then restores each
+ * region into its target and returns when all memory is back.  `r` is a
+ * random-access reader (bgsnap_reader_open) that nothing else uses during the
+ * call.  The file is read in file order, in slices of a few MiB shared by
+ * `threads` threads (0 = one per online CPU, at most 16), each with one pread
+ * per slice; every record is checked against the index and its checksum
+ * before its pages are written.  Regions without a target are skipped.
  *
  * Fast path: a target that is private anonymous memory with no page
- * populated yet (a fresh mmap) is filled with UFFDIO_COPY / UFFDIO_ZEROPAGE
- * in large runs through a userfaultfd registered for missing pages, which
- * allocates and fills each page in one step instead of a page fault per page.
- * Any other target (populated, shmem, or no userfaultfd here) is written
- * directly.  During the call the caller must not touch the targets.
+ * populated yet (a fresh mmap) is filled with UFFDIO_COPY through a
+ * userfaultfd registered for missing pages (the kernel allocates and fills
+ * each page in one step, no page fault per page; zero pages are left
+ * unpopulated, they read as zero).  Any other target (populated, shmem, no
+ * userfaultfd here) is written in place.  The caller must not touch the
+ * targets during the call.
  *
- * Returns 0, or -EINVAL (bad target: unaligned, size mismatch, overlap,
- * region out of range), -EFAULT (target not mapped), -EBADMSG (the file is
- * not a valid snapshot or a record is corrupt), -EIO, -ENOMEM.  On failure
- * the targets hold partial content.  The message goes to `err` (at most
- * `err_len` bytes, NUL-terminated) when it is not NULL.
+ * Returns 0, or -EINVAL (bad target), -EFAULT (target not mapped), -ESPIPE
+ * (a stream reader), -EBADMSG (a record is corrupt or the file truncated),
+ * -EIO, -ENOMEM.  On failure the targets hold partial content.  The message
+ * goes to `err` (at most `err_len` bytes, NUL-terminated) when not NULL.
  */
+int bgsnap_restore_reader(bgsnap_reader *r, const struct bgsnap_restore_target *targets, unsigned n,
+                          unsigned threads, char *err, size_t err_len);
+
+/* As bgsnap_restore_reader() on a reader of `path` opened (and closed) for
+ * the call; -ENOENT and the reader's other open errors besides. */
 int bgsnap_restore(const char *path, const struct bgsnap_restore_target *targets, unsigned n,
                    unsigned threads, char *err, size_t err_len);
 

@@ -2,20 +2,22 @@
  * restore.c - eager restore (bgsnap_restore) and the helpers it shares with
  * lazy restore (restore_int.h).
  *
- * Pages come from the one parser: each worker thread has its own reader
- * (a reader is single-threaded) and reads through bgsnap_reader_read_page,
- * which checks each record's header against the index and its checksum
- * before any byte is used.
+ * Eager: the index, in file order, is cut into slices of about SLICE_BYTES
+ * of consecutive records that the worker threads take from a shared counter.
+ * A worker reads its slice with one pread (records are contiguous), has the
+ * reader check each record against its index entry and its checksum
+ * (reader_run_check: the one parser), then installs the pages.  A target
+ * that is fresh private anonymous memory is registered with a userfaultfd
+ * for missing pages and filled with UFFDIO_COPY straight from the read
+ * buffer: the kernel allocates and fills each page in one step instead of a
+ * page fault per page, and ZERO records cost nothing (missing pages read as
+ * zero).  Other targets are written in place.
  *
- * Eager: the targets are cut in chunks of CHUNK_PAGES that the workers take
- * from a shared counter.  A chunk of a fresh private anonymous target goes
- * through a userfaultfd registered for missing pages: windows of WIN_PAGES
- * are read into a per-thread staging buffer and installed with UFFDIO_COPY
- * (zero runs with UFFDIO_ZEROPAGE), one system call per run rather than a
- * page fault per page.  Other targets are written in place.
+ * Lazy restore (restore_lazy.c) reads through bgsnap_reader_read_page.
  *
  * Invariant: a page p of a target is only written at dst + p*4096 with
- * p < pages, and pages == region size / 4096 was checked first.
+ * p < pages: the reader checked every run against its region's size at open,
+ * and each target was checked to be exactly its region's size first.
  */
 #include "bgsnap.h"
 
@@ -30,11 +32,12 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "format.h"
+#include "reader.h"
 #include "restore_int.h"
 #include "uffd_sys.h"
 
-#define CHUNK_PAGES 1024u   /* 4 MiB: unit of work between threads        */
-#define WIN_PAGES   256u    /* 1 MiB: staging window (one ioctl per run)   */
+#define SLICE_BYTES (4u << 20)  /* file bytes per pread: unit of work        */
 #define MAX_THREADS 16u
 
 typedef unsigned long long ull;
@@ -78,6 +81,10 @@ int rst_check_targets(bgsnap_reader *r, const struct bgsnap_restore_target *t, u
 			uintptr_t b = (uintptr_t)t[j].dst;
 			if (a < b + t[j].len && b < a + t[i].len) {
 				err_set(err, -EINVAL, "targets %u and %u overlap", j, i);
+				goto fail;
+			}
+			if (t[j].region == t[i].region) {
+				err_set(err, -EINVAL, "targets %u and %u are both region '%s'", j, i, ri.name);
 				goto fail;
 			}
 		}
@@ -308,17 +315,19 @@ int64_t rst_poison(int uffd, uint8_t *dst, uint64_t count, int poison, struct bg
 /* Eager restore.                                                           */
 
 struct eager {
-	const char *path;
+	bgsnap_reader *r;
+	int fd;
 	struct rst_target *t;
 	unsigned n;
-	uint64_t *chunk_base;     /* first chunk number of each target       */
-	uint64_t nchunks;
+	int *target_of;           /* region -> target index, -1 if none     */
+	size_t *slice;            /* first index entry of each slice        */
+	size_t nslices;
+	uint64_t buf_len;         /* per-thread buffer: largest slice       */
 	int uffd;
-	_Atomic uint64_t next;
+	_Atomic size_t next;
 	atomic_int failed;
 	pthread_mutex_t mu;
 	struct bgsnap_err err;
-	bgsnap_reader *r0;        /* opened first; worker 0 reads with it    */
 };
 
 static void eager_fail(struct eager *g, const struct bgsnap_err *e)
@@ -330,75 +339,138 @@ static void eager_fail(struct eager *g, const struct bgsnap_err *e)
 	atomic_store(&g->failed, 1);
 }
 
-static int eager_chunk(struct eager *g, bgsnap_reader *r, uint8_t *stage, uint64_t c, struct bgsnap_err *e)
+/* UFFDIO_COPY of count pages from src to dst; a page that exists already
+ * is written in place (it is present: no fault). */
+static int copy_run(int uffd, uint8_t *dst, const uint8_t *src, uint64_t count, struct bgsnap_err *err)
 {
-	unsigned ti = 0;
-	while (ti + 1 < g->n && g->chunk_base[ti + 1] <= c)
-		ti++;
-	const struct rst_target *t = &g->t[ti];
-	uint64_t first = (c - g->chunk_base[ti]) * CHUNK_PAGES;
-	uint64_t end = first + CHUNK_PAGES < t->pages ? first + CHUNK_PAGES : t->pages;
-	if (!t->uffd_ok) {
-		/* In place: populate the chunk in one call (a fault per page costs
-		 * tens of microseconds on a VM), then read into it. */
-		(void)madvise(t->dst + first * RST_PAGE, (end - first) * RST_PAGE, MADV_POPULATE_WRITE);
-		uint64_t bad;
-		return rst_fill(r, t->region, first, end - first, t->dst + first * RST_PAGE, &bad, e);
+	uint64_t i = 0;
+	while (i < count) {
+		int e;
+		uint64_t done = uffd_fill(uffd, dst + i * RST_PAGE, src + i * RST_PAGE, (count - i) * RST_PAGE, &e);
+		i += done / RST_PAGE;
+		if (e == 0 || e == EAGAIN)
+			continue;
+		if (e == EEXIST) {
+			memcpy(dst + i * RST_PAGE, src + i * RST_PAGE, RST_PAGE);
+			i++;
+			continue;
+		}
+		return err_set(err, -e, "UFFDIO_COPY of %llu pages at %p: %s", (ull)(count - i),
+		               (void *)(dst + i * RST_PAGE), strerror(e));
 	}
-	for (uint64_t p = first; p < end; p += WIN_PAGES) {
-		uint64_t k = end - p < WIN_PAGES ? end - p : WIN_PAGES, bad;
-		int rc = rst_fill(r, t->region, p, k, stage, &bad, e);
-		struct rst_counts cnt = { 0, 0, 0 };
-		if (rc == 0)
-			rc = rst_install(g->uffd, t->dst + p * RST_PAGE, stage, k, 1, &cnt, e);
+	return 0;
+}
+
+static int pread_all(int fd, uint8_t *buf, uint64_t len, uint64_t off, struct bgsnap_err *err)
+{
+	uint64_t got = 0;
+	while (got < len) {
+		ssize_t k = pread(fd, buf + got, (size_t)(len - got), (off_t)(off + got));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return err_sys(err, -errno, "reading the snapshot at offset %llu", (ull)(off + got));
+		if (k == 0)
+			return err_set(err, -EBADMSG, "truncated: the file ends at offset %llu, inside records that "
+			               "extend to %llu", (ull)(off + got), (ull)(off + len));
+		got += (uint64_t)k;
+	}
+	return 0;
+}
+
+/* One slice: its records read with one pread, each checked against its
+ * index entry and checksum before its pages are installed. */
+static int eager_slice(struct eager *g, uint8_t *buf, size_t s, struct bgsnap_err *e)
+{
+	size_t a = g->slice[s], b = g->slice[s + 1];
+	struct reader_run x, y;
+	reader_run_get(g->r, a, &x);
+	reader_run_get(g->r, b - 1, &y);
+	uint64_t base = x.offset;
+	int rc = pread_all(g->fd, buf, y.offset + y.span - base, base, e);
+	if (rc < 0)
+		return rc;
+	for (size_t i = a; i < b; i++) {
+		reader_run_get(g->r, i, &x);
+		if (x.kind == FMT_REC_STATE || g->target_of[x.region] < 0)
+			continue;
+		const uint8_t *rec = buf + (x.offset - base);
+		if ((rc = reader_run_check(g->r, i, rec, e)) < 0)
+			return rc;
+		const struct rst_target *t = &g->t[g->target_of[x.region]];
+		/* The reader checked first + count <= the region's pages at open,
+		 * and the target is exactly the region's size. */
+		uint8_t *dst = t->dst + x.first * RST_PAGE;
+		const uint8_t *src = rec + FMT_REC_HDR_LEN + FMT_RUN_PREFIX_LEN;
+		if (x.kind == FMT_REC_PAGES) {
+			if (t->uffd_ok)
+				rc = copy_run(g->uffd, dst, src, x.count, e);
+			else
+				memcpy(dst, src, (size_t)(x.count * RST_PAGE));
+		} else if (!t->uffd_ok) {
+			memset(dst, 0, (size_t)(x.count * RST_PAGE));
+		}
+		/* A fresh target's missing pages already read as zero. */
 		if (rc < 0)
 			return rc;
 	}
 	return 0;
 }
 
-struct eager_arg {
-	struct eager *g;
-	bgsnap_reader *r;          /* NULL: open one */
-};
-
 static void *eager_worker(void *arg)
 {
-	struct eager_arg *a = arg;
-	struct eager *g = a->g;
+	struct eager *g = arg;
 	struct bgsnap_err e = { 0, "" };
-	bgsnap_reader *r = a->r;
-	uint8_t *stage = NULL;
-	if (!r) {
-		char m[sizeof(e.msg)];
-		int rc = bgsnap_reader_open(&r, g->path, m, sizeof(m));
-		if (rc < 0) {
-			err_set(&e, rc, "%s", m);
-			eager_fail(g, &e);
-			return NULL;
-		}
-	}
-	stage = aligned_alloc(RST_PAGE, (size_t)WIN_PAGES * RST_PAGE);
-	if (!stage) {
-		err_set(&e, -ENOMEM, "out of memory");
+	uint8_t *buf = malloc((size_t)g->buf_len);
+	if (!buf) {
+		err_set(&e, -ENOMEM, "out of memory (%llu bytes)", (ull)g->buf_len);
 		eager_fail(g, &e);
+		return NULL;
 	}
-	while (stage && !atomic_load(&g->failed)) {
-		uint64_t c = atomic_fetch_add(&g->next, 1);
-		if (c >= g->nchunks)
+	while (!atomic_load(&g->failed)) {
+		size_t s = atomic_fetch_add(&g->next, 1);
+		if (s >= g->nslices)
 			break;
-		if (eager_chunk(g, r, stage, c, &e) < 0) {
+		if (eager_slice(g, buf, s, &e) < 0) {
 			eager_fail(g, &e);
 			break;
 		}
 	}
-	free(stage);
-	if (r != a->r)
-		bgsnap_reader_close(r);
+	free(buf);
 	return NULL;
 }
 
-static unsigned pick_threads(unsigned threads, uint64_t nchunks)
+/* Cuts the index, in file order, into slices of about SLICE_BYTES. */
+static int make_slices(struct eager *g, struct bgsnap_err *err)
+{
+	size_t n = reader_run_count(g->r);
+	g->slice = malloc((n + 1) * sizeof(*g->slice));
+	if (!g->slice)
+		return err_set(err, -ENOMEM, "out of memory");
+	g->nslices = 0;
+	g->buf_len = 1;
+	uint64_t start = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct reader_run x;
+		reader_run_get(g->r, i, &x);
+		if (i == 0 || x.offset + x.span - start > SLICE_BYTES) {
+			if (i) {
+				struct reader_run p;
+				reader_run_get(g->r, i - 1, &p);
+				if (p.offset + p.span - start > g->buf_len)
+					g->buf_len = p.offset + p.span - start;
+			}
+			g->slice[g->nslices++] = i;
+			start = x.offset;
+		}
+		if (i + 1 == n && x.offset + x.span - start > g->buf_len)
+			g->buf_len = x.offset + x.span - start;
+	}
+	g->slice[g->nslices] = n;
+	return 0;
+}
+
+static unsigned pick_threads(unsigned threads, size_t nslices)
 {
 	if (!threads) {
 		long c = sysconf(_SC_NPROCESSORS_ONLN);
@@ -406,8 +478,8 @@ static unsigned pick_threads(unsigned threads, uint64_t nchunks)
 	}
 	if (threads > MAX_THREADS)
 		threads = MAX_THREADS;
-	if (threads > nchunks)
-		threads = (unsigned)nchunks;
+	if (threads > nslices)
+		threads = (unsigned)nslices;
 	return threads ? threads : 1;
 }
 
@@ -434,7 +506,7 @@ static void eager_register(struct eager *g)
 			continue;
 		struct uffdio_register reg = { .range = { (uintptr_t)t->dst, t->pages * RST_PAGE },
 		                               .mode = UFFDIO_REGISTER_MODE_MISSING };
-		uint64_t need = (1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_ZEROPAGE);
+		uint64_t need = 1ull << _UFFDIO_COPY;
 		if (g->uffd < 0 || ioctl(g->uffd, UFFDIO_REGISTER, &reg) < 0) {
 			t->uffd_ok = 0;
 		} else if ((reg.ioctls & need) != need) {
@@ -458,54 +530,50 @@ static void eager_unregister(struct eager *g)
 	g->uffd = -1;
 }
 
-static int fail_out(char *err, size_t err_len, const struct bgsnap_err *e, int rc)
-{
-	if (err && err_len)
-		snprintf(err, err_len, "%s", e->msg[0] ? e->msg : strerror(-rc));
-	return rc;
-}
-
-int bgsnap_restore(const char *path, const struct bgsnap_restore_target *targets, unsigned n,
-                   unsigned threads, char *err, size_t err_len)
+int bgsnap_restore_reader(bgsnap_reader *r, const struct bgsnap_restore_target *targets, unsigned n,
+                          unsigned threads, char *err, size_t err_len)
 {
 	struct eager g;
 	memset(&g, 0, sizeof(g));
 	g.uffd = -1;
-	g.path = path;
+	g.r = r;
 	g.n = n;
 	pthread_mutex_init(&g.mu, NULL);
 	if (err && err_len)
 		err[0] = '\0';
-	char m[sizeof(g.err.msg)];
-	int rc = bgsnap_reader_open(&g.r0, path, m, sizeof(m));
-	if (rc < 0) {
-		err_set(&g.err, rc, "%s", m);
+	int rc;
+	struct bgsnap_file_info fi;
+	if (!r) {
+		rc = err_set(&g.err, -EINVAL, "no reader");
 		goto out;
 	}
-	if ((rc = rst_check_targets(g.r0, targets, n, &g.t, &g.err)) < 0)
+	bgsnap_reader_info(r, &fi);
+	if (!fi.file_bytes || (g.fd = reader_fd(r)) < 0) {
+		rc = err_set(&g.err, -ESPIPE, "restore needs a random-access reader (bgsnap_reader_open)");
 		goto out;
-	if (!(g.chunk_base = calloc(n, sizeof(*g.chunk_base)))) {
+	}
+	if ((rc = rst_check_targets(r, targets, n, &g.t, &g.err)) < 0)
+		goto out;
+	if (!(g.target_of = malloc(fi.region_count * sizeof(*g.target_of)))) {
 		rc = err_set(&g.err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	for (unsigned i = 0; i < n; i++) {
-		g.chunk_base[i] = g.nchunks;
-		g.nchunks += (g.t[i].pages + CHUNK_PAGES - 1) / CHUNK_PAGES;
-	}
+	for (unsigned i = 0; i < fi.region_count; i++)
+		g.target_of[i] = -1;
+	for (unsigned i = 0; i < n; i++)
+		g.target_of[g.t[i].region] = (int)i;
+	if ((rc = make_slices(&g, &g.err)) < 0)
+		goto out;
 	eager_register(&g);
-	threads = pick_threads(threads, g.nchunks);
+	threads = pick_threads(threads, g.nslices);
 	pthread_t th[MAX_THREADS];
-	struct eager_arg args[MAX_THREADS];
 	unsigned started = 0;
 	for (unsigned i = 1; i < threads; i++) {
-		args[i] = (struct eager_arg){ &g, NULL };
-		if (pthread_create(&th[started], NULL, eager_worker, &args[i]) != 0)
-			break;   /* fewer threads: the others take more chunks */
+		if (pthread_create(&th[started], NULL, eager_worker, &g) != 0)
+			break;   /* fewer threads: the others take more slices */
 		started++;
 	}
-	/* This thread is worker 0, on the reader already open. */
-	args[0] = (struct eager_arg){ &g, g.r0 };
-	eager_worker(&args[0]);
+	eager_worker(&g);   /* this thread is a worker too */
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
 	eager_unregister(&g);
@@ -513,9 +581,27 @@ int bgsnap_restore(const char *path, const struct bgsnap_restore_target *targets
 out:
 	if (g.uffd >= 0)
 		close(g.uffd);
-	bgsnap_reader_close(g.r0);
 	free(g.t);
-	free(g.chunk_base);
+	free(g.target_of);
+	free(g.slice);
 	pthread_mutex_destroy(&g.mu);
-	return rc < 0 ? fail_out(err, err_len, &g.err, rc) : 0;
+	if (rc < 0 && err && err_len)
+		snprintf(err, err_len, "%s", g.err.msg[0] ? g.err.msg : strerror(-rc));
+	return rc < 0 ? rc : 0;
+}
+
+int bgsnap_restore(const char *path, const struct bgsnap_restore_target *targets, unsigned n, unsigned threads,
+                   char *err, size_t err_len)
+{
+	bgsnap_reader *r;
+	char m[512];
+	int rc = bgsnap_reader_open(&r, path, m, sizeof(m));
+	if (rc < 0) {
+		if (err && err_len)
+			snprintf(err, err_len, "%s", m);
+		return rc;
+	}
+	rc = bgsnap_restore_reader(r, targets, n, threads, err, err_len);
+	bgsnap_reader_close(r);
+	return rc;
 }

@@ -3,8 +3,8 @@
  * into fresh anonymous memory (the userfaultfd path), into populated memory
  * full of garbage and into a shared memfd mapping (written in place), with
  * 1 and 4 threads; every destination sits between PROT_NONE guard pages.
- * Bad targets (size mismatch, overlap, unaligned, unknown region) fail with
- * -EINVAL before a byte is written.
+ * Bad targets (size mismatch, overlap, unaligned, unknown region, a region
+ * twice) fail with -EINVAL before a byte is written.
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -54,7 +54,10 @@ static void check_restore(const char *path, const struct fg_spec *s, int mode, u
 		}
 	}
 	char err[600];
-	int rc = bgsnap_restore(path, t, s->nregions, threads, err, sizeof(err));
+	bgsnap_reader *r;
+	CHECK_RC(bgsnap_reader_open(&r, path, err, sizeof(err)), 0, "open: %s", err);
+	int rc = bgsnap_restore_reader(r, t, s->nregions, threads, err, sizeof(err));
+	bgsnap_reader_close(r);
 	CHECK_RC(rc, 0, "restore into %s memory, %u threads: %s", names[mode], threads, err);
 	for (unsigned i = 0; i < s->nregions; i++) {
 		size_t len = s->pages[i] * TU_PAGE;
@@ -87,28 +90,37 @@ int main(void)
 	size_t l0 = s.pages[0] * TU_PAGE, l1 = s.pages[1] * TU_PAGE;
 	uint8_t *a = guarded(l0, 1), *b = guarded(l1, 1);
 	char err[600];
+	bgsnap_reader *r;
+	CHECK_RC(bgsnap_reader_open(&r, path, err, sizeof(err)), 0, "open: %s", err);
 	struct bgsnap_restore_target t[2] = { { 0, a, l0 }, { 1, b, l1 } };
 	struct bgsnap_restore_target bad;
 	bad = (struct bgsnap_restore_target){ 0, a, l0 - TU_PAGE };
-	CHECK_RC(bgsnap_restore(path, &bad, 1, 1, err, sizeof(err)), -EINVAL, "short target");
+	CHECK_RC(bgsnap_restore_reader(r, &bad, 1, 1, err, sizeof(err)), -EINVAL, "short target");
 	printf("short target: %s\n", err);
 	bad = (struct bgsnap_restore_target){ 0, a, l0 + TU_PAGE };
-	CHECK_RC(bgsnap_restore(path, &bad, 1, 1, err, sizeof(err)), -EINVAL, "long target");
+	CHECK_RC(bgsnap_restore_reader(r, &bad, 1, 1, err, sizeof(err)), -EINVAL, "long target");
 	bad = (struct bgsnap_restore_target){ 0, a + 1, l0 };
-	CHECK_RC(bgsnap_restore(path, &bad, 1, 1, err, sizeof(err)), -EINVAL, "unaligned target");
+	CHECK_RC(bgsnap_restore_reader(r, &bad, 1, 1, err, sizeof(err)), -EINVAL, "unaligned target");
 	bad = (struct bgsnap_restore_target){ 7, a, l0 };
-	CHECK_RC(bgsnap_restore(path, &bad, 1, 1, err, sizeof(err)), -EINVAL, "unknown region");
+	CHECK_RC(bgsnap_restore_reader(r, &bad, 1, 1, err, sizeof(err)), -EINVAL, "unknown region");
 	printf("unknown region: %s\n", err);
 	t[1] = (struct bgsnap_restore_target){ 0, a, l0 };
-	CHECK_RC(bgsnap_restore(path, t, 2, 1, err, sizeof(err)), -EINVAL, "overlapping targets");
+	CHECK_RC(bgsnap_restore_reader(r, t, 2, 1, err, sizeof(err)), -EINVAL, "overlapping targets");
 	printf("overlap: %s\n", err);
 	/* A valid first target followed by a bad second: the first is untouched. */
 	t[1] = (struct bgsnap_restore_target){ 1, b, l1 - TU_PAGE };
-	CHECK_RC(bgsnap_restore(path, t, 2, 2, err, sizeof(err)), -EINVAL, "second target bad");
+	CHECK_RC(bgsnap_restore_reader(r, t, 2, 2, err, sizeof(err)), -EINVAL, "second target bad");
 	for (size_t i = 0; i < l0; i++)
 		CHECK(a[i] == 0xA5, "byte %zu of a target was written although the targets were refused", i);
+	t[1] = (struct bgsnap_restore_target){ 0, b, l0 };
+	CHECK_RC(bgsnap_restore_reader(r, t, 2, 1, err, sizeof(err)), -EINVAL, "one region twice");
+	printf("region twice: %s\n", err);
+	t[0] = (struct bgsnap_restore_target){ 0, a, l0 };
 	CHECK_RC(bgsnap_restore("/nonexistent/x.bgs", t, 1, 1, err, sizeof(err)), -ENOENT, "missing file");
 	printf("missing file: %s\n", err);
+	CHECK_RC(bgsnap_restore(path, t, 1, 1, err, sizeof(err)), 0, "restore by path: %s", err);
+	CHECK(!memcmp(a, s.mem[0], l0), "restore by path: region 0 differs");
+	bgsnap_reader_close(r);
 	unguard(a, l0);
 	unguard(b, l1);
 	fg_free(&s);

@@ -62,16 +62,15 @@ static void restore_both(const char *path, const char *what)
 	struct bgsnap_restore_target t[FG_MAX_REGIONS];
 	char err[600];
 	g_runs++;
+	bgsnap_reader *r;
+	if (bgsnap_reader_open(&r, path, err, sizeof(err)) < 0)
+		return;
 	map_targets(t);
-	if (bgsnap_restore(path, t, g_s.nregions, 2, err, sizeof(err)) == 0) {
+	if (bgsnap_restore_reader(r, t, g_s.nregions, 2, err, sizeof(err)) == 0) {
 		CHECK(same(t), "%s: eager restore succeeded with different content", what);
 		g_eager_ok++;
 	}
 	unmap_targets(t);
-
-	bgsnap_reader *r;
-	if (bgsnap_reader_open(&r, path, err, sizeof(err)) < 0)
-		return;
 	map_targets(t);
 	bgsnap_lazy *l;
 	if (bgsnap_lazy_restore_start(&l, r, t, g_s.nregions, err, sizeof(err)) == 0) {
