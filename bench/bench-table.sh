@@ -4,6 +4,8 @@
 # to the raw kernel primitives measured on the same memory in the same run
 # (one UFFDIO_WRITEPROTECT, one fork()) and a dd of the same number of bytes
 # to the same sink directory (design brief section 7: every claim a ratio).
+# The raw primitives come from the same bgsnap process (bench --probe-wp),
+# timed on the filled memory before the writers start.
 #
 # Usage: bench/bench-table.sh [SIZE...]        (default: 1G 4G, as issue 3)
 # Environment:
@@ -43,14 +45,11 @@ for size in "${sizes[@]}"; do
 		thp=()
 		[[ $mode == thp ]] && thp=(--thp)
 		echo "bench-table: $size $mode ..." >&2
-		if ! probe=$("$bin" bench --probe-wp --mem "$size" "${thp[@]}"); then
-			echo "bench-table: probe failed at $size $mode" >&2
-			status=1
-			continue
-		fi
-		echo "$probe" | sed "s/^{/{\"row\":\"$size $mode\",/" >>"$jsonl"
-		"$bin" bench --mem "$size" --threads "$THREADS" --pattern "$PATTERN" --buffer "$BUFFER" \
-			--method "$METHOD" --duration-before "$BEFORE_MS" --json --out "$snap" "${thp[@]}" |
+		# One process: the raw primitives are timed on the same memory just
+		# before the methods run on it.
+		"$bin" bench --probe-wp --mem "$size" --threads "$THREADS" --pattern "$PATTERN" \
+			--buffer "$BUFFER" --method "$METHOD" --duration-before "$BEFORE_MS" --json \
+			--out "$snap" "${thp[@]}" |
 			sed "s/^{/{\"row\":\"$size $mode\",/" >>"$jsonl" || status=1
 		rm -f "$snap".*
 		# dd of as many bytes as the stop method wrote (else the memory size),
@@ -130,7 +129,7 @@ for r in order:
         print("| %s | *raw* | | | wp %s, unwp %s, mprotect %s, fork %s µs | | | | | | | | | | | | | | |" % (
             r, f(probe.get("wp_us"), 0), f(probe.get("unwp_us"), 0), f(probe.get("mprotect_us"), 0), f(probe.get("fork_us"), 0)))
 print()
-print("raw wp: one UFFDIO_WRITEPROTECT of the whole filled region, no writers running (bgsnap bench --probe-wp).")
+print("raw wp: one UFFDIO_WRITEPROTECT of the whole filled region in the same process, before the writers start (bgsnap bench --probe-wp).")
 print("dd: `dd if=/dev/zero bs=1M conv=fsync` of the bytes the stop method wrote, into the same directory.")
 print("trapped writes: first writes that took >= 2 µs (a fault, signal or copy-on-write), not those finding their page already saved.")
 print("extra MiB marked * is estimated (fork: pages first written during the snapshot x 4 KiB).")

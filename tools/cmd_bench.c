@@ -42,6 +42,7 @@ struct bench_opts {
 	unsigned before_ms;
 	uint64_t seed;
 	bool probe_wp;
+	bool method_given;
 	bool no_prefault;
 	int corrupt;
 	int restore;             /* BENCH_RESTORE_* mask, 0: none           */
@@ -103,8 +104,11 @@ static void usage(FILE *f)
 "  --restore R           eager | lazy | both: then restore the verified snapshot\n"
 "                        into fresh memory and check it with the same oracle\n"
 "  --json                one JSON object per line and method\n"
-"  --probe-wp            instead: time the raw primitives once on the filled memory\n"
-"                        (UFFDIO_WRITEPROTECT, mprotect, fork) and print one JSON line\n"
+"  --probe-wp            first time the raw primitives once on the filled memory, no\n"
+"                        writer running (one UFFDIO_WRITEPROTECT of it and its\n"
+"                        removal, mprotect, fork), print them (JSON: a line with\n"
+"                        \"probe\":\"raw\"), then run the methods only if --method\n"
+"                        was given; the table then adds pause / raw wp ratios\n"
 "  --help                this text\n"
 "\n"
 "JSON fields: method, mem_bytes, threads, pattern, buffer_bytes, thp, pause_us,\n"
@@ -235,6 +239,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			}
 			break;
 		case O_METHOD:
+			o->method_given = true;
 			if (parse_methods(optarg, o)) {
 				fprintf(stderr, "bgsnap bench: --method: '%s' is not all or a list of uffd, uffd-signal, mprotect, fork, stop, auto\n", optarg);
 				return -EINVAL;
@@ -758,7 +763,7 @@ static void ratio(const char *what, double a, double b)
 		printf("  %-34s %8.3g   (%.1f / %.1f)\n", what, a / b, a, b);
 }
 
-static void print_table(const struct bench_opts *o, const struct result *rs, int n)
+static void print_table(const struct bench_opts *o, const struct result *rs, int n, double raw_wp_us)
 {
 	printf("bench: %" PRIu64 " MiB, %u writer thread%s, pattern %s, copy buffer %" PRIu64 " KiB, %s\n\n",
 	       o->mem >> 20, o->threads, o->threads == 1 ? "" : "s", wl_pattern_name(o->pattern),
@@ -790,7 +795,7 @@ static void print_table(const struct bench_opts *o, const struct result *rs, int
 		any |= rs[i].status == ST_OK && rs[i].ran == BGSNAP_METHOD_FORK && strcmp(rs[i].extra_src, "engine");
 	if (any)
 		printf("(* estimated: pages first written during the snapshot x 4 KiB)\n");
-	if (!(fk || stp) || n < 2)
+	if (!((fk || stp) && n >= 2) && !(raw_wp_us > 0))
 		return;
 	printf("\nratios (same run):\n");
 	const struct result *tracked[] = { uffd, sig, mp };
@@ -802,6 +807,10 @@ static void print_table(const struct bench_opts *o, const struct result *rs, int
 		const char *name = bgsnap_method_name(r->ran);
 		snprintf(what, sizeof(what), "pause %s / its wp_us", name);
 		ratio(what, (double)r->st.pause_us, (double)r->st.wp_us);
+		if (raw_wp_us > 0) {
+			snprintf(what, sizeof(what), "pause %s / raw wp", name);
+			ratio(what, (double)r->st.pause_us, raw_wp_us);
+		}
 		if (fk) {
 			snprintf(what, sizeof(what), "pause %s / fork", name);
 			ratio(what, (double)r->st.pause_us, (double)fk->st.pause_us);
@@ -819,19 +828,23 @@ static void print_table(const struct bench_opts *o, const struct result *rs, int
 		ratio("total fork / stop", fk->st.total_us / 1000.0, stp->st.total_us / 1000.0);
 }
 
-static int probe_main(const struct bench_opts *o, wl *w)
+static int probe_main(const struct bench_opts *o, wl *w, struct wp_probe_result *pr)
 {
-	struct wp_probe_result pr;
 	char err[256] = "";
-	int r = wp_probe(wl_mem(w), wl_mem_bytes(w), &pr, err, sizeof(err));
+	int r = wp_probe(wl_mem(w), wl_mem_bytes(w), pr, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "bgsnap bench: --probe-wp: %s\n", err);
 		return EXIT_FAIL;
 	}
-	printf("{\"probe\":\"raw\",\"mem_bytes\":%" PRIu64 ",\"thp\":%s,\"wp_us\":%.1f,\"unwp_us\":%.1f"
-	       ",\"mprotect_us\":%.1f,\"fork_us\":%.1f,\"uffd_features\":%" PRIu64 "}\n",
-	       o->mem, o->thp ? "true" : "false", pr.wp_us, pr.unwp_us, pr.mprotect_us, pr.fork_us,
-	       pr.uffd_features);
+	if (o->json)
+		printf("{\"probe\":\"raw\",\"mem_bytes\":%" PRIu64 ",\"thp\":%s,\"wp_us\":%.1f,\"unwp_us\":%.1f"
+		       ",\"mprotect_us\":%.1f,\"fork_us\":%.1f,\"uffd_features\":%" PRIu64 "}\n",
+		       o->mem, o->thp ? "true" : "false", pr->wp_us, pr->unwp_us, pr->mprotect_us,
+		       pr->fork_us, pr->uffd_features);
+	else
+		printf("raw primitives on this memory (no writers): UFFDIO_WRITEPROTECT %.0f us, its removal %.0f us, "
+		       "mprotect %.0f us, fork %.0f us\n", pr->wp_us, pr->unwp_us, pr->mprotect_us, pr->fork_us);
+	fflush(stdout);
 	return EXIT_OK;
 }
 
@@ -860,10 +873,13 @@ int cmd_bench(int argc, char **argv)
 		fprintf(stderr, "bgsnap bench: %s\n", err);
 		return r == -EINVAL ? EXIT_USAGE : EXIT_FAIL;
 	}
+	struct wp_probe_result raw = { .wp_us = -1 };
 	if (o.probe_wp) {
-		r = probe_main(&o, w);
-		wl_destroy(w);
-		return r;
+		r = probe_main(&o, w, &raw);
+		if (r != EXIT_OK || !o.method_given) {
+			wl_destroy(w);
+			return r;
+		}
 	}
 	wl_oracle *oracle;
 	if (wl_oracle_create(&oracle, &cfg.params) < 0) {
@@ -894,7 +910,7 @@ int cmd_bench(int argc, char **argv)
 			print_json(stdout, &o, res);
 	}
 	if (!o.json)
-		print_table(&o, rs, o.nmethods);
+		print_table(&o, rs, o.nmethods, raw.wp_us);
 	wl_oracle_destroy(oracle);
 	wl_destroy(w);
 	return rc;
