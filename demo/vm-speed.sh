@@ -6,17 +6,18 @@
 # relative to the second before it (ratios measured within each run, as
 # the machine is shared and noisy).
 #
-# Usage: demo/vm-speed.sh [--guest G] [--repeat N] [--methods "uffd fork stop"]
+# Usage: demo/vm-speed.sh [--guest G] [--repeat N] [--methods "uffd fork stop"] [--no-thp]
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
 vm=$BUILD/bgsnap-vm
-guest=sweep repeat=3 methods="uffd uffd-signal fork stop"
+guest=sweep repeat=3 methods="uffd uffd-signal fork stop" extra=()
 while (($#)); do
 	case $1 in
 	--guest) guest=$2; shift 2 ;;
 	--repeat) repeat=$2; shift 2 ;;
 	--methods) methods=$2; shift 2 ;;
+	--no-thp) extra+=(--no-thp); shift ;;
 	-h|--help) sed -n '2,/^set -u/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "unknown option $1" >&2; exit 2 ;;
 	esac
@@ -30,7 +31,7 @@ printf '%-12s %12s %12s %12s %10s %10s %9s\n' method vcpu_stop_ms engine_pause_m
 for m in $methods; do
 	: >"$tmp/rows"
 	for ((i = 0; i < repeat; i++)); do
-		if ! "$vm" run "$guest" --method "$m" --snapshot-at "1000:$tmp/s.bgs" --stats >"$tmp/out" 2>"$tmp/err"; then
+		if ! "$vm" run "$guest" "${extra[@]}" --method "$m" --snapshot-at "1000:$tmp/s.bgs" --stats >"$tmp/out" 2>"$tmp/err"; then
 			echo "$m: run failed: $(tail -n 2 "$tmp/err")" >&2
 			continue
 		fi
@@ -46,4 +47,4 @@ for m in $methods; do
 	col() { awk -v c="$1" '{ print $c }' "$tmp/rows" | median; }
 	printf '%-12s %12s %12s %12s %10s %10s %9s\n' "$m" "$(col 1)" "$(col 2)" "$(col 3)" "$(col 5)" "$(col 6)" "$(col 4)"
 done
-echo "(medians of $repeat runs of $guest; during% and after% are the guest's speed relative to the second before the pause)"
+echo "(medians of $repeat runs of $guest ${extra[*]}; during% and after% are the guest's speed relative to the second before the pause)"

@@ -73,7 +73,7 @@ static void hook_out(uc_engine *uc, uint32_t port, int size, uint32_t value, voi
 	}
 }
 
-int vm_create(struct vm *vm, size_t ram_size, bool populate, char *err, size_t err_len)
+int vm_create(struct vm *vm, size_t ram_size, bool populate, bool thp, char *err, size_t err_len)
 {
 	memset(vm, 0, sizeof(*vm));
 	vm->done_fd = -1;
@@ -96,7 +96,7 @@ int vm_create(struct vm *vm, size_t ram_size, bool populate, char *err, size_t e
 	vm->ram_size = ram_size;
 	/* Both only make the VM faster; a kernel without them still works.
 	 * A restore target is left untouched: the restore fills it. */
-	(void)madvise(vm->ram, ram_size, MADV_HUGEPAGE);
+	(void)madvise(vm->ram, ram_size, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 	if (populate)
 		(void)madvise(vm->ram, ram_size, MADV_POPULATE_WRITE);
 

@@ -872,6 +872,7 @@ static void run_usage(FILE *f, const char *cmd)
 	           "  --control SOCKET       UNIX socket for JSON commands (snapshot, query-snapshot,\n"
 	           "                         query-status, stop, cont, quit)\n"
 	           "  --stats                print guest speed and snapshot figures on stderr\n"
+	           "  --no-thp               back guest RAM with 4 KiB pages only (default: MADV_HUGEPAGE)\n"
 	           "  -h, --help             this help\n");
 }
 
@@ -886,13 +887,14 @@ static int cmd_run_or_restore(int argc, char **argv, bool restore)
 		{"control", required_argument, NULL, 'c'},
 		{"stats", no_argument, NULL, 'S'},
 		{"lazy", no_argument, NULL, 'l'},
+		{"no-thp", no_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct runner R, *r = &R;
 	runner_init(r);
 	uint64_t mem = DEFAULT_RAM, rounds = 0;
-	bool lazy = false, mem_set = false, rounds_set = false;
+	bool lazy = false, mem_set = false, rounds_set = false, thp = true;
 	int rc = EXIT_USAGE;
 	optind = 1;
 	int o;
@@ -949,6 +951,9 @@ static int cmd_run_or_restore(int argc, char **argv, bool restore)
 		case 'l':
 			lazy = true;
 			break;
+		case 'T':
+			thp = false;
+			break;
 		case 'h':
 			run_usage(stdout, cmd);
 			rc = EXIT_OK;
@@ -999,7 +1004,7 @@ static int cmd_run_or_restore(int argc, char **argv, bool restore)
 			}
 		}
 		r->guest_name = g ? g->name : arg;
-		if (vm_create(&r->vm, mem, true, err, sizeof(err)) < 0 ||
+		if (vm_create(&r->vm, mem, true, thp, err, sizeof(err)) < 0 ||
 		    vm_load_guest(&r->vm, g ? (const void *)g->start : img, len, rounds, err, sizeof(err)) < 0) {
 			note("%s", err);
 			free(img);
@@ -1055,7 +1060,7 @@ static int cmd_run_or_restore(int argc, char **argv, bool restore)
 			r->guest_name = gname;
 		else
 			r->guest_name = "?";
-		if (vm_create(&r->vm, ri.size, false, err, sizeof(err)) < 0) {
+		if (vm_create(&r->vm, ri.size, false, thp, err, sizeof(err)) < 0) {
 			note("%s", err);
 			bgsnap_reader_close(rd);
 			goto out;

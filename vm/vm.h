@@ -61,8 +61,10 @@ struct vm {
 
 /* Creates the machine with `ram_size` bytes of RAM (a multiple of 4 KiB,
  * VM_MIN_RAM..VM_MAX_RAM), populated (zeroed) now if `populate`, else left
- * untouched (a restore target).  Returns 0, or -errno with a message in `err`. */
-int vm_create(struct vm *vm, size_t ram_size, bool populate, char *err, size_t err_len);
+ * untouched (a restore target); backed by transparent huge pages (as VMMs
+ * back guest RAM) if `thp`, else by 4 KiB pages only.  Returns 0, or -errno
+ * with a message in `err`. */
+int vm_create(struct vm *vm, size_t ram_size, bool populate, bool thp, char *err, size_t err_len);
 void vm_destroy(struct vm *vm);
 /* Loads a flat guest image at VM_LOAD_ADDR and sets the entry registers. */
 int vm_load_guest(struct vm *vm, const void *image, size_t len, uint64_t rounds,
