@@ -130,6 +130,23 @@ fi
 leftover=$(find "$tmp" -name 'bgsnap-bench.*' | head -n 3)
 [[ -z $leftover ]] || fail "snapshot files left behind: $leftover"
 
+# --probe-wp alone prints one JSON line of raw primitive times; the human
+# table mode works too.
+if ! "$bin" bench --mem 4M --probe-wp --json >"$tmp/probe.json" 2>"$tmp/err" ||
+	! python3 -c '
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+assert len(lines) == 1, lines
+o = json.loads(lines[0])
+assert o["probe"] == "raw" and o["mem_bytes"] == 4 << 20, o
+assert all(k in o for k in ("wp_us", "unwp_us", "mprotect_us", "fork_us")), o' "$tmp/probe.json"; then
+	fail "bench --probe-wp --json: $(cat "$tmp/probe.json" "$tmp/err")"
+fi
+if ! "$bin" bench --mem 4M --threads 1 --method stop,uffd --duration-before 5 >"$tmp/table.txt" 2>"$tmp/err" ||
+	! grep -q '^stop .* yes$' "$tmp/table.txt"; then
+	fail "bench table mode: $(cat "$tmp/table.txt" "$tmp/err")"
+fi
+
 # Bad usage exits 2; --help exits 0.
 for bad in "--threads 0" "--pattern zigzag" "--method nope" "--mem 12345" "--bogus" "extra"; do
 	# shellcheck disable=SC2086
