@@ -760,7 +760,7 @@ static const struct result *find_ok(const struct result *rs, int n, int method)
 static void ratio(const char *what, double a, double b)
 {
 	if (b > 0)
-		printf("  %-34s %8.3g   (%.1f / %.1f)\n", what, a / b, a, b);
+		printf("  %-40s %8.3g   (%.1f / %.1f)\n", what, a / b, a, b);
 }
 
 static void print_table(const struct bench_opts *o, const struct result *rs, int n, double raw_wp_us)
