@@ -265,7 +265,8 @@ int bgsnap_add_region(bgsnap_engine *e, const char *name, void *addr, size_t len
 		if (a < ra + r->len && ra < a + len)
 			return err_set(&e->err, -EINVAL, "region '%s' overlaps region '%s'", name, r->name);
 	}
-	int rc = region_check(addr, len, &e->err);
+	int shared = 0;
+	int rc = region_check(addr, len, &shared, &e->err);
 	if (rc)
 		return rc;
 	struct region *nr = realloc(e->regions, sizeof(*nr) * (e->region_count + 1));
@@ -279,6 +280,7 @@ int bgsnap_add_region(bgsnap_engine *e, const char *name, void *addr, size_t len
 	r->len = len;
 	r->pages = len / PAGE_SIZE_;
 	r->first_global = e->pages_total;
+	r->shared = shared;
 	e->pages_total += r->pages;
 	return (int)e->region_count++;
 }
@@ -465,6 +467,32 @@ static int start_check(bgsnap_engine *e)
 	return resolve_method(e->opts.method, &e->ops, &e->err);
 }
 
+/*
+ * Runs start_run in the caller's thread with SIGPIPE blocked: the header
+ * (and, for stop, everything) is written from here, and a closed pipe must
+ * give -EPIPE, not kill the host.  A SIGPIPE we caused is swallowed; one
+ * that was pending before is left alone.
+ */
+static int start_guarded(bgsnap_engine *e)
+{
+	sigset_t pipe_set, old, pending;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	sigpending(&pending);
+	int was_pending = sigismember(&pending, SIGPIPE);
+	e->starting = 1;
+	int r = start_run(e);
+	e->starting = 0;
+	if (!was_pending) {
+		struct timespec zero = { 0, 0 };
+		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
 /* `starting` keeps the hooks (which run inside start) from adding regions
  * or starting again before the run is RUNNING. */
 int bgsnap_start(bgsnap_engine *e, const char *path)
@@ -477,10 +505,7 @@ int bgsnap_start(bgsnap_engine *e, const char *path)
 	r = sink_open_path(&e->sink, path, &e->err);
 	if (r)
 		return r;
-	e->starting = 1;
-	r = start_run(e);
-	e->starting = 0;
-	return r;
+	return start_guarded(e);
 }
 
 int bgsnap_start_fd(bgsnap_engine *e, int fd)
@@ -493,10 +518,7 @@ int bgsnap_start_fd(bgsnap_engine *e, int fd)
 	if (fd < 0)
 		return err_set(&e->err, -EBADF, "bad file descriptor %d", fd);
 	sink_open_fd(&e->sink, fd);
-	e->starting = 1;
-	r = start_run(e);
-	e->starting = 0;
-	return r;
+	return start_guarded(e);
 }
 
 int bgsnap_wait(bgsnap_engine *e)

@@ -28,6 +28,7 @@ struct region {
 	uint64_t len;
 	uint64_t pages;
 	uint64_t first_global;   /* index of its first page in the engine-wide page numbering */
+	int shared;              /* MAP_SHARED (memfd/shmem): fork cannot snapshot it */
 };
 
 struct state_blob {

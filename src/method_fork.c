@@ -42,6 +42,13 @@ static int fork_probe(struct bgsnap_err *err)
 
 static int fork_prepare(struct bgsnap_engine *e)
 {
+	/* A child shares MAP_SHARED memory with its parent instead of getting
+	 * a copy-on-write view: it would save the parent's later writes. */
+	for (uint32_t i = 0; i < e->region_count; i++)
+		if (e->regions[i].shared)
+			return err_set(&e->err, -ENOTSUP,
+			               "the fork method cannot snapshot region '%s': it is shared memory "
+			               "(memfd/shmem), which a fork child sees change; use uffd", e->regions[i].name);
 	struct fork_priv *p = calloc(1, sizeof(*p));
 	if (!p)
 		return err_set(&e->err, -ENOMEM, "out of memory");

@@ -7,9 +7,7 @@
  */
 #include "engine.h"
 
-#include <signal.h>
 #include <string.h>
-#include <time.h>
 
 static int stop_probe(struct bgsnap_err *err)
 {
@@ -25,16 +23,7 @@ static int stop_prepare(struct bgsnap_engine *e)
 
 static int stop_protect(struct bgsnap_engine *e)
 {
-	/* This runs in the host's thread: a closed pipe must give EPIPE, not
-	 * kill the host with SIGPIPE.  Block it, and swallow one we caused. */
-	sigset_t pipe_set, old;
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-	sigset_t pending;
-	sigpending(&pending);
-	int was_pending = sigismember(&pending, SIGPIPE);
-
+	/* Runs in the host's thread, with SIGPIPE blocked by the engine. */
 	int r = engine_write_all(e, &e->fw);
 	/* The trailer is written inside the pause: record the pause so far. */
 	e->meta.pause_us = (now_ns() - e->t_pause_ns) / 1000;
@@ -46,12 +35,6 @@ static int stop_protect(struct bgsnap_engine *e)
 	else if (r)
 		err_set(&e->err, r, "%s", e->werr.msg);
 
-	if (!was_pending) {
-		struct timespec zero = { 0, 0 };
-		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
-			;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return r;
 }
 

@@ -25,20 +25,22 @@ static int backing_ok(const char *path)
 	return 0;
 }
 
-static int check_maps(const void *addr, uint64_t len, int need_rw, struct bgsnap_err *err);
+static int check_maps(const void *addr, uint64_t len, int need_rw, int *shared, struct bgsnap_err *err);
 
-int region_check(const void *addr, uint64_t len, struct bgsnap_err *err)
+int region_check(const void *addr, uint64_t len, int *shared, struct bgsnap_err *err)
 {
-	return check_maps(addr, len, 0, err);
+	return check_maps(addr, len, 0, shared, err);
 }
 
 int region_check_writable(const void *addr, uint64_t len, struct bgsnap_err *err)
 {
-	return check_maps(addr, len, 1, err);
+	int shared;
+	return check_maps(addr, len, 1, &shared, err);
 }
 
-static int check_maps(const void *addr, uint64_t len, int need_rw, struct bgsnap_err *err)
+static int check_maps(const void *addr, uint64_t len, int need_rw, int *shared, struct bgsnap_err *err)
 {
+	*shared = 0;
 	FILE *f = fopen("/proc/self/maps", "re");
 	if (!f)
 		return err_sys(err, -errno, "cannot read /proc/self/maps to check the region");
@@ -73,6 +75,8 @@ static int check_maps(const void *addr, uint64_t len, int need_rw, struct bgsnap
 			            "the mprotect method can only track read-write regions", lo, perms);
 			break;
 		}
+		if (perms[3] == 's')
+			*shared = 1;
 		covered = hi;
 	}
 	fclose(f);

@@ -2,8 +2,8 @@
  * restore.c - eager restore (bgsnap_restore) and the helpers it shares with
  * lazy restore (restore_int.h).
  *
- * Eager: the index, in file order, is cut into slices of about SLICE_BYTES
- * of consecutive records that the worker threads take from a shared counter.
+ * Eager: the index, in file order, is cut into slices of a few MiB of
+ * consecutive records that the worker threads take from a shared counter.
  * A worker reads its slice with one pread (records are contiguous), has the
  * reader check each record against its index entry and its checksum
  * (reader_run_check: the one parser), then installs the pages.  A target
@@ -13,7 +13,8 @@
  * page fault per page, and ZERO records cost nothing (missing pages read as
  * zero).  Other targets are written in place.
  *
- * Lazy restore (restore_lazy.c) reads through bgsnap_reader_read_page.
+ * Lazy restore (restore_lazy.c) prefetches the same way and serves faults
+ * through bgsnap_reader_read_page.
  *
  * Invariant: a page p of a target is only written at dst + p*4096 with
  * p < pages: the reader checked every run against its region's size at open,
@@ -37,7 +38,6 @@
 #include "restore_int.h"
 #include "uffd_sys.h"
 
-#define SLICE_BYTES (4u << 20)  /* file bytes per pread: unit of work        */
 #define MAX_THREADS 16u
 
 typedef unsigned long long ull;
@@ -339,29 +339,39 @@ static void eager_fail(struct eager *g, const struct bgsnap_err *e)
 	atomic_store(&g->failed, 1);
 }
 
-/* UFFDIO_COPY of count pages from src to dst; a page that exists already
- * is written in place (it is present: no fault). */
-static int copy_run(int uffd, uint8_t *dst, const uint8_t *src, uint64_t count, struct bgsnap_err *err)
+int rst_fill_run(int uffd, uint8_t *dst, const uint8_t *src, uint64_t count, int overwrite, struct rst_counts *c,
+                 struct bgsnap_err *err)
 {
 	uint64_t i = 0;
 	while (i < count) {
 		int e;
-		uint64_t done = uffd_fill(uffd, dst + i * RST_PAGE, src + i * RST_PAGE, (count - i) * RST_PAGE, &e);
+		uint64_t done = uffd_fill(uffd, dst + i * RST_PAGE, src ? src + i * RST_PAGE : NULL,
+		                          (count - i) * RST_PAGE, &e);
+		if (src)
+			c->copied += done / RST_PAGE;
+		else
+			c->zeroed += done / RST_PAGE;
 		i += done / RST_PAGE;
 		if (e == 0 || e == EAGAIN)
 			continue;
 		if (e == EEXIST) {
-			memcpy(dst + i * RST_PAGE, src + i * RST_PAGE, RST_PAGE);
+			if (!overwrite)
+				uffd_wake(uffd, dst + i * RST_PAGE, RST_PAGE);
+			else if (src)
+				memcpy(dst + i * RST_PAGE, src + i * RST_PAGE, RST_PAGE);
+			else
+				memset(dst + i * RST_PAGE, 0, RST_PAGE);
+			c->existed++;
 			i++;
 			continue;
 		}
-		return err_set(err, -e, "UFFDIO_COPY of %llu pages at %p: %s", (ull)(count - i),
-		               (void *)(dst + i * RST_PAGE), strerror(e));
+		return err_set(err, -e, "%s of %llu pages at %p: %s", src ? "UFFDIO_COPY" : "UFFDIO_ZEROPAGE",
+		               (ull)(count - i), (void *)(dst + i * RST_PAGE), strerror(e));
 	}
 	return 0;
 }
 
-static int pread_all(int fd, uint8_t *buf, uint64_t len, uint64_t off, struct bgsnap_err *err)
+int rst_pread_all(int fd, uint8_t *buf, uint64_t len, uint64_t off, struct bgsnap_err *err)
 {
 	uint64_t got = 0;
 	while (got < len) {
@@ -387,7 +397,7 @@ static int eager_slice(struct eager *g, uint8_t *buf, size_t s, struct bgsnap_er
 	reader_run_get(g->r, a, &x);
 	reader_run_get(g->r, b - 1, &y);
 	uint64_t base = x.offset;
-	int rc = pread_all(g->fd, buf, y.offset + y.span - base, base, e);
+	int rc = rst_pread_all(g->fd, buf, y.offset + y.span - base, base, e);
 	if (rc < 0)
 		return rc;
 	for (size_t i = a; i < b; i++) {
@@ -403,8 +413,9 @@ static int eager_slice(struct eager *g, uint8_t *buf, size_t s, struct bgsnap_er
 		uint8_t *dst = t->dst + x.first * RST_PAGE;
 		const uint8_t *src = rec + FMT_REC_HDR_LEN + FMT_RUN_PREFIX_LEN;
 		if (x.kind == FMT_REC_PAGES) {
+			struct rst_counts c = { 0, 0, 0 };
 			if (t->uffd_ok)
-				rc = copy_run(g->uffd, dst, src, x.count, e);
+				rc = rst_fill_run(g->uffd, dst, src, x.count, 1, &c, e);
 			else
 				memcpy(dst, src, (size_t)(x.count * RST_PAGE));
 		} else if (!t->uffd_ok) {
@@ -440,33 +451,32 @@ static void *eager_worker(void *arg)
 	return NULL;
 }
 
-/* Cuts the index, in file order, into slices of about SLICE_BYTES. */
-static int make_slices(struct eager *g, struct bgsnap_err *err)
+int rst_slices(const bgsnap_reader *r, size_t **slice, size_t *nslices, uint64_t *buf_len, struct bgsnap_err *err)
 {
-	size_t n = reader_run_count(g->r);
-	g->slice = malloc((n + 1) * sizeof(*g->slice));
-	if (!g->slice)
+	size_t n = reader_run_count(r), *sl = malloc((n + 1) * sizeof(*sl)), ns = 0;
+	if (!sl)
 		return err_set(err, -ENOMEM, "out of memory");
-	g->nslices = 0;
-	g->buf_len = 1;
-	uint64_t start = 0;
+	uint64_t start = 0, len = 1;
 	for (size_t i = 0; i < n; i++) {
 		struct reader_run x;
-		reader_run_get(g->r, i, &x);
-		if (i == 0 || x.offset + x.span - start > SLICE_BYTES) {
+		reader_run_get(r, i, &x);
+		if (i == 0 || x.offset + x.span - start > RST_SLICE_BYTES) {
 			if (i) {
 				struct reader_run p;
-				reader_run_get(g->r, i - 1, &p);
-				if (p.offset + p.span - start > g->buf_len)
-					g->buf_len = p.offset + p.span - start;
+				reader_run_get(r, i - 1, &p);
+				if (p.offset + p.span - start > len)
+					len = p.offset + p.span - start;
 			}
-			g->slice[g->nslices++] = i;
+			sl[ns++] = i;
 			start = x.offset;
 		}
-		if (i + 1 == n && x.offset + x.span - start > g->buf_len)
-			g->buf_len = x.offset + x.span - start;
+		if (i + 1 == n && x.offset + x.span - start > len)
+			len = x.offset + x.span - start;
 	}
-	g->slice[g->nslices] = n;
+	sl[ns] = n;
+	*slice = sl;
+	*nslices = ns;
+	*buf_len = len;
 	return 0;
 }
 
@@ -562,7 +572,7 @@ int bgsnap_restore_reader(bgsnap_reader *r, const struct bgsnap_restore_target *
 		g.target_of[i] = -1;
 	for (unsigned i = 0; i < n; i++)
 		g.target_of[g.t[i].region] = (int)i;
-	if ((rc = make_slices(&g, &g.err)) < 0)
+	if ((rc = rst_slices(r, &g.slice, &g.nslices, &g.buf_len, &g.err)) < 0)
 		goto out;
 	eager_register(&g);
 	threads = pick_threads(threads, g.nslices);

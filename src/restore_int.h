@@ -19,6 +19,7 @@
 #include "uffd_sys.h"
 
 #define RST_PAGE 4096u
+#define RST_SLICE_BYTES (4u << 20)   /* file bytes per pread in file-order passes */
 
 /* Debian 12 headers (6.1) lack UFFDIO_POISON (Linux 6.6). */
 #ifndef UFFD_FEATURE_POISON
@@ -67,6 +68,14 @@ int rst_page_zero(const uint8_t *p);
 int rst_fill(bgsnap_reader *r, unsigned region, uint64_t first, uint64_t count, uint8_t *buf,
              uint64_t *bad, struct bgsnap_err *err);
 
+/* Cuts r's index, in file order, into slices of consecutive records of
+ * about RST_SLICE_BYTES: slice k is entries [(*slice)[k], (*slice)[k+1]),
+ * *buf_len the largest slice in bytes.  *slice is malloc'd. */
+int rst_slices(const bgsnap_reader *r, size_t **slice, size_t *nslices, uint64_t *buf_len, struct bgsnap_err *err);
+
+/* Reads exactly len bytes at off; -EBADMSG (truncated) or -errno. */
+int rst_pread_all(int fd, uint8_t *buf, uint64_t len, uint64_t off, struct bgsnap_err *err);
+
 struct rst_counts {
 	uint64_t copied, zeroed, existed;
 };
@@ -80,6 +89,15 @@ struct rst_counts {
  */
 int rst_install(int uffd, uint8_t *dst, const uint8_t *buf, uint64_t count, int overwrite,
                 struct rst_counts *c, struct bgsnap_err *err);
+
+/*
+ * Installs `count` pages at dst from src (UFFDIO_COPY), or zero pages when
+ * src is NULL (UFFDIO_ZEROPAGE), in as few calls as the kernel allows.  A
+ * page that exists already is skipped (its waiters woken) or, when
+ * `overwrite`, written in place.  Returns 0 or -errno (message).
+ */
+int rst_fill_run(int uffd, uint8_t *dst, const uint8_t *src, uint64_t count, int overwrite, struct rst_counts *c,
+                 struct bgsnap_err *err);
 
 /*
  * Makes pages [dst, dst+count pages) that are still missing fail loudly:

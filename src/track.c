@@ -299,7 +299,10 @@ static void *writer_main(void *arg)
 		r = engine_finish_file(e, &e->fw, &e->sink, &e->werr);
 	engine_progress(e, &e->fw);
 	if (r) {
-		/* Let every blocked thread go before anything else. */
+		/* Let every blocked thread go before anything else: threads
+		 * waiting in a signal handler for a page we will never save
+		 * watch cancel_requested. */
+		atomic_store(&e->cancel_requested, 1);
 		copybuf_close(&t->cb);
 		int ur = track_unprotect_all(t);
 		if (ur)
