@@ -5,16 +5,18 @@
  *
  * Threads and what each owns:
  *  - handler: reads fault messages from the userfaultfd and serves each with
- *    a DEMAND_PAGES window around the faulting page;
- *  - prefetch: sweeps every target in PREFETCH_PAGES windows; a page the
- *    handler installed meanwhile comes back EEXIST and is skipped.
- * Both read through the caller's reader (borrowed: opening a second one
- * would cost an index parse before the memory is usable), one window at a
- * time under `rmu`, so a fault waits for at most one prefetch window.  When the sweep ends every page is in (or poisoned), so it
- *    unregisters the targets and tells the handler to stop.
- * The kernel arbitrates between the two: a page is installed exactly once
- * (UFFDIO_COPY/ZEROPAGE fail with EEXIST on a present page), and a waiter is
- * woken by whichever install covers its page (plus UFFDIO_WAKE on EEXIST).
+ *    a DEMAND_PAGES window around the faulting page, read through the
+ *    caller's reader (bgsnap_reader_read_page, under `rmu`);
+ *  - prefetch: reads the file in order, a few MiB of records per pread,
+ *    has the reader check each record (reader_run_check, which touches no
+ *    reader state) and installs its pages with UFFDIO_COPY/ZEROPAGE; a page
+ *    the handler installed meanwhile comes back EEXIST and is skipped.
+ *    When the pass ends every page is in (or poisoned).
+ * The reader is borrowed: opening a second one would cost an index parse
+ * before the memory is usable.  The kernel arbitrates between the two
+ * threads: a page is installed exactly once (UFFDIO_COPY/ZEROPAGE fail with
+ * EEXIST on a present page), and a waiter is woken by whichever install
+ * covers its page (plus UFFDIO_WAKE on EEXIST).
  *
  * A page that cannot be read (I/O error, truncation, checksum) is poisoned
  * (UFFDIO_POISON: SIGBUS on access; PROT_NONE where the kernel lacks it),
@@ -35,17 +37,19 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "format.h"
+#include "reader.h"
 #include "restore_int.h"
 #include "uffd_sys.h"
 
 #define DEMAND_PAGES   16u    /* 64 KiB around a fault: neighbours come soon */
-#define PREFETCH_PAGES 256u   /* 1 MiB per background install               */
 
 typedef unsigned long long ull;
 
 struct bgsnap_lazy {
 	struct rst_target *t;
 	unsigned n;
+	int *target_of;                /* region -> target index, -1 if none     */
 	int uffd, stopfd;
 	int poison;                    /* UFFD_FEATURE_POISON granted            */
 	bgsnap_reader *r;              /* borrowed; used under rmu only          */
@@ -58,7 +62,7 @@ struct bgsnap_lazy {
 	pthread_mutex_t mu;
 	struct bgsnap_err err;         /* first failure; guarded by mu           */
 	atomic_int error;
-	uint8_t *hbuf, *pbuf;
+	uint8_t *hbuf;
 };
 
 static uint64_t now_ns(void)
@@ -189,19 +193,76 @@ static void stop_handler(bgsnap_lazy *l)
 	}
 }
 
+/* One record for the prefetch (rec: its bytes, or NULL if they could not be
+ * read, with the reason in *e): checked, then installed; pages the handler
+ * installed meanwhile come back EEXIST and are skipped.  A record that
+ * cannot be restored has exactly its pages poisoned. */
+static void prefetch_record(bgsnap_lazy *l, size_t i, const struct reader_run *x, const uint8_t *rec,
+                            struct bgsnap_err *e)
+{
+	const struct rst_target *t = &l->t[l->target_of[x->region]];
+	uint8_t *dst = t->dst + x->first * RST_PAGE;
+	int rc = rec ? reader_run_check(l->r, i, rec, e) : (e->code ? e->code : -EIO);
+	if (rc == 0) {
+		struct rst_counts c = { 0, 0, 0 };
+		const uint8_t *src = x->kind == FMT_REC_PAGES ? rec + FMT_REC_HDR_LEN + FMT_RUN_PREFIX_LEN : NULL;
+		rc = rst_fill_run(l->uffd, dst, src, x->count, 0, &c, e);
+		atomic_fetch_add(&l->prefetched, c.copied + c.zeroed);
+		atomic_fetch_add(&l->zero, c.zeroed);
+		if (rc == 0)
+			return;
+	}
+	struct bgsnap_err why = { 0, "" };
+	err_set(&why, rc, "region %u pages %llu..%llu: %s", x->region, (ull)x->first, (ull)(x->first + x->count - 1),
+	        e->msg[0] ? e->msg : strerror(-rc));
+	lazy_fail(l, &why);
+	struct bgsnap_err pe = { 0, "" };
+	int64_t k = rst_poison(l->uffd, dst, x->count, l->poison, &pe);
+	if (k < 0)
+		lazy_fail(l, &pe);
+	else
+		atomic_fetch_add(&l->failed, (uint64_t)k);
+}
+
+/* The prefetch reads the file in order, a slice of records per pread (the
+ * reader's file-order access is safe next to the handler's read_page). */
 static void *prefetch_main(void *arg)
 {
 	bgsnap_lazy *l = arg;
-	for (unsigned i = 0; i < l->n && !atomic_load(&l->stop); i++) {
-		const struct rst_target *t = &l->t[i];
-		for (uint64_t p = 0; p < t->pages && !atomic_load(&l->stop); p += PREFETCH_PAGES) {
-			uint64_t k = t->pages - p < PREFETCH_PAGES ? t->pages - p : PREFETCH_PAGES;
-			struct rst_counts c = { 0, 0, 0 };
-			serve(l, l->pbuf, t, p, k, &c);
-			atomic_fetch_add(&l->prefetched, c.copied + c.zeroed);
-			atomic_fetch_add(&l->zero, c.zeroed);
+	struct bgsnap_err e = { 0, "" };
+	size_t *slice = NULL, ns = 0;
+	uint64_t blen = 0;
+	uint8_t *buf = NULL;
+	int fd = reader_fd(l->r);
+	if (rst_slices(l->r, &slice, &ns, &blen, &e) < 0 || !(buf = malloc((size_t)blen))) {
+		if (!e.code)
+			err_set(&e, -ENOMEM, "out of memory for the prefetch (%llu bytes)", (ull)blen);
+		lazy_fail(l, &e);
+		free(slice);
+		return NULL;   /* not done: finish() poisons what is missing */
+	}
+	for (size_t k = 0; k < ns && !atomic_load(&l->stop); k++) {
+		struct reader_run x, y;
+		reader_run_get(l->r, slice[k], &x);
+		reader_run_get(l->r, slice[k + 1] - 1, &y);
+		uint64_t base = x.offset;
+		struct bgsnap_err se = { 0, "" };
+		int whole = rst_pread_all(fd, buf, y.offset + y.span - base, base, &se) == 0;
+		for (size_t i = slice[k]; i < slice[k + 1]; i++) {
+			reader_run_get(l->r, i, &x);
+			if (x.kind == FMT_REC_STATE || l->target_of[x.region] < 0)
+				continue;
+			struct bgsnap_err re = { 0, "" };
+			const uint8_t *rec = buf + (x.offset - base);
+			/* The slice did not read whole: each record on its own, so
+			 * only the unreadable ones fail. */
+			if (!whole)
+				rec = rst_pread_all(fd, buf, x.span, x.offset, &re) == 0 ? buf : NULL;
+			prefetch_record(l, i, &x, rec, &re);
 		}
 	}
+	free(buf);
+	free(slice);
 	if (!atomic_load(&l->stop)) {
 		/* Every page is in or poisoned: no fault can wait any more. */
 		atomic_store(&l->total_us, (now_ns() - l->t0_ns) / 1000);
@@ -263,6 +324,20 @@ int bgsnap_lazy_restore_start(bgsnap_lazy **out, bgsnap_reader *r, const struct 
 		total += t->pages;
 	}
 	atomic_store(&l->pages_total, total);
+	struct bgsnap_file_info fi;
+	bgsnap_reader_info(r, &fi);
+	if (!fi.file_bytes || reader_fd(r) < 0) {
+		rc = err_set(&e, -ESPIPE, "lazy restore needs a random-access reader (bgsnap_reader_open)");
+		goto fail;
+	}
+	if (!(l->target_of = malloc(fi.region_count * sizeof(*l->target_of)))) {
+		rc = err_set(&e, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < fi.region_count; i++)
+		l->target_of[i] = -1;
+	for (unsigned i = 0; i < n; i++)
+		l->target_of[l->t[i].region] = (int)i;
 	uint64_t granted = 0;
 	if ((rc = l->uffd = uffd_open(UFFD_FEATURE_POISON, 0, &granted, &e)) < 0)
 		goto fail;
@@ -272,8 +347,7 @@ int bgsnap_lazy_restore_start(bgsnap_lazy **out, bgsnap_reader *r, const struct 
 		goto fail;
 	}
 	l->hbuf = aligned_alloc(RST_PAGE, (size_t)DEMAND_PAGES * RST_PAGE);
-	l->pbuf = aligned_alloc(RST_PAGE, (size_t)PREFETCH_PAGES * RST_PAGE);
-	if (!l->hbuf || !l->pbuf) {
+	if (!l->hbuf) {
 		rc = err_set(&e, -ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -387,7 +461,7 @@ void bgsnap_lazy_free(bgsnap_lazy *l)
 	if (l->stopfd >= 0)
 		close(l->stopfd);
 	free(l->hbuf);
-	free(l->pbuf);
+	free(l->target_of);
 	free(l->t);
 	pthread_mutex_destroy(&l->mu);
 	pthread_mutex_destroy(&l->rmu);
