@@ -21,6 +21,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #define SWEEP_PAGES 512u          /* 2 MiB: one huge page, 8 bitmap words */
@@ -239,6 +240,15 @@ static int sweep_region(struct track *t, uint32_t ri)
 		if (engine_cancelled(e))
 			return -ECANCELED;
 		uint64_t n = rg->pages - first < SWEEP_PAGES ? rg->pages - first : SWEEP_PAGES;
+		/* The host may have unmapped the region against the contract; the
+		 * mprotect method has no event to tell.  Reading a hole would
+		 * crash the host: look first (one call per batch). */
+		unsigned char vec[SWEEP_PAGES];
+		if (mincore(rg->addr + first * PAGE_SIZE_, n * PAGE_SIZE_, vec) < 0 && errno == ENOMEM)
+			return engine_fail(e, -EFAULT,
+			                   "region '%s': [%p, +%llu bytes) is no longer mapped (munmap or mremap "
+			                   "during the snapshot); the snapshot is abandoned", rg->name,
+			                   (void *)(rg->addr + first * PAGE_SIZE_), (unsigned long long)(n * PAGE_SIZE_));
 		uint64_t w0 = first / 64, nw = (n + 63) / 64;
 		for (uint64_t j = 0; j < nw; j++) {
 			uint64_t left = n - j * 64;
