@@ -46,6 +46,8 @@ struct bench_opts {
 	bool no_prefault;
 	int corrupt;
 	int restore;             /* BENCH_RESTORE_* mask, 0: none           */
+	int fault_spin_us;       /* -1: the library's default                */
+	unsigned wp_threads;     /* 0: the library's choice                  */
 };
 
 enum status { ST_OK = 0, ST_ERROR, ST_SKIPPED };
@@ -89,6 +91,10 @@ static void usage(FILE *f)
 "  --out PATH            snapshot file (default: a file in $TMPDIR, removed after\n"
 "                        verification); with several methods, PATH.METHOD each\n"
 "  --buffer SIZE         fault copy buffer (default 64M; 4K = maximal back-pressure)\n"
+"  --fault-spin-us N     uffd handler: poll this long after a fault before sleeping\n"
+"                        (default: the library's, 50; 0 = sleep at once)\n"
+"  --wp-threads N        threads for the pause's write-protect (default: library's\n"
+"                        choice: 1 below 256 MiB, else up to 4 by CPUs)\n"
 "  --thp                 back the memory with transparent huge pages\n"
 "                        (MADV_HUGEPAGE; default MADV_NOHUGEPAGE)\n"
 "  --duration-before MS  write-rate window before each snapshot (default 300),\n"
@@ -182,7 +188,7 @@ static int parse_methods(const char *s, struct bench_opts *o)
 static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
 	enum { O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON,
-	       O_BEFORE, O_SEED, O_PROBE, O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_HELP };
+	       O_BEFORE, O_SEED, O_PROBE, O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_SPIN, O_WPTHREADS, O_HELP };
 	static const struct option lo[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "threads", required_argument, NULL, O_THREADS },
@@ -197,6 +203,8 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "probe-wp", no_argument, NULL, O_PROBE },
 		{ "no-prefault", no_argument, NULL, O_NOPREFAULT },
 		{ "restore", required_argument, NULL, O_RESTORE },
+		{ "fault-spin-us", required_argument, NULL, O_SPIN },
+		{ "wp-threads", required_argument, NULL, O_WPTHREADS },
 		/* Test hook, not in --help: damages the verification on purpose
 		 * (steps: wrong step counts; page: one flipped byte in a page read
 		 * back; file: one flipped byte in the file) to show it fails. */
@@ -207,6 +215,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 	*o = (struct bench_opts){
 		.mem = 256u << 20, .threads = 2, .pattern = WL_RANDOM, .nmethods = 1,
 		.methods = { BGSNAP_METHOD_UFFD }, .buffer = 64u << 20, .before_ms = 300, .seed = 1,
+		.fault_spin_us = -1,
 	};
 	optind = 1;
 	opterr = 0;
@@ -257,6 +266,20 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			break;
 		case O_THP:
 			o->thp = true;
+			break;
+		case O_SPIN:
+		case O_WPTHREADS:
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || *end || end == optarg || v > 100000) {
+				fprintf(stderr, "bgsnap bench: --%s: '%s' is not a number in 0..100000\n",
+				        c == O_SPIN ? "fault-spin-us" : "wp-threads", optarg);
+				return -EINVAL;
+			}
+			if (c == O_SPIN)
+				o->fault_spin_us = (int)v;
+			else
+				o->wp_threads = (unsigned)(v > 16 ? 16 : v);
 			break;
 		case O_JSON:
 			o->json = true;
@@ -573,6 +596,9 @@ static void run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int
 	bgsnap_options_init(&opts);
 	opts.method = method;
 	opts.copy_buffer_bytes = o->buffer;
+	if (o->fault_spin_us >= 0)
+		opts.fault_spin_us = (unsigned)o->fault_spin_us;
+	opts.wp_threads = o->wp_threads;
 	bgsnap_engine *e = NULL;
 	struct hook_ctx h = { .w = w };
 	r = bgsnap_create(&e, &opts);
