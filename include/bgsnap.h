@@ -90,7 +90,7 @@ struct bgsnap_options {
 	void *log_ctx;
 };
 
-#define BGSNAP_DEFAULT_FAULT_SPIN_US 50
+#define BGSNAP_DEFAULT_FAULT_SPIN_US 0
 
 /* Fills `opts` with the defaults. */
 void bgsnap_options_init(struct bgsnap_options *opts);
