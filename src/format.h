@@ -120,6 +120,15 @@ int fmtw_begin(struct fmt_writer *w, struct sink *sink, const struct fmt_region 
  */
 int fmtw_pages(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t count,
                const void *data);
+/* One page somewhere in memory, for fmtw_page_list. */
+struct fmt_page_ref {
+	uint32_t region;
+	uint64_t page;
+	const void *data;   /* FMT_PAGE_SIZE bytes */
+};
+/* Writes scattered single pages (the fault copies) as one-page PAGES or
+ * ZERO records, batched into as few writev calls as the sink allows. */
+int fmtw_page_list(struct fmt_writer *w, const struct fmt_page_ref *refs, size_t n);
 /* Writes a STATE record. */
 int fmtw_state(struct fmt_writer *w, const char *name, const void *data, size_t len);
 /* Writes the INDEX and the TRAILER.  Does not commit the sink.  Fails

@@ -299,6 +299,25 @@ int fmtw_pages(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t c
 	return batch_flush(w);
 }
 
+int fmtw_page_list(struct fmt_writer *w, const struct fmt_page_ref *refs, size_t n)
+{
+	if (w->failed)
+		return w->failed;
+	for (size_t i = 0; i < n; i++) {
+		const struct fmt_page_ref *r = &refs[i];
+		if (r->region >= w->region_count || r->page >= w->region_pages[r->region])
+			return fail(w, err_set(w->err, -EINVAL, "format: page %llu outside region %u",
+			                       (unsigned long long)r->page, r->region));
+		int rc = mark_seen(w, r->region, r->page, 1);
+		if (rc < 0)
+			return rc;
+		rc = queue_run(w, r->region, r->page, 1, page_is_zero(r->data) ? NULL : r->data);
+		if (rc < 0)
+			return rc;
+	}
+	return batch_flush(w);
+}
+
 int fmtw_state(struct fmt_writer *w, const char *name, const void *data, size_t len)
 {
 	if (w->failed)

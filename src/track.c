@@ -186,10 +186,11 @@ static int drain_copies(struct track *t, int wait_ms)
 {
 	struct bgsnap_engine *e = t->e;
 	struct copybuf_item items[DRAIN_MAX];
+	struct fmt_page_ref refs[DRAIN_MAX];
 	uint32_t n = copybuf_take(&t->cb, items, DRAIN_MAX, wait_ms);
-	int r = 0;
-	for (uint32_t i = 0; i < n && !r; i++)
-		r = fmtw_pages(&e->fw, items[i].region, items[i].page, 1, copybuf_slot(&t->cb, items[i].slot));
+	for (uint32_t i = 0; i < n; i++)
+		refs[i] = (struct fmt_page_ref){ items[i].region, items[i].page, copybuf_slot(&t->cb, items[i].slot) };
+	int r = n ? fmtw_page_list(&e->fw, refs, n) : 0;
 	copybuf_release(&t->cb, items, n);
 	if (n)
 		engine_progress(e, &e->fw);
