@@ -63,6 +63,12 @@ run_one() { # METHOD TAG
 		"$(field pause_us /dev/stdin <<<"$st")" "$(field wp_us /dev/stdin <<<"$st")"
 	printf '   snapshot total         %8s ms   (%s pages, %s copied on a guest write)\n' \
 		"$(field total_ms /dev/stdin <<<"$st")" "$(field pages /dev/stdin <<<"$st")" "$(field faulted /dev/stdin <<<"$st")"
+	if [[ $1 == stop ]]; then
+		# Everything is written in the pause: the guest does not run meanwhile.
+		printf '   guest speed (pages/s)  before %s   during: stopped   after %s (%s)\n' \
+			"$(mega "$before")" "$(mega "$after")" "$(sed -n 's/.*after\/before=\([^ ]*\).*/\1/p' <<<"$sp")"
+		return
+	fi
 	printf '   guest speed (pages/s)  before %s   during %s (%s)   after %s (%s)\n' \
 		"$(mega "$before")" "$(mega "$during")" "$(sed -n 's/.*during\/before=\([^ ]*\).*/\1/p' <<<"$sp")" \
 		"$(mega "$after")" "$(sed -n 's/.*after\/before=\([^ ]*\).*/\1/p' <<<"$sp")"
