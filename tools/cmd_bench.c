@@ -811,6 +811,18 @@ static void print_table(const struct bench_opts *o, const struct result *rs, int
 		       r->lat.max_us, r->wps_before, r->wps_during, r->extra_mem / 1048576.0,
 		       strcmp(r->extra_src, "engine") ? "*" : " ", r->verified ? "yes" : "NO");
 	}
+	for (int i = 0; o->restore && i < n; i++) {
+		const struct bench_restore_result *rr = &rs[i].rr;
+		if (rs[i].status != ST_OK || !rs[i].verified || !rr->which)
+			continue;
+		printf("restore %-11s", bgsnap_method_name(rs[i].ran));
+		if (rr->which & BENCH_RESTORE_EAGER)
+			printf(" eager %.1f ms (file read %.1f ms, throughput %.2fx of it)", rr->restore_ms, rr->read_ms,
+			       rr->restore_ms > 0 ? rr->read_ms / rr->restore_ms : 0);
+		if (rr->which & BENCH_RESTORE_LAZY)
+			printf(" lazy usable in %" PRIu64 " us (all in %.1f ms)", rr->resume_us, rr->lazy_total_ms);
+		printf(", verified %s\n", rr->verified ? "yes" : "NO");
+	}
 	const struct result *uffd = find_ok(rs, n, BGSNAP_METHOD_UFFD);
 	const struct result *sig = find_ok(rs, n, BGSNAP_METHOD_UFFD_SIGNAL);
 	const struct result *mp = find_ok(rs, n, BGSNAP_METHOD_MPROTECT);
