@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -79,11 +80,27 @@ static uint64_t private_dirty_bytes(void)
 	return (uint64_t)kb * 1024;
 }
 
+static void close_all_but(int keep)
+{
+	if (keep > 0 && syscall(SYS_close_range, 0u, (unsigned)keep - 1, 0u) < 0)
+		for (int fd = 0; fd < keep; fd++)
+			close(fd);
+	if (syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0u) < 0) {
+		long max = sysconf(_SC_OPEN_MAX);
+		for (long fd = keep + 1; fd < (max > 0 ? max : 1024); fd++)
+			close((int)fd);
+	}
+}
+
 static void child_main(struct bgsnap_engine *e, struct fork_priv *p)
 {
 	/* No PR_SET_PDEATHSIG: it fires when the forking *thread* exits, and
 	 * the host may well call bgsnap_start from a short-lived thread. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Keep only the sink: an inherited read end of our own pipe would make
+	 * a closed reader look alive (the write blocks instead of EPIPE), and
+	 * the host's other descriptors are none of the child's business. */
+	close_all_but(e->sink.fd);
 	/* The parent's pause ends after this; the fork is its bulk. */
 	e->meta.pause_us = (now_ns() - e->t_pause_ns) / 1000;
 	struct bgsnap_err *err = &p->shared->err;
