@@ -24,7 +24,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#define SWEEP_PAGES 512u          /* 2 MiB: one huge page, 8 bitmap words */
+#define SWEEP_PAGES 64u           /* 256 KiB: one bitmap word; bounds a fault's wait on the writer */
 #define DRAIN_MAX 256u
 #define UNPROTECT_WINDOW_PAGES 4096u   /* 16 MiB */
 
