@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -585,10 +586,70 @@ static unsigned timeout_scale(void)
 #endif
 }
 
+/* Orphans of a case (a fork writer that outlived it) are reparented to us,
+ * a child subreaper.  Waits up to 2 s for them to exit; returns how many
+ * were still running (then killed and listed in `out`). */
+static int reap_leftovers(char *out, size_t out_len)
+{
+	out[0] = '\0';
+	uint64_t deadline = tu_now_ns() + 2000000000ull;
+	for (;;) {
+		int st;
+		pid_t p = waitpid(-1, &st, WNOHANG);
+		if (p < 0 && errno == ECHILD)
+			return 0;
+		if (p > 0)
+			continue;
+		if (tu_now_ns() > deadline)
+			break;
+		tu_sleep_ms(10);
+	}
+	int count = 0;
+	size_t used = 0;
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	while (d && (de = readdir(d)) != NULL) {
+		int pid = atoi(de->d_name);
+		if (pid <= 0)
+			continue;
+		char path[64], buf[512];
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		char *rp = strrchr(buf, ')');
+		int ppid = 0;
+		char state;
+		if (!rp || sscanf(rp + 2, "%c %d", &state, &ppid) != 2 || ppid != getpid())
+			continue;
+		count++;
+		char *lp = strchr(buf, '(');
+		*rp = '\0';
+		int w = snprintf(out + used, out_len - used, "%s%d (%s, state %c)", used ? ", " : "", pid,
+		                 lp ? lp + 1 : "?", state);
+		if (w > 0 && used + (size_t)w < out_len)
+			used += (size_t)w;
+		kill(pid, SIGKILL);
+	}
+	if (d)
+		closedir(d);
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+		;
+	return count ? count : 0;
+}
+
 int tu_run_case(const char *name, int (*fn)(void *), void *arg, unsigned timeout_s)
 {
 	timeout_s *= timeout_scale();
 	tu_tmpdir();
+	static bool subreaper;
+	if (!subreaper) {
+		prctl(PR_SET_CHILD_SUBREAPER, 1);
+		subreaper = true;
+	}
 	fflush(stdout);
 	fflush(stderr);
 	int pfd[2];
@@ -619,9 +680,17 @@ int tu_run_case(const char *name, int (*fn)(void *), void *arg, unsigned timeout
 		if (errno != EINTR)
 			FAIL("waitpid: %s", strerror(errno));
 	}
+	/* Non-blocking: a process the case left behind may hold the pipe. */
+	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
 	ssize_t n = read(pfd[0], tu_last_skip_reason, sizeof(tu_last_skip_reason) - 1);
 	tu_last_skip_reason[n > 0 ? n : 0] = '\0';
 	close(pfd[0]);
+	char left[256];
+	if (reap_leftovers(left, sizeof(left))) {
+		printf("FAIL %s: the case left processes running after it ended (killed now): %s\n", name, left);
+		fflush(stdout);
+		return 1;
+	}
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
 		printf("ok   %s\n", name);
 		return 0;
