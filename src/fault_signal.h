@@ -12,8 +12,9 @@
 /* Installs our handler for `signo` routing faults to `t`; -EBUSY if another
  * run already owns that signal. */
 int fault_signal_install(int signo, struct track *t, struct bgsnap_err *err);
-/* Stops routing faults to the track and restores the previous handler;
- * returns once no thread is inside our handler for it. */
-void fault_signal_remove(int signo);
+/* Stops routing faults to the track, once its protection is gone; returns
+ * once no thread is inside our handler for it.  The handler stays
+ * installed (see fault_signal.c) and passes every other fault on. */
+void fault_signal_remove(int signo, const struct track *t);
 
 #endif

@@ -60,7 +60,7 @@ static void mp_writer_end(struct track *t)
 {
 	struct mprotect_priv *p = t->method;
 	if (p->signal_installed) {
-		fault_signal_remove(SIGSEGV);
+		fault_signal_remove(SIGSEGV, t);
 		p->signal_installed = 0;
 	}
 }

@@ -265,7 +265,7 @@ static void uffd_writer_end(struct track *t)
 {
 	struct uffd_priv *p = t->method;
 	if (p->signal_installed) {
-		fault_signal_remove(SIGBUS);
+		fault_signal_remove(SIGBUS, t);
 		p->signal_installed = 0;
 	}
 	stop_handler(p);
