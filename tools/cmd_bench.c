@@ -400,7 +400,7 @@ static int flip_file_byte(const char *path, char *msg, size_t len)
 		return -1;
 	}
 	off_t size = lseek(fd, 0, SEEK_END);
-	uint8_t b;
+	uint8_t b = 0;
 	off_t at = size / 2;
 	int ok = size > 0 && pread(fd, &b, 1, at) == 1;
 	b ^= 0x10;
