@@ -52,6 +52,25 @@ enum bgsnap_method {
 	BGSNAP_METHOD_COUNT_
 };
 
+/*
+ * What each method asks of the host (docs/ARCHITECTURE.md says why):
+ *  - uffd: nothing more than the region contract.  A kernel access to a
+ *    protected page (read(2) into a region) waits like any fault.
+ *    MADV_DONTNEED/munmap/mremap of unsaved pages fail the run cleanly.
+ *  - uffd-signal: installs a SIGBUS handler for the run (faults outside the
+ *    regions go to the host's previous handler; it stays installed after the
+ *    run and keeps passing them on).  A kernel access to a protected page
+ *    fails with EFAULT instead of waiting.  One such run per process at a
+ *    time (-EBUSY).
+ *  - mprotect: the same with SIGSEGV and PROT_READ; regions must be mapped
+ *    read-write.  It cannot see MADV_DONTNEED (the snapshot would hold
+ *    zeros) and a region moved by mremap keeps PROT_READ: the host must not
+ *    do either while it runs.  munmap is detected.
+ *  - fork: refuses MAP_SHARED regions (memfd/shmem), which a child would
+ *    see change.  Extra memory up to the regions' size.
+ *  - stop: the host stays paused until the file is committed.
+ */
+
 /* "auto", "uffd", "uffd-signal", "mprotect", "fork", "stop"; NULL if out of range. */
 const char *bgsnap_method_name(int method);
 /* Parses a method name; returns the enum value or -EINVAL. */

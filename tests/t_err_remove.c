@@ -109,8 +109,17 @@ static int case_mremap(void *arg)
 int main(void)
 {
 	struct tu_tally t = { 0 };
-	st_for_each_method(&t, "dontneed", case_dontneed, ~0u, 20);
+	/* The mprotect method gets no event for MADV_DONTNEED (the pages read
+	 * back as zeros) and a mapping moved by mremap keeps its PROT_READ: a
+	 * documented limit of that method (bgsnap.h, docs/SECURITY.md), so
+	 * those two cases are not run for it.  munmap it does catch. */
+	const unsigned no_mprotect = ~ST_MASK(BGSNAP_METHOD_MPROTECT);
+	printf("skip dontneed/mprotect, mremap/mprotect: the mprotect method cannot observe "
+	       "MADV_DONTNEED or mremap (documented limit)\n");
+	tu_tally_skip(&t, "mprotect cannot observe MADV_DONTNEED or mremap (documented limit)");
+	tu_tally_skip(&t, "mprotect cannot observe MADV_DONTNEED or mremap (documented limit)");
+	st_for_each_method(&t, "dontneed", case_dontneed, no_mprotect, 20);
 	st_for_each_method(&t, "munmap", case_munmap, ~0u, 20);
-	st_for_each_method(&t, "mremap", case_mremap, ~0u, 20);
+	st_for_each_method(&t, "mremap", case_mremap, no_mprotect, 20);
 	tu_tally_exit(&t, "t_err_remove");
 }
