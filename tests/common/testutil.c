@@ -641,8 +641,11 @@ static int reap_leftovers(char *out, size_t out_len)
 	return count ? count : 0;
 }
 
+static char last_case[128];
+
 int tu_run_case(const char *name, int (*fn)(void *), void *arg, unsigned timeout_s)
 {
+	snprintf(last_case, sizeof(last_case), "%s", name);
 	timeout_s *= timeout_scale();
 	tu_tmpdir();
 	static bool subreaper;
@@ -721,12 +724,18 @@ void tu_tally_add(struct tu_tally *t, int rc)
 		t->pass++;
 	else if (rc == 77)
 		tu_tally_skip(t, tu_last_skip_reason);
-	else
+	else {
 		t->fail++;
+		/* Named again in the summary: the last lines are what a runner shows. */
+		size_t used = strlen(t->failed);
+		snprintf(t->failed + used, sizeof(t->failed) - used, "%s%s", used ? " " : "", last_case);
+	}
 }
 
 void tu_tally_exit(const struct tu_tally *t, const char *what)
 {
+	if (t->fail)
+		printf("%s: failed cases: %s\n", what, t->failed);
 	printf("%s: %d cases passed, %d failed, %d skipped\n", what, t->pass, t->fail, t->skip);
 	fflush(stdout);
 	if (t->fail)

@@ -146,7 +146,7 @@ int tu_run_case(const char *name, int (*fn)(void *), void *arg, unsigned timeout
 void tu_phase(const char *what);
 
 /* Aggregates case results: fail if any failed, skip if all skipped. */
-struct tu_tally { int pass, fail, skip; char skip_reason[256]; };
+struct tu_tally { int pass, fail, skip; char skip_reason[256]; char failed[1024]; };
 /* rc from tu_run_case; a skip records tu_last_skip_reason. */
 void tu_tally_add(struct tu_tally *t, int rc);
 void tu_tally_skip(struct tu_tally *t, const char *reason);
