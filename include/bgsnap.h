@@ -103,6 +103,11 @@ struct bgsnap_options {
 	 * thread wake-up each.  bgsnap_options_init sets
 	 * BGSNAP_DEFAULT_FAULT_SPIN_US; 0 disables spinning; capped at 100000. */
 	unsigned fault_spin_us;
+	/* Pages saved per write fault: the aligned block of this many pages
+	 * around the faulting one is copied and unprotected in one call (a
+	 * power of two, 1..64; 0 or 1 = the faulting page only).  Trades copy
+	 * work and buffer space for fewer faults and protection changes. */
+	unsigned fault_around_pages;
 	/* Optional log callback; may be called from bgsnap's threads, never from
 	 * a signal handler.  `msg` has no trailing newline. */
 	void (*log)(void *ctx, int level, const char *msg);

@@ -144,6 +144,10 @@ int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts)
 		bgsnap_options_init(&o);
 	if (o.method < 0 || o.method >= BGSNAP_METHOD_COUNT_)
 		return -EINVAL;
+	if (o.fault_around_pages == 0)
+		o.fault_around_pages = 1;
+	if (o.fault_around_pages > 64 || (o.fault_around_pages & (o.fault_around_pages - 1)))
+		return -EINVAL;
 	if (o.fault_spin_us > 100000)
 		o.fault_spin_us = 100000;
 	if (o.copy_buffer_bytes == 0)

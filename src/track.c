@@ -47,6 +47,7 @@ int track_init(struct track *t, struct bgsnap_engine *e)
 	if (r)
 		return err_set(&e->err, r, "cannot allocate the %zu-byte copy buffer", e->opts.copy_buffer_bytes);
 	t->cb_ready = 1;
+	t->fault_around = e->opts.fault_around_pages;
 	atomic_store(&e->live->copybuf_capacity, (uint64_t)t->cb.nslots * PAGE_SIZE_);
 	return 0;
 }
@@ -88,10 +89,10 @@ static void count_unprotect(struct track *t)
 /* A failure here cannot take a lock or format a message (we may be in a
  * signal handler): record the code, ask the run to stop; the writer turns
  * it into the run's error and removes all protection. */
-static int unprotect_fault(struct track *t, uint64_t addr)
+static int unprotect_fault(struct track *t, uint64_t addr, uint64_t len)
 {
 	count_unprotect(t);
-	int r = t->unprotect_fault(t, addr, PAGE_SIZE_);
+	int r = t->unprotect_fault(t, addr, len);
 	if (r) {
 		int zero = 0;
 		atomic_compare_exchange_strong(&t->fault_error, &zero, r);
@@ -111,37 +112,69 @@ enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_f
 		return TRACK_NOT_OURS;
 	struct track_region *tr = &t->regions[ri];
 	uint64_t w = page / 64, bit = 1ull << (page % 64);
-	uint64_t old = atomic_fetch_or(&tr->claimed[w], bit);
+	/* Fault-around: claim the aligned block of `around` pages with the
+	 * faulting one (one word: around divides 64), save every page of it we
+	 * win, and remove protection from the block in one call. */
+	uint64_t around = t->fault_around, first = page, mask = bit;
+	if (around > 1) {
+		first = page & ~(around - 1);
+		uint64_t n = t->e->regions[ri].pages - first < around ? t->e->regions[ri].pages - first : around;
+		mask = (n >= 64 ? ~0ull : (1ull << n) - 1) << (first % 64);
+	}
+	uint64_t old = atomic_fetch_or(&tr->claimed[w], mask);
 	if (old & bit) {
 		if (mode == TRACK_FAULT_HANDLER) {
 			if (atomic_load(&tr->done[w]) & bit)
-				return unprotect_fault(t, addr) ? TRACK_FAILED : TRACK_ALREADY_DONE;
+				return unprotect_fault(t, addr, PAGE_SIZE_) ? TRACK_FAILED : TRACK_ALREADY_DONE;
 			/* The writer owns it: ask it to unprotect its window as soon
 			 * as the batch is written; that wakes the thread. */
 			atomic_store(&t->flush_req, 1);
-			return TRACK_OWNED_ELSEWHERE;
+			/* Neighbours this call claimed must still be saved. */
+			if ((mask & ~old) == 0)
+				return TRACK_OWNED_ELSEWHERE;
+		} else {
+			/* In the faulting thread: wait for the owner (the writer,
+			 * within one batch; or another faulting thread, within one
+			 * copy). */
+			for (unsigned spins = 0; !(atomic_load(&tr->done[w]) & bit); spins++) {
+				if (atomic_load_explicit(&t->e->cancel_requested, memory_order_relaxed))
+					break;
+				struct timespec ts = { 0, spins < 64 ? 1000 : 20000 };
+				nanosleep(&ts, NULL);
+			}
+			if ((mask & ~old) == 0)
+				return unprotect_fault(t, addr, PAGE_SIZE_) ? TRACK_FAILED : TRACK_ALREADY_DONE;
 		}
-		/* In the faulting thread: wait for the owner (the writer, within
-		 * one batch; or another faulting thread, within one copy). */
-		for (unsigned spins = 0; !(atomic_load(&tr->done[w]) & bit); spins++) {
-			if (atomic_load_explicit(&t->e->cancel_requested, memory_order_relaxed))
-				break;
-			struct timespec ts = { 0, spins < 64 ? 1000 : 20000 };
-			nanosleep(&ts, NULL);
-		}
-		return unprotect_fault(t, addr) ? TRACK_FAILED : TRACK_ALREADY_DONE;
 	}
-	uint32_t slot;
-	void *dst = copybuf_get(&t->cb, &slot);
-	if (dst) {
-		memcpy(dst, (const void *)(uintptr_t)addr, PAGE_SIZE_);
-		copybuf_put(&t->cb, ri, page, slot);
+	uint64_t won = mask & ~old;
+	uint8_t *base = t->e->regions[ri].addr;
+	for (uint64_t m = won; m; m &= m - 1) {
+		uint64_t pg = w * 64 + (uint64_t)__builtin_ctzll(m);
+		uint32_t slot;
+		void *dst = copybuf_get(&t->cb, &slot);
+		/* dst == NULL: the buffer is closed, the run is being abandoned;
+		 * only let the threads go. */
+		if (!dst)
+			break;
+		memcpy(dst, base + pg * PAGE_SIZE_, PAGE_SIZE_);
+		copybuf_put(&t->cb, ri, pg, slot);
 		atomic_fetch_add_explicit(&t->e->live->pages_faulted, 1, memory_order_relaxed);
 	}
-	/* dst == NULL: the buffer is closed, the run is being abandoned; only
-	 * let the thread go. */
-	atomic_fetch_or(&tr->done[w], bit);
-	return unprotect_fault(t, addr) ? TRACK_FAILED : TRACK_SAVED;
+	uint64_t done = atomic_fetch_or(&tr->done[w], won) | won;
+	/* One call over the block when all of it is saved; else our page(s). */
+	if (around > 1 && (done & mask) == mask) {
+		uint64_t lo = w * 64 + (uint64_t)__builtin_ctzll(mask);
+		uint64_t n = (uint64_t)__builtin_popcountll(mask);
+		if (unprotect_fault(t, (uint64_t)(uintptr_t)(base + lo * PAGE_SIZE_), n * PAGE_SIZE_))
+			return TRACK_FAILED;
+	} else {
+		for (uint64_t m = won; m; m &= m - 1) {
+			uint64_t pg = w * 64 + (uint64_t)__builtin_ctzll(m);
+			if (unprotect_fault(t, (uint64_t)(uintptr_t)(base + pg * PAGE_SIZE_), PAGE_SIZE_))
+				return TRACK_FAILED;
+		}
+	}
+	return (old & bit) ? TRACK_OWNED_ELSEWHERE : TRACK_SAVED;
 }
 
 void track_discard(struct track *t, uint64_t start, uint64_t end, const char *what)

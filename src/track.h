@@ -54,6 +54,7 @@ struct track {
 	void *method;              /* the method's own state */
 	_Atomic int fault_error;   /* first unprotect failure on the fault path */
 	_Atomic int flush_req;     /* a thread waits on a page the writer owns */
+	uint64_t fault_around;     /* pages saved per fault: 1, 2, 4, ... 64 */
 	pthread_t writer;
 	int writer_started;
 	int writer_rc;

@@ -48,6 +48,7 @@ struct bench_opts {
 	int restore;             /* BENCH_RESTORE_* mask, 0: none           */
 	int fault_spin_us;       /* -1: the library's default                */
 	unsigned wp_threads;     /* 0: the library's choice                  */
+	unsigned fault_around;   /* 0: the library's default                 */
 };
 
 enum status { ST_OK = 0, ST_ERROR, ST_SKIPPED };
@@ -93,6 +94,7 @@ static void usage(FILE *f)
 "  --buffer SIZE         fault copy buffer (default 64M; 4K = maximal back-pressure)\n"
 "  --fault-spin-us N     uffd handler: poll this long after a fault before sleeping\n"
 "                        (default 0: sleep at once; measured no gain on 2 cores)\n"
+"  --fault-around N      pages saved per write fault (power of two, 1..64)\n"
 "  --wp-threads N        threads for the pause's write-protect (default: library's\n"
 "                        choice: 1 below 256 MiB, else up to 4 by CPUs)\n"
 "  --thp                 back the memory with transparent huge pages\n"
@@ -188,7 +190,7 @@ static int parse_methods(const char *s, struct bench_opts *o)
 static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
 	enum { O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON,
-	       O_BEFORE, O_SEED, O_PROBE, O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_SPIN, O_WPTHREADS, O_HELP };
+	       O_BEFORE, O_SEED, O_PROBE, O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_SPIN, O_WPTHREADS, O_AROUND, O_HELP };
 	static const struct option lo[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "threads", required_argument, NULL, O_THREADS },
@@ -205,6 +207,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "restore", required_argument, NULL, O_RESTORE },
 		{ "fault-spin-us", required_argument, NULL, O_SPIN },
 		{ "wp-threads", required_argument, NULL, O_WPTHREADS },
+		{ "fault-around", required_argument, NULL, O_AROUND },
 		/* Test hook, not in --help: damages the verification on purpose
 		 * (steps: wrong step counts; page: one flipped byte in a page read
 		 * back; file: one flipped byte in the file) to show it fails. */
@@ -266,6 +269,15 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			break;
 		case O_THP:
 			o->thp = true;
+			break;
+		case O_AROUND:
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || *end || end == optarg || v < 1 || v > 64 || (v & (v - 1))) {
+				fprintf(stderr, "bgsnap bench: --fault-around: '%s' is not a power of two in 1..64\n", optarg);
+				return -EINVAL;
+			}
+			o->fault_around = (unsigned)v;
 			break;
 		case O_SPIN:
 		case O_WPTHREADS:
@@ -599,6 +611,8 @@ static void run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int
 	if (o->fault_spin_us >= 0)
 		opts.fault_spin_us = (unsigned)o->fault_spin_us;
 	opts.wp_threads = o->wp_threads;
+	if (o->fault_around)
+		opts.fault_around_pages = o->fault_around;
 	bgsnap_engine *e = NULL;
 	struct hook_ctx h = { .w = w };
 	r = bgsnap_create(&e, &opts);
