@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # t_consistency.sh - every snapshot equals the memory at the pause instant:
-# `bgsnap bench` with methods uffd, fork and stop, 1, 2 and 4 writer threads,
+# `bgsnap bench` with every method (uffd, uffd-signal, mprotect, fork, stop), 1, 2 and 4 writer threads,
 # every pattern, a copy buffer of one page (maximal back-pressure, and pages
-# never populated before the pause) and of 8 MiB; each result line must be valid JSON with the contract's fields and
+# never populated before the pause) and of 8 MiB, plus fault-around runs; each result line must be valid JSON with the contract's fields and
 # "verified": true.  Then the verification itself is shown to fail on wrong
 # step counts, a damaged page and a damaged file, and bad usage exits 2.
 # timeout: 300
