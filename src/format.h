@@ -104,7 +104,8 @@ struct fmt_writer {
 	uint64_t *region_base;          /* first bit of each region in `seen` */
 	uint64_t *seen;                 /* one bit per page: written already */
 	struct fmt_batch *batch;        /* records queued for one writev */
-	char **state_names;             /* for the uniqueness check */
+	char (*state_names)[FMT_NAME_MAX + 1];   /* for the uniqueness check */
+	size_t state_cap;
 };
 
 /* Writes the magic and the header record (region table).  Checks the table
@@ -131,6 +132,10 @@ struct fmt_page_ref {
 int fmtw_page_list(struct fmt_writer *w, const struct fmt_page_ref *refs, size_t n);
 /* Writes a STATE record. */
 int fmtw_state(struct fmt_writer *w, const char *name, const void *data, size_t len);
+/* Reserves room for `records` index entries and `states` state names, so
+ * that the writer allocates nothing afterwards (a fork child must not:
+ * another thread may have held the allocator's lock at fork time). */
+int fmtw_reserve(struct fmt_writer *w, size_t records, size_t states);
 /* Writes the INDEX and the TRAILER.  Does not commit the sink.  Fails
  * (-EINVAL) if some page was never written: a file the reader would reject
  * is never finished. */

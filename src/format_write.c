@@ -318,6 +318,18 @@ int fmtw_page_list(struct fmt_writer *w, const struct fmt_page_ref *refs, size_t
 	return batch_flush(w);
 }
 
+static int grow_state_names(struct fmt_writer *w, size_t cap)
+{
+	if (cap <= w->state_cap)
+		return 0;
+	void *n = realloc(w->state_names, cap * sizeof(*w->state_names));
+	if (!n)
+		return fail(w, err_set(w->err, -ENOMEM, "format: out of memory"));
+	w->state_names = n;
+	w->state_cap = cap;
+	return 0;
+}
+
 int fmtw_state(struct fmt_writer *w, const char *name, const void *data, size_t len)
 {
 	if (w->failed)
@@ -334,12 +346,10 @@ int fmtw_state(struct fmt_writer *w, const char *name, const void *data, size_t 
 	for (uint64_t i = 0; i < w->state_count; i++)
 		if (!strcmp(w->state_names[i], name))
 			return fail(w, err_set(w->err, -EINVAL, "format: duplicate state name '%s'", name));
-	char **names = realloc(w->state_names, (w->state_count + 1) * sizeof(char *));
-	if (!names)
-		return fail(w, err_set(w->err, -ENOMEM, "format: out of memory"));
-	w->state_names = names;
-	if (!(names[w->state_count] = strdup(name)))
-		return fail(w, err_set(w->err, -ENOMEM, "format: out of memory"));
+	if (w->state_count == w->state_cap && grow_state_names(w, w->state_cap ? w->state_cap * 2 : 8) < 0)
+		return w->failed;
+	memcpy(w->state_names[w->state_count], name, nl);
+	w->state_names[w->state_count][nl] = '\0';
 	w->state_count++;
 
 	uint8_t head[FMT_REC_HDR_LEN + 4 + FMT_NAME_MAX + 8], crcb[4];
@@ -361,6 +371,20 @@ int fmtw_state(struct fmt_writer *w, const char *name, const void *data, size_t 
 	return e;
 }
 
+int fmtw_reserve(struct fmt_writer *w, size_t records, size_t states)
+{
+	if (w->failed)
+		return w->failed;
+	if (records > w->index_cap) {
+		struct fmt_index_entry *n = realloc(w->index, records * sizeof(*n));
+		if (!n)
+			return fail(w, err_set(w->err, -ENOMEM, "format: out of memory for the index"));
+		w->index = n;
+		w->index_cap = records;
+	}
+	return grow_state_names(w, states);
+}
+
 int fmtw_finish(struct fmt_writer *w, const struct fmt_meta *meta)
 {
 	if (w->failed)
@@ -378,26 +402,37 @@ int fmtw_finish(struct fmt_writer *w, const struct fmt_meta *meta)
 		                       (unsigned long long)w->pages_total,
 		                       (unsigned long long)(i - w->region_base[r]), r));
 	}
+	/* The index is streamed through a small buffer: no allocation here,
+	 * so a fork child (which must not malloc) can finish a file too. */
 	uint64_t index_offset = w->bytes_written;
-	size_t plen = 8 + w->index_len * FMT_INDEX_ENTRY_LEN;
-	size_t len = FMT_REC_HDR_LEN + plen + FMT_REC_CRC_LEN;
-	uint8_t *buf = malloc(len);
-	if (!buf)
-		return fail(w, err_set(w->err, -ENOMEM, "format: out of memory for the index"));
+	uint64_t plen = 8 + (uint64_t)w->index_len * FMT_INDEX_ENTRY_LEN;
+	uint8_t buf[512 * FMT_INDEX_ENTRY_LEN];
 	put_rec_hdr(buf, FMT_REC_INDEX, plen);
 	le64_store(buf + 16, w->index_len);
-	uint8_t *p = buf + 24;
-	for (size_t i = 0; i < w->index_len; i++, p += FMT_INDEX_ENTRY_LEN) {
+	size_t used = 24;
+	uint32_t crc = 0;
+	for (size_t i = 0; i <= w->index_len; i++) {
+		if (i == w->index_len || used + FMT_INDEX_ENTRY_LEN > sizeof(buf)) {
+			crc = crc32c(crc, buf, used);
+			int rc = write_buf(w, buf, used);
+			if (rc < 0)
+				return rc;
+			used = 0;
+			if (i == w->index_len)
+				break;
+		}
 		const struct fmt_index_entry *e = &w->index[i];
+		uint8_t *p = buf + used;
 		le32_store(p, e->kind);
 		le32_store(p + 4, e->region);
 		le64_store(p + 8, e->first);
 		le64_store(p + 16, e->count);
 		le64_store(p + 24, e->offset);
+		used += FMT_INDEX_ENTRY_LEN;
 	}
-	le32_store(p, crc32c(0, buf, len - 4));
-	int rc = write_buf(w, buf, len);
-	free(buf);
+	uint8_t crcb[FMT_REC_CRC_LEN];
+	le32_store(crcb, crc);
+	int rc = write_buf(w, crcb, sizeof(crcb));
 	if (rc < 0)
 		return rc;
 
@@ -425,12 +460,10 @@ void fmtw_free(struct fmt_writer *w)
 	free(w->seen);
 	free(w->batch);
 	free(w->index);
-	for (uint64_t i = 0; i < w->state_count; i++)
-		free(w->state_names[i]);
 	free(w->state_names);
 	w->region_pages = w->region_base = w->seen = NULL;
 	w->batch = NULL;
 	w->index = NULL;
 	w->state_names = NULL;
-	w->state_count = 0;
+	w->state_count = w->state_cap = 0;
 }

@@ -15,6 +15,7 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,16 +69,26 @@ static int fork_prepare(struct bgsnap_engine *e)
  * away from it, which is the extra memory this method costs. */
 static uint64_t private_dirty_bytes(void)
 {
-	FILE *f = fopen("/proc/self/smaps_rollup", "re");
-	if (!f)
+	/* open/read and a stack buffer: the child must not allocate. */
+	int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return 0;
-	char line[256];
-	unsigned long long kb = 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Private_Dirty: %llu kB", &kb) == 1)
-			break;
-	fclose(f);
-	return (uint64_t)kb * 1024;
+	char buf[2048];
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	const char *p = strstr(buf, "Private_Dirty:");
+	if (!p)
+		return 0;
+	p += strlen("Private_Dirty:");
+	while (*p == ' ')
+		p++;
+	uint64_t kb = 0;
+	while (*p >= '0' && *p <= '9')
+		kb = kb * 10 + (uint64_t)(*p++ - '0');
+	return kb * 1024;
 }
 
 static void close_all_but(int keep)
@@ -128,6 +139,12 @@ static void child_main(struct bgsnap_engine *e, struct fork_priv *p)
 static int fork_protect(struct bgsnap_engine *e)
 {
 	struct fork_priv *p = e->method_priv;
+	/* The child must not allocate: a thread of the host may have held the
+	 * allocator's lock at fork time.  Room for the worst case: every page
+	 * its own record, and the state blobs just saved. */
+	int r = fmtw_reserve(&e->fw, e->pages_total + e->state.count + 1, e->state.count);
+	if (r)
+		return err_set(&e->err, r, "%s", e->werr.msg);
 	p->parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0)
