@@ -310,10 +310,11 @@ static void *writable_thread(void *p)
 	struct wr_arg *a = p;
 	for (size_t pg = 0; pg < a->len / TU_PAGE; pg++) {
 		atomic_store(&a->next_page, pg);
-		volatile uint8_t *b = a->base + pg * TU_PAGE + (pg * 64) % TU_PAGE;
-		/* Rewrite the byte with its own value: the host's content stays. */
-		uint8_t v = *b;
-		*b = v;
+		/* Add 0 atomically: a real write (it faults on a protected page)
+		 * that keeps the content, even with writer threads on the page
+		 * (who store atomically too, so TSan sees no race of ours). */
+		uint64_t *w = (uint64_t *)(a->base + pg * TU_PAGE + (pg * 64) % TU_PAGE);
+		__atomic_fetch_add(w, 0, __ATOMIC_RELAXED);
 	}
 	atomic_store(&a->done, true);
 	return NULL;
@@ -387,7 +388,7 @@ static void *writer_thread(void *p)
 		uint64_t v = ((uint64_t)idx << 56) | step;
 		/* Spread the stores over the page so a page is written, not a line. */
 		uint8_t *page = w->base + pg * TU_PAGE;
-		memcpy(page + (step * 8) % TU_PAGE, &v, 8);
+		__atomic_store_n((uint64_t *)(page + (step * 8) % TU_PAGE), v, __ATOMIC_RELAXED);
 		atomic_store_explicit(&w->steps[idx], step, memory_order_relaxed);
 		pg += w->n;
 		if (pg >= pages)
