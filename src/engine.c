@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "region_check.h"
+#include "tsan.h"
 
 static const char *const method_names[BGSNAP_METHOD_COUNT_] = {
 	[BGSNAP_METHOD_AUTO] = "auto",
@@ -360,7 +361,9 @@ int engine_write_all(struct bgsnap_engine *e, struct fmt_writer *w)
 			if (engine_cancelled(e))
 				return -ECANCELED;
 			uint64_t n = rg->pages - p < chunk ? rg->pages - p : chunk;
+			REGION_READ_BEGIN();
 			int r = fmtw_pages(w, ri, p, n, rg->addr + p * PAGE_SIZE_);
+			REGION_READ_END();
 			if (r)
 				return r;
 			engine_progress(e, w);

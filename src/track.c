@@ -16,6 +16,7 @@
  * as fast as it fills.
  */
 #include "track.h"
+#include "tsan.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -156,7 +157,9 @@ enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_f
 		 * only let the threads go. */
 		if (!dst)
 			break;
+		REGION_READ_BEGIN();
 		memcpy(dst, base + pg * PAGE_SIZE_, PAGE_SIZE_);
+		REGION_READ_END();
 		copybuf_put(&t->cb, ri, pg, slot);
 		atomic_fetch_add_explicit(&t->e->live->pages_faulted, 1, memory_order_relaxed);
 	}
@@ -298,7 +301,9 @@ static int sweep_region(struct track *t, uint32_t ri)
 			uint64_t s = i;
 			while (i < n && bit_at(mine, i))
 				i++;
+			REGION_READ_BEGIN();
 			r = fmtw_pages(&e->fw, ri, first + s, i - s, rg->addr + (first + s) * PAGE_SIZE_);
+			REGION_READ_END();
 			if (r)
 				return r;
 		}
