@@ -25,6 +25,8 @@ static void in_save(struct st_host *h, bgsnap_state *st)
 struct rd_arg {
 	int fd;
 	const uint8_t *want;   /* filled by save_state before the data comes */
+	_Atomic int *ready;    /* ...which says so here (for TSan: the pipe
+	                          alone is not seen as ordering it)          */
 	int rc;
 	char why[600];
 };
@@ -61,6 +63,8 @@ static void *stream_reader(void *p)
 			if (seen[pg]++)
 				RFAIL("page %llu appears twice (offset %llu)", (unsigned long long)pg,
 				      (unsigned long long)rec.offset);
+			while (!atomic_load(a->ready))
+				;
 			const uint8_t *got = rec.kind == BGSNAP_REC_ZERO ? page0 : (const uint8_t *)rec.data + i * TU_PAGE;
 			if (memcmp(got, a->want + pg * TU_PAGE, TU_PAGE) != 0)
 				RFAIL("page %llu differs from the pause-instant content (%s record at offset %llu)",
@@ -117,7 +121,7 @@ static int run(int method, int kind)
 			CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair: %s", strerror(errno));
 		else
 			CHECK(pipe2(sv, O_CLOEXEC) == 0, "pipe: %s", strerror(errno));
-		struct rd_arg a = { .fd = sv[0], .want = copy };
+		struct rd_arg a = { .fd = sv[0], .want = copy, .ready = &h.copied };
 		pthread_t rt;
 		CHECK(pthread_create(&rt, NULL, stream_reader, &a) == 0, "pthread_create");
 		tu_phase("start_fd to a stream");

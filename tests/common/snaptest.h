@@ -84,6 +84,7 @@ struct st_host {
 	int fail_pause, fail_save; /* make that hook return -1                 */
 	_Atomic int pause_calls, save_calls, resume_calls;
 	_Atomic uint64_t paused_at_ns;
+	_Atomic int copied;        /* set (release) once `copy` is filled      */
 	void (*in_save)(struct st_host *h, bgsnap_state *st); /* extra work     */
 	void *user;
 };
@@ -111,8 +112,10 @@ static inline int st_save(bgsnap_state *st, void *ctx)
 	atomic_fetch_add(&h->save_calls, 1);
 	if (h->fail_save)
 		return -1;
-	if (h->copy)
+	if (h->copy) {
 		memcpy(h->copy, h->base, h->len);
+		atomic_store(&h->copied, 1);
+	}
 	if (h->in_save)
 		h->in_save(h, st);
 	return 0;

@@ -491,11 +491,11 @@ void tu_writers_stop(struct tu_writers *w)
 
 /* ---- forked cases ---- */
 
-static const char *volatile phase = "";
+static _Atomic(const char *) phase = "";
 
 void tu_phase(const char *what)
 {
-	phase = what;
+	atomic_store(&phase, what);
 }
 
 static void put(const char *s)
@@ -533,7 +533,7 @@ static void put_task_file(const char *tid, const char *file)
 static void report_timeout(void)
 {
 	put("case timed out during: ");
-	put(phase);
+	put(atomic_load(&phase));
 	put("\nthreads (comm, kernel wait channel, syscall number and args):\n");
 	int dfd = open("/proc/self/task", O_RDONLY | O_DIRECTORY);
 	if (dfd >= 0) {
