@@ -372,10 +372,30 @@ int engine_write_all(struct bgsnap_engine *e, struct fmt_writer *w)
 	return 0;
 }
 
+/* Field by field: a stats reader may be looking (memset would race). */
+static void live_reset(struct live_stats *l)
+{
+	atomic_store(&l->method, 0);
+	atomic_store(&l->error, 0);
+	atomic_store(&l->pause_us, 0);
+	atomic_store(&l->wp_us, 0);
+	atomic_store(&l->total_us, 0);
+	atomic_store(&l->state_bytes, 0);
+	atomic_store(&l->uffd_features, 0);
+	atomic_store(&l->copybuf_capacity, 0);
+	atomic_store(&l->pages_saved, 0);
+	atomic_store(&l->pages_zero, 0);
+	atomic_store(&l->pages_faulted, 0);
+	atomic_store(&l->bytes_written, 0);
+	atomic_store(&l->copybuf_peak, 0);
+	atomic_store(&l->extra_mem_peak, 0);
+	atomic_store(&l->unprotect_calls, 0);
+}
+
 static void run_reset(bgsnap_engine *e)
 {
 	state_free(&e->state);
-	memset(e->live, 0, sizeof(*e->live));
+	live_reset(e->live);
 	atomic_store(&e->cancel_requested, 0);
 	err_clear(&e->err);
 	err_clear(&e->werr);
@@ -459,8 +479,9 @@ fail_sink:
 	fmtw_free(&e->fw);
 	sink_abort(&e->sink);
 	state_free(&e->state);
-	atomic_store(&e->run_state, BGSNAP_STATE_FAILED);
 	e->result = r;
+	atomic_store(&e->live->error, r);
+	atomic_store(&e->run_state, BGSNAP_STATE_FAILED);
 	return r;
 }
 
@@ -471,7 +492,10 @@ static int start_check(bgsnap_engine *e)
 	run_reset(e);
 	if (e->region_count == 0)
 		return err_set(&e->err, -EINVAL, "no regions to snapshot: add one with bgsnap_add_region");
-	return resolve_method(e->opts.method, &e->ops, &e->err);
+	int r = resolve_method(e->opts.method, &e->ops, &e->err);
+	if (!r)
+		atomic_store(&e->live->method, e->ops->method);
+	return r;
 }
 
 /*
@@ -549,6 +573,7 @@ int bgsnap_wait(bgsnap_engine *e)
 		sink_abort(&e->sink);
 	atomic_store(&e->live->total_us, (now_ns() - e->t_start_ns) / 1000);
 	e->result = r;
+	atomic_store(&e->live->error, r);
 	pthread_mutex_lock(&e->run_lock);
 	atomic_store(&e->run_state, r ? BGSNAP_STATE_FAILED : BGSNAP_STATE_DONE);
 	pthread_mutex_unlock(&e->run_lock);
@@ -585,8 +610,10 @@ int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *out)
 	memset(out, 0, sizeof(*out));
 	int st = atomic_load(&((bgsnap_engine *)e)->run_state);
 	out->state = st;
-	out->method = e->ops ? e->ops->method : e->opts.method;
-	out->error = st == BGSNAP_STATE_FAILED ? e->result : 0;
+	out->method = atomic_load(&e->live->method);
+	if (out->method == BGSNAP_METHOD_AUTO)
+		out->method = e->opts.method;
+	out->error = st == BGSNAP_STATE_FAILED ? atomic_load(&e->live->error) : 0;
 	out->pages_total = e->pages_total;
 	struct live_stats *l = e->live;
 	out->pages_saved = atomic_load(&l->pages_saved);

@@ -46,6 +46,8 @@ struct bgsnap_state {
 /* Counters readable at any time by bgsnap_get_stats.  They live in a
  * MAP_SHARED page so that a fork child's progress is the parent's too. */
 struct live_stats {
+	_Atomic int method;             /* the method of the current/last run */
+	_Atomic int error;              /* its result, once it ended          */
 	_Atomic uint64_t pause_us;
 	_Atomic uint64_t wp_us;
 	_Atomic uint64_t total_us;
