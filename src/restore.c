@@ -36,6 +36,7 @@
 #include "format.h"
 #include "reader.h"
 #include "restore_int.h"
+#include "proc_maps.h"
 #include "uffd_sys.h"
 
 #define MAX_THREADS 16u
@@ -100,40 +101,28 @@ int rst_check_targets(bgsnap_reader *r, const struct bgsnap_restore_target *t, u
 	return 0;
 }
 
+struct anon_ctx {
+	int anon;
+	struct bgsnap_err *err;
+};
+
+static int anon_one(const struct maps_entry *m, void *arg)
+{
+	struct anon_ctx *c = arg;
+	if (m->perms[0] != 'r' || m->perms[1] != 'w')
+		return err_set(c->err, -EFAULT, "memory at 0x%llx is mapped '%s', not read-write", (ull)m->lo,
+		               m->perms);
+	/* [heap], [stack], [anon:name] are anonymous; any path is not. */
+	if (m->perms[3] != 'p' || (m->path[0] && m->path[0] != '[') || !strcmp(m->path, "[vdso]"))
+		c->anon = 0;
+	return 0;
+}
+
 int rst_private_anon(const void *dst, uint64_t len, struct bgsnap_err *err)
 {
-	FILE *f = fopen("/proc/self/maps", "re");
-	if (!f)
-		return err_sys(err, -errno, "cannot read /proc/self/maps");
-	uint64_t start = (uint64_t)(uintptr_t)dst, end = start + len, covered = start;
-	char line[4096 + 256];
-	int anon = 1;
-	while (covered < end && fgets(line, sizeof(line), f)) {
-		uint64_t lo, hi;
-		char perms[8];
-		int path_off = 0;
-		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %*s %*s %*s %n", &lo, &hi, perms, &path_off) < 3)
-			continue;
-		if (hi <= covered || lo >= end)
-			continue;
-		if (lo > covered)
-			break;
-		char *path = line + path_off;
-		path[strcspn(path, "\n")] = '\0';
-		if (perms[0] != 'r' || perms[1] != 'w') {
-			fclose(f);
-			return err_set(err, -EFAULT, "memory at 0x%llx is mapped '%s', not read-write", (ull)lo, perms);
-		}
-		/* [heap], [stack], [anon:name] are anonymous; any path is not. */
-		if (perms[3] != 'p' || (path[0] && path[0] != '[') || !strcmp(path, "[vdso]"))
-			anon = 0;
-		covered = hi;
-	}
-	fclose(f);
-	if (covered < end)
-		return err_set(err, -EFAULT, "0x%llx is not mapped (destination 0x%llx+0x%llx)", (ull)covered,
-		               (ull)start, (ull)len);
-	return anon;
+	struct anon_ctx c = { 1, err };
+	int r = maps_walk(dst, len, anon_one, &c, err);
+	return r ? r : c.anon;
 }
 
 int64_t rst_populated(const void *dst, uint64_t pages, uint64_t *first, struct bgsnap_err *err)
