@@ -410,11 +410,15 @@ static void finish(bgsnap_lazy *l)
 				atomic_fetch_add(&l->failed, (uint64_t)k);
 		}
 	}
-	unregister_all(l);
+	/* The handler goes first: a fault message it read before the page was
+	 * prefetched would otherwise meet an unregistered range (ENOENT) and
+	 * fail a restore that is complete.  Every page is in or poisoned, so
+	 * no thread needs it any more. */
 	if (l->have_handler) {
 		stop_handler(l);
 		pthread_join(l->handler, NULL);
 	}
+	unregister_all(l);
 }
 
 int bgsnap_lazy_wait(bgsnap_lazy *l)
