@@ -369,7 +369,8 @@ int engine_write_all(struct bgsnap_engine *e, struct fmt_writer *w)
 			engine_progress(e, w);
 		}
 	}
-	return 0;
+	/* A cancel that came during the last chunk still counts. */
+	return engine_cancelled(e) ? -ECANCELED : 0;
 }
 
 /* Field by field: a stats reader may be looking (memset would race). */
@@ -409,6 +410,11 @@ static void run_reset(bgsnap_engine *e)
 static int start_run(bgsnap_engine *e)
 {
 	e->t_start_ns = now_ns();
+	/* RUNNING from here, so that statistics read meanwhile (the stop
+	 * method writes everything inside this call) describe this run. */
+	pthread_mutex_lock(&e->run_lock);
+	atomic_store(&e->run_state, BGSNAP_STATE_RUNNING);
+	pthread_mutex_unlock(&e->run_lock);
 	struct fmt_region *fr = calloc(e->region_count, sizeof(*fr));
 	if (!fr) {
 		sink_abort(&e->sink);
@@ -461,10 +467,10 @@ static int start_run(bgsnap_engine *e)
 		e->ops->abort(e);
 		goto fail_release;
 	}
-	pthread_mutex_lock(&e->run_lock);
-	atomic_store(&e->run_state, BGSNAP_STATE_RUNNING);
-	pthread_mutex_unlock(&e->run_lock);
 	r = e->ops->launch(e);
+	pthread_mutex_lock(&e->run_lock);
+	e->launched = 1;   /* from now on ops->cancel may look at method_priv */
+	pthread_mutex_unlock(&e->run_lock);
 	if (r) {
 		/* join undoes protection and reports; the run ends failed. */
 		engine_fail(e, r, "cannot start the background writer: %s", strerror(-r));
@@ -576,6 +582,7 @@ int bgsnap_wait(bgsnap_engine *e)
 	atomic_store(&e->live->error, r);
 	pthread_mutex_lock(&e->run_lock);
 	atomic_store(&e->run_state, r ? BGSNAP_STATE_FAILED : BGSNAP_STATE_DONE);
+	e->launched = 0;
 	pthread_mutex_unlock(&e->run_lock);
 	e->ops->release(e);
 	fmtw_free(&e->fw);
@@ -590,7 +597,9 @@ int bgsnap_cancel(bgsnap_engine *e)
 		return -EINVAL;
 	atomic_store(&e->cancel_requested, 1);
 	pthread_mutex_lock(&e->run_lock);
-	if (atomic_load(&e->run_state) == BGSNAP_STATE_RUNNING && e->ops && e->ops->cancel)
+	/* Before launch the method is still being set up in the starting
+	 * thread; the flag alone stops it as soon as it runs. */
+	if (atomic_load(&e->run_state) == BGSNAP_STATE_RUNNING && e->launched && e->ops->cancel)
 		e->ops->cancel(e);
 	pthread_mutex_unlock(&e->run_lock);
 	return 0;

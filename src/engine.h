@@ -96,6 +96,7 @@ struct bgsnap_engine {
 	/* One snapshot at a time; everything below is per run. */
 	_Atomic int run_state;          /* enum bgsnap_run_state */
 	int starting;                   /* inside bgsnap_start (hooks running) */
+	int launched;                   /* background work started (run_lock) */
 	pthread_mutex_t run_lock;       /* orders cancel against the end of a run */
 	int result;
 	const struct method_ops *ops;
