@@ -62,7 +62,10 @@ static int fork_prepare(struct bgsnap_engine *e)
 	memset(p->shared, 0, sizeof(*p->shared));
 	p->pid = -1;
 	e->method_priv = p;
-	return 0;
+	/* Worst case, every page its own record (+ a few state blobs, which
+	 * protect adds): reserved here, not in the pause. */
+	int r = fmtw_reserve(&e->fw, e->pages_total + 64, 0);
+	return r ? err_set(&e->err, r, "%s", e->werr.msg) : 0;
 }
 
 /* Private_Dirty of the child: the pages the parent's writes have copied
@@ -140,8 +143,8 @@ static int fork_protect(struct bgsnap_engine *e)
 {
 	struct fork_priv *p = e->method_priv;
 	/* The child must not allocate: a thread of the host may have held the
-	 * allocator's lock at fork time.  Room for the worst case: every page
-	 * its own record, and the state blobs just saved. */
+	 * allocator's lock at fork time.  The index was reserved before the
+	 * pause; the state blobs are only known now. */
 	int r = fmtw_reserve(&e->fw, e->pages_total + e->state.count + 1, e->state.count);
 	if (r)
 		return err_set(&e->err, r, "%s", e->werr.msg);
