@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "size.h"
+
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 int cmd_info(int argc, char **argv);
@@ -16,7 +18,5 @@ int cmd_extract(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
-/* Parses "512M", "2G", "4K", "4096" (binary units); returns 0 or -EINVAL. */
-int parse_size(const char *s, uint64_t *out);
 
 #endif

@@ -25,8 +25,8 @@ $(BUILD)/vm/guests_embed.o: vm/guests_embed.asm $(VM_GUEST_BINS)
 	@mkdir -p $(dir $@)
 	nasm -f elf64 -i $(BUILD)/vm/guests/ $< -o $@
 
-$(BUILD)/bgsnap-vm: $(VM_OBJS) $(BUILD)/vm/guests_embed.o $(BUILD)/libbgsnap.a
-	$(CC) $(LDFLAGS) -o $@ $(VM_OBJS) $(BUILD)/vm/guests_embed.o $(BUILD)/libbgsnap.a $(VM_UC_LIBS) $(LDLIBS)
+$(BUILD)/bgsnap-vm: $(VM_OBJS) $(BUILD)/vm/guests_embed.o $(BUILD)/tools/size.o $(BUILD)/libbgsnap.a
+	$(CC) $(LDFLAGS) -o $@ $(VM_OBJS) $(BUILD)/vm/guests_embed.o $(BUILD)/tools/size.o $(BUILD)/libbgsnap.a $(VM_UC_LIBS) $(LDLIBS)
 
 vm: $(BUILD)/bgsnap-vm
 
