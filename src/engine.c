@@ -232,13 +232,16 @@ void engine_log(struct bgsnap_engine *e, int level, const char *fmt, ...)
 	e->opts.log(e->opts.log_ctx, level, msg);
 }
 
-int engine_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+int engine_thread(pthread_t *t, const char *name, void *(*fn)(void *), void *arg)
 {
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int r = pthread_create(t, NULL, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* So that top -H and perf tell bgsnap's threads from the host's. */
+	if (!r)
+		pthread_setname_np(*t, name);
 	return -r;
 }
 

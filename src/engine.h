@@ -133,7 +133,7 @@ int engine_write_all(struct bgsnap_engine *e, struct fmt_writer *w);
 void engine_progress(struct bgsnap_engine *e, const struct fmt_writer *w);
 /* Creates a thread with every signal blocked: the library's threads never
  * take the host's signals (SIGPIPE from a closed pipe sink included). */
-int engine_thread(pthread_t *t, void *(*fn)(void *), void *arg);
+int engine_thread(pthread_t *t, const char *name, void *(*fn)(void *), void *arg);
 
 extern const struct method_ops method_uffd_ops;
 extern const struct method_ops method_uffd_signal_ops;

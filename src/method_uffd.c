@@ -336,7 +336,7 @@ static int prepare_common(struct bgsnap_engine *e, int signal_mode)
 	p->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (p->stop_fd < 0)
 		return err_sys(&e->err, -errno, "eventfd");
-	r = engine_thread(&p->handler, handler_main, e);
+	r = engine_thread(&p->handler, "bgsnap-fault", handler_main, e);
 	if (r)
 		return err_sys(&e->err, r, "cannot start the fault handler thread");
 	p->handler_started = 1;
@@ -464,7 +464,7 @@ static int pool_start(struct bgsnap_engine *e, struct uffd_priv *p)
 			return err_set(&e->err, -ENOMEM, "out of memory");
 		a->e = e;
 		a->index = i + 1;
-		int r = engine_thread(&pl->threads[i], wp_helper, a);
+		int r = engine_thread(&pl->threads[i], "bgsnap-wp", wp_helper, a);
 		if (r) {
 			free(a);
 			return err_sys(&e->err, r, "cannot start a write-protect thread");

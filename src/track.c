@@ -369,7 +369,7 @@ static void *writer_main(void *arg)
 
 int track_launch(struct track *t)
 {
-	int r = engine_thread(&t->writer, writer_main, t);
+	int r = engine_thread(&t->writer, "bgsnap-writer", writer_main, t);
 	if (r)
 		return r;
 	t->writer_started = 1;
