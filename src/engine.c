@@ -557,7 +557,9 @@ int bgsnap_start_fd(bgsnap_engine *e, int fd)
 		return r;
 	if (fd < 0)
 		return err_set(&e->err, -EBADF, "bad file descriptor %d", fd);
-	sink_open_fd(&e->sink, fd);
+	r = sink_open_fd(&e->sink, fd, &e->err);
+	if (r)
+		return r;
 	return start_guarded(e);
 }
 

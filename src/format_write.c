@@ -239,6 +239,11 @@ int fmtw_begin(struct fmt_writer *w, struct sink *sink, const struct fmt_region 
 	le32_store(p, crc32c(0, h, FMT_REC_HDR_LEN + hlen));
 	int rc = write_buf(w, buf, buflen);
 	free(buf);
+	/* Out now: a stream reader can name the regions at once, and nothing
+	 * stays staged that a fork child (which inherits the sink) would write
+	 * a second time. */
+	if (!rc && (rc = sink_flush(w->sink, w->err)) < 0)
+		fail(w, rc);
 	return rc;
 }
 
@@ -450,7 +455,10 @@ int fmtw_finish(struct fmt_writer *w, const struct fmt_meta *meta)
 	le32_store(q + 52, 0);
 	memcpy(q + 56, FMT_END_MAGIC, 8);
 	le32_store(t + FMT_REC_HDR_LEN + FMT_TRAILER_LEN, crc32c(0, t, FMT_REC_HDR_LEN + FMT_TRAILER_LEN));
-	return write_buf(w, t, sizeof(t));
+	if ((rc = write_buf(w, t, sizeof(t))) < 0)
+		return rc;
+	/* The file is complete only once the staged tail is out. */
+	return (rc = sink_flush(w->sink, w->err)) < 0 ? fail(w, rc) : 0;
 }
 
 void fmtw_free(struct fmt_writer *w)

@@ -29,6 +29,23 @@ static char *dir_of(const char *path)
 	return d;
 }
 
+/* Page-aligned, allocated at open: a fork child writes through the sink and
+ * must not allocate. */
+static int stage_alloc(struct sink *s, struct bgsnap_err *err)
+{
+	s->stage = aligned_alloc(4096, SINK_STAGE_BYTES);
+	if (!s->stage)
+		return err_set(err, -ENOMEM, "out of memory for the %u-byte write buffer", SINK_STAGE_BYTES);
+	return 0;
+}
+
+static void stage_free(struct sink *s)
+{
+	free(s->stage);
+	s->stage = NULL;
+	s->staged = 0;
+}
+
 int sink_open_path(struct sink *s, const char *path, struct bgsnap_err *err)
 {
 	memset(s, 0, sizeof(*s));
@@ -70,27 +87,27 @@ int sink_open_path(struct sink *s, const char *path, struct bgsnap_err *err)
 		sink_abort(s);
 		return err_set(err, -ENOMEM, "out of memory");
 	}
-	return 0;
+	int r = stage_alloc(s, err);
+	if (r)
+		sink_abort(s);
+	return r;
 }
 
-void sink_open_fd(struct sink *s, int fd)
+int sink_open_fd(struct sink *s, int fd, struct bgsnap_err *err)
 {
 	memset(s, 0, sizeof(*s));
 	s->fd = fd;
+	return stage_alloc(s, err);
 }
 
-int sink_writev(struct sink *s, const struct iovec *iov_in, int iovcnt, struct bgsnap_err *err)
+int sink_flush(struct sink *s, struct bgsnap_err *err)
 {
 	if (s->failed)
 		return s->failed;
-	struct iovec iov[SINK_IOV_MAX];
-	if (iovcnt < 1 || iovcnt > SINK_IOV_MAX)
-		return err_set(err, -EINVAL, "internal: sink_writev with %d iovecs", iovcnt);
-	memcpy(iov, iov_in, sizeof(iov[0]) * (size_t)iovcnt);
-	struct iovec *v = iov;
-	int n = iovcnt;
-	while (n > 0) {
-		ssize_t w = writev(s->fd, v, n);
+	const uint8_t *p = s->stage;
+	size_t left = s->staged;
+	while (left > 0) {
+		ssize_t w = write(s->fd, p, left);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -104,15 +121,36 @@ int sink_writev(struct sink *s, const struct iovec *iov_in, int iovcnt, struct b
 			               (unsigned long long)s->offset);
 		}
 		s->offset += (uint64_t)w;
-		size_t left = (size_t)w;
-		while (n > 0 && left >= v->iov_len) {
-			left -= v->iov_len;
-			v++;
-			n--;
-		}
-		if (n > 0) {
-			v->iov_base = (char *)v->iov_base + left;
-			v->iov_len -= left;
+		p += w;
+		left -= (size_t)w;
+	}
+	s->staged = 0;
+	return 0;
+}
+
+int sink_writev(struct sink *s, const struct iovec *iov, int iovcnt, struct bgsnap_err *err)
+{
+	if (s->failed)
+		return s->failed;
+	if (iovcnt < 1 || iovcnt > SINK_IOV_MAX || !s->stage)
+		return err_set(err, -EINVAL, "internal: sink_writev with %d iovecs%s", iovcnt,
+		               s->stage ? "" : " on a released sink");
+	for (int i = 0; i < iovcnt; i++) {
+		const uint8_t *p = iov[i].iov_base;
+		size_t len = iov[i].iov_len;
+		while (len > 0) {
+			size_t n = SINK_STAGE_BYTES - s->staged;
+			if (n > len)
+				n = len;
+			memcpy(s->stage + s->staged, p, n);
+			s->staged += n;
+			p += n;
+			len -= n;
+			if (s->staged == SINK_STAGE_BYTES) {
+				int r = sink_flush(s, err);
+				if (r)
+					return r;
+			}
 		}
 	}
 	return 0;
@@ -143,8 +181,12 @@ static int fsync_dir_of(const char *path, struct bgsnap_err *err)
 
 int sink_commit(struct sink *s, struct bgsnap_err *err)
 {
-	if (s->failed)
-		return s->failed;
+	int r = sink_flush(s, err);
+	stage_free(s);
+	if (r) {
+		sink_abort(s);
+		return r;
+	}
 	if (!s->owns_fd) {
 		struct stat st;
 		if (fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode) && fdatasync(s->fd) < 0)
@@ -170,7 +212,7 @@ int sink_commit(struct sink *s, struct bgsnap_err *err)
 	}
 	free(s->tmp_path);
 	s->tmp_path = NULL;
-	int r = fsync_dir_of(s->final_path, err);
+	r = fsync_dir_of(s->final_path, err);
 	free(s->final_path);
 	s->final_path = NULL;
 	s->owns_fd = 0;
@@ -179,6 +221,7 @@ int sink_commit(struct sink *s, struct bgsnap_err *err)
 
 void sink_abort(struct sink *s)
 {
+	stage_free(s);
 	if (s->owns_fd && s->fd >= 0)
 		close(s->fd);
 	if (s->owns_fd)

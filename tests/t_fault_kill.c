@@ -6,8 +6,9 @@
  * temporary file appeared, unless the snapshot already ended, then waits for every descendant (the test
  * is a child subreaper, so a fork method's writer child, orphaned by the
  * kill, is reparented to it) and checks that the final path does not exist
- * and that nothing in the directory opens as a valid snapshot.  Leftover
- * temporary files are reported (a killed process cannot remove them).
+ * and that only hidden temporaries are left.  Leftover temporary files are
+ * reported (a killed process cannot remove them; one killed after its last
+ * write but before the rename is complete, and still not committed).
  * Set BGSNAP_FAULT_SEED to replay a run.
  * timeout: 600
  */
@@ -97,21 +98,28 @@ static int run(void *arg)
 	       n ? names : "(nothing)");
 	struct stat sb;
 	CHECK(stat(path, &sb) != 0, "the snapshot of a host killed in the middle was committed as %s", path);
-	/* Nothing left may pass for a snapshot. */
+	/* Only hidden temporaries may be left.  One can be complete: a kill
+	 * between the trailer and the rename (the fsync is that window) leaves
+	 * every byte written and nothing committed, which is what a reader of
+	 * the final name must see; it is reported, not refused. */
 	DIR *d = opendir(dir);
 	CHECK(d != NULL, "opendir: %s", strerror(errno));
 	struct dirent *de;
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.' && (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
 			continue;
+		size_t nl = strlen(de->d_name);
+		CHECK(de->d_name[0] == '.' && nl > 4 && strcmp(de->d_name + nl - 4, ".tmp") == 0,
+		      "leftover %s is not a hidden temporary", de->d_name);
 		char p[900];
 		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
 		bgsnap_reader *rd = NULL;
 		char err[256];
 		if (bgsnap_reader_open(&rd, p, err, sizeof(err)) == 0) {
-			int v = bgsnap_reader_verify(rd);
+			if (bgsnap_reader_verify(rd) == 0)
+				printf("    %s is complete but was never committed (killed before the rename)\n",
+				       de->d_name);
 			bgsnap_reader_close(rd);
-			CHECK(v != 0, "leftover file %s is a complete, valid snapshot", de->d_name);
 		}
 	}
 	closedir(d);

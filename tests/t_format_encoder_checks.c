@@ -18,8 +18,8 @@ static int devnull;
 static int begin(struct fmt_writer *w, struct sink *s, struct bgsnap_err *e, const struct fmt_region *r,
                  uint32_t n)
 {
-	sink_open_fd(s, devnull);
 	err_clear(e);
+	CHECK_RC(sink_open_fd(s, devnull, e), 0, "sink_open_fd");
 	return fmtw_begin(w, s, r, n, e);
 }
 
@@ -31,6 +31,7 @@ static void bad_table(const char *what, const struct fmt_region *r, uint32_t n, 
 	CHECK_RC(begin(&w, &s, &e, r, n), -EINVAL, "%s accepted", what);
 	CHECK(strstr(e.msg, want), "%s: message '%s' lacks '%s'", what, e.msg, want);
 	fmtw_free(&w);
+	sink_abort(&s);
 }
 
 int main(void)
@@ -60,11 +61,13 @@ int main(void)
 	CHECK_RC(begin(&w, &s, &e, regs, 2), 0, "begin: %s", e.msg);
 	CHECK_RC(fmtw_pages(&w, 2, 0, 1, page), -EINVAL, "region 2 of 2 accepted");
 	fmtw_free(&w);
+	sink_abort(&s);
 
 	CHECK_RC(begin(&w, &s, &e, regs, 2), 0, "begin");
 	CHECK_RC(fmtw_pages(&w, 0, 3, 2, page), -EINVAL, "pages 3..4 of a 4-page region accepted");
 	CHECK(strstr(e.msg, "outside"), "message: %s", e.msg);
 	fmtw_free(&w);
+	sink_abort(&s);
 
 	CHECK_RC(begin(&w, &s, &e, regs, 2), 0, "begin");
 	CHECK_RC(fmtw_pages(&w, 0, 0, 2, page), 0, "pages 0..1: %s", e.msg);
@@ -72,16 +75,19 @@ int main(void)
 	CHECK(strstr(e.msg, "page 1 of region 0 written twice"), "message: %s", e.msg);
 	CHECK_RC(fmtw_pages(&w, 0, 3, 1, page), -EINVAL, "the failure is not sticky");
 	fmtw_free(&w);
+	sink_abort(&s);
 
 	CHECK_RC(begin(&w, &s, &e, regs, 2), 0, "begin");
 	CHECK_RC(fmtw_pages(&w, 0, 0, 4, page), 0, "region a");
 	CHECK_RC(fmtw_state(&w, "cpu", "x", 1), 0, "state");
 	CHECK_RC(fmtw_state(&w, "cpu", "y", 1), -EINVAL, "duplicate state name accepted");
 	fmtw_free(&w);
+	sink_abort(&s);
 
 	CHECK_RC(begin(&w, &s, &e, regs, 2), 0, "begin");
 	CHECK_RC(fmtw_state(&w, "bad\tname", "x", 1), -EINVAL, "state name with a tab accepted");
 	fmtw_free(&w);
+	sink_abort(&s);
 
 	CHECK_RC(begin(&w, &s, &e, regs, 2), 0, "begin");
 	CHECK_RC(fmtw_pages(&w, 0, 0, 4, page), 0, "region a");
@@ -89,19 +95,21 @@ int main(void)
 	CHECK_RC(fmtw_finish(&w, &meta), -EINVAL, "finish with region b unwritten accepted");
 	CHECK(strstr(e.msg, "1 of 5 pages never written (first: page 0 of region 1)"), "message: %s", e.msg);
 	fmtw_free(&w);
+	sink_abort(&s);
 
 	/* A sink that fails: a pipe with no reader (EPIPE; SIGPIPE ignored). */
 	signal(SIGPIPE, SIG_IGN);
 	int p[2];
 	CHECK(pipe(p) == 0, "pipe");
 	close(p[0]);
-	sink_open_fd(&s, p[1]);
 	err_clear(&e);
+	CHECK_RC(sink_open_fd(&s, p[1], &e), 0, "sink_open_fd");
 	int rc = fmtw_begin(&w, &s, regs, 2, &e);
 	CHECK(rc < 0, "writing to a closed pipe succeeded");
 	CHECK_RC(fmtw_pages(&w, 0, 0, 1, page), rc, "later call does not return the sticky error");
 	CHECK_RC(fmtw_finish(&w, &meta), rc, "finish does not return the sticky error");
 	fmtw_free(&w);
+	sink_abort(&s);
 	close(p[1]);
 	printf("ok: encoder refusals and sticky sink failure\n");
 	return 0;

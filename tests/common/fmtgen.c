@@ -94,8 +94,10 @@ int fg_write_fd(const struct fg_spec *s, int fd)
 	struct sink sk;
 	struct bgsnap_err err = { 0 };
 	struct fmt_writer w;
-	sink_open_fd(&sk, fd);
-	int rc = fmtw_begin(&w, &sk, regs, s->nregions, &err);
+	memset(&w, 0, sizeof(w));
+	int rc = sink_open_fd(&sk, fd, &err);
+	if (rc == 0)
+		rc = fmtw_begin(&w, &sk, regs, s->nregions, &err);
 	for (size_t i = 0; rc == 0 && i < njobs; i++) {
 		const struct job *j = &jobs[i];
 		if (j->state >= 0)
@@ -109,6 +111,7 @@ int fg_write_fd(const struct fg_spec *s, int fd)
 	if (rc < 0)
 		fprintf(stderr, "fg_write_fd: %s\n", err.msg);
 	fmtw_free(&w);
+	sink_abort(&sk);   /* fmtw_finish flushed; this frees the stage */
 	free(jobs);
 	return rc;
 }
