@@ -33,6 +33,10 @@ static char *dir_of(const char *path)
  * must not allocate. */
 static int stage_alloc(struct sink *s, struct bgsnap_err *err)
 {
+	struct stat st;
+	s->regular = fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode);
+	off_t pos = s->regular ? lseek(s->fd, 0, SEEK_CUR) : 0;
+	s->wb_base = pos > 0 ? (uint64_t)pos : 0;
 	s->stage = aligned_alloc(4096, SINK_STAGE_BYTES);
 	if (!s->stage)
 		return err_set(err, -ENOMEM, "out of memory for the %u-byte write buffer", SINK_STAGE_BYTES);
@@ -125,6 +129,12 @@ int sink_flush(struct sink *s, struct bgsnap_err *err)
 		left -= (size_t)w;
 	}
 	s->staged = 0;
+	/* Advisory: an error here shows up again at the fsync, which reports it. */
+	if (s->regular && s->offset - s->wb_offset >= SINK_WRITEBACK_BYTES) {
+		sync_file_range(s->fd, (off64_t)(s->wb_base + s->wb_offset), (off64_t)(s->offset - s->wb_offset),
+		                SYNC_FILE_RANGE_WRITE);
+		s->wb_offset = s->offset;
+	}
 	return 0;
 }
 

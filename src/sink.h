@@ -32,7 +32,14 @@ struct sink {
 	int failed;           /* negative errno once a write failed     */
 	uint8_t *stage;       /* SINK_STAGE_BYTES; NULL once released   */
 	size_t staged;        /* bytes in stage not yet written         */
+	int regular;          /* the fd is a regular file: early writeback */
+	uint64_t wb_offset;   /* writeback started up to here          */
+	uint64_t wb_base;     /* file offset of our first byte (fd sink) */
 };
+
+/* Writeback of a regular file is started every SINK_WRITEBACK_BYTES, so that
+ * the final fsync waits for the tail only, not for the whole file. */
+#define SINK_WRITEBACK_BYTES (32u << 20)
 
 #define SINK_STAGE_BYTES (1u << 20)
 
