@@ -242,6 +242,10 @@ struct bgsnap_stats {
 	uint64_t total_us;           /* start .. committed                     */
 	uint64_t unprotect_calls;    /* protection-removal system calls        */
 	uint64_t uffd_features;      /* features granted by UFFDIO_API         */
+	/* Where the background writer's time went (0 for stop and fork where
+	 * not applicable); useful to see what a slow snapshot waited on. */
+	uint64_t unprotect_us;       /* removing protection from saved pages   */
+	uint64_t commit_us;          /* index, trailer, fsync, rename          */
 };
 
 /*

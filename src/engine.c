@@ -346,10 +346,12 @@ int engine_finish_file(struct bgsnap_engine *e, struct fmt_writer *w, struct sin
 		if (r)
 			return r;
 	}
+	uint64_t t0 = now_ns();
 	int r = fmtw_finish(w, &e->meta);
-	if (r)
-		return r;
-	return sink_commit(s, err);
+	if (!r)
+		r = sink_commit(s, err);
+	atomic_store(&e->live->commit_us, (now_ns() - t0) / 1000);
+	return r;
 }
 
 /* Writes every region through `w`, in chunks so that progress and cancel
@@ -394,6 +396,8 @@ static void live_reset(struct live_stats *l)
 	atomic_store(&l->copybuf_peak, 0);
 	atomic_store(&l->extra_mem_peak, 0);
 	atomic_store(&l->unprotect_calls, 0);
+	atomic_store(&l->unprotect_us, 0);
+	atomic_store(&l->commit_us, 0);
 }
 
 static void run_reset(bgsnap_engine *e)
@@ -643,5 +647,7 @@ int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *out)
 	out->wp_us = atomic_load(&l->wp_us);
 	out->total_us = st == BGSNAP_STATE_RUNNING ? (now_ns() - e->t_start_ns) / 1000 : atomic_load(&l->total_us);
 	out->uffd_features = atomic_load(&l->uffd_features);
+	out->unprotect_us = atomic_load(&l->unprotect_us);
+	out->commit_us = atomic_load(&l->commit_us);
 	return 0;
 }

@@ -61,6 +61,8 @@ struct live_stats {
 	_Atomic uint64_t copybuf_peak;
 	_Atomic uint64_t extra_mem_peak;
 	_Atomic uint64_t unprotect_calls;
+	_Atomic uint64_t unprotect_us;
+	_Atomic uint64_t commit_us;
 };
 
 struct bgsnap_engine;

@@ -122,6 +122,8 @@ static void usage(FILE *f)
 "JSON fields: method, mem_bytes, threads, pattern, buffer_bytes, thp, pause_us,\n"
 "wp_us (write-protect step; fork(): for fork), total_ms (start to committed),\n"
 "bytes_written, pages_total, pages_zero, pages_faulted, unprotect_calls,\n"
+"unprotect_ms (the writer removing protection from saved pages), commit_ms\n"
+"(index, trailer, fsync and rename at the end),\n"
 "first_write_us_p50/p99/max and first_write_samples (each writer times its first\n"
 "write to each of its pages from the resume until the snapshot ends: the cost of\n"
 "the method's write tracking as the workload sees it, kernel copy-on-write for\n"
@@ -754,12 +756,14 @@ static void print_json(FILE *f, const struct bench_opts *o, const struct result 
 		        ",\"first_write_samples\":%" PRIu64
 		        ",\"first_write_traps\":%" PRIu64 ",\"trap_us_p50\":%.2f,\"trap_us_p99\":%.2f"
 		        ",\"writes_per_s_before\":%.0f,\"writes_per_s_during\":%.0f"
-		        ",\"extra_mem_peak_bytes\":%" PRIu64 ",\"extra_mem_source\":\"%s\"",
+		        ",\"extra_mem_peak_bytes\":%" PRIu64 ",\"extra_mem_source\":\"%s\""
+		        ",\"unprotect_ms\":%.1f,\"commit_ms\":%.1f",
 		        s->pause_us, s->wp_us, s->total_us / 1000.0, s->bytes_written, s->pages_total,
 		        s->pages_zero, s->pages_faulted, s->unprotect_calls, res->lat.p50_us,
 		        res->lat.p99_us, res->lat.max_us, res->lat.samples, res->lat.traps,
 		        res->lat.trap_p50_us, res->lat.trap_p99_us, res->wps_before,
-		        res->wps_during, res->extra_mem, res->extra_src);
+		        res->wps_during, res->extra_mem, res->extra_src, s->unprotect_us / 1000.0,
+		        s->commit_us / 1000.0);
 		if (res->keep) {
 			fprintf(f, ",\"out\":");
 			json_str(f, res->path);
