@@ -3,10 +3,11 @@
  *
  * Owns: record framing, the whole-file crc32c (kept in the write path: each
  * record's crc is computed once and folded into the file crc with
- * crc32c_combine, so page data is read exactly once), the index, and the
+ * crc32c_combine, so page data is checksummed once), the index, and the
  * exactly-once page bitmap that refuses to finish a file the reader would
- * reject.  Page data goes to the sink by writev straight from the caller's
- * memory; up to BATCH_RECS records of one fmtw_pages call share one writev.
+ * reject.  Page data goes to the sink as iovecs into the caller's memory,
+ * which the sink copies into its stage before returning (sink.h); up to
+ * BATCH_RECS records of one fmtw_pages call share one sink_writev.
  * Invariant: w->bytes_written is the file offset of the next record, counting
  * records queued in the batch.
  */

@@ -4,8 +4,8 @@
  * invariants).
  *
  * The writer sweeps in batches of SWEEP_PAGES: it claims a batch with one
- * fetch_or per 64 pages and writes the runs it won straight from the (still
- * protected, hence stable) memory.  It removes protection over a window (a
+ * fetch_or per 64 pages and encodes the runs it won from the (still
+ * protected, hence stable) memory into the sink's stage.  It removes protection over a window (a
  * sixteenth of the region, 16-256 MiB) at once, one call per run of saved
  * pages: each call flushes the TLB, and system calls per page are what make
  * a background snapshot slow on a virtual machine (QEMU's takes 14-33x its own
