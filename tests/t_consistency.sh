@@ -2,7 +2,8 @@
 # t_consistency.sh - every snapshot equals the memory at the pause instant:
 # `bgsnap bench` with every method (uffd, uffd-signal, mprotect, fork, stop), 1, 2 and 4 writer threads,
 # every pattern, a copy buffer of one page (maximal back-pressure, and pages
-# never populated before the pause) and of 8 MiB, plus fault-around runs; each result line must be valid JSON with the contract's fields and
+# never populated before the pause) and of 8 MiB, plus fault-around runs and
+# a write-protect split over threads; each result line must be valid JSON with the contract's fields and
 # "verified": true.  Then the verification itself is shown to fail on wrong
 # step counts, a damaged page and a damaged file, and bad usage exits 2.
 # timeout: 300
@@ -111,6 +112,21 @@ for pattern in seq random hot; do
 		fail "bgsnap ${args[*]} exited $rc although every line verified"
 	fi
 done
+# The write-protect split over helper threads (not the default), and the
+# sweep's window over a region of several windows.
+out=$tmp/out.json
+args=(bench --mem 64M --threads 2 --pattern random --buffer 1M --wp-threads 3
+      --method uffd,uffd-signal --duration-before 20 --json)
+"$bin" "${args[@]}" >"$out" 2>"$tmp/err"
+rc=$?
+runs=$((runs + 1))
+if ! msg=$(check_json "$out" true uffd uffd-signal); then
+	fail "bgsnap ${args[*]}:"
+	echo "$msg" | sed 's/^/    /'
+	sed 's/^/    stderr: /' "$tmp/err" | head -n 10
+elif ((rc != 0)); then
+	fail "bgsnap ${args[*]} exited $rc although every line verified"
+fi
 echo "consistency: $runs bench runs of every method"
 
 # A check that can fail is shown to fail: each damage must give verified:false
