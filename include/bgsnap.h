@@ -97,9 +97,9 @@ struct bgsnap_options {
 	size_t copy_buffer_bytes;   /* fault copy buffer capacity, rounded up to
 	                               whole pages; minimum one page.  Default
 	                               64 MiB.  Bounds the extra memory used.     */
-	unsigned wp_threads;        /* threads for the write-protect step; 0 = 1
-	                               (more were never faster on the 2-CPU
-	                               guests measured; try it on bigger ones) */
+	unsigned wp_threads;        /* threads for the write-protect step; 0 =
+	                               1 below 256 MiB, else one per CPU up
+	                               to 4 */
 	/* uffd: after handling faults, the handler thread keeps polling for
 	 * this long before it sleeps, so that a burst of faults does not pay a
 	 * thread wake-up each.  bgsnap_options_init sets

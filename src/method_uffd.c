@@ -434,14 +434,19 @@ static void pool_stop(struct uffd_priv *p)
 	p->pool_started = 0;
 }
 
-/* How many threads protect.  Measured on 2-CPU guests: one thread does
- * ~12-25 ms per GiB of 4 KiB pages, and two were never faster (1 GiB: 70.3
- * vs 69.5 ms; 2 GiB: 136-143 vs 137-169 ms): changing the page tables of
- * one address space from two CPUs at once costs more there.  So one thread
- * unless the host asks for more (options.wp_threads). */
+/* How many threads protect.  Measured on 2-CPU guests, 2 GiB with the
+ * host's writer thread parked (bench --wp-threads, five alternating runs):
+ * one thread 66.5-69.8 ms (median 67.9), two 45.7-84.7 ms (median 49.8).
+ * With no other thread in the process at all two were no faster
+ * (137-169 vs 136-143 ms).  Below 256 MiB the wake-up costs more than it
+ * saves. */
 static unsigned wp_threads_for(struct bgsnap_engine *e)
 {
-	unsigned n = e->opts.wp_threads ? e->opts.wp_threads : 1;
+	unsigned n = e->opts.wp_threads;
+	if (n == 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		n = e->pages_total * PAGE_SIZE_ < (256ull << 20) ? 1 : (unsigned)(cpus > 4 ? 4 : cpus < 1 ? 1 : cpus);
+	}
 	return n > 16 ? 16 : n;
 }
 
