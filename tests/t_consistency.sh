@@ -181,7 +181,48 @@ if ! "$bin" bench --mem 4M --threads 1 --method stop,uffd --duration-before 5 >"
 fi
 
 # Bad usage exits 2; --help exits 0.
-for bad in "--threads 0" "--pattern zigzag" "--method nope" "--mem 12345" "--bogus" "extra"; do
+# --repeat: every round verified and numbered, and each summary median is
+# the median of the ratios taken within the rounds' lines.
+if "$bin" bench --mem 4M --threads 2 --method uffd,stop --repeat 3 --duration-before 5 --json \
+	>"$tmp/rep.json" 2>"$tmp/err"; then
+	if ! msg=$(python3 - "$tmp/rep.json" <<'EOF'
+import json, statistics, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+runs = [o for o in lines if not o.get("summary")]
+summ = {o["method"]: o for o in lines if o.get("summary")}
+bad = []
+for m in ("uffd", "stop"):
+    rounds = sorted(o["round"] for o in runs if o["method"] == m)
+    if rounds != [1, 2, 3]:
+        bad.append("%s: rounds %s, expected 1..3" % (m, rounds))
+    if any(not o.get("verified") for o in runs if o["method"] == m):
+        bad.append("%s: a round did not verify" % m)
+    if m not in summ or summ[m].get("rounds") != 3:
+        bad.append("%s: no summary line for 3 rounds" % m)
+ratios = []
+for r in (1, 2, 3):
+    u = [o for o in runs if o["method"] == "uffd" and o["round"] == r]
+    s = [o for o in runs if o["method"] == "stop" and o["round"] == r]
+    if u and s:
+        ratios.append(u[0]["total_ms"] / s[0]["total_ms"])
+got = summ.get("uffd", {}).get("total_over_stop_median")
+want = statistics.median(ratios) if len(ratios) == 3 else None
+if want is None:
+    bad.append("uffd or stop missing from a round")
+elif got is None or abs(got - want) > 2e-3 * want + 1e-3:
+    bad.append("uffd total_over_stop_median %s, the rounds give %s (median of %s)" % (got, want, ratios))
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+EOF
+	); then
+		fail "bench --repeat 3:"
+		echo "$msg" | sed 's/^/    /'
+	fi
+else
+	fail "bench --repeat 3 failed: $(head -n 5 "$tmp/err")"
+fi
+
+for bad in "--threads 0" "--pattern zigzag" "--method nope" "--mem 12345" "--bogus" "extra" "--repeat 0" "--repeat 51"; do
 	# shellcheck disable=SC2086
 	"$bin" bench $bad >/dev/null 2>&1
 	rc=$?

@@ -49,6 +49,8 @@ struct bench_opts {
 	int fault_spin_us;       /* -1: the library's default                */
 	unsigned wp_threads;     /* 0: the library's choice                  */
 	unsigned fault_around;   /* 0: the library's default                 */
+	unsigned repeat;         /* rounds of the method list, 1..50         */
+	unsigned round;          /* the round being run (JSON "round")       */
 };
 
 enum status { ST_OK = 0, ST_ERROR, ST_SKIPPED };
@@ -95,6 +97,10 @@ static void usage(FILE *f)
 "  --fault-spin-us N     uffd handler: poll this long after a fault before sleeping\n"
 "                        (default 0: sleep at once; measured no gain on 2 cores)\n"
 "  --fault-around N      pages saved per write fault (power of two, 1..64)\n"
+"  --repeat N            run the method list N times (1..50) in this process and\n"
+"                        end with the median over the rounds of each ratio taken\n"
+"                        within a round (JSON: \"round\" on each line, then one\n"
+"                        \"summary\" line per method): these machines are noisy\n"
 "  --wp-threads N        threads for the pause's write-protect (default: library's\n"
 "                        choice: 1 below 256 MiB, else up to 4 by CPUs)\n"
 "  --thp                 back the memory with transparent huge pages\n"
@@ -192,7 +198,7 @@ static int parse_methods(const char *s, struct bench_opts *o)
 static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
 	enum { O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON,
-	       O_BEFORE, O_SEED, O_PROBE, O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_SPIN, O_WPTHREADS, O_AROUND, O_HELP };
+	       O_BEFORE, O_SEED, O_PROBE, O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_SPIN, O_WPTHREADS, O_AROUND, O_REPEAT, O_HELP };
 	static const struct option lo[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "threads", required_argument, NULL, O_THREADS },
@@ -210,6 +216,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "fault-spin-us", required_argument, NULL, O_SPIN },
 		{ "wp-threads", required_argument, NULL, O_WPTHREADS },
 		{ "fault-around", required_argument, NULL, O_AROUND },
+		{ "repeat", required_argument, NULL, O_REPEAT },
 		/* Test hook, not in --help: damages the verification on purpose
 		 * (steps: wrong step counts; page: one flipped byte in a page read
 		 * back; file: one flipped byte in the file) to show it fails. */
@@ -220,7 +227,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 	*o = (struct bench_opts){
 		.mem = 256u << 20, .threads = 2, .pattern = WL_RANDOM, .nmethods = 1,
 		.methods = { BGSNAP_METHOD_UFFD }, .buffer = 64u << 20, .before_ms = 300, .seed = 1,
-		.fault_spin_us = -1,
+		.fault_spin_us = -1, .repeat = 1,
 	};
 	optind = 1;
 	opterr = 0;
@@ -280,6 +287,15 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 				return -EINVAL;
 			}
 			o->fault_around = (unsigned)v;
+			break;
+		case O_REPEAT:
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || *end || end == optarg || v < 1 || v > 50) {
+				fprintf(stderr, "bgsnap bench: --repeat: '%s' is not a number in 1..50\n", optarg);
+				return -EINVAL;
+			}
+			o->repeat = (unsigned)v;
 			break;
 		case O_SPIN:
 		case O_WPTHREADS:
@@ -410,7 +426,7 @@ static int flip_file_byte(const char *path, char *msg, size_t len)
 {
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(msg, len, "--corrupt-check file: open %s: %s", path, strerror(errno));
+		snprintf(msg, len, "--corrupt-check file: open %.300s: %s", path, strerror(errno));
 		return -1;
 	}
 	off_t size = lseek(fd, 0, SEEK_END);
@@ -421,7 +437,7 @@ static int flip_file_byte(const char *path, char *msg, size_t len)
 	ok = ok && pwrite(fd, &b, 1, at) == 1;
 	close(fd);
 	if (!ok) {
-		snprintf(msg, len, "--corrupt-check file: cannot flip a byte of %s", path);
+		snprintf(msg, len, "--corrupt-check file: cannot flip a byte of %.300s", path);
 		return -1;
 	}
 	return 0;
@@ -740,6 +756,8 @@ static void print_json(FILE *f, const struct bench_opts *o, const struct result 
 	fprintf(f, ",\"mem_bytes\":%" PRIu64 ",\"threads\":%u,\"pattern\":\"%s\",\"buffer_bytes\":%" PRIu64
 	        ",\"thp\":%s", o->mem, o->threads, wl_pattern_name(o->pattern), o->buffer,
 	        o->thp ? "true" : "false");
+	if (o->repeat > 1)
+		fprintf(f, ",\"round\":%u", o->round);
 	if (res->status == ST_SKIPPED) {
 		fprintf(f, ",\"skipped\":");
 		json_str(f, res->msg);
@@ -884,6 +902,102 @@ static void print_table(const struct bench_opts *o, const struct result *rs, int
 		ratio("total fork / stop", fk->st.total_us / 1000.0, stp->st.total_us / 1000.0);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* Median of the rounds' values of `ratio_of` for one method, over the
+ * rounds where both sides ran; -1 when none did. */
+static double median_over(const struct result *rs, unsigned rounds, int n, int method,
+                          double (*ratio_of)(const struct result *m, const struct result *round, int n))
+{
+	double v[50];
+	unsigned k = 0;
+	for (unsigned r = 0; r < rounds; r++) {
+		const struct result *m = find_ok(rs + (size_t)r * (size_t)n, n, method);
+		double x = m ? ratio_of(m, rs + (size_t)r * (size_t)n, n) : -1;
+		if (x >= 0)
+			v[k++] = x;
+	}
+	if (!k)
+		return -1;
+	qsort(v, k, sizeof(v[0]), cmp_double);
+	return k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
+}
+
+static double r_total_stop(const struct result *m, const struct result *rd, int n)
+{
+	const struct result *s = find_ok(rd, n, BGSNAP_METHOD_STOP);
+	return s && s->st.total_us ? (double)m->st.total_us / (double)s->st.total_us : -1;
+}
+
+static double r_pause_fork(const struct result *m, const struct result *rd, int n)
+{
+	const struct result *f = find_ok(rd, n, BGSNAP_METHOD_FORK);
+	return f && f->st.pause_us ? (double)m->st.pause_us / (double)f->st.pause_us : -1;
+}
+
+static double r_trap_fork(const struct result *m, const struct result *rd, int n)
+{
+	const struct result *f = find_ok(rd, n, BGSNAP_METHOD_FORK);
+	return f && f->lat.trap_p50_us > 0 ? m->lat.trap_p50_us / f->lat.trap_p50_us : -1;
+}
+
+static double r_total_ms(const struct result *m, const struct result *rd, int n)
+{
+	(void)rd;
+	(void)n;
+	return m->st.total_us / 1000.0;
+}
+
+static double r_pause_wp(const struct result *m, const struct result *rd, int n)
+{
+	(void)rd;
+	(void)n;
+	return m->st.wp_us ? (double)m->st.pause_us / (double)m->st.wp_us : -1;
+}
+
+/* After --repeat N: the median over the rounds of each ratio, taken within
+ * each round (the brief: ratios side by side, not across noisy runs). */
+static void print_summary(const struct bench_opts *o, const struct result *rs)
+{
+	static const struct {
+		const char *name;
+		double (*fn)(const struct result *, const struct result *, int);
+	} cols[] = { { "total_ms", r_total_ms },       { "total_over_stop", r_total_stop },
+	             { "pause_over_wp", r_pause_wp },  { "pause_over_fork", r_pause_fork },
+	             { "trap_p50_over_fork", r_trap_fork } };
+	if (!o->json)
+		printf("\nmedian over %u rounds of each ratio taken within a round (- : not measured)\n"
+		       "  %-12s %10s %16s %14s %16s %19s\n", o->repeat, "method", "total_ms", "total_over_stop",
+		       "pause_over_wp", "pause_over_fork", "trap_p50_over_fork");
+	for (int i = 0; i < o->nmethods; i++) {
+		int m = o->methods[i];
+		if (o->json) {
+			printf("{\"summary\":true,\"method\":\"%s\",\"rounds\":%u", bgsnap_method_name(m), o->repeat);
+			for (size_t c = 0; c < sizeof(cols) / sizeof(cols[0]); c++) {
+				double v = median_over(rs, o->repeat, o->nmethods, m, cols[c].fn);
+				if (v >= 0)
+					printf(",\"%s_median\":%.4g", cols[c].name, v);
+			}
+			printf("}\n");
+			continue;
+		}
+		printf("  %-12s", bgsnap_method_name(m));
+		for (size_t c = 0; c < sizeof(cols) / sizeof(cols[0]); c++) {
+			static const int wid[] = { 10, 16, 14, 16, 19 };
+			double v = median_over(rs, o->repeat, o->nmethods, m, cols[c].fn);
+			if (v >= 0)
+				printf(" %*.4g", wid[c], v);
+			else
+				printf(" %*s", wid[c], "-");
+		}
+		printf("\n");
+	}
+}
+
 static int probe_main(const struct bench_opts *o, wl *w, struct wp_probe_result *pr)
 {
 	char err[256] = "";
@@ -944,8 +1058,16 @@ int cmd_bench(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 
-	struct result rs[8];
+	struct result *all = calloc((size_t)o.repeat * (size_t)o.nmethods, sizeof(*all));
+	if (!all) {
+		fprintf(stderr, "bgsnap bench: out of memory\n");
+		wl_oracle_destroy(oracle);
+		wl_destroy(w);
+		return EXIT_FAIL;
+	}
 	int rc = EXIT_OK;
+	for (o.round = 1; o.round <= o.repeat; o.round++) {
+	struct result *rs = all + (size_t)(o.round - 1) * (size_t)o.nmethods;
 	for (int i = 0; i < o.nmethods; i++) {
 		struct result *res = &rs[i];
 		if (!o.no_prefault)
@@ -964,9 +1086,14 @@ int cmd_bench(int argc, char **argv)
 			fprintf(stderr, "bgsnap bench: %s: %s\n", bgsnap_method_name(res->method), res->msg);
 		if (o.json)
 			print_json(stdout, &o, res);
+		fflush(stdout);
 	}
 	if (!o.json)
 		print_table(&o, rs, o.nmethods, raw.wp_us);
+	}
+	if (o.repeat > 1)
+		print_summary(&o, all);
+	free(all);
 	wl_oracle_destroy(oracle);
 	wl_destroy(w);
 	return rc;
