@@ -21,10 +21,6 @@
 #include "le.h"
 
 #define BATCH_RECS 64
-/* sink_writev takes at most this many iovecs per call (sink.c). */
-#ifndef SINK_MAX_IOV
-#define SINK_MAX_IOV 16
-#endif
 #define HEAD_LEN   (FMT_REC_HDR_LEN + FMT_RUN_PREFIX_LEN)
 
 /* shift_ops[k]: crc32c_shift_op for a PAGES/ZERO record of k pages (head
@@ -110,7 +106,7 @@ static int queue_run(struct fmt_writer *w, uint32_t region, uint64_t first, uint
                      const void *data)
 {
 	struct fmt_batch *b = w->batch;
-	if ((b->nrec == BATCH_RECS || b->niov + 3 > SINK_MAX_IOV) && batch_flush(w) < 0)
+	if ((b->nrec == BATCH_RECS || b->niov + 3 > SINK_IOV_MAX) && batch_flush(w) < 0)
 		return w->failed;
 	uint32_t type = data ? FMT_REC_PAGES : FMT_REC_ZERO;
 	uint64_t dlen = data ? count * FMT_PAGE_SIZE : 0;

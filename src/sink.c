@@ -198,8 +198,7 @@ int sink_commit(struct sink *s, struct bgsnap_err *err)
 		return r;
 	}
 	if (!s->owns_fd) {
-		struct stat st;
-		if (fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode) && fdatasync(s->fd) < 0)
+		if (s->regular && fdatasync(s->fd) < 0)
 			return s->failed = err_sys(err, -errno, "fdatasync of the snapshot");
 		return 0;
 	}

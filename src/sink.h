@@ -48,7 +48,6 @@ int sink_open_path(struct sink *s, const char *path, struct bgsnap_err *err);
 int sink_open_fd(struct sink *s, int fd, struct bgsnap_err *err);
 /* Writes all iovecs (at most SINK_IOV_MAX) fully or fails; returns 0 or -errno. */
 #define SINK_IOV_MAX 64
-#define SINK_MAX_IOV SINK_IOV_MAX   /* the name format_write.c uses */
 int sink_writev(struct sink *s, const struct iovec *iov, int iovcnt, struct bgsnap_err *err);
 int sink_write(struct sink *s, const void *buf, size_t len, struct bgsnap_err *err);
 /* Writes what is staged.  Returns 0 or the sticky -errno. */

@@ -5,11 +5,11 @@
  *
  * The writer sweeps in batches of SWEEP_PAGES: it claims a batch with one
  * fetch_or per 64 pages and encodes the runs it won from the (still
- * protected, hence stable) memory into the sink's stage.  It removes protection over a window (a
- * sixteenth of the region, 16-256 MiB) at once, one call per run of saved
- * pages: each call flushes the TLB, and system calls per page are what make
- * a background snapshot slow on a virtual machine (QEMU's takes 14-33x its own
- * stop-the-world save here).  A fault on a saved page of the window is
+ * protected, hence stable) memory into the sink's stage.  It removes
+ * protection over a window (a sixteenth of the region, 16-256 MiB) at once,
+ * one call per run of saved pages: each call flushes the TLB, and system
+ * calls per page are what make a background snapshot slow on a virtual
+ * machine (QEMU's takes 14-33x its own stop-the-world save here).  A fault on a saved page of the window is
  * unprotected by the fault path at once; a fault on the batch being written
  * asks the writer to flush its window right after the batch.
  * Before each batch it drains the fault copies, so the copy buffer empties

@@ -65,10 +65,29 @@ EOF
 }
 
 runs=0
+# bench_verified LABEL "METHOD..." ARGS...: one bench run in which every
+# listed method has one line and verifies; notes about methods this kernel
+# refused are printed once, after LABEL.
+bench_verified() {
+	local label=$1 methods=$2 msg rc
+	shift 2
+	"$bin" "$@" >"$tmp/out.json" 2>"$tmp/err"
+	rc=$?
+	runs=$((runs + 1))
+	# shellcheck disable=SC2086
+	if ! msg=$(check_json "$tmp/out.json" true $methods); then
+		fail "bgsnap $*:"
+		echo "$msg" | sed 's/^/    /'
+		sed 's/^/    stderr: /' "$tmp/err" | head -n 10
+	elif ((rc != 0)); then
+		fail "bgsnap $* exited $rc although every line verified"
+	elif [[ -n $msg ]]; then
+		echo "$msg" | sort -u | sed "s/^/$label: /"
+	fi
+}
 for threads in 1 2 4; do
 	for pattern in seq random hot; do
 		for buffer in 4K 8M; do
-			out=$tmp/out.json
 			args=(bench --mem 16M --threads "$threads" --pattern "$pattern" --buffer "$buffer"
 			      --method all --json)
 			# With one page of buffer, also leave the initially zero pages
@@ -79,54 +98,22 @@ for threads in 1 2 4; do
 			else
 				args+=(--duration-before 20)
 			fi
-			"$bin" "${args[@]}" >"$out" 2>"$tmp/err"
-			rc=$?
-			runs=$((runs + 1))
-			if ! msg=$(check_json "$out" true uffd uffd-signal mprotect fork stop); then
-				fail "bgsnap ${args[*]}:"
-				echo "$msg" | sed 's/^/    /'
-				sed 's/^/    stderr: /' "$tmp/err" | head -n 10
-			elif ((rc != 0)); then
-				fail "bgsnap ${args[*]} exited $rc although every line verified"
-			else
-				# The notes about skipped methods, once per configuration.
-				[[ -n $msg ]] && echo "$msg" | sort -u | sed "s/^/t=$threads $pattern $buffer: /"
-			fi
+			bench_verified "t=$threads $pattern $buffer" "uffd uffd-signal mprotect fork stop" "${args[@]}"
 		done
 	done
 done
 # Fault-around (a fault saves the aligned block around its page) for the
 # three tracking methods, every pattern, a small buffer.
 for pattern in seq random hot; do
-	out=$tmp/out.json
-	args=(bench --mem 16M --threads 2 --pattern "$pattern" --buffer 256K --fault-around 16
-	      --method uffd,uffd-signal,mprotect --duration-before 20 --json)
-	"$bin" "${args[@]}" >"$out" 2>"$tmp/err"
-	rc=$?
-	runs=$((runs + 1))
-	if ! msg=$(check_json "$out" true uffd uffd-signal mprotect); then
-		fail "bgsnap ${args[*]}:"
-		echo "$msg" | sed 's/^/    /'
-		sed 's/^/    stderr: /' "$tmp/err" | head -n 10
-	elif ((rc != 0)); then
-		fail "bgsnap ${args[*]} exited $rc although every line verified"
-	fi
+	bench_verified "fault-around $pattern" "uffd uffd-signal mprotect" \
+		bench --mem 16M --threads 2 --pattern "$pattern" --buffer 256K --fault-around 16 \
+		--method uffd,uffd-signal,mprotect --duration-before 20 --json
 done
-# The write-protect split over helper threads (not the default), and the
-# sweep's window over a region of several windows.
-out=$tmp/out.json
-args=(bench --mem 64M --threads 2 --pattern random --buffer 1M --wp-threads 3
-      --method uffd,uffd-signal --duration-before 20 --json)
-"$bin" "${args[@]}" >"$out" 2>"$tmp/err"
-rc=$?
-runs=$((runs + 1))
-if ! msg=$(check_json "$out" true uffd uffd-signal); then
-	fail "bgsnap ${args[*]}:"
-	echo "$msg" | sed 's/^/    /'
-	sed 's/^/    stderr: /' "$tmp/err" | head -n 10
-elif ((rc != 0)); then
-	fail "bgsnap ${args[*]} exited $rc although every line verified"
-fi
+# The write-protect split over helper threads, and the sweep's window over
+# a region of several windows.
+bench_verified "wp-threads 3" "uffd uffd-signal" \
+	bench --mem 64M --threads 2 --pattern random --buffer 1M --wp-threads 3 \
+	--method uffd,uffd-signal --duration-before 20 --json
 echo "consistency: $runs bench runs of every method"
 
 # A check that can fail is shown to fail: each damage must give verified:false

@@ -49,9 +49,10 @@ struct bench_opts {
 	int fault_spin_us;       /* -1: the library's default                */
 	unsigned wp_threads;     /* 0: the library's choice                  */
 	unsigned fault_around;   /* 0: the library's default                 */
-	unsigned repeat;         /* rounds of the method list, 1..50         */
-	unsigned round;          /* the round being run (JSON "round")       */
+	unsigned repeat;         /* rounds of the method list, 1..REPEAT_MAX */
 };
+
+#define REPEAT_MAX 50u
 
 enum status { ST_OK = 0, ST_ERROR, ST_SKIPPED };
 
@@ -66,6 +67,7 @@ struct result {
 	uint64_t extra_mem;
 	const char *extra_src;
 	bool verified;
+	unsigned round;          /* 1..repeat                               */
 	char path[4096];
 	bool keep;
 	struct bench_restore_result rr;
@@ -168,6 +170,18 @@ static bool refused(int r)
 	return r == -ENOTSUP || r == -ENOSYS || r == -EPERM || r == -EOPNOTSUPP;
 }
 
+/* A whole decimal (base 10) or C-style (base 0) number in [lo, hi]. */
+static bool parse_u64(const char *s, int base, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	uint64_t v = strtoull(s, &end, base);
+	if (errno || *end || end == s || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
 static int parse_methods(const char *s, struct bench_opts *o)
 {
 	if (!strcmp(s, "all")) {
@@ -234,7 +248,6 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		uint64_t v;
-		char *end;
 		switch (c) {
 		case O_MEM:
 			if (parse_size(optarg, &v) || v < 16 * WL_PAGE || v % WL_PAGE) {
@@ -244,9 +257,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			o->mem = v;
 			break;
 		case O_THREADS:
-			errno = 0;
-			v = strtoull(optarg, &end, 10);
-			if (errno || *end || end == optarg || v < 1 || v > WL_MAX_THREADS) {
+			if (!parse_u64(optarg, 10, 1, WL_MAX_THREADS, &v)) {
 				fprintf(stderr, "bgsnap bench: --threads: '%s' is not in 1..%u\n", optarg, WL_MAX_THREADS);
 				return -EINVAL;
 			}
@@ -280,28 +291,22 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			o->thp = true;
 			break;
 		case O_AROUND:
-			errno = 0;
-			v = strtoull(optarg, &end, 10);
-			if (errno || *end || end == optarg || v < 1 || v > 64 || (v & (v - 1))) {
+			if (!parse_u64(optarg, 10, 1, 64, &v) || (v & (v - 1))) {
 				fprintf(stderr, "bgsnap bench: --fault-around: '%s' is not a power of two in 1..64\n", optarg);
 				return -EINVAL;
 			}
 			o->fault_around = (unsigned)v;
 			break;
 		case O_REPEAT:
-			errno = 0;
-			v = strtoull(optarg, &end, 10);
-			if (errno || *end || end == optarg || v < 1 || v > 50) {
-				fprintf(stderr, "bgsnap bench: --repeat: '%s' is not a number in 1..50\n", optarg);
+			if (!parse_u64(optarg, 10, 1, REPEAT_MAX, &v)) {
+				fprintf(stderr, "bgsnap bench: --repeat: '%s' is not a number in 1..%u\n", optarg, REPEAT_MAX);
 				return -EINVAL;
 			}
 			o->repeat = (unsigned)v;
 			break;
 		case O_SPIN:
 		case O_WPTHREADS:
-			errno = 0;
-			v = strtoull(optarg, &end, 10);
-			if (errno || *end || end == optarg || v > 100000) {
+			if (!parse_u64(optarg, 10, 0, 100000, &v)) {
 				fprintf(stderr, "bgsnap bench: --%s: '%s' is not a number in 0..100000\n",
 				        c == O_SPIN ? "fault-spin-us" : "wp-threads", optarg);
 				return -EINVAL;
@@ -315,18 +320,14 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			o->json = true;
 			break;
 		case O_BEFORE:
-			errno = 0;
-			v = strtoull(optarg, &end, 10);
-			if (errno || *end || end == optarg || v > 600000) {
+			if (!parse_u64(optarg, 10, 0, 600000, &v)) {
 				fprintf(stderr, "bgsnap bench: --duration-before: '%s' is not a number of milliseconds\n", optarg);
 				return -EINVAL;
 			}
 			o->before_ms = (unsigned)v;
 			break;
 		case O_SEED:
-			errno = 0;
-			v = strtoull(optarg, &end, 0);
-			if (errno || *end || end == optarg) {
+			if (!parse_u64(optarg, 0, 0, UINT64_MAX, &v)) {
 				fprintf(stderr, "bgsnap bench: --seed: '%s' is not a number\n", optarg);
 				return -EINVAL;
 			}
@@ -757,7 +758,7 @@ static void print_json(FILE *f, const struct bench_opts *o, const struct result 
 	        ",\"thp\":%s", o->mem, o->threads, wl_pattern_name(o->pattern), o->buffer,
 	        o->thp ? "true" : "false");
 	if (o->repeat > 1)
-		fprintf(f, ",\"round\":%u", o->round);
+		fprintf(f, ",\"round\":%u", res->round);
 	if (res->status == ST_SKIPPED) {
 		fprintf(f, ",\"skipped\":");
 		json_str(f, res->msg);
@@ -913,7 +914,7 @@ static int cmp_double(const void *a, const void *b)
 static double median_over(const struct result *rs, unsigned rounds, int n, int method,
                           double (*ratio_of)(const struct result *m, const struct result *round, int n))
 {
-	double v[50];
+	double v[REPEAT_MAX];
 	unsigned k = 0;
 	for (unsigned r = 0; r < rounds; r++) {
 		const struct result *m = find_ok(rs + (size_t)r * (size_t)n, n, method);
@@ -1018,6 +1019,38 @@ static int probe_main(const struct bench_opts *o, wl *w, struct wp_probe_result 
 	return EXIT_OK;
 }
 
+/* Every method of the list once, into rs[0..nmethods).  Returns EXIT_OK or
+ * EXIT_FAIL (a method failed or did not verify). */
+static int run_round(const struct bench_opts *o, wl *w, wl_oracle *oracle, struct result *rs, unsigned round,
+                     double raw_wp_us)
+{
+	int rc = EXIT_OK;
+	for (int i = 0; i < o->nmethods; i++) {
+		struct result *res = &rs[i];
+		if (!o->no_prefault)
+			wl_settle(w);
+		run_method(o, w, oracle, o->methods[i], res);
+		res->round = round;
+		if (res->status == ST_ERROR || (res->status == ST_OK && !res->verified))
+			rc = EXIT_FAIL;
+		if (res->status == ST_OK && res->verified && o->restore && !res->rr.verified) {
+			rc = EXIT_FAIL;
+			fprintf(stderr, "bgsnap bench: %s: %s\n", bgsnap_method_name(res->method), res->rr.msg);
+		}
+		if (res->status == ST_SKIPPED && !o->json)
+			fprintf(stderr, "bgsnap bench: %s skipped: %s\n",
+			        bgsnap_method_name(res->method), res->msg);
+		else if (res->status == ST_ERROR || (res->status == ST_OK && !res->verified))
+			fprintf(stderr, "bgsnap bench: %s: %s\n", bgsnap_method_name(res->method), res->msg);
+		if (o->json)
+			print_json(stdout, o, res);
+		fflush(stdout);
+	}
+	if (!o->json)
+		print_table(o, rs, o->nmethods, raw_wp_us);
+	return rc;
+}
+
 int cmd_bench(int argc, char **argv)
 {
 	struct bench_opts o;
@@ -1066,31 +1099,9 @@ int cmd_bench(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	int rc = EXIT_OK;
-	for (o.round = 1; o.round <= o.repeat; o.round++) {
-	struct result *rs = all + (size_t)(o.round - 1) * (size_t)o.nmethods;
-	for (int i = 0; i < o.nmethods; i++) {
-		struct result *res = &rs[i];
-		if (!o.no_prefault)
-			wl_settle(w);
-		run_method(&o, w, oracle, o.methods[i], res);
-		if (res->status == ST_ERROR || (res->status == ST_OK && !res->verified))
+	for (unsigned k = 0; k < o.repeat; k++)
+		if (run_round(&o, w, oracle, all + (size_t)k * (size_t)o.nmethods, k + 1, raw.wp_us) != EXIT_OK)
 			rc = EXIT_FAIL;
-		if (res->status == ST_OK && res->verified && o.restore && !res->rr.verified) {
-			rc = EXIT_FAIL;
-			fprintf(stderr, "bgsnap bench: %s: %s\n", bgsnap_method_name(res->method), res->rr.msg);
-		}
-		if (res->status == ST_SKIPPED && !o.json)
-			fprintf(stderr, "bgsnap bench: %s skipped: %s\n",
-			        bgsnap_method_name(res->method), res->msg);
-		else if (res->status == ST_ERROR || (res->status == ST_OK && !res->verified))
-			fprintf(stderr, "bgsnap bench: %s: %s\n", bgsnap_method_name(res->method), res->msg);
-		if (o.json)
-			print_json(stdout, &o, res);
-		fflush(stdout);
-	}
-	if (!o.json)
-		print_table(&o, rs, o.nmethods, raw.wp_us);
-	}
 	if (o.repeat > 1)
 		print_summary(&o, all);
 	free(all);
