@@ -110,6 +110,13 @@ struct bgsnap_options {
 	 * power of two, 1..64; 0 or 1 = the faulting page only).  Trades copy
 	 * work and buffer space for fewer faults and protection changes. */
 	unsigned fault_around_pages;
+	/* uffd, uffd-signal: write-protect the regions before the pause, while
+	 * the host runs (its writes meanwhile only mark pages dirty), and in
+	 * the pause protect again only the pages written since; the pause then
+	 * costs a few ms instead of a walk of all the memory.  1 (set by
+	 * bgsnap_options_init) or 0: all of the write-protect in the pause.
+	 * Kernels without the remove/unmap/remap events always do the latter. */
+	unsigned pre_protect;
 	/* Optional log callback; may be called from bgsnap's threads, never from
 	 * a signal handler.  `msg` has no trailing newline. */
 	void (*log)(void *ctx, int level, const char *msg);
@@ -240,7 +247,9 @@ struct bgsnap_stats {
 	uint64_t extra_mem_peak;     /* extra memory at peak, bytes (fork: pages
 	                                copied on write, as far as known)      */
 	uint64_t pause_us;           /* pause hook called .. resume returned   */
-	uint64_t wp_us;              /* write-protect step (fork: fork())      */
+	uint64_t wp_us;              /* write-protect step in the pause (fork:
+	                                fork(); with pre_protect: protecting
+	                                the pages written since, again)        */
 	uint64_t total_us;           /* start .. committed                     */
 	uint64_t unprotect_calls;    /* protection-removal system calls        */
 	uint64_t uffd_features;      /* features granted by UFFDIO_API         */
@@ -248,6 +257,10 @@ struct bgsnap_stats {
 	 * not applicable); useful to see what a slow snapshot waited on. */
 	uint64_t unprotect_us;       /* removing protection from saved pages   */
 	uint64_t commit_us;          /* index, trailer, fsync, rename          */
+	/* The write-protect done before the pause (options.pre_protect), and
+	 * how many pages written meanwhile the pause protected again. */
+	uint64_t prewp_us;
+	uint64_t reprotect_pages;
 };
 
 /*

@@ -131,6 +131,7 @@ void bgsnap_options_init(struct bgsnap_options *opts)
 	opts->method = BGSNAP_METHOD_AUTO;
 	opts->copy_buffer_bytes = 64u << 20;
 	opts->fault_spin_us = BGSNAP_DEFAULT_FAULT_SPIN_US;
+	opts->pre_protect = 1;
 }
 
 int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts)
@@ -398,6 +399,8 @@ static void live_reset(struct live_stats *l)
 	atomic_store(&l->unprotect_calls, 0);
 	atomic_store(&l->unprotect_us, 0);
 	atomic_store(&l->commit_us, 0);
+	atomic_store(&l->prewp_us, 0);
+	atomic_store(&l->reprotect_pages, 0);
 }
 
 static void run_reset(bgsnap_engine *e)
@@ -649,5 +652,7 @@ int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *out)
 	out->uffd_features = atomic_load(&l->uffd_features);
 	out->unprotect_us = atomic_load(&l->unprotect_us);
 	out->commit_us = atomic_load(&l->commit_us);
+	out->prewp_us = atomic_load(&l->prewp_us);
+	out->reprotect_pages = atomic_load(&l->reprotect_pages);
 	return 0;
 }

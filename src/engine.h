@@ -63,6 +63,8 @@ struct live_stats {
 	_Atomic uint64_t unprotect_calls;
 	_Atomic uint64_t unprotect_us;
 	_Atomic uint64_t commit_us;
+	_Atomic uint64_t prewp_us;
+	_Atomic uint64_t reprotect_pages;
 };
 
 struct bgsnap_engine;

@@ -56,6 +56,12 @@ static int mp_unprotect(struct track *t, uint64_t addr, uint64_t len)
 	}
 }
 
+static int mp_unprotect_fault(struct track *t, uint64_t addr, uint64_t len, int prephase)
+{
+	(void)prephase;   /* the mprotect method has no pre-phase */
+	return mp_unprotect(t, addr, len);
+}
+
 static void mp_writer_end(struct track *t)
 {
 	struct mprotect_priv *p = t->method;
@@ -81,7 +87,7 @@ static int mp_prepare(struct bgsnap_engine *e)
 		return r;
 	p->track.method = p;
 	p->track.unprotect = mp_unprotect;
-	p->track.unprotect_fault = mp_unprotect;
+	p->track.unprotect_fault = mp_unprotect_fault;
 	p->track.writer_end = mp_writer_end;
 	r = fault_signal_install(SIGSEGV, &p->track, &e->err);
 	if (r)

@@ -43,7 +43,8 @@ int track_init(struct track *t, struct bgsnap_engine *e)
 		tr->words = (e->regions[i].pages + 63) / 64;
 		tr->claimed = calloc(tr->words, sizeof(uint64_t));
 		tr->done = calloc(tr->words, sizeof(uint64_t));
-		if (!tr->claimed || !tr->done)
+		tr->dirty = calloc(tr->words, sizeof(uint64_t));
+		if (!tr->claimed || !tr->done || !tr->dirty)
 			return err_set(&e->err, -ENOMEM, "out of memory for the page bitmaps");
 	}
 	int r = copybuf_init(&t->cb, e->opts.copy_buffer_bytes);
@@ -61,6 +62,7 @@ void track_free(struct track *t)
 		for (uint32_t i = 0; i < t->e->region_count; i++) {
 			free((void *)t->regions[i].claimed);
 			free((void *)t->regions[i].done);
+			free((void *)t->regions[i].dirty);
 		}
 	}
 	free(t->regions);
@@ -92,17 +94,22 @@ static void count_unprotect(struct track *t)
 /* A failure here cannot take a lock or format a message (we may be in a
  * signal handler): record the code, ask the run to stop; the writer turns
  * it into the run's error and removes all protection. */
-static int unprotect_fault(struct track *t, uint64_t addr, uint64_t len)
+static int unprotect_fault_ex(struct track *t, uint64_t addr, uint64_t len, int prephase)
 {
 	count_unprotect(t);
-	int r = t->unprotect_fault(t, addr, len);
-	if (r) {
+	int r = t->unprotect_fault(t, addr, len, prephase);
+	if (r < 0) {
 		int zero = 0;
 		atomic_compare_exchange_strong(&t->fault_error, &zero, r);
 		atomic_store(&t->e->cancel_requested, 1);
 		copybuf_close(&t->cb);
 	}
 	return r;
+}
+
+static int unprotect_fault(struct track *t, uint64_t addr, uint64_t len)
+{
+	return unprotect_fault_ex(t, addr, len, 0) < 0;
 }
 
 /* Async-signal-safe: atomics, memcpy, nanosleep and the method's unprotect. */
@@ -115,6 +122,23 @@ enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_f
 		return TRACK_NOT_OURS;
 	struct track_region *tr = &t->regions[ri];
 	uint64_t w = page / 64, bit = 1ull << (page % 64);
+	/* Pre-phase: the snapshot instant has not come; the page only has to
+	 * be protected again in the pause.  `pre_inflight` is raised before
+	 * prephase is looked at (and prephase cleared before pre_inflight is
+	 * read, in track_prephase_end), so the pause never scans the bitmap
+	 * while a pre-phase fault is between its dirty mark and its unprotect. */
+	if (atomic_load(&t->prephase)) {
+		atomic_fetch_add(&t->pre_inflight, 1);
+		if (atomic_load(&t->prephase)) {
+			atomic_fetch_or(&tr->dirty[w], bit);
+			int r = unprotect_fault_ex(t, addr, PAGE_SIZE_, 1);
+			/* Queued for a retry: the retry ends this fault. */
+			if (r != 1)
+				atomic_fetch_sub(&t->pre_inflight, 1);
+			return r < 0 ? TRACK_FAILED : TRACK_ALREADY_DONE;
+		}
+		atomic_fetch_sub(&t->pre_inflight, 1);
+	}
 	/* Fault-around: claim the aligned block of `around` pages with the
 	 * faulting one (one word: around divides 64), save every page of it we
 	 * win, and remove protection from the block in one call. */
@@ -180,6 +204,24 @@ enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_f
 		}
 	}
 	return (old & bit) ? TRACK_OWNED_ELSEWHERE : TRACK_SAVED;
+}
+
+int track_prephase_end(struct track *t, int timeout_ms)
+{
+	atomic_store(&t->prephase, 0);
+	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
+	while (atomic_load(&t->pre_inflight) > 0) {
+		if (now_ns() > deadline)
+			return -ETIMEDOUT;
+		struct timespec ts = { 0, 20000 };
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+void track_prephase_done(struct track *t)
+{
+	atomic_fetch_sub(&t->pre_inflight, 1);
 }
 
 void track_discard(struct track *t, uint64_t start, uint64_t end, const char *what)

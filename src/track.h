@@ -35,6 +35,7 @@
 struct track_region {
 	_Atomic uint64_t *claimed;
 	_Atomic uint64_t *done;
+	_Atomic uint64_t *dirty;   /* pre-phase: written since the pre-protect */
 	uint64_t words;
 };
 
@@ -46,8 +47,11 @@ struct track {
 	/* Removes protection from [addr, addr+len) and lets threads waiting on
 	 * it go; used by the writer.  Returns 0 or -errno. */
 	int (*unprotect)(struct track *t, uint64_t addr, uint64_t len);
-	/* The same for one page on the fault path: async-signal-safe. */
-	int (*unprotect_fault)(struct track *t, uint64_t addr, uint64_t len);
+	/* The same for one page on the fault path: async-signal-safe.  May
+	 * return 1: queued, retried later by the method (the uffd handler must
+	 * not wait out EAGAIN); a retried pre-phase page (`prephase`) is then
+	 * reported with track_prephase_done(). */
+	int (*unprotect_fault)(struct track *t, uint64_t addr, uint64_t len, int prephase);
 	/* Method cleanup run by the writer thread once every page is saved or
 	 * the run failed (after protection is gone): stop helpers, unregister. */
 	void (*writer_end)(struct track *t);
@@ -55,6 +59,12 @@ struct track {
 	_Atomic int fault_error;   /* first unprotect failure on the fault path */
 	_Atomic int flush_req;     /* a thread waits on a page the writer owns */
 	uint64_t fault_around;     /* pages saved per fault: 1, 2, 4, ... 64 */
+	/* The pre-phase (see track_prephase_end): the regions were protected
+	 * before the pause; a fault then only marks its page dirty and removes
+	 * the protection, and the pause protects the dirty pages again. */
+	_Atomic int prephase;
+	_Atomic int pre_inflight;  /* pre-phase faults whose unprotect is not done */
+	_Atomic int pre_spoiled;   /* a region changed in the pre-phase: protect all */
 	pthread_t writer;
 	int writer_started;
 	int writer_rc;
@@ -85,6 +95,17 @@ enum track_fault_result {
 
 /* The fault path.  `addr` is any address in the page. */
 enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_fault_mode mode);
+
+/* Ends the pre-phase (in the pause, host threads stopped): from here on
+ * faults take the snapshot path.  Waits up to `timeout_ms` for pre-phase
+ * faults still being resolved (a fault whose unprotect met EAGAIN is
+ * retried by the uffd handler).  Returns 0, or -ETIMEDOUT.  Afterwards the
+ * dirty bitmaps are stable: every page a pre-phase fault unprotected is in
+ * them. */
+int track_prephase_end(struct track *t, int timeout_ms);
+
+/* A pre-phase fault that was queued for a retry (EAGAIN) is now resolved. */
+void track_prephase_done(struct track *t);
 
 /* Marks every page of [start,end) as discarded by the host (MADV_DONTNEED,
  * munmap, mremap): fails the run if any of them was not saved yet. */

@@ -17,7 +17,11 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +42,8 @@ struct bench_opts {
 	const char *out;
 	uint64_t buffer;
 	bool thp;
+	bool no_pre_protect;
+	bool noise;
 	bool json;
 	unsigned before_ms;
 	uint64_t seed;
@@ -99,6 +105,12 @@ static void usage(FILE *f)
 "  --fault-spin-us N     uffd handler: poll this long after a fault before sleeping\n"
 "                        (default 0: sleep at once; measured no gain on 2 cores)\n"
 "  --fault-around N      pages saved per write fault (power of two, 1..64)\n"
+"  --no-pre-protect      uffd methods: all of the write-protect in the pause, not\n"
+"                        before it with only the pages written since in the pause\n"
+"  --noise               while each snapshot runs, another process writes random\n"
+"                        pages of its own SIZE of memory (JSON \"noise\": true): with\n"
+"                        --method stop it shows what a workload running beside a\n"
+"                        save costs the save on this machine (bench/contention.sh)\n"
 "  --repeat N            run the method list N times (1..50) in this process and\n"
 "                        end with the median over the rounds of each ratio taken\n"
 "                        within a round (JSON: \"round\" on each line, then one\n"
@@ -131,7 +143,9 @@ static void usage(FILE *f)
 "wp_us (write-protect step; fork(): for fork), total_ms (start to committed),\n"
 "bytes_written, pages_total, pages_zero, pages_faulted, unprotect_calls,\n"
 "unprotect_ms (the writer removing protection from saved pages), commit_ms\n"
-"(index, trailer, fsync and rename at the end),\n"
+"(index, trailer, fsync and rename at the end), prewp_ms and reprotect_pages (the\n"
+"write-protect before the pause and the pages written meanwhile that the pause\n"
+"protected again; 0 without pre-protect),\n"
 "first_write_us_p50/p99/max and first_write_samples (each writer times its first\n"
 "write to each of its pages from the resume until the snapshot ends: the cost of\n"
 "the method's write tracking as the workload sees it, kernel copy-on-write for\n"
@@ -212,7 +226,7 @@ static int parse_methods(const char *s, struct bench_opts *o)
 static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
 	enum { O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON,
-	       O_BEFORE, O_SEED, O_PROBE, O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_SPIN, O_WPTHREADS, O_AROUND, O_REPEAT, O_HELP };
+	       O_BEFORE, O_SEED, O_PROBE, O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_SPIN, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_HELP };
 	static const struct option lo[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "threads", required_argument, NULL, O_THREADS },
@@ -230,6 +244,8 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "fault-spin-us", required_argument, NULL, O_SPIN },
 		{ "wp-threads", required_argument, NULL, O_WPTHREADS },
 		{ "fault-around", required_argument, NULL, O_AROUND },
+		{ "no-pre-protect", no_argument, NULL, O_NOPRE },
+		{ "noise", no_argument, NULL, O_NOISE },
 		{ "repeat", required_argument, NULL, O_REPEAT },
 		/* Test hook, not in --help: damages the verification on purpose
 		 * (steps: wrong step counts; page: one flipped byte in a page read
@@ -289,6 +305,12 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			break;
 		case O_THP:
 			o->thp = true;
+			break;
+		case O_NOPRE:
+			o->no_pre_protect = true;
+			break;
+		case O_NOISE:
+			o->noise = true;
 			break;
 		case O_AROUND:
 			if (!parse_u64(optarg, 10, 1, 64, &v) || (v & (v - 1))) {
@@ -606,6 +628,65 @@ static void warm_up(wl *w)
 	}
 }
 
+/*
+ * The --noise process: its own `bytes` of anonymous memory, filled, then one
+ * byte written in a random page at a time until it is killed.  Forked from
+ * a process with running threads, it uses only system calls and plain
+ * memory.  Returns the pid once it writes, or -errno.
+ */
+static pid_t noise_start(uint64_t bytes, bool thp)
+{
+	int pfd[2];
+	if (pipe(pfd) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int er = -errno;
+		close(pfd[0]);
+		close(pfd[1]);
+		return er;
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		close(pfd[0]);
+		uint8_t *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED)
+			_exit(1);
+		madvise(m, bytes, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+		memset(m, 1, bytes);
+		char c = 1;
+		if (write(pfd[1], &c, 1) != 1)
+			_exit(1);
+		uint64_t x = 0x9E3779B97F4A7C15ull, pages = bytes / 4096;
+		for (;;) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			m[(x % pages) * 4096 + (x >> 52)]++;
+		}
+	}
+	close(pfd[1]);
+	char c;
+	ssize_t n;
+	while ((n = read(pfd[0], &c, 1)) < 0 && errno == EINTR)
+		;
+	close(pfd[0]);
+	if (n != 1) {
+		waitpid(pid, NULL, 0);
+		return -ENOMEM;
+	}
+	return pid;
+}
+
+static void noise_stop(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
 static void run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int method,
                        struct result *res)
 {
@@ -632,6 +713,8 @@ static void run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int
 	opts.wp_threads = o->wp_threads;
 	if (o->fault_around)
 		opts.fault_around_pages = o->fault_around;
+	if (o->no_pre_protect)
+		opts.pre_protect = 0;
 	bgsnap_engine *e = NULL;
 	struct hook_ctx h = { .w = w };
 	r = bgsnap_create(&e, &opts);
@@ -677,13 +760,27 @@ static void run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int
 	/* No window, no rate: a few steps over microseconds would mean nothing. */
 	res->wps_before = o->before_ms && tb > ta ? (double)(sb - sa) / (tb - ta) : 0;
 
+	pid_t noise = 0;
+	if (o->noise) {
+		noise = noise_start(o->mem, o->thp);
+		if (noise < 0) {
+			wl_timing_off(w);
+			wl_stop(w);
+			res->status = ST_ERROR;
+			snprintf(res->msg, sizeof(res->msg), "cannot start the --noise process: %s", strerror((int)-noise));
+			bgsnap_destroy(e);
+			return;
+		}
+	}
 	r = bgsnap_start(e, res->path);
 	if (r < 0) {
+		noise_stop(noise);
 		wl_timing_off(w);
 		wl_stop(w);
 		goto fail;
 	}
 	r = bgsnap_wait(e);
+	noise_stop(noise);
 	double tc = now_s();
 	uint64_t sc = wl_total_steps(w);
 	wl_timing_off(w);
@@ -757,6 +854,8 @@ static void print_json(FILE *f, const struct bench_opts *o, const struct result 
 	fprintf(f, ",\"mem_bytes\":%" PRIu64 ",\"threads\":%u,\"pattern\":\"%s\",\"buffer_bytes\":%" PRIu64
 	        ",\"thp\":%s", o->mem, o->threads, wl_pattern_name(o->pattern), o->buffer,
 	        o->thp ? "true" : "false");
+	if (o->noise)
+		fprintf(f, ",\"noise\":true");
 	if (o->repeat > 1)
 		fprintf(f, ",\"round\":%u", res->round);
 	if (res->status == ST_SKIPPED) {
@@ -776,13 +875,13 @@ static void print_json(FILE *f, const struct bench_opts *o, const struct result 
 		        ",\"first_write_traps\":%" PRIu64 ",\"trap_us_p50\":%.2f,\"trap_us_p99\":%.2f"
 		        ",\"writes_per_s_before\":%.0f,\"writes_per_s_during\":%.0f"
 		        ",\"extra_mem_peak_bytes\":%" PRIu64 ",\"extra_mem_source\":\"%s\""
-		        ",\"unprotect_ms\":%.1f,\"commit_ms\":%.1f",
+		        ",\"unprotect_ms\":%.1f,\"commit_ms\":%.1f,\"prewp_ms\":%.1f,\"reprotect_pages\":%" PRIu64,
 		        s->pause_us, s->wp_us, s->total_us / 1000.0, s->bytes_written, s->pages_total,
 		        s->pages_zero, s->pages_faulted, s->unprotect_calls, res->lat.p50_us,
 		        res->lat.p99_us, res->lat.max_us, res->lat.samples, res->lat.traps,
 		        res->lat.trap_p50_us, res->lat.trap_p99_us, res->wps_before,
 		        res->wps_during, res->extra_mem, res->extra_src, s->unprotect_us / 1000.0,
-		        s->commit_us / 1000.0);
+		        s->commit_us / 1000.0, s->prewp_us / 1000.0, s->reprotect_pages);
 		if (res->keep) {
 			fprintf(f, ",\"out\":");
 			json_str(f, res->path);

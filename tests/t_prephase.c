@@ -1,0 +1,137 @@
+/*
+ * t_prephase.c - the write-protect done before the pause (uffd, uffd-signal,
+ * options.pre_protect) loses no write made before the pause instant.
+ *
+ * The pause hook writes a few pages itself: the regions are already
+ * protected then, so those writes take pre-phase faults (the page is only
+ * marked dirty and unprotected).  The resume hook, still inside the pause
+ * and before the background writer starts, writes the same pages again.
+ * The snapshot must hold the pause hook's bytes: had the pause not
+ * protected those pages again, the resume hook's write would go through
+ * unseen and the writer would save it.  Cases:
+ *   written   - pre-protect on: exactly the written pages are re-protected;
+ *   off       - options.pre_protect = 0: nothing before the pause;
+ *   dontneed  - the pause hook also drops pages (MADV_DONTNEED) before the
+ *               pause instant: not a failure (the instant has not come),
+ *               the pause protects everything, the snapshot holds zeros
+ *               there even though the resume hook writes them.
+ * tags: concurrency
+ * timeout: 120
+ */
+#include <sys/mman.h>
+
+#include "snaptest.h"
+
+#define MEM (4u << 20)
+
+static const size_t written[] = { 3, 100, 101, 102, 103 };
+#define NWRITTEN (sizeof(written) / sizeof(written[0]))
+#define DROP_FIRST 10u
+#define DROP_PAGES 10u
+
+enum { WRITTEN, OFF, DONTNEED };
+
+struct host {
+	uint8_t *m;
+	uint8_t *want;
+	int drop;
+	int pause_calls;
+};
+
+static int on_pause(void *ctx)
+{
+	struct host *h = ctx;
+	h->pause_calls++;
+	if (h->drop && madvise(h->m + DROP_FIRST * TU_PAGE, DROP_PAGES * TU_PAGE, MADV_DONTNEED) != 0)
+		return -1;
+	for (size_t i = 0; i < NWRITTEN; i++)
+		memset(h->m + written[i] * TU_PAGE, 0xA1, TU_PAGE);
+	return 0;
+}
+
+static int on_save(bgsnap_state *st, void *ctx)
+{
+	(void)st;
+	struct host *h = ctx;
+	memcpy(h->want, h->m, MEM);
+	return 0;
+}
+
+static void on_resume(void *ctx)
+{
+	struct host *h = ctx;
+	for (size_t i = 0; i < NWRITTEN; i++)
+		memset(h->m + written[i] * TU_PAGE, 0xB2, TU_PAGE);
+	if (h->drop)
+		memset(h->m + (DROP_FIRST + 2) * TU_PAGE, 0xB2, TU_PAGE);
+}
+
+static int run(int method, int mode)
+{
+	const char *dir = tu_tmpdir();
+	char path[600];
+	snprintf(path, sizeof(path), "%s/s.bgs", dir);
+	struct host h = { .m = tu_map_anon(MEM), .want = tu_map_anon(MEM), .drop = mode == DONTNEED };
+	tu_fill(h.m, MEM, 41, 0);
+
+	struct bgsnap_options o;
+	bgsnap_options_init(&o);
+	CHECK(o.pre_protect == 1, "bgsnap_options_init left pre_protect %u, the documented default is 1", o.pre_protect);
+	o.method = method;
+	if (mode == OFF)
+		o.pre_protect = 0;
+	bgsnap_engine *e = NULL;
+	CHECK_RC(bgsnap_create(&e, &o), 0, "bgsnap_create");
+	st_add_region(e, "mem", h.m, MEM);
+	struct bgsnap_hooks hk = { .pause = on_pause, .save_state = on_save, .resume = on_resume, .ctx = &h };
+	CHECK_RC(bgsnap_set_hooks(e, &hk), 0, "set_hooks: %s", bgsnap_errmsg(e));
+	st_snapshot_ok(e, path);
+	CHECK(h.pause_calls == 1, "pause hook called %d times", h.pause_calls);
+
+	struct bgsnap_stats s;
+	CHECK_RC(bgsnap_get_stats(e, &s), 0, "get_stats");
+	printf("    pause %llu us, write-protect in it %llu us, before it %llu us, re-protected %llu pages\n",
+	       (unsigned long long)s.pause_us, (unsigned long long)s.wp_us, (unsigned long long)s.prewp_us,
+	       (unsigned long long)s.reprotect_pages);
+	/* The snapshot holds the pause hook's writes (and zeros where it
+	 * dropped pages), never the resume hook's. */
+	CHECK_FILE_REGION(path, "mem", h.want, MEM);
+	for (size_t i = 0; i < NWRITTEN; i++)
+		CHECK(h.want[written[i] * TU_PAGE] == 0xA1, "the pause hook's write to page %zu is not in the "
+		      "pause-instant copy: the test itself is wrong", written[i]);
+	switch (mode) {
+	case WRITTEN:
+		CHECK(s.prewp_us > 0, "pre-protect is on but took no time: was it done?");
+		CHECK(s.reprotect_pages == NWRITTEN, "the pause re-protected %llu pages; the pause hook wrote %zu",
+		      (unsigned long long)s.reprotect_pages, NWRITTEN);
+		break;
+	case OFF:
+		CHECK(s.prewp_us == 0 && s.reprotect_pages == 0, "pre_protect = 0 but prewp_us %llu, reprotect_pages %llu",
+		      (unsigned long long)s.prewp_us, (unsigned long long)s.reprotect_pages);
+		break;
+	case DONTNEED:
+		CHECK(s.reprotect_pages == 0, "after a MADV_DONTNEED before the pause the pause must protect "
+		      "everything, but it re-protected %llu pages only", (unsigned long long)s.reprotect_pages);
+		for (size_t i = 0; i < DROP_PAGES * TU_PAGE; i++)
+			CHECK(h.want[DROP_FIRST * TU_PAGE + i] == 0, "dropped pages are not zero at the pause: test is wrong");
+		break;
+	}
+	/* The host runs on: nothing is left protected. */
+	CHECK_WRITABLE("the region after the snapshot", h.m, MEM);
+	bgsnap_destroy(e);
+	return 0;
+}
+
+static int case_written(void *arg) { return run(*(int *)arg, WRITTEN); }
+static int case_off(void *arg) { return run(*(int *)arg, OFF); }
+static int case_dontneed(void *arg) { return run(*(int *)arg, DONTNEED); }
+
+int main(void)
+{
+	struct tu_tally t = { 0 };
+	const unsigned uffd = ST_MASK(BGSNAP_METHOD_UFFD) | ST_MASK(BGSNAP_METHOD_UFFD_SIGNAL);
+	st_for_each_method(&t, "written", case_written, uffd, 30);
+	st_for_each_method(&t, "off", case_off, uffd, 30);
+	st_for_each_method(&t, "dontneed", case_dontneed, uffd, 30);
+	tu_tally_exit(&t, "t_prephase");
+}
