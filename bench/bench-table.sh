@@ -95,8 +95,8 @@ def f(v, d=1):
 
 print("bgsnap bench, %s writer thread(s), pattern %s, copy buffer %s, sink %s" % (threads, pattern, buffer, sink))
 print()
-print("| memory | method | pause µs | wp µs | raw wp µs | pause / raw wp | pause / fork | total ms | total / stop | dd ms | total / dd | unprotect ms | commit ms | first write p50 / p99 / max µs | p50 / fork | trapped writes: n, p50 µs | trapped p50 / fork | writes/s before | writes/s during | extra MiB | verified |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+print("| memory | method | pause µs | wp µs | pre-wp ms, pages re-protected | raw wp µs | pause / raw wp | pause / fork | total ms | total / stop | dd ms | total / dd | unprotect ms | commit ms | first write p50 / p99 / max µs | p50 / fork | trapped writes: n, p50 µs | trapped p50 / fork | writes/s before | writes/s during | extra MiB | verified |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 for r in order:
     d = rows[r]
     probe, dd = d["probe"] or {}, d["dd"] or {}
@@ -108,12 +108,14 @@ for r in order:
         name = m["method"]
         if "pause_us" not in m:
             why = m.get("skipped") or m.get("error", "")
-            print("| %s | %s | %s |" % (r, name, ("skipped: " if "skipped" in m else "error: ") + why.replace("|", "/")) + " |" * 18)
+            print("| %s | %s | %s |" % (r, name, ("skipped: " if "skipped" in m else "error: ") + why.replace("|", "/")) + " |" * 19)
             continue
         pause, total = m["pause_us"], m["total_ms"]
         ratio = lambda a, b: ("%.3g" % (a / b)) if a is not None and b else "-"
-        print("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s | %d, %s | %s | %.3g | %.3g | %s%s | %s |" % (
-            r, name, pause, m["wp_us"], f(raw_wp, 0), ratio(pause, raw_wp),
+        print("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s | %s | %d, %s | %s | %.3g | %.3g | %s%s | %s |" % (
+            r, name, pause, m["wp_us"],
+            "%s, %d" % (f(m.get("prewp_ms")), m.get("reprotect_pages", 0)) if m.get("prewp_ms") else "-",
+            f(raw_wp, 0), ratio(pause, raw_wp),
             ratio(pause, fork["pause_us"] if fork else None),
             f(total), ratio(total, stop["total_ms"] if stop else None),
             f(dd_ms), ratio(total, dd_ms), f(m.get("unprotect_ms")), f(m.get("commit_ms")),
@@ -126,9 +128,10 @@ for r in order:
             "*" if m.get("extra_mem_source") == "estimate" else "",
             "yes" if m["verified"] else "**NO**"))
     if probe:
-        print("| %s | *raw* | | | wp %s, unwp %s, mprotect %s, fork %s µs | | | | | | | | | | | | | | | | |" % (
+        print("| %s | *raw* | | | | wp %s, unwp %s, mprotect %s, fork %s µs | | | | | | | | | | | | | | | | |" % (
             r, f(probe.get("wp_us"), 0), f(probe.get("unwp_us"), 0), f(probe.get("mprotect_us"), 0), f(probe.get("fork_us"), 0)))
 print()
+print("pre-wp: the uffd methods write-protect before the pause, and in it (wp µs) protect again only the pages written meanwhile.")
 print("raw wp: one UFFDIO_WRITEPROTECT of the whole filled region in the same process, before the writers start (bgsnap bench --probe-wp).")
 print("dd: `dd if=/dev/zero bs=1M conv=fsync` of the bytes the stop method wrote, into the same directory.")
 print("unprotect ms: the background writer removing protection from saved pages; commit ms: index, trailer, fsync and rename.")

@@ -58,9 +58,15 @@ run_one() { # METHOD TAG
 	before=$(sed -n 's/.* before=\([^ ]*\).*/\1/p' <<<"$sp")
 	during=$(sed -n 's/.* during=\([^ ]*\).*/\1/p' <<<"$sp")
 	after=$(sed -n 's/.* after=\([^ ]*\).*/\1/p' <<<"$sp")
-	printf '   pause (vCPU stopped)   %8.2f ms   (engine pause %s us, write-protect/fork %s us)\n' \
+	printf '   pause (vCPU stopped)   %8.2f ms   (engine pause %s us, write-protect/fork in it %s us)\n' \
 		"$(awk -v v="$(field vcpu_stopped_us <<<"$st" /dev/stdin)" 'BEGIN{print v/1000}')" \
 		"$(field pause_us /dev/stdin <<<"$st")" "$(field wp_us /dev/stdin <<<"$st")"
+	local pre
+	pre=$(field prewp_us /dev/stdin <<<"$st")
+	if [[ -n $pre && $pre != 0 ]]; then
+		printf '   write-protect before the pause %s us; pages written meanwhile, protected again in it: %s\n' \
+			"$pre" "$(field reprotect_pages /dev/stdin <<<"$st")"
+	fi
 	printf '   snapshot total         %8s ms   (%s pages, %s copied on a guest write)\n' \
 		"$(field total_ms /dev/stdin <<<"$st")" "$(field pages /dev/stdin <<<"$st")" "$(field faulted /dev/stdin <<<"$st")"
 	if [[ $1 == stop ]]; then

@@ -60,8 +60,9 @@ enum bgsnap_method {
  *  - uffd-signal: installs a SIGBUS handler for the run (faults outside the
  *    regions go to the host's previous handler; it stays installed after the
  *    run and keeps passing them on).  A kernel access to a protected page
- *    fails with EFAULT instead of waiting.  One such run per process at a
- *    time (-EBUSY).
+ *    fails with EFAULT instead of waiting, from the pre-protect (inside
+ *    bgsnap_start, before the pause hook; see options.pre_protect) until
+ *    the run ends.  One such run per process at a time (-EBUSY).
  *  - mprotect: the same with SIGSEGV and PROT_READ; regions must be mapped
  *    read-write.  It cannot see MADV_DONTNEED (the snapshot would hold
  *    zeros) and a region moved by mremap keeps PROT_READ: the host must not

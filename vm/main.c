@@ -421,9 +421,11 @@ static void snap_json(const struct runner *r, const struct snap *s, char *buf, s
 	                        ",\"method\":\"%s\",\"pages_total\":%" PRIu64 ",\"pages_saved\":%" PRIu64
 	                        ",\"pages_zero\":%" PRIu64 ",\"pages_faulted\":%" PRIu64
 	                        ",\"bytes_written\":%" PRIu64 ",\"pause_us\":%" PRIu64 ",\"wp_us\":%" PRIu64
+	                        ",\"prewp_us\":%" PRIu64 ",\"reprotect_pages\":%" PRIu64
 	                        ",\"total_us\":%" PRIu64 ",\"console_offset\":%" PRIu64,
 	                        mname ? mname : "?", st.pages_total, st.pages_saved, st.pages_zero, st.pages_faulted,
-	                        st.bytes_written, st.pause_us, st.wp_us, st.total_us, s->console_offset);
+	                        st.bytes_written, st.pause_us, st.wp_us, st.prewp_us, st.reprotect_pages, st.total_us,
+	                        s->console_offset);
 	if (pos < cap && s->state == 3) {
 		pos += (size_t)snprintf(buf + pos, cap - pos, ",\"error\":");
 		pos = json_put_str(buf, cap, pos, s->errmsg);
@@ -612,11 +614,13 @@ static void report(struct runner *r)
 			continue;
 		const struct bgsnap_stats *st = &s->stats;
 		note("snapshot %zu: path=%s method=%s result=%s console_offset=%" PRIu64 " pause_us=%" PRIu64
-		     " vcpu_stopped_us=%.0f wp_us=%" PRIu64 " total_ms=%.1f pages=%" PRIu64 " zero=%" PRIu64
+		     " vcpu_stopped_us=%.0f wp_us=%" PRIu64 " prewp_us=%" PRIu64 " reprotect_pages=%" PRIu64
+		     " total_ms=%.1f pages=%" PRIu64 " zero=%" PRIu64
 		     " faulted=%" PRIu64 " bytes=%" PRIu64 " extra_mem_peak=%" PRIu64,
 		     i + 1, s->path, bgsnap_method_name(st->method) ? bgsnap_method_name(st->method) : "?",
 		     s->state == 2 ? "ok" : "failed", s->console_offset, st->pause_us,
-		     (s->t_resumed - s->t_parked) * 1e6, st->wp_us, (double)st->total_us / 1e3, st->pages_total,
+		     (s->t_resumed - s->t_parked) * 1e6, st->wp_us, st->prewp_us, st->reprotect_pages,
+		     (double)st->total_us / 1e3, st->pages_total,
 		     st->pages_zero, st->pages_faulted, st->bytes_written, st->extra_mem_peak);
 		if (s->state != 2)
 			continue;
