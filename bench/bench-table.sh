@@ -131,7 +131,7 @@ for r in order:
         print("| %s | *raw* | | | | wp %s, unwp %s, mprotect %s, fork %s µs | | | | | | | | | | | | | | | | |" % (
             r, f(probe.get("wp_us"), 0), f(probe.get("unwp_us"), 0), f(probe.get("mprotect_us"), 0), f(probe.get("fork_us"), 0)))
 print()
-print("pre-wp: the uffd methods write-protect before the pause, and in it (wp µs) protect again only the pages written meanwhile.")
+print("pre-wp: uffd, uffd-signal and mprotect write-protect before the pause, and in it (wp µs) protect again only the pages written meanwhile.")
 print("raw wp: one UFFDIO_WRITEPROTECT of the whole filled region in the same process, before the writers start (bgsnap bench --probe-wp).")
 print("dd: `dd if=/dev/zero bs=1M conv=fsync` of the bytes the stop method wrote, into the same directory.")
 print("unprotect ms: the background writer removing protection from saved pages; commit ms: index, trailer, fsync and rename.")

@@ -111,12 +111,14 @@ struct bgsnap_options {
 	 * power of two, 1..64; 0 or 1 = the faulting page only).  Trades copy
 	 * work and buffer space for fewer faults and protection changes. */
 	unsigned fault_around_pages;
-	/* uffd, uffd-signal: write-protect the regions before the pause, while
-	 * the host runs (its writes meanwhile only mark pages dirty), and in
-	 * the pause protect again only the pages written since; the pause then
-	 * costs a few ms instead of a walk of all the memory.  1 (set by
-	 * bgsnap_options_init) or 0: all of the write-protect in the pause.
-	 * Kernels without the remove/unmap/remap events always do the latter. */
+	/* uffd, uffd-signal, mprotect: write-protect the regions before the
+	 * pause, while the host runs (its writes meanwhile only mark pages
+	 * dirty), and in the pause protect again only the pages written since;
+	 * the pause then costs a few ms instead of a walk of all the memory.
+	 * 1 (set by bgsnap_options_init) or 0: all of it in the pause.  uffd
+	 * on kernels without the remove/unmap/remap events always does the
+	 * latter.  The regions' contract (stay mapped and populated) starts
+	 * with bgsnap_start, not with the pause. */
 	unsigned pre_protect;
 	/* Optional log callback; may be called from bgsnap's threads, never from
 	 * a signal handler.  `msg` has no trailing newline. */

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -56,10 +57,40 @@ static int mp_unprotect(struct track *t, uint64_t addr, uint64_t len)
 	}
 }
 
+/* In the pre-phase nothing is saved yet and no sweep merges mappings
+ * behind us: when the kernel refuses another split (vm.max_map_count), the
+ * whole region gets its write permission back (one mapping again) and the
+ * pause protects everything.  Async-signal-safe. */
 static int mp_unprotect_fault(struct track *t, uint64_t addr, uint64_t len, int prephase)
 {
-	(void)prephase;   /* the mprotect method has no pre-phase */
-	return mp_unprotect(t, addr, len);
+	if (!prephase)
+		return mp_unprotect(t, addr, len);
+	if (mprotect((void *)(uintptr_t)addr, len, PROT_READ | PROT_WRITE) == 0)
+		return 0;
+	if (errno != ENOMEM)
+		return -errno;
+	atomic_store(&t->pre_spoiled, 1);
+	uint32_t ri;
+	uint64_t pg;
+	if (!track_lookup(t, addr, &ri, &pg))
+		return -ENOMEM;
+	const struct region *rg = &t->e->regions[ri];
+	return mprotect(rg->addr, rg->len, PROT_READ | PROT_WRITE) == 0 ? 0 : -errno;
+}
+
+static int mp_protect_all(struct track *t)
+{
+	struct bgsnap_engine *e = t->e;
+	for (uint32_t i = 0; i < e->region_count; i++)
+		if (mprotect(e->regions[i].addr, e->regions[i].len, PROT_READ) < 0)
+			return -errno;
+	return 0;
+}
+
+static int mp_protect_range(struct track *t, uint64_t addr, uint64_t len)
+{
+	(void)t;
+	return mprotect((void *)(uintptr_t)addr, len, PROT_READ) == 0 ? 0 : -errno;
 }
 
 static void mp_writer_end(struct track *t)
@@ -93,20 +124,16 @@ static int mp_prepare(struct bgsnap_engine *e)
 	if (r)
 		return r;
 	p->signal_installed = 1;
-	return 0;
+	/* As the uffd methods: protect now, in the pause only what was
+	 * written meanwhile (each such page is a mapping of its own until
+	 * then). */
+	return e->opts.pre_protect ? track_pre_protect(&p->track, mp_protect_all) : 0;
 }
 
 static int mp_protect(struct bgsnap_engine *e)
 {
-	for (uint32_t i = 0; i < e->region_count; i++) {
-		if (mprotect(e->regions[i].addr, e->regions[i].len, PROT_READ) < 0) {
-			int er = -errno;
-			return err_sys(&e->err, er, "cannot write-protect region '%s' with mprotect%s",
-			               e->regions[i].name,
-			               er == -ENOMEM ? " (too many mappings: vm.max_map_count)" : "");
-		}
-	}
-	return 0;
+	struct mprotect_priv *p = e->method_priv;
+	return track_protect_in_pause(&p->track, mp_protect_all, mp_protect_range);
 }
 
 static int mp_launch(struct bgsnap_engine *e)

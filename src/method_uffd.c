@@ -67,7 +67,6 @@ struct uffd_priv {
 	int handler_started;
 	_Atomic int stopping;         /* ends the handler's spinning */
 	int signal_installed;
-	int pre_protected;            /* the regions were protected in prepare */
 	/* handler-only: unprotects that met EAGAIN, retried after the next read */
 	uint64_t pending[1024];
 	size_t npending;
@@ -388,57 +387,30 @@ static int prepare_common(struct bgsnap_engine *e, int signal_mode)
 /*
  * Write-protects everything before the pause, while the host runs; its
  * faults meanwhile only remove the protection again and mark the page
- * dirty (track_fault's pre-phase), and the pause protects just those pages.
- * A random writer makes a few hundred pages dirty in the ~50 ms it takes
- * to protect 2 GiB here, so the pause shrinks from that to a few ms.
+ * dirty (track_fault's pre-phase), and the pause protects just those pages
+ * (track_protect_in_pause; docs/ARCHITECTURE.md says why nothing is lost).
  * Without the remove/unmap/remap events a discarded range would go unseen,
  * so those kernels keep the whole write-protect in the pause.
  */
 static int protect_all(struct bgsnap_engine *e, struct uffd_priv *p);
+
+static int protect_all_t(struct track *t)
+{
+	return protect_all(t->e, t->method);
+}
+
+static int protect_range_t(struct track *t, uint64_t addr, uint64_t len)
+{
+	struct uffd_priv *p = t->method;
+	return uffd_wp(p->fd, addr, len, 1, 0, EAGAIN_RETRIES);
+}
 
 static int pre_protect(struct bgsnap_engine *e, struct uffd_priv *p)
 {
 	const uint64_t events = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP;
 	if (!e->opts.pre_protect || (p->features & events) != events)
 		return 0;
-	atomic_store(&p->track.prephase, 1);
-	uint64_t t0 = now_ns();
-	int r = protect_all(e, p);
-	atomic_store(&e->live->prewp_us, (now_ns() - t0) / 1000);
-	if (r)
-		return err_sys(&e->err, r, "cannot write-protect the regions before the pause");
-	p->pre_protected = 1;
-	return 0;
-}
-
-/* In the pause: protects again the pages written since pre_protect, one
- * call per run of dirty pages. */
-static int reprotect_dirty(struct bgsnap_engine *e, struct uffd_priv *p)
-{
-	uint64_t pages = 0;
-	for (uint32_t ri = 0; ri < e->region_count; ri++) {
-		struct track_region *tr = &p->track.regions[ri];
-		struct region *rg = &e->regions[ri];
-		uint64_t i = 0;
-		while (i < rg->pages) {
-			uint64_t word = atomic_load_explicit(&tr->dirty[i / 64], memory_order_relaxed) >> (i % 64);
-			if (!word) {
-				i = (i / 64 + 1) * 64;
-				continue;
-			}
-			i += (uint64_t)__builtin_ctzll(word);
-			uint64_t s = i;
-			while (i < rg->pages && (atomic_load_explicit(&tr->dirty[i / 64], memory_order_relaxed) >> (i % 64) & 1))
-				i++;
-			int r = uffd_wp(p->fd, (uint64_t)(uintptr_t)(rg->addr + s * PAGE_SIZE_), (i - s) * PAGE_SIZE_,
-			                1, 0, EAGAIN_RETRIES);
-			if (r)
-				return r;
-			pages += i - s;
-		}
-	}
-	atomic_store(&e->live->reprotect_pages, pages);
-	return 0;
+	return track_pre_protect(&p->track, protect_all_t);
 }
 
 static int uffd_prepare(struct bgsnap_engine *e)
@@ -591,24 +563,7 @@ static int protect_all(struct bgsnap_engine *e, struct uffd_priv *p)
 static int uffd_protect(struct bgsnap_engine *e)
 {
 	struct uffd_priv *p = e->method_priv;
-	if (p->pre_protected) {
-		/* The host's threads are stopped, so pre-phase faults are over
-		 * but for the handler's last steps; a second is generous. */
-		if (track_prephase_end(&p->track, 1000))
-			return err_set(&e->err, -ETIMEDOUT, "faults taken before the pause were still unresolved "
-			               "after a second in it (a thread the pause hook did not stop writes a region?)");
-		int fe = atomic_load(&p->track.fault_error);
-		if (fe)
-			return err_sys(&e->err, fe, "cannot remove write protection from a page written before the pause");
-		if (!atomic_load(&p->track.pre_spoiled)) {
-			int r = reprotect_dirty(e, p);
-			return r ? err_sys(&e->err, r, "cannot write-protect the pages written before the pause") : 0;
-		}
-		engine_log(e, BGSNAP_LOG_INFO, "a region was discarded or moved before the pause: "
-		           "write-protecting all of it in the pause");
-	}
-	int r = protect_all(e, p);
-	return r ? err_sys(&e->err, r, "cannot write-protect the regions") : 0;
+	return track_protect_in_pause(&p->track, protect_all_t, protect_range_t);
 }
 
 static int uffd_launch(struct bgsnap_engine *e)

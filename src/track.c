@@ -86,6 +86,11 @@ int track_lookup(const struct track *t, uint64_t addr, uint32_t *region, uint64_
 	return 0;
 }
 
+static int bit_at(const uint64_t *v, uint64_t i)
+{
+	return (int)(v[i / 64] >> (i % 64) & 1);
+}
+
 static void count_unprotect(struct track *t)
 {
 	atomic_fetch_add_explicit(&t->e->live->unprotect_calls, 1, memory_order_relaxed);
@@ -206,7 +211,7 @@ enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_f
 	return (old & bit) ? TRACK_OWNED_ELSEWHERE : TRACK_SAVED;
 }
 
-int track_prephase_end(struct track *t, int timeout_ms)
+static int prephase_end(struct track *t, int timeout_ms)
 {
 	atomic_store(&t->prephase, 0);
 	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
@@ -217,6 +222,77 @@ int track_prephase_end(struct track *t, int timeout_ms)
 		nanosleep(&ts, NULL);
 	}
 	return 0;
+}
+
+int track_pre_protect(struct track *t, track_protect_all_fn all)
+{
+	struct bgsnap_engine *e = t->e;
+	atomic_store(&t->prephase, 1);
+	uint64_t t0 = now_ns();
+	int r = all(t);
+	atomic_store(&e->live->prewp_us, (now_ns() - t0) / 1000);
+	if (r)
+		return err_sys(&e->err, r, "cannot write-protect the regions before the pause");
+	t->pre_protected = 1;
+	return 0;
+}
+
+/* Protects each run of dirty pages; counts them into reprotect_pages. */
+static int reprotect_dirty(struct track *t, track_protect_range_fn range)
+{
+	struct bgsnap_engine *e = t->e;
+	uint64_t pages = 0;
+	for (uint32_t ri = 0; ri < e->region_count; ri++) {
+		struct track_region *tr = &t->regions[ri];
+		struct region *rg = &e->regions[ri];
+		uint64_t i = 0;
+		while (i < rg->pages) {
+			uint64_t word = atomic_load_explicit(&tr->dirty[i / 64], memory_order_relaxed) >> (i % 64);
+			if (!word) {
+				i = (i / 64 + 1) * 64;
+				continue;
+			}
+			i += (uint64_t)__builtin_ctzll(word);
+			uint64_t s = i;
+			while (i < rg->pages && (atomic_load_explicit(&tr->dirty[i / 64], memory_order_relaxed) >> (i % 64) & 1))
+				i++;
+			int r = range(t, (uint64_t)(uintptr_t)(rg->addr + s * PAGE_SIZE_), (i - s) * PAGE_SIZE_);
+			if (r)
+				return r;
+			pages += i - s;
+		}
+	}
+	atomic_store(&e->live->reprotect_pages, pages);
+	return 0;
+}
+
+int track_protect_in_pause(struct track *t, track_protect_all_fn all, track_protect_range_fn range)
+{
+	struct bgsnap_engine *e = t->e;
+	if (t->pre_protected) {
+		/* The host's threads are stopped, so pre-phase faults are over
+		 * but for their last steps; a second is generous. */
+		if (prephase_end(t, 1000))
+			return err_set(&e->err, -ETIMEDOUT, "faults taken before the pause were still unresolved "
+			               "after a second in it (a thread the pause hook did not stop writes a region?)");
+		int fe = atomic_load(&t->fault_error);
+		if (fe)
+			return err_sys(&e->err, fe, "cannot remove write protection from a page written before the pause");
+		if (!atomic_load(&t->pre_spoiled)) {
+			int r = reprotect_dirty(t, range);
+			if (!r)
+				return 0;
+			engine_log(e, BGSNAP_LOG_INFO, "protecting the pages written before the pause failed (%s): "
+			           "protecting everything", strerror(-r));
+			atomic_store(&e->live->reprotect_pages, 0);
+		} else {
+			engine_log(e, BGSNAP_LOG_INFO, "a region was discarded, moved or ran out of mappings before "
+			           "the pause: write-protecting all of it in the pause");
+		}
+	}
+	int r = all(t);
+	return r ? err_sys(&e->err, r, "cannot write-protect the regions%s",
+	                   r == -ENOMEM ? " (too many mappings: vm.max_map_count)" : "") : 0;
 }
 
 void track_prephase_done(struct track *t)
@@ -275,11 +351,6 @@ static int drain_copies(struct track *t, int wait_ms)
 	if (n)
 		engine_progress(e, &e->fw);
 	return r;
-}
-
-static int bit_at(const uint64_t *v, uint64_t i)
-{
-	return (int)(v[i / 64] >> (i % 64) & 1);
 }
 
 /* Removes protection from the saved pages of [lo, hi) of a region, one call

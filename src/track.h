@@ -65,6 +65,7 @@ struct track {
 	_Atomic int prephase;
 	_Atomic int pre_inflight;  /* pre-phase faults whose unprotect is not done */
 	_Atomic int pre_spoiled;   /* a region changed in the pre-phase: protect all */
+	int pre_protected;         /* track_pre_protect succeeded */
 	pthread_t writer;
 	int writer_started;
 	int writer_rc;
@@ -96,13 +97,25 @@ enum track_fault_result {
 /* The fault path.  `addr` is any address in the page. */
 enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_fault_mode mode);
 
-/* Ends the pre-phase (in the pause, host threads stopped): from here on
- * faults take the snapshot path.  Waits up to `timeout_ms` for pre-phase
- * faults still being resolved (a fault whose unprotect met EAGAIN is
- * retried by the uffd handler).  Returns 0, or -ETIMEDOUT.  Afterwards the
- * dirty bitmaps are stable: every page a pre-phase fault unprotected is in
- * them. */
-int track_prephase_end(struct track *t, int timeout_ms);
+/* How a method protects: every region (in the pause, or before it), or
+ * one run of pages [addr, addr+len).  Return 0 or -errno. */
+typedef int (*track_protect_all_fn)(struct track *t);
+typedef int (*track_protect_range_fn)(struct track *t, uint64_t addr, uint64_t len);
+
+/* Before the pause (end of prepare): starts the pre-phase and protects
+ * every region with `all`, timing it into the prewp_us statistic.  From
+ * here on a fault only marks its page dirty and removes the protection.
+ * Returns 0 or -errno with the message in e->err. */
+int track_pre_protect(struct track *t, track_protect_all_fn all);
+
+/* The method's protect step, in the pause.  Without a pre-protect: `all`.
+ * With one: ends the pre-phase (waiting up to a second for pre-phase
+ * faults still being resolved: one whose unprotect met EAGAIN is retried
+ * by the uffd handler), then protects the dirty runs with `range`, or
+ * everything with `all` if the pre-phase was spoiled (a region discarded,
+ * moved, or out of mappings) or `range` failed.  Returns 0 or -errno with
+ * the message in e->err. */
+int track_protect_in_pause(struct track *t, track_protect_all_fn all, track_protect_range_fn range);
 
 /* A pre-phase fault that was queued for a retry (EAGAIN) is now resolved. */
 void track_prephase_done(struct track *t);
