@@ -451,7 +451,8 @@ static int start_run(bgsnap_engine *e)
 	/* ---- the pause ---- */
 	e->t_pause_ns = now_ns();
 	if (e->hooks.pause && e->hooks.pause(e->hooks.ctx) != 0) {
-		r = err_set(&e->err, -ECANCELED, "the pause hook failed; nothing was protected");
+		r = engine_fail(e, -ECANCELED, "the pause hook failed; the snapshot is abandoned and nothing is "
+		                "left protected");
 		e->ops->abort(e);
 		goto fail_release;
 	}
@@ -459,7 +460,8 @@ static int start_run(bgsnap_engine *e)
 	if (e->hooks.save_state && e->hooks.save_state(&e->state, e->hooks.ctx) != 0) {
 		if (e->hooks.resume)
 			e->hooks.resume(e->hooks.ctx);
-		r = err_set(&e->err, -ECANCELED, "the save_state hook failed; nothing was protected");
+		r = engine_fail(e, -ECANCELED, "the save_state hook failed; the snapshot is abandoned and nothing "
+		                "is left protected");
 		e->ops->abort(e);
 		goto fail_release;
 	}

@@ -9,9 +9,11 @@
 #include "fault_signal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
+#include <ucontext.h>
 
 #define RETIRED_MAX 16
 #define RETIRE_GRACE_NS 2000000000ull
@@ -38,6 +40,15 @@ static struct slot *slot_for(int signo)
 
 static void chain(struct slot *s, int sig, siginfo_t *si, void *uc)
 {
+	/* Our handler runs with every signal blocked (see install); the
+	 * host's runs with the mask the kernel would have given it. */
+	sigset_t m = ((ucontext_t *)uc)->uc_sigmask;
+	for (int i = 1; i < NSIG; i++)
+		if (sigismember(&s->prev.sa_mask, i) == 1)
+			sigaddset(&m, i);
+	if (!(s->prev.sa_flags & SA_NODEFER))
+		sigaddset(&m, sig);
+	pthread_sigmask(SIG_SETMASK, &m, NULL);
 	if (s->prev.sa_flags & SA_SIGINFO) {
 		s->prev.sa_sigaction(sig, si, uc);
 		return;
@@ -105,7 +116,10 @@ int fault_signal_install(int signo, struct track *t, struct bgsnap_err *err)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_fault;
 	sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
-	sigemptyset(&sa.sa_mask);
+	/* Every signal blocked while we handle a fault: a host that stops
+	 * its threads with a signal must not park one in the middle of a
+	 * pre-phase fault, which the pause then waits for (pre_inflight). */
+	sigfillset(&sa.sa_mask);
 	atomic_store(&s->track, t);
 	if (sigaction(signo, &sa, &old) < 0) {
 		int e = -errno;

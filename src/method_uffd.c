@@ -175,19 +175,26 @@ static void retry_pending(struct bgsnap_engine *e, struct uffd_priv *p)
 		int r = uffd_unprotect_nowait(&p->track, addr, PAGE_SIZE_, pre);
 		if (r < 0)
 			engine_fail(e, r, "cannot remove write protection at 0x%" PRIx64 ": %s", addr, strerror(-r));
+		uint32_t ri;
+		uint64_t pg;
+		if (pre && r < 0 && track_lookup(&p->track, addr, &ri, &pg)) {
+			/* As in track_fault: the thread must get past its write. */
+			atomic_store(&p->track.pre_spoiled, 1);
+			uffd_unprotect(&p->track, (uint64_t)(uintptr_t)e->regions[ri].addr, e->regions[ri].len);
+		}
 		if (pre && r != 1)
 			track_prephase_done(&p->track);
 	}
 }
 
-static void handle_fault_msg(struct bgsnap_engine *e, struct uffd_priv *p, const struct uffd_msg *m)
+static void handle_fault_msg(struct bgsnap_engine *e, struct uffd_priv *p, const struct uffd_msg *m, int pre)
 {
 	uint64_t addr = m->arg.pagefault.address;
 	if (!(m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)) {
 		wake_page(p, addr);      /* not registered for missing faults */
 		return;
 	}
-	switch (track_fault(&p->track, addr, TRACK_FAULT_HANDLER)) {
+	switch (track_fault(&p->track, addr, pre ? TRACK_FAULT_HANDLER_PRE : TRACK_FAULT_HANDLER)) {
 	case TRACK_NOT_OURS:
 		wake_page(p, addr);
 		break;
@@ -203,46 +210,37 @@ static void handle_fault_msg(struct bgsnap_engine *e, struct uffd_priv *p, const
 	}
 }
 
-/* Memory discarded or moved before the pause is not a loss (the snapshot
- * instant has not come), but the protection there may be gone: the pause
- * then protects everything.  Returns 1 if the event was a pre-phase one. */
-static int prephase_event(struct track *t)
-{
-	int pre = 0;
-	if (atomic_load(&t->prephase)) {
-		atomic_fetch_add(&t->pre_inflight, 1);
-		if (atomic_load(&t->prephase)) {
-			atomic_store(&t->pre_spoiled, 1);
-			pre = 1;
-		}
-		atomic_fetch_sub(&t->pre_inflight, 1);
-	}
-	return pre;
-}
-
-static void handle_msgs(struct bgsnap_engine *e, struct uffd_priv *p, const struct uffd_msg *msgs, size_t count)
+/* `pre`: the batch was read under a pre-phase ticket.  Memory discarded or
+ * moved before the pause is not a loss (the snapshot instant has not
+ * come), but the protection there may be gone: the pause then protects
+ * everything. */
+static void handle_msgs(struct bgsnap_engine *e, struct uffd_priv *p, const struct uffd_msg *msgs, size_t count,
+                        int pre)
 {
 	for (size_t i = 0; i < count; i++) {
 		const struct uffd_msg *m = &msgs[i];
+		uint64_t lo = 0, hi = 0;
+		const char *what = NULL;
 		switch (m->event) {
 		case UFFD_EVENT_PAGEFAULT:
-			handle_fault_msg(e, p, m);
-			break;
+			handle_fault_msg(e, p, m, pre);
+			continue;
 		case UFFD_EVENT_REMOVE:
-			if (!prephase_event(&p->track))
-				track_discard(&p->track, m->arg.remove.start, m->arg.remove.end, "MADV_DONTNEED/MADV_REMOVE");
+			lo = m->arg.remove.start, hi = m->arg.remove.end, what = "MADV_DONTNEED/MADV_REMOVE";
 			break;
 		case UFFD_EVENT_UNMAP:
-			if (!prephase_event(&p->track))
-				track_discard(&p->track, m->arg.remove.start, m->arg.remove.end, "munmap");
+			lo = m->arg.remove.start, hi = m->arg.remove.end, what = "munmap";
 			break;
 		case UFFD_EVENT_REMAP:
-			if (!prephase_event(&p->track))
-				track_discard(&p->track, m->arg.remap.from, m->arg.remap.from + m->arg.remap.len, "mremap");
+			lo = m->arg.remap.from, hi = m->arg.remap.from + m->arg.remap.len, what = "mremap";
 			break;
 		default:
-			break;
+			continue;
 		}
+		if (pre)
+			atomic_store(&p->track.pre_spoiled, 1);
+		else
+			track_discard(&p->track, lo, hi, what);
 	}
 }
 
@@ -261,14 +259,20 @@ static void *handler_main(void *arg)
 	struct pollfd pfd[2] = { { .fd = p->fd, .events = POLLIN }, { .fd = p->stop_fd, .events = POLLIN } };
 	uint64_t spin_ns = (uint64_t)e->opts.fault_spin_us * 1000, last = 0;
 	for (;;) {
+		int pre = track_prephase_enter(&p->track);
 		ssize_t n = read(p->fd, msgs, sizeof(msgs));
+		int read_errno = errno;
+		if (n > 0)
+			handle_msgs(e, p, msgs, (size_t)n / sizeof(msgs[0]), pre);
+		if (pre)
+			track_prephase_leave(&p->track);
 		if (n > 0) {
-			handle_msgs(e, p, msgs, (size_t)n / sizeof(msgs[0]));
 			retry_pending(e, p);
 			if (spin_ns)
 				last = now_ns();
 			continue;
 		}
+		errno = read_errno;
 		if (n < 0 && errno != EAGAIN && errno != EINTR) {
 			engine_fail(e, -errno, "reading the userfaultfd failed: %s", strerror(errno));
 			copybuf_close(&p->track.cb);
@@ -390,7 +394,8 @@ static int prepare_common(struct bgsnap_engine *e, int signal_mode)
  * dirty (track_fault's pre-phase), and the pause protects just those pages
  * (track_protect_in_pause; docs/ARCHITECTURE.md says why nothing is lost).
  * Without the remove/unmap/remap events a discarded range would go unseen,
- * so those kernels keep the whole write-protect in the pause.
+ * and without WP_UNPOPULATED it could not be protected again: those
+ * kernels keep the whole write-protect in the pause.
  */
 static int protect_all(struct bgsnap_engine *e, struct uffd_priv *p);
 
@@ -407,8 +412,11 @@ static int protect_range_t(struct track *t, uint64_t addr, uint64_t len)
 
 static int pre_protect(struct bgsnap_engine *e, struct uffd_priv *p)
 {
-	const uint64_t events = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP;
-	if (!e->opts.pre_protect || (p->features & events) != events)
+	/* Without WP_UNPOPULATED the pause could not protect a range the host
+	 * dropped in the pre-phase (empty entries; prepare populated before). */
+	const uint64_t need = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP |
+	                      UFFD_FEATURE_WP_UNPOPULATED;
+	if (!e->opts.pre_protect || (p->features & need) != need)
 		return 0;
 	return track_pre_protect(&p->track, protect_all_t);
 }

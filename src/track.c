@@ -47,6 +47,7 @@ int track_init(struct track *t, struct bgsnap_engine *e)
 		if (!tr->claimed || !tr->done || !tr->dirty)
 			return err_set(&e->err, -ENOMEM, "out of memory for the page bitmaps");
 	}
+	atomic_store(&t->prephase, 1);
 	int r = copybuf_init(&t->cb, e->opts.copy_buffer_bytes);
 	if (r)
 		return err_set(&e->err, r, "cannot allocate the %zu-byte copy buffer", e->opts.copy_buffer_bytes);
@@ -130,13 +131,21 @@ enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_f
 	/* Pre-phase: the snapshot instant has not come; the page only has to
 	 * be protected again in the pause.  `pre_inflight` is raised before
 	 * prephase is looked at (and prephase cleared before pre_inflight is
-	 * read, in track_prephase_end), so the pause never scans the bitmap
+	 * read, in prephase_end), so the pause never scans the bitmap
 	 * while a pre-phase fault is between its dirty mark and its unprotect. */
-	if (atomic_load(&t->prephase)) {
+	int held = mode == TRACK_FAULT_HANDLER_PRE;
+	if (held || atomic_load(&t->prephase)) {
 		atomic_fetch_add(&t->pre_inflight, 1);
-		if (atomic_load(&t->prephase)) {
+		if (held || atomic_load(&t->prephase)) {
 			atomic_fetch_or(&tr->dirty[w], bit);
 			int r = unprotect_fault_ex(t, addr, PAGE_SIZE_, 1);
+			/* The run is failing (unprotect_fault_ex cancelled it), but
+			 * the thread must get past its write, or it could never
+			 * park for the pause: try the whole region. */
+			if (r < 0) {
+				atomic_store(&t->pre_spoiled, 1);
+				t->unprotect(t, (uint64_t)(uintptr_t)t->e->regions[ri].addr, t->e->regions[ri].len);
+			}
 			/* Queued for a retry: the retry ends this fault. */
 			if (r != 1)
 				atomic_fetch_sub(&t->pre_inflight, 1);
@@ -224,15 +233,30 @@ static int prephase_end(struct track *t, int timeout_ms)
 	return 0;
 }
 
+int track_prephase_enter(struct track *t)
+{
+	if (!atomic_load(&t->prephase))
+		return 0;
+	atomic_fetch_add(&t->pre_inflight, 1);
+	if (atomic_load(&t->prephase))
+		return 1;
+	atomic_fetch_sub(&t->pre_inflight, 1);
+	return 0;
+}
+
+void track_prephase_leave(struct track *t)
+{
+	atomic_fetch_sub(&t->pre_inflight, 1);
+}
+
 int track_pre_protect(struct track *t, track_protect_all_fn all)
 {
 	struct bgsnap_engine *e = t->e;
-	atomic_store(&t->prephase, 1);
 	uint64_t t0 = now_ns();
 	int r = all(t);
 	atomic_store(&e->live->prewp_us, (now_ns() - t0) / 1000);
 	if (r)
-		return err_sys(&e->err, r, "cannot write-protect the regions before the pause");
+		return engine_fail(e, r, "cannot write-protect the regions before the pause: %s", strerror(-r));
 	t->pre_protected = 1;
 	return 0;
 }
@@ -269,30 +293,30 @@ static int reprotect_dirty(struct track *t, track_protect_range_fn range)
 int track_protect_in_pause(struct track *t, track_protect_all_fn all, track_protect_range_fn range)
 {
 	struct bgsnap_engine *e = t->e;
+	/* The host's threads are stopped, so pre-phase faults are over but
+	 * for their last steps; a second is generous.  No logging in here:
+	 * the host's log callback might need a thread it has stopped. */
+	if (prephase_end(t, 1000))
+		return engine_fail(e, -ETIMEDOUT, "faults taken before the pause were still unresolved after a "
+		                   "second in it (a thread the pause hook did not stop writes a region?)");
+	int fe = atomic_load(&t->fault_error);
+	if (fe)
+		return engine_fail(e, fe, "cannot remove write protection from a page written before the pause: %s",
+		                   strerror(-fe));
 	if (t->pre_protected) {
-		/* The host's threads are stopped, so pre-phase faults are over
-		 * but for their last steps; a second is generous. */
-		if (prephase_end(t, 1000))
-			return err_set(&e->err, -ETIMEDOUT, "faults taken before the pause were still unresolved "
-			               "after a second in it (a thread the pause hook did not stop writes a region?)");
-		int fe = atomic_load(&t->fault_error);
-		if (fe)
-			return err_sys(&e->err, fe, "cannot remove write protection from a page written before the pause");
 		if (!atomic_load(&t->pre_spoiled)) {
 			int r = reprotect_dirty(t, range);
 			if (!r)
 				return 0;
-			engine_log(e, BGSNAP_LOG_INFO, "protecting the pages written before the pause failed (%s): "
-			           "protecting everything", strerror(-r));
+			t->pause_fallback = r;
 			atomic_store(&e->live->reprotect_pages, 0);
 		} else {
-			engine_log(e, BGSNAP_LOG_INFO, "a region was discarded, moved or ran out of mappings before "
-			           "the pause: write-protecting all of it in the pause");
+			t->pause_fallback = 1;
 		}
 	}
 	int r = all(t);
-	return r ? err_sys(&e->err, r, "cannot write-protect the regions%s",
-	                   r == -ENOMEM ? " (too many mappings: vm.max_map_count)" : "") : 0;
+	return r ? engine_fail(e, r, "cannot write-protect the regions: %s%s", strerror(-r),
+	                       r == -ENOMEM ? " (too many mappings: vm.max_map_count)" : "") : 0;
 }
 
 void track_prephase_done(struct track *t)
@@ -491,6 +515,12 @@ static void *writer_main(void *arg)
 
 int track_launch(struct track *t)
 {
+	if (t->pause_fallback > 0)
+		engine_log(t->e, BGSNAP_LOG_INFO, "a region was discarded, moved or ran out of mappings before the "
+		           "pause: the pause write-protected all of it");
+	else if (t->pause_fallback < 0)
+		engine_log(t->e, BGSNAP_LOG_INFO, "protecting the pages written before the pause failed (%s): the "
+		           "pause write-protected everything", strerror(-t->pause_fallback));
 	int r = engine_thread(&t->writer, "bgsnap-writer", writer_main, t);
 	if (r)
 		return r;

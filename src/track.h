@@ -59,13 +59,15 @@ struct track {
 	_Atomic int fault_error;   /* first unprotect failure on the fault path */
 	_Atomic int flush_req;     /* a thread waits on a page the writer owns */
 	uint64_t fault_around;     /* pages saved per fault: 1, 2, 4, ... 64 */
-	/* The pre-phase (see track_prephase_end): the regions were protected
-	 * before the pause; a fault then only marks its page dirty and removes
-	 * the protection, and the pause protects the dirty pages again. */
+	/* The pre-phase: from track_init to the pause.  The regions may be
+	 * protected already (track_pre_protect); a fault then only marks its
+	 * page dirty and removes the protection, and the pause protects the
+	 * dirty pages again.  A discard event then is no loss either. */
 	_Atomic int prephase;
 	_Atomic int pre_inflight;  /* pre-phase faults whose unprotect is not done */
 	_Atomic int pre_spoiled;   /* a region changed in the pre-phase: protect all */
 	int pre_protected;         /* track_pre_protect succeeded */
+	int pause_fallback;        /* the pause protected all instead: -errno, or 1 if spoiled */
 	pthread_t writer;
 	int writer_started;
 	int writer_rc;
@@ -84,6 +86,10 @@ enum track_fault_mode {
 	/* in the faulting thread (signal): wait until the owner has saved the
 	 * page, then remove protection ourselves. */
 	TRACK_FAULT_INLINE,
+	/* uffd handler thread holding a pre-phase ticket for the batch the
+	 * fault came in (track_prephase_enter): a pre-phase fault, even if
+	 * the pause has begun to end the pre-phase. */
+	TRACK_FAULT_HANDLER_PRE,
 };
 
 enum track_fault_result {
@@ -119,6 +125,14 @@ int track_protect_in_pause(struct track *t, track_protect_all_fn all, track_prot
 
 /* A pre-phase fault that was queued for a retry (EAGAIN) is now resolved. */
 void track_prephase_done(struct track *t);
+
+/* The uffd handler reads a batch of messages and handles them under one
+ * ticket: the kernel lets a thread blocked on an event go as soon as the
+ * event is read, so it may park in the pause hook before the handler has
+ * handled it.  Returns 1 with a ticket held if the pre-phase is on (the
+ * pause then waits for track_prephase_leave), else 0. */
+int track_prephase_enter(struct track *t);
+void track_prephase_leave(struct track *t);
 
 /* Marks every page of [start,end) as discarded by the host (MADV_DONTNEED,
  * munmap, mremap): fails the run if any of them was not saved yet. */
