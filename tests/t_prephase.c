@@ -10,7 +10,8 @@
  * The snapshot must hold the pause hook's bytes: had the pause not
  * protected those pages again, the resume hook's write would go through
  * unseen and the writer would save it.  Cases:
- *   written   - pre-protect on: exactly the written pages are re-protected;
+ *   written   - pre-protect on (split over 3 threads for uffd): exactly the
+ *               written pages are re-protected;
  *   off       - options.pre_protect = 0: nothing before the pause;
  *   dontneed  - the pause hook also drops pages (MADV_DONTNEED) before the
  *               pause instant: not a failure (the instant has not come),
@@ -177,6 +178,10 @@ static int run(int method, int mode)
 	o.method = method;
 	if (mode == OFF)
 		o.pre_protect = 0;
+	/* The uffd methods split the (pre-)protect over helper threads above
+	 * 256 MiB; here too, so that the split is covered. */
+	if (mode == WRITTEN)
+		o.wp_threads = 3;
 	bgsnap_engine *e = NULL;
 	CHECK_RC(bgsnap_create(&e, &o), 0, "bgsnap_create");
 	st_add_region(e, "mem", h.m, MEM);
