@@ -401,7 +401,17 @@ static int protect_all(struct bgsnap_engine *e, struct uffd_priv *p);
 
 static int protect_all_t(struct track *t)
 {
-	return protect_all(t->e, t->method);
+	struct uffd_priv *p = t->method;
+	struct bgsnap_engine *e = t->e;
+	/* A range emptied before the pause (MADV_DONTNEED) cannot be protected
+	 * without WP_UNPOPULATED: fill it again (zero pages) first.  No touch
+	 * loop here: the range may be unmapped, and then the run must fail. */
+	if (!(p->features & UFFD_FEATURE_WP_UNPOPULATED) && atomic_load(&t->pre_spoiled)) {
+		for (uint32_t i = 0; i < e->region_count; i++)
+			if (madvise(e->regions[i].addr, e->regions[i].len, MADV_POPULATE_READ) != 0)
+				return errno == ENOMEM ? -EFAULT : -errno;   /* ENOMEM: not mapped */
+	}
+	return protect_all(e, p);
 }
 
 static int protect_range_t(struct track *t, uint64_t addr, uint64_t len)

@@ -33,7 +33,8 @@ path, want, methods = sys.argv[1], sys.argv[2] == "true", sys.argv[3:]
 fields = ["method", "mem_bytes", "threads", "pattern", "pause_us", "wp_us", "total_ms",
           "bytes_written", "pages_total", "pages_zero", "pages_faulted",
           "first_write_us_p50", "first_write_us_p99", "first_write_us_max",
-          "writes_per_s_before", "writes_per_s_during", "extra_mem_peak_bytes", "verified"]
+          "writes_per_s_before", "writes_per_s_during", "extra_mem_peak_bytes", "verified",
+          "prewp_ms", "reprotect_pages"]
 bad = []
 seen = {}
 for n, line in enumerate(open(path), 1):
@@ -55,6 +56,14 @@ for n, line in enumerate(open(path), 1):
         bad.append("%s: verified is %s, expected %s (%s)" % (m, o.get("verified"), want, o.get("error", "")))
     if want and o.get("pages_total") != o.get("mem_bytes", 0) // 4096:
         bad.append("%s: pages_total %s for mem_bytes %s" % (m, o.get("pages_total"), o.get("mem_bytes")))
+    # Protected before the pause (the default): always for mprotect, for
+    # the uffd methods when the kernel has what it takes, never for fork
+    # and stop; the pause never re-protects more pages than there are.
+    pre = o.get("prewp_ms", 0) > 0
+    if want and (pre if m in ("fork", "stop") else (m == "mprotect" and not pre)):
+        bad.append("%s: prewp_ms %s: pre-protect %s" % (m, o.get("prewp_ms"), "ran" if pre else "did not run"))
+    if want and o.get("reprotect_pages", 0) > o.get("pages_total", 0):
+        bad.append("%s: reprotect_pages %s > pages_total %s" % (m, o.get("reprotect_pages"), o.get("pages_total")))
 for m in methods:
     if seen.get(m) != 1:
         bad.append("method %s has %d result lines" % (m, seen.get(m, 0)))

@@ -875,7 +875,7 @@ static void print_json(FILE *f, const struct bench_opts *o, const struct result 
 		        ",\"first_write_traps\":%" PRIu64 ",\"trap_us_p50\":%.2f,\"trap_us_p99\":%.2f"
 		        ",\"writes_per_s_before\":%.0f,\"writes_per_s_during\":%.0f"
 		        ",\"extra_mem_peak_bytes\":%" PRIu64 ",\"extra_mem_source\":\"%s\""
-		        ",\"unprotect_ms\":%.1f,\"commit_ms\":%.1f,\"prewp_ms\":%.1f,\"reprotect_pages\":%" PRIu64,
+		        ",\"unprotect_ms\":%.1f,\"commit_ms\":%.1f,\"prewp_ms\":%.3f,\"reprotect_pages\":%" PRIu64,
 		        s->pause_us, s->wp_us, s->total_us / 1000.0, s->bytes_written, s->pages_total,
 		        s->pages_zero, s->pages_faulted, s->unprotect_calls, res->lat.p50_us,
 		        res->lat.p99_us, res->lat.max_us, res->lat.samples, res->lat.traps,
@@ -930,8 +930,8 @@ static void print_table(const struct bench_opts *o, const struct result *rs, int
 	printf("bench: %" PRIu64 " MiB, %u writer thread%s, pattern %s, copy buffer %" PRIu64 " KiB, %s\n\n",
 	       o->mem >> 20, o->threads, o->threads == 1 ? "" : "s", wl_pattern_name(o->pattern),
 	       o->buffer >> 10, o->thp ? "THP" : "4 KiB pages");
-	printf("%-11s %9s %9s %9s %9s %8s %9s %9s %9s %11s %11s %9s %s\n", "method", "pause_us",
-	       "wp_us", "total_ms", "MiB_out", "faulted", "fw_p50us", "fw_p99us", "fw_max_us",
+	printf("%-11s %9s %9s %9s %9s %9s %8s %9s %9s %9s %11s %11s %9s %s\n", "method", "pause_us",
+	       "wp_us", "prewp_ms", "total_ms", "MiB_out", "faulted", "fw_p50us", "fw_p99us", "fw_max_us",
 	       "w/s_before", "w/s_during", "extra_MiB", "verified");
 	for (int i = 0; i < n; i++) {
 		const struct result *r = &rs[i];
@@ -941,8 +941,8 @@ static void print_table(const struct bench_opts *o, const struct result *rs, int
 			continue;
 		}
 		const struct bgsnap_stats *s = &r->st;
-		printf("%-11s %9" PRIu64 " %9" PRIu64 " %9.1f %9.1f %8" PRIu64 " %9.1f %9.1f %9.1f %11.0f %11.0f %9.1f%s %s\n",
-		       bgsnap_method_name(r->ran), s->pause_us, s->wp_us, s->total_us / 1000.0,
+		printf("%-11s %9" PRIu64 " %9" PRIu64 " %9.1f %9.1f %9.1f %8" PRIu64 " %9.1f %9.1f %9.1f %11.0f %11.0f %9.1f%s %s\n",
+		       bgsnap_method_name(r->ran), s->pause_us, s->wp_us, s->prewp_us / 1000.0, s->total_us / 1000.0,
 		       s->bytes_written / 1048576.0, s->pages_faulted, r->lat.p50_us, r->lat.p99_us,
 		       r->lat.max_us, r->wps_before, r->wps_during, r->extra_mem / 1048576.0,
 		       strcmp(r->extra_src, "engine") ? "*" : " ", r->verified ? "yes" : "NO");
