@@ -19,7 +19,6 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -67,15 +66,7 @@ static int mp_unprotect_fault(struct track *t, uint64_t addr, uint64_t len, int 
 		return mp_unprotect(t, addr, len);
 	if (mprotect((void *)(uintptr_t)addr, len, PROT_READ | PROT_WRITE) == 0)
 		return 0;
-	if (errno != ENOMEM)
-		return -errno;
-	atomic_store(&t->pre_spoiled, 1);
-	uint32_t ri;
-	uint64_t pg;
-	if (!track_lookup(t, addr, &ri, &pg))
-		return -ENOMEM;
-	const struct region *rg = &t->e->regions[ri];
-	return mprotect(rg->addr, rg->len, PROT_READ | PROT_WRITE) == 0 ? 0 : -errno;
+	return errno == ENOMEM ? track_prephase_give_up(t, addr) : -errno;
 }
 
 static int mp_protect_all(struct track *t)

@@ -175,15 +175,10 @@ static void retry_pending(struct bgsnap_engine *e, struct uffd_priv *p)
 		int r = uffd_unprotect_nowait(&p->track, addr, PAGE_SIZE_, pre);
 		if (r < 0)
 			engine_fail(e, r, "cannot remove write protection at 0x%" PRIx64 ": %s", addr, strerror(-r));
-		uint32_t ri;
-		uint64_t pg;
-		if (pre && r < 0 && track_lookup(&p->track, addr, &ri, &pg)) {
-			/* As in track_fault: the thread must get past its write. */
-			atomic_store(&p->track.pre_spoiled, 1);
-			uffd_unprotect(&p->track, (uint64_t)(uintptr_t)e->regions[ri].addr, e->regions[ri].len);
-		}
+		if (pre && r < 0)
+			track_prephase_give_up(&p->track, addr);
 		if (pre && r != 1)
-			track_prephase_done(&p->track);
+			track_prephase_leave(&p->track);
 	}
 }
 
@@ -261,18 +256,16 @@ static void *handler_main(void *arg)
 	for (;;) {
 		int pre = track_prephase_enter(&p->track);
 		ssize_t n = read(p->fd, msgs, sizeof(msgs));
-		int read_errno = errno;
 		if (n > 0)
 			handle_msgs(e, p, msgs, (size_t)n / sizeof(msgs[0]), pre);
 		if (pre)
-			track_prephase_leave(&p->track);
+			track_prephase_leave(&p->track);   /* atomics only: errno of the read stays */
 		if (n > 0) {
 			retry_pending(e, p);
 			if (spin_ns)
 				last = now_ns();
 			continue;
 		}
-		errno = read_errno;
 		if (n < 0 && errno != EAGAIN && errno != EINTR) {
 			engine_fail(e, -errno, "reading the userfaultfd failed: %s", strerror(errno));
 			copybuf_close(&p->track.cb);
@@ -397,24 +390,9 @@ static int prepare_common(struct bgsnap_engine *e, int signal_mode)
  * and without WP_UNPOPULATED it could not be protected again: those
  * kernels keep the whole write-protect in the pause.
  */
-static int protect_all(struct bgsnap_engine *e, struct uffd_priv *p);
+static int protect_all(struct track *t);
 
-static int protect_all_t(struct track *t)
-{
-	struct uffd_priv *p = t->method;
-	struct bgsnap_engine *e = t->e;
-	/* A range emptied before the pause (MADV_DONTNEED) cannot be protected
-	 * without WP_UNPOPULATED: fill it again (zero pages) first.  No touch
-	 * loop here: the range may be unmapped, and then the run must fail. */
-	if (!(p->features & UFFD_FEATURE_WP_UNPOPULATED) && atomic_load(&t->pre_spoiled)) {
-		for (uint32_t i = 0; i < e->region_count; i++)
-			if (madvise(e->regions[i].addr, e->regions[i].len, MADV_POPULATE_READ) != 0)
-				return errno == ENOMEM ? -EFAULT : -errno;   /* ENOMEM: not mapped */
-	}
-	return protect_all(e, p);
-}
-
-static int protect_range_t(struct track *t, uint64_t addr, uint64_t len)
+static int protect_range(struct track *t, uint64_t addr, uint64_t len)
 {
 	struct uffd_priv *p = t->method;
 	return uffd_wp(p->fd, addr, len, 1, 0, EAGAIN_RETRIES);
@@ -428,7 +406,7 @@ static int pre_protect(struct bgsnap_engine *e, struct uffd_priv *p)
 	                      UFFD_FEATURE_WP_UNPOPULATED;
 	if (!e->opts.pre_protect || (p->features & need) != need)
 		return 0;
-	return track_pre_protect(&p->track, protect_all_t);
+	return track_pre_protect(&p->track, protect_all);
 }
 
 static int uffd_prepare(struct bgsnap_engine *e)
@@ -557,9 +535,19 @@ static int pool_start(struct bgsnap_engine *e, struct uffd_priv *p)
 }
 
 /* The whole regions, split over the pool's threads.  Returns 0 or -errno. */
-static int protect_all(struct bgsnap_engine *e, struct uffd_priv *p)
+static int protect_all(struct track *t)
 {
+	struct uffd_priv *p = t->method;
+	struct bgsnap_engine *e = t->e;
 	struct wp_pool *pl = &p->pool;
+	/* A range emptied before the pause (MADV_DONTNEED) cannot be protected
+	 * without WP_UNPOPULATED: fill it again (zero pages) first.  No touch
+	 * loop here: the range may be unmapped, and then the run must fail. */
+	if (!(p->features & UFFD_FEATURE_WP_UNPOPULATED) && atomic_load(&t->pre_spoiled)) {
+		for (uint32_t i = 0; i < e->region_count; i++)
+			if (madvise(e->regions[i].addr, e->regions[i].len, MADV_POPULATE_READ) != 0)
+				return errno == ENOMEM ? -EFAULT : -errno;   /* ENOMEM: not mapped */
+	}
 	if (!p->pool_started || pl->nthreads == 0)
 		return protect_share(e, p, 0, 1);
 	pthread_mutex_lock(&pl->lock);
@@ -581,7 +569,7 @@ static int protect_all(struct bgsnap_engine *e, struct uffd_priv *p)
 static int uffd_protect(struct bgsnap_engine *e)
 {
 	struct uffd_priv *p = e->method_priv;
-	return track_protect_in_pause(&p->track, protect_all_t, protect_range_t);
+	return track_protect_in_pause(&p->track, protect_all, protect_range);
 }
 
 static int uffd_launch(struct bgsnap_engine *e)

@@ -92,6 +92,30 @@ static int bit_at(const uint64_t *v, uint64_t i)
 	return (int)(v[i / 64] >> (i % 64) & 1);
 }
 
+/* The next run of set bits of `bits` in [i, hi): returns its first index
+ * (hi if there is none) and sets *end past its last.  Clear words are
+ * skipped whole. */
+static uint64_t next_run(_Atomic uint64_t *bits, uint64_t i, uint64_t hi, uint64_t *end)
+{
+	while (i < hi) {
+		uint64_t word = atomic_load_explicit(&bits[i / 64], memory_order_acquire) >> (i % 64);
+		if (word) {
+			i += (uint64_t)__builtin_ctzll(word);
+			break;
+		}
+		i = (i / 64 + 1) * 64;
+	}
+	if (i >= hi) {
+		*end = hi;
+		return hi;
+	}
+	uint64_t s = i;
+	while (i < hi && (atomic_load_explicit(&bits[i / 64], memory_order_acquire) >> (i % 64) & 1))
+		i++;
+	*end = i;
+	return s;
+}
+
 static void count_unprotect(struct track *t)
 {
 	atomic_fetch_add_explicit(&t->e->live->unprotect_calls, 1, memory_order_relaxed);
@@ -133,25 +157,20 @@ enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_f
 	 * prephase is looked at (and prephase cleared before pre_inflight is
 	 * read, in prephase_end), so the pause never scans the bitmap
 	 * while a pre-phase fault is between its dirty mark and its unprotect. */
-	int held = mode == TRACK_FAULT_HANDLER_PRE;
-	if (held || atomic_load(&t->prephase)) {
-		atomic_fetch_add(&t->pre_inflight, 1);
-		if (held || atomic_load(&t->prephase)) {
-			atomic_fetch_or(&tr->dirty[w], bit);
-			int r = unprotect_fault_ex(t, addr, PAGE_SIZE_, 1);
-			/* The run is failing (unprotect_fault_ex cancelled it), but
-			 * the thread must get past its write, or it could never
-			 * park for the pause: try the whole region. */
-			if (r < 0) {
-				atomic_store(&t->pre_spoiled, 1);
-				t->unprotect(t, (uint64_t)(uintptr_t)t->e->regions[ri].addr, t->e->regions[ri].len);
-			}
-			/* Queued for a retry: the retry ends this fault. */
-			if (r != 1)
-				atomic_fetch_sub(&t->pre_inflight, 1);
-			return r < 0 ? TRACK_FAILED : TRACK_ALREADY_DONE;
-		}
-		atomic_fetch_sub(&t->pre_inflight, 1);
+	int pre = mode == TRACK_FAULT_HANDLER_PRE;
+	if (pre)
+		atomic_fetch_add(&t->pre_inflight, 1);   /* our own, on top of the batch's */
+	else
+		pre = track_prephase_enter(t);
+	if (pre) {
+		atomic_fetch_or(&tr->dirty[w], bit);
+		int r = unprotect_fault_ex(t, addr, PAGE_SIZE_, 1);
+		if (r < 0)
+			track_prephase_give_up(t, addr);
+		/* Queued for a retry: the retry ends this fault. */
+		if (r != 1)
+			track_prephase_leave(t);
+		return r < 0 ? TRACK_FAILED : TRACK_ALREADY_DONE;
 	}
 	/* Fault-around: claim the aligned block of `around` pages with the
 	 * faulting one (one word: around divides 64), save every page of it we
@@ -249,6 +268,17 @@ void track_prephase_leave(struct track *t)
 	atomic_fetch_sub(&t->pre_inflight, 1);
 }
 
+int track_prephase_give_up(struct track *t, uint64_t addr)
+{
+	uint32_t ri;
+	uint64_t pg;
+	atomic_store(&t->pre_spoiled, 1);
+	if (!track_lookup(t, addr, &ri, &pg))
+		return -EFAULT;
+	const struct region *rg = &t->e->regions[ri];
+	return t->unprotect(t, (uint64_t)(uintptr_t)rg->addr, rg->len);
+}
+
 int track_pre_protect(struct track *t, track_protect_all_fn all)
 {
 	struct bgsnap_engine *e = t->e;
@@ -267,23 +297,13 @@ static int reprotect_dirty(struct track *t, track_protect_range_fn range)
 	struct bgsnap_engine *e = t->e;
 	uint64_t pages = 0;
 	for (uint32_t ri = 0; ri < e->region_count; ri++) {
-		struct track_region *tr = &t->regions[ri];
 		struct region *rg = &e->regions[ri];
-		uint64_t i = 0;
-		while (i < rg->pages) {
-			uint64_t word = atomic_load_explicit(&tr->dirty[i / 64], memory_order_relaxed) >> (i % 64);
-			if (!word) {
-				i = (i / 64 + 1) * 64;
-				continue;
-			}
-			i += (uint64_t)__builtin_ctzll(word);
-			uint64_t s = i;
-			while (i < rg->pages && (atomic_load_explicit(&tr->dirty[i / 64], memory_order_relaxed) >> (i % 64) & 1))
-				i++;
-			int r = range(t, (uint64_t)(uintptr_t)(rg->addr + s * PAGE_SIZE_), (i - s) * PAGE_SIZE_);
+		uint64_t s, end = 0;
+		while ((s = next_run(t->regions[ri].dirty, end, rg->pages, &end)) < rg->pages) {
+			int r = range(t, (uint64_t)(uintptr_t)(rg->addr + s * PAGE_SIZE_), (end - s) * PAGE_SIZE_);
 			if (r)
 				return r;
-			pages += i - s;
+			pages += end - s;
 		}
 	}
 	atomic_store(&e->live->reprotect_pages, pages);
@@ -319,10 +339,6 @@ int track_protect_in_pause(struct track *t, track_protect_all_fn all, track_prot
 	                       r == -ENOMEM ? " (too many mappings: vm.max_map_count)" : "") : 0;
 }
 
-void track_prephase_done(struct track *t)
-{
-	atomic_fetch_sub(&t->pre_inflight, 1);
-}
 
 void track_discard(struct track *t, uint64_t start, uint64_t end, const char *what)
 {
@@ -384,18 +400,10 @@ static int flush_window(struct track *t, uint32_t ri, uint64_t lo, uint64_t hi)
 {
 	struct region *rg = &t->e->regions[ri];
 	struct track_region *tr = &t->regions[ri];
-	uint64_t i = lo, t0 = now_ns();
+	uint64_t t0 = now_ns(), s, end = lo;
 	int r = 0;
-	while (i < hi && !r) {
-		uint64_t word = atomic_load(&tr->done[i / 64]);
-		if (!(word >> (i % 64) & 1)) {
-			i++;
-			continue;
-		}
-		uint64_t s = i;
-		while (i < hi && (atomic_load_explicit(&tr->done[i / 64], memory_order_relaxed) >> (i % 64) & 1))
-			i++;
-		r = t->unprotect(t, (uint64_t)(uintptr_t)(rg->addr + s * PAGE_SIZE_), (i - s) * PAGE_SIZE_);
+	while (!r && (s = next_run(tr->done, end, hi, &end)) < hi) {
+		r = t->unprotect(t, (uint64_t)(uintptr_t)(rg->addr + s * PAGE_SIZE_), (end - s) * PAGE_SIZE_);
 		count_unprotect(t);
 	}
 	atomic_fetch_add_explicit(&t->e->live->unprotect_us, (now_ns() - t0) / 1000, memory_order_relaxed);

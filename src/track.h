@@ -49,8 +49,8 @@ struct track {
 	int (*unprotect)(struct track *t, uint64_t addr, uint64_t len);
 	/* The same for one page on the fault path: async-signal-safe.  May
 	 * return 1: queued, retried later by the method (the uffd handler must
-	 * not wait out EAGAIN); a retried pre-phase page (`prephase`) is then
-	 * reported with track_prephase_done(). */
+	 * not wait out EAGAIN); a retried pre-phase page (`prephase`) then
+	 * gives back its ticket with track_prephase_leave(). */
 	int (*unprotect_fault)(struct track *t, uint64_t addr, uint64_t len, int prephase);
 	/* Method cleanup run by the writer thread once every page is saved or
 	 * the run failed (after protection is gone): stop helpers, unregister. */
@@ -123,16 +123,21 @@ int track_pre_protect(struct track *t, track_protect_all_fn all);
  * the message in e->err. */
 int track_protect_in_pause(struct track *t, track_protect_all_fn all, track_protect_range_fn range);
 
-/* A pre-phase fault that was queued for a retry (EAGAIN) is now resolved. */
-void track_prephase_done(struct track *t);
-
-/* The uffd handler reads a batch of messages and handles them under one
- * ticket: the kernel lets a thread blocked on an event go as soon as the
- * event is read, so it may park in the pause hook before the handler has
- * handled it.  Returns 1 with a ticket held if the pre-phase is on (the
- * pause then waits for track_prephase_leave), else 0. */
+/* A ticket on the pre-phase: returns 1 with `pre_inflight` raised if the
+ * pre-phase is on (the pause then waits for track_prephase_leave), else 0.
+ * Each pre-phase fault holds one until its unprotect is done (a retry
+ * queued on EAGAIN leaves it held until the retry).  The uffd handler also
+ * reads and handles each batch of messages under one: the kernel lets a
+ * thread blocked on an event go as soon as the event is read, so it may
+ * park in the pause hook before the handler has handled it. */
 int track_prephase_enter(struct track *t);
 void track_prephase_leave(struct track *t);
+
+/* A pre-phase unprotect of the page at `addr` failed, or cannot be done
+ * alone (mprotect out of mappings): removes protection from its whole
+ * region, so that the thread gets past its write, and has the pause
+ * protect everything.  Async-signal-safe.  Returns 0 or -errno. */
+int track_prephase_give_up(struct track *t, uint64_t addr);
 
 /* Marks every page of [start,end) as discarded by the host (MADV_DONTNEED,
  * munmap, mremap): fails the run if any of them was not saved yet. */

@@ -50,8 +50,7 @@ struct host {
 	uint8_t *m;
 	uint8_t *want;
 	int drop;
-	int maps;               /* MAPS: write every other page of the first MAPS_PAGES */
-	long saved_max_maps;    /* vm.max_map_count to put back, or 0 */
+	int maps;               /* MAPS: write every other page of MAPS_PAGES from page 200 */
 	int pause_calls;
 };
 
@@ -91,14 +90,6 @@ static int count_maps(void)
 	return n;
 }
 
-static long restore_max_maps_value;
-static void restore_max_maps(void)
-{
-	if (restore_max_maps_value > 0)
-		write_long(max_maps_path, restore_max_maps_value);
-	restore_max_maps_value = 0;
-}
-
 static int on_pause(void *ctx)
 {
 	struct host *h = ctx;
@@ -110,15 +101,16 @@ static int on_pause(void *ctx)
 	if (h->maps) {
 		/* Room for a few dozen more mappings, not for 2 x 256 splits.
 		 * Only system calls while the limit is low: an allocator that
-		 * needs a mapping then (a sanitizer's) would fail. */
-		restore_max_maps_value = read_long(max_maps_path);
+		 * needs a mapping then (a sanitizer's) would fail.  Should this
+		 * process die before it puts the limit back, main() does. */
+		long was = read_long(max_maps_path);
 		int n = count_maps();
 		int fd = open(max_maps_path, O_WRONLY | O_CLOEXEC);
-		if (restore_max_maps_value <= 0 || n < 0 || fd < 0)
+		if (was <= 0 || n < 0 || fd < 0)
 			return -1;
 		char low[32], orig[32];
 		int ll = snprintf(low, sizeof(low), "%d\n", n + 40);
-		int ol = snprintf(orig, sizeof(orig), "%ld\n", restore_max_maps_value);
+		int ol = snprintf(orig, sizeof(orig), "%ld\n", was);
 		if (pwrite(fd, low, (size_t)ll, 0) != ll) {
 			close(fd);
 			return -1;
@@ -127,8 +119,8 @@ static int on_pause(void *ctx)
 			h->m[pg * TU_PAGE] ^= 0x5A;
 		int back = pwrite(fd, orig, (size_t)ol, 0) == ol;
 		close(fd);
-		if (back)
-			restore_max_maps_value = 0;
+		if (!back)
+			return -1;
 	}
 	return 0;
 }
@@ -173,7 +165,6 @@ static int run(int method, int mode)
 			SKIP("lowering vm.max_map_count needs root");
 		if (read_long(max_maps_path) <= 0)
 			SKIP("%s is not readable", max_maps_path);
-		atexit(restore_max_maps);
 	}
 	tu_fill(h.m, MEM, 41, 0);
 

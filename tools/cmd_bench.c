@@ -196,6 +196,15 @@ static bool parse_u64(const char *s, int base, uint64_t lo, uint64_t hi, uint64_
 	return true;
 }
 
+/* An option's decimal value in [lo, hi]; says what is wrong if it is not. */
+static bool opt_number(const char *opt, const char *arg, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	if (parse_u64(arg, 10, lo, hi, out))
+		return true;
+	fprintf(stderr, "bgsnap bench: --%s: '%s' is not a number in %" PRIu64 "..%" PRIu64 "\n", opt, arg, lo, hi);
+	return false;
+}
+
 static int parse_methods(const char *s, struct bench_opts *o)
 {
 	if (!strcmp(s, "all")) {
@@ -273,10 +282,8 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			o->mem = v;
 			break;
 		case O_THREADS:
-			if (!parse_u64(optarg, 10, 1, WL_MAX_THREADS, &v)) {
-				fprintf(stderr, "bgsnap bench: --threads: '%s' is not in 1..%u\n", optarg, WL_MAX_THREADS);
+			if (!opt_number("threads", optarg, 1, WL_MAX_THREADS, &v))
 				return -EINVAL;
-			}
 			o->threads = (unsigned)v;
 			break;
 		case O_PATTERN:
@@ -320,19 +327,14 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			o->fault_around = (unsigned)v;
 			break;
 		case O_REPEAT:
-			if (!parse_u64(optarg, 10, 1, REPEAT_MAX, &v)) {
-				fprintf(stderr, "bgsnap bench: --repeat: '%s' is not a number in 1..%u\n", optarg, REPEAT_MAX);
+			if (!opt_number("repeat", optarg, 1, REPEAT_MAX, &v))
 				return -EINVAL;
-			}
 			o->repeat = (unsigned)v;
 			break;
 		case O_SPIN:
 		case O_WPTHREADS:
-			if (!parse_u64(optarg, 10, 0, 100000, &v)) {
-				fprintf(stderr, "bgsnap bench: --%s: '%s' is not a number in 0..100000\n",
-				        c == O_SPIN ? "fault-spin-us" : "wp-threads", optarg);
+			if (!opt_number(c == O_SPIN ? "fault-spin-us" : "wp-threads", optarg, 0, 100000, &v))
 				return -EINVAL;
-			}
 			if (c == O_SPIN)
 				o->fault_spin_us = (int)v;
 			else
