@@ -26,7 +26,7 @@ int copybuf_init(struct copybuf *cb, size_t bytes)
 		return -ENOMEM;
 	}
 	cb->used = calloc(cb->nwords, sizeof(*cb->used));
-	cb->ready = calloc(n, sizeof(*cb->ready));
+	cb->ready = calloc(cb->nwords, sizeof(*cb->ready));
 	cb->meta = calloc(n, sizeof(*cb->meta));
 	if (!cb->used || !cb->ready || !cb->meta) {
 		copybuf_destroy(cb);
@@ -89,7 +89,7 @@ void *copybuf_get(struct copybuf *cb, uint32_t *slot)
 void copybuf_put(struct copybuf *cb, uint32_t region, uint64_t page, uint32_t slot)
 {
 	cb->meta[slot] = (struct copybuf_item){ .region = region, .slot = slot, .page = page };
-	atomic_store_explicit(&cb->ready[slot], 1, memory_order_release);
+	atomic_fetch_or_explicit(&cb->ready[slot / 64], 1ull << (slot % 64), memory_order_release);
 	atomic_fetch_add_explicit(&cb->nready, 1, memory_order_release);
 }
 
@@ -104,18 +104,27 @@ uint32_t copybuf_take(struct copybuf *cb, struct copybuf_item *out, uint32_t max
 	uint32_t want = atomic_load_explicit(&cb->nready, memory_order_acquire);
 	if (want > max)
 		want = max;
-	uint32_t n = 0;
-	for (uint32_t i = 0; i < cb->nslots && n < want; i++) {
-		uint32_t s = (cb->scan + i) % cb->nslots;
-		if (atomic_load_explicit(&cb->ready[s], memory_order_acquire)) {
-			atomic_store_explicit(&cb->ready[s], 0, memory_order_relaxed);
-			out[n++] = cb->meta[s];
+	/* A word of ready bits at a time: slots are reused lowest-first, so a
+	 * byte-per-slot scan resuming after the last slot taken went once
+	 * around the whole buffer per fault (measured: 17% of the writer's
+	 * CPU with 64 MiB of slots). */
+	uint32_t n = 0, w = cb->scan;
+	for (uint32_t i = 0; i < cb->nwords && n < want; i++, w = w + 1 == cb->nwords ? 0 : w + 1) {
+		uint64_t v = atomic_load_explicit(&cb->ready[w], memory_order_acquire), took = 0;
+		while (v && n < want) {
+			unsigned bit = (unsigned)__builtin_ctzll(v);
+			v &= v - 1;
+			took |= 1ull << bit;
+			out[n++] = cb->meta[w * 64 + bit];
+		}
+		if (took) {
+			/* Only this thread clears bits, and only bits it saw set. */
+			atomic_fetch_and_explicit(&cb->ready[w], ~took, memory_order_relaxed);
+			cb->scan = w;
 		}
 	}
-	if (n) {
-		cb->scan = (out[n - 1].slot + 1) % cb->nslots;
+	if (n)
 		atomic_fetch_sub_explicit(&cb->nready, n, memory_order_relaxed);
-	}
 	return n;
 }
 
@@ -126,11 +135,15 @@ void *copybuf_slot(struct copybuf *cb, uint32_t slot)
 
 void copybuf_release(struct copybuf *cb, const struct copybuf_item *items, uint32_t n)
 {
+	/* Count down before freeing, as get() counts up after claiming: inuse
+	 * then never exceeds the slots really held, and neither does the peak
+	 * reported as extra memory (freeing first let a producer's count-up
+	 * overtake ours: t_copybuf saw 74 of 70). */
+	atomic_fetch_sub_explicit(&cb->inuse, n, memory_order_relaxed);
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t s = items[i].slot;
 		atomic_fetch_and_explicit(&cb->used[s / 64], ~(1ull << (s % 64)), memory_order_release);
 	}
-	atomic_fetch_sub_explicit(&cb->inuse, n, memory_order_relaxed);
 }
 
 void copybuf_close(struct copybuf *cb)

@@ -5,7 +5,7 @@
  * back-pressure, so the extra memory never exceeds the capacity), copies the
  * page into it and marks it ready; the writer takes ready slots, writes them
  * and frees them.  No locks and no allocation on the fault side: a slot is
- * one bit in a free bitmap (claimed by compare-and-swap) and one state byte,
+ * one bit in a free bitmap (claimed by compare-and-swap) and one ready bit,
  * so the fault path may run in a signal handler.  Slots are mmap'ed once and
  * touched only when used: an idle buffer costs address space, not memory.
  */
@@ -27,12 +27,12 @@ struct copybuf {
 	size_t mem_len;
 	uint32_t nslots, nwords;
 	_Atomic uint64_t *used;         /* bit per slot: 1 = taken */
-	_Atomic uint8_t *ready;         /* per slot: 1 = filled, waiting for the writer */
+	_Atomic uint64_t *ready;        /* bit per slot: 1 = filled, waiting for the writer */
 	struct copybuf_item *meta;      /* per slot: what it holds (published by `ready`) */
 	_Atomic uint32_t hint;          /* word to start searching from */
 	_Atomic uint32_t inuse, peak, nready;
 	_Atomic int closed;
-	uint32_t scan;                  /* writer-only: where take() resumes */
+	uint32_t scan;                  /* writer-only: the word take() resumes at */
 };
 
 int copybuf_init(struct copybuf *cb, size_t bytes);
