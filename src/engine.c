@@ -132,6 +132,7 @@ void bgsnap_options_init(struct bgsnap_options *opts)
 	opts->copy_buffer_bytes = 64u << 20;
 	opts->fault_spin_us = BGSNAP_DEFAULT_FAULT_SPIN_US;
 	opts->pre_protect = 1;
+	opts->direct_io = 1;
 }
 
 int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts)
@@ -169,6 +170,7 @@ int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts)
 	pthread_mutex_init(&e->err_lock, NULL);
 	pthread_mutex_init(&e->run_lock, NULL);
 	e->sink.fd = -1;
+	e->sink.dfd = -1;
 	*out = e;
 	return 0;
 }
@@ -551,9 +553,11 @@ int bgsnap_start(bgsnap_engine *e, const char *path)
 	int r = start_check(e);
 	if (r)
 		return r;
-	r = sink_open_path(&e->sink, path, &e->err);
+	r = sink_open_path(&e->sink, path, e->opts.direct_io != 0, &e->err);
 	if (r)
 		return r;
+	/* The fork child cannot use a thread of the parent's. */
+	sink_set_async(&e->sink, e->ops->method != BGSNAP_METHOD_FORK);
 	return start_guarded(e);
 }
 

@@ -114,6 +114,7 @@ static void child_main(struct bgsnap_engine *e, struct fork_priv *p)
 	/* Keep only the sink: an inherited read end of our own pipe would make
 	 * a closed reader look alive (the write blocks instead of EPIPE), and
 	 * the host's other descriptors are none of the child's business. */
+	sink_in_child(&e->sink);
 	close_all_but(e->sink.fd);
 	/* The parent's pause ends after this; the fork is its bulk. */
 	e->meta.pause_us = (now_ns() - e->t_pause_ns) / 1000;

@@ -30,30 +30,44 @@ static char *dir_of(const char *path)
 }
 
 /* Page-aligned, allocated at open: a fork child writes through the sink and
- * must not allocate. */
+ * must not allocate.  A direct sink gets SINK_STAGES of them. */
 static int stage_alloc(struct sink *s, struct bgsnap_err *err)
 {
 	struct stat st;
 	s->regular = fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode);
-	off_t pos = s->regular ? lseek(s->fd, 0, SEEK_CUR) : 0;
+	off_t pos = s->regular && !s->owns_fd ? lseek(s->fd, 0, SEEK_CUR) : 0;
 	s->wb_base = pos > 0 ? (uint64_t)pos : 0;
-	s->stage = aligned_alloc(4096, SINK_STAGE_BYTES);
+	unsigned n = s->dfd >= 0 ? SINK_STAGES : 1;
+	s->stage = s->stages = aligned_alloc(4096, (size_t)n * SINK_STAGE_BYTES);
+	s->cur = 0;
+	s->skew = 0;
 	if (!s->stage)
-		return err_set(err, -ENOMEM, "out of memory for the %u-byte write buffer", SINK_STAGE_BYTES);
+		return err_set(err, -ENOMEM, "out of memory for the %u-byte write buffer", n * SINK_STAGE_BYTES);
 	return 0;
 }
 
 static void stage_free(struct sink *s)
 {
-	free(s->stage);
-	s->stage = NULL;
+	/* The thread's pending writes read the stages: they end first. */
+	sink_aio_stop(s->aio);
+	s->aio = NULL;
+	free(s->stages);
+	s->stage = s->stages = NULL;
 	s->staged = 0;
 }
 
-int sink_open_path(struct sink *s, const char *path, struct bgsnap_err *err)
+static void close_direct(struct sink *s)
+{
+	if (s->dfd >= 0)
+		close(s->dfd);
+	s->dfd = -1;
+}
+
+int sink_open_path(struct sink *s, const char *path, int direct, struct bgsnap_err *err)
 {
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
+	s->dfd = -1;
 	if (!path || !*path)
 		return err_set(err, -EINVAL, "empty snapshot path");
 	size_t plen = strlen(path);
@@ -86,6 +100,9 @@ int sink_open_path(struct sink *s, const char *path, struct bgsnap_err *err)
 	s->fd = fd;
 	s->owns_fd = 1;
 	s->tmp_path = tmp;
+	/* Where the file system refuses O_DIRECT (EINVAL), the page cache it is. */
+	if (direct)
+		s->dfd = open(tmp, O_WRONLY | O_DIRECT | O_CLOEXEC);
 	s->final_path = strdup(path);
 	if (!s->final_path) {
 		sink_abort(s);
@@ -101,41 +118,127 @@ int sink_open_fd(struct sink *s, int fd, struct bgsnap_err *err)
 {
 	memset(s, 0, sizeof(*s));
 	s->fd = fd;
+	s->dfd = -1;
 	return stage_alloc(s, err);
 }
 
-int sink_flush(struct sink *s, struct bgsnap_err *err)
+static int write_failed(struct sink *s, int code, uint64_t at, struct bgsnap_err *err)
+{
+	s->failed = code;
+	if (code == -EIO)
+		return err_set(err, code, "writing the snapshot at offset %llu: write returned 0",
+		               (unsigned long long)at);
+	return err_sys(err, code, "writing the snapshot at offset %llu", (unsigned long long)at);
+}
+
+/* Writes [p, p+len) at the sink's offset and advances it.  A path sink
+ * writes at explicit offsets (it may hold two descriptors of the file); an
+ * fd sink appends with write(2) (pipes, sockets). */
+static int put_out(struct sink *s, const uint8_t *p, size_t len, int dfd, struct bgsnap_err *err)
+{
+	if (s->owns_fd) {
+		uint64_t at = 0;
+		int r = sink_pwrite_all(s->fd, dfd, p, len, s->offset, &at);
+		if (r)
+			return write_failed(s, r, at, err);
+		s->offset += len;
+		return 0;
+	}
+	while (len > 0) {
+		ssize_t w = write(s->fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return write_failed(s, w < 0 ? -errno : -EIO, s->offset, err);
+		s->offset += (uint64_t)w;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* A full stage of a direct sink: the unaligned head through the page cache
+ * now, the aligned middle direct (by the thread when async), the short tail
+ * kept for the next stage, where it starts aligned. */
+static int flush_full_direct(struct sink *s, struct bgsnap_err *err)
+{
+	uint8_t *p = s->stage + s->skew;
+	size_t left = s->staged;
+	size_t head = (SINK_ALIGN - s->offset % SINK_ALIGN) % SINK_ALIGN;
+	head = head < left ? head : left;
+	size_t mid = (left - head) - (left - head) % SINK_ALIGN, keep = left - head - mid;
+	int r = head ? put_out(s, p, head, -1, err) : 0;
+	if (r)
+		return r;
+	if (mid && s->async && !s->aio && sink_aio_start(&s->aio, s->fd, s->dfd) < 0)
+		s->async = 0;   /* no thread: write in this one */
+	if (mid && s->aio) {
+		uint64_t at = 0;
+		r = sink_aio_submit(s->aio, p + head, mid, s->offset, &at);
+		s->offset += mid;
+		/* Stage cur + 1 is free once at most SINK_STAGES - 1 writes are
+		 * pending: the one before it in the ring is done. */
+		if (!r)
+			r = sink_aio_wait(s->aio, SINK_STAGES - 1, &at);
+		if (r)
+			return write_failed(s, r, at, err);
+		s->cur = (s->cur + 1) % SINK_STAGES;
+		uint8_t *next = s->stages + (size_t)s->cur * SINK_STAGE_BYTES;
+		memcpy(next, p + head + mid, keep);
+		s->stage = next;
+	} else {
+		if (mid && (r = put_out(s, p + head, mid, s->dfd, err)) != 0)
+			return r;
+		memmove(s->stage + s->offset % SINK_ALIGN, p + head + mid, keep);
+	}
+	s->skew = s->offset % SINK_ALIGN;
+	s->staged = keep;
+	return 0;
+}
+
+/* Writes what is staged; `all` unset (the stage is full): a direct sink
+ * keeps a tail shorter than SINK_ALIGN for the next stage. */
+static int flush_stage(struct sink *s, int all, struct bgsnap_err *err)
 {
 	if (s->failed)
 		return s->failed;
-	const uint8_t *p = s->stage;
-	size_t left = s->staged;
-	while (left > 0) {
-		ssize_t w = write(s->fd, p, left);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			s->failed = -errno;
-			return err_sys(err, s->failed, "writing the snapshot at offset %llu",
-			               (unsigned long long)s->offset);
-		}
-		if (w == 0) {
-			s->failed = -EIO;
-			return err_set(err, s->failed, "writing the snapshot at offset %llu: write returned 0",
-			               (unsigned long long)s->offset);
-		}
-		s->offset += (uint64_t)w;
-		p += w;
-		left -= (size_t)w;
+	if (s->dfd >= 0 && !all)
+		return flush_full_direct(s, err);
+	if (s->aio) {
+		uint64_t at = 0;
+		int r = sink_aio_wait(s->aio, 0, &at);
+		if (r)
+			return write_failed(s, r, at, err);
 	}
+	int r = put_out(s, s->stage + s->skew, s->staged, s->dfd, err);
+	if (r)
+		return r;
 	s->staged = 0;
+	s->skew = s->dfd >= 0 ? s->offset % SINK_ALIGN : 0;
 	/* Advisory: an error here shows up again at the fsync, which reports it. */
-	if (s->regular && s->offset - s->wb_offset >= SINK_WRITEBACK_BYTES) {
+	if (s->regular && s->dfd < 0 && s->offset - s->wb_offset >= SINK_WRITEBACK_BYTES) {
 		sync_file_range(s->fd, (off64_t)(s->wb_base + s->wb_offset), (off64_t)(s->offset - s->wb_offset),
 		                SYNC_FILE_RANGE_WRITE);
 		s->wb_offset = s->offset;
 	}
 	return 0;
+}
+
+int sink_flush(struct sink *s, struct bgsnap_err *err)
+{
+	return flush_stage(s, 1, err);
+}
+
+void sink_set_async(struct sink *s, int on)
+{
+	s->async = on && s->dfd >= 0;
+}
+
+void sink_in_child(struct sink *s)
+{
+	s->aio = NULL;
+	s->async = 0;
+	s->dfd = -1;
 }
 
 int sink_writev(struct sink *s, const struct iovec *iov, int iovcnt, struct bgsnap_err *err)
@@ -149,15 +252,15 @@ int sink_writev(struct sink *s, const struct iovec *iov, int iovcnt, struct bgsn
 		const uint8_t *p = iov[i].iov_base;
 		size_t len = iov[i].iov_len;
 		while (len > 0) {
-			size_t n = SINK_STAGE_BYTES - s->staged;
+			size_t n = SINK_STAGE_BYTES - s->skew - s->staged;
 			if (n > len)
 				n = len;
-			memcpy(s->stage + s->staged, p, n);
+			memcpy(s->stage + s->skew + s->staged, p, n);
 			s->staged += n;
 			p += n;
 			len -= n;
-			if (s->staged == SINK_STAGE_BYTES) {
-				int r = sink_flush(s, err);
+			if (s->skew + s->staged == SINK_STAGE_BYTES) {
+				int r = flush_stage(s, 0, err);
 				if (r)
 					return r;
 			}
@@ -207,6 +310,7 @@ int sink_commit(struct sink *s, struct bgsnap_err *err)
 		sink_abort(s);
 		return s->failed;
 	}
+	close_direct(s);
 	if (close(s->fd) < 0) {
 		s->fd = -1;
 		s->failed = err_sys(err, -errno, "close of '%s'", s->tmp_path);
@@ -231,6 +335,8 @@ int sink_commit(struct sink *s, struct bgsnap_err *err)
 void sink_abort(struct sink *s)
 {
 	stage_free(s);
+	if (s->owns_fd)
+		close_direct(s);
 	if (s->owns_fd && s->fd >= 0)
 		close(s->fd);
 	if (s->owns_fd)

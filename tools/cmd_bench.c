@@ -44,6 +44,7 @@ struct bench_opts {
 	bool thp;
 	bool no_pre_protect;
 	bool noise;
+	bool buffered_io;        /* options.direct_io = 0                    */
 	bool json;
 	unsigned before_ms;
 	uint64_t seed;
@@ -107,6 +108,9 @@ static void usage(FILE *f)
 "  --fault-around N      pages saved per write fault (power of two, 1..64)\n"
 "  --no-pre-protect      uffd, uffd-signal, mprotect: all of the write-protect in the\n"
 "                        pause, not before it with the pages written since in it\n"
+"  --buffered-io         write the snapshot file through the page cache instead of\n"
+"                        O_DIRECT from a writing thread (the library's default;\n"
+"                        JSON \"direct_io\": false)\n"
 "  --noise               while each snapshot runs, another process writes random\n"
 "                        pages of its own SIZE of memory (JSON \"noise\": true): with\n"
 "                        --method stop it shows what a workload running beside a\n"
@@ -235,7 +239,7 @@ static int parse_methods(const char *s, struct bench_opts *o)
 static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
 	enum { O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON,
-	       O_BEFORE, O_SEED, O_PROBE, O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_SPIN, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_HELP };
+	       O_BEFORE, O_SEED, O_PROBE, O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_SPIN, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_BUFIO, O_HELP };
 	static const struct option lo[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "threads", required_argument, NULL, O_THREADS },
@@ -255,6 +259,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "fault-around", required_argument, NULL, O_AROUND },
 		{ "no-pre-protect", no_argument, NULL, O_NOPRE },
 		{ "noise", no_argument, NULL, O_NOISE },
+		{ "buffered-io", no_argument, NULL, O_BUFIO },
 		{ "repeat", required_argument, NULL, O_REPEAT },
 		/* Test hook, not in --help: damages the verification on purpose
 		 * (steps: wrong step counts; page: one flipped byte in a page read
@@ -315,6 +320,9 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 			break;
 		case O_NOPRE:
 			o->no_pre_protect = true;
+			break;
+		case O_BUFIO:
+			o->buffered_io = true;
 			break;
 		case O_NOISE:
 			o->noise = true;
@@ -717,6 +725,8 @@ static void run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int
 		opts.fault_around_pages = o->fault_around;
 	if (o->no_pre_protect)
 		opts.pre_protect = 0;
+	if (o->buffered_io)
+		opts.direct_io = 0;
 	bgsnap_engine *e = NULL;
 	struct hook_ctx h = { .w = w };
 	r = bgsnap_create(&e, &opts);
@@ -858,6 +868,7 @@ static void print_json(FILE *f, const struct bench_opts *o, const struct result 
 	        o->thp ? "true" : "false");
 	if (o->noise)
 		fprintf(f, ",\"noise\":true");
+	fprintf(f, ",\"direct_io\":%s", o->buffered_io ? "false" : "true");
 	if (o->repeat > 1)
 		fprintf(f, ",\"round\":%u", res->round);
 	if (res->status == ST_SKIPPED) {
