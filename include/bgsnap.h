@@ -120,15 +120,15 @@ struct bgsnap_options {
 	 * latter.  The regions' contract (stay mapped and populated) starts
 	 * with bgsnap_start, not with the pause. */
 	unsigned pre_protect;
-	/* Snapshot files (bgsnap_start with a path): write the bulk with
-	 * O_DIRECT, from a thread, while the next MiB is being prepared (1, set
-	 * by bgsnap_options_init), or through the page cache (0).  Measured
-	 * here: with the host writing random pages of 4 GiB, copying into the
-	 * page cache took 6x as long as the device took direct writes, and a
-	 * 4 GiB uffd snapshot fell from 31.8 s to 7.8 s.  Where the file system
-	 * refuses O_DIRECT the page cache is used; a descriptor given to
-	 * bgsnap_start_fd is never changed.  The fork method's child writes
-	 * through the page cache either way. */
+	/* uffd, uffd-signal and mprotect into a file (bgsnap_start with a
+	 * path): write the bulk with O_DIRECT, from a thread, while the next
+	 * MiB is being prepared (1, set by bgsnap_options_init), or through the
+	 * page cache (0).  Measured here: with the host writing random pages
+	 * of 4 GiB, copying into the page cache took 6x as long as the device
+	 * took direct writes, and a 4 GiB uffd snapshot fell from 22-32 s to
+	 * 6-8 s.  stop (the host paused) and fork always use the page cache,
+	 * as does a file system that refuses O_DIRECT; a descriptor given to
+	 * bgsnap_start_fd is never changed. */
 	unsigned direct_io;
 	/* Optional log callback; may be called from bgsnap's threads, never from
 	 * a signal handler.  `msg` has no trailing newline. */

@@ -553,11 +553,16 @@ int bgsnap_start(bgsnap_engine *e, const char *path)
 	int r = start_check(e);
 	if (r)
 		return r;
-	r = sink_open_path(&e->sink, path, e->opts.direct_io != 0, &e->err);
+	/* Direct writes pay where the host runs beside the writer; stop writes
+	 * with the host paused, where the page cache measured faster, and the
+	 * fork child has no writing thread. */
+	int m = e->ops->method;
+	int direct = e->opts.direct_io && (m == BGSNAP_METHOD_UFFD || m == BGSNAP_METHOD_UFFD_SIGNAL ||
+	                                   m == BGSNAP_METHOD_MPROTECT);
+	r = sink_open_path(&e->sink, path, direct, &e->err);
 	if (r)
 		return r;
-	/* The fork child cannot use a thread of the parent's. */
-	sink_set_async(&e->sink, e->ops->method != BGSNAP_METHOD_FORK);
+	sink_set_async(&e->sink, direct);
 	return start_guarded(e);
 }
 

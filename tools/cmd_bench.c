@@ -108,9 +108,10 @@ static void usage(FILE *f)
 "  --fault-around N      pages saved per write fault (power of two, 1..64)\n"
 "  --no-pre-protect      uffd, uffd-signal, mprotect: all of the write-protect in the\n"
 "                        pause, not before it with the pages written since in it\n"
-"  --buffered-io         write the snapshot file through the page cache instead of\n"
-"                        O_DIRECT from a writing thread (the library's default;\n"
-"                        JSON \"direct_io\": false)\n"
+"  --buffered-io         uffd, uffd-signal, mprotect: write the snapshot file through\n"
+"                        the page cache instead of O_DIRECT from a writing thread\n"
+"                        (the library's default for them; stop and fork always use\n"
+"                        the page cache; JSON \"direct_io\")\n"
 "  --noise               while each snapshot runs, another process writes random\n"
 "                        pages of its own SIZE of memory (JSON \"noise\": true): with\n"
 "                        --method stop it shows what a workload running beside a\n"
@@ -868,7 +869,9 @@ static void print_json(FILE *f, const struct bench_opts *o, const struct result 
 	        o->thp ? "true" : "false");
 	if (o->noise)
 		fprintf(f, ",\"noise\":true");
-	fprintf(f, ",\"direct_io\":%s", o->buffered_io ? "false" : "true");
+	int ran = res->status == ST_OK ? res->ran : res->method;
+	int tracking = ran == BGSNAP_METHOD_UFFD || ran == BGSNAP_METHOD_UFFD_SIGNAL || ran == BGSNAP_METHOD_MPROTECT;
+	fprintf(f, ",\"direct_io\":%s", !o->buffered_io && tracking ? "true" : "false");
 	if (o->repeat > 1)
 		fprintf(f, ",\"round\":%u", res->round);
 	if (res->status == ST_SKIPPED) {
