@@ -126,7 +126,7 @@ struct bgsnap_options {
 	 * page cache (0).  Measured here: with the host writing random pages
 	 * of 4 GiB, copying into the page cache took 6x as long as the device
 	 * took direct writes, and a 4 GiB uffd snapshot fell from 22-32 s to
-	 * 6-8 s.  stop (the host paused) and fork always use the page cache,
+	 * 6-10 s.  stop (the host paused) and fork always use the page cache,
 	 * as does a file system that refuses O_DIRECT; a descriptor given to
 	 * bgsnap_start_fd is never changed. */
 	unsigned direct_io;

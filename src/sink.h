@@ -18,7 +18,7 @@
  * it (a second descriptor of the same file), so the kernel does not copy
  * them into the page cache: with a thread writing random pages of 4 GiB
  * beside it, write(2) of 2 GiB through the page cache took 4.4-5.8 s, with
- * O_DIRECT 0.70-0.75 s, and a 4 GiB uffd snapshot fell from 31.8 s to 7.8 s.
+ * O_DIRECT 0.70-0.75 s, and a 4 GiB uffd snapshot fell from 22-32 s to 6-10 s.
  * Only the aligned middle of a stage goes direct: the stage mirrors the file
  * offset modulo SINK_ALIGN, the unaligned ends (the header, the tail) go
  * through the page cache, and every write of a path sink is a pwrite at its
