@@ -100,9 +100,18 @@ int sink_open_path(struct sink *s, const char *path, int direct, struct bgsnap_e
 	s->fd = fd;
 	s->owns_fd = 1;
 	s->tmp_path = tmp;
-	/* Where the file system refuses O_DIRECT (EINVAL), the page cache it is. */
-	if (direct)
+	/* Where the file system refuses O_DIRECT (EINVAL), the page cache it
+	 * is.  Opened by name, so make sure it is the file we created (a
+	 * relative path and a chdir meanwhile, or a replaced name). */
+	if (direct) {
 		s->dfd = open(tmp, O_WRONLY | O_DIRECT | O_CLOEXEC);
+		struct stat a, b;
+		if (s->dfd >= 0 && (fstat(fd, &a) < 0 || fstat(s->dfd, &b) < 0 || a.st_dev != b.st_dev ||
+		                    a.st_ino != b.st_ino)) {
+			close(s->dfd);
+			s->dfd = -1;
+		}
+	}
 	s->final_path = strdup(path);
 	if (!s->final_path) {
 		sink_abort(s);
@@ -125,9 +134,6 @@ int sink_open_fd(struct sink *s, int fd, struct bgsnap_err *err)
 static int write_failed(struct sink *s, int code, uint64_t at, struct bgsnap_err *err)
 {
 	s->failed = code;
-	if (code == -EIO)
-		return err_set(err, code, "writing the snapshot at offset %llu: write returned 0",
-		               (unsigned long long)at);
 	return err_sys(err, code, "writing the snapshot at offset %llu", (unsigned long long)at);
 }
 
@@ -148,8 +154,13 @@ static int put_out(struct sink *s, const uint8_t *p, size_t len, int dfd, struct
 		ssize_t w = write(s->fd, p, len);
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0)
-			return write_failed(s, w < 0 ? -errno : -EIO, s->offset, err);
+		if (w == 0) {
+			s->failed = -EIO;
+			return err_set(err, -EIO, "writing the snapshot at offset %llu: write returned 0",
+			               (unsigned long long)s->offset);
+		}
+		if (w < 0)
+			return write_failed(s, -errno, s->offset, err);
 		s->offset += (uint64_t)w;
 		p += w;
 		len -= (size_t)w;
@@ -158,8 +169,9 @@ static int put_out(struct sink *s, const uint8_t *p, size_t len, int dfd, struct
 }
 
 /* A full stage of a direct sink: the unaligned head through the page cache
- * now, the aligned middle direct (by the thread when async), the short tail
- * kept for the next stage, where it starts aligned. */
+ * now, the aligned middle direct (by the thread when async).  As the stage
+ * mirrors the file offset, a full one ends aligned and `keep` is 0; the
+ * carry-over stays so that a change of stage size cannot lose bytes. */
 static int flush_full_direct(struct sink *s, struct bgsnap_err *err)
 {
 	uint8_t *p = s->stage + s->skew;
