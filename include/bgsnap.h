@@ -274,6 +274,8 @@ struct bgsnap_stats {
 	 * how many pages written meanwhile the pause protected again. */
 	uint64_t prewp_us;
 	uint64_t reprotect_pages;
+	int direct_io;               /* 1: the file is written with O_DIRECT
+	                                (options.direct_io, where it applies) */
 };
 
 /*

@@ -403,6 +403,7 @@ static void live_reset(struct live_stats *l)
 	atomic_store(&l->commit_us, 0);
 	atomic_store(&l->prewp_us, 0);
 	atomic_store(&l->reprotect_pages, 0);
+	atomic_store(&l->direct_io, 0);
 }
 
 static void run_reset(bgsnap_engine *e)
@@ -563,6 +564,7 @@ int bgsnap_start(bgsnap_engine *e, const char *path)
 	if (r)
 		return r;
 	sink_set_async(&e->sink, direct);
+	atomic_store(&e->live->direct_io, e->sink.dfd >= 0);
 	return start_guarded(e);
 }
 
@@ -665,5 +667,6 @@ int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *out)
 	out->commit_us = atomic_load(&l->commit_us);
 	out->prewp_us = atomic_load(&l->prewp_us);
 	out->reprotect_pages = atomic_load(&l->reprotect_pages);
+	out->direct_io = atomic_load(&l->direct_io);
 	return 0;
 }

@@ -65,6 +65,7 @@ struct live_stats {
 	_Atomic uint64_t commit_us;
 	_Atomic uint64_t prewp_us;
 	_Atomic uint64_t reprotect_pages;
+	_Atomic int direct_io;
 };
 
 struct bgsnap_engine;

@@ -39,7 +39,6 @@ static int stage_alloc(struct sink *s, struct bgsnap_err *err)
 	s->wb_base = pos > 0 ? (uint64_t)pos : 0;
 	unsigned n = s->dfd >= 0 ? SINK_STAGES : 1;
 	s->stage = s->stages = aligned_alloc(4096, (size_t)n * SINK_STAGE_BYTES);
-	s->cur = 0;
 	s->skew = 0;
 	if (!s->stage)
 		return err_set(err, -ENOMEM, "out of memory for the %u-byte write buffer", n * SINK_STAGE_BYTES);
@@ -168,54 +167,42 @@ static int put_out(struct sink *s, const uint8_t *p, size_t len, int dfd, struct
 	return 0;
 }
 
-/* A full stage of a direct sink: the unaligned head through the page cache
- * now, the aligned middle direct (by the thread when async).  As the stage
- * mirrors the file offset, a full one ends aligned and `keep` is 0; the
- * carry-over stays so that a change of stage size cannot lose bytes. */
-static int flush_full_direct(struct sink *s, struct bgsnap_err *err)
+/* A full stage to the thread.  The stage mirrors the file offset, so a full
+ * one ends aligned: its unaligned head (after a flush) goes through the
+ * page cache here, the rest to the thread, and the next stage starts
+ * aligned and empty. */
+static int hand_off_stage(struct sink *s, struct bgsnap_err *err)
 {
 	uint8_t *p = s->stage + s->skew;
-	size_t left = s->staged;
-	size_t head = (SINK_ALIGN - s->offset % SINK_ALIGN) % SINK_ALIGN;
-	head = head < left ? head : left;
-	size_t mid = (left - head) - (left - head) % SINK_ALIGN, keep = left - head - mid;
+	size_t head = s->skew ? SINK_ALIGN - s->skew : 0;
 	int r = head ? put_out(s, p, head, -1, err) : 0;
 	if (r)
 		return r;
-	if (mid && s->async && !s->aio && sink_aio_start(&s->aio, s->fd, s->dfd) < 0)
-		s->async = 0;   /* no thread: write in this one */
-	if (mid && s->aio) {
-		uint64_t at = 0;
-		r = sink_aio_submit(s->aio, p + head, mid, s->offset, &at);
-		s->offset += mid;
-		/* Stage cur + 1 is free once at most SINK_STAGES - 1 writes are
-		 * pending: the one before it in the ring is done. */
-		if (!r)
-			r = sink_aio_wait(s->aio, SINK_STAGES - 1, &at);
-		if (r)
-			return write_failed(s, r, at, err);
-		s->cur = (s->cur + 1) % SINK_STAGES;
-		uint8_t *next = s->stages + (size_t)s->cur * SINK_STAGE_BYTES;
-		memcpy(next, p + head + mid, keep);
-		s->stage = next;
-	} else {
-		if (mid && (r = put_out(s, p + head, mid, s->dfd, err)) != 0)
-			return r;
-		memmove(s->stage + s->offset % SINK_ALIGN, p + head + mid, keep);
-	}
-	s->skew = s->offset % SINK_ALIGN;
-	s->staged = keep;
+	uint64_t at = 0;
+	r = sink_aio_submit(s->aio, p + head, s->staged - head, s->offset, &at);
+	s->offset += s->staged - head;
+	/* The next stage in the ring is free once at most SINK_STAGES - 1
+	 * writes are pending: the one before it is done. */
+	if (!r)
+		r = sink_aio_wait(s->aio, SINK_STAGES - 1, &at);
+	if (r)
+		return write_failed(s, r, at, err);
+	size_t next = ((size_t)(s->stage - s->stages) / SINK_STAGE_BYTES + 1) % SINK_STAGES;
+	s->stage = s->stages + next * SINK_STAGE_BYTES;
+	s->staged = 0;
+	s->skew = 0;
 	return 0;
 }
 
-/* Writes what is staged; `all` unset (the stage is full): a direct sink
- * keeps a tail shorter than SINK_ALIGN for the next stage. */
+/* Writes what is staged; `all` unset: the stage is full.  Without a thread
+ * a direct sink writes a full stage here: head through the page cache,
+ * the rest direct (sink_pwrite_all splits it). */
 static int flush_stage(struct sink *s, int all, struct bgsnap_err *err)
 {
 	if (s->failed)
 		return s->failed;
-	if (s->dfd >= 0 && !all)
-		return flush_full_direct(s, err);
+	if (!all && s->aio)
+		return hand_off_stage(s, err);
 	if (s->aio) {
 		uint64_t at = 0;
 		int r = sink_aio_wait(s->aio, 0, &at);
@@ -243,13 +230,17 @@ int sink_flush(struct sink *s, struct bgsnap_err *err)
 
 void sink_set_async(struct sink *s, int on)
 {
-	s->async = on && s->dfd >= 0;
+	if (on && s->dfd >= 0 && !s->aio && sink_aio_start(&s->aio, s->fd, s->dfd) < 0)
+		s->aio = NULL;   /* no thread: full stages are written by the caller */
+	else if (!on && s->aio) {
+		sink_aio_stop(s->aio);
+		s->aio = NULL;
+	}
 }
 
 void sink_in_child(struct sink *s)
 {
 	s->aio = NULL;
-	s->async = 0;
 	s->dfd = -1;
 }
 

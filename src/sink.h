@@ -50,9 +50,7 @@ struct sink {
 	int dfd;              /* path sink: the file opened O_DIRECT, or -1 */
 	size_t skew;          /* dfd: staged bytes start at stage + skew == offset % SINK_ALIGN */
 	uint8_t *stages;      /* dfd: SINK_STAGES stages; stage is one of them */
-	unsigned cur;         /* dfd: index of stage in stages             */
-	int async;            /* dfd: full stages go to `aio` (sink_set_async) */
-	struct sink_aio *aio; /* started at the first full stage          */
+	struct sink_aio *aio; /* full stages go to its thread (sink_set_async) */
 	int direct_off;       /* a path sink that must not use O_DIRECT    */
 };
 
@@ -86,8 +84,9 @@ int sink_commit(struct sink *s, struct bgsnap_err *err);
  * owns; frees the stage.  Idempotent; also the way to release an fd sink
  * that was never committed. */
 void sink_abort(struct sink *s);
-/* Direct sinks: hand full stages to a writing thread (on = 1) or write them
- * in the calling thread (0, the default).  A fork child must call
+/* Direct sinks: start a thread that writes full stages (on = 1; where it
+ * cannot start, the caller's thread writes them), or keep writing them in
+ * the calling thread (0, the default).  A fork child must call
  * sink_in_child before it writes: it has no such thread. */
 void sink_set_async(struct sink *s, int on);
 /* In a fork child: forget the parent's writing thread (it does not exist

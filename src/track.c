@@ -339,7 +339,6 @@ int track_protect_in_pause(struct track *t, track_protect_all_fn all, track_prot
 	                       r == -ENOMEM ? " (too many mappings: vm.max_map_count)" : "") : 0;
 }
 
-
 void track_discard(struct track *t, uint64_t start, uint64_t end, const char *what)
 {
 	struct bgsnap_engine *e = t->e;

@@ -869,9 +869,7 @@ static void print_json(FILE *f, const struct bench_opts *o, const struct result 
 	        o->thp ? "true" : "false");
 	if (o->noise)
 		fprintf(f, ",\"noise\":true");
-	int ran = res->status == ST_OK ? res->ran : res->method;
-	int tracking = ran == BGSNAP_METHOD_UFFD || ran == BGSNAP_METHOD_UFFD_SIGNAL || ran == BGSNAP_METHOD_MPROTECT;
-	fprintf(f, ",\"direct_io\":%s", !o->buffered_io && tracking ? "true" : "false");
+	fprintf(f, ",\"direct_io\":%s", res->st.direct_io ? "true" : "false");
 	if (o->repeat > 1)
 		fprintf(f, ",\"round\":%u", res->round);
 	if (res->status == ST_SKIPPED) {
