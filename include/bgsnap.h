@@ -201,9 +201,11 @@ int bgsnap_set_hooks(bgsnap_engine *e, const struct bgsnap_hooks *hooks);
 
 /*
  * Starts a snapshot of every region into the file `path`.  The file is
- * written under a temporary name in the same directory, created mode 0600,
- * fsynced and renamed into place only when complete (then the directory is
- * fsynced): `path` is either absent/old or the complete new snapshot.
+ * written unnamed (O_TMPFILE; where the file system lacks it, under a hidden
+ * temporary name) in the same directory, mode 0600, fsynced and given its
+ * name only when complete (then the directory is fsynced): `path` is either
+ * absent/old or the complete new snapshot, and a host killed meanwhile
+ * leaves no file.  A `path` that is a directory: -EISDIR.
  *
  * Returns once the host has been resumed (for the stop method: once all is
  * written).  The memory is then saved in the background; call bgsnap_wait().

@@ -6,9 +6,9 @@
  * afterwards pays a kernel copy-on-write fault, and the extra memory is one
  * page per page written, up to 100%.
  *
- * The child writes and fsyncs the temporary file; the parent commits it
- * (rename + directory fsync) only after the child exited with success, so a
- * child killed midway never leaves a committed file.  Progress travels
+ * The child writes and fsyncs the unfinished file; the parent commits it
+ * (names it, fsyncs the directory) only after the child exited with
+ * success, so a child killed midway never leaves a committed file.  Progress travels
  * through the engine's shared statistics page, the child's error message
  * through a shared block of its own.
  */
@@ -134,7 +134,8 @@ static void child_main(struct bgsnap_engine *e, struct fork_priv *p)
 	atomic_store(&e->live->extra_mem_peak, private_dirty_bytes());
 	if (r && !err->code)
 		err_set(err, r, "snapshot child failed: %s", strerror(-r));
-	/* A parent that died cannot commit or remove the file: do it here. */
+	/* A parent that died cannot commit or remove a named temporary: do it
+	 * here (an unnamed file goes with our descriptor). */
 	if (getppid() != p->parent && e->sink.tmp_path)
 		unlink(e->sink.tmp_path);
 	_exit(r ? 1 : 0);

@@ -1,11 +1,15 @@
 /*
  * sink.c - file and fd sinks (see sink.h).
  *
- * A path sink never exposes a partial file under the final name: bytes go to
- * "<dir>/.<name>.XXXXXX.tmp" (mode 0600) and only sink_commit() renames it,
- * after fsync, then fsyncs the directory so the rename itself is durable.
- * Any failure leaves the final name untouched and sink_abort() unlinks the
- * temporary.
+ * A path sink never exposes a partial file under the final name.  Its bytes
+ * go to an unnamed file (O_TMPFILE, mode 0600) in the final directory, which
+ * sink_commit() fsyncs and then links under the final name (or, when that
+ * name exists, under a hidden temporary name renamed over it), and fsyncs
+ * the directory so the name itself is durable.  An unnamed file vanishes
+ * with its last descriptor, so a host killed in the middle of a snapshot
+ * leaves nothing behind.  Where the file system or a missing /proc rules
+ * that out, the file is "<dir>/.<name>.XXXXXX.tmp" from the start, which
+ * sink_abort() unlinks but a killed host leaves.
  */
 #include "sink.h"
 
@@ -17,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char *dir_of(const char *path)
@@ -62,6 +67,55 @@ static void close_direct(struct sink *s)
 	s->dfd = -1;
 }
 
+/* The magic link that names an open descriptor, for reopening and linking
+ * an unnamed file without CAP_DAC_READ_SEARCH (which AT_EMPTY_PATH needs). */
+static void fd_link_path(char *buf, size_t len, int fd)
+{
+	snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+static int same_inode(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* "<dir>/.<name>.XXXXXX.tmp" for the final path, in *out (malloc'd). */
+static int tmp_name(const struct sink *s, char **out)
+{
+	char *copy = strdup(s->final_path), *dir = dir_of(s->final_path);
+	size_t len = 2 * strlen(s->final_path) + 32;
+	char *t = malloc(len);
+	if (copy && dir && t)
+		snprintf(t, len, "%s/.%s.XXXXXX.tmp", dir, basename(copy));
+	free(copy);
+	free(dir);
+	if (!copy || !dir) {
+		free(t);
+		t = NULL;
+	}
+	*out = t;
+	return t ? 0 : -ENOMEM;
+}
+
+/* An unnamed file in `dir`, or -1 where there can be none: a kernel or file
+ * system without O_TMPFILE, or no /proc to link it by at commit (checked
+ * now, so that a commit never finds it cannot name the file). */
+static int open_unnamed(const char *dir)
+{
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	char lp[40];
+	fd_link_path(lp, sizeof(lp), fd);
+	struct stat a, b;
+	/* O_TMPFILE applies the umask, which may leave less than 0600. */
+	if (fstat(fd, &a) < 0 || stat(lp, &b) < 0 || !same_inode(&a, &b) || fchmod(fd, 0600) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 int sink_open_path(struct sink *s, const char *path, int direct, struct bgsnap_err *err)
 {
 	memset(s, 0, sizeof(*s));
@@ -70,51 +124,46 @@ int sink_open_path(struct sink *s, const char *path, int direct, struct bgsnap_e
 	if (!path || !*path)
 		return err_set(err, -EINVAL, "empty snapshot path");
 	size_t plen = strlen(path);
-	if (path[plen - 1] == '/')
+	struct stat st;
+	if (path[plen - 1] == '/' || (stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
 		return err_set(err, -EISDIR, "snapshot path '%s' names a directory", path);
-
-	char *copy = strdup(path);
-	if (!copy)
-		return err_set(err, -ENOMEM, "out of memory");
-	const char *base = basename(copy);
+	s->final_path = strdup(path);
 	char *dir = dir_of(path);
-	size_t tlen = plen + 32;
-	char *tmp = malloc(tlen);
-	if (!dir || !tmp) {
-		free(copy);
+	if (!s->final_path || !dir) {
 		free(dir);
-		free(tmp);
+		sink_abort(s);
 		return err_set(err, -ENOMEM, "out of memory");
 	}
-	/* mkostemps creates the file 0600 whatever the umask says. */
-	snprintf(tmp, tlen, "%s/.%s.XXXXXX.tmp", dir, base);
-	free(copy);
+	int fd = open_unnamed(dir);
 	free(dir);
-	int fd = mkostemps(tmp, 4, O_CLOEXEC);
 	if (fd < 0) {
-		int e = -errno;
-		free(tmp);
-		return err_sys(err, e, "cannot create a temporary file next to '%s'", path);
+		/* mkostemps creates the file 0600 whatever the umask says. */
+		int r = tmp_name(s, &s->tmp_path);
+		fd = r ? -1 : mkostemps(s->tmp_path, 4, O_CLOEXEC);
+		if (fd < 0) {
+			r = r ? r : -errno;
+			free(s->tmp_path);   /* not ours to unlink */
+			s->tmp_path = NULL;
+			sink_abort(s);
+			return r == -ENOMEM ? err_set(err, r, "out of memory")
+			                    : err_sys(err, r, "cannot create a temporary file next to '%s'", path);
+		}
 	}
 	s->fd = fd;
 	s->owns_fd = 1;
-	s->tmp_path = tmp;
 	/* Where the file system refuses O_DIRECT (EINVAL), the page cache it
 	 * is.  Opened by name, so make sure it is the file we created (a
 	 * relative path and a chdir meanwhile, or a replaced name). */
 	if (direct) {
-		s->dfd = open(tmp, O_WRONLY | O_DIRECT | O_CLOEXEC);
+		char lp[40];
+		fd_link_path(lp, sizeof(lp), fd);
+		const char *name = s->tmp_path ? s->tmp_path : lp;
+		s->dfd = open(name, O_WRONLY | O_DIRECT | O_CLOEXEC);
 		struct stat a, b;
-		if (s->dfd >= 0 && (fstat(fd, &a) < 0 || fstat(s->dfd, &b) < 0 || a.st_dev != b.st_dev ||
-		                    a.st_ino != b.st_ino)) {
+		if (s->dfd >= 0 && (fstat(fd, &a) < 0 || fstat(s->dfd, &b) < 0 || !same_inode(&a, &b))) {
 			close(s->dfd);
 			s->dfd = -1;
 		}
-	}
-	s->final_path = strdup(path);
-	if (!s->final_path) {
-		sink_abort(s);
-		return err_set(err, -ENOMEM, "out of memory");
 	}
 	int r = stage_alloc(s, err);
 	if (r)
@@ -295,6 +344,42 @@ static int fsync_dir_of(const char *path, struct bgsnap_err *err)
 	return r;
 }
 
+/* Gives the unnamed file a name: the final one when it is free (atomic, and
+ * nothing to rename; returns 1), else a fresh hidden temporary in tmp_path
+ * for the caller to rename over it (returns 0).  Or -errno. */
+static int link_unnamed(struct sink *s, struct bgsnap_err *err)
+{
+	char lp[40];
+	fd_link_path(lp, sizeof(lp), s->fd);
+	if (linkat(AT_FDCWD, lp, AT_FDCWD, s->final_path, AT_SYMLINK_FOLLOW) == 0)
+		return 1;
+	if (errno != EEXIST)
+		return err_sys(err, -errno, "cannot link the snapshot file as '%s'", s->final_path);
+	char *t;
+	if (tmp_name(s, &t))
+		return err_set(err, -ENOMEM, "out of memory");
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	uint64_t x = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 44;
+	static const char set[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	char *xs = t + strlen(t) - 10;   /* the XXXXXX of "XXXXXX.tmp" */
+	for (int attempt = 0; attempt < 100; attempt++) {
+		for (int i = 0; i < 6; i++) {
+			x = x * 6364136223846793005ull + 1442695040888963407ull;
+			xs[i] = set[(x >> 33) % (sizeof(set) - 1)];
+		}
+		if (linkat(AT_FDCWD, lp, AT_FDCWD, t, AT_SYMLINK_FOLLOW) == 0) {
+			s->tmp_path = t;
+			return 0;
+		}
+		if (errno != EEXIST)
+			break;
+	}
+	int e = -errno;
+	free(t);
+	return err_sys(err, e, "cannot link the snapshot file next to '%s'", s->final_path);
+}
+
 int sink_commit(struct sink *s, struct bgsnap_err *err)
 {
 	int r = sink_flush(s, err);
@@ -309,19 +394,30 @@ int sink_commit(struct sink *s, struct bgsnap_err *err)
 		return 0;
 	}
 	if (fsync(s->fd) < 0) {
-		s->failed = err_sys(err, -errno, "fsync of '%s'", s->tmp_path);
+		s->failed = err_sys(err, -errno, "fsync of the snapshot file for '%s'", s->final_path);
 		sink_abort(s);
 		return s->failed;
 	}
 	close_direct(s);
+	int as_final = 0;   /* the unnamed file was linked as final_path itself */
+	if (!s->tmp_path) {
+		as_final = link_unnamed(s, err);
+		if (as_final < 0) {
+			s->failed = as_final;
+			sink_abort(s);
+			return s->failed;
+		}
+	}
 	if (close(s->fd) < 0) {
 		s->fd = -1;
-		s->failed = err_sys(err, -errno, "close of '%s'", s->tmp_path);
+		s->failed = err_sys(err, -errno, "close of the snapshot file for '%s'", s->final_path);
+		if (as_final)
+			unlink(s->final_path);
 		sink_abort(s);
 		return s->failed;
 	}
 	s->fd = -1;
-	if (rename(s->tmp_path, s->final_path) < 0) {
+	if (s->tmp_path && rename(s->tmp_path, s->final_path) < 0) {
 		s->failed = err_sys(err, -errno, "cannot rename '%s' to '%s'", s->tmp_path, s->final_path);
 		sink_abort(s);
 		return s->failed;

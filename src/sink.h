@@ -1,7 +1,8 @@
 /*
- * sink.h - where snapshot bytes go.  A path sink writes to a temporary file
- * (mode 0600, same directory), and commit fsyncs it, renames it over the
- * final name and fsyncs the directory; abort unlinks it.  An fd sink writes
+ * sink.h - where snapshot bytes go.  A path sink writes to an unnamed file
+ * (O_TMPFILE; else a hidden temporary), mode 0600, in the final directory;
+ * commit fsyncs it, gives it the final name (link, or rename over an
+ * existing file) and fsyncs the directory; abort removes it.  An fd sink writes
  * to a caller's fd (pipe, socket, file) without seeking.  Writes are all or
  * nothing: a short write is retried, EINTR too; any other failure is sticky.
  *
@@ -39,7 +40,8 @@ struct sink {
 	int fd;
 	int owns_fd;          /* path sink: we opened it, we close it   */
 	char *final_path;     /* path sink only                         */
-	char *tmp_path;       /* path sink only; NULL once committed/aborted */
+	char *tmp_path;       /* path sink: its hidden temporary name (none while
+	                         unnamed); NULL once committed/aborted */
 	uint64_t offset;      /* bytes written so far                   */
 	int failed;           /* negative errno once a write failed     */
 	uint8_t *stage;       /* SINK_STAGE_BYTES; NULL once released   */
