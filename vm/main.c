@@ -616,12 +616,14 @@ static void report(struct runner *r)
 		note("snapshot %zu: path=%s method=%s result=%s console_offset=%" PRIu64 " pause_us=%" PRIu64
 		     " vcpu_stopped_us=%.0f wp_us=%" PRIu64 " prewp_us=%" PRIu64 " reprotect_pages=%" PRIu64
 		     " total_ms=%.1f pages=%" PRIu64 " zero=%" PRIu64
-		     " faulted=%" PRIu64 " bytes=%" PRIu64 " extra_mem_peak=%" PRIu64,
+		     " faulted=%" PRIu64 " unprotect_calls=%" PRIu64 " unprotect_ms=%.1f bytes=%" PRIu64
+		     " extra_mem_peak=%" PRIu64,
 		     i + 1, s->path, bgsnap_method_name(st->method) ? bgsnap_method_name(st->method) : "?",
 		     s->state == 2 ? "ok" : "failed", s->console_offset, st->pause_us,
 		     (s->t_resumed - s->t_parked) * 1e6, st->wp_us, st->prewp_us, st->reprotect_pages,
 		     (double)st->total_us / 1e3, st->pages_total,
-		     st->pages_zero, st->pages_faulted, st->bytes_written, st->extra_mem_peak);
+		     st->pages_zero, st->pages_faulted, st->unprotect_calls, (double)st->unprotect_us / 1e3,
+		     st->bytes_written, st->extra_mem_peak);
 		if (s->state != 2)
 			continue;
 		double bs = s->t_parked - SPEED_WINDOW, be = s->t_parked;
