@@ -2,9 +2,9 @@
 # bench-table.sh - prints a markdown table of every snapshot method at the
 # given memory sizes, with 4 KiB pages and with transparent huge pages, next
 # to the raw kernel primitives measured on the same memory in the same run
-# (one UFFDIO_WRITEPROTECT and its removal, mprotect and back, one fork(),
-# a read of the memory alone and beside TLB shootdowns) and a dd of the same number of bytes
-# to the same sink directory (design brief section 7: every claim a ratio).
+# (one UFFDIO_WRITEPROTECT and its removal, mprotect and back, one fork())
+# and a dd of the same number of bytes to the same sink directory (design
+# brief section 7: every claim a ratio).
 # The raw primitives come from the same bgsnap process (bench --probe-wp),
 # timed on the filled memory before the writers start.
 #
@@ -129,13 +129,12 @@ for r in order:
             "*" if m.get("extra_mem_source") == "estimate" else "",
             "yes" if m["verified"] else "**NO**"))
     if probe:
-        print("| %s | *raw* | | | | wp %s, unwp %s, mprotect %s and back %s, fork %s µs; a read of it all %s µs, %s µs beside %s protection changes/s | | | | | | | | | | | | | | | | |" % (
+        print("| %s | *raw* | | | | wp %s, unwp %s, mprotect %s and back %s, fork %s µs | | | | | | | | | | | | | | | | |" % (
             r, f(probe.get("wp_us"), 0), f(probe.get("unwp_us"), 0), f(probe.get("mprotect_us"), 0),
-            f(probe.get("mprotect_rw_us"), 0), f(probe.get("fork_us"), 0), f(probe.get("read_us"), 0),
-            f(probe.get("read_flush_us"), 0), f(probe.get("flushes_per_s"), 0)))
+            f(probe.get("mprotect_rw_us"), 0), f(probe.get("fork_us"), 0)))
 print()
 print("pre-wp: uffd, uffd-signal and mprotect write-protect before the pause, and in it (wp µs) protect again only the pages written meanwhile.")
-print("raw wp: one UFFDIO_WRITEPROTECT of the whole filled region in the same process, before the writers start (bgsnap bench --probe-wp); unwp its removal; a read of it all: one pass alone, and one while another thread of the process changes a page's protection as fast as it can (each change a TLB shootdown, as each fault's unprotect is).")
+print("raw wp: one UFFDIO_WRITEPROTECT of the whole filled region in the same process, before the writers start (bgsnap bench --probe-wp); unwp its removal; mprotect: to read-only, and back.")
 print("dd: `dd if=/dev/zero bs=1M conv=fsync` of the bytes the stop method wrote, into the same directory.")
 print("unprotect ms: the background writer removing protection from saved pages; commit ms: index, trailer, fsync and rename.")
 print("trapped writes: first writes that took >= 2 µs (a fault, signal or copy-on-write), not those finding their page already saved.")

@@ -158,13 +158,6 @@ struct wp_probe_result {
 	double mprotect_us;   /* mprotect(PROT_READ) of the whole range          */
 	double mprotect_rw_us; /* mprotect back to read-write                    */
 	double fork_us;       /* fork() of this process                          */
-	/* One pass reading every word of the range, alone, then while another
-	 * thread of this process changes the protection of a page of its own
-	 * as fast as it can (each change a TLB shootdown of this process's
-	 * CPUs, as a fault handler's unprotect is): what the background
-	 * writer's reads pay for the host's faults. */
-	double read_us, read_flush_us;
-	double flushes_per_s; /* protection changes per second during the latter */
 	uint64_t uffd_features;
 };
 /* Times each primitive once on [mem, mem+len).  Returns 0 or -errno with a

@@ -2,18 +2,13 @@
  * wp_probe.c - times the raw kernel primitives bgsnap's pause is compared
  * against (design brief section 7): one UFFDIO_WRITEPROTECT of a whole range,
  * one mprotect(PROT_READ) of it, one fork() of the process, each with its
- * undoing where that is a call; and what a reader of the range pays while
- * another thread's protection changes shoot down the TLB.  Each primitive
- * is undone before the next; nothing outlives the call.  Userfaultfd features
+ * undoing where that is a call (removing protection is what the background
+ * writer pays for every saved page).  Each primitive is undone before the
+ * next; nothing outlives the call.  Userfaultfd features
  * are probed at run time (the build headers may be older than the kernel).
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <linux/userfaultfd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -111,79 +106,6 @@ out:
 	return r;
 }
 
-static uint64_t read_pass(const void *mem, size_t len)
-{
-	const volatile uint64_t *p = mem;
-	uint64_t x = 0;
-	for (size_t i = 0; i < len / 8; i++)
-		x ^= p[i];
-	return x;
-}
-
-struct flipper {
-	uint8_t *page;
-	atomic_bool stop;
-	atomic_ullong changes;
-};
-
-static void *flip_main(void *arg)
-{
-	struct flipper *f = arg;
-	while (!atomic_load(&f->stop)) {
-		if (mprotect(f->page, 4096, PROT_READ) != 0 || mprotect(f->page, 4096, PROT_READ | PROT_WRITE) != 0)
-			break;
-		f->page[0]++;   /* present and writable again, as a faulted page is */
-		atomic_fetch_add(&f->changes, 2);
-	}
-	return NULL;
-}
-
-/* Microseconds per read pass of [mem, mem+len), passes repeated for at
- * least 50 ms so that a small range still gives a steady figure. */
-static double timed_reads(const void *mem, size_t len, uint64_t *sink)
-{
-	double t0 = mono_us(), t;
-	unsigned n = 0;
-	do {
-		*sink ^= read_pass(mem, len);
-		n++;
-	} while ((t = mono_us() - t0) < 50000);
-	return t / n;
-}
-
-/* read_us, read_flush_us, flushes_per_s; -1 where they cannot be timed. */
-static void time_reads(const void *mem, size_t len, struct wp_probe_result *out)
-{
-	out->read_us = out->read_flush_us = out->flushes_per_s = -1;
-	/* Untimed first: a first user access to a page the kernel populated
-	 * (MADV_POPULATE_WRITE) costs a hypervisor exit on these machines. */
-	uint64_t sink = read_pass(mem, len);
-	out->read_us = timed_reads(mem, len, &sink);
-	struct flipper f = { .page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) };
-	if (f.page == MAP_FAILED)
-		return;
-	pthread_t th;
-	if (pthread_create(&th, NULL, flip_main, &f) == 0) {
-		/* From its first change on (a second at most). */
-		double w0 = mono_us();
-		while (!atomic_load(&f.changes) && mono_us() - w0 < 1e6)
-			sched_yield();
-		unsigned long long c0 = atomic_load(&f.changes);
-		double t0 = mono_us();
-		double per_pass = timed_reads(mem, len, &sink);
-		double t1 = mono_us();
-		unsigned long long c1 = atomic_load(&f.changes);
-		atomic_store(&f.stop, true);
-		pthread_join(th, NULL);
-		if (c0) {
-			out->read_flush_us = per_pass;
-			out->flushes_per_s = (double)(c1 - c0) / ((t1 - t0) / 1e6);
-		}
-	}
-	f.page[1] = (uint8_t)sink;   /* keeps the reads */
-	munmap(f.page, 4096);
-}
-
 int wp_probe(void *mem, size_t len, struct wp_probe_result *out, char *err, size_t err_len)
 {
 	memset(out, 0, sizeof(*out));
@@ -198,7 +120,6 @@ int wp_probe(void *mem, size_t len, struct wp_probe_result *out, char *err, size
 		return -errno;
 	}
 	out->mprotect_rw_us = rc == 0 ? mono_us() - t0 : -1;
-	time_reads(mem, len, out);
 
 	t0 = mono_us();
 	pid_t pid = fork();

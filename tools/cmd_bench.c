@@ -139,12 +139,10 @@ static void usage(FILE *f)
 "  --json                one JSON object per line and method\n"
 "  --probe-wp            first time the raw primitives once on the filled memory, no\n"
 "                        writer running (one UFFDIO_WRITEPROTECT of it and its\n"
-"                        removal, mprotect and back, fork; a read of all of it,\n"
-"                        alone and while another thread changes protections,\n"
-"                        each change a TLB shootdown), print them (JSON: a line\n"
-"                        with \"probe\":\"raw\"), then run the methods only if\n"
-"                        --method was given; the table then adds pause / raw wp\n"
-"                        ratios\n"
+"                        removal, mprotect and back, fork), print them (JSON: a\n"
+"                        line with \"probe\":\"raw\"), then run the methods only\n"
+"                        if --method was given; the table then adds pause / raw\n"
+"                        wp ratios\n"
 "  --help                this text\n"
 "\n"
 "JSON fields: method, mem_bytes, threads, pattern, buffer_bytes, thp, pause_us,\n"
@@ -1125,18 +1123,15 @@ static int probe_main(const struct bench_opts *o, wl *w, struct wp_probe_result 
 	}
 	if (o->json)
 		printf("{\"probe\":\"raw\",\"mem_bytes\":%" PRIu64 ",\"thp\":%s,\"wp_us\":%.1f,\"unwp_us\":%.1f"
-		       ",\"mprotect_us\":%.1f,\"mprotect_rw_us\":%.1f,\"fork_us\":%.1f,\"read_us\":%.1f"
-		       ",\"read_flush_us\":%.1f,\"flushes_per_s\":%.0f,\"uffd_features\":%" PRIu64 "}\n",
+		       ",\"mprotect_us\":%.1f,\"mprotect_rw_us\":%.1f,\"fork_us\":%.1f,\"uffd_features\":%" PRIu64
+		       "}\n",
 		       o->mem, o->thp ? "true" : "false", pr->wp_us, pr->unwp_us, pr->mprotect_us, pr->mprotect_rw_us,
-		       pr->fork_us, pr->read_us, pr->read_flush_us, pr->flushes_per_s, pr->uffd_features);
+		       pr->fork_us, pr->uffd_features);
 	else
 		printf("raw primitives on this memory (no writers): UFFDIO_WRITEPROTECT %.0f us, its removal %.0f us "
-		       "(%.1fx), mprotect %.0f us, back %.0f us (%.1fx), fork %.0f us; reading it all %.0f us, "
-		       "%.0f us (%.1fx) while another thread changes protections %.0f times/s\n",
+		       "(%.1fx), mprotect %.0f us, back %.0f us (%.1fx), fork %.0f us\n",
 		       pr->wp_us, pr->unwp_us, pr->wp_us > 0 ? pr->unwp_us / pr->wp_us : 0, pr->mprotect_us,
-		       pr->mprotect_rw_us, pr->mprotect_us > 0 ? pr->mprotect_rw_us / pr->mprotect_us : 0, pr->fork_us,
-		       pr->read_us, pr->read_flush_us, pr->read_us > 0 ? pr->read_flush_us / pr->read_us : 0,
-		       pr->flushes_per_s);
+		       pr->mprotect_rw_us, pr->mprotect_us > 0 ? pr->mprotect_rw_us / pr->mprotect_us : 0, pr->fork_us);
 	fflush(stdout);
 	return EXIT_OK;
 }
@@ -1200,8 +1195,9 @@ int cmd_bench(int argc, char **argv)
 	}
 	struct wp_probe_result raw = { .wp_us = -1 };
 	if (o.probe_wp) {
-		/* The state every method starts from: the probe's reads would
-		 * otherwise time zero-page faults on the never-written pages. */
+		/* Time the primitives on the state every method starts from:
+		 * the written pages populated (the never-written ones would
+		 * otherwise be cheap holes to protect). */
 		if (!o.no_prefault)
 			wl_settle(w);
 		r = probe_main(&o, w, &raw);
