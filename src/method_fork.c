@@ -94,16 +94,32 @@ static uint64_t private_dirty_bytes(void)
 	return kb * 1024;
 }
 
-static void close_all_but(int keep)
+/* Closes every descriptor in [lo, hi]. */
+static void close_span(unsigned lo, unsigned hi)
 {
-	if (keep > 0 && syscall(SYS_close_range, 0u, (unsigned)keep - 1, 0u) < 0)
-		for (int fd = 0; fd < keep; fd++)
-			close(fd);
-	if (syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0u) < 0) {
-		long max = sysconf(_SC_OPEN_MAX);
-		for (long fd = keep + 1; fd < (max > 0 ? max : 1024); fd++)
-			close((int)fd);
+	if (lo > hi || syscall(SYS_close_range, lo, hi, 0u) == 0)
+		return;
+	long max = sysconf(_SC_OPEN_MAX);
+	unsigned end = hi < (unsigned)(max > 0 ? max : 1024) ? hi : (unsigned)(max > 0 ? max : 1024) - 1;
+	for (unsigned fd = lo; fd <= end; fd++)
+		close((int)fd);
+}
+
+/* Closes every descriptor but a and b (-1: none). */
+static void close_all_but(int a, int b)
+{
+	int lo = a < b ? a : b, hi = a < b ? b : a;
+	if (lo < 0)
+		lo = hi;
+	unsigned next = 0;
+	if (lo >= 0) {
+		if (lo > 0)
+			close_span(0, (unsigned)lo - 1);
+		if (hi > lo + 1)
+			close_span((unsigned)lo + 1, (unsigned)hi - 1);
+		next = (unsigned)hi + 1;
 	}
+	close_span(next, ~0u);
 }
 
 static void child_main(struct bgsnap_engine *e, struct fork_priv *p)
@@ -115,7 +131,7 @@ static void child_main(struct bgsnap_engine *e, struct fork_priv *p)
 	 * a closed reader look alive (the write blocks instead of EPIPE), and
 	 * the host's other descriptors are none of the child's business. */
 	sink_in_child(&e->sink);
-	close_all_but(e->sink.fd);
+	close_all_but(e->sink.fd, e->sink.dirfd);   /* the directory: a named temporary's removal */
 	/* The parent's pause ends after this; the fork is its bulk. */
 	e->meta.pause_us = (now_ns() - e->t_pause_ns) / 1000;
 	struct bgsnap_err *err = &p->shared->err;
@@ -136,8 +152,8 @@ static void child_main(struct bgsnap_engine *e, struct fork_priv *p)
 		err_set(err, r, "snapshot child failed: %s", strerror(-r));
 	/* A parent that died cannot commit or remove a named temporary: do it
 	 * here (an unnamed file goes with our descriptor). */
-	if (getppid() != p->parent && e->sink.tmp_path)
-		unlink(e->sink.tmp_path);
+	if (getppid() != p->parent)
+		sink_remove_temporary(&e->sink);
 	_exit(r ? 1 : 0);
 }
 

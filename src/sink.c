@@ -24,16 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static char *dir_of(const char *path)
-{
-	char *copy = strdup(path);
-	if (!copy)
-		return NULL;
-	char *d = strdup(dirname(copy));
-	free(copy);
-	return d;
-}
-
 /* Page-aligned, allocated at open: a fork child writes through the sink and
  * must not allocate.  A direct sink gets SINK_STAGES of them. */
 static int stage_alloc(struct sink *s, struct bgsnap_err *err)
@@ -74,42 +64,79 @@ static void fd_link_path(char *buf, size_t len, int fd)
 	snprintf(buf, len, "/proc/self/fd/%d", fd);
 }
 
-static int same_inode(const struct stat *a, const struct stat *b)
+static int same_file(int a, int b)
 {
-	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+	struct stat sa, sb;
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-/* "<dir>/.<name>.XXXXXX.tmp" for the final path, in *out (malloc'd). */
-static int tmp_name(const struct sink *s, char **out)
+/* A fresh ".<base>.XXXXXX.tmp" in buf (len >= strlen(base) + 13). */
+static void tmp_name_fill(char *buf, size_t len, const char *base, uint64_t *x)
 {
-	char *copy = strdup(s->final_path), *dir = dir_of(s->final_path);
-	size_t len = 2 * strlen(s->final_path) + 32;
-	char *t = malloc(len);
-	if (copy && dir && t)
-		snprintf(t, len, "%s/.%s.XXXXXX.tmp", dir, basename(copy));
-	free(copy);
-	free(dir);
-	if (!copy || !dir) {
-		free(t);
-		t = NULL;
+	static const char set[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	char xs[7];
+	for (int i = 0; i < 6; i++) {
+		*x = *x * 6364136223846793005ull + 1442695040888963407ull;
+		xs[i] = set[(*x >> 33) % (sizeof(set) - 1)];
 	}
-	*out = t;
-	return t ? 0 : -ENOMEM;
+	xs[6] = '\0';
+	snprintf(buf, len, ".%s.%s.tmp", base, xs);
 }
 
-/* An unnamed file in `dir`, or -1 where there can be none: a kernel or file
- * system without O_TMPFILE, or no /proc to link it by at commit (checked
- * now, so that a commit never finds it cannot name the file). */
-static int open_unnamed(const char *dir)
+static uint64_t tmp_seed(void)
 {
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 44;
+}
+
+/*
+ * Makes the file exist under a fresh hidden name in the directory: creates
+ * it (fd < 0) or links the open unnamed file `fd` there.  Sets tmp_name.
+ * Returns the new descriptor (create) or 0 (link), or -errno.
+ */
+static int tmp_name_take(struct sink *s, int fd)
+{
+	size_t len = strlen(s->base) + 16;
+	char *t = malloc(len);
+	if (!t)
+		return -ENOMEM;
+	char lp[40];
+	fd_link_path(lp, sizeof(lp), fd);
+	uint64_t x = tmp_seed();
+	int r = -EEXIST;
+	for (int attempt = 0; attempt < 100 && r == -EEXIST; attempt++) {
+		tmp_name_fill(t, len, s->base, &x);
+		if (fd < 0)
+			r = openat(s->dirfd, t, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		else
+			r = linkat(AT_FDCWD, lp, s->dirfd, t, AT_SYMLINK_FOLLOW);
+		if (r < 0)
+			r = -errno;
+	}
+	if (r < 0) {
+		free(t);
+		return r;
+	}
+	s->tmp_name = t;
+	return r;
+}
+
+/* An unnamed file in the directory, or -1 where there can be none: a
+ * kernel or file system without O_TMPFILE, or no /proc to link it by at
+ * commit. */
+static int open_unnamed(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
 	char lp[40];
 	fd_link_path(lp, sizeof(lp), fd);
-	struct stat a, b;
-	/* O_TMPFILE applies the umask, which may leave less than 0600. */
-	if (fstat(fd, &a) < 0 || stat(lp, &b) < 0 || !same_inode(&a, &b) || fchmod(fd, 0600) < 0) {
+	int via = open(lp, O_RDONLY | O_CLOEXEC);
+	int ok = via >= 0 && same_file(fd, via);
+	if (via >= 0)
+		close(via);
+	if (!ok) {
 		close(fd);
 		return -1;
 	}
@@ -121,49 +148,64 @@ int sink_open_path(struct sink *s, const char *path, int direct, struct bgsnap_e
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
 	s->dfd = -1;
+	s->dirfd = -1;
 	if (!path || !*path)
 		return err_set(err, -EINVAL, "empty snapshot path");
 	size_t plen = strlen(path);
-	struct stat st;
-	if (path[plen - 1] == '/' || (stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
+	if (path[plen - 1] == '/')
 		return err_set(err, -EISDIR, "snapshot path '%s' names a directory", path);
 	s->final_path = strdup(path);
-	char *dir = dir_of(path);
-	if (!s->final_path || !dir) {
-		free(dir);
+	char *c1 = strdup(path), *c2 = strdup(path);
+	s->base = c1 ? strdup(basename(c1)) : NULL;
+	if (!s->final_path || !s->base || !c2) {
+		free(c1);
+		free(c2);
 		sink_abort(s);
 		return err_set(err, -ENOMEM, "out of memory");
 	}
-	int fd = open_unnamed(dir);
-	free(dir);
+	/* Every later name is looked up in this directory, not in whatever
+	 * the current directory is by then (a relative path, and a host that
+	 * chdirs while the snapshot runs). */
+	s->dirfd = open(dirname(c2), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int e = -errno;
+	free(c1);
+	free(c2);
+	if (s->dirfd < 0) {
+		sink_abort(s);
+		return err_sys(err, e, "cannot open the directory of '%s'", path);
+	}
+	struct stat st;
+	if (fstatat(s->dirfd, s->base, &st, 0) == 0 && S_ISDIR(st.st_mode)) {
+		sink_abort(s);
+		return err_set(err, -EISDIR, "snapshot path '%s' names a directory", path);
+	}
+	int fd = open_unnamed(s->dirfd);
 	if (fd < 0) {
-		/* mkostemps creates the file 0600 whatever the umask says. */
-		int r = tmp_name(s, &s->tmp_path);
-		fd = r ? -1 : mkostemps(s->tmp_path, 4, O_CLOEXEC);
+		fd = tmp_name_take(s, -1);
 		if (fd < 0) {
-			r = r ? r : -errno;
-			free(s->tmp_path);   /* not ours to unlink */
-			s->tmp_path = NULL;
 			sink_abort(s);
-			return r == -ENOMEM ? err_set(err, r, "out of memory")
-			                    : err_sys(err, r, "cannot create a temporary file next to '%s'", path);
+			return fd == -ENOMEM ? err_set(err, fd, "out of memory")
+			                     : err_sys(err, fd, "cannot create a temporary file next to '%s'", path);
 		}
 	}
 	s->fd = fd;
 	s->owns_fd = 1;
+	/* O_CREAT and O_TMPFILE apply the umask, which may leave less. */
+	if (fchmod(fd, 0600) < 0) {
+		e = -errno;
+		sink_abort(s);
+		return err_sys(err, e, "cannot make the snapshot file for '%s' mode 0600", path);
+	}
 	/* Where the file system refuses O_DIRECT (EINVAL), the page cache it
-	 * is.  Opened by name, so make sure it is the file we created (a
-	 * relative path and a chdir meanwhile, or a replaced name). */
+	 * is.  A named temporary is opened by name: make sure it is still the
+	 * file we created. */
 	if (direct) {
 		char lp[40];
 		fd_link_path(lp, sizeof(lp), fd);
-		const char *name = s->tmp_path ? s->tmp_path : lp;
-		s->dfd = open(name, O_WRONLY | O_DIRECT | O_CLOEXEC);
-		struct stat a, b;
-		if (s->dfd >= 0 && (fstat(fd, &a) < 0 || fstat(s->dfd, &b) < 0 || !same_inode(&a, &b))) {
-			close(s->dfd);
-			s->dfd = -1;
-		}
+		s->dfd = s->tmp_name ? openat(s->dirfd, s->tmp_name, O_WRONLY | O_DIRECT | O_CLOEXEC)
+		                     : open(lp, O_WRONLY | O_DIRECT | O_CLOEXEC);
+		if (s->dfd >= 0 && !same_file(fd, s->dfd))
+			close_direct(s);
 	}
 	int r = stage_alloc(s, err);
 	if (r)
@@ -176,6 +218,7 @@ int sink_open_fd(struct sink *s, int fd, struct bgsnap_err *err)
 	memset(s, 0, sizeof(*s));
 	s->fd = fd;
 	s->dfd = -1;
+	s->dirfd = -1;
 	return stage_alloc(s, err);
 }
 
@@ -327,59 +370,6 @@ int sink_write(struct sink *s, const void *buf, size_t len, struct bgsnap_err *e
 	return sink_writev(s, &v, 1, err);
 }
 
-static int fsync_dir_of(const char *path, struct bgsnap_err *err)
-{
-	char *dir = dir_of(path);
-	if (!dir)
-		return err_set(err, -ENOMEM, "out of memory");
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r = 0;
-	if (dfd < 0)
-		r = err_sys(err, -errno, "cannot open directory '%s' to make the rename durable", dir);
-	else if (fsync(dfd) < 0)
-		r = err_sys(err, -errno, "fsync of directory '%s'", dir);
-	if (dfd >= 0)
-		close(dfd);
-	free(dir);
-	return r;
-}
-
-/* Gives the unnamed file a name: the final one when it is free (atomic, and
- * nothing to rename; returns 1), else a fresh hidden temporary in tmp_path
- * for the caller to rename over it (returns 0).  Or -errno. */
-static int link_unnamed(struct sink *s, struct bgsnap_err *err)
-{
-	char lp[40];
-	fd_link_path(lp, sizeof(lp), s->fd);
-	if (linkat(AT_FDCWD, lp, AT_FDCWD, s->final_path, AT_SYMLINK_FOLLOW) == 0)
-		return 1;
-	if (errno != EEXIST)
-		return err_sys(err, -errno, "cannot link the snapshot file as '%s'", s->final_path);
-	char *t;
-	if (tmp_name(s, &t))
-		return err_set(err, -ENOMEM, "out of memory");
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t x = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 44;
-	static const char set[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-	char *xs = t + strlen(t) - 10;   /* the XXXXXX of "XXXXXX.tmp" */
-	for (int attempt = 0; attempt < 100; attempt++) {
-		for (int i = 0; i < 6; i++) {
-			x = x * 6364136223846793005ull + 1442695040888963407ull;
-			xs[i] = set[(x >> 33) % (sizeof(set) - 1)];
-		}
-		if (linkat(AT_FDCWD, lp, AT_FDCWD, t, AT_SYMLINK_FOLLOW) == 0) {
-			s->tmp_path = t;
-			return 0;
-		}
-		if (errno != EEXIST)
-			break;
-	}
-	int e = -errno;
-	free(t);
-	return err_sys(err, e, "cannot link the snapshot file next to '%s'", s->final_path);
-}
-
 int sink_commit(struct sink *s, struct bgsnap_err *err)
 {
 	int r = sink_flush(s, err);
@@ -399,35 +389,43 @@ int sink_commit(struct sink *s, struct bgsnap_err *err)
 		return s->failed;
 	}
 	close_direct(s);
-	int as_final = 0;   /* the unnamed file was linked as final_path itself */
-	if (!s->tmp_path) {
-		as_final = link_unnamed(s, err);
-		if (as_final < 0) {
-			s->failed = as_final;
+	/* An unnamed file takes the final name when it is free: atomic, and
+	 * nothing to rename.  Else a hidden name, renamed over the old file. */
+	int named = !!s->tmp_name;
+	if (!named) {
+		char lp[40];
+		fd_link_path(lp, sizeof(lp), s->fd);
+		r = linkat(AT_FDCWD, lp, s->dirfd, s->base, AT_SYMLINK_FOLLOW) == 0 ? 0 : -errno;
+		if (r == -EEXIST)
+			r = tmp_name_take(s, s->fd);
+		if (r < 0) {
+			s->failed = err_sys(err, r, "cannot link the snapshot file as '%s'", s->final_path);
 			sink_abort(s);
 			return s->failed;
 		}
 	}
-	if (close(s->fd) < 0) {
-		s->fd = -1;
-		s->failed = err_sys(err, -errno, "close of the snapshot file for '%s'", s->final_path);
-		if (as_final)
-			unlink(s->final_path);
-		sink_abort(s);
-		return s->failed;
-	}
+	r = close(s->fd) < 0 ? -errno : 0;
 	s->fd = -1;
-	if (s->tmp_path && rename(s->tmp_path, s->final_path) < 0) {
-		s->failed = err_sys(err, -errno, "cannot rename '%s' to '%s'", s->tmp_path, s->final_path);
+	if (r && !s->tmp_name) {
+		/* Already fsynced and under its final name: a report, not a loss. */
+		s->failed = err_sys(err, r, "close of '%s' failed after it was written, fsynced and named",
+		                    s->final_path);
+	} else if (r) {
+		s->failed = err_sys(err, r, "close of the snapshot file for '%s'", s->final_path);
+	} else if (s->tmp_name && renameat(s->dirfd, s->tmp_name, s->dirfd, s->base) < 0) {
+		s->failed = err_sys(err, -errno, "cannot rename '%s' over '%s'", s->tmp_name, s->final_path);
+	}
+	if (s->failed && s->tmp_name) {
 		sink_abort(s);
 		return s->failed;
 	}
-	free(s->tmp_path);
-	s->tmp_path = NULL;
-	r = fsync_dir_of(s->final_path, err);
-	free(s->final_path);
-	s->final_path = NULL;
-	s->owns_fd = 0;
+	free(s->tmp_name);
+	s->tmp_name = NULL;
+	if (!s->failed && fsync(s->dirfd) < 0)
+		s->failed = err_sys(err, -errno, "fsync of the directory of '%s'", s->final_path);
+	r = s->failed;
+	sink_abort(s);   /* nothing left to remove: closes the directory, frees the names */
+	s->failed = r;
 	return r;
 }
 
@@ -440,12 +438,23 @@ void sink_abort(struct sink *s)
 		close(s->fd);
 	if (s->owns_fd)
 		s->fd = -1;
-	if (s->tmp_path) {
-		unlink(s->tmp_path);
-		free(s->tmp_path);
-		s->tmp_path = NULL;
-	}
+	/* dirfd means something only in a path sink (base set): a zeroed
+	 * sink that was never opened must not close descriptor 0. */
+	if (s->base && s->tmp_name && s->dirfd >= 0)
+		unlinkat(s->dirfd, s->tmp_name, 0);
+	free(s->tmp_name);
+	s->tmp_name = NULL;
+	if (s->base && s->dirfd >= 0)
+		close(s->dirfd);
+	s->dirfd = -1;
 	free(s->final_path);
-	s->final_path = NULL;
+	free(s->base);
+	s->final_path = s->base = NULL;
 	s->owns_fd = 0;
+}
+
+void sink_remove_temporary(struct sink *s)
+{
+	if (s->base && s->tmp_name && s->dirfd >= 0)
+		unlinkat(s->dirfd, s->tmp_name, 0);
 }

@@ -39,9 +39,11 @@
 struct sink {
 	int fd;
 	int owns_fd;          /* path sink: we opened it, we close it   */
-	char *final_path;     /* path sink only                         */
-	char *tmp_path;       /* path sink: its hidden temporary name (none while
-	                         unnamed); NULL once committed/aborted */
+	char *final_path;     /* path sink only: as given, for messages  */
+	int dirfd;            /* path sink: its directory, or -1         */
+	char *base;           /* path sink: the final name in dirfd      */
+	char *tmp_name;       /* path sink: a hidden name in dirfd that we
+	                         created (none while the file is unnamed) */
 	uint64_t offset;      /* bytes written so far                   */
 	int failed;           /* negative errno once a write failed     */
 	uint8_t *stage;       /* SINK_STAGE_BYTES; NULL once released   */
@@ -86,6 +88,9 @@ int sink_commit(struct sink *s, struct bgsnap_err *err);
  * owns; frees the stage.  Idempotent; also the way to release an fd sink
  * that was never committed. */
 void sink_abort(struct sink *s);
+/* Unlinks a path sink's hidden temporary name, if it has one (a fork child
+ * whose parent died: nobody else will).  Nothing else changes. */
+void sink_remove_temporary(struct sink *s);
 /* Direct sinks: start a thread that writes full stages (on = 1; where it
  * cannot start, the caller's thread writes them), or keep writing them in
  * the calling thread (0, the default).  A fork child must call

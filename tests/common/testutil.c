@@ -172,6 +172,19 @@ const char *tu_tmpdir(void)
 	return tmpdir_path;
 }
 
+bool tu_unnamed_files(const char *dir)
+{
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return false;
+	char lp[40];
+	snprintf(lp, sizeof(lp), "/proc/self/fd/%d", fd);
+	struct stat a, b;
+	bool ok = fstat(fd, &a) == 0 && stat(lp, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+	close(fd);
+	return ok;
+}
+
 int tu_dir_entries(const char *dir, char *names, size_t names_len)
 {
 	DIR *d = opendir(dir);

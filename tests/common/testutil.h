@@ -76,6 +76,9 @@ const char *tu_tmpdir(void);
 int tu_dir_entries(const char *dir, char *names, size_t names_len);
 /* Removes every plain file in `dir` (not recursive). */
 void tu_dir_clear(const char *dir);
+/* Whether a path sink in `dir` writes an unnamed file: O_TMPFILE works
+ * there and /proc can name it (the sink's own conditions, src/sink.c). */
+bool tu_unnamed_files(const char *dir);
 
 /* mmap'd anonymous private memory, page aligned; fails the test on error. */
 void *tu_map_anon(size_t len);
