@@ -171,6 +171,7 @@ int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts)
 	pthread_mutex_init(&e->run_lock, NULL);
 	e->sink.fd = -1;
 	e->sink.dfd = -1;
+	e->sink.dirfd = -1;
 	*out = e;
 	return 0;
 }

@@ -130,13 +130,11 @@ static int open_unnamed(int dirfd)
 	int fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
+	/* stat, not open: the umask may have left the file unreadable. */
 	char lp[40];
 	fd_link_path(lp, sizeof(lp), fd);
-	int via = open(lp, O_RDONLY | O_CLOEXEC);
-	int ok = via >= 0 && same_file(fd, via);
-	if (via >= 0)
-		close(via);
-	if (!ok) {
+	struct stat a, b;
+	if (fstat(fd, &a) < 0 || stat(lp, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
 		close(fd);
 		return -1;
 	}
@@ -190,8 +188,10 @@ int sink_open_path(struct sink *s, const char *path, int direct, struct bgsnap_e
 	}
 	s->fd = fd;
 	s->owns_fd = 1;
-	/* O_CREAT and O_TMPFILE apply the umask, which may leave less. */
-	if (fchmod(fd, 0600) < 0) {
+	/* O_CREAT and O_TMPFILE apply the umask, which may leave less.  A file
+	 * system without Unix modes (vfat, some FUSE and CIFS mounts) refuses
+	 * any change: its mount options decide. */
+	if (fchmod(fd, 0600) < 0 && errno != EPERM && errno != ENOTSUP && errno != EOPNOTSUPP) {
 		e = -errno;
 		sink_abort(s);
 		return err_sys(err, e, "cannot make the snapshot file for '%s' mode 0600", path);
@@ -404,12 +404,18 @@ int sink_commit(struct sink *s, struct bgsnap_err *err)
 			return s->failed;
 		}
 	}
+	struct stat mine;
+	int have_mine = fstat(s->fd, &mine) == 0;
 	r = close(s->fd) < 0 ? -errno : 0;
 	s->fd = -1;
 	if (r && !s->tmp_name) {
-		/* Already fsynced and under its final name: a report, not a loss. */
-		s->failed = err_sys(err, r, "close of '%s' failed after it was written, fsynced and named",
-		                    s->final_path);
+		/* Already under the final name: a failed snapshot leaves no
+		 * file, so take the name back, if it is still ours. */
+		struct stat now;
+		s->failed = err_sys(err, r, "close of the snapshot file for '%s'", s->final_path);
+		if (have_mine && fstatat(s->dirfd, s->base, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    now.st_dev == mine.st_dev && now.st_ino == mine.st_ino)
+			unlinkat(s->dirfd, s->base, 0);
 	} else if (r) {
 		s->failed = err_sys(err, r, "close of the snapshot file for '%s'", s->final_path);
 	} else if (s->tmp_name && renameat(s->dirfd, s->tmp_name, s->dirfd, s->base) < 0) {
