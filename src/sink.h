@@ -80,12 +80,14 @@ int sink_writev(struct sink *s, const struct iovec *iov, int iovcnt, struct bgsn
 int sink_write(struct sink *s, const void *buf, size_t len, struct bgsnap_err *err);
 /* Writes what is staged.  Returns 0 or the sticky -errno. */
 int sink_flush(struct sink *s, struct bgsnap_err *err);
-/* Flushes, then path sink: fsync, rename, fsync dir.  Fd sink: no fsync on
- * a pipe; fdatasync on a regular file.  Then closes what it owns and frees
- * the stage. */
+/* Flushes, then path sink: fsync, name the file (link it as the final
+ * name, or rename it over an existing file), fsync the directory.  Fd
+ * sink: no fsync on a pipe; fdatasync on a regular file.  Then closes what
+ * it owns and frees the stage. */
 int sink_commit(struct sink *s, struct bgsnap_err *err);
-/* Discards what is staged and a path sink's temporary file; closes what it
- * owns; frees the stage.  Idempotent; also the way to release an fd sink
+/* Discards what is staged and a path sink's unfinished file (an unnamed
+ * one goes with its descriptor, a named temporary is unlinked); closes
+ * what it owns; frees the stage.  Idempotent; also the way to release an fd sink
  * that was never committed. */
 void sink_abort(struct sink *s);
 /* Unlinks a path sink's hidden temporary name, if it has one (a fork child
