@@ -101,7 +101,8 @@ static int tmp_name_take(struct sink *s, int fd)
 	if (!t)
 		return -ENOMEM;
 	char lp[40];
-	fd_link_path(lp, sizeof(lp), fd);
+	if (fd >= 0)
+		fd_link_path(lp, sizeof(lp), fd);
 	uint64_t x = tmp_seed();
 	int r = -EEXIST;
 	for (int attempt = 0; attempt < 100 && r == -EEXIST; attempt++) {
@@ -428,10 +429,8 @@ int sink_commit(struct sink *s, struct bgsnap_err *err)
 	s->tmp_name = NULL;
 	if (!s->failed && fsync(s->dirfd) < 0)
 		s->failed = err_sys(err, -errno, "fsync of the directory of '%s'", s->final_path);
-	r = s->failed;
 	sink_abort(s);   /* nothing left to remove: closes the directory, frees the names */
-	s->failed = r;
-	return r;
+	return s->failed;
 }
 
 void sink_abort(struct sink *s)
@@ -445,8 +444,7 @@ void sink_abort(struct sink *s)
 		s->fd = -1;
 	/* dirfd means something only in a path sink (base set): a zeroed
 	 * sink that was never opened must not close descriptor 0. */
-	if (s->base && s->tmp_name && s->dirfd >= 0)
-		unlinkat(s->dirfd, s->tmp_name, 0);
+	sink_remove_temporary(s);
 	free(s->tmp_name);
 	s->tmp_name = NULL;
 	if (s->base && s->dirfd >= 0)

@@ -55,7 +55,6 @@ struct sink {
 	size_t skew;          /* dfd: staged bytes start at stage + skew == offset % SINK_ALIGN */
 	uint8_t *stages;      /* dfd: SINK_STAGES stages; stage is one of them */
 	struct sink_aio *aio; /* full stages go to its thread (sink_set_async) */
-	int direct_off;       /* a path sink that must not use O_DIRECT    */
 };
 
 /* Writeback of a regular file is started every SINK_WRITEBACK_BYTES, so that

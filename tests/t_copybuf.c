@@ -20,6 +20,14 @@
 #define PRODUCERS 4u
 #define PER_PRODUCER 20000u
 
+/* No slot is left marked ready. */
+static void check_no_ready(struct copybuf *cb, const char *when)
+{
+	for (uint32_t w = 0; w < cb->nwords; w++)
+		CHECK(atomic_load(&cb->ready[w]) == 0, "ready bits 0x%llx left in word %u %s",
+		      (unsigned long long)atomic_load(&cb->ready[w]), w, when);
+}
+
 static void single_thread(void)
 {
 	struct copybuf cb;
@@ -57,9 +65,7 @@ static void single_thread(void)
 		copybuf_release(&cb, it, n);
 		total += n;
 	}
-	for (uint32_t w = 0; w < cb.nwords; w++)
-		CHECK(atomic_load(&cb.ready[w]) == 0, "ready bits 0x%llx left in word %u after every slot was taken",
-		      (unsigned long long)atomic_load(&cb.ready[w]), w);
+	check_no_ready(&cb, "after every slot was taken");
 	CHECK(copybuf_peak(&cb) == SLOTS, "peak %u, expected %u", copybuf_peak(&cb), SLOTS);
 	/* Every slot is free again. */
 	uint32_t s;
@@ -139,9 +145,7 @@ static void concurrent(void)
 		CHECK(rv == NULL, "producer %u saw the buffer closed", i);
 	}
 	CHECK(copybuf_peak(&cb) <= 70, "peak %u slots in use, capacity 70", copybuf_peak(&cb));
-	for (uint32_t w = 0; w < cb.nwords; w++)
-		CHECK(atomic_load(&cb.ready[w]) == 0, "ready bits 0x%llx left in word %u after every page arrived",
-		      (unsigned long long)atomic_load(&cb.ready[w]), w);
+	check_no_ready(&cb, "after every page arrived");
 	free(seen);
 	copybuf_destroy(&cb);
 }

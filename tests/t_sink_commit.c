@@ -29,27 +29,6 @@
 
 static uint8_t data[LEN];
 
-static void check_content(const char *path, const uint8_t *want, size_t len, const char *what)
-{
-	int fd = open(path, O_RDONLY);
-	CHECK(fd >= 0, "%s: %s cannot be opened: %s", what, path, strerror(errno));
-	struct stat st;
-	CHECK(fstat(fd, &st) == 0 && (size_t)st.st_size == len, "%s: %s is %lld bytes, expected %zu", what, path,
-	      (long long)st.st_size, len);
-	CHECK((st.st_mode & 07777) == 0600, "%s: mode %04o, expected 0600", what, (unsigned)(st.st_mode & 07777));
-	uint8_t *got = malloc(len ? len : 1);
-	CHECK(got != NULL, "malloc");
-	size_t have = 0;
-	while (have < len) {
-		ssize_t r = read(fd, got + have, len - have);
-		CHECK(r > 0, "%s: read: %s", what, r < 0 ? strerror(errno) : "early end of file");
-		have += (size_t)r;
-	}
-	close(fd);
-	CHECK(memcmp(got, want, len) == 0, "%s: %s does not hold the bytes written", what, path);
-	free(got);
-}
-
 /* The directory holds exactly `finals` (space separated, sorted as
  * tu_dir_entries lists them) and, when `tmp_of` is set, one hidden
  * temporary ".<tmp_of>.XXXXXX.tmp" besides. */
@@ -103,21 +82,21 @@ static void cases(const char *dir, int direct, int unnamed, const char *label)
 	snprintf(what, sizeof(what), "%s, %s, new file", label, mode);
 	write_some(&s, path, dir, "a.bgs", direct, LEN, unnamed, "", what);
 	CHECK(sink_commit(&s, &err) == 0, "%s: sink_commit: %s", what, err.msg);
-	check_content(path, data, LEN, what);
+	tu_check_file(path, data, LEN, what);
 	check_entries(dir, "a.bgs", NULL, what);
 
 	/* Over an existing file: replaced, nothing else left. */
 	snprintf(what, sizeof(what), "%s, %s, replacing a file", label, mode);
 	write_some(&s, path, dir, "a.bgs", direct, LEN / 3, unnamed, "a.bgs", what);
 	CHECK(sink_commit(&s, &err) == 0, "%s: sink_commit: %s", what, err.msg);
-	check_content(path, data, LEN / 3, what);
+	tu_check_file(path, data, LEN / 3, what);
 	check_entries(dir, "a.bgs", NULL, what);
 
 	/* Abort: the existing file stays as it was. */
 	snprintf(what, sizeof(what), "%s, %s, abort", label, mode);
 	write_some(&s, path, dir, "a.bgs", direct, LEN, unnamed, "a.bgs", what);
 	sink_abort(&s);
-	check_content(path, data, LEN / 3, what);
+	tu_check_file(path, data, LEN / 3, what);
 	check_entries(dir, "a.bgs", NULL, what);
 	CHECK(unlink(path) == 0, "unlink: %s", strerror(errno));
 
@@ -159,7 +138,7 @@ static void cases(const char *dir, int direct, int unnamed, const char *label)
 	close(cwd);
 	check_entries(there, "", NULL, what);
 	snprintf(path, sizeof(path), "%s/r.bgs", here);
-	check_content(path, data, LEN / 2, what);
+	tu_check_file(path, data, LEN / 2, what);
 	check_entries(here, "r.bgs", NULL, what);
 	CHECK(unlink(path) == 0 && rmdir(here) == 0 && rmdir(there) == 0, "cleanup: %s", strerror(errno));
 }

@@ -46,29 +46,6 @@ static void fill_expected(void)
 	}
 }
 
-static void check_file(const char *path, size_t len, const char *what)
-{
-	int fd = open(path, O_RDONLY);
-	CHECK(fd >= 0, "%s: the committed file %s cannot be opened: %s", what, path, strerror(errno));
-	struct stat st;
-	CHECK(fstat(fd, &st) == 0 && (size_t)st.st_size == len, "%s: file is %lld bytes, wrote %zu", what,
-	      (long long)st.st_size, len);
-	CHECK((st.st_mode & 0777) == 0600, "%s: mode %o, expected 0600", what, st.st_mode & 0777);
-	uint8_t *got = malloc(len ? len : 1);
-	size_t have = 0;
-	while (have < len) {
-		ssize_t r = read(fd, got + have, len - have);
-		CHECK(r > 0, "%s: read at %zu: %s", what, have, r < 0 ? strerror(errno) : "end of file");
-		have += (size_t)r;
-	}
-	close(fd);
-	for (size_t i = 0; i < len; i++)
-		if (got[i] != expected[i])
-			FAIL("%s: byte %zu (MiB %zu + %zu) is 0x%02x, wrote 0x%02x", what, i, i >> 20, i & ((1u << 20) - 1),
-			     got[i], expected[i]);
-	free(got);
-}
-
 /* Pages of the file in the page cache: direct writes leave none behind. */
 static size_t cached_pages(const char *path)
 {
@@ -142,7 +119,7 @@ static void one(const char *dir, int direct, int async, int flushes, const char 
 	size_t cached = direct && !page_cache_direct(dir) ? cached_pages(path) : 0;
 	CHECK(cached <= 2 * (nflush + 2), "%s: %zu pages of the file went through the page cache, expected at "
 	      "most %zu for %zu flushes: the stages were not written direct", what, cached, 2 * (nflush + 2), nflush);
-	check_file(path, TOTAL, what);
+	tu_check_file(path, expected, TOTAL, what);
 	unlink(path);
 }
 
@@ -177,7 +154,7 @@ static void fork_child(const char *dir)
 	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	      "fork: the child failed to write (status 0x%x)", status);
 	CHECK_RC(sink_commit(&s, &err), 0, "fork: commit: %s", err.msg);
-	check_file(path, TOTAL, "fork child after a direct header");
+	tu_check_file(path, expected, TOTAL, "fork child after a direct header");
 	unlink(path);
 }
 

@@ -172,6 +172,30 @@ const char *tu_tmpdir(void)
 	return tmpdir_path;
 }
 
+void tu_check_file(const char *path, const uint8_t *want, size_t len, const char *what)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0, "%s: %s cannot be opened: %s", what, path, strerror(errno));
+	struct stat st;
+	CHECK(fstat(fd, &st) == 0 && (size_t)st.st_size == len, "%s: %s is %lld bytes, expected %zu", what, path,
+	      (long long)st.st_size, len);
+	CHECK((st.st_mode & 07777) == 0600, "%s: mode %04o, expected 0600", what, (unsigned)(st.st_mode & 07777));
+	uint8_t *got = malloc(len ? len : 1);
+	CHECK(got != NULL, "malloc");
+	size_t have = 0;
+	while (have < len) {
+		ssize_t r = read(fd, got + have, len - have);
+		CHECK(r > 0, "%s: read at %zu: %s", what, have, r < 0 ? strerror(errno) : "early end of file");
+		have += (size_t)r;
+	}
+	close(fd);
+	for (size_t i = 0; i < len; i++)
+		if (got[i] != want[i])
+			FAIL("%s: byte %zu (MiB %zu + %zu) is 0x%02x, wrote 0x%02x", what, i, i >> 20, i & ((1u << 20) - 1),
+			     got[i], want[i]);
+	free(got);
+}
+
 bool tu_unnamed_files(const char *dir)
 {
 	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);

@@ -76,6 +76,9 @@ const char *tu_tmpdir(void);
 int tu_dir_entries(const char *dir, char *names, size_t names_len);
 /* Removes every plain file in `dir` (not recursive). */
 void tu_dir_clear(const char *dir);
+/* Fails the test unless the file at `path` is mode 0600 and holds exactly
+ * the `len` bytes at `want` (the first differing byte is reported). */
+void tu_check_file(const char *path, const uint8_t *want, size_t len, const char *what);
 /* Whether a path sink in `dir` writes an unnamed file: O_TMPFILE works
  * there and /proc can name it (the sink's own conditions, src/sink.c). */
 bool tu_unnamed_files(const char *dir);
