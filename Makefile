@@ -26,7 +26,7 @@ CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=thread
 endif
 
-LIB_SRCS   := $(sort $(wildcard src/*.c))
+LIB_SRCS   := $(sort $(wildcard src/*/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TOOL_SRCS  := $(sort $(wildcard tools/*.c bench/*.c))
 TOOL_OBJS  := $(TOOL_SRCS:%.c=$(BUILD)/%.o)

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "le.h"
+#include "format/le.h"
 #include "workload.h"
 
 #define GOLD 0x9e3779b97f4a7c15ull

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "copybuf.h"
+#include "engine/copybuf.h"
 #include "testutil.h"
 
 #define SLOTS 130u       /* two full bitmap words and two slots */

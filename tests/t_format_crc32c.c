@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "crc32c.h"
+#include "format/crc32c.h"
 #include "testutil.h"
 
 int main(void)

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "format.h"
+#include "format/format.h"
 #include "testutil.h"
 
 static int devnull;

@@ -12,10 +12,10 @@
 #include <unistd.h>
 
 #include "bgsnap.h"
-#include "crc32c.h"
+#include "format/crc32c.h"
 #include "fmtgen.h"
-#include "format.h"
-#include "le.h"
+#include "format/format.h"
+#include "format/le.h"
 #include "testutil.h"
 
 static uint8_t *guarded(size_t len)

@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sink.h"
+#include "sink/sink.h"
 #include "testutil.h"
 
 #define LEN (3u << 20)

@@ -28,7 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "sink.h"
+#include "sink/sink.h"
 #include "testutil.h"
 
 #define TOTAL (40u << 20)

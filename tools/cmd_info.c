@@ -8,7 +8,7 @@
 
 #include "bgsnap.h"
 #include "cli.h"
-#include "reader.h"
+#include "format/reader.h"
 
 static void usage(FILE *f)
 {

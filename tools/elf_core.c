@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "le.h"
+#include "format/le.h"
 
 #define PAGE        4096u
 #define EHDR_LEN    64u

@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "bgsnap.h"
-#include "format.h"
-#include "sink.h"
+#include "format/format.h"
+#include "sink/sink.h"
 #include "testutil.h"
 
 void fg_default(struct fg_spec *s)

@@ -80,7 +80,7 @@ void tu_dir_clear(const char *dir);
  * the `len` bytes at `want` (the first differing byte is reported). */
 void tu_check_file(const char *path, const uint8_t *want, size_t len, const char *what);
 /* Whether a path sink in `dir` writes an unnamed file: O_TMPFILE works
- * there and /proc can name it (the sink's own conditions, src/sink.c). */
+ * there and /proc can name it (the sink's own conditions, src/sink/sink.c). */
 bool tu_unnamed_files(const char *dir);
 
 /* mmap'd anonymous private memory, page aligned; fails the test on error. */

@@ -1,0 +1,673 @@
+/*
+ * engine.c - the engine's life cycle and public API: regions, hooks, the
+ * pause sequence, results and statistics.  How pages are tracked and saved
+ * belongs to the method files (method_*.c) behind struct method_ops.
+ *
+ * The pause sequence (bgsnap_start):
+ *   before:  validate, open the sink, write the header, ops->prepare
+ *   pause:   hooks.pause -> hooks.save_state -> ops->protect -> hooks.resume
+ *   after:   ops->launch (background writer); bgsnap_wait -> ops->join
+ * Anything that can be done before the pause is done before it.
+ */
+#include "engine/engine.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "os/region_check.h"
+#include "util/tsan.h"
+
+static const char *const method_names[BGSNAP_METHOD_COUNT_] = {
+	[BGSNAP_METHOD_AUTO] = "auto",
+	[BGSNAP_METHOD_UFFD] = "uffd",
+	[BGSNAP_METHOD_UFFD_SIGNAL] = "uffd-signal",
+	[BGSNAP_METHOD_MPROTECT] = "mprotect",
+	[BGSNAP_METHOD_FORK] = "fork",
+	[BGSNAP_METHOD_STOP] = "stop",
+};
+
+const char *bgsnap_version(void)
+{
+	return "0.1.0";
+}
+
+const char *bgsnap_method_name(int method)
+{
+	if (method < 0 || method >= BGSNAP_METHOD_COUNT_)
+		return NULL;
+	return method_names[method];
+}
+
+int bgsnap_method_parse(const char *name)
+{
+	for (int i = 0; name && i < BGSNAP_METHOD_COUNT_; i++)
+		if (!strcmp(name, method_names[i]))
+			return i;
+	return -EINVAL;
+}
+
+static const struct method_ops *ops_for(int method)
+{
+	switch (method) {
+	case BGSNAP_METHOD_UFFD: return &method_uffd_ops;
+	case BGSNAP_METHOD_UFFD_SIGNAL: return &method_uffd_signal_ops;
+	case BGSNAP_METHOD_MPROTECT: return &method_mprotect_ops;
+	case BGSNAP_METHOD_FORK: return &method_fork_ops;
+	case BGSNAP_METHOD_STOP: return &method_stop_ops;
+	default: return NULL;
+	}
+}
+
+/* auto: the best method the kernel allows, in order of pause and fault cost. */
+static const int auto_order[] = { BGSNAP_METHOD_UFFD, BGSNAP_METHOD_MPROTECT, BGSNAP_METHOD_FORK };
+
+static int resolve_method(int method, const struct method_ops **out, struct bgsnap_err *err)
+{
+	if (method == BGSNAP_METHOD_AUTO) {
+		struct bgsnap_err first = { 0, "" };
+		for (size_t i = 0; i < sizeof(auto_order) / sizeof(auto_order[0]); i++) {
+			const struct method_ops *ops = ops_for(auto_order[i]);
+			struct bgsnap_err e2 = { 0, "" };
+			if (ops && ops->probe(&e2) == 0) {
+				*out = ops;
+				return 0;
+			}
+			if (!first.code)
+				first = e2;
+		}
+		return err_set(err, first.code ? first.code : -ENOTSUP, "no method can run here: %s", first.msg);
+	}
+	const struct method_ops *ops = ops_for(method);
+	if (!ops)
+		return err_set(err, -ENOTSUP, "method '%s' is not implemented in this build",
+		               bgsnap_method_name(method) ? bgsnap_method_name(method) : "?");
+	int r = ops->probe(err);
+	if (r)
+		return r;
+	*out = ops;
+	return 0;
+}
+
+int bgsnap_method_probe(int method, char *why, size_t why_len)
+{
+	if (method < 0 || method >= BGSNAP_METHOD_COUNT_) {
+		if (why && why_len)
+			snprintf(why, why_len, "unknown method %d", method);
+		return -EINVAL;
+	}
+	struct bgsnap_err err = { 0, "" };
+	const struct method_ops *ops = NULL;
+	int r = resolve_method(method, &ops, &err);
+	if (why && why_len)
+		snprintf(why, why_len, "%s", r ? err.msg : "");
+	return r;
+}
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void bgsnap_options_init(struct bgsnap_options *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->method = BGSNAP_METHOD_AUTO;
+	opts->copy_buffer_bytes = 64u << 20;
+	opts->fault_spin_us = BGSNAP_DEFAULT_FAULT_SPIN_US;
+	opts->pre_protect = 1;
+	opts->direct_io = 1;
+}
+
+int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts)
+{
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	struct bgsnap_options o;
+	if (opts)
+		o = *opts;
+	else
+		bgsnap_options_init(&o);
+	if (o.method < 0 || o.method >= BGSNAP_METHOD_COUNT_)
+		return -EINVAL;
+	if (o.fault_around_pages == 0)
+		o.fault_around_pages = 1;
+	if (o.fault_around_pages > 64 || (o.fault_around_pages & (o.fault_around_pages - 1)))
+		return -EINVAL;
+	if (o.fault_spin_us > 100000)
+		o.fault_spin_us = 100000;
+	if (o.copy_buffer_bytes == 0)
+		o.copy_buffer_bytes = PAGE_SIZE_;
+	if (o.copy_buffer_bytes > ((size_t)1 << 40))
+		return -EINVAL;
+	o.copy_buffer_bytes = (o.copy_buffer_bytes + PAGE_SIZE_ - 1) & ~(size_t)(PAGE_SIZE_ - 1);
+	bgsnap_engine *e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->live = mmap(NULL, sizeof(*e->live), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (e->live == MAP_FAILED) {
+		free(e);
+		return -ENOMEM;
+	}
+	e->opts = o;
+	pthread_mutex_init(&e->err_lock, NULL);
+	pthread_mutex_init(&e->run_lock, NULL);
+	e->sink.fd = -1;
+	e->sink.dfd = -1;
+	e->sink.dirfd = -1;
+	*out = e;
+	return 0;
+}
+
+static void state_free(struct bgsnap_state *st)
+{
+	for (size_t i = 0; i < st->count; i++)
+		free(st->blobs[i].data);
+	free(st->blobs);
+	memset(st, 0, sizeof(*st));
+}
+
+void bgsnap_destroy(bgsnap_engine *e)
+{
+	if (!e)
+		return;
+	if (atomic_load(&e->run_state) == BGSNAP_STATE_RUNNING) {
+		bgsnap_cancel(e);
+		bgsnap_wait(e);
+	}
+	state_free(&e->state);
+	free(e->regions);
+	munmap(e->live, sizeof(*e->live));
+	pthread_mutex_destroy(&e->err_lock);
+	pthread_mutex_destroy(&e->run_lock);
+	free(e);
+}
+
+const char *bgsnap_errmsg(const bgsnap_engine *e)
+{
+	return e ? e->err.msg : "no engine";
+}
+
+int engine_fail(struct bgsnap_engine *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[sizeof(e->err.msg)];
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&e->err_lock);
+	err_set(&e->err, code, "%s", msg);
+	pthread_mutex_unlock(&e->err_lock);
+	atomic_store(&e->cancel_requested, 1);
+	return code;
+}
+
+int engine_cancelled(struct bgsnap_engine *e)
+{
+	return atomic_load_explicit(&e->cancel_requested, memory_order_relaxed);
+}
+
+void engine_log(struct bgsnap_engine *e, int level, const char *fmt, ...)
+{
+	if (!e->opts.log || level > BGSNAP_LOG_DEBUG)
+		return;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	e->opts.log(e->opts.log_ctx, level, msg);
+}
+
+int engine_thread(pthread_t *t, const char *name, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int r = pthread_create(t, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* So that top -H and perf tell bgsnap's threads from the host's. */
+	if (!r)
+		pthread_setname_np(*t, name);
+	return -r;
+}
+
+int bgsnap_add_region(bgsnap_engine *e, const char *name, void *addr, size_t len)
+{
+	if (!e)
+		return -EINVAL;
+	if (e->starting || atomic_load(&e->run_state) == BGSNAP_STATE_RUNNING)
+		return err_set(&e->err, -EBUSY, "cannot add a region while a snapshot runs");
+	err_clear(&e->err);
+	size_t nlen = name ? strlen(name) : 0;
+	if (nlen == 0 || nlen > FMT_NAME_MAX || !fmt_name_valid(name, nlen))
+		return err_set(&e->err, -EINVAL, "region name must be 1..%u printable ASCII characters",
+		               FMT_NAME_MAX);
+	uintptr_t a = (uintptr_t)addr;
+	if (len == 0)
+		return err_set(&e->err, -EINVAL, "region '%s' is empty", name);
+	if (a % PAGE_SIZE_ || len % PAGE_SIZE_)
+		return err_set(&e->err, -EINVAL,
+		               "region '%s' (%p, %zu bytes) is not page-aligned: address and length "
+		               "must be multiples of %u", name, addr, len, PAGE_SIZE_);
+	if (a + len < a)
+		return err_set(&e->err, -EINVAL, "region '%s' wraps around the address space", name);
+	for (uint32_t i = 0; i < e->region_count; i++) {
+		struct region *r = &e->regions[i];
+		if (!strcmp(r->name, name))
+			return err_set(&e->err, -EINVAL, "a region named '%s' already exists", name);
+		uintptr_t ra = (uintptr_t)r->addr;
+		if (a < ra + r->len && ra < a + len)
+			return err_set(&e->err, -EINVAL, "region '%s' overlaps region '%s'", name, r->name);
+	}
+	int shared = 0;
+	int rc = region_check(addr, len, &shared, &e->err);
+	if (rc)
+		return rc;
+	struct region *nr = realloc(e->regions, sizeof(*nr) * (e->region_count + 1));
+	if (!nr)
+		return err_set(&e->err, -ENOMEM, "out of memory");
+	e->regions = nr;
+	struct region *r = &nr[e->region_count];
+	memset(r, 0, sizeof(*r));
+	memcpy(r->name, name, nlen + 1);
+	r->addr = addr;
+	r->len = len;
+	r->pages = len / PAGE_SIZE_;
+	r->first_global = e->pages_total;
+	r->shared = shared;
+	e->pages_total += r->pages;
+	return (int)e->region_count++;
+}
+
+int bgsnap_set_hooks(bgsnap_engine *e, const struct bgsnap_hooks *hooks)
+{
+	if (!e)
+		return -EINVAL;
+	if (e->starting || atomic_load(&e->run_state) == BGSNAP_STATE_RUNNING)
+		return err_set(&e->err, -EBUSY, "cannot change hooks while a snapshot runs");
+	if (hooks)
+		e->hooks = *hooks;
+	else
+		memset(&e->hooks, 0, sizeof(e->hooks));
+	return 0;
+}
+
+int bgsnap_state_add(bgsnap_state *st, const char *name, const void *data, size_t len)
+{
+	if (!st || !name || (!data && len))
+		return -EINVAL;
+	size_t nlen = strlen(name);
+	if (nlen == 0 || nlen > FMT_NAME_MAX || !fmt_name_valid(name, nlen))
+		return -EINVAL;
+	for (size_t i = 0; i < st->count; i++)
+		if (!strcmp(st->blobs[i].name, name))
+			return -EINVAL;
+	if (st->count == st->cap) {
+		size_t nc = st->cap ? st->cap * 2 : 8;
+		struct state_blob *nb = realloc(st->blobs, nc * sizeof(*nb));
+		if (!nb)
+			return -ENOMEM;
+		st->blobs = nb;
+		st->cap = nc;
+	}
+	void *copy = malloc(len ? len : 1);
+	if (!copy)
+		return -ENOMEM;
+	if (len)
+		memcpy(copy, data, len);
+	struct state_blob *b = &st->blobs[st->count++];
+	memcpy(b->name, name, nlen + 1);
+	b->data = copy;
+	b->len = len;
+	st->bytes += len;
+	return 0;
+}
+
+int engine_finish_file(struct bgsnap_engine *e, struct fmt_writer *w, struct sink *s,
+                       struct bgsnap_err *err)
+{
+	for (size_t i = 0; i < e->state.count; i++) {
+		struct state_blob *b = &e->state.blobs[i];
+		int r = fmtw_state(w, b->name, b->data, b->len);
+		if (r)
+			return r;
+	}
+	uint64_t t0 = now_ns();
+	int r = fmtw_finish(w, &e->meta);
+	if (!r)
+		r = sink_commit(s, err);
+	atomic_store(&e->live->commit_us, (now_ns() - t0) / 1000);
+	return r;
+}
+
+/* Writes every region through `w`, in chunks so that progress and cancel
+ * are seen while it runs.  Shared with the fork child. */
+
+int engine_write_all(struct bgsnap_engine *e, struct fmt_writer *w)
+{
+	const uint64_t chunk = 2048;   /* pages: 8 MiB between progress updates */
+	for (uint32_t ri = 0; ri < e->region_count; ri++) {
+		struct region *rg = &e->regions[ri];
+		for (uint64_t p = 0; p < rg->pages; p += chunk) {
+			if (engine_cancelled(e))
+				return -ECANCELED;
+			uint64_t n = rg->pages - p < chunk ? rg->pages - p : chunk;
+			REGION_READ_BEGIN();
+			int r = fmtw_pages(w, ri, p, n, rg->addr + p * PAGE_SIZE_);
+			REGION_READ_END();
+			if (r)
+				return r;
+			engine_progress(e, w);
+		}
+	}
+	/* A cancel that came during the last chunk still counts. */
+	return engine_cancelled(e) ? -ECANCELED : 0;
+}
+
+/* Field by field: a stats reader may be looking (memset would race). */
+static void live_reset(struct live_stats *l)
+{
+	atomic_store(&l->method, 0);
+	atomic_store(&l->error, 0);
+	atomic_store(&l->pause_us, 0);
+	atomic_store(&l->wp_us, 0);
+	atomic_store(&l->total_us, 0);
+	atomic_store(&l->state_bytes, 0);
+	atomic_store(&l->uffd_features, 0);
+	atomic_store(&l->copybuf_capacity, 0);
+	atomic_store(&l->pages_saved, 0);
+	atomic_store(&l->pages_zero, 0);
+	atomic_store(&l->pages_faulted, 0);
+	atomic_store(&l->bytes_written, 0);
+	atomic_store(&l->copybuf_peak, 0);
+	atomic_store(&l->extra_mem_peak, 0);
+	atomic_store(&l->unprotect_calls, 0);
+	atomic_store(&l->unprotect_us, 0);
+	atomic_store(&l->commit_us, 0);
+	atomic_store(&l->prewp_us, 0);
+	atomic_store(&l->reprotect_pages, 0);
+	atomic_store(&l->direct_io, 0);
+}
+
+static void run_reset(bgsnap_engine *e)
+{
+	state_free(&e->state);
+	live_reset(e->live);
+	atomic_store(&e->cancel_requested, 0);
+	err_clear(&e->err);
+	err_clear(&e->werr);
+	e->method_priv = NULL;
+	e->result = 0;
+	memset(&e->fw, 0, sizeof(e->fw));
+	memset(&e->meta, 0, sizeof(e->meta));
+}
+
+/* Everything after the sink is open.  On failure the sink is aborted. */
+static int start_run(bgsnap_engine *e)
+{
+	e->t_start_ns = now_ns();
+	/* RUNNING from here, so that statistics read meanwhile (the stop
+	 * method writes everything inside this call) describe this run. */
+	pthread_mutex_lock(&e->run_lock);
+	atomic_store(&e->run_state, BGSNAP_STATE_RUNNING);
+	pthread_mutex_unlock(&e->run_lock);
+	struct fmt_region *fr = calloc(e->region_count, sizeof(*fr));
+	if (!fr) {
+		sink_abort(&e->sink);
+		return err_set(&e->err, -ENOMEM, "out of memory");
+	}
+	for (uint32_t i = 0; i < e->region_count; i++) {
+		fr[i].name = e->regions[i].name;
+		fr[i].addr = (uint64_t)(uintptr_t)e->regions[i].addr;
+		fr[i].size = e->regions[i].len;
+	}
+	int r = fmtw_begin(&e->fw, &e->sink, fr, e->region_count, &e->werr);
+	free(fr);
+	if (r) {
+		err_set(&e->err, r, "%s", e->werr.msg);
+		goto fail_sink;
+	}
+	e->meta.method = e->ops->method;
+	r = e->ops->prepare(e);
+	if (r) {
+		e->ops->abort(e);
+		goto fail_release;
+	}
+
+	/* ---- the pause ---- */
+	e->t_pause_ns = now_ns();
+	if (e->hooks.pause && e->hooks.pause(e->hooks.ctx) != 0) {
+		r = engine_fail(e, -ECANCELED, "the pause hook failed; the snapshot is abandoned and nothing is "
+		                "left protected");
+		e->ops->abort(e);
+		goto fail_release;
+	}
+	e->meta.created_unix_ns = realtime_ns();
+	if (e->hooks.save_state && e->hooks.save_state(&e->state, e->hooks.ctx) != 0) {
+		if (e->hooks.resume)
+			e->hooks.resume(e->hooks.ctx);
+		r = engine_fail(e, -ECANCELED, "the save_state hook failed; the snapshot is abandoned and nothing "
+		                "is left protected");
+		e->ops->abort(e);
+		goto fail_release;
+	}
+	atomic_store(&e->live->state_bytes, e->state.bytes);
+	uint64_t t_wp = now_ns();
+	r = e->ops->protect(e);
+	atomic_store(&e->live->wp_us, (now_ns() - t_wp) / 1000);
+	if (e->hooks.resume)
+		e->hooks.resume(e->hooks.ctx);
+	e->meta.pause_us = (now_ns() - e->t_pause_ns) / 1000;
+	atomic_store(&e->live->pause_us, e->meta.pause_us);
+	/* ---- end of the pause ---- */
+
+	if (r) {
+		e->ops->abort(e);
+		goto fail_release;
+	}
+	r = e->ops->launch(e);
+	pthread_mutex_lock(&e->run_lock);
+	e->launched = 1;   /* from now on ops->cancel may look at method_priv */
+	pthread_mutex_unlock(&e->run_lock);
+	if (r) {
+		/* join undoes protection and reports; the run ends failed. */
+		engine_fail(e, r, "cannot start the background writer: %s", strerror(-r));
+	}
+	return 0;
+
+fail_release:
+	e->ops->release(e);
+fail_sink:
+	if (!e->err.code && e->werr.code)
+		err_set(&e->err, e->werr.code, "%s", e->werr.msg);
+	fmtw_free(&e->fw);
+	sink_abort(&e->sink);
+	state_free(&e->state);
+	e->result = r;
+	atomic_store(&e->live->error, r);
+	atomic_store(&e->run_state, BGSNAP_STATE_FAILED);
+	return r;
+}
+
+static int start_check(bgsnap_engine *e)
+{
+	if (e->starting || atomic_load(&e->run_state) == BGSNAP_STATE_RUNNING)
+		return err_set(&e->err, -EBUSY, "a snapshot is already running");
+	run_reset(e);
+	if (e->region_count == 0)
+		return err_set(&e->err, -EINVAL, "no regions to snapshot: add one with bgsnap_add_region");
+	int r = resolve_method(e->opts.method, &e->ops, &e->err);
+	if (!r)
+		atomic_store(&e->live->method, e->ops->method);
+	return r;
+}
+
+/*
+ * Runs start_run in the caller's thread with SIGPIPE blocked: the header
+ * (and, for stop, everything) is written from here, and a closed pipe must
+ * give -EPIPE, not kill the host.  A SIGPIPE we caused is swallowed; one
+ * that was pending before is left alone.
+ */
+static int start_guarded(bgsnap_engine *e)
+{
+	sigset_t pipe_set, old, pending;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	sigpending(&pending);
+	int was_pending = sigismember(&pending, SIGPIPE);
+	e->starting = 1;
+	int r = start_run(e);
+	e->starting = 0;
+	if (!was_pending) {
+		struct timespec zero = { 0, 0 };
+		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
+/* `starting` keeps the hooks (which run inside start) from adding regions
+ * or starting again before the run is RUNNING. */
+int bgsnap_start(bgsnap_engine *e, const char *path)
+{
+	if (!e)
+		return -EINVAL;
+	int r = start_check(e);
+	if (r)
+		return r;
+	/* Direct writes pay where the host runs beside the writer; stop writes
+	 * with the host paused, where the page cache measured faster, and the
+	 * fork child has no writing thread. */
+	int m = e->ops->method;
+	int direct = e->opts.direct_io && (m == BGSNAP_METHOD_UFFD || m == BGSNAP_METHOD_UFFD_SIGNAL ||
+	                                   m == BGSNAP_METHOD_MPROTECT);
+	r = sink_open_path(&e->sink, path, direct, &e->err);
+	if (r)
+		return r;
+	sink_set_async(&e->sink, direct);
+	atomic_store(&e->live->direct_io, e->sink.dfd >= 0);
+	return start_guarded(e);
+}
+
+int bgsnap_start_fd(bgsnap_engine *e, int fd)
+{
+	if (!e)
+		return -EINVAL;
+	int r = start_check(e);
+	if (r)
+		return r;
+	if (fd < 0)
+		return err_set(&e->err, -EBADF, "bad file descriptor %d", fd);
+	r = sink_open_fd(&e->sink, fd, &e->err);
+	if (r)
+		return r;
+	return start_guarded(e);
+}
+
+int bgsnap_wait(bgsnap_engine *e)
+{
+	if (!e)
+		return -EINVAL;
+	if (atomic_load(&e->run_state) != BGSNAP_STATE_RUNNING) {
+		if (atomic_load(&e->run_state) == BGSNAP_STATE_IDLE)
+			return err_set(&e->err, -EINVAL, "no snapshot was started");
+		return e->result;
+	}
+	int r = e->ops->join(e);
+	pthread_mutex_lock(&e->err_lock);
+	if (r && !e->err.code && e->werr.code)
+		err_set(&e->err, e->werr.code, "%s", e->werr.msg);
+	if (r && !e->err.code)
+		err_set(&e->err, r, r == -ECANCELED ? "the snapshot was cancelled" : "snapshot failed: %s",
+		        strerror(-r));
+	pthread_mutex_unlock(&e->err_lock);
+	if (r)
+		sink_abort(&e->sink);
+	atomic_store(&e->live->total_us, (now_ns() - e->t_start_ns) / 1000);
+	e->result = r;
+	atomic_store(&e->live->error, r);
+	pthread_mutex_lock(&e->run_lock);
+	atomic_store(&e->run_state, r ? BGSNAP_STATE_FAILED : BGSNAP_STATE_DONE);
+	e->launched = 0;
+	pthread_mutex_unlock(&e->run_lock);
+	e->ops->release(e);
+	fmtw_free(&e->fw);
+	engine_log(e, r ? BGSNAP_LOG_ERROR : BGSNAP_LOG_INFO, "snapshot %s: %s",
+	           r ? "failed" : "committed", r ? e->err.msg : "ok");
+	return r;
+}
+
+int bgsnap_cancel(bgsnap_engine *e)
+{
+	if (!e)
+		return -EINVAL;
+	atomic_store(&e->cancel_requested, 1);
+	pthread_mutex_lock(&e->run_lock);
+	/* Before launch the method is still being set up in the starting
+	 * thread; the flag alone stops it as soon as it runs. */
+	if (atomic_load(&e->run_state) == BGSNAP_STATE_RUNNING && e->launched && e->ops->cancel)
+		e->ops->cancel(e);
+	pthread_mutex_unlock(&e->run_lock);
+	return 0;
+}
+
+void engine_progress(struct bgsnap_engine *e, const struct fmt_writer *w)
+{
+	atomic_store_explicit(&e->live->pages_saved, w->pages_written, memory_order_relaxed);
+	atomic_store_explicit(&e->live->pages_zero, w->pages_zero, memory_order_relaxed);
+	atomic_store_explicit(&e->live->bytes_written, w->bytes_written, memory_order_relaxed);
+}
+
+int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *out)
+{
+	if (!e || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	int st = atomic_load(&((bgsnap_engine *)e)->run_state);
+	out->state = st;
+	out->method = atomic_load(&e->live->method);
+	if (out->method == BGSNAP_METHOD_AUTO)
+		out->method = e->opts.method;
+	out->error = st == BGSNAP_STATE_FAILED ? atomic_load(&e->live->error) : 0;
+	out->pages_total = e->pages_total;
+	struct live_stats *l = e->live;
+	out->pages_saved = atomic_load(&l->pages_saved);
+	out->pages_zero = atomic_load(&l->pages_zero);
+	out->pages_faulted = atomic_load(&l->pages_faulted);
+	out->bytes_written = atomic_load(&l->bytes_written);
+	out->copybuf_peak = atomic_load(&l->copybuf_peak);
+	out->extra_mem_peak = atomic_load(&l->extra_mem_peak);
+	out->unprotect_calls = atomic_load(&l->unprotect_calls);
+	out->state_bytes = atomic_load(&l->state_bytes);
+	out->copybuf_capacity = atomic_load(&l->copybuf_capacity);
+	out->pause_us = atomic_load(&l->pause_us);
+	out->wp_us = atomic_load(&l->wp_us);
+	out->total_us = st == BGSNAP_STATE_RUNNING ? (now_ns() - e->t_start_ns) / 1000 : atomic_load(&l->total_us);
+	out->uffd_features = atomic_load(&l->uffd_features);
+	out->unprotect_us = atomic_load(&l->unprotect_us);
+	out->commit_us = atomic_load(&l->commit_us);
+	out->prewp_us = atomic_load(&l->prewp_us);
+	out->reprotect_pages = atomic_load(&l->reprotect_pages);
+	out->direct_io = atomic_load(&l->direct_io);
+	return 0;
+}

@@ -1,0 +1,149 @@
+/*
+ * engine.h - the engine's private state, shared by engine.c and the method
+ * files (method_uffd.c, method_fork.c, method_stop.c, ...).
+ *
+ * engine.c owns the life cycle: regions, hooks, the pause sequence, the
+ * result and the statistics.  A method owns how the first write to a page
+ * after the pause is caught and who writes what; it plugs in through
+ * struct method_ops.
+ */
+#ifndef BGSNAP_ENGINE_H
+#define BGSNAP_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "bgsnap.h"
+#include "util/err.h"
+#include "format/format.h"
+#include "sink/sink.h"
+
+#define PAGE_SIZE_ 4096u
+#define PAGE_SHIFT_ 12
+
+struct region {
+	char name[FMT_NAME_MAX + 1];
+	uint8_t *addr;
+	uint64_t len;
+	uint64_t pages;
+	uint64_t first_global;   /* index of its first page in the engine-wide page numbering */
+	int shared;              /* MAP_SHARED (memfd/shmem): fork cannot snapshot it */
+};
+
+struct state_blob {
+	char name[FMT_NAME_MAX + 1];
+	void *data;
+	size_t len;
+};
+
+struct bgsnap_state {
+	struct state_blob *blobs;
+	size_t count, cap;
+	uint64_t bytes;
+};
+
+/* Counters readable at any time by bgsnap_get_stats.  They live in a
+ * MAP_SHARED page so that a fork child's progress is the parent's too. */
+struct live_stats {
+	_Atomic int method;             /* the method of the current/last run */
+	_Atomic int error;              /* its result, once it ended          */
+	_Atomic uint64_t pause_us;
+	_Atomic uint64_t wp_us;
+	_Atomic uint64_t total_us;
+	_Atomic uint64_t state_bytes;
+	_Atomic uint64_t uffd_features;
+	_Atomic uint64_t copybuf_capacity;
+	_Atomic uint64_t pages_saved;
+	_Atomic uint64_t pages_zero;
+	_Atomic uint64_t pages_faulted;
+	_Atomic uint64_t bytes_written;
+	_Atomic uint64_t copybuf_peak;
+	_Atomic uint64_t extra_mem_peak;
+	_Atomic uint64_t unprotect_calls;
+	_Atomic uint64_t unprotect_us;
+	_Atomic uint64_t commit_us;
+	_Atomic uint64_t prewp_us;
+	_Atomic uint64_t reprotect_pages;
+	_Atomic int direct_io;
+};
+
+struct bgsnap_engine;
+
+struct method_ops {
+	int method;
+	/* Can it run here?  Writes the reason into `err` when not. */
+	int (*probe)(struct bgsnap_err *err);
+	/* Before the pause: allocate, open, register.  May be slow. */
+	int (*prepare)(struct bgsnap_engine *e);
+	/* In the pause, after save_state: protect (or fork, or write all). */
+	int (*protect)(struct bgsnap_engine *e);
+	/* After resume: start the background work.  Returns 0 or -errno. */
+	int (*launch)(struct bgsnap_engine *e);
+	/* Background work ends: called by bgsnap_wait; joins threads, undoes
+	 * every protection, returns 0 or -errno (message in e->err). */
+	int (*join)(struct bgsnap_engine *e);
+	/* Cancel request from any thread: wake whatever blocks. */
+	void (*cancel)(struct bgsnap_engine *e);
+	/* Undo prepare/protect after a failure before launch. */
+	void (*abort)(struct bgsnap_engine *e);
+	/* Free what prepare allocated, after join or abort. */
+	void (*release)(struct bgsnap_engine *e);
+};
+
+struct bgsnap_engine {
+	struct bgsnap_options opts;
+	struct bgsnap_hooks hooks;
+	struct region *regions;
+	uint32_t region_count;
+	uint64_t pages_total;
+
+	/* One snapshot at a time; everything below is per run. */
+	_Atomic int run_state;          /* enum bgsnap_run_state */
+	int starting;                   /* inside bgsnap_start (hooks running) */
+	int launched;                   /* background work started (run_lock) */
+	pthread_mutex_t run_lock;       /* orders cancel against the end of a run */
+	int result;
+	const struct method_ops *ops;
+	void *method_priv;
+	struct sink sink;
+	struct fmt_writer fw;
+	struct bgsnap_state state;
+	struct fmt_meta meta;
+	_Atomic int cancel_requested;
+	/* The API's error (bgsnap_errmsg).  While a run is in flight, threads
+	 * other than the writer record into it only through engine_fail(). */
+	struct bgsnap_err err;
+	pthread_mutex_t err_lock;
+	/* The writer's own errors (format and sink), merged into `err` at the end. */
+	struct bgsnap_err werr;
+	struct live_stats *live;        /* shared mapping, see struct live_stats */
+	uint64_t t_start_ns, t_pause_ns;
+};
+
+uint64_t now_ns(void);
+/* Thread-safe error recording for background threads (first one wins). */
+int engine_fail(struct bgsnap_engine *e, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int engine_cancelled(struct bgsnap_engine *e);
+void engine_log(struct bgsnap_engine *e, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Writes the state blobs, the index and the trailer, then commits the sink.
+ * Runs in whichever thread or process writes the tail. */
+int engine_finish_file(struct bgsnap_engine *e, struct fmt_writer *w, struct sink *s,
+                       struct bgsnap_err *err);
+/* Writes every page of every region through `w` (stop, fork). */
+int engine_write_all(struct bgsnap_engine *e, struct fmt_writer *w);
+/* Publishes a writer's progress to the live statistics. */
+void engine_progress(struct bgsnap_engine *e, const struct fmt_writer *w);
+/* Creates a thread with every signal blocked: the library's threads never
+ * take the host's signals (SIGPIPE from a closed pipe sink included). */
+int engine_thread(pthread_t *t, const char *name, void *(*fn)(void *), void *arg);
+
+extern const struct method_ops method_uffd_ops;
+extern const struct method_ops method_uffd_signal_ops;
+extern const struct method_ops method_mprotect_ops;
+extern const struct method_ops method_fork_ops;
+extern const struct method_ops method_stop_ops;
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * method_stop.c - the stop-the-world baseline (what a plain savevm does):
+ * every page, the state, the index and the trailer are written and the file
+ * committed while the host is paused.  No tracking, no extra memory, and the
+ * longest pause: the reference every other method's pause is measured
+ * against.
+ */
+#include "engine/engine.h"
+
+#include <string.h>
+
+static int stop_probe(struct bgsnap_err *err)
+{
+	(void)err;
+	return 0;
+}
+
+static int stop_prepare(struct bgsnap_engine *e)
+{
+	(void)e;
+	return 0;
+}
+
+static int stop_protect(struct bgsnap_engine *e)
+{
+	/* Runs in the host's thread, with SIGPIPE blocked by the engine. */
+	int r = engine_write_all(e, &e->fw);
+	/* The trailer is written inside the pause: record the pause so far. */
+	e->meta.pause_us = (now_ns() - e->t_pause_ns) / 1000;
+	if (!r)
+		r = engine_finish_file(e, &e->fw, &e->sink, &e->werr);
+	engine_progress(e, &e->fw);
+	if (r == -ECANCELED)
+		err_set(&e->err, r, "the snapshot was cancelled");
+	else if (r)
+		err_set(&e->err, r, "%s", e->werr.msg);
+
+	return r;
+}
+
+static int stop_launch(struct bgsnap_engine *e) { (void)e; return 0; }
+static int stop_join(struct bgsnap_engine *e) { (void)e; return 0; }
+static void stop_cancel(struct bgsnap_engine *e) { (void)e; }
+static void stop_abort(struct bgsnap_engine *e) { (void)e; }
+static void stop_release(struct bgsnap_engine *e) { (void)e; }
+
+const struct method_ops method_stop_ops = {
+	.method = BGSNAP_METHOD_STOP,
+	.probe = stop_probe,
+	.prepare = stop_prepare,
+	.protect = stop_protect,
+	.launch = stop_launch,
+	.join = stop_join,
+	.cancel = stop_cancel,
+	.abort = stop_abort,
+	.release = stop_release,
+};

@@ -1,0 +1,154 @@
+/*
+ * track.h - what every write-tracking method shares (uffd, uffd-signal,
+ * mprotect): who saves which page, the fault copy path, and the background
+ * writer that sweeps the regions.  A method supplies only how protection is
+ * removed (struct track.unprotect) and how a fault reaches track_fault().
+ *
+ * Page states, one `claimed` and one `done` bit per page:
+ *
+ *            pause
+ *   [clean] -------> [protected] --writer claims--> [writer owns] --written--> [done] --unprotect--> [free]
+ *                         |                                                      ^
+ *                         +--write fault: claims, copies into the copy buffer ---+ (unprotect)
+ *
+ * Invariants:
+ *  - a page is claimed once (atomic fetch_or), so it is saved exactly once;
+ *  - protection is removed from a page only once its `done` bit is set,
+ *    i.e. its pause-instant content is in the sink or in the copy buffer;
+ *  - a faulting thread waits for one page copy, for buffer space, or for
+ *    the owner of the page to finish saving it (at most one batch);
+ *  - a saved page may stay protected for a while (the writer unprotects a
+ *    window at once); a fault on it just removes the protection.
+ * The fault path takes no lock and allocates nothing: it runs in signal
+ * handlers (uffd-signal, mprotect) as well as in the uffd handler thread.
+ */
+#ifndef BGSNAP_TRACK_H
+#define BGSNAP_TRACK_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "engine/copybuf.h"
+#include "engine/engine.h"
+
+struct track_region {
+	_Atomic uint64_t *claimed;
+	_Atomic uint64_t *done;
+	_Atomic uint64_t *dirty;   /* pre-phase: written since the pre-protect */
+	uint64_t words;
+};
+
+struct track {
+	struct bgsnap_engine *e;
+	struct track_region *regions;
+	struct copybuf cb;
+	int cb_ready;
+	/* Removes protection from [addr, addr+len) and lets threads waiting on
+	 * it go; used by the writer.  Returns 0 or -errno. */
+	int (*unprotect)(struct track *t, uint64_t addr, uint64_t len);
+	/* The same for one page on the fault path: async-signal-safe.  May
+	 * return 1: queued, retried later by the method (the uffd handler must
+	 * not wait out EAGAIN); a retried pre-phase page (`prephase`) then
+	 * gives back its ticket with track_prephase_leave(). */
+	int (*unprotect_fault)(struct track *t, uint64_t addr, uint64_t len, int prephase);
+	/* Method cleanup run by the writer thread once every page is saved or
+	 * the run failed (after protection is gone): stop helpers, unregister. */
+	void (*writer_end)(struct track *t);
+	void *method;              /* the method's own state */
+	_Atomic int fault_error;   /* first unprotect failure on the fault path */
+	_Atomic int flush_req;     /* a thread waits on a page the writer owns */
+	uint64_t fault_around;     /* pages saved per fault: 1, 2, 4, ... 64 */
+	/* The pre-phase: from track_init to the pause.  The regions may be
+	 * protected already (track_pre_protect); a fault then only marks its
+	 * page dirty and removes the protection, and the pause protects the
+	 * dirty pages again.  A discard event then is no loss either. */
+	_Atomic int prephase;
+	_Atomic int pre_inflight;  /* pre-phase faults whose unprotect is not done */
+	_Atomic int pre_spoiled;   /* a region changed in the pre-phase: protect all */
+	int pre_protected;         /* track_pre_protect succeeded */
+	int pause_fallback;        /* the pause protected all instead: -errno, or 1 if spoiled */
+	pthread_t writer;
+	int writer_started;
+	int writer_rc;
+};
+
+int track_init(struct track *t, struct bgsnap_engine *e);
+void track_free(struct track *t);
+
+/* Finds the region and page of `addr`; 0 if it is in no region. */
+int track_lookup(const struct track *t, uint64_t addr, uint32_t *region, uint64_t *page);
+
+enum track_fault_mode {
+	/* uffd handler thread: a page owned by someone else is left to its
+	 * owner, whose unprotect wakes the faulting thread. */
+	TRACK_FAULT_HANDLER,
+	/* in the faulting thread (signal): wait until the owner has saved the
+	 * page, then remove protection ourselves. */
+	TRACK_FAULT_INLINE,
+	/* uffd handler thread holding a pre-phase ticket for the batch the
+	 * fault came in (track_prephase_enter): a pre-phase fault, even if
+	 * the pause has begun to end the pre-phase. */
+	TRACK_FAULT_HANDLER_PRE,
+};
+
+enum track_fault_result {
+	TRACK_NOT_OURS = 0,     /* not in any region */
+	TRACK_SAVED,            /* claimed, copied, unprotected */
+	TRACK_OWNED_ELSEWHERE,  /* HANDLER mode: owner not done yet */
+	TRACK_ALREADY_DONE,     /* saved earlier (HANDLER: wake it; INLINE: unprotected) */
+	TRACK_FAILED,           /* unprotect failed; the run is failing */
+};
+
+/* The fault path.  `addr` is any address in the page. */
+enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_fault_mode mode);
+
+/* How a method protects: every region (in the pause, or before it), or
+ * one run of pages [addr, addr+len).  Return 0 or -errno. */
+typedef int (*track_protect_all_fn)(struct track *t);
+typedef int (*track_protect_range_fn)(struct track *t, uint64_t addr, uint64_t len);
+
+/* Before the pause (end of prepare): starts the pre-phase and protects
+ * every region with `all`, timing it into the prewp_us statistic.  From
+ * here on a fault only marks its page dirty and removes the protection.
+ * Returns 0 or -errno with the message in e->err. */
+int track_pre_protect(struct track *t, track_protect_all_fn all);
+
+/* The method's protect step, in the pause.  Without a pre-protect: `all`.
+ * With one: ends the pre-phase (waiting up to a second for pre-phase
+ * faults still being resolved: one whose unprotect met EAGAIN is retried
+ * by the uffd handler), then protects the dirty runs with `range`, or
+ * everything with `all` if the pre-phase was spoiled (a region discarded,
+ * moved, or out of mappings) or `range` failed.  Returns 0 or -errno with
+ * the message in e->err. */
+int track_protect_in_pause(struct track *t, track_protect_all_fn all, track_protect_range_fn range);
+
+/* A ticket on the pre-phase: returns 1 with `pre_inflight` raised if the
+ * pre-phase is on (the pause then waits for track_prephase_leave), else 0.
+ * Each pre-phase fault holds one until its unprotect is done (a retry
+ * queued on EAGAIN leaves it held until the retry).  The uffd handler also
+ * reads and handles each batch of messages under one: the kernel lets a
+ * thread blocked on an event go as soon as the event is read, so it may
+ * park in the pause hook before the handler has handled it. */
+int track_prephase_enter(struct track *t);
+void track_prephase_leave(struct track *t);
+
+/* A pre-phase unprotect of the page at `addr` failed, or cannot be done
+ * alone (mprotect out of mappings): removes protection from its whole
+ * region, so that the thread gets past its write, and has the pause
+ * protect everything.  Async-signal-safe.  Returns 0 or -errno. */
+int track_prephase_give_up(struct track *t, uint64_t addr);
+
+/* Marks every page of [start,end) as discarded by the host (MADV_DONTNEED,
+ * munmap, mremap): fails the run if any of them was not saved yet. */
+void track_discard(struct track *t, uint64_t start, uint64_t end, const char *what);
+
+/* Starts the writer thread (ops->launch). */
+int track_launch(struct track *t);
+/* Joins the writer (ops->join); returns the run's result. */
+int track_join(struct track *t);
+/* Removes protection from every region (the way out of any failure);
+ * returns the first error. */
+int track_unprotect_all(struct track *t);
+
+#endif

@@ -1,0 +1,146 @@
+/*
+ * format.h - snapshot file format v1: constants shared by the encoder
+ * (format_write.c) and the one parser (reader.c).  docs/FORMAT.md is the
+ * normative description; this header must agree with it.
+ *
+ * File layout:   MAGIC(8) HEADER-record { PAGES | ZERO | STATE }* INDEX-record TRAILER-record
+ * Record:        u32 type, u32 flags(=0), u64 payload_len, payload, u32 crc32c(type..payload)
+ * All integers little-endian, read and written with le.h helpers only.
+ */
+#ifndef BGSNAP_FORMAT_H
+#define BGSNAP_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+#include "sink/sink.h"
+
+#define FMT_MAGIC          "\x89" "BGSNAP\n"   /* 8 bytes at offset 0 */
+#define FMT_MAGIC_LEN      8
+#define FMT_END_MAGIC      "BGSNEND\n"         /* last 8 bytes of the trailer payload */
+#define FMT_VERSION        1u
+#define FMT_PAGE_SIZE      4096u
+#define FMT_NAME_MAX       63u
+
+enum fmt_rec_type {
+	FMT_REC_HEADER  = 1,
+	FMT_REC_PAGES   = 2,
+	FMT_REC_ZERO    = 3,
+	FMT_REC_STATE   = 4,
+	FMT_REC_INDEX   = 5,
+	FMT_REC_TRAILER = 6,
+	FMT_REC_CPAGES  = 7,   /* reserved: compressed pages (not in v1 writers) */
+};
+
+#define FMT_REC_HDR_LEN    16u   /* type, flags, payload_len */
+#define FMT_REC_CRC_LEN    4u
+#define FMT_MAX_RUN_PAGES  256u  /* a writer's largest PAGES record */
+
+/* Limits (docs/FORMAT.md section "Limits"); a reader rejects anything above. */
+#define FMT_MAX_REGIONS        4096u
+#define FMT_MAX_TOTAL_PAGES    (UINT64_C(1) << 32)   /* all regions: 16 TiB   */
+#define FMT_MAX_READ_RUN_PAGES 4096u                 /* PAGES record, readers */
+#define FMT_MAX_ZERO_RUN       (UINT64_C(1) << 20)   /* ZERO record, all      */
+#define FMT_MAX_STATES         4096u
+#define FMT_MAX_STATE_LEN      (UINT64_C(1) << 30)
+
+/* Fixed payload sizes. */
+#define FMT_HEADER_FIXED_LEN   16u   /* version, page_size, region_count, reserved */
+#define FMT_REGION_FIXED_LEN   24u   /* name_len + addr + size + flags, plus name */
+#define FMT_RUN_PREFIX_LEN     24u   /* PAGES/ZERO: region, reserved, first, count */
+#define FMT_INDEX_ENTRY_LEN    32u
+#define FMT_TRAILER_LEN        64u
+#define FMT_TRAILER_REC_LEN    (FMT_REC_HDR_LEN + FMT_TRAILER_LEN + FMT_REC_CRC_LEN)
+
+/* 1 if `name` (`len` bytes, no terminator needed) is a valid region or state
+ * name: 1..FMT_NAME_MAX bytes, each printable ASCII 0x20..0x7E. */
+static inline int fmt_name_valid(const char *name, size_t len)
+{
+	if (len < 1 || len > FMT_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* One region as the writer describes it. */
+struct fmt_region {
+	const char *name;
+	uint64_t addr;
+	uint64_t size;      /* bytes, multiple of FMT_PAGE_SIZE */
+};
+
+/* What the trailer records about the run. */
+struct fmt_meta {
+	int method;
+	uint64_t created_unix_ns;
+	uint64_t pause_us;
+};
+
+struct fmt_index_entry;   /* private to format_write.c */
+struct fmt_batch;         /* private to format_write.c */
+
+/*
+ * The encoder.  Single-threaded.  Keeps the running whole-file crc32c and
+ * the index as it goes (the checksum is updated in the write path, not in
+ * a second pass).  Any sink error is sticky and is returned by every later
+ * call.
+ */
+struct fmt_writer {
+	struct sink *sink;
+	struct bgsnap_err *err;
+	uint32_t file_crc;
+	uint32_t region_count;
+	uint64_t *region_pages;         /* pages per region, for bounds checks */
+	struct fmt_index_entry *index;
+	size_t index_len, index_cap;
+	uint64_t pages_written, pages_zero, state_count;
+	uint64_t bytes_written;         /* == sink->offset */
+	/* Added by the format owner (private to format_write.c): */
+	int failed;                     /* sticky negative errno */
+	uint64_t pages_total;
+	uint64_t *region_base;          /* first bit of each region in `seen` */
+	uint64_t *seen;                 /* one bit per page: written already */
+	struct fmt_batch *batch;        /* records queued for one writev */
+	char (*state_names)[FMT_NAME_MAX + 1];   /* for the uniqueness check */
+	size_t state_cap;
+};
+
+/* Writes the magic and the header record (region table).  Checks the table
+ * against the format's rules (names, alignment, no overlap, limits). */
+int fmtw_begin(struct fmt_writer *w, struct sink *sink, const struct fmt_region *regions,
+               uint32_t region_count, struct bgsnap_err *err);
+/*
+ * Writes pages [first, first+count) of `region` from `data` (count pages).
+ * Splits the run into ZERO records (all-zero pages) and PAGES records of at
+ * most FMT_MAX_RUN_PAGES.  `data` must not change during the call; it is
+ * passed to the sink without a copy.  A page written twice is refused
+ * (-EINVAL): every page goes to the file exactly once.
+ */
+int fmtw_pages(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t count,
+               const void *data);
+/* One page somewhere in memory, for fmtw_page_list. */
+struct fmt_page_ref {
+	uint32_t region;
+	uint64_t page;
+	const void *data;   /* FMT_PAGE_SIZE bytes */
+};
+/* Writes scattered single pages (the fault copies) as one-page PAGES or
+ * ZERO records, batched into as few writev calls as the sink allows. */
+int fmtw_page_list(struct fmt_writer *w, const struct fmt_page_ref *refs, size_t n);
+/* Writes a STATE record. */
+int fmtw_state(struct fmt_writer *w, const char *name, const void *data, size_t len);
+/* Reserves room for `records` index entries and `states` state names, so
+ * that the writer allocates nothing afterwards (a fork child must not:
+ * another thread may have held the allocator's lock at fork time). */
+int fmtw_reserve(struct fmt_writer *w, size_t records, size_t states);
+/* Writes the INDEX and the TRAILER.  Does not commit the sink.  Fails
+ * (-EINVAL) if some page was never written: a file the reader would reject
+ * is never finished. */
+int fmtw_finish(struct fmt_writer *w, const struct fmt_meta *meta);
+/* Frees what the writer allocated (safe after any failure). */
+void fmtw_free(struct fmt_writer *w);
+
+#endif

@@ -1,0 +1,40 @@
+/* proc_maps.c - /proc/self/maps, parsed once for region checks and restore
+ * targets (see proc_maps.h). */
+#include "os/proc_maps.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+int maps_walk(const void *addr, uint64_t len, int (*fn)(const struct maps_entry *m, void *ctx), void *ctx,
+              struct bgsnap_err *err)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return err_sys(err, -errno, "cannot read /proc/self/maps");
+	uint64_t start = (uint64_t)(uintptr_t)addr, end = start + len, covered = start;
+	char line[4096 + 256];
+	int r = 0;
+	while (covered < end && fgets(line, sizeof(line), f)) {
+		struct maps_entry m;
+		int path_off = 0;
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %*s %*s %*s %n", &m.lo, &m.hi, m.perms, &path_off) < 3)
+			continue;
+		if (m.hi <= covered || m.lo >= end)
+			continue;
+		if (m.lo > covered)
+			break;   /* a hole before this mapping */
+		line[strcspn(line, "\n")] = '\0';
+		m.path = line + path_off;
+		r = fn(&m, ctx);
+		if (r)
+			break;
+		covered = m.hi;
+	}
+	fclose(f);
+	if (!r && covered < end)
+		r = err_set(err, -EFAULT, "0x%" PRIx64 " is not mapped (range 0x%" PRIx64 "+0x%" PRIx64 ")",
+		            covered, start, len);
+	return r;
+}

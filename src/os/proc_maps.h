@@ -1,0 +1,24 @@
+/* proc_maps.h - walking the mappings of a range of our address space. */
+#ifndef BGSNAP_PROC_MAPS_H
+#define BGSNAP_PROC_MAPS_H
+
+#include <stdint.h>
+
+#include "util/err.h"
+
+struct maps_entry {
+	uint64_t lo, hi;       /* the whole mapping, not clipped to the range */
+	char perms[8];         /* "rw-p", "r--s", ... */
+	const char *path;      /* "" for anonymous; "[heap]", "/memfd:x", a file */
+};
+
+/*
+ * Calls fn for every mapping that overlaps [addr, addr+len), in address
+ * order, from /proc/self/maps.  fn returns 0 to go on, or a negative errno
+ * (with its message in err) to stop.  Returns 0, fn's error, or -EFAULT
+ * "... is not mapped" when part of the range is a hole.
+ */
+int maps_walk(const void *addr, uint64_t len, int (*fn)(const struct maps_entry *m, void *ctx), void *ctx,
+              struct bgsnap_err *err);
+
+#endif

@@ -1,0 +1,11 @@
+/* region_check.h - is a memory range trackable?  (see region_check.c) */
+#ifndef BGSNAP_REGION_CHECK_H
+#define BGSNAP_REGION_CHECK_H
+#include <stdint.h>
+#include "util/err.h"
+/* 0, -EFAULT (not entirely mapped) or -ENOTSUP (file-backed).  *shared is
+ * set when any of it is a MAP_SHARED mapping (memfd, shmem). */
+int region_check(const void *addr, uint64_t len, int *shared, struct bgsnap_err *err);
+/* As region_check, and every page must be mapped read-write (mprotect). */
+int region_check_writable(const void *addr, uint64_t len, struct bgsnap_err *err);
+#endif

@@ -1,0 +1,45 @@
+/*
+ * uffd_sys.h - userfaultfd system-call wrappers and the constants that
+ * Debian 12's kernel headers (6.1) lack.  Features are always probed at run
+ * time with UFFDIO_API, never assumed from these definitions.
+ */
+#ifndef BGSNAP_UFFD_SYS_H
+#define BGSNAP_UFFD_SYS_H
+
+#include <linux/userfaultfd.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+#ifndef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
+#define UFFD_FEATURE_WP_HUGETLBFS_SHMEM (1 << 12)
+#endif
+#ifndef UFFD_FEATURE_WP_UNPOPULATED
+#define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)
+#endif
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+/*
+ * Opens a userfaultfd (O_CLOEXEC | O_NONBLOCK) and negotiates `want`
+ * features; `need` must all be granted.  Tries the system call, then
+ * /dev/userfaultfd.  On success returns the fd and stores the granted
+ * features in *granted (every feature the kernel has, masked by want).
+ * On failure returns -errno with a message naming what is missing.
+ */
+int uffd_open(uint64_t want, uint64_t need, uint64_t *granted, struct bgsnap_err *err);
+
+/* Features the running kernel offers (0 and a message if none). */
+int uffd_kernel_features(uint64_t *features, struct bgsnap_err *err);
+
+/* UFFDIO_WRITEPROTECT on [start, start+len); protect=0 removes protection and
+ * wakes waiting threads unless dontwake.  Retries EAGAIN (the mm is
+ * changing: a non-cooperative event is being delivered) up to `retries`
+ * times with a short sleep; returns 0 or -errno. */
+int uffd_wp(int fd, uint64_t start, uint64_t len, int protect, int dontwake, int retries);
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * restore_int.h - what eager (restore.c) and lazy (restore_lazy.c) restore
+ * share: target checks, filling a window of pages through a reader, and
+ * installing pages into a userfaultfd-registered range.
+ *
+ * Invariant that keeps a crafted file harmless: a page is only ever written
+ * at dst + page * 4096 for a page < the target's page count, and the target
+ * was checked to be exactly the region's size; the reader checked every run
+ * in the file against that same size.
+ */
+#ifndef BGSNAP_RESTORE_INT_H
+#define BGSNAP_RESTORE_INT_H
+
+#include <stdint.h>
+#include <sys/ioctl.h>
+
+#include "bgsnap.h"
+#include "util/err.h"
+#include "os/uffd_sys.h"
+
+#define RST_PAGE 4096u
+#define RST_SLICE_BYTES (4u << 20)   /* file bytes per pread in file-order passes */
+
+/* Debian 12 headers (6.1) lack UFFDIO_POISON (Linux 6.6). */
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1 << 14)
+#endif
+#ifndef _UFFDIO_POISON
+#define _UFFDIO_POISON (0x08)
+#endif
+#ifndef UFFDIO_POISON
+struct uffdio_poison {
+	struct uffdio_range range;
+#define UFFDIO_POISON_MODE_DONTWAKE ((__u64)1 << 0)
+	__u64 mode;
+	__s64 updated;
+};
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
+
+struct rst_target {
+	unsigned region;
+	uint8_t *dst;
+	uint64_t pages;
+	int uffd_ok;        /* eager: registered for missing faults */
+};
+
+/* Checks targets against the snapshot (region exists, len == size, aligned,
+ * no overlap, no wrap) and copies them to *out (malloc'd). */
+int rst_check_targets(bgsnap_reader *r, const struct bgsnap_restore_target *t, unsigned n,
+                      struct rst_target **out, struct bgsnap_err *err);
+
+/* 1 if [dst, dst+len) is entirely private anonymous memory (/proc/self/maps),
+ * 0 if it is mapped but something else, -errno (message) if not all mapped
+ * or unreadable. */
+int rst_private_anon(const void *dst, uint64_t len, struct bgsnap_err *err);
+
+/* Number of populated pages in [dst, dst+pages) (mincore), first one in
+ * *first; -errno on failure. */
+int64_t rst_populated(const void *dst, uint64_t pages, uint64_t *first, struct bgsnap_err *err);
+
+/* 1 if the 4 KiB page at p is all zero. */
+int rst_page_zero(const uint8_t *p);
+
+/* Reads pages [first, first+count) of `region` into buf via read_page.
+ * Returns 0, or the error of the first page that failed (*bad = that page,
+ * message copied to err). */
+int rst_fill(bgsnap_reader *r, unsigned region, uint64_t first, uint64_t count, uint8_t *buf,
+             uint64_t *bad, struct bgsnap_err *err);
+
+/* Cuts r's index, in file order, into slices of consecutive records of
+ * about RST_SLICE_BYTES: slice k is entries [(*slice)[k], (*slice)[k+1]),
+ * *buf_len the largest slice in bytes.  *slice is malloc'd. */
+int rst_slices(const bgsnap_reader *r, size_t **slice, size_t *nslices, uint64_t *buf_len, struct bgsnap_err *err);
+
+/* Reads exactly len bytes at off; -EBADMSG (truncated) or -errno. */
+int rst_pread_all(int fd, uint8_t *buf, uint64_t len, uint64_t off, struct bgsnap_err *err);
+
+struct rst_counts {
+	uint64_t copied, zeroed, existed;
+};
+
+/*
+ * Installs `count` pages at dst from buf into a range registered for
+ * missing faults: runs of non-zero pages with UFFDIO_COPY, zero runs with
+ * UFFDIO_ZEROPAGE.  A page that exists already is left alone, or, when
+ * `overwrite`, written with memcpy (it is present, so no fault is raised).
+ * Waiters on the range are woken.  Returns 0 or -errno (message).
+ */
+int rst_install(int uffd, uint8_t *dst, const uint8_t *buf, uint64_t count, int overwrite,
+                struct rst_counts *c, struct bgsnap_err *err);
+
+/*
+ * Installs `count` pages at dst from src (UFFDIO_COPY), or zero pages when
+ * src is NULL (UFFDIO_ZEROPAGE), in as few calls as the kernel allows.  A
+ * page that exists already is skipped (its waiters woken) or, when
+ * `overwrite`, written in place.  Returns 0 or -errno (message).
+ */
+int rst_fill_run(int uffd, uint8_t *dst, const uint8_t *src, uint64_t count, int overwrite, struct rst_counts *c,
+                 struct bgsnap_err *err);
+
+/*
+ * Makes pages [dst, dst+count pages) that are still missing fail loudly:
+ * UFFDIO_POISON when `poison` (SIGBUS on access), else PROT_NONE (SIGSEGV),
+ * then wakes their waiters.  Present pages are skipped.  Returns the number
+ * of pages poisoned or -errno.
+ */
+int64_t rst_poison(int uffd, uint8_t *dst, uint64_t count, int poison, struct bgsnap_err *err);
+
+#endif

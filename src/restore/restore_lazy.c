@@ -1,0 +1,473 @@
+/*
+ * restore_lazy.c - lazy restore: the targets are registered for missing
+ * faults and handed back at once; pages arrive on first touch or from the
+ * background prefetch, whichever comes first.
+ *
+ * Threads and what each owns:
+ *  - handler: reads fault messages from the userfaultfd and serves each with
+ *    a DEMAND_PAGES window around the faulting page, read through the
+ *    caller's reader (bgsnap_reader_read_page, under `rmu`);
+ *  - prefetch: reads the file in order, a few MiB of records per pread,
+ *    has the reader check each record (reader_run_check, which touches no
+ *    reader state) and installs its pages with UFFDIO_COPY/ZEROPAGE; a page
+ *    the handler installed meanwhile comes back EEXIST and is skipped.
+ *    When the pass ends every page is in (or poisoned).
+ * The reader is borrowed: opening a second one would cost an index parse
+ * before the memory is usable.  The kernel arbitrates between the two
+ * threads: a page is installed exactly once (UFFDIO_COPY/ZEROPAGE fail with
+ * EEXIST on a present page), and a waiter is woken by whichever install
+ * covers its page (plus UFFDIO_WAKE on EEXIST).
+ *
+ * A page that cannot be read (I/O error, truncation, checksum) is poisoned
+ * (UFFDIO_POISON: SIGBUS on access; PROT_NONE where the kernel lacks it),
+ * never left missing (a hung thread) nor zero-filled (silent corruption).
+ */
+#include "bgsnap.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/err.h"
+#include "format/format.h"
+#include "format/reader.h"
+#include "restore/restore_int.h"
+#include "os/uffd_sys.h"
+
+#define DEMAND_PAGES   16u    /* 64 KiB around a fault: neighbours come soon */
+
+typedef unsigned long long ull;
+
+struct bgsnap_lazy {
+	struct rst_target *t;
+	unsigned n;
+	int *target_of;                /* region -> target index, -1 if none     */
+	int uffd, stopfd;
+	int poison;                    /* UFFD_FEATURE_POISON granted            */
+	bgsnap_reader *r;              /* borrowed; used under rmu only          */
+	pthread_mutex_t rmu;
+	pthread_t handler, prefetch;
+	int have_handler, have_prefetch, registered;
+	atomic_int stop, done, joined;
+	uint64_t t0_ns;
+	_Atomic uint64_t usable_us, total_us, pages_total, demand, prefetched, zero, failed, faults;
+	pthread_mutex_t mu;
+	struct bgsnap_err err;         /* first failure; guarded by mu           */
+	atomic_int error;
+	uint8_t *hbuf;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void lazy_fail(bgsnap_lazy *l, const struct bgsnap_err *e)
+{
+	pthread_mutex_lock(&l->mu);
+	if (!l->err.code)
+		l->err = *e;
+	pthread_mutex_unlock(&l->mu);
+	int zero = 0;
+	atomic_compare_exchange_strong(&l->error, &zero, e->code ? e->code : -EIO);
+}
+
+/*
+ * Restores pages [first, first+count) of target t with reader r into buf.
+ * Pages that fail to read are poisoned one by one (so a bad record costs
+ * only its own pages); returns the counts through *c.
+ */
+static void serve(bgsnap_lazy *l, uint8_t *buf, const struct rst_target *t, uint64_t first,
+                  uint64_t count, struct rst_counts *c)
+{
+	struct bgsnap_err e = { 0, "" };
+	uint64_t bad;
+	uint64_t p = first, end = first + count;
+	while (p < end) {
+		pthread_mutex_lock(&l->rmu);
+		int rc = rst_fill(l->r, t->region, p, end - p, buf, &bad, &e);
+		pthread_mutex_unlock(&l->rmu);
+		uint64_t good = rc < 0 ? bad - p : end - p;
+		if (good && rst_install(l->uffd, t->dst + p * RST_PAGE, buf, good, 0, c, &e) < 0) {
+			lazy_fail(l, &e);
+			/* The window is in an unknown state: poison what is missing so
+			 * nobody waits on it. */
+			int64_t k = rst_poison(l->uffd, t->dst + p * RST_PAGE, end - p, l->poison, &e);
+			if (k > 0)
+				atomic_fetch_add(&l->failed, (uint64_t)k);
+			return;
+		}
+		if (rc == 0)
+			return;
+		lazy_fail(l, &e);
+		struct bgsnap_err pe = { 0, "" };
+		int64_t k = rst_poison(l->uffd, t->dst + bad * RST_PAGE, 1, l->poison, &pe);
+		if (k < 0)
+			lazy_fail(l, &pe);
+		else
+			atomic_fetch_add(&l->failed, (uint64_t)k);
+		p = bad + 1;
+		e.code = 0;
+	}
+}
+
+static const struct rst_target *find_target(const bgsnap_lazy *l, uint64_t addr, uint64_t *page)
+{
+	for (unsigned i = 0; i < l->n; i++) {
+		uint64_t a = (uintptr_t)l->t[i].dst;
+		if (addr >= a && addr - a < l->t[i].pages * RST_PAGE) {
+			*page = (addr - a) / RST_PAGE;
+			return &l->t[i];
+		}
+	}
+	return NULL;
+}
+
+static void *handler_main(void *arg)
+{
+	bgsnap_lazy *l = arg;
+	struct pollfd pf[2] = { { l->uffd, POLLIN, 0 }, { l->stopfd, POLLIN, 0 } };
+	struct uffd_msg msgs[16];
+	for (;;) {
+		int rc = poll(pf, 2, -1);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0 || (pf[1].revents & POLLIN))
+			break;
+		if (pf[0].revents & (POLLERR | POLLHUP))
+			break;
+		ssize_t got = read(l->uffd, msgs, sizeof(msgs));
+		if (got < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			struct bgsnap_err e = { 0, "" };
+			err_sys(&e, -errno, "reading the userfaultfd");
+			lazy_fail(l, &e);
+			break;
+		}
+		for (size_t i = 0; i < (size_t)got / sizeof(msgs[0]); i++) {
+			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			atomic_fetch_add(&l->faults, 1);
+			uint64_t page;
+			const struct rst_target *t = find_target(l, msgs[i].arg.pagefault.address, &page);
+			if (!t)
+				continue;   /* cannot happen: only targets are registered */
+			uint64_t first = page - page % DEMAND_PAGES;
+			uint64_t count = t->pages - first < DEMAND_PAGES ? t->pages - first : DEMAND_PAGES;
+			struct rst_counts c = { 0, 0, 0 };
+			serve(l, l->hbuf, t, first, count, &c);
+			atomic_fetch_add(&l->demand, c.copied + c.zeroed);
+			atomic_fetch_add(&l->zero, c.zeroed);
+		}
+	}
+	return NULL;
+}
+
+static void unregister_all(bgsnap_lazy *l)
+{
+	if (!l->registered)
+		return;
+	for (unsigned i = 0; i < l->n; i++) {
+		struct uffdio_range u = { (uintptr_t)l->t[i].dst, l->t[i].pages * RST_PAGE };
+		(void)ioctl(l->uffd, UFFDIO_UNREGISTER, &u);
+	}
+	l->registered = 0;
+}
+
+static void stop_handler(bgsnap_lazy *l)
+{
+	uint64_t one = 1;
+	if (write(l->stopfd, &one, sizeof(one)) < 0) {
+		/* An eventfd write fails only on counter overflow: it is set. */
+	}
+}
+
+/* One record for the prefetch (rec: its bytes, or NULL if they could not be
+ * read, with the reason in *e): checked, then installed; pages the handler
+ * installed meanwhile come back EEXIST and are skipped.  A record that
+ * cannot be restored has exactly its pages poisoned. */
+static void prefetch_record(bgsnap_lazy *l, size_t i, const struct reader_run *x, const uint8_t *rec,
+                            struct bgsnap_err *e)
+{
+	const struct rst_target *t = &l->t[l->target_of[x->region]];
+	uint8_t *dst = t->dst + x->first * RST_PAGE;
+	int rc = rec ? reader_run_check(l->r, i, rec, e) : (e->code ? e->code : -EIO);
+	if (rc == 0) {
+		struct rst_counts c = { 0, 0, 0 };
+		const uint8_t *src = x->kind == FMT_REC_PAGES ? rec + FMT_REC_HDR_LEN + FMT_RUN_PREFIX_LEN : NULL;
+		rc = rst_fill_run(l->uffd, dst, src, x->count, 0, &c, e);
+		atomic_fetch_add(&l->prefetched, c.copied + c.zeroed);
+		atomic_fetch_add(&l->zero, c.zeroed);
+		if (rc == 0)
+			return;
+	}
+	struct bgsnap_err why = { 0, "" };
+	err_set(&why, rc, "region %u pages %llu..%llu: %s", x->region, (ull)x->first, (ull)(x->first + x->count - 1),
+	        e->msg[0] ? e->msg : strerror(-rc));
+	lazy_fail(l, &why);
+	struct bgsnap_err pe = { 0, "" };
+	int64_t k = rst_poison(l->uffd, dst, x->count, l->poison, &pe);
+	if (k < 0)
+		lazy_fail(l, &pe);
+	else
+		atomic_fetch_add(&l->failed, (uint64_t)k);
+}
+
+/* The prefetch reads the file in order, a slice of records per pread (the
+ * reader's file-order access is safe next to the handler's read_page). */
+static void *prefetch_main(void *arg)
+{
+	bgsnap_lazy *l = arg;
+	struct bgsnap_err e = { 0, "" };
+	size_t *slice = NULL, ns = 0;
+	uint64_t blen = 0;
+	uint8_t *buf = NULL;
+	int fd = reader_fd(l->r);
+	if (rst_slices(l->r, &slice, &ns, &blen, &e) < 0 || !(buf = malloc((size_t)blen))) {
+		if (!e.code)
+			err_set(&e, -ENOMEM, "out of memory for the prefetch (%llu bytes)", (ull)blen);
+		lazy_fail(l, &e);
+		free(slice);
+		return NULL;   /* not done: finish() poisons what is missing */
+	}
+	for (size_t k = 0; k < ns && !atomic_load(&l->stop); k++) {
+		struct reader_run x, y;
+		reader_run_get(l->r, slice[k], &x);
+		reader_run_get(l->r, slice[k + 1] - 1, &y);
+		uint64_t base = x.offset;
+		struct bgsnap_err se = { 0, "" };
+		int whole = rst_pread_all(fd, buf, y.offset + y.span - base, base, &se) == 0;
+		for (size_t i = slice[k]; i < slice[k + 1]; i++) {
+			reader_run_get(l->r, i, &x);
+			if (x.kind == FMT_REC_STATE || l->target_of[x.region] < 0)
+				continue;
+			struct bgsnap_err re = { 0, "" };
+			const uint8_t *rec = buf + (x.offset - base);
+			/* The slice did not read whole: each record on its own, so
+			 * only the unreadable ones fail. */
+			if (!whole)
+				rec = rst_pread_all(fd, buf, x.span, x.offset, &re) == 0 ? buf : NULL;
+			prefetch_record(l, i, &x, rec, &re);
+		}
+	}
+	free(buf);
+	free(slice);
+	if (!atomic_load(&l->stop)) {
+		/* Every page is in or poisoned: no fault can wait any more. */
+		atomic_store(&l->total_us, (now_ns() - l->t0_ns) / 1000);
+		atomic_store(&l->done, 1);
+	}
+	return NULL;
+}
+
+int bgsnap_lazy_restore_start(bgsnap_lazy **out, bgsnap_reader *r, const struct bgsnap_restore_target *targets,
+                              unsigned n, char *err, size_t err_len)
+{
+	uint64_t t0 = now_ns();
+	*out = NULL;
+	if (err && err_len)
+		err[0] = '\0';
+	bgsnap_lazy *l = calloc(1, sizeof(*l));
+	if (!l) {
+		if (err && err_len)
+			snprintf(err, err_len, "out of memory");
+		return -ENOMEM;
+	}
+	l->uffd = l->stopfd = -1;
+	l->t0_ns = t0;
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_mutex_init(&l->rmu, NULL);
+	l->r = r;
+	struct bgsnap_err e = { 0, "" };
+	int rc;
+	if (!r) {
+		rc = err_set(&e, -EINVAL, "no reader");
+		goto fail;
+	}
+	if ((rc = rst_check_targets(r, targets, n, &l->t, &e)) < 0)
+		goto fail;
+	l->n = n;
+	uint64_t total = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct rst_target *t = &l->t[i];
+		uint64_t first;
+		rc = rst_private_anon(t->dst, t->pages * RST_PAGE, &e);
+		if (rc == 0)
+			rc = err_set(&e, -ENOTSUP, "target %u at %p: lazy restore needs private anonymous memory "
+			             "(a shared or file-backed mapping cannot be filled with UFFDIO_COPY)", i,
+			             (void *)t->dst);
+		if (rc < 0)
+			goto fail;
+		int64_t pop = rst_populated(t->dst, t->pages, &first, &e);
+		if (pop < 0) {
+			rc = (int)pop;
+			goto fail;
+		}
+		if (pop > 0) {
+			rc = err_set(&e, -EINVAL, "target %u at %p: %lld of %llu pages are already populated (first: "
+			             "page %llu); lazy restore needs untouched memory (a fresh mmap, or MADV_DONTNEED "
+			             "first), or they would keep their old content", i, (void *)t->dst, (long long)pop,
+			             (ull)t->pages, (ull)first);
+			goto fail;
+		}
+		total += t->pages;
+	}
+	atomic_store(&l->pages_total, total);
+	struct bgsnap_file_info fi;
+	bgsnap_reader_info(r, &fi);
+	if (!fi.file_bytes || reader_fd(r) < 0) {
+		rc = err_set(&e, -ESPIPE, "lazy restore needs a random-access reader (bgsnap_reader_open)");
+		goto fail;
+	}
+	if (!(l->target_of = malloc(fi.region_count * sizeof(*l->target_of)))) {
+		rc = err_set(&e, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (unsigned i = 0; i < fi.region_count; i++)
+		l->target_of[i] = -1;
+	for (unsigned i = 0; i < n; i++)
+		l->target_of[l->t[i].region] = (int)i;
+	uint64_t granted = 0;
+	if ((rc = l->uffd = uffd_open(UFFD_FEATURE_POISON, 0, &granted, &e)) < 0)
+		goto fail;
+	l->poison = !!(granted & UFFD_FEATURE_POISON);
+	if ((l->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		rc = err_sys(&e, -errno, "eventfd");
+		goto fail;
+	}
+	l->hbuf = aligned_alloc(RST_PAGE, (size_t)DEMAND_PAGES * RST_PAGE);
+	if (!l->hbuf) {
+		rc = err_set(&e, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	uint64_t need = (1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_ZEROPAGE) | (1ull << _UFFDIO_WAKE);
+	for (unsigned i = 0; i < n; i++) {
+		struct uffdio_register reg = { .range = { (uintptr_t)l->t[i].dst, l->t[i].pages * RST_PAGE },
+		                               .mode = UFFDIO_REGISTER_MODE_MISSING };
+		if (ioctl(l->uffd, UFFDIO_REGISTER, &reg) < 0) {
+			rc = err_sys(&e, -errno, "target %u at %p: UFFDIO_REGISTER (missing faults)", i,
+			             (void *)l->t[i].dst);
+			l->n = i;   /* unregister only those registered */
+			l->registered = 1;
+			goto fail;
+		}
+		l->registered = 1;
+		if ((reg.ioctls & need) != need) {
+			rc = err_set(&e, -ENOTSUP, "target %u: the kernel offers no UFFDIO_COPY/ZEROPAGE on it", i);
+			l->n = i + 1;
+			goto fail;
+		}
+	}
+	if ((rc = -pthread_create(&l->handler, NULL, handler_main, l)) < 0) {
+		err_set(&e, rc, "starting the fault handler thread: %s", strerror(-rc));
+		goto fail;
+	}
+	l->have_handler = 1;
+	if ((rc = -pthread_create(&l->prefetch, NULL, prefetch_main, l)) < 0) {
+		err_set(&e, rc, "starting the prefetch thread: %s", strerror(-rc));
+		goto fail;
+	}
+	l->have_prefetch = 1;
+	atomic_store(&l->usable_us, (now_ns() - t0) / 1000);
+	*out = l;
+	return 0;
+fail:
+	if (err && err_len)
+		snprintf(err, err_len, "%s", e.msg[0] ? e.msg : strerror(-rc));
+	/* Nothing was touched yet (no thread can have faulted: we have not
+	 * returned), so unregistering is all it takes. */
+	atomic_store(&l->done, 1);
+	bgsnap_lazy_free(l);
+	return rc < 0 ? rc : -EIO;
+}
+
+/* Joins the threads once the prefetch ended (done or stopped). */
+static void finish(bgsnap_lazy *l)
+{
+	int zero = 0;
+	if (!atomic_compare_exchange_strong(&l->joined, &zero, 1))
+		return;
+	if (l->have_prefetch)
+		pthread_join(l->prefetch, NULL);
+	if (!atomic_load(&l->done) && l->registered) {
+		/* Stopped early: what is still missing must fail loudly, not read
+		 * as zeros once unregistered. */
+		struct bgsnap_err e = { 0, "" };
+		for (unsigned i = 0; i < l->n; i++) {
+			int64_t k = rst_poison(l->uffd, l->t[i].dst, l->t[i].pages, l->poison, &e);
+			if (k > 0)
+				atomic_fetch_add(&l->failed, (uint64_t)k);
+		}
+	}
+	/* The handler goes first: a fault message it read before the page was
+	 * prefetched would otherwise meet an unregistered range (ENOENT) and
+	 * fail a restore that is complete.  Every page is in or poisoned, so
+	 * no thread needs it any more. */
+	if (l->have_handler) {
+		stop_handler(l);
+		pthread_join(l->handler, NULL);
+	}
+	unregister_all(l);
+}
+
+int bgsnap_lazy_wait(bgsnap_lazy *l)
+{
+	if (!l)
+		return -EINVAL;
+	finish(l);
+	return atomic_load(&l->error);
+}
+
+int bgsnap_lazy_get_stats(const bgsnap_lazy *l, struct bgsnap_lazy_stats *out)
+{
+	if (!l || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->usable_us = atomic_load(&l->usable_us);
+	out->total_us = atomic_load(&l->total_us);
+	out->pages_total = atomic_load(&l->pages_total);
+	out->pages_demand = atomic_load(&l->demand);
+	out->pages_prefetched = atomic_load(&l->prefetched);
+	out->pages_zero = atomic_load(&l->zero);
+	out->pages_failed = atomic_load(&l->failed);
+	out->faults = atomic_load(&l->faults);
+	out->done = atomic_load(&l->done);
+	out->error = atomic_load(&l->error);
+	return 0;
+}
+
+const char *bgsnap_lazy_errmsg(const bgsnap_lazy *l)
+{
+	if (!l)
+		return "no lazy restore";
+	return atomic_load(&((bgsnap_lazy *)l)->error) ? l->err.msg : "";
+}
+
+void bgsnap_lazy_free(bgsnap_lazy *l)
+{
+	if (!l)
+		return;
+	atomic_store(&l->stop, 1);
+	finish(l);
+	if (l->uffd >= 0)
+		close(l->uffd);
+	if (l->stopfd >= 0)
+		close(l->stopfd);
+	free(l->hbuf);
+	free(l->target_of);
+	free(l->t);
+	pthread_mutex_destroy(&l->mu);
+	pthread_mutex_destroy(&l->rmu);
+	free(l);
+}
