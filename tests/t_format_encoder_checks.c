@@ -11,16 +11,25 @@
 #include <unistd.h>
 
 #include "format/format.h"
+#include "sink/sink.h"
 #include "testutil.h"
 
 static int devnull;
 
+/* fmtw_begin on a sink over `fd`. */
+static int begin_fd(struct fmt_writer *w, struct sink *s, struct bgsnap_err *e, int fd, const struct fmt_region *r,
+                    uint32_t n)
+{
+	err_clear(e);
+	CHECK_RC(sink_open_fd(s, fd, e), 0, "sink_open_fd");
+	struct fmt_out out = { s, sink_out_writev, sink_out_flush, SINK_IOV_MAX };
+	return fmtw_begin(w, &out, r, n, e);
+}
+
 static int begin(struct fmt_writer *w, struct sink *s, struct bgsnap_err *e, const struct fmt_region *r,
                  uint32_t n)
 {
-	err_clear(e);
-	CHECK_RC(sink_open_fd(s, devnull, e), 0, "sink_open_fd");
-	return fmtw_begin(w, s, r, n, e);
+	return begin_fd(w, s, e, devnull, r, n);
 }
 
 static void bad_table(const char *what, const struct fmt_region *r, uint32_t n, const char *want)
@@ -102,9 +111,7 @@ int main(void)
 	int p[2];
 	CHECK(pipe(p) == 0, "pipe");
 	close(p[0]);
-	err_clear(&e);
-	CHECK_RC(sink_open_fd(&s, p[1], &e), 0, "sink_open_fd");
-	int rc = fmtw_begin(&w, &s, regs, 2, &e);
+	int rc = begin_fd(&w, &s, &e, p[1], regs, 2);
 	CHECK(rc < 0, "writing to a closed pipe succeeded");
 	CHECK_RC(fmtw_pages(&w, 0, 0, 1, page), rc, "later call does not return the sticky error");
 	CHECK_RC(fmtw_finish(&w, &meta), rc, "finish does not return the sticky error");

@@ -439,7 +439,8 @@ static int start_run(bgsnap_engine *e)
 		fr[i].addr = (uint64_t)(uintptr_t)e->regions[i].addr;
 		fr[i].size = e->regions[i].len;
 	}
-	int r = fmtw_begin(&e->fw, &e->sink, fr, e->region_count, &e->werr);
+	struct fmt_out out = { &e->sink, sink_out_writev, sink_out_flush, SINK_IOV_MAX };
+	int r = fmtw_begin(&e->fw, &out, fr, e->region_count, &e->werr);
 	free(fr);
 	if (r) {
 		err_set(&e->err, r, "%s", e->werr.msg);

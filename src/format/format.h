@@ -12,9 +12,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "util/err.h"
-#include "sink/sink.h"
 
 #define FMT_MAGIC          "\x89" "BGSNAP\n"   /* 8 bytes at offset 0 */
 #define FMT_MAGIC_LEN      8
@@ -79,17 +79,32 @@ struct fmt_meta {
 	uint64_t pause_us;
 };
 
+/*
+ * Where the encoder's bytes go.  The engine passes its sink through these
+ * calls, so the format depends on no I/O layer (and the parser on none at
+ * all).  Both return 0 or a negative errno with the reason in `err`.
+ */
+struct fmt_out {
+	void *ctx;
+	/* Writes all of iov[0..iovcnt) (iovcnt <= iov_max) or fails.  The
+	 * bytes may be reused as soon as it returns. */
+	int (*writev)(void *ctx, const struct iovec *iov, int iovcnt, struct bgsnap_err *err);
+	/* Writes out whatever writev kept back. */
+	int (*flush)(void *ctx, struct bgsnap_err *err);
+	int iov_max;   /* at least 3 */
+};
+
 struct fmt_index_entry;   /* private to format_write.c */
 struct fmt_batch;         /* private to format_write.c */
 
 /*
  * The encoder.  Single-threaded.  Keeps the running whole-file crc32c and
  * the index as it goes (the checksum is updated in the write path, not in
- * a second pass).  Any sink error is sticky and is returned by every later
- * call.
+ * a second pass).  Any output error is sticky and is returned by every
+ * later call.
  */
 struct fmt_writer {
-	struct sink *sink;
+	struct fmt_out out;
 	struct bgsnap_err *err;
 	uint32_t file_crc;
 	uint32_t region_count;
@@ -97,8 +112,8 @@ struct fmt_writer {
 	struct fmt_index_entry *index;
 	size_t index_len, index_cap;
 	uint64_t pages_written, pages_zero, state_count;
-	uint64_t bytes_written;         /* == sink->offset */
-	/* Added by the format owner (private to format_write.c): */
+	uint64_t bytes_written;         /* bytes given to out so far */
+	/* Private to format_write.c: */
 	int failed;                     /* sticky negative errno */
 	uint64_t pages_total;
 	uint64_t *region_base;          /* first bit of each region in `seen` */
@@ -108,15 +123,16 @@ struct fmt_writer {
 	size_t state_cap;
 };
 
-/* Writes the magic and the header record (region table).  Checks the table
- * against the format's rules (names, alignment, no overlap, limits). */
-int fmtw_begin(struct fmt_writer *w, struct sink *sink, const struct fmt_region *regions,
+/* Writes the magic and the header record (region table) to `out` (copied).
+ * Checks the table against the format's rules (names, alignment, no
+ * overlap, limits). */
+int fmtw_begin(struct fmt_writer *w, const struct fmt_out *out, const struct fmt_region *regions,
                uint32_t region_count, struct bgsnap_err *err);
 /*
  * Writes pages [first, first+count) of `region` from `data` (count pages).
  * Splits the run into ZERO records (all-zero pages) and PAGES records of at
  * most FMT_MAX_RUN_PAGES.  `data` must not change during the call; it is
- * passed to the sink without a copy.  A page written twice is refused
+ * passed to the output without a copy.  A page written twice is refused
  * (-EINVAL): every page goes to the file exactly once.
  */
 int fmtw_pages(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t count,
@@ -128,7 +144,7 @@ struct fmt_page_ref {
 	const void *data;   /* FMT_PAGE_SIZE bytes */
 };
 /* Writes scattered single pages (the fault copies) as one-page PAGES or
- * ZERO records, batched into as few writev calls as the sink allows. */
+ * ZERO records, batched into as few writev calls as the output allows. */
 int fmtw_page_list(struct fmt_writer *w, const struct fmt_page_ref *refs, size_t n);
 /* Writes a STATE record. */
 int fmtw_state(struct fmt_writer *w, const char *name, const void *data, size_t len);
@@ -136,9 +152,9 @@ int fmtw_state(struct fmt_writer *w, const char *name, const void *data, size_t 
  * that the writer allocates nothing afterwards (a fork child must not:
  * another thread may have held the allocator's lock at fork time). */
 int fmtw_reserve(struct fmt_writer *w, size_t records, size_t states);
-/* Writes the INDEX and the TRAILER.  Does not commit the sink.  Fails
- * (-EINVAL) if some page was never written: a file the reader would reject
- * is never finished. */
+/* Writes the INDEX and the TRAILER and flushes the output; committing the
+ * file (fsync, naming) is the caller's.  Fails (-EINVAL) if some page was
+ * never written: a file the reader would reject is never finished. */
 int fmtw_finish(struct fmt_writer *w, const struct fmt_meta *meta);
 /* Frees what the writer allocated (safe after any failure). */
 void fmtw_free(struct fmt_writer *w);

@@ -5,9 +5,9 @@
  * record's crc is computed once and folded into the file crc with
  * crc32c_combine, so page data is checksummed once), the index, and the
  * exactly-once page bitmap that refuses to finish a file the reader would
- * reject.  Page data goes to the sink as iovecs into the caller's memory,
- * which the sink copies into its stage before returning (sink.h); up to
- * BATCH_RECS records of one fmtw_pages call share one sink_writev.
+ * reject.  Page data goes to the output (struct fmt_out) as iovecs into the
+ * caller's memory, which the output has written or copied by the time it
+ * returns; up to BATCH_RECS records of one fmtw_pages call share one writev.
  * Invariant: w->bytes_written is the file offset of the next record, counting
  * records queued in the batch.
  */
@@ -78,7 +78,8 @@ static void put_rec_hdr(uint8_t *p, uint32_t type, uint64_t payload_len)
 /* Writes one whole buffer (magic, header, index, trailer) and folds it into the file crc. */
 static int write_buf(struct fmt_writer *w, const void *buf, size_t len)
 {
-	int rc = sink_write(w->sink, buf, len, w->err);
+	struct iovec v = { .iov_base = (void *)buf, .iov_len = len };
+	int rc = w->out.writev(w->out.ctx, &v, 1, w->err);
 	if (rc < 0)
 		return fail(w, rc);
 	w->file_crc = crc32c(w->file_crc, buf, len);
@@ -91,7 +92,7 @@ static int batch_flush(struct fmt_writer *w)
 	struct fmt_batch *b = w->batch;
 	if (!b->niov)
 		return 0;
-	int rc = sink_writev(w->sink, b->iov, (int)b->niov, w->err);
+	int rc = w->out.writev(w->out.ctx, b->iov, (int)b->niov, w->err);
 	b->nrec = b->niov = 0;
 	return rc < 0 ? fail(w, rc) : 0;
 }
@@ -106,7 +107,7 @@ static int queue_run(struct fmt_writer *w, uint32_t region, uint64_t first, uint
                      const void *data)
 {
 	struct fmt_batch *b = w->batch;
-	if ((b->nrec == BATCH_RECS || b->niov + 3 > SINK_IOV_MAX) && batch_flush(w) < 0)
+	if ((b->nrec == BATCH_RECS || b->niov + 3 > (unsigned)w->out.iov_max) && batch_flush(w) < 0)
 		return w->failed;
 	uint32_t type = data ? FMT_REC_PAGES : FMT_REC_ZERO;
 	uint64_t dlen = data ? count * FMT_PAGE_SIZE : 0;
@@ -160,18 +161,17 @@ static int page_is_zero(const uint8_t *p)
 	return 1;
 }
 
-int fmtw_begin(struct fmt_writer *w, struct sink *sink, const struct fmt_region *regions,
-               uint32_t region_count, struct bgsnap_err *err)
+/* The region table against the format's rules; its HEADER payload length
+ * and page count into *hlen and *total. */
+static int check_regions(struct fmt_writer *w, const struct fmt_region *regions, uint32_t region_count,
+                         size_t *hlen, uint64_t *total)
 {
-	memset(w, 0, sizeof(*w));
-	pthread_once(&ops_once, init_ops);
-	w->sink = sink;
-	w->err = err;
+	struct bgsnap_err *err = w->err;
 	if (region_count < 1 || region_count > FMT_MAX_REGIONS)
 		return fail(w, err_set(err, -EINVAL, "format: %u regions (1..%u allowed)", region_count,
 		                       FMT_MAX_REGIONS));
-	size_t hlen = FMT_HEADER_FIXED_LEN;
-	uint64_t total = 0;
+	*hlen = FMT_HEADER_FIXED_LEN;
+	*total = 0;
 	for (uint32_t i = 0; i < region_count; i++) {
 		const struct fmt_region *r = &regions[i];
 		size_t nl = r->name ? strnlen(r->name, FMT_NAME_MAX + 1) : 0;
@@ -191,24 +191,19 @@ int fmtw_begin(struct fmt_writer *w, struct sink *sink, const struct fmt_region 
 				return fail(w, err_set(err, -EINVAL, "format: regions '%s' and '%s' overlap",
 				                       o->name, r->name));
 		}
-		total += r->size / FMT_PAGE_SIZE;
-		if (total > FMT_MAX_TOTAL_PAGES)
+		*total += r->size / FMT_PAGE_SIZE;
+		if (*total > FMT_MAX_TOTAL_PAGES)
 			return fail(w, err_set(err, -EINVAL, "format: more than %llu pages in all regions",
 			                       (unsigned long long)FMT_MAX_TOTAL_PAGES));
-		hlen += FMT_REGION_FIXED_LEN + nl;
+		*hlen += FMT_REGION_FIXED_LEN + nl;
 	}
-	w->region_count = region_count;
-	w->pages_total = total;
-	w->region_pages = calloc(region_count, sizeof(uint64_t));
-	w->region_base = calloc(region_count, sizeof(uint64_t));
-	w->seen = calloc(total / 64 + 1, sizeof(uint64_t));
-	w->batch = calloc(1, sizeof(*w->batch));
-	size_t buflen = FMT_MAGIC_LEN + FMT_REC_HDR_LEN + hlen + FMT_REC_CRC_LEN;
-	uint8_t *buf = malloc(buflen);
-	if (!w->region_pages || !w->region_base || !w->seen || !w->batch || !buf) {
-		free(buf);
-		return fail(w, err_set(err, -ENOMEM, "format: out of memory"));
-	}
+	return 0;
+}
+
+/* The magic and the HEADER record (payload `hlen` bytes) into buf; fills
+ * the per-region page counts and bases. */
+static void put_header(struct fmt_writer *w, uint8_t *buf, size_t hlen, const struct fmt_region *regions)
+{
 	uint64_t base = 0;
 	memcpy(buf, FMT_MAGIC, FMT_MAGIC_LEN);
 	uint8_t *h = buf + FMT_MAGIC_LEN;
@@ -216,10 +211,10 @@ int fmtw_begin(struct fmt_writer *w, struct sink *sink, const struct fmt_region 
 	uint8_t *p = h + FMT_REC_HDR_LEN;
 	le32_store(p, FMT_VERSION);
 	le32_store(p + 4, FMT_PAGE_SIZE);
-	le32_store(p + 8, region_count);
+	le32_store(p + 8, w->region_count);
 	le32_store(p + 12, 0);
 	p += FMT_HEADER_FIXED_LEN;
-	for (uint32_t i = 0; i < region_count; i++) {
+	for (uint32_t i = 0; i < w->region_count; i++) {
 		const struct fmt_region *r = &regions[i];
 		uint32_t nl = (uint32_t)strlen(r->name);
 		le32_store(p, nl);
@@ -234,12 +229,42 @@ int fmtw_begin(struct fmt_writer *w, struct sink *sink, const struct fmt_region 
 		base += w->region_pages[i];
 	}
 	le32_store(p, crc32c(0, h, FMT_REC_HDR_LEN + hlen));
-	int rc = write_buf(w, buf, buflen);
+}
+
+int fmtw_begin(struct fmt_writer *w, const struct fmt_out *out, const struct fmt_region *regions,
+               uint32_t region_count, struct bgsnap_err *err)
+{
+	memset(w, 0, sizeof(*w));
+	pthread_once(&ops_once, init_ops);
+	w->out = *out;
+	w->err = err;
+	if (!out->writev || !out->flush || out->iov_max < 3)
+		return fail(w, err_set(err, -EINVAL, "format: output without writev or flush, or iov_max %d < 3",
+		                       out->iov_max));
+	size_t hlen = 0;
+	uint64_t total = 0;
+	int rc = check_regions(w, regions, region_count, &hlen, &total);
+	if (rc < 0)
+		return rc;
+	w->region_count = region_count;
+	w->pages_total = total;
+	w->region_pages = calloc(region_count, sizeof(uint64_t));
+	w->region_base = calloc(region_count, sizeof(uint64_t));
+	w->seen = calloc(total / 64 + 1, sizeof(uint64_t));
+	w->batch = calloc(1, sizeof(*w->batch));
+	size_t buflen = FMT_MAGIC_LEN + FMT_REC_HDR_LEN + hlen + FMT_REC_CRC_LEN;
+	uint8_t *buf = malloc(buflen);
+	if (!w->region_pages || !w->region_base || !w->seen || !w->batch || !buf) {
+		free(buf);
+		return fail(w, err_set(err, -ENOMEM, "format: out of memory"));
+	}
+	put_header(w, buf, hlen, regions);
+	rc = write_buf(w, buf, buflen);
 	free(buf);
 	/* Out now: a stream reader can name the regions at once, and nothing
-	 * stays staged that a fork child (which inherits the sink) would write
+	 * stays staged that a fork child (which inherits the output) would write
 	 * a second time. */
-	if (!rc && (rc = sink_flush(w->sink, w->err)) < 0)
+	if (!rc && (rc = w->out.flush(w->out.ctx, w->err)) < 0)
 		fail(w, rc);
 	return rc;
 }
@@ -364,7 +389,7 @@ int fmtw_state(struct fmt_writer *w, const char *name, const void *data, size_t 
 	uint32_t rc = crc32c(crc32c(0, head, hl), data, len);
 	le32_store(crcb, rc);
 	struct iovec iov[3] = { { head, hl }, { (void *)data, len }, { crcb, 4 } };
-	int e = sink_writev(w->sink, iov, 3, w->err);
+	int e = w->out.writev(w->out.ctx, iov, 3, w->err);
 	if (e < 0)
 		return fail(w, e);
 	w->file_crc = crc32c(crc32c_combine(w->file_crc, rc, hl + len), crcb, 4);
@@ -455,7 +480,7 @@ int fmtw_finish(struct fmt_writer *w, const struct fmt_meta *meta)
 	if ((rc = write_buf(w, t, sizeof(t))) < 0)
 		return rc;
 	/* The file is complete only once the staged tail is out. */
-	return (rc = sink_flush(w->sink, w->err)) < 0 ? fail(w, rc) : 0;
+	return (rc = w->out.flush(w->out.ctx, w->err)) < 0 ? fail(w, rc) : 0;
 }
 
 void fmtw_free(struct fmt_writer *w)

@@ -370,6 +370,16 @@ int sink_write(struct sink *s, const void *buf, size_t len, struct bgsnap_err *e
 	return sink_writev(s, &v, 1, err);
 }
 
+int sink_out_writev(void *ctx, const struct iovec *iov, int iovcnt, struct bgsnap_err *err)
+{
+	return sink_writev(ctx, iov, iovcnt, err);
+}
+
+int sink_out_flush(void *ctx, struct bgsnap_err *err)
+{
+	return sink_flush(ctx, err);
+}
+
 int sink_commit(struct sink *s, struct bgsnap_err *err)
 {
 	int r = sink_flush(s, err);

@@ -79,6 +79,11 @@ int sink_writev(struct sink *s, const struct iovec *iov, int iovcnt, struct bgsn
 int sink_write(struct sink *s, const void *buf, size_t len, struct bgsnap_err *err);
 /* Writes what is staged.  Returns 0 or the sticky -errno. */
 int sink_flush(struct sink *s, struct bgsnap_err *err);
+/* The same two as the encoder's output (struct fmt_out in format/format.h,
+ * with ctx = the sink and iov_max = SINK_IOV_MAX); the sink knows nothing
+ * of the format. */
+int sink_out_writev(void *ctx, const struct iovec *iov, int iovcnt, struct bgsnap_err *err);
+int sink_out_flush(void *ctx, struct bgsnap_err *err);
 /* Flushes, then path sink: fsync, name the file (link it as the final
  * name, or rename it over an existing file), fsync the directory.  Fd
  * sink: no fsync on a pipe; fdatasync on a regular file.  Then closes what

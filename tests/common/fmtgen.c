@@ -97,7 +97,8 @@ int fg_write_fd(const struct fg_spec *s, int fd)
 	memset(&w, 0, sizeof(w));
 	int rc = sink_open_fd(&sk, fd, &err);
 	if (rc == 0)
-		rc = fmtw_begin(&w, &sk, regs, s->nregions, &err);
+		rc = fmtw_begin(&w, &(struct fmt_out){ &sk, sink_out_writev, sink_out_flush, SINK_IOV_MAX }, regs,
+		                s->nregions, &err);
 	for (size_t i = 0; rc == 0 && i < njobs; i++) {
 		const struct job *j = &jobs[i];
 		if (j->state >= 0)
