@@ -27,9 +27,8 @@
 
 #include "bgsnap.h"
 #include "vm.h"
-#include "../tools/size.h"
+#include "cli/cli.h"
 
-enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 #define DEFAULT_RAM (128u << 20)
 #define MAX_CLIENTS 8
@@ -881,7 +880,7 @@ static int cmd_run_or_restore(int argc, char **argv, bool restore)
 	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (o) {
 		case 'm':
-			if (parse_size(optarg, &mem) < 0 || mem < VM_MIN_RAM || mem > VM_MAX_RAM || mem % 4096) {
+			if (cli_parse_size(optarg, &mem) < 0 || mem < VM_MIN_RAM || mem > VM_MAX_RAM || mem % 4096) {
 				note("--mem: a size between 2M and 2G, a multiple of 4K, expected: %s", optarg);
 				goto out;
 			}
