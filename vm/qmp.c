@@ -1,18 +1,18 @@
 /*
- * json.c - the little JSON the control socket needs: parse one command line
- * ({"execute": NAME, "arguments": {...}, "id": ANY}) with a strict
- * recursive-descent parser that validates the whole value, and quote
- * strings for replies.  Bounded depth and lengths: any input gives either a
- * command or an error message, never a crash.
+ * qmp.c - reads one control-socket command line ({"execute": NAME,
+ * "arguments": {...}, "id": ANY}) with a strict recursive-descent JSON
+ * parser that validates the whole value.  Bounded depth and lengths: any
+ * input gives either a command or an error message, never a crash.
+ * (Replies are written with the tools' JSON writer, cli/json.h.)
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "vm.h"
+#include "qmp.h"
 
-#define JSON_MAX_DEPTH 32
+#define QMP_MAX_DEPTH 32
 
 struct jp {
 	const char *s;
@@ -79,6 +79,89 @@ static int read_hex4(struct jp *p, unsigned *out)
 	return 0;
 }
 
+/* A code point as UTF-8 into buf; returns its length. */
+static size_t utf8(unsigned cp, char *buf)
+{
+	if (cp < 0x80) {
+		buf[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		buf[0] = (char)(0xc0 | cp >> 6);
+		buf[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		buf[0] = (char)(0xe0 | cp >> 12);
+		buf[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		buf[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	buf[0] = (char)(0xf0 | cp >> 18);
+	buf[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+	buf[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+	buf[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/* The code point of a \u escape (after the "\u"), a surrogate pair joined;
+ * -1 on a bad one. */
+static int unicode_escape(struct jp *p, unsigned *cp)
+{
+	if (read_hex4(p, cp) < 0)
+		return -1;
+	if (*cp >= 0xdc00 && *cp <= 0xdfff) {
+		jerr(p, "lone surrogate in \\u escape");
+		return -1;
+	}
+	if (*cp < 0xd800 || *cp > 0xdbff)
+		return 0;
+	unsigned lo;
+	if (p->len - p->pos < 2 || p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u') {
+		jerr(p, "lone surrogate in \\u escape");
+		return -1;
+	}
+	p->pos += 2;
+	if (read_hex4(p, &lo) < 0)
+		return -1;
+	if (lo < 0xdc00 || lo > 0xdfff) {
+		jerr(p, "bad surrogate pair");
+		return -1;
+	}
+	*cp = 0x10000 + ((*cp - 0xd800) << 10) + (lo - 0xdc00);
+	return 0;
+}
+
+/* The bytes of one escape (after the backslash) into buf; their count, or
+ * -1.  A NUL is refused when the string is kept (nul_ok false). */
+static int escape(struct jp *p, char *buf, bool nul_ok)
+{
+	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+	int e = peek(p);
+	if (e < 0) {
+		jerr(p, "unterminated string");
+		return -1;
+	}
+	p->pos++;
+	const char *k = e ? strchr(from, e) : NULL;
+	if (k) {
+		buf[0] = to[k - from];
+		return 1;
+	}
+	if (e != 'u') {
+		jerr(p, "bad escape \\%c", e);
+		return -1;
+	}
+	unsigned cp;
+	if (unicode_escape(p, &cp) < 0)
+		return -1;
+	if (cp == 0 && !nul_ok) {
+		jerr(p, "NUL in a string");
+		return -1;
+	}
+	return (int)utf8(cp, buf);
+}
+
 /* Parses a string; stores up to cap-1 decoded bytes in out (if not NULL).
  * Returns 0, or -1 (also when the decoded string does not fit, or holds
  * a NUL, when out is given). */
@@ -103,83 +186,17 @@ static int parse_string(struct jp *p, char *out, size_t cap)
 			jerr(p, "control character in a string");
 			return -1;
 		}
-		char buf[4];
-		size_t bl = 1;
-		buf[0] = (char)c;
-		if (c == '\\') {
-			int e = peek(p);
-			if (e < 0) {
-				jerr(p, "unterminated string");
-				return -1;
-			}
-			p->pos++;
-			switch (e) {
-			case '"': buf[0] = '"'; break;
-			case '\\': buf[0] = '\\'; break;
-			case '/': buf[0] = '/'; break;
-			case 'b': buf[0] = '\b'; break;
-			case 'f': buf[0] = '\f'; break;
-			case 'n': buf[0] = '\n'; break;
-			case 'r': buf[0] = '\r'; break;
-			case 't': buf[0] = '\t'; break;
-			case 'u': {
-				unsigned cp;
-				if (read_hex4(p, &cp) < 0)
-					return -1;
-				if (cp >= 0xd800 && cp <= 0xdbff) {
-					unsigned lo;
-					if (p->len - p->pos < 2 || p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u') {
-						jerr(p, "lone surrogate in \\u escape");
-						return -1;
-					}
-					p->pos += 2;
-					if (read_hex4(p, &lo) < 0)
-						return -1;
-					if (lo < 0xdc00 || lo > 0xdfff) {
-						jerr(p, "bad surrogate pair");
-						return -1;
-					}
-					cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-				} else if (cp >= 0xdc00 && cp <= 0xdfff) {
-					jerr(p, "lone surrogate in \\u escape");
-					return -1;
-				}
-				if (cp == 0 && out) {
-					jerr(p, "NUL in a string");
-					return -1;
-				}
-				if (cp < 0x80) {
-					buf[0] = (char)cp;
-				} else if (cp < 0x800) {
-					buf[0] = (char)(0xc0 | cp >> 6);
-					buf[1] = (char)(0x80 | (cp & 0x3f));
-					bl = 2;
-				} else if (cp < 0x10000) {
-					buf[0] = (char)(0xe0 | cp >> 12);
-					buf[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-					buf[2] = (char)(0x80 | (cp & 0x3f));
-					bl = 3;
-				} else {
-					buf[0] = (char)(0xf0 | cp >> 18);
-					buf[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-					buf[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-					buf[3] = (char)(0x80 | (cp & 0x3f));
-					bl = 4;
-				}
-				break;
-			}
-			default:
-				jerr(p, "bad escape \\%c", e);
-				return -1;
-			}
-		}
+		char buf[4] = { (char)c };
+		int bl = c == '\\' ? escape(p, buf, out == NULL) : 1;
+		if (bl < 0)
+			return -1;
 		if (out) {
-			if (n + bl >= cap) {
+			if (n + (size_t)bl >= cap) {
 				jerr(p, "string too long (at most %zu bytes)", cap - 1);
 				return -1;
 			}
-			memcpy(out + n, buf, bl);
-			n += bl;
+			memcpy(out + n, buf, (size_t)bl);
+			n += (size_t)bl;
 		}
 	}
 	if (out)
@@ -243,7 +260,7 @@ typedef int (*member_fn)(struct jp *p, const char *key, void *ctx, int depth);
 
 static int parse_object(struct jp *p, int depth, member_fn member, void *ctx)
 {
-	if (depth > JSON_MAX_DEPTH) {
+	if (depth > QMP_MAX_DEPTH) {
 		jerr(p, "nested too deeply");
 		return -1;
 	}
@@ -297,7 +314,7 @@ static int parse_object(struct jp *p, int depth, member_fn member, void *ctx)
 
 static int parse_value(struct jp *p, int depth)
 {
-	if (depth > JSON_MAX_DEPTH) {
+	if (depth > QMP_MAX_DEPTH) {
 		jerr(p, "nested too deeply");
 		return -1;
 	}
@@ -347,43 +364,36 @@ static int parse_value(struct jp *p, int depth)
 	}
 }
 
+/* A member whose value must be a string, decoded into out; 1, or -1. */
+static int string_member(struct jp *p, const char *key, char *out, size_t cap, bool *has)
+{
+	if (peek(p) != '"') {
+		jerr(p, "\"%s\" must be a string", key);
+		return -1;
+	}
+	if (parse_string(p, out, cap) < 0)
+		return -1;
+	if (has)
+		*has = true;
+	return 1;
+}
+
 static int args_member(struct jp *p, const char *key, void *ctx, int depth)
 {
-	struct json_cmd *cmd = ctx;
+	struct qmp_cmd *cmd = ctx;
 	(void)depth;
-	if (strcmp(key, "path") == 0) {
-		if (peek(p) != '"') {
-			jerr(p, "\"path\" must be a string");
-			return -1;
-		}
-		if (parse_string(p, cmd->path, sizeof(cmd->path)) < 0)
-			return -1;
-		cmd->has_path = true;
-		return 1;
-	}
-	if (strcmp(key, "method") == 0) {
-		if (peek(p) != '"') {
-			jerr(p, "\"method\" must be a string");
-			return -1;
-		}
-		if (parse_string(p, cmd->method, sizeof(cmd->method)) < 0)
-			return -1;
-		cmd->has_method = true;
-		return 1;
-	}
+	if (strcmp(key, "path") == 0)
+		return string_member(p, key, cmd->path, sizeof(cmd->path), &cmd->has_path);
+	if (strcmp(key, "method") == 0)
+		return string_member(p, key, cmd->method, sizeof(cmd->method), &cmd->has_method);
 	return 0;
 }
 
 static int top_member(struct jp *p, const char *key, void *ctx, int depth)
 {
-	struct json_cmd *cmd = ctx;
-	if (strcmp(key, "execute") == 0) {
-		if (peek(p) != '"') {
-			jerr(p, "\"execute\" must be a string");
-			return -1;
-		}
-		return parse_string(p, cmd->execute, sizeof(cmd->execute)) < 0 ? -1 : 1;
-	}
+	struct qmp_cmd *cmd = ctx;
+	if (strcmp(key, "execute") == 0)
+		return string_member(p, key, cmd->execute, sizeof(cmd->execute), NULL);
 	if (strcmp(key, "arguments") == 0) {
 		if (peek(p) != '{') {
 			jerr(p, "\"arguments\" must be an object");
@@ -407,7 +417,7 @@ static int top_member(struct jp *p, const char *key, void *ctx, int depth)
 	return 0;
 }
 
-int json_parse_cmd(const char *line, size_t len, struct json_cmd *cmd, char *err, size_t err_len)
+int qmp_parse(const char *line, size_t len, struct qmp_cmd *cmd, char *err, size_t err_len)
 {
 	struct jp p = {.s = line, .len = len, .err = err, .err_len = err_len};
 	memset(cmd, 0, sizeof(*cmd));
@@ -428,26 +438,4 @@ int json_parse_cmd(const char *line, size_t len, struct json_cmd *cmd, char *err
 		return -EINVAL;
 	}
 	return 0;
-}
-
-size_t json_put_str(char *buf, size_t cap, size_t pos, const char *s)
-{
-	/* Reserve room for the closing quote and the NUL. */
-	if (cap < 3 || pos >= cap - 2)
-		return pos;
-	buf[pos++] = '"';
-	for (; *s && pos < cap - 8; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			buf[pos++] = '\\';
-			buf[pos++] = (char)c;
-		} else if (c < 0x20) {
-			pos += (size_t)snprintf(buf + pos, cap - pos, "\\u%04x", c);
-		} else {
-			buf[pos++] = (char)c;
-		}
-	}
-	buf[pos++] = '"';
-	buf[pos] = 0;
-	return pos;
 }
