@@ -56,7 +56,6 @@ struct bench_opts {
 	bool no_prefault;
 	int corrupt;             /* enum corrupt_mode                        */
 	int restore;             /* BENCH_RESTORE_* mask, 0: none           */
-	int fault_spin_us;       /* -1: the library's default                */
 	unsigned wp_threads;     /* 0: the library's choice                  */
 	unsigned fault_around;   /* 0: the library's default                 */
 	unsigned repeat;         /* rounds of the method list, 1..REPEAT_MAX */

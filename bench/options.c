@@ -29,8 +29,6 @@ void bench_usage(FILE *f)
 "  --out PATH            snapshot file (default: a file in $TMPDIR, removed after\n"
 "                        verification); with several methods, PATH.METHOD each\n"
 "  --buffer SIZE         fault copy buffer (default 64M; 4K = maximal back-pressure)\n"
-"  --fault-spin-us N     uffd handler: poll this long after a fault before sleeping\n"
-"                        (default 0: sleep at once; measured no gain on 2 cores)\n"
 "  --fault-around N      pages saved per write fault (power of two, 1..64)\n"
 "  --no-pre-protect      uffd, uffd-signal, mprotect: all of the write-protect in the\n"
 "                        pause, not before it with the pages written since in it\n"
@@ -99,7 +97,7 @@ void bench_usage(FILE *f)
 
 enum {
 	O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON, O_BEFORE, O_SEED, O_PROBE,
-	O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_SPIN, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_BUFIO,
+	O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_BUFIO,
 };
 
 static const struct option long_opts[] = {
@@ -116,7 +114,6 @@ static const struct option long_opts[] = {
 	{ "probe-wp", no_argument, NULL, O_PROBE },
 	{ "no-prefault", no_argument, NULL, O_NOPREFAULT },
 	{ "restore", required_argument, NULL, O_RESTORE },
-	{ "fault-spin-us", required_argument, NULL, O_SPIN },
 	{ "wp-threads", required_argument, NULL, O_WPTHREADS },
 	{ "fault-around", required_argument, NULL, O_AROUND },
 	{ "no-pre-protect", no_argument, NULL, O_NOPRE },
@@ -214,11 +211,6 @@ static int number_option(struct bench_opts *o, int c, const char *arg)
 			return -EINVAL;
 		o->repeat = (unsigned)v;
 		return 0;
-	case O_SPIN:
-		if (!cli_opt_number("fault-spin-us", arg, 0, 100000, &v))
-			return -EINVAL;
-		o->fault_spin_us = (int)v;
-		return 0;
 	case O_WPTHREADS:
 		if (!cli_opt_number("wp-threads", arg, 0, 100000, &v))
 			return -EINVAL;
@@ -279,7 +271,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 	*o = (struct bench_opts){
 		.mem = 256u << 20, .threads = 2, .pattern = WL_RANDOM, .nmethods = 1,
 		.methods = { BGSNAP_METHOD_UFFD }, .buffer = 64u << 20, .before_ms = 300, .seed = 1,
-		.fault_spin_us = -1, .repeat = 1,
+		.repeat = 1,
 	};
 	int c, rc = 0;
 	while (rc == 0 && (c = cli_getopt(argc, argv, "h", long_opts)) != -1) {

@@ -87,11 +87,7 @@ static bgsnap_engine *make_engine(const struct bench_opts *o, int method, struct
 	bgsnap_options_init(&opts);
 	opts.method = method;
 	opts.copy_buffer_bytes = o->buffer;
-	if (o->fault_spin_us >= 0)
-		opts.fault_spin_us = (unsigned)o->fault_spin_us;
 	opts.wp_threads = o->wp_threads;
-	if (o->fault_around)
-		opts.fault_around_pages = o->fault_around;
 	if (o->no_pre_protect)
 		opts.pre_protect = 0;
 	if (o->buffered_io)
@@ -105,7 +101,10 @@ static bgsnap_engine *make_engine(const struct bench_opts *o, int method, struct
 	struct bgsnap_hooks hooks = {
 		.pause = hook_pause, .save_state = hook_save_state, .resume = hook_resume, .ctx = h,
 	};
-	r = bgsnap_add_region(e, "mem", wl_mem(h->w), wl_mem_bytes(h->w));
+	if (o->fault_around)
+		r = bgsnap_set_param(e, BGSNAP_PARAM_FAULT_AROUND_PAGES, o->fault_around);
+	if (r == 0)
+		r = bgsnap_add_region(e, "mem", wl_mem(h->w), wl_mem_bytes(h->w));
 	if (r == 0)
 		r = bgsnap_set_hooks(e, &hooks);
 	if (r < 0) {
@@ -183,7 +182,7 @@ static int snapshot(bgsnap_engine *e, wl *w, pid_t noise, struct bench_result *r
 	if (!started)
 		return r;
 	res->wps_during = tc > tb ? (double)(sc - sb) / (tc - tb) : 0;
-	bgsnap_get_stats(e, &res->st);
+	bgsnap_get_stats(e, &res->st, sizeof res->st);
 	res->ran = res->st.method ? res->st.method : res->method;
 	return r;
 }

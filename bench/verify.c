@@ -150,7 +150,7 @@ static int find_mem(bgsnap_reader *r, wl *w)
 {
 	struct bgsnap_region_info ri;
 	int reg = bgsnap_reader_find_region(r, "mem");
-	if (reg < 0 || bgsnap_reader_region(r, (unsigned)reg, &ri) < 0 || ri.size != wl_mem_bytes(w))
+	if (reg < 0 || bgsnap_reader_region(r, (unsigned)reg, &ri, sizeof ri) < 0 || ri.size != wl_mem_bytes(w))
 		return -1;
 	return reg;
 }

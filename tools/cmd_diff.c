@@ -105,8 +105,8 @@ static int layout_differs(struct side *a, struct side *b)
 	}
 	for (unsigned i = 0; i < a->fi.region_count; i++) {
 		struct bgsnap_region_info ra, rb;
-		bgsnap_reader_region(a->r, i, &ra);
-		bgsnap_reader_region(b->r, i, &rb);
+		bgsnap_reader_region(a->r, i, &ra, sizeof ra);
+		bgsnap_reader_region(b->r, i, &rb, sizeof rb);
 		if (strcmp(ra.name, rb.name) || ra.size != rb.size) {
 			printf("layout differs at region %u: '%s' (%" PRIu64 " bytes) vs '%s' (%" PRIu64 " bytes)\n", i,
 			       ra.name, ra.size, rb.name, rb.size);
@@ -122,8 +122,8 @@ static int regions_differ(struct side *a, struct side *b)
 	int differ = 0;
 	for (unsigned i = 0; i < a->fi.region_count; i++) {
 		struct bgsnap_region_info ra, rb;
-		bgsnap_reader_region(a->r, i, &ra);
-		bgsnap_reader_region(b->r, i, &rb);
+		bgsnap_reader_region(a->r, i, &ra, sizeof ra);
+		bgsnap_reader_region(b->r, i, &rb, sizeof rb);
 		if (ra.addr != rb.addr) {
 			printf("region '%s': address differs (0x%" PRIx64 " vs 0x%" PRIx64 ")\n", ra.name, ra.addr, rb.addr);
 			differ = 1;
@@ -175,8 +175,8 @@ int cmd_diff(int argc, char **argv)
 		bgsnap_reader_close(a.r);
 		return EXIT_FAIL;
 	}
-	bgsnap_reader_info(a.r, &a.fi);
-	bgsnap_reader_info(b.r, &b.fi);
+	bgsnap_reader_info(a.r, &a.fi, sizeof a.fi);
+	bgsnap_reader_info(b.r, &b.fi, sizeof b.fi);
 	int differ = layout_differs(&a, &b);
 	if (!differ)
 		differ = regions_differ(&a, &b);

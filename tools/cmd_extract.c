@@ -43,11 +43,11 @@ static int extract_elf(bgsnap_reader *r, const char *file, const char *out)
 static void no_region(bgsnap_reader *r, const char *file, const char *region)
 {
 	struct bgsnap_file_info fi;
-	bgsnap_reader_info(r, &fi);
+	bgsnap_reader_info(r, &fi, sizeof fi);
 	fprintf(stderr, "%s: %s: no region named '%s'; regions:", cli_who(), file, region);
 	for (unsigned i = 0; i < fi.region_count; i++) {
 		struct bgsnap_region_info ri;
-		bgsnap_reader_region(r, i, &ri);
+		bgsnap_reader_region(r, i, &ri, sizeof ri);
 		fprintf(stderr, "%s '%s'", i ? "," : "", ri.name);
 	}
 	fprintf(stderr, "\n");
@@ -62,8 +62,8 @@ static int extract_region(bgsnap_reader *r, const char *file, const char *region
 	}
 	struct bgsnap_file_info fi;
 	struct bgsnap_region_info ri;
-	bgsnap_reader_info(r, &fi);
-	bgsnap_reader_region(r, (unsigned)idx, &ri);
+	bgsnap_reader_info(r, &fi, sizeof fi);
+	bgsnap_reader_region(r, (unsigned)idx, &ri, sizeof ri);
 	char err[600];
 	struct image_stats st = { 0 };
 	uint64_t pages = ri.size / fi.page_size;

@@ -9,7 +9,6 @@
 #include "cli/cli.h"
 #include "cli/json.h"
 #include "commands.h"
-#include "format/reader.h"
 
 static void usage(FILE *f)
 {
@@ -25,7 +24,6 @@ static void usage(FILE *f)
 struct info {
 	const char *file;
 	struct bgsnap_file_info fi;
-	struct reader_index_stats idx;
 	const char *method;
 	char method_buf[32];
 	char created[64];
@@ -46,21 +44,13 @@ static void iso_time(uint64_t ns, char *buf, size_t len)
 static void gather(bgsnap_reader *r, const char *file, struct info *in)
 {
 	in->file = file;
-	bgsnap_reader_info(r, &in->fi);
-	reader_index_stats(r, &in->idx);
+	bgsnap_reader_info(r, &in->fi, sizeof in->fi);
 	in->method = bgsnap_method_name(in->fi.method);
 	if (!in->method) {
 		snprintf(in->method_buf, sizeof(in->method_buf), "unknown(%d)", in->fi.method);
 		in->method = in->method_buf;
 	}
 	iso_time(in->fi.created_unix_ns, in->created, sizeof(in->created));
-}
-
-static uint64_t region_zero_pages(bgsnap_reader *r, unsigned i)
-{
-	uint64_t zero = 0;
-	reader_region_zero_pages(r, i, &zero);
-	return zero;
 }
 
 static void print_text(bgsnap_reader *r, const struct info *in)
@@ -72,13 +62,13 @@ static void print_text(bgsnap_reader *r, const struct info *in)
 	       "records:   %" PRIu64 " (%" PRIu64 " PAGES, %" PRIu64 " ZERO, %" PRIu64 " STATE), all in the index\n"
 	       "regions:   %u\n",
 	       in->file, fi->file_bytes, fi->version, fi->page_size, in->method, in->created, fi->pause_us,
-	       fi->pages_total, fi->pages_zero, in->idx.records, in->idx.pages_records, in->idx.zero_records,
-	       in->idx.state_records, fi->region_count);
+	       fi->pages_total, fi->pages_zero, fi->records, fi->page_records, fi->zero_records,
+	       fi->state_records, fi->region_count);
 	for (unsigned i = 0; i < fi->region_count; i++) {
 		struct bgsnap_region_info ri;
-		bgsnap_reader_region(r, i, &ri);
+		bgsnap_reader_region(r, i, &ri, sizeof ri);
 		printf("  %-20s addr 0x%012" PRIx64 "  size %" PRIu64 " (%" PRIu64 " pages, %" PRIu64 " zero)\n", ri.name,
-		       ri.addr, ri.size, ri.size / fi->page_size, region_zero_pages(r, i));
+		       ri.addr, ri.size, ri.size / fi->page_size, ri.pages_zero);
 	}
 	printf("state:     %u blobs\n", fi->state_count);
 	for (unsigned i = 0; i < fi->state_count; i++) {
@@ -105,20 +95,20 @@ static void print_json(bgsnap_reader *r, const struct info *in)
 	json_u64(&j, "pause_us", fi->pause_us);
 	json_u64(&j, "pages_total", fi->pages_total);
 	json_u64(&j, "pages_zero", fi->pages_zero);
-	json_u64(&j, "records", in->idx.records);
-	json_u64(&j, "pages_records", in->idx.pages_records);
-	json_u64(&j, "zero_records", in->idx.zero_records);
-	json_u64(&j, "index_entries", in->idx.records);
+	json_u64(&j, "records", fi->records);
+	json_u64(&j, "pages_records", fi->page_records);
+	json_u64(&j, "zero_records", fi->zero_records);
+	json_u64(&j, "index_entries", fi->records);
 	json_open_array(&j, "regions");
 	for (unsigned i = 0; i < fi->region_count; i++) {
 		struct bgsnap_region_info ri;
-		bgsnap_reader_region(r, i, &ri);
+		bgsnap_reader_region(r, i, &ri, sizeof ri);
 		json_open(&j, NULL);
 		json_string(&j, "name", ri.name);
 		json_u64(&j, "addr", ri.addr);
 		json_u64(&j, "size", ri.size);
 		json_u64(&j, "pages", ri.size / fi->page_size);
-		json_u64(&j, "pages_zero", region_zero_pages(r, i));
+		json_u64(&j, "pages_zero", ri.pages_zero);
 		json_close(&j);
 	}
 	json_close_array(&j);

@@ -62,7 +62,7 @@ static uint64_t build_notes(bgsnap_reader *r, const struct bgsnap_file_info *fi,
 	note(buf, &at, "CORE", NT_PRSTATUS, prs, sizeof(prs), NULL, 0, NULL, 0);
 	for (unsigned i = 0; i < fi->region_count; i++) {
 		struct bgsnap_region_info ri;
-		bgsnap_reader_region(r, i, &ri);
+		bgsnap_reader_region(r, i, &ri, sizeof ri);
 		uint8_t h[20];
 		put_le64(h, ri.addr);
 		put_le64(h + 8, ri.size);
@@ -129,7 +129,7 @@ static uint64_t program_headers(bgsnap_reader *r, unsigned nregions, uint8_t *ph
 	uint64_t off = (notes_off + notes_len + PAGE - 1) / PAGE * PAGE;
 	for (unsigned i = 0; i < nregions; i++) {
 		struct bgsnap_region_info ri;
-		bgsnap_reader_region(r, i, &ri);
+		bgsnap_reader_region(r, i, &ri, sizeof ri);
 		offs[i] = off;
 		program_header(ph + (1 + i) * PHDR_LEN, PT_LOAD, PF_R | PF_W, off, ri.addr, ri.size, PAGE);
 		off += ri.size;
@@ -140,7 +140,7 @@ static uint64_t program_headers(bgsnap_reader *r, unsigned nregions, uint8_t *ph
 int elf_core_write(bgsnap_reader *r, const char *out, struct elf_core_stats *st, char *err, size_t err_len)
 {
 	struct bgsnap_file_info fi;
-	bgsnap_reader_info(r, &fi);
+	bgsnap_reader_info(r, &fi, sizeof fi);
 	memset(st, 0, sizeof(*st));
 	if (fi.page_size != PAGE)
 		return cli_fail(err, err_len, -EINVAL, "page size %u not supported", fi.page_size);
@@ -169,7 +169,7 @@ int elf_core_write(bgsnap_reader *r, const char *out, struct elf_core_stats *st,
 		rc = cli_fail(err, err_len, rc, "writing %s: %s", out, strerror(-rc));
 	for (unsigned i = 0; i < fi.region_count && rc == 0; i++) {
 		struct bgsnap_region_info ri;
-		bgsnap_reader_region(r, i, &ri);
+		bgsnap_reader_region(r, i, &ri, sizeof ri);
 		rc = image_write_region(r, i, ri.size / PAGE, PAGE, fd, offs[i], &st->pages, out, err, err_len);
 	}
 	rc = image_finish(fd, out, rc, err, err_len);

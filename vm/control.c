@@ -102,7 +102,7 @@ static void snap_json(const struct runner *r, const struct snap *s, struct json 
 {
 	struct bgsnap_stats st = s->stats;
 	if (s->state == SNAP_ACTIVE && r->eng)
-		bgsnap_get_stats(r->eng, &st);
+		bgsnap_get_stats(r->eng, &st, sizeof st);
 	const char *mname = bgsnap_method_name(s->state != SNAP_PENDING && st.method ? st.method : s->method);
 	json_string(j, "status", snap_state_name(s));
 	json_string(j, "path", s->path);
@@ -158,7 +158,7 @@ static void do_snapshot(struct runner *r, struct client *c, const struct qmp_cmd
 		return;
 	}
 	struct bgsnap_stats st;
-	bgsnap_get_stats(r->eng, &st);
+	bgsnap_get_stats(r->eng, &st, sizeof st);
 	const char *mname = bgsnap_method_name(st.method);
 	struct reply rp;
 	if (!reply_begin(&rp))

@@ -49,10 +49,10 @@ static void lazy_poll(struct runner *r, bool block)
 	if (!r->lazy)
 		return;
 	struct bgsnap_lazy_stats ls;
-	if (!block && (bgsnap_lazy_get_stats(r->lazy, &ls) < 0 || !ls.done))
+	if (!block && (bgsnap_lazy_get_stats(r->lazy, &ls, sizeof ls) < 0 || !ls.done))
 		return;
 	int e = bgsnap_lazy_wait(r->lazy);
-	bgsnap_lazy_get_stats(r->lazy, &ls);
+	bgsnap_lazy_get_stats(r->lazy, &ls, sizeof ls);
 	if (e < 0) {
 		cli_error("lazy restore failed: %s", bgsnap_lazy_errmsg(r->lazy));
 		r->failures++;

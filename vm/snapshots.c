@@ -138,7 +138,7 @@ void snapshot_poll(struct runner *r, bool block)
 	if (!pthread_equal(r->waiter, pthread_self()))
 		pthread_join(r->waiter, NULL);
 	int rc = r->wait_rc;
-	bgsnap_get_stats(r->eng, &s->stats);
+	bgsnap_get_stats(r->eng, &s->stats, sizeof s->stats);
 	s->t_done = r->wait_t;
 	if (rc < 0) {
 		s->state = SNAP_FAILED;

@@ -185,7 +185,7 @@ int vm_state_read(bgsnap_reader *r, struct vm_saved *s, char *err, size_t err_le
 	snprintf(s->guest, sizeof(s->guest), "?");
 	struct bgsnap_region_info ri;
 	int idx = bgsnap_reader_find_region(r, "ram");
-	if (idx < 0 || bgsnap_reader_region(r, (unsigned)idx, &ri) < 0)
+	if (idx < 0 || bgsnap_reader_region(r, (unsigned)idx, &ri, sizeof ri) < 0)
 		return cli_fail(err, err_len, -EINVAL, "no region \"ram\": not a bgsnap-vm snapshot");
 	s->region = (unsigned)idx;
 	s->ram_size = ri.size;
