@@ -6,6 +6,7 @@
 #include "bench.h"
 #include "cli/cli.h"
 
+/* One text, kept whole so that it reads as the help it prints. */
 void bench_usage(FILE *f)
 {
 	fprintf(f,
@@ -189,32 +190,36 @@ static int size_option(struct bench_opts *o, int c, const char *arg)
 	return 0;
 }
 
+/* A decimal option value in [lo, hi] into *out; 0 or -EINVAL after saying
+ * why. */
+static int number(const char *opt, const char *arg, uint64_t lo, uint64_t hi, unsigned *out)
+{
+	uint64_t v;
+	if (!cli_opt_number(opt, arg, lo, hi, &v))
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
 /* The options that take a number. */
 static int number_option(struct bench_opts *o, int c, const char *arg)
 {
 	uint64_t v;
+	int rc = 0;
 	switch (c) {
-	case O_THREADS:
-		if (!cli_opt_number("threads", arg, 1, WL_MAX_THREADS, &v))
-			return -EINVAL;
-		o->threads = (unsigned)v;
-		return 0;
+	case O_THREADS: return number("threads", arg, 1, WL_MAX_THREADS, &o->threads);
+	case O_REPEAT: return number("repeat", arg, 1, REPEAT_MAX, &o->repeat);
+	case O_WPTHREADS:
+		rc = number("wp-threads", arg, 0, 100000, &o->wp_threads);
+		if (o->wp_threads > 16)
+			o->wp_threads = 16;
+		return rc;
 	case O_AROUND:
 		if (!cli_parse_u64(arg, 10, 1, 64, &v) || (v & (v - 1))) {
 			cli_error("--fault-around: '%s' is not a power of two in 1..64", arg);
 			return -EINVAL;
 		}
 		o->fault_around = (unsigned)v;
-		return 0;
-	case O_REPEAT:
-		if (!cli_opt_number("repeat", arg, 1, REPEAT_MAX, &v))
-			return -EINVAL;
-		o->repeat = (unsigned)v;
-		return 0;
-	case O_WPTHREADS:
-		if (!cli_opt_number("wp-threads", arg, 0, 100000, &v))
-			return -EINVAL;
-		o->wp_threads = (unsigned)(v > 16 ? 16 : v);
 		return 0;
 	case O_BEFORE:
 		if (!cli_parse_u64(arg, 10, 0, 600000, &v)) {
@@ -224,12 +229,10 @@ static int number_option(struct bench_opts *o, int c, const char *arg)
 		o->before_ms = (unsigned)v;
 		return 0;
 	default: /* O_SEED */
-		if (!cli_parse_u64(arg, 0, 0, UINT64_MAX, &v)) {
-			cli_error("--seed: '%s' is not a number", arg);
-			return -EINVAL;
-		}
-		o->seed = v;
-		return 0;
+		if (cli_parse_u64(arg, 0, 0, UINT64_MAX, &o->seed))
+			return 0;
+		cli_error("--seed: '%s' is not a number", arg);
+		return -EINVAL;
 	}
 }
 

@@ -206,41 +206,44 @@ static int parse_string(struct jp *p, char *out, size_t cap)
 
 static int parse_value(struct jp *p, int depth);
 
-static int parse_number(struct jp *p)
+static bool is_digit(int c)
 {
-	size_t start = p->pos;
-	if (peek(p) == '-')
-		p->pos++;
-	if (peek(p) == '0') {
-		p->pos++;
-	} else if (peek(p) >= '1' && peek(p) <= '9') {
-		while (peek(p) >= '0' && peek(p) <= '9')
-			p->pos++;
-	} else {
+	return c >= '0' && c <= '9';
+}
+
+/* One or more digits. */
+static int digits(struct jp *p)
+{
+	if (!is_digit(peek(p))) {
 		jerr(p, "bad number");
 		return -1;
 	}
+	while (is_digit(peek(p)))
+		p->pos++;
+	return 0;
+}
+
+static int parse_number(struct jp *p)
+{
+	if (peek(p) == '-')
+		p->pos++;
+	if (peek(p) == '0')
+		p->pos++;
+	else if (digits(p) < 0)
+		return -1;
 	if (peek(p) == '.') {
 		p->pos++;
-		if (!(peek(p) >= '0' && peek(p) <= '9')) {
-			jerr(p, "bad number");
+		if (digits(p) < 0)
 			return -1;
-		}
-		while (peek(p) >= '0' && peek(p) <= '9')
-			p->pos++;
 	}
 	if (peek(p) == 'e' || peek(p) == 'E') {
 		p->pos++;
 		if (peek(p) == '+' || peek(p) == '-')
 			p->pos++;
-		if (!(peek(p) >= '0' && peek(p) <= '9')) {
-			jerr(p, "bad number");
+		if (digits(p) < 0)
 			return -1;
-		}
-		while (peek(p) >= '0' && peek(p) <= '9')
-			p->pos++;
 	}
-	return p->pos > start ? 0 : -1;
+	return 0;
 }
 
 static int parse_word(struct jp *p, const char *w)
@@ -254,9 +257,76 @@ static int parse_word(struct jp *p, const char *w)
 	return 0;
 }
 
+/* The items of an object or array, from its opening bracket to `close`;
+ * item() parses one.  0 or -1. */
+static int parse_items(struct jp *p, char close, int (*item)(struct jp *p, void *ctx), void *ctx)
+{
+	p->pos++; /* the opening bracket */
+	ws(p);
+	if (peek(p) == close) {
+		p->pos++;
+		return 0;
+	}
+	for (;;) {
+		if (item(p, ctx) < 0)
+			return -1;
+		ws(p);
+		if (peek(p) == ',') {
+			p->pos++;
+			continue;
+		}
+		if (peek(p) == close) {
+			p->pos++;
+			return 0;
+		}
+		jerr(p, "expected ',' or '%c'", close);
+		return -1;
+	}
+}
+
 /* An object; for each member, `member` (if not NULL) is called with the
  * key and may consume the value itself (returns 1) or leave it (0). */
 typedef int (*member_fn)(struct jp *p, const char *key, void *ctx, int depth);
+
+struct object {
+	int depth;
+	member_fn member;
+	void *ctx;
+};
+
+/* A key; one too long to keep is legal JSON, skipped (key ""). */
+static int parse_key(struct jp *p, char *key, size_t cap)
+{
+	size_t kpos = p->pos;
+	if (parse_string(p, key, cap) == 0)
+		return 0;
+	if (!p->failed || !strstr(p->err, "too long"))
+		return -1;
+	p->failed = 0;
+	p->pos = kpos;
+	key[0] = 0;
+	return parse_string(p, NULL, 0);
+}
+
+static int parse_member(struct jp *p, void *arg)
+{
+	const struct object *o = arg;
+	char key[64];
+	ws(p);
+	if (parse_key(p, key, sizeof(key)) < 0)
+		return -1;
+	ws(p);
+	if (peek(p) != ':') {
+		jerr(p, "expected ':'");
+		return -1;
+	}
+	p->pos++;
+	ws(p);
+	int used = o->member && key[0] ? o->member(p, key, o->ctx, o->depth + 1) : 0;
+	if (used < 0)
+		return -1;
+	return used ? 0 : parse_value(p, o->depth + 1);
+}
 
 static int parse_object(struct jp *p, int depth, member_fn member, void *ctx)
 {
@@ -264,52 +334,13 @@ static int parse_object(struct jp *p, int depth, member_fn member, void *ctx)
 		jerr(p, "nested too deeply");
 		return -1;
 	}
-	p->pos++; /* '{' */
-	ws(p);
-	if (peek(p) == '}') {
-		p->pos++;
-		return 0;
-	}
-	for (;;) {
-		char key[64];
-		ws(p);
-		size_t kpos = p->pos;
-		if (parse_string(p, key, sizeof(key)) < 0) {
-			/* Long keys are legal JSON: skip them. */
-			if (p->failed && strstr(p->err, "too long")) {
-				p->failed = 0;
-				p->pos = kpos;
-				if (parse_string(p, NULL, 0) < 0)
-					return -1;
-				key[0] = 0;
-			} else {
-				return -1;
-			}
-		}
-		ws(p);
-		if (peek(p) != ':') {
-			jerr(p, "expected ':'");
-			return -1;
-		}
-		p->pos++;
-		ws(p);
-		int used = member && key[0] ? member(p, key, ctx, depth + 1) : 0;
-		if (used < 0)
-			return -1;
-		if (!used && parse_value(p, depth + 1) < 0)
-			return -1;
-		ws(p);
-		if (peek(p) == ',') {
-			p->pos++;
-			continue;
-		}
-		if (peek(p) == '}') {
-			p->pos++;
-			return 0;
-		}
-		jerr(p, "expected ',' or '}'");
-		return -1;
-	}
+	struct object o = { depth, member, ctx };
+	return parse_items(p, '}', parse_member, &o);
+}
+
+static int parse_element(struct jp *p, void *depth)
+{
+	return parse_value(p, *(int *)depth + 1);
 }
 
 static int parse_value(struct jp *p, int depth)
@@ -324,27 +355,7 @@ static int parse_value(struct jp *p, int depth)
 	case '{':
 		return parse_object(p, depth, NULL, NULL);
 	case '[':
-		p->pos++;
-		ws(p);
-		if (peek(p) == ']') {
-			p->pos++;
-			return 0;
-		}
-		for (;;) {
-			if (parse_value(p, depth + 1) < 0)
-				return -1;
-			ws(p);
-			if (peek(p) == ',') {
-				p->pos++;
-				continue;
-			}
-			if (peek(p) == ']') {
-				p->pos++;
-				return 0;
-			}
-			jerr(p, "expected ',' or ']'");
-			return -1;
-		}
+		return parse_items(p, ']', parse_element, &depth);
 	case '"':
 		return parse_string(p, NULL, 0);
 	case 't':

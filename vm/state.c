@@ -144,39 +144,38 @@ static bool starts(const void *blob, size_t len, const char *magic)
 	return len >= strlen(magic) && !memcmp(blob, magic, strlen(magic));
 }
 
-/* The console and machine blobs: the fields restore needs must be there;
- * others are left for later versions. */
-static int read_console(const char *text, size_t len, struct vm_saved *s)
+/* One field of a blob; *have: the one restore needs was there. */
+typedef void field_fn(const struct field *f, struct vm_saved *s, bool *have);
+
+static void console_field(const struct field *f, struct vm_saved *s, bool *have)
 {
-	size_t pos = strlen(console_magic);
-	struct field f;
-	bool have_bytes = false;
-	int rc;
-	if (!starts(text, len, console_magic))
-		return -1;
-	while ((rc = next_field(text, len, &pos, &f)) == 1)
-		if (is(&f, "bytes"))
-			have_bytes = parse_hex64(f.value, f.value_len, &s->console_bytes) == 0;
-	return rc == 0 && have_bytes ? 0 : -1;
+	if (is(f, "bytes"))
+		*have = parse_hex64(f->value, f->value_len, &s->console_bytes) == 0;
 }
 
-static int read_machine(const char *text, size_t len, struct vm_saved *s)
+static void machine_field(const struct field *f, struct vm_saved *s, bool *have)
 {
-	size_t pos = strlen(machine_magic);
+	if (is(f, "progress"))
+		*have = parse_hex64(f->value, f->value_len, &s->progress) == 0;
+	else if (is(f, "halted"))
+		s->halted = f->value_len == 1 && f->value[0] == '1';
+	else if (is(f, "guest") && f->value_len)
+		snprintf(s->guest, sizeof(s->guest), "%.*s", (int)f->value_len, f->value);
+}
+
+/* The console or machine blob: the field restore needs must be there;
+ * others are left for later versions.  0 or -1. */
+static int read_blob(const char *text, size_t len, const char *magic, field_fn *fn, struct vm_saved *s)
+{
+	size_t pos = strlen(magic);
 	struct field f;
-	bool have_progress = false;
+	bool have = false;
 	int rc;
-	if (!starts(text, len, machine_magic))
+	if (!starts(text, len, magic))
 		return -1;
-	while ((rc = next_field(text, len, &pos, &f)) == 1) {
-		if (is(&f, "progress"))
-			have_progress = parse_hex64(f.value, f.value_len, &s->progress) == 0;
-		else if (is(&f, "halted"))
-			s->halted = f.value_len == 1 && f.value[0] == '1';
-		else if (is(&f, "guest") && f.value_len)
-			snprintf(s->guest, sizeof(s->guest), "%.*s", (int)f.value_len, f.value);
-	}
-	return rc == 0 && have_progress ? 0 : -1;
+	while ((rc = next_field(text, len, &pos, &f)) == 1)
+		fn(&f, s, &have);
+	return rc == 0 && have ? 0 : -1;
 }
 
 int vm_state_read(bgsnap_reader *r, struct vm_saved *s, char *err, size_t err_len)
@@ -197,7 +196,8 @@ int vm_state_read(bgsnap_reader *r, struct vm_saved *s, char *err, size_t err_le
 		return cli_fail(err, err_len, -EINVAL,
 		                "state blobs cpu, console and machine are required: not a bgsnap-vm snapshot");
 	s->cpu = cpu;
-	if (read_console(con, conl, s) < 0 || read_machine(mach, machl, s) < 0)
+	if (read_blob(con, conl, console_magic, console_field, s) < 0 ||
+	    read_blob(mach, machl, machine_magic, machine_field, s) < 0)
 		return cli_fail(err, err_len, -EINVAL, "bad console or machine state blob");
 	return 0;
 }
