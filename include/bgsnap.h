@@ -351,16 +351,33 @@ struct bgsnap_file_info {
 	uint64_t pages_zero;         /* 0 until known (stream: after the end)  */
 	uint64_t pause_us;
 	uint64_t file_bytes;         /* 0 for a stream until the end           */
+	/* From the index (a stream: 0 until next() returned END). */
+	uint64_t records;            /* PAGES + ZERO + STATE records           */
+	uint64_t page_records;       /* PAGES records                          */
+	uint64_t zero_records;       /* ZERO records                           */
+	uint64_t state_records;      /* STATE records                          */
+	uint64_t index_offset;       /* file offset of the INDEX record        */
 };
-int bgsnap_reader_info(const bgsnap_reader *r, struct bgsnap_file_info *out);
+/*
+ * Copies what the file says about itself into `out`, a struct of `out_size`
+ * bytes (pass sizeof: a caller built against an older header gets the
+ * fields it knows; a newer caller gets zeros in the fields this library
+ * lacks).  New fields are only ever added at the end.  -EINVAL if r or out
+ * is NULL.
+ */
+int bgsnap_reader_info(const bgsnap_reader *r, struct bgsnap_file_info *out, size_t out_size);
 
 struct bgsnap_region_info {
 	const char *name;            /* owned by the reader                    */
 	uint64_t addr;               /* address in the snapshotted process     */
 	uint64_t size;               /* bytes, multiple of page_size           */
+	uint64_t pages_zero;         /* ZERO pages (a stream: 0 until END)     */
 };
-/* Region `idx` in 0..region_count-1; -ENOENT if out of range. */
-int bgsnap_reader_region(const bgsnap_reader *r, unsigned idx, struct bgsnap_region_info *out);
+/* Region `idx` in 0..region_count-1 into `out` (`out_size` bytes, as
+ * bgsnap_reader_info); -ENOENT if out of range, -EINVAL if r or out is
+ * NULL. */
+int bgsnap_reader_region(const bgsnap_reader *r, unsigned idx, struct bgsnap_region_info *out,
+                         size_t out_size);
 /* Index of the region named `name`, or -ENOENT. */
 int bgsnap_reader_find_region(const bgsnap_reader *r, const char *name);
 

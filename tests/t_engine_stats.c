@@ -149,7 +149,7 @@ static int run(int method)
 	bgsnap_reader *rd;
 	CHECK_RC(bgsnap_reader_open(&rd, path, err, sizeof(err)), 0, "reader_open: %s", err);
 	struct bgsnap_file_info fi;
-	CHECK_RC(bgsnap_reader_info(rd, &fi), 0, "reader_info");
+	CHECK_RC(bgsnap_reader_info(rd, &fi, sizeof fi), 0, "reader_info");
 	CHECK(fi.pages_total == s.pages_total && fi.pages_zero == s.pages_zero && fi.region_count == 2 &&
 	      fi.method == s.method && fi.file_bytes == (uint64_t)sb.st_size,
 	      "file header disagrees with stats: pages %llu zero %llu regions %u method %d bytes %llu",

@@ -529,7 +529,7 @@ static bool verify_snapshot(const char *method, const char *path, wl *w, wl_orac
 
 	int reg = bgsnap_reader_find_region(r, "mem");
 	struct bgsnap_region_info ri;
-	if (reg < 0 || bgsnap_reader_region(r, (unsigned)reg, &ri) < 0 ||
+	if (reg < 0 || bgsnap_reader_region(r, (unsigned)reg, &ri, sizeof ri) < 0 ||
 	    ri.size != wl_mem_bytes(w)) {
 		snprintf(msg, msg_len, "region \"mem\" missing or of the wrong size");
 		goto out;

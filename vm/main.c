@@ -1002,7 +1002,7 @@ static int cmd_run_or_restore(int argc, char **argv, bool restore)
 		const void *cpu = NULL, *con = NULL, *mach = NULL;
 		size_t cpul = 0, conl = 0, machl = 0;
 		int idx = bgsnap_reader_find_region(rd, "ram");
-		if (idx < 0 || bgsnap_reader_region(rd, (unsigned)idx, &ri) < 0) {
+		if (idx < 0 || bgsnap_reader_region(rd, (unsigned)idx, &ri, sizeof ri) < 0) {
 			note("%s: no region \"ram\": not a bgsnap-vm snapshot", arg);
 			bgsnap_reader_close(rd);
 			goto out;

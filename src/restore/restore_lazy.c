@@ -326,7 +326,7 @@ int bgsnap_lazy_restore_start(bgsnap_lazy **out, bgsnap_reader *r, const struct 
 	}
 	atomic_store(&l->pages_total, total);
 	struct bgsnap_file_info fi;
-	bgsnap_reader_info(r, &fi);
+	bgsnap_reader_info(r, &fi, sizeof fi);
 	if (!fi.file_bytes || reader_fd(r) < 0) {
 		rc = err_set(&e, -ESPIPE, "lazy restore needs a random-access reader (bgsnap_reader_open)");
 		goto fail;
