@@ -32,6 +32,10 @@
 extern "C" {
 #endif
 
+/* The library is built with -fvisibility=hidden: what this header declares
+ * is its whole interface, and nothing else leaves the library. */
+#pragma GCC visibility push(default)
+
 /* The one place the version is written: the library's string, the
  * pkg-config file and the shared library's soname (libbgsnap.so.0.MINOR
  * while MAJOR is 0, .so.MAJOR after) are derived from it. */
@@ -561,6 +565,8 @@ const char *bgsnap_lazy_errmsg(const bgsnap_lazy *l);
  * The target memory stays the caller's.  NULL is ignored.
  */
 void bgsnap_lazy_free(bgsnap_lazy *l);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

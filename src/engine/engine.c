@@ -25,6 +25,8 @@
 
 #include "os/region_check.h"
 #include "util/abi.h"
+#include "util/clock.h"
+#include "util/thread.h"
 #include "util/tsan.h"
 
 static const char *const method_names[BGSNAP_METHOD_COUNT_] = {
@@ -116,22 +118,10 @@ int bgsnap_method_probe(int method, char *why, size_t why_len)
 	return r;
 }
 
-uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t realtime_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* The size of struct bgsnap_options in its first version (up to log_ctx):
  * the smallest a caller may pass.  Fields added later lie beyond it. */
+_Static_assert(FMT_PAGE_SIZE == PAGE_SIZE_, "the file counts pages in the library's page size");
+
 #define OPTIONS_SIZE_FIRST (offsetof(struct bgsnap_options, log_ctx) + sizeof(void *))
 
 void bgsnap_options_init(struct bgsnap_options *opts)
@@ -259,19 +249,6 @@ void engine_log(struct bgsnap_engine *e, int level, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	e->opts.log(e->opts.log_ctx, level, msg);
-}
-
-int engine_thread(pthread_t *t, const char *name, void *(*fn)(void *), void *arg)
-{
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int r = pthread_create(t, NULL, fn, arg);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	/* So that top -H and perf tell bgsnap's threads from the host's. */
-	if (!r)
-		pthread_setname_np(*t, name);
-	return -r;
 }
 
 int bgsnap_add_region(bgsnap_engine *e, const char *name, void *addr, size_t len)
@@ -413,7 +390,7 @@ int engine_finish_file(struct bgsnap_engine *e, struct fmt_writer *w, struct sin
 	int r = fmtw_finish(w, &e->meta);
 	if (!r)
 		r = sink_commit(s, err);
-	atomic_store(&e->live->commit_us, (now_ns() - t0) / 1000);
+	atomic_store(&e->live->commit_us, us_since(t0));
 	return r;
 }
 
@@ -531,10 +508,10 @@ static int start_run(bgsnap_engine *e)
 	atomic_store(&e->live->state_bytes, e->state.bytes);
 	uint64_t t_wp = now_ns();
 	r = e->ops->protect(e);
-	atomic_store(&e->live->wp_us, (now_ns() - t_wp) / 1000);
+	atomic_store(&e->live->wp_us, us_since(t_wp));
 	if (e->hooks.resume)
 		e->hooks.resume(e->hooks.ctx);
-	e->meta.pause_us = (now_ns() - e->t_pause_ns) / 1000;
+	e->meta.pause_us = us_since(e->t_pause_ns);
 	atomic_store(&e->live->pause_us, e->meta.pause_us);
 	/* ---- end of the pause ---- */
 
@@ -662,7 +639,7 @@ int bgsnap_wait(bgsnap_engine *e)
 	pthread_mutex_unlock(&e->err_lock);
 	if (r)
 		sink_abort(&e->sink);
-	atomic_store(&e->live->total_us, (now_ns() - e->t_start_ns) / 1000);
+	atomic_store(&e->live->total_us, us_since(e->t_start_ns));
 	e->result = r;
 	atomic_store(&e->live->error, r);
 	pthread_mutex_lock(&e->run_lock);
@@ -722,7 +699,7 @@ int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *user, size_t u
 	out->copybuf_capacity = atomic_load(&l->copybuf_capacity);
 	out->pause_us = atomic_load(&l->pause_us);
 	out->wp_us = atomic_load(&l->wp_us);
-	out->total_us = st == BGSNAP_STATE_RUNNING ? (now_ns() - e->t_start_ns) / 1000 : atomic_load(&l->total_us);
+	out->total_us = st == BGSNAP_STATE_RUNNING ? us_since(e->t_start_ns) : atomic_load(&l->total_us);
 	out->uffd_features = atomic_load(&l->uffd_features);
 	out->unprotect_us = atomic_load(&l->unprotect_us);
 	out->commit_us = atomic_load(&l->commit_us);
