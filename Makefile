@@ -37,7 +37,17 @@ TEST_COMMON_OBJS := $(TEST_COMMON_SRCS:%.c=$(BUILD)/%.o)
 # Not intermediate: make would delete them after each build and relink everything.
 .SECONDARY: $(TEST_COMMON_OBJS)
 
-SOVER := 0
+# The version is written once, in include/bgsnap.h.  While MAJOR is 0 every
+# minor version may change the ABI, so the soname carries MAJOR.MINOR; from
+# 1.0 on, MAJOR alone.
+VERSION_PART = $(shell sed -n 's/^\#define BGSNAP_VERSION_$(1) \([0-9][0-9]*\).*/\1/p' include/bgsnap.h)
+VERSION := $(call VERSION_PART,MAJOR).$(call VERSION_PART,MINOR).$(call VERSION_PART,PATCH)
+ifeq ($(call VERSION_PART,MAJOR),0)
+SOVER := 0.$(call VERSION_PART,MINOR)
+else
+SOVER := $(call VERSION_PART,MAJOR)
+endif
+
 all: $(BUILD)/libbgsnap.a $(BUILD)/libbgsnap.so $(BUILD)/bgsnap $(BUILD)/bgsnap.pc tests vm
 
 $(BUILD)/%.o: %.c
@@ -53,8 +63,9 @@ $(BUILD)/libbgsnap.so: $(LIB_OBJS) src/libbgsnap.map
 $(BUILD)/bgsnap: $(TOOL_OBJS) $(BUILD)/libbgsnap.a
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(BUILD)/libbgsnap.a $(LDLIBS)
 
-$(BUILD)/bgsnap.pc: bgsnap.pc.in
-	sed -e 's|@PREFIX@|$(PREFIX)|' $< > $@
+$(BUILD)/bgsnap.pc: bgsnap.pc.in include/bgsnap.h
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
 tests: $(TEST_BINS)
 $(BUILD)/tests/%: tests/%.c $(TEST_COMMON_OBJS) $(BUILD)/libbgsnap.a

@@ -43,7 +43,7 @@ static void *stream_reader(void *p)
 	if (r < 0)
 		RFAIL("reader_open_stream: %s: %s", tu_errname(r), err);
 	struct bgsnap_region_info ri;
-	if ((r = bgsnap_reader_region(rd, 0, &ri)) < 0 || strcmp(ri.name, "mem") || ri.size != MEM)
+	if ((r = bgsnap_reader_region(rd, 0, &ri, sizeof ri)) < 0 || strcmp(ri.name, "mem") || ri.size != MEM)
 		RFAIL("stream region 0: %s name %s size %llu", tu_errname(r), r < 0 ? "?" : ri.name,
 		      r < 0 ? 0ull : (unsigned long long)ri.size);
 	uint8_t page0[TU_PAGE] = { 0 };

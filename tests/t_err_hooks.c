@@ -142,7 +142,7 @@ static int run(int method, int fail_pause, int fail_save, int busy)
 	CHECK(len == 0, "state 'empty' has %zu bytes", len);
 	CHECK_RC(bgsnap_reader_find_state(rd, "nope", &data, &len), -ENOENT, "absent state");
 	struct bgsnap_file_info fi;
-	CHECK_RC(bgsnap_reader_info(rd, &fi), 0, "reader_info");
+	CHECK_RC(bgsnap_reader_info(rd, &fi, sizeof fi), 0, "reader_info");
 	CHECK(fi.state_count == 2, "the file has %u state blobs, expected 2", fi.state_count);
 	bgsnap_reader_close(rd);
 	bgsnap_destroy(e);

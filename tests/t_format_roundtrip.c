@@ -17,7 +17,7 @@
 static void check_states(bgsnap_reader *r, const struct fg_spec *s)
 {
 	struct bgsnap_file_info fi;
-	CHECK_RC(bgsnap_reader_info(r, &fi), 0, "info");
+	CHECK_RC(bgsnap_reader_info(r, &fi, sizeof fi), 0, "info");
 	CHECK(fi.state_count == s->nstates, "state_count %u, want %u", fi.state_count, s->nstates);
 	for (unsigned i = 0; i < s->nstates; i++) {
 		const void *d;
@@ -78,7 +78,7 @@ int main(void)
 	bgsnap_reader *r;
 	CHECK_RC(bgsnap_reader_open(&r, path, err, sizeof(err)), 0, "open: %s", err);
 	struct bgsnap_file_info fi;
-	CHECK_RC(bgsnap_reader_info(r, &fi), 0, "info");
+	CHECK_RC(bgsnap_reader_info(r, &fi, sizeof fi), 0, "info");
 	CHECK(fi.version == 1 && fi.page_size == 4096 && fi.region_count == s.nregions, "info fields");
 	CHECK(fi.pages_total == total && fi.pages_zero == zero_expected, "pages %llu/%llu zero %llu/%llu",
 	      (unsigned long long)fi.pages_total, (unsigned long long)total, (unsigned long long)fi.pages_zero,
@@ -88,7 +88,7 @@ int main(void)
 	check_states(r, &s);
 	for (unsigned i = 0; i < s.nregions; i++) {
 		struct bgsnap_region_info ri;
-		CHECK_RC(bgsnap_reader_region(r, i, &ri), 0, "region %u", i);
+		CHECK_RC(bgsnap_reader_region(r, i, &ri, sizeof ri), 0, "region %u", i);
 		CHECK(!strcmp(ri.name, s.names[i]) && ri.size == s.pages[i] * TU_PAGE, "region %u", i);
 		CHECK_RC(bgsnap_reader_find_region(r, s.names[i]), (int)i, "find_region");
 		uint8_t *dst = malloc(ri.size);
@@ -108,7 +108,8 @@ int main(void)
 		CHECK_RC(bgsnap_reader_read_page(r, i, s.pages[i], pg), -ENOENT, "page past the end");
 		free(dst);
 	}
-	CHECK_RC(bgsnap_reader_region(r, s.nregions, &(struct bgsnap_region_info){ 0 }), -ENOENT, "region out of range");
+	struct bgsnap_region_info none;
+	CHECK_RC(bgsnap_reader_region(r, s.nregions, &none, sizeof none), -ENOENT, "region out of range");
 	CHECK_RC(bgsnap_reader_find_region(r, "nope"), -ENOENT, "absent region");
 	CHECK_RC(bgsnap_reader_verify(r), 0, "verify: %s", bgsnap_reader_errmsg(r));
 	CHECK_RC(bgsnap_reader_verify(r), 0, "second verify: %s", bgsnap_reader_errmsg(r));
@@ -132,7 +133,7 @@ int main(void)
 	CHECK_RC(bgsnap_reader_find_state(r, s.state_names[0], NULL, NULL), -ENOENT, "state before END");
 	CHECK(walk(r, &s, &z) == total && z == zero_expected, "stream walk");
 	check_states(r, &s);
-	CHECK_RC(bgsnap_reader_info(r, &fi), 0, "info");
+	CHECK_RC(bgsnap_reader_info(r, &fi, sizeof fi), 0, "info");
 	CHECK(fi.file_bytes > 0 && fi.pages_zero == zero_expected, "stream info after END");
 	bgsnap_reader_close(r);
 	close(pfd[0]);

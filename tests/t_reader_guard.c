@@ -37,10 +37,10 @@ static int read_all(const char *path, const struct fg_spec *s, uint8_t **dst, in
 		return 0;
 	int ok = 1;
 	struct bgsnap_file_info fi;
-	bgsnap_reader_info(r, &fi);
+	bgsnap_reader_info(r, &fi, sizeof fi);
 	for (unsigned i = 0; i < fi.region_count && i < s->nregions; i++) {
 		struct bgsnap_region_info ri;
-		CHECK_RC(bgsnap_reader_region(r, i, &ri), 0, "region");
+		CHECK_RC(bgsnap_reader_region(r, i, &ri, sizeof ri), 0, "region");
 		if (ri.size != s->pages[i] * TU_PAGE) {
 			CHECK_RC(bgsnap_reader_read_region(r, i, dst[i], s->pages[i] * TU_PAGE, 0), -EINVAL, "size mismatch");
 			ok = 0;

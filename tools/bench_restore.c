@@ -168,7 +168,7 @@ int bench_restore(const char *path, int which, bool thp, size_t mem_bytes, unsig
 		bool ok = check(oracle, m, mem_bytes, "lazy", out->msg, sizeof(out->msg));
 		e = bgsnap_lazy_wait(l);
 		struct bgsnap_lazy_stats st;
-		bgsnap_lazy_get_stats(l, &st);
+		bgsnap_lazy_get_stats(l, &st, sizeof st);
 		out->lazy_total_ms = st.total_us / 1000.0;
 		out->lazy_demand = st.pages_demand;
 		out->lazy_prefetched = st.pages_prefetched;

@@ -53,7 +53,6 @@ struct bench_opts {
 	bool no_prefault;
 	int corrupt;
 	int restore;             /* BENCH_RESTORE_* mask, 0: none           */
-	int fault_spin_us;       /* -1: the library's default                */
 	unsigned wp_threads;     /* 0: the library's choice                  */
 	unsigned fault_around;   /* 0: the library's default                 */
 	unsigned repeat;         /* rounds of the method list, 1..REPEAT_MAX */
@@ -103,8 +102,6 @@ static void usage(FILE *f)
 "  --out PATH            snapshot file (default: a file in $TMPDIR, removed after\n"
 "                        verification); with several methods, PATH.METHOD each\n"
 "  --buffer SIZE         fault copy buffer (default 64M; 4K = maximal back-pressure)\n"
-"  --fault-spin-us N     uffd handler: poll this long after a fault before sleeping\n"
-"                        (default 0: sleep at once; measured no gain on 2 cores)\n"
 "  --fault-around N      pages saved per write fault (power of two, 1..64)\n"
 "  --no-pre-protect      uffd, uffd-signal, mprotect: all of the write-protect in the\n"
 "                        pause, not before it with the pages written since in it\n"
@@ -241,7 +238,7 @@ static int parse_methods(const char *s, struct bench_opts *o)
 static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
 	enum { O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON,
-	       O_BEFORE, O_SEED, O_PROBE, O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_SPIN, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_BUFIO, O_HELP };
+	       O_BEFORE, O_SEED, O_PROBE, O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_BUFIO, O_HELP };
 	static const struct option lo[] = {
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "threads", required_argument, NULL, O_THREADS },
@@ -256,7 +253,6 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		{ "probe-wp", no_argument, NULL, O_PROBE },
 		{ "no-prefault", no_argument, NULL, O_NOPREFAULT },
 		{ "restore", required_argument, NULL, O_RESTORE },
-		{ "fault-spin-us", required_argument, NULL, O_SPIN },
 		{ "wp-threads", required_argument, NULL, O_WPTHREADS },
 		{ "fault-around", required_argument, NULL, O_AROUND },
 		{ "no-pre-protect", no_argument, NULL, O_NOPRE },
@@ -273,7 +269,7 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 	*o = (struct bench_opts){
 		.mem = 256u << 20, .threads = 2, .pattern = WL_RANDOM, .nmethods = 1,
 		.methods = { BGSNAP_METHOD_UFFD }, .buffer = 64u << 20, .before_ms = 300, .seed = 1,
-		.fault_spin_us = -1, .repeat = 1,
+		.repeat = 1,
 	};
 	optind = 1;
 	opterr = 0;
@@ -341,14 +337,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 				return -EINVAL;
 			o->repeat = (unsigned)v;
 			break;
-		case O_SPIN:
 		case O_WPTHREADS:
-			if (!opt_number(c == O_SPIN ? "fault-spin-us" : "wp-threads", optarg, 0, 100000, &v))
+			if (!opt_number("wp-threads", optarg, 0, 100000, &v))
 				return -EINVAL;
-			if (c == O_SPIN)
-				o->fault_spin_us = (int)v;
-			else
-				o->wp_threads = (unsigned)(v > 16 ? 16 : v);
+			o->wp_threads = (unsigned)(v > 16 ? 16 : v);
 			break;
 		case O_JSON:
 			o->json = true;
@@ -537,7 +529,7 @@ static bool verify_snapshot(const char *method, const char *path, wl *w, wl_orac
 
 	int reg = bgsnap_reader_find_region(r, "mem");
 	struct bgsnap_region_info ri;
-	if (reg < 0 || bgsnap_reader_region(r, (unsigned)reg, &ri) < 0 ||
+	if (reg < 0 || bgsnap_reader_region(r, (unsigned)reg, &ri, sizeof ri) < 0 ||
 	    ri.size != wl_mem_bytes(w)) {
 		snprintf(msg, msg_len, "region \"mem\" missing or of the wrong size");
 		goto out;
@@ -720,11 +712,7 @@ static void run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int
 	bgsnap_options_init(&opts);
 	opts.method = method;
 	opts.copy_buffer_bytes = o->buffer;
-	if (o->fault_spin_us >= 0)
-		opts.fault_spin_us = (unsigned)o->fault_spin_us;
 	opts.wp_threads = o->wp_threads;
-	if (o->fault_around)
-		opts.fault_around_pages = o->fault_around;
 	if (o->no_pre_protect)
 		opts.pre_protect = 0;
 	if (o->buffered_io)
@@ -736,6 +724,11 @@ static void run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int
 		res->status = o->list && refused(r) ? ST_SKIPPED : ST_ERROR;
 		snprintf(res->msg, sizeof(res->msg), "bgsnap_create: %s", strerror(-r));
 		return;
+	}
+	if (o->fault_around) {
+		r = bgsnap_set_param(e, BGSNAP_PARAM_FAULT_AROUND_PAGES, o->fault_around);
+		if (r < 0)
+			goto fail;
 	}
 	r = bgsnap_add_region(e, "mem", wl_mem(w), wl_mem_bytes(w));
 	if (r < 0)
@@ -800,7 +793,7 @@ static void run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int
 	wl_timing_off(w);
 	wl_stop(w);
 	res->wps_during = tc > tb ? (double)(sc - sb) / (tc - tb) : 0;
-	bgsnap_get_stats(e, &res->st);
+	bgsnap_get_stats(e, &res->st, sizeof res->st);
 	res->ran = res->st.method ? res->st.method : method;
 	if (r < 0)
 		goto fail;

@@ -120,8 +120,8 @@ int cmd_diff(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	struct bgsnap_file_info fa, fb;
-	bgsnap_reader_info(a, &fa);
-	bgsnap_reader_info(b, &fb);
+	bgsnap_reader_info(a, &fa, sizeof fa);
+	bgsnap_reader_info(b, &fb, sizeof fb);
 	int differ = 0, failed = 0;
 	if (fa.page_size != fb.page_size || fa.region_count != fb.region_count) {
 		printf("layout differs: %u regions of %u-byte pages vs %u regions of %u-byte pages\n", fa.region_count,
@@ -133,8 +133,8 @@ int cmd_diff(int argc, char **argv)
 	 * content is still compared. */
 	for (unsigned i = 0; !differ && i < fa.region_count; i++) {
 		struct bgsnap_region_info ra, rb;
-		bgsnap_reader_region(a, i, &ra);
-		bgsnap_reader_region(b, i, &rb);
+		bgsnap_reader_region(a, i, &ra, sizeof ra);
+		bgsnap_reader_region(b, i, &rb, sizeof rb);
 		if (strcmp(ra.name, rb.name) || ra.size != rb.size) {
 			printf("layout differs at region %u: '%s' (%" PRIu64 " bytes) vs '%s' (%" PRIu64 " bytes)\n", i,
 			       ra.name, ra.size, rb.name, rb.size);
@@ -144,8 +144,8 @@ int cmd_diff(int argc, char **argv)
 	int layout_differs = differ;
 	for (unsigned i = 0; !layout_differs && i < fa.region_count; i++) {
 		struct bgsnap_region_info ra, rb;
-		bgsnap_reader_region(a, i, &ra);
-		bgsnap_reader_region(b, i, &rb);
+		bgsnap_reader_region(a, i, &ra, sizeof ra);
+		bgsnap_reader_region(b, i, &rb, sizeof rb);
 		if (ra.addr != rb.addr) {
 			printf("region '%s': address differs (0x%" PRIx64 " vs 0x%" PRIx64 ")\n", ra.name, ra.addr, rb.addr);
 			differ = 1;

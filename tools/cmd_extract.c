@@ -103,12 +103,12 @@ int cmd_extract(int argc, char **argv)
 	}
 	int idx = bgsnap_reader_find_region(r, region);
 	struct bgsnap_file_info fi;
-	bgsnap_reader_info(r, &fi);
+	bgsnap_reader_info(r, &fi, sizeof fi);
 	if (idx < 0) {
 		fprintf(stderr, "bgsnap extract: %s: no region named '%s'; regions:", file, region);
 		for (unsigned i = 0; i < fi.region_count; i++) {
 			struct bgsnap_region_info ri;
-			bgsnap_reader_region(r, i, &ri);
+			bgsnap_reader_region(r, i, &ri, sizeof ri);
 			fprintf(stderr, "%s '%s'", i ? "," : "", ri.name);
 		}
 		fprintf(stderr, "\n");
@@ -116,7 +116,7 @@ int cmd_extract(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	struct bgsnap_region_info ri;
-	bgsnap_reader_region(r, (unsigned)idx, &ri);
+	bgsnap_reader_region(r, (unsigned)idx, &ri, sizeof ri);
 	uint32_t ps = fi.page_size;
 	uint8_t *buf = malloc((size_t)RUN_PAGES * ps);
 	int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

@@ -8,7 +8,6 @@
 
 #include "bgsnap.h"
 #include "cli.h"
-#include "format/reader.h"
 
 static void usage(FILE *f)
 {
@@ -81,9 +80,7 @@ int cmd_info(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	struct bgsnap_file_info fi;
-	struct reader_index_stats st;
-	bgsnap_reader_info(r, &fi);
-	reader_index_stats(r, &st);
+	bgsnap_reader_info(r, &fi, sizeof fi);
 	const char *method = bgsnap_method_name(fi.method);
 	char mbuf[32], when[64];
 	if (!method) {
@@ -100,7 +97,7 @@ int cmd_info(int argc, char **argv)
 		       ",\"pages_records\":%" PRIu64 ",\"zero_records\":%" PRIu64 ",\"index_entries\":%" PRIu64
 		       ",\"regions\":[",
 		       fi.file_bytes, fi.version, fi.page_size, method, fi.created_unix_ns, when, fi.pause_us,
-		       fi.pages_total, fi.pages_zero, st.records, st.pages_records, st.zero_records, st.records);
+		       fi.pages_total, fi.pages_zero, fi.records, fi.page_records, fi.zero_records, fi.records);
 	} else {
 		printf("file:      %s\nsize:      %" PRIu64 " bytes\nformat:    v%u, page size %u\n"
 		       "method:    %s\ncreated:   %s\npause:     %" PRIu64 " us\n"
@@ -108,21 +105,19 @@ int cmd_info(int argc, char **argv)
 		       "records:   %" PRIu64 " (%" PRIu64 " PAGES, %" PRIu64 " ZERO, %" PRIu64 " STATE), all in the index\n"
 		       "regions:   %u\n",
 		       file, fi.file_bytes, fi.version, fi.page_size, method, when, fi.pause_us, fi.pages_total,
-		       fi.pages_zero, st.records, st.pages_records, st.zero_records, st.state_records, fi.region_count);
+		       fi.pages_zero, fi.records, fi.page_records, fi.zero_records, fi.state_records, fi.region_count);
 	}
 	for (unsigned i = 0; i < fi.region_count; i++) {
 		struct bgsnap_region_info ri;
-		uint64_t zero = 0;
-		bgsnap_reader_region(r, i, &ri);
-		reader_region_zero_pages(r, i, &zero);
+		bgsnap_reader_region(r, i, &ri, sizeof ri);
 		if (json) {
 			printf("%s{\"name\":", i ? "," : "");
 			json_str(ri.name);
 			printf(",\"addr\":%" PRIu64 ",\"size\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"pages_zero\":%" PRIu64 "}",
-			       ri.addr, ri.size, ri.size / fi.page_size, zero);
+			       ri.addr, ri.size, ri.size / fi.page_size, ri.pages_zero);
 		} else {
 			printf("  %-20s addr 0x%012" PRIx64 "  size %" PRIu64 " (%" PRIu64 " pages, %" PRIu64 " zero)\n",
-			       ri.name, ri.addr, ri.size, ri.size / fi.page_size, zero);
+			       ri.name, ri.addr, ri.size, ri.size / fi.page_size, ri.pages_zero);
 		}
 	}
 	if (json)

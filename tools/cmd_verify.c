@@ -69,7 +69,7 @@ int cmd_verify(int argc, char **argv)
 		fprintf(stderr, "bgsnap verify: %s: %s\n", file, bgsnap_reader_errmsg(r));
 	} else {
 		struct bgsnap_file_info fi;
-		bgsnap_reader_info(r, &fi);
+		bgsnap_reader_info(r, &fi, sizeof fi);
 		printf("%s: OK, %" PRIu64 " pages in %u regions (%" PRIu64 " zero), %u state blobs, %" PRIu64
 		       " bytes\n", file, fi.pages_total, fi.region_count, fi.pages_zero, fi.state_count, fi.file_bytes);
 	}

@@ -87,7 +87,7 @@ static uint64_t build_notes(bgsnap_reader *r, const struct bgsnap_file_info *fi,
 	note(buf, &at, "CORE", NT_PRSTATUS, prs, sizeof(prs), NULL, 0, NULL, 0);
 	for (unsigned i = 0; i < fi->region_count; i++) {
 		struct bgsnap_region_info ri;
-		bgsnap_reader_region(r, i, &ri);
+		bgsnap_reader_region(r, i, &ri, sizeof ri);
 		uint8_t h[20];
 		le64_store(h, ri.addr);
 		le64_store(h + 8, ri.size);
@@ -157,7 +157,7 @@ static int write_region(bgsnap_reader *r, unsigned idx, uint64_t pages, int fd, 
 int elf_core_write(bgsnap_reader *r, const char *out, struct elf_core_stats *st, char *err, size_t err_len)
 {
 	struct bgsnap_file_info fi;
-	bgsnap_reader_info(r, &fi);
+	bgsnap_reader_info(r, &fi, sizeof fi);
 	memset(st, 0, sizeof(*st));
 	if (fi.page_size != PAGE)
 		return fail(err, err_len, -EINVAL, "page size %u not supported", fi.page_size);
@@ -215,7 +215,7 @@ int elf_core_write(bgsnap_reader *r, const char *out, struct elf_core_stats *st,
 	}
 	for (unsigned i = 0; i < fi.region_count; i++) {
 		struct bgsnap_region_info ri;
-		bgsnap_reader_region(r, i, &ri);
+		bgsnap_reader_region(r, i, &ri, sizeof ri);
 		uint8_t *p = ph + (1 + i) * PHDR_LEN;
 		offs[i] = off;
 		le32_store(p, PT_LOAD);
@@ -246,7 +246,7 @@ int elf_core_write(bgsnap_reader *r, const char *out, struct elf_core_stats *st,
 	}
 	for (unsigned i = 0; i < fi.region_count && rc == 0; i++) {
 		struct bgsnap_region_info ri;
-		bgsnap_reader_region(r, i, &ri);
+		bgsnap_reader_region(r, i, &ri, sizeof ri);
 		rc = write_region(r, i, ri.size / PAGE, fd, offs[i], buf, st, out, err, err_len);
 	}
 	if (rc == 0 && fsync(fd) < 0 && errno != EINVAL)

@@ -302,7 +302,7 @@ static void snapshot_poll(struct runner *r, bool block)
 	if (!pthread_equal(r->waiter, pthread_self()))
 		pthread_join(r->waiter, NULL);
 	int rc = r->wait_rc;
-	bgsnap_get_stats(r->eng, &s->stats);
+	bgsnap_get_stats(r->eng, &s->stats, sizeof s->stats);
 	s->t_done = r->wait_t;
 	if (rc < 0) {
 		s->state = 3;
@@ -413,7 +413,7 @@ static void snap_json(const struct runner *r, const struct snap *s, char *buf, s
 {
 	struct bgsnap_stats st = s->stats;
 	if (s->state == 1 && r->eng)
-		bgsnap_get_stats(r->eng, &st);
+		bgsnap_get_stats(r->eng, &st, sizeof st);
 	size_t pos = (size_t)snprintf(buf, cap, "{\"status\":\"%s\",\"path\":", state_name(s));
 	pos = json_put_str(buf, cap, pos, s->path);
 	const char *mname = bgsnap_method_name(s->state >= 1 && st.method ? st.method : s->method);
@@ -481,7 +481,7 @@ static void handle_command(struct runner *r, struct client *c, const char *line,
 			return;
 		}
 		struct bgsnap_stats st;
-		bgsnap_get_stats(r->eng, &st);
+		bgsnap_get_stats(r->eng, &st, sizeof st);
 		snprintf(body, sizeof(body), "{\"method\":\"%s\",\"pause_us\":%" PRIu64 ",\"console_offset\":%" PRIu64 "}",
 		         bgsnap_method_name(st.method) ? bgsnap_method_name(st.method) : "?", st.pause_us,
 		         s->console_offset);
@@ -685,10 +685,10 @@ static void lazy_poll(struct runner *r, bool block)
 	if (!r->lazy)
 		return;
 	struct bgsnap_lazy_stats ls;
-	if (!block && (bgsnap_lazy_get_stats(r->lazy, &ls) < 0 || !ls.done))
+	if (!block && (bgsnap_lazy_get_stats(r->lazy, &ls, sizeof ls) < 0 || !ls.done))
 		return;
 	int e = bgsnap_lazy_wait(r->lazy);
-	bgsnap_lazy_get_stats(r->lazy, &ls);
+	bgsnap_lazy_get_stats(r->lazy, &ls, sizeof ls);
 	if (e < 0) {
 		note("lazy restore failed: %s", bgsnap_lazy_errmsg(r->lazy));
 		r->failures++;
@@ -1002,7 +1002,7 @@ static int cmd_run_or_restore(int argc, char **argv, bool restore)
 		const void *cpu = NULL, *con = NULL, *mach = NULL;
 		size_t cpul = 0, conl = 0, machl = 0;
 		int idx = bgsnap_reader_find_region(rd, "ram");
-		if (idx < 0 || bgsnap_reader_region(rd, (unsigned)idx, &ri) < 0) {
+		if (idx < 0 || bgsnap_reader_region(rd, (unsigned)idx, &ri, sizeof ri) < 0) {
 			note("%s: no region \"ram\": not a bgsnap-vm snapshot", arg);
 			bgsnap_reader_close(rd);
 			goto out;

@@ -93,6 +93,7 @@ struct method_ops {
 
 struct bgsnap_engine {
 	struct bgsnap_options opts;
+	unsigned fault_around_pages;    /* BGSNAP_PARAM_FAULT_AROUND_PAGES */
 	struct bgsnap_hooks hooks;
 	struct region *regions;
 	uint32_t region_count;

@@ -65,7 +65,6 @@ struct uffd_priv {
 	int *registered;
 	pthread_t handler;
 	int handler_started;
-	_Atomic int stopping;         /* ends the handler's spinning */
 	int signal_installed;
 	/* handler-only: unprotects that met EAGAIN, retried after the next read */
 	uint64_t pending[1024];
@@ -149,7 +148,6 @@ static void stop_handler(struct uffd_priv *p)
 {
 	if (!p->handler_started)
 		return;
-	atomic_store(&p->stopping, 1);
 	uint64_t one = 1;
 	while (write(p->stop_fd, &one, sizeof(one)) < 0 && errno == EINTR)
 		;
@@ -239,20 +237,14 @@ static void handle_msgs(struct bgsnap_engine *e, struct uffd_priv *p, const stru
 	}
 }
 
-/*
- * Reads fault messages in batches (one read(2) takes up to 64).  After a
- * batch it keeps polling the (non-blocking) descriptor for fault_spin_us
- * before it sleeps in poll(2): on a virtual machine a thread wake-up costs
- * tens of microseconds, as much as the rest of the round trip, and faults
- * come in bursts.
- */
+/* Reads fault messages in batches (one read(2) takes up to 64) and sleeps
+ * in poll(2) when there are none. */
 static void *handler_main(void *arg)
 {
 	struct bgsnap_engine *e = arg;
 	struct uffd_priv *p = e->method_priv;
 	struct uffd_msg msgs[64];
 	struct pollfd pfd[2] = { { .fd = p->fd, .events = POLLIN }, { .fd = p->stop_fd, .events = POLLIN } };
-	uint64_t spin_ns = (uint64_t)e->opts.fault_spin_us * 1000, last = 0;
 	for (;;) {
 		int pre = track_prephase_enter(&p->track);
 		ssize_t n = read(p->fd, msgs, sizeof(msgs));
@@ -262,8 +254,6 @@ static void *handler_main(void *arg)
 			track_prephase_leave(&p->track);   /* atomics only: errno of the read stays */
 		if (n > 0) {
 			retry_pending(e, p);
-			if (spin_ns)
-				last = now_ns();
 			continue;
 		}
 		if (n < 0 && errno != EAGAIN && errno != EINTR) {
@@ -273,10 +263,6 @@ static void *handler_main(void *arg)
 		}
 		if (p->npending)
 			retry_pending(e, p);
-		if (spin_ns && now_ns() - last < spin_ns && !atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
-			__builtin_ia32_pause();
-			continue;
-		}
 		int pr = poll(pfd, 2, p->npending ? 1 : -1);
 		if (pr < 0 && errno != EINTR) {
 			engine_fail(e, -errno, "poll on the userfaultfd failed: %s", strerror(errno));

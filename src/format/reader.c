@@ -860,31 +860,63 @@ const char *bgsnap_reader_errmsg(const bgsnap_reader *r)
 /* ------------------------------------------------------------------------ */
 /* Metadata.                                                                 */
 
-int bgsnap_reader_info(const bgsnap_reader *r, struct bgsnap_file_info *out)
+/* Copies min(out_size, len) bytes of the library's struct and zero-fills
+ * the rest of the caller's, so that either side may be the newer one. */
+static void copy_sized(void *out, size_t out_size, const void *src, size_t len)
 {
-	memset(out, 0, sizeof(*out));
-	out->version = r->version;
-	out->page_size = r->page_size;
-	out->region_count = r->region_count;
-	out->pages_total = r->pages_total;
+	size_t n = out_size < len ? out_size : len;
+	memcpy(out, src, n);
+	memset((char *)out + n, 0, out_size - n);
+}
+
+int bgsnap_reader_info(const bgsnap_reader *r, struct bgsnap_file_info *out, size_t out_size)
+{
+	if (!r || !out)
+		return -EINVAL;
+	struct bgsnap_file_info fi = {
+		.version = r->version,
+		.page_size = r->page_size,
+		.region_count = r->region_count,
+		.pages_total = r->pages_total,
+	};
 	if (r->have_trailer) {
-		out->state_count = r->state_count;
-		out->method = (int)r->method;
-		out->created_unix_ns = r->created_ns;
-		out->pages_zero = r->pages_zero;
-		out->pause_us = r->pause_us;
-		out->file_bytes = r->file_size;
+		fi.state_count = r->state_count;
+		fi.method = (int)r->method;
+		fi.created_unix_ns = r->created_ns;
+		fi.pages_zero = r->pages_zero;
+		fi.pause_us = r->pause_us;
+		fi.file_bytes = r->file_size;
+		fi.index_offset = r->index_offset;
+		/* A stream has no index in memory, but after END the records it
+		 * saw are exactly the index's entries (checked one by one). */
+		const struct run *v = r->stream ? r->seen : r->index;
+		size_t n = r->stream ? r->nseen : r->nindex;
+		fi.records = n;
+		for (size_t i = 0; i < n; i++) {
+			fi.page_records += v[i].kind == FMT_REC_PAGES;
+			fi.zero_records += v[i].kind == FMT_REC_ZERO;
+			fi.state_records += v[i].kind == FMT_REC_STATE;
+		}
 	}
+	copy_sized(out, out_size, &fi, sizeof(fi));
 	return 0;
 }
 
-int bgsnap_reader_region(const bgsnap_reader *r, unsigned idx, struct bgsnap_region_info *out)
+int bgsnap_reader_region(const bgsnap_reader *r, unsigned idx, struct bgsnap_region_info *out,
+                         size_t out_size)
 {
+	if (!r || !out)
+		return -EINVAL;
 	if (idx >= r->region_count)
 		return -ENOENT;
-	out->name = r->regions[idx].name;
-	out->addr = r->regions[idx].addr;
-	out->size = r->regions[idx].size;
+	const struct rregion *g = &r->regions[idx];
+	struct bgsnap_region_info ri = {
+		.name = g->name,
+		.addr = g->addr,
+		.size = g->size,
+		.pages_zero = r->have_trailer ? g->zero_pages : 0,
+	};
+	copy_sized(out, out_size, &ri, sizeof(ri));
 	return 0;
 }
 
@@ -1122,8 +1154,12 @@ static int seq_next(bgsnap_reader *r, struct bgsnap_record *rec)
 			           (ull)off, type_name(type), (ull)x.first, (ull)x.count, g->name, (ull)g->pages);
 		if ((rc = cov_mark(r, g, x.first, x.count, off)) < 0)
 			return rc;
-		if (type == FMT_REC_ZERO)
+		if (type == FMT_REC_ZERO) {
 			r->seq_zero += x.count;
+			/* A file has its per-region counts from the index already. */
+			if (r->stream)
+				r->regions[x.region].zero_pages += x.count;
+		}
 		rec->kind = type == FMT_REC_PAGES ? BGSNAP_REC_PAGES : BGSNAP_REC_ZERO;
 		rec->region = x.region;
 		rec->first_page = x.first;
@@ -1333,35 +1369,6 @@ int bgsnap_reader_read_region(bgsnap_reader *r, unsigned region, void *dst, size
 			return bad(r, "record at offset %llu (PAGES): checksum mismatch (stored 0x%08x, computed 0x%08x)",
 			           (ull)x->offset, le32_load(crcb), c);
 	}
-	return 0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Internal extras for the tool (reader.h).                                  */
-
-int reader_index_stats(const bgsnap_reader *r, struct reader_index_stats *out)
-{
-	if (r->stream)
-		return -ESPIPE;
-	memset(out, 0, sizeof(*out));
-	out->records = r->nindex;
-	out->index_offset = r->index_offset;
-	for (size_t i = 0; i < r->nindex; i++) {
-		uint32_t k = r->index[i].kind;
-		out->pages_records += k == FMT_REC_PAGES;
-		out->zero_records += k == FMT_REC_ZERO;
-		out->state_records += k == FMT_REC_STATE;
-	}
-	return 0;
-}
-
-int reader_region_zero_pages(const bgsnap_reader *r, unsigned idx, uint64_t *zero)
-{
-	if (r->stream)
-		return -ESPIPE;
-	if (idx >= r->region_count)
-		return -ENOENT;
-	*zero = r->regions[idx].zero_pages;
 	return 0;
 }
 

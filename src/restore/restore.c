@@ -53,7 +53,7 @@ int rst_check_targets(bgsnap_reader *r, const struct bgsnap_restore_target *t, u
 	if (!n || !t)
 		return err_set(err, -EINVAL, "no restore targets");
 	struct bgsnap_file_info fi;
-	bgsnap_reader_info(r, &fi);
+	bgsnap_reader_info(r, &fi, sizeof fi);
 	if (fi.page_size != RST_PAGE)
 		return err_set(err, -EINVAL, "page size %u not supported", fi.page_size);
 	struct rst_target *v = calloc(n, sizeof(*v));
@@ -62,7 +62,7 @@ int rst_check_targets(bgsnap_reader *r, const struct bgsnap_restore_target *t, u
 	for (unsigned i = 0; i < n; i++) {
 		struct bgsnap_region_info ri;
 		int rc = -EINVAL;
-		if (bgsnap_reader_region(r, t[i].region, &ri) < 0) {
+		if (bgsnap_reader_region(r, t[i].region, &ri, sizeof ri) < 0) {
 			err_set(err, -EINVAL, "target %u: region %u does not exist (the snapshot has %u)", i,
 			        t[i].region, fi.region_count);
 			goto fail;
@@ -546,7 +546,7 @@ int bgsnap_restore_reader(bgsnap_reader *r, const struct bgsnap_restore_target *
 		rc = err_set(&g.err, -EINVAL, "no reader");
 		goto out;
 	}
-	bgsnap_reader_info(r, &fi);
+	bgsnap_reader_info(r, &fi, sizeof fi);
 	if (!fi.file_bytes || (g.fd = reader_fd(r)) < 0) {
 		rc = err_set(&g.err, -ESPIPE, "restore needs a random-access reader (bgsnap_reader_open)");
 		goto out;

@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/abi.h"
 #include "util/err.h"
 #include "format/format.h"
 #include "format/reader.h"
@@ -325,7 +326,7 @@ int bgsnap_lazy_restore_start(bgsnap_lazy **out, bgsnap_reader *r, const struct 
 	}
 	atomic_store(&l->pages_total, total);
 	struct bgsnap_file_info fi;
-	bgsnap_reader_info(r, &fi);
+	bgsnap_reader_info(r, &fi, sizeof fi);
 	if (!fi.file_bytes || reader_fd(r) < 0) {
 		rc = err_set(&e, -ESPIPE, "lazy restore needs a random-access reader (bgsnap_reader_open)");
 		goto fail;
@@ -429,10 +430,11 @@ int bgsnap_lazy_wait(bgsnap_lazy *l)
 	return atomic_load(&l->error);
 }
 
-int bgsnap_lazy_get_stats(const bgsnap_lazy *l, struct bgsnap_lazy_stats *out)
+int bgsnap_lazy_get_stats(const bgsnap_lazy *l, struct bgsnap_lazy_stats *user, size_t user_size)
 {
-	if (!l || !out)
+	if (!l || !user)
 		return -EINVAL;
+	struct bgsnap_lazy_stats s, *out = &s;
 	memset(out, 0, sizeof(*out));
 	out->usable_us = atomic_load(&l->usable_us);
 	out->total_us = atomic_load(&l->total_us);
@@ -444,6 +446,7 @@ int bgsnap_lazy_get_stats(const bgsnap_lazy *l, struct bgsnap_lazy_stats *out)
 	out->faults = atomic_load(&l->faults);
 	out->done = atomic_load(&l->done);
 	out->error = atomic_load(&l->error);
+	abi_copy_out(user, user_size, out, sizeof(*out));
 	return 0;
 }
 

@@ -42,12 +42,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	struct bgsnap_file_info fi;
-	bgsnap_reader_info(r, &fi);
+	bgsnap_reader_info(r, &fi, sizeof fi);
 	uint8_t page[4096];
 	uint64_t budget = READ_BUDGET;
 	for (unsigned i = 0; i <= fi.region_count; i++) {
 		struct bgsnap_region_info ri;
-		if (bgsnap_reader_region(r, i, &ri) < 0)
+		if (bgsnap_reader_region(r, i, &ri, sizeof ri) < 0)
 			continue;
 		if (bgsnap_reader_find_region(r, ri.name) != (int)i)
 			abort();

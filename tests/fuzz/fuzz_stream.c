@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	struct bgsnap_file_info fi;
-	bgsnap_reader_info(r, &fi);
+	bgsnap_reader_info(r, &fi, sizeof fi);
 	struct bgsnap_record rec;
 	int rc;
 	uint8_t page[4096];
@@ -49,7 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (bgsnap_reader_read_page(r, 0, 0, page) != -ESPIPE)
 		abort();
 	if (rc > 0) {
-		bgsnap_reader_info(r, &fi);
+		bgsnap_reader_info(r, &fi, sizeof fi);
 		for (unsigned i = 0; i < fi.state_count; i++) {
 			const char *name;
 			const void *d;
