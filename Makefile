@@ -3,6 +3,11 @@
 # builds the same into build-asan/ or build-tsan/.  `make test` runs the suite.
 # Sources are found by wildcard: adding a file to src/, tools/, bench/ or a
 # tests/t_*.c program needs no change here.
+#
+# The library's boundary is the build's: only src/ and the tests see src/
+# (-Isrc); the tools, the bench and the VM build against include/ and their
+# own headers, with tools/ on the include path for the CLI floor
+# (tools/cli/: `#include "cli/cli.h"`).
 
 CC      ?= cc
 SAN     ?=
@@ -15,7 +20,7 @@ PREFIX  ?= /usr/local
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 $(WARN) -fPIC -pthread -Iinclude -Isrc -D_GNU_SOURCE
+CFLAGS  += -std=gnu11 $(WARN) -fPIC -pthread -Iinclude -D_GNU_SOURCE
 LDLIBS  += -pthread -lm
 ifeq ($(SAN),asan)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -28,7 +33,9 @@ endif
 
 LIB_SRCS   := $(sort $(wildcard src/*/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-TOOL_SRCS  := $(sort $(wildcard tools/*.c bench/*.c))
+CLI_SRCS   := $(sort $(wildcard tools/cli/*.c))
+CLI_OBJS   := $(CLI_SRCS:%.c=$(BUILD)/%.o)
+TOOL_SRCS  := $(sort $(wildcard tools/*.c bench/*.c)) $(CLI_SRCS)
 TOOL_OBJS  := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS  := $(sort $(wildcard tests/t_*.c))
 TEST_BINS  := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
@@ -54,6 +61,11 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+$(LIB_OBJS) $(TEST_COMMON_OBJS): CFLAGS += -Isrc
+$(TOOL_OBJS): CFLAGS += -Itools
+# The bench's oracle test compiles the bench's workload into itself.
+$(BUILD)/tests/t_oracle: CFLAGS += -Itools
+
 $(BUILD)/libbgsnap.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
@@ -70,7 +82,7 @@ $(BUILD)/bgsnap.pc: bgsnap.pc.in include/bgsnap.h
 tests: $(TEST_BINS)
 $(BUILD)/tests/%: tests/%.c $(TEST_COMMON_OBJS) $(BUILD)/libbgsnap.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/common -MMD -MP -MF $@.d $(LDFLAGS) -o $@ $< $(TEST_COMMON_OBJS) $(BUILD)/libbgsnap.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Isrc -Itests/common -MMD -MP -MF $@.d $(LDFLAGS) -o $@ $< $(TEST_COMMON_OBJS) $(BUILD)/libbgsnap.a $(LDLIBS)
 
 # The reference VM (needs Unicorn and nasm); see vm/vm.mk.
 -include vm/vm.mk
