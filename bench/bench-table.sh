@@ -3,12 +3,12 @@
 # given memory sizes, with 4 KiB pages and with transparent huge pages, next
 # to the raw kernel primitives measured on the same memory in the same run
 # (one UFFDIO_WRITEPROTECT and its removal, mprotect and back, one fork())
-# and a dd of the same number of bytes to the same sink directory (design
-# brief section 7: every claim a ratio).
+# and a dd of the same number of bytes to the same sink directory: every
+# claim a ratio measured in one run, as these machines are shared and noisy.
 # The raw primitives come from the same bgsnap process (bench --probe-wp),
 # timed on the filled memory before the writers start.
 #
-# Usage: bench/bench-table.sh [SIZE...]        (default: 1G 4G, as issue 3)
+# Usage: bench/bench-table.sh [SIZE...]        (default: 1G 4G)
 # Environment:
 #   BUILD=build       where bgsnap is built
 #   THREADS=1 PATTERN=random BUFFER=64M METHOD=all   passed to bgsnap bench

@@ -4,8 +4,8 @@
 # else runs) against the same save while another process writes random
 # 4 KiB pages of its own SIZE of memory on the other CPU (bench --noise).
 # A background snapshot always saves beside a running host, so its total
-# time cannot beat the second number; issue 3's total-time target compares
-# it with the first.  Runs alternate (quiet, noise, quiet, ...) because
+# time cannot beat the second number, while the stop method's total time
+# (what a background snapshot is usually compared with) is the first.  Runs alternate (quiet, noise, quiet, ...) because
 # these machines drift.  THP=1 makes both memories transparent huge pages.
 #
 # Usage: bench/contention.sh [SIZE] [ROUNDS]     (default 2G 3)

@@ -1,6 +1,6 @@
 /*
  * workload.h - the bench workload (writer threads over one anonymous region)
- * and its pause-instant consistency oracle (design brief section 6).
+ * (its pause-instant consistency oracle is oracle.h).
  *
  * Content model, shared by the writers and the oracle:
  *  - page p of the region starts with init content derived from p alone
@@ -115,53 +115,5 @@ struct wl_latency {
 };
 #define WL_TRAP_NS 2000u
 int wl_first_write_latency(const wl *w, struct wl_latency *out);
-
-/* The "bench.oracle" state blob: params + step counts, little-endian. */
-#define WL_BLOB_NAME "bench.oracle"
-size_t wl_blob_size(unsigned threads);
-void wl_blob_encode(void *buf, const struct wl_params *p, const uint64_t *steps);
-/* Returns 0 or -EBADMSG; steps must hold WL_MAX_THREADS entries. */
-int wl_blob_decode(const void *buf, size_t len, struct wl_params *p, uint64_t *steps);
-
-/* ---- oracle ---- */
-
-typedef struct wl_oracle wl_oracle;
-
-int wl_oracle_create(wl_oracle **out, const struct wl_params *p);
-void wl_oracle_destroy(wl_oracle *o);
-/*
- * Replays each thread from its current count to steps[t] (O(steps) total).
- * Returns -EINVAL if some steps[t] is below what was already replayed.
- */
-int wl_oracle_advance(wl_oracle *o, const uint64_t *steps);
-
-struct wl_mismatch {
-	uint64_t page;
-	int64_t expected_step;   /* -1: initial content expected               */
-	int64_t found_step;      /* decoded from the found first word, -1 if it
-	                            does not look like a write                  */
-	uint64_t found_word0;
-	unsigned word;           /* first differing 8-byte word                */
-};
-/* Compares one page (4 KiB at data) with its expected content.  Returns
- * true if it matches; else fills *mm (if not NULL). */
-bool wl_oracle_check_page(const wl_oracle *o, uint64_t page, const void *data,
-                          struct wl_mismatch *mm);
-/* As above for a page known to be all zero (a zero record). */
-bool wl_oracle_check_zero(const wl_oracle *o, uint64_t page, struct wl_mismatch *mm);
-
-/* ---- raw kernel primitives, for ratios (bench/wp_probe.c) ---- */
-
-struct wp_probe_result {
-	double wp_us;         /* UFFDIO_WRITEPROTECT of the whole range          */
-	double unwp_us;       /* removing it again in one call                   */
-	double mprotect_us;   /* mprotect(PROT_READ) of the whole range          */
-	double mprotect_rw_us; /* mprotect back to read-write                    */
-	double fork_us;       /* fork() of this process                          */
-	uint64_t uffd_features;
-};
-/* Times each primitive once on [mem, mem+len).  Returns 0 or -errno with a
- * message; a primitive that cannot run here is reported as -1. */
-int wp_probe(void *mem, size_t len, struct wp_probe_result *out, char *err, size_t err_len);
 
 #endif

@@ -32,8 +32,15 @@
 extern "C" {
 #endif
 
+/* The library is built with -fvisibility=hidden: what this header declares
+ * is its whole interface, and nothing else leaves the library. */
+#pragma GCC visibility push(default)
+
+/* The one place the version is written: the library's string, the
+ * pkg-config file and the shared library's soname (libbgsnap.so.0.MINOR
+ * while MAJOR is 0, .so.MAJOR after) are derived from it. */
 #define BGSNAP_VERSION_MAJOR 0
-#define BGSNAP_VERSION_MINOR 1
+#define BGSNAP_VERSION_MINOR 2
 #define BGSNAP_VERSION_PATCH 0
 
 /* Returns the library version as "MAJOR.MINOR.PATCH". */
@@ -93,7 +100,15 @@ typedef struct bgsnap_engine bgsnap_engine;
 /* Log levels for bgsnap_options.log. */
 enum { BGSNAP_LOG_ERROR = 0, BGSNAP_LOG_WARN = 1, BGSNAP_LOG_INFO = 2, BGSNAP_LOG_DEBUG = 3 };
 
+/*
+ * Options for bgsnap_create.  Always fill them with bgsnap_options_init,
+ * which sets `size`: a program built against an older header passes its
+ * smaller struct and gets the defaults for the fields it does not know.
+ * New fields are only ever added at the end.
+ */
 struct bgsnap_options {
+	uint32_t size;              /* sizeof(struct bgsnap_options), set by
+	                               bgsnap_options_init                       */
 	int method;                 /* enum bgsnap_method; default AUTO          */
 	size_t copy_buffer_bytes;   /* fault copy buffer capacity, rounded up to
 	                               whole pages; minimum one page.  Default
@@ -101,16 +116,6 @@ struct bgsnap_options {
 	unsigned wp_threads;        /* threads for the write-protect step; 0 =
 	                               1 below 256 MiB, else one per CPU up
 	                               to 4 */
-	/* uffd: after handling faults, the handler thread keeps polling for
-	 * this long before it sleeps, so that a burst of faults does not pay a
-	 * thread wake-up each.  bgsnap_options_init sets
-	 * BGSNAP_DEFAULT_FAULT_SPIN_US; 0 disables spinning; capped at 100000. */
-	unsigned fault_spin_us;
-	/* Pages saved per write fault: the aligned block of this many pages
-	 * around the faulting one is copied and unprotected in one call (a
-	 * power of two, 1..64; 0 or 1 = the faulting page only).  Trades copy
-	 * work and buffer space for fewer faults and protection changes. */
-	unsigned fault_around_pages;
 	/* uffd, uffd-signal, mprotect: write-protect the regions before the
 	 * pause, while the host runs (its writes meanwhile only mark pages
 	 * dirty), and in the pause protect again only the pages written since;
@@ -123,12 +128,11 @@ struct bgsnap_options {
 	/* uffd, uffd-signal and mprotect into a file (bgsnap_start with a
 	 * path): write the bulk with O_DIRECT, from a thread, while the next
 	 * MiB is being prepared (1, set by bgsnap_options_init), or through the
-	 * page cache (0).  Measured here: with the host writing random pages
-	 * of 4 GiB, copying into the page cache took 6x as long as the device
-	 * took direct writes, and a 4 GiB uffd snapshot fell from 22-32 s to
-	 * 6-10 s.  stop (the host paused) and fork always use the page cache,
-	 * as does a file system that refuses O_DIRECT; a descriptor given to
-	 * bgsnap_start_fd is never changed. */
+	 * page cache (0).  A host writing beside the writer slows the kernel's
+	 * copy into the page cache many times over, not direct writes
+	 * (docs/ARCHITECTURE.md).  stop (the host paused) and fork always use
+	 * the page cache, as does a file system that refuses O_DIRECT; a
+	 * descriptor given to bgsnap_start_fd is never changed. */
 	unsigned direct_io;
 	/* Optional log callback; may be called from bgsnap's threads, never from
 	 * a signal handler.  `msg` has no trailing newline. */
@@ -136,14 +140,15 @@ struct bgsnap_options {
 	void *log_ctx;
 };
 
-#define BGSNAP_DEFAULT_FAULT_SPIN_US 0
-
 /* Fills `opts` with the defaults. */
 void bgsnap_options_init(struct bgsnap_options *opts);
 
 /*
  * Creates an engine.  `opts` may be NULL for the defaults; it is copied.
- * Returns 0 and sets *out, or -ENOMEM / -EINVAL (bad option).
+ * Only the first opts->size bytes are read; the fields beyond keep their
+ * defaults.  Returns 0 and sets *out, or -ENOMEM / -EINVAL (bad option; a
+ * size smaller than the first version of the struct, or larger than this
+ * library's with a tail that is not all zero).
  */
 int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts);
 
@@ -281,10 +286,34 @@ struct bgsnap_stats {
 };
 
 /*
- * Copies the current statistics.  Safe from any thread at any time; values
- * are monotone while running and final after bgsnap_wait() returned.
+ * Copies the current statistics into `out`, a struct of `out_size` bytes
+ * (pass sizeof: a caller built against an older header gets the fields it
+ * knows; a newer caller gets zeros in the fields this library lacks).
+ * Safe from any thread at any time; values are monotone while running and
+ * final after bgsnap_wait() returned.  -EINVAL if e or out is NULL.
  */
-int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *out);
+int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *out, size_t out_size);
+
+/* ------------------------------------------------------------------------ */
+/* Experimental parameters.  Tuning knobs whose worth is still being
+ * measured: names, ranges and defaults may change, or a parameter may go,
+ * between minor versions.  Unknown parameters give -EINVAL.               */
+
+enum bgsnap_param {
+	/* uffd, uffd-signal, mprotect: pages saved per write fault.  The
+	 * aligned block of this many pages around the faulting one is copied
+	 * and unprotected in one call (a power of two, 1..64; 0 is taken as 1,
+	 * the default: the faulting page only).  Trades copy work and buffer
+	 * space for fewer faults and protection changes. */
+	BGSNAP_PARAM_FAULT_AROUND_PAGES = 1,
+};
+
+/* Sets parameter `param` for the next snapshots.  -EINVAL (unknown
+ * parameter or value out of range), -EBUSY while a snapshot runs. */
+int bgsnap_set_param(bgsnap_engine *e, int param, int64_t value);
+/* Reads the current value of parameter `param` into *value; -EINVAL if
+ * unknown. */
+int bgsnap_get_param(const bgsnap_engine *e, int param, int64_t *value);
 
 /* ------------------------------------------------------------------------ */
 /* Reader: one parser for info, verify, extract, diff and restore.           */
@@ -521,8 +550,9 @@ struct bgsnap_lazy_stats {
 	int error;                   /* negative errno of the first failure    */
 };
 
-/* Copies the current statistics; safe from any thread while it runs. */
-int bgsnap_lazy_get_stats(const bgsnap_lazy *l, struct bgsnap_lazy_stats *out);
+/* Copies the current statistics into `out` (`out_size` bytes, as
+ * bgsnap_get_stats); safe from any thread while it runs. */
+int bgsnap_lazy_get_stats(const bgsnap_lazy *l, struct bgsnap_lazy_stats *out, size_t out_size);
 
 /* Message of the first background failure ("" if none).  Stable once
  * stats.error is non-zero; owned by `l`. */
@@ -535,6 +565,8 @@ const char *bgsnap_lazy_errmsg(const bgsnap_lazy *l);
  * The target memory stays the caller's.  NULL is ignored.
  */
 void bgsnap_lazy_free(bgsnap_lazy *l);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

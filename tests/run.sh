@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run.sh - runs the bgsnap test suite: every built program $BUILD/tests/t_*
-# and every tests/t_*.sh, one at a time (the machine has 2 cores and the
+# (from tests/t_*.c), $BUILD/tests/unit/t_* (the library's unit tests,
+# tests/unit/t_*.c) and every tests/t_*.sh, one at a time (the machine has 2 cores and the
 # engines are timing-sensitive), each under `timeout`.
 #
 # Exit status of a test: 0 pass, 77 skip (the last line of its output says
@@ -16,7 +17,7 @@
 #   BUILD=build    build directory holding tests/t_* (exported to .sh tests)
 #   TEST_TIMEOUT=300  default per-test timeout in seconds.  A test overrides
 #                  it with a line "timeout: N" among its first 30 lines (in a
-#                  comment of the .sh or of tests/t_NAME.c).
+#                  comment of the .sh or of the test's .c).
 #   TEST_TIMEOUT_SCALE=N  multiply every timeout (sanitizer builds are slower).
 #   TESTS_TSAN=1   run only the concurrency tests: names matching
 #                  TSAN_PATTERNS below, or whose source has a "tags:" line
@@ -57,6 +58,7 @@ matches_any() { # NAME PATTERN...
 source_of() { # NAME -> the file holding its comments (source or script)
 	if [[ -f tests/$1.sh ]]; then echo "tests/$1.sh"
 	elif [[ -f tests/$1.c ]]; then echo "tests/$1.c"
+	elif [[ -f tests/unit/$1.c ]]; then echo "tests/unit/$1.c"
 	fi
 }
 
@@ -70,12 +72,13 @@ tag_line() { # NAME KEY -> value of "KEY: value" in the first 30 lines
 
 # Collect tests: compiled programs first, then scripts, sorted by name.
 declare -A cmd=()
-for f in "$BUILD"/tests/t_*; do
+for f in "$BUILD"/tests/t_* "$BUILD"/tests/unit/t_*; do
 	[[ -f $f && -x $f ]] || continue
 	case "$f" in *.d|*.o) continue ;; esac
 	# A binary left by a test that no longer exists (another branch, a
 	# rename) is not part of this suite.
-	[[ -f tests/$(basename "$f").c ]] || continue
+	src=${f#"$BUILD"/}.c
+	[[ -f $src ]] || continue
 	cmd[$(basename "$f")]=$f
 done
 for f in tests/t_*.sh; do
@@ -85,7 +88,7 @@ for f in tests/t_*.sh; do
 done
 # A C test whose binary is missing is a build problem: report it as a failure
 # rather than silently running fewer tests.
-for f in tests/t_*.c; do
+for f in tests/t_*.c tests/unit/t_*.c; do
 	[[ -f $f ]] || continue
 	n=$(basename "$f" .c)
 	[[ -n ${cmd[$n]:-} ]] || cmd[$n]="__missing__"
@@ -129,7 +132,7 @@ for n in "${selected[@]}"; do
 		fi
 	fi
 	if [[ ${cmd[$n]} == __missing__ ]]; then
-		echo "FAIL $n: tests/$n.c has no built program $BUILD/tests/$n (build failed?)"
+		echo "FAIL $n: $(source_of "$n") has no built program $BUILD/tests/$n (build failed?)"
 		fail=$((fail + 1)); failed_names+=("$n")
 		continue
 	fi

@@ -8,7 +8,7 @@
 set -u
 BUILD="${BUILD:-build}"
 B="$BUILD/bgsnap"
-GEN="$BUILD/tests/t_format_gen"
+GEN="$BUILD/tests/unit/t_format_gen"
 [ -x "$B" ] && [ -x "$GEN" ] || { echo "skip: $B or $GEN not built"; exit 77; }
 command -v gdb >/dev/null || { echo "skip: gdb is not installed"; exit 77; }
 command -v readelf >/dev/null || { echo "skip: readelf is not installed"; exit 77; }

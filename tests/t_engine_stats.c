@@ -36,7 +36,7 @@ static void *poll_thread(void *p)
 	struct bgsnap_stats prev = { 0 };
 	while (!atomic_load(&q->stop)) {
 		struct bgsnap_stats s;
-		bgsnap_get_stats(q->e, &s);
+		bgsnap_get_stats(q->e, &s, sizeof s);
 		q->samples++;
 		if (s.state == BGSNAP_STATE_RUNNING && prev.state == BGSNAP_STATE_RUNNING && !q->nonmonotone) {
 			if (s.pages_saved < prev.pages_saved || s.bytes_written < prev.bytes_written ||
@@ -90,7 +90,7 @@ static int run(int method)
 
 	bgsnap_engine *e = st_engine(method, 3 * TU_PAGE + 1);
 	struct bgsnap_stats s;
-	CHECK_RC(bgsnap_get_stats(e, &s), 0, "get_stats before start");
+	CHECK_RC(bgsnap_get_stats(e, &s, sizeof s), 0, "get_stats before start");
 	CHECK(s.state == BGSNAP_STATE_IDLE, "state before the first start is %d, not IDLE", s.state);
 	st_add_region(e, "mem", m, MEM);
 	st_add_region(e, "small", m2, 8 * TU_PAGE);
@@ -105,7 +105,7 @@ static int run(int method)
 	CHECK(!q.bad_mode, "file '%s' in the snapshot directory had mode %04o while being written (umask 0), expected 0600",
 	      q.bad_name, q.bad_mode);
 
-	CHECK_RC(bgsnap_get_stats(e, &s), 0, "get_stats after wait");
+	CHECK_RC(bgsnap_get_stats(e, &s, sizeof s), 0, "get_stats after wait");
 	printf("    method=%s pages %llu saved %llu zero %llu faulted %llu bytes %llu pause %llu us wp %llu us total %llu us "
 	       "copybuf %llu/%llu unprotect_calls %llu (%lu samples)\n",
 	       bgsnap_method_name(s.method), (unsigned long long)s.pages_total, (unsigned long long)s.pages_saved,

@@ -32,7 +32,7 @@ static void *cancel_thread(void *p)
 	 * (stop writes everything before resume). */
 	uint64_t t0 = tu_now_ns();
 	for (;;) {
-		bgsnap_get_stats(c->e, &c->at);
+		bgsnap_get_stats(c->e, &c->at, sizeof c->at);
 		if (atomic_load(&c->h->pause_calls) > 0 &&
 		    (c->at.pages_saved >= c->at_pages || tu_now_ns() - t0 > 2000000000ull))
 			break;
@@ -93,7 +93,7 @@ static int run(int method, int fraction_quarters)
 	h.copy = copy;
 	st_snapshot_ok(e, path2);
 	struct bgsnap_stats s;
-	CHECK_RC(bgsnap_get_stats(e, &s), 0, "get_stats");
+	CHECK_RC(bgsnap_get_stats(e, &s, sizeof s), 0, "get_stats");
 	CHECK(s.state == BGSNAP_STATE_DONE && s.error == 0 && s.pages_saved == MEM / TU_PAGE,
 	      "after the good snapshot: state %d error %s pages_saved %llu", s.state, tu_errname(s.error),
 	      (unsigned long long)s.pages_saved);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# t_fault_bench_enospc.sh - issue 6's acceptance check: `bgsnap bench --mem
+# t_fault_bench_enospc.sh - a full disk under the bench: `bgsnap bench --mem
 # 128M --method uffd --out DIR/s.bgs` with DIR a 16 MiB tmpfs fails with a
 # message saying the disk is full, exits non-zero (1), and leaves nothing in
 # DIR.  The tmpfs lives in a private mount namespace (unshare -m); skips

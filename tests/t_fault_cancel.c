@@ -30,7 +30,7 @@ static void *cancel_thread(void *p)
 		;
 	struct timespec ts = { c->delay_us / 1000000, (long)(c->delay_us % 1000000) * 1000 };
 	nanosleep(&ts, NULL);
-	bgsnap_get_stats(c->e, &c->at);
+	bgsnap_get_stats(c->e, &c->at, sizeof c->at);
 	bgsnap_cancel(c->e);
 	return NULL;
 }

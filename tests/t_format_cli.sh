@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # t_format_cli.sh - exit codes and messages of bgsnap info / verify / extract
 # / diff on good, corrupted, truncated and streamed snapshots (files written
-# by build/tests/t_format_gen through the real encoder).
+# by build/tests/unit/t_format_gen through the real encoder).
 # timeout: 120
 set -u
 BUILD="${BUILD:-build}"
 B="$BUILD/bgsnap"
-GEN="$BUILD/tests/t_format_gen"
+GEN="$BUILD/tests/unit/t_format_gen"
 [ -x "$B" ] && [ -x "$GEN" ] || { echo "skip: $B or $GEN not built"; exit 77; }
 T=$(mktemp -d) || exit 1
 trap 'rm -rf "$T"' EXIT

@@ -7,9 +7,12 @@
  * wrong step counts.
  *
  * The workload lives in the bgsnap tool (bench/), not in the library, so it
- * is compiled into this test directly.
+ * is compiled into this test directly (with the tools' floor it uses).
  */
+#include "../bench/content.c"
+#include "../bench/oracle.c"
 #include "../bench/workload.c"
+#include "../tools/cli/cli.c"
 
 static int failures;
 
@@ -22,12 +25,6 @@ static int failures;
 			failures++;                                       \
 		}                                                         \
 	} while (0)
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
 
 /* Returns the number of mismatching pages of `copy` against `o`. */
 static uint64_t count_bad(const wl_oracle *o, const uint8_t *copy, uint64_t npages,

@@ -187,7 +187,7 @@ static int run(int method, int mode)
 	CHECK(h.pause_calls == 1, "pause hook called %d times", h.pause_calls);
 
 	struct bgsnap_stats s;
-	CHECK_RC(bgsnap_get_stats(e, &s), 0, "get_stats");
+	CHECK_RC(bgsnap_get_stats(e, &s, sizeof s), 0, "get_stats");
 	printf("    pause %llu us, write-protect in it %llu us, before it %llu us, re-protected %llu pages\n",
 	       (unsigned long long)s.pause_us, (unsigned long long)s.wp_us, (unsigned long long)s.prewp_us,
 	       (unsigned long long)s.reprotect_pages);

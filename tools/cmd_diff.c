@@ -1,14 +1,14 @@
 /* cmd_diff.c - `bgsnap diff A B`: compares two snapshots page by page
  * (region layout first, then content), reading both through the reader's
  * checked read_page.  Exit 0 identical, 1 different (or unreadable). */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bgsnap.h"
-#include "cli.h"
+#include "cli/cli.h"
+#include "commands.h"
 
 #define SHOW_RANGES 8
 
@@ -22,68 +22,70 @@ static void usage(FILE *f)
 	           "Exit 0 if identical, 1 if different or unreadable, 2 on bad usage.\n");
 }
 
-static bgsnap_reader *open_one(const char *path)
-{
-	char err[600];
+struct side {
+	const char *path;
 	bgsnap_reader *r;
-	if (bgsnap_reader_open(&r, path, err, sizeof(err)) < 0) {
-		fprintf(stderr, "bgsnap diff: %s: %s\n", path, err);
-		return NULL;
+	struct bgsnap_file_info fi;
+};
+
+/* The first SHOW_RANGES runs of differing pages, as "3, 7-9, ...". */
+struct ranges {
+	char text[SHOW_RANGES * 48];
+	unsigned runs;
+	uint64_t start, len;         /* the run being extended */
+};
+
+static void ranges_end_run(struct ranges *g)
+{
+	if (!g->len)
+		return;
+	if (g->runs < SHOW_RANGES) {
+		size_t l = strlen(g->text);
+		const char *sep = g->runs ? ", " : "";
+		if (g->len == 1)
+			snprintf(g->text + l, sizeof(g->text) - l, "%s%" PRIu64, sep, g->start);
+		else
+			snprintf(g->text + l, sizeof(g->text) - l, "%s%" PRIu64 "-%" PRIu64, sep, g->start,
+			         g->start + g->len - 1);
 	}
-	return r;
+	g->runs++;
+	g->len = 0;
+}
+
+static int read_page(struct side *s, unsigned i, uint64_t p, uint8_t *dst)
+{
+	if (bgsnap_reader_read_page(s->r, i, p, dst) == 0)
+		return 0;
+	cli_error("%s: %s", s->path, bgsnap_reader_errmsg(s->r));
+	return -1;
 }
 
 /* Compares region i of a and b (same size); returns differing pages or -1. */
-static int64_t diff_region(bgsnap_reader *a, bgsnap_reader *b, unsigned i, const char *name, uint64_t pages,
-                           uint32_t ps, const char *pa, const char *pb)
+static int64_t diff_region(struct side *a, struct side *b, unsigned i, const char *name, uint64_t pages)
 {
+	uint32_t ps = a->fi.page_size;
 	uint8_t *x = malloc(ps), *y = malloc(ps);
-	if (!x || !y) {
-		fprintf(stderr, "bgsnap diff: out of memory\n");
-		free(x);
-		free(y);
-		return -1;
-	}
 	int64_t ndiff = 0;
-	unsigned shown = 0;
-	uint64_t run_start = 0, run_len = 0;
-	char ranges[SHOW_RANGES * 48] = "";
-	for (uint64_t p = 0; p <= pages; p++) {
-		int differs = 0;
-		if (p < pages) {
-			if (bgsnap_reader_read_page(a, i, p, x) < 0) {
-				fprintf(stderr, "bgsnap diff: %s: %s\n", pa, bgsnap_reader_errmsg(a));
-				ndiff = -1;
-				break;
-			}
-			if (bgsnap_reader_read_page(b, i, p, y) < 0) {
-				fprintf(stderr, "bgsnap diff: %s: %s\n", pb, bgsnap_reader_errmsg(b));
-				ndiff = -1;
-				break;
-			}
-			differs = memcmp(x, y, ps) != 0;
-		}
-		if (differs) {
-			if (!run_len)
-				run_start = p;
-			run_len++;
+	struct ranges g = { .text = "" };
+	if (!x || !y) {
+		cli_error("out of memory");
+		ndiff = -1;
+	}
+	for (uint64_t p = 0; p < pages && ndiff >= 0; p++) {
+		if (read_page(a, i, p, x) < 0 || read_page(b, i, p, y) < 0) {
+			ndiff = -1;
+		} else if (memcmp(x, y, ps)) {
+			if (!g.len++)
+				g.start = p;
 			ndiff++;
-		} else if (run_len) {
-			if (shown < SHOW_RANGES) {
-				size_t l = strlen(ranges);
-				if (run_len == 1)
-					snprintf(ranges + l, sizeof(ranges) - l, "%s%" PRIu64, shown ? ", " : "", run_start);
-				else
-					snprintf(ranges + l, sizeof(ranges) - l, "%s%" PRIu64 "-%" PRIu64, shown ? ", " : "",
-					         run_start, run_start + run_len - 1);
-			}
-			shown++;
-			run_len = 0;
+		} else {
+			ranges_end_run(&g);
 		}
 	}
+	ranges_end_run(&g);
 	if (ndiff > 0)
-		printf("region '%s': %" PRId64 " of %" PRIu64 " pages differ; pages %s%s\n", name, ndiff, pages, ranges,
-		       shown > SHOW_RANGES ? ", ..." : "");
+		printf("region '%s': %" PRId64 " of %" PRIu64 " pages differ; pages %s%s\n", name, ndiff, pages, g.text,
+		       g.runs > SHOW_RANGES ? ", ..." : "");
 	else if (ndiff == 0)
 		printf("region '%s': identical (%" PRIu64 " pages)\n", name, pages);
 	free(x);
@@ -91,94 +93,98 @@ static int64_t diff_region(bgsnap_reader *a, bgsnap_reader *b, unsigned i, const
 	return ndiff;
 }
 
-int cmd_diff(int argc, char **argv)
+/* Names and sizes must agree to compare pages; addresses differ between
+ * runs of a process, so a different address is reported but the content is
+ * still compared.  Returns 1 if the layout differs. */
+static int layout_differs(struct side *a, struct side *b)
 {
-	const char *files[2] = { NULL, NULL };
-	int nf = 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			usage(stdout);
-			return EXIT_OK;
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			fprintf(stderr, "bgsnap diff: unknown option '%s'\n", argv[i]);
-			usage(stderr);
-			return EXIT_USAGE;
-		} else if (nf < 2) {
-			files[nf++] = argv[i];
-		} else {
-			nf = 3;
-		}
+	if (a->fi.page_size != b->fi.page_size || a->fi.region_count != b->fi.region_count) {
+		printf("layout differs: %u regions of %u-byte pages vs %u regions of %u-byte pages\n",
+		       a->fi.region_count, a->fi.page_size, b->fi.region_count, b->fi.page_size);
+		return 1;
 	}
-	if (nf != 2) {
-		fprintf(stderr, "bgsnap diff: two files are required\n");
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	bgsnap_reader *a = open_one(files[0]), *b = a ? open_one(files[1]) : NULL;
-	if (!a || !b) {
-		bgsnap_reader_close(a);
-		return EXIT_FAIL;
-	}
-	struct bgsnap_file_info fa, fb;
-	bgsnap_reader_info(a, &fa, sizeof fa);
-	bgsnap_reader_info(b, &fb, sizeof fb);
-	int differ = 0, failed = 0;
-	if (fa.page_size != fb.page_size || fa.region_count != fb.region_count) {
-		printf("layout differs: %u regions of %u-byte pages vs %u regions of %u-byte pages\n", fa.region_count,
-		       fa.page_size, fb.region_count, fb.page_size);
-		differ = 1;
-	}
-	/* Names and sizes must agree to compare pages; addresses differ between
-	 * runs of a process, so a different address is reported but the
-	 * content is still compared. */
-	for (unsigned i = 0; !differ && i < fa.region_count; i++) {
+	for (unsigned i = 0; i < a->fi.region_count; i++) {
 		struct bgsnap_region_info ra, rb;
-		bgsnap_reader_region(a, i, &ra, sizeof ra);
-		bgsnap_reader_region(b, i, &rb, sizeof rb);
+		bgsnap_reader_region(a->r, i, &ra, sizeof ra);
+		bgsnap_reader_region(b->r, i, &rb, sizeof rb);
 		if (strcmp(ra.name, rb.name) || ra.size != rb.size) {
 			printf("layout differs at region %u: '%s' (%" PRIu64 " bytes) vs '%s' (%" PRIu64 " bytes)\n", i,
 			       ra.name, ra.size, rb.name, rb.size);
-			differ = 1;
+			return 1;
 		}
 	}
-	int layout_differs = differ;
-	for (unsigned i = 0; !layout_differs && i < fa.region_count; i++) {
+	return 0;
+}
+
+/* Every region's pages; returns 1 if any differ, -1 if one is unreadable. */
+static int regions_differ(struct side *a, struct side *b)
+{
+	int differ = 0;
+	for (unsigned i = 0; i < a->fi.region_count; i++) {
 		struct bgsnap_region_info ra, rb;
-		bgsnap_reader_region(a, i, &ra, sizeof ra);
-		bgsnap_reader_region(b, i, &rb, sizeof rb);
+		bgsnap_reader_region(a->r, i, &ra, sizeof ra);
+		bgsnap_reader_region(b->r, i, &rb, sizeof rb);
 		if (ra.addr != rb.addr) {
 			printf("region '%s': address differs (0x%" PRIx64 " vs 0x%" PRIx64 ")\n", ra.name, ra.addr, rb.addr);
 			differ = 1;
 		}
-		int64_t n = diff_region(a, b, i, ra.name, ra.size / fa.page_size, fa.page_size, files[0], files[1]);
-		if (n < 0) {
-			failed = 1;
-			break;
-		}
+		int64_t n = diff_region(a, b, i, ra.name, ra.size / a->fi.page_size);
+		if (n < 0)
+			return -1;
 		differ |= n > 0;
 	}
-	/* State blobs: by name, both ways. */
-	for (int side = 0; !failed && side < 2; side++) {
-		bgsnap_reader *x = side ? b : a, *y = side ? a : b;
-		struct bgsnap_file_info *fx = side ? &fb : &fa;
-		for (unsigned i = 0; i < fx->state_count; i++) {
+	return differ;
+}
+
+/* State blobs, by name, both ways; returns 1 if any differ. */
+static int states_differ(struct side *a, struct side *b)
+{
+	int differ = 0;
+	for (int k = 0; k < 2; k++) {
+		struct side *x = k ? b : a, *y = k ? a : b;
+		for (unsigned i = 0; i < x->fi.state_count; i++) {
 			const char *name;
 			const void *dx, *dy;
 			size_t lx, ly;
-			if (bgsnap_reader_state(x, i, &name, &dx, &lx) < 0)
+			if (bgsnap_reader_state(x->r, i, &name, &dx, &lx) < 0)
 				continue;
-			if (bgsnap_reader_find_state(y, name, &dy, &ly) < 0) {
-				printf("state '%s': only in %s\n", name, files[side]);
+			if (bgsnap_reader_find_state(y->r, name, &dy, &ly) < 0) {
+				printf("state '%s': only in %s\n", name, x->path);
 				differ = 1;
-			} else if (!side && (lx != ly || memcmp(dx, dy, lx))) {
+			} else if (!k && (lx != ly || memcmp(dx, dy, lx))) {
 				printf("state '%s': differs (%zu vs %zu bytes)\n", name, lx, ly);
 				differ = 1;
 			}
 		}
 	}
-	bgsnap_reader_close(a);
-	bgsnap_reader_close(b);
-	if (failed)
+	return differ;
+}
+
+int cmd_diff(int argc, char **argv)
+{
+	static const struct option opts[] = { CLI_OPT_HELP, CLI_OPT_END };
+	int c;
+	if ((c = cli_getopt(argc, argv, "h", opts)) != -1)
+		return c == 'h' ? cli_help(usage) : cli_usage_error(usage, NULL);
+	if (argc - optind != 2)
+		return cli_usage_error(usage, "two files are required");
+	struct side a = { .path = argv[optind] }, b = { .path = argv[optind + 1] };
+	a.r = cli_open_snapshot(a.path);
+	b.r = a.r ? cli_open_snapshot(b.path) : NULL;
+	if (!b.r) {
+		bgsnap_reader_close(a.r);
+		return EXIT_FAIL;
+	}
+	bgsnap_reader_info(a.r, &a.fi, sizeof a.fi);
+	bgsnap_reader_info(b.r, &b.fi, sizeof b.fi);
+	int differ = layout_differs(&a, &b);
+	if (!differ)
+		differ = regions_differ(&a, &b);
+	if (differ >= 0)
+		differ |= states_differ(&a, &b);
+	bgsnap_reader_close(a.r);
+	bgsnap_reader_close(b.r);
+	if (differ < 0)
 		return EXIT_FAIL;
 	printf("%s\n", differ ? "snapshots differ" : "snapshots are identical");
 	return differ ? EXIT_FAIL : EXIT_OK;

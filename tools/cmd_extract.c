@@ -1,22 +1,16 @@
 /* cmd_extract.c - `bgsnap extract FILE --region NAME -o OUT`: one region as a
- * sparse raw image (the file is sized first; only non-zero pages are
- * written, so zero pages stay holes); with --elf, every region as an ELF
- * core (elf_core.c).  OUT is created mode 0600: it holds
- * someone's memory. */
-#include <errno.h>
-#include <fcntl.h>
+ * sparse raw image; with --elf, every region as an ELF core (elf_core.c).
+ * Both are written by image.c: zero pages stay holes, OUT is created mode
+ * 0600 (it holds someone's memory) and removed again on failure. */
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "bgsnap.h"
-#include "cli.h"
+#include "cli/cli.h"
 #include "elf_core.h"
-
-#define RUN_PAGES 256u   /* pages gathered per pwrite */
+#include "image.h"
+#include "commands.h"
 
 static void usage(FILE *f)
 {
@@ -32,144 +26,90 @@ static void usage(FILE *f)
 	           "  -o, --output OUT  the image file\n");
 }
 
-static int is_zero(const uint8_t *p, size_t n)
+static int extract_elf(bgsnap_reader *r, const char *file, const char *out)
 {
-	return p[0] == 0 && !memcmp(p, p + 1, n - 1);
+	char err[600];
+	struct elf_core_stats st;
+	if (elf_core_write(r, out, &st, err, sizeof(err)) < 0) {
+		cli_error("%s: %s", file, err);
+		return EXIT_FAIL;
+	}
+	printf("%s: ELF core, %" PRIu64 " bytes (%" PRIu64 " pages written, %" PRIu64 " zero pages as holes)\n", out,
+	       st.file_bytes, st.pages.data_pages, st.pages.zero_pages);
+	return EXIT_OK;
 }
 
-static int flush(int fd, const uint8_t *buf, uint64_t pages, uint64_t first, uint32_t ps, const char *out)
+/* The regions' names, for a region that is not there. */
+static void no_region(bgsnap_reader *r, const char *file, const char *region)
 {
-	size_t len = (size_t)(pages * ps), done = 0;
-	while (done < len) {
-		ssize_t n = pwrite(fd, buf + done, len - done, (off_t)(first * ps + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			fprintf(stderr, "bgsnap extract: writing %s: %s\n", out, strerror(errno));
-			return -1;
-		}
-		done += (size_t)n;
+	struct bgsnap_file_info fi;
+	bgsnap_reader_info(r, &fi, sizeof fi);
+	fprintf(stderr, "%s: %s: no region named '%s'; regions:", cli_who(), file, region);
+	for (unsigned i = 0; i < fi.region_count; i++) {
+		struct bgsnap_region_info ri;
+		bgsnap_reader_region(r, i, &ri, sizeof ri);
+		fprintf(stderr, "%s '%s'", i ? "," : "", ri.name);
 	}
-	return 0;
+	fprintf(stderr, "\n");
+}
+
+static int extract_region(bgsnap_reader *r, const char *file, const char *region, const char *out)
+{
+	int idx = bgsnap_reader_find_region(r, region);
+	if (idx < 0) {
+		no_region(r, file, region);
+		return EXIT_FAIL;
+	}
+	struct bgsnap_file_info fi;
+	struct bgsnap_region_info ri;
+	bgsnap_reader_info(r, &fi, sizeof fi);
+	bgsnap_reader_region(r, (unsigned)idx, &ri, sizeof ri);
+	char err[600];
+	struct image_stats st = { 0 };
+	uint64_t pages = ri.size / fi.page_size;
+	int rc = image_create(out, ri.size, err, sizeof(err));
+	if (rc >= 0) {
+		int fd = rc;
+		rc = image_write_region(r, (unsigned)idx, pages, fi.page_size, fd, 0, &st, out, err, sizeof(err));
+		rc = image_finish(fd, out, rc, err, sizeof(err));
+	}
+	if (rc < 0) {
+		cli_error("%s: %s", file, err);
+		return EXIT_FAIL;
+	}
+	printf("%s: region '%s', %" PRIu64 " bytes (%" PRIu64 " of %" PRIu64 " pages non-zero)\n", out, ri.name,
+	       ri.size, st.data_pages, pages);
+	return EXIT_OK;
 }
 
 int cmd_extract(int argc, char **argv)
 {
-	const char *file = NULL, *region = NULL, *out = NULL;
-	int elf = 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			usage(stdout);
-			return EXIT_OK;
-		} else if (!strcmp(argv[i], "--elf")) {
-			elf = 1;
-		} else if (!strcmp(argv[i], "--region") && i + 1 < argc) {
-			region = argv[++i];
-		} else if ((!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) && i + 1 < argc) {
-			out = argv[++i];
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			fprintf(stderr, "bgsnap extract: unknown option or missing value: '%s'\n", argv[i]);
-			usage(stderr);
-			return EXIT_USAGE;
-		} else if (!file) {
-			file = argv[i];
-		} else {
-			fprintf(stderr, "bgsnap extract: one FILE only\n");
-			usage(stderr);
-			return EXIT_USAGE;
+	static const struct option opts[] = {
+		{ "region", required_argument, NULL, 'r' },
+		{ "elf", no_argument, NULL, 'e' },
+		{ "output", required_argument, NULL, 'o' },
+		CLI_OPT_HELP, CLI_OPT_END,
+	};
+	const char *region = NULL, *out = NULL;
+	int elf = 0, c;
+	while ((c = cli_getopt(argc, argv, "ho:", opts)) != -1) {
+		switch (c) {
+		case 'r': region = optarg; break;
+		case 'e': elf = 1; break;
+		case 'o': out = optarg; break;
+		case 'h': return cli_help(usage);
+		default: return cli_usage_error(usage, NULL);
 		}
 	}
-	if (!file || !out || (!region) == !elf) {
-		fprintf(stderr, "bgsnap extract: FILE, -o and one of --region or --elf are required\n");
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	char err[600];
-	bgsnap_reader *r;
-	if (bgsnap_reader_open(&r, file, err, sizeof(err)) < 0) {
-		fprintf(stderr, "bgsnap extract: %s: %s\n", file, err);
+	if (argc - optind > 1)
+		return cli_usage_error(usage, "one FILE only");
+	if (argc - optind < 1 || !out || (!region) == !elf)
+		return cli_usage_error(usage, "FILE, -o and one of --region or --elf are required");
+	const char *file = argv[optind];
+	bgsnap_reader *r = cli_open_snapshot(file);
+	if (!r)
 		return EXIT_FAIL;
-	}
-	if (elf) {
-		struct elf_core_stats st;
-		int e = elf_core_write(r, out, &st, err, sizeof(err));
-		if (e < 0)
-			fprintf(stderr, "bgsnap extract: %s: %s\n", file, err);
-		else
-			printf("%s: ELF core, %" PRIu64 " bytes (%" PRIu64 " pages written, %" PRIu64 " zero pages as holes)\n",
-			       out, st.file_bytes, st.data_pages, st.zero_pages);
-		bgsnap_reader_close(r);
-		return e < 0 ? EXIT_FAIL : EXIT_OK;
-	}
-	int idx = bgsnap_reader_find_region(r, region);
-	struct bgsnap_file_info fi;
-	bgsnap_reader_info(r, &fi, sizeof fi);
-	if (idx < 0) {
-		fprintf(stderr, "bgsnap extract: %s: no region named '%s'; regions:", file, region);
-		for (unsigned i = 0; i < fi.region_count; i++) {
-			struct bgsnap_region_info ri;
-			bgsnap_reader_region(r, i, &ri, sizeof ri);
-			fprintf(stderr, "%s '%s'", i ? "," : "", ri.name);
-		}
-		fprintf(stderr, "\n");
-		bgsnap_reader_close(r);
-		return EXIT_FAIL;
-	}
-	struct bgsnap_region_info ri;
-	bgsnap_reader_region(r, (unsigned)idx, &ri, sizeof ri);
-	uint32_t ps = fi.page_size;
-	uint8_t *buf = malloc((size_t)RUN_PAGES * ps);
-	int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	int rc = EXIT_FAIL;
-	if (!buf) {
-		fprintf(stderr, "bgsnap extract: out of memory\n");
-		goto done;
-	}
-	if (fd < 0) {
-		fprintf(stderr, "bgsnap extract: %s: %s\n", out, strerror(errno));
-		goto done;
-	}
-	/* An existing OUT keeps its mode across O_TRUNC: make it private too. */
-	if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)ri.size) < 0) {
-		fprintf(stderr, "bgsnap extract: %s: %s\n", out, strerror(errno));
-		goto done;
-	}
-	uint64_t pages = ri.size / ps, run_first = 0, run_len = 0, written = 0;
-	for (uint64_t p = 0; p < pages; p++) {
-		uint8_t *dst = buf + run_len * ps;
-		int e = bgsnap_reader_read_page(r, (unsigned)idx, p, dst);
-		if (e < 0) {
-			fprintf(stderr, "bgsnap extract: %s: %s\n", file, bgsnap_reader_errmsg(r));
-			goto done;
-		}
-		int z = is_zero(dst, ps);
-		if (!z) {
-			if (!run_len)
-				run_first = p;
-			run_len++;
-			written++;
-		}
-		if (run_len && (z || run_len == RUN_PAGES || p + 1 == pages)) {
-			if (flush(fd, buf, run_len, run_first, ps, out) < 0)
-				goto done;
-			run_len = 0;
-		}
-	}
-	if (fsync(fd) < 0 && errno != EINVAL) {
-		fprintf(stderr, "bgsnap extract: fsync %s: %s\n", out, strerror(errno));
-		goto done;
-	}
-	printf("%s: region '%s', %" PRIu64 " bytes (%" PRIu64 " of %" PRIu64 " pages non-zero)\n", out, ri.name,
-	       ri.size, written, pages);
-	rc = EXIT_OK;
-done:
-	if (fd >= 0 && close(fd) < 0 && rc == EXIT_OK) {
-		fprintf(stderr, "bgsnap extract: closing %s: %s\n", out, strerror(errno));
-		rc = EXIT_FAIL;
-	}
-	if (fd >= 0 && rc != EXIT_OK)
-		unlink(out);   /* no half image left behind */
-	free(buf);
+	int rc = elf ? extract_elf(r, file, out) : extract_region(r, file, region, out);
 	bgsnap_reader_close(r);
 	return rc;
 }

@@ -1,13 +1,14 @@
 /* cmd_info.c - `bgsnap info FILE [--json]`: what a snapshot holds, from its
  * header, trailer and index (no pass over the page data; see verify). */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "bgsnap.h"
-#include "cli.h"
+#include "cli/cli.h"
+#include "cli/json.h"
+#include "commands.h"
 
 static void usage(FILE *f)
 {
@@ -19,21 +20,14 @@ static void usage(FILE *f)
 	           "  --json   print one JSON object\n");
 }
 
-/* Names are printable ASCII (the reader checks); file names may be anything. */
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
-}
+/* What info prints beyond the reader's own descriptions. */
+struct info {
+	const char *file;
+	struct bgsnap_file_info fi;
+	const char *method;
+	char method_buf[32];
+	char created[64];
+};
 
 static void iso_time(uint64_t ns, char *buf, size_t len)
 {
@@ -47,98 +41,116 @@ static void iso_time(uint64_t ns, char *buf, size_t len)
 	snprintf(buf + n, len - n, ".%09" PRIu64 "Z", ns % 1000000000u);
 }
 
-int cmd_info(int argc, char **argv)
+static void gather(bgsnap_reader *r, const char *file, struct info *in)
 {
-	const char *file = NULL;
-	int json = 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			usage(stdout);
-			return EXIT_OK;
-		} else if (!strcmp(argv[i], "--json")) {
-			json = 1;
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			fprintf(stderr, "bgsnap info: unknown option '%s'\n", argv[i]);
-			usage(stderr);
-			return EXIT_USAGE;
-		} else if (!file) {
-			file = argv[i];
-		} else {
-			fprintf(stderr, "bgsnap info: one FILE only\n");
-			usage(stderr);
-			return EXIT_USAGE;
-		}
+	in->file = file;
+	bgsnap_reader_info(r, &in->fi, sizeof in->fi);
+	in->method = bgsnap_method_name(in->fi.method);
+	if (!in->method) {
+		snprintf(in->method_buf, sizeof(in->method_buf), "unknown(%d)", in->fi.method);
+		in->method = in->method_buf;
 	}
-	if (!file) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	char err[600];
-	bgsnap_reader *r;
-	if (bgsnap_reader_open(&r, file, err, sizeof(err)) < 0) {
-		fprintf(stderr, "bgsnap info: %s: %s\n", file, err);
-		return EXIT_FAIL;
-	}
-	struct bgsnap_file_info fi;
-	bgsnap_reader_info(r, &fi, sizeof fi);
-	const char *method = bgsnap_method_name(fi.method);
-	char mbuf[32], when[64];
-	if (!method) {
-		snprintf(mbuf, sizeof(mbuf), "unknown(%d)", fi.method);
-		method = mbuf;
-	}
-	iso_time(fi.created_unix_ns, when, sizeof(when));
-	if (json) {
-		printf("{\"file\":");
-		json_str(file);
-		printf(",\"file_bytes\":%" PRIu64 ",\"version\":%u,\"page_size\":%u,\"method\":\"%s\","
-		       "\"created_unix_ns\":%" PRIu64 ",\"created\":\"%s\",\"pause_us\":%" PRIu64
-		       ",\"pages_total\":%" PRIu64 ",\"pages_zero\":%" PRIu64 ",\"records\":%" PRIu64
-		       ",\"pages_records\":%" PRIu64 ",\"zero_records\":%" PRIu64 ",\"index_entries\":%" PRIu64
-		       ",\"regions\":[",
-		       fi.file_bytes, fi.version, fi.page_size, method, fi.created_unix_ns, when, fi.pause_us,
-		       fi.pages_total, fi.pages_zero, fi.records, fi.page_records, fi.zero_records, fi.records);
-	} else {
-		printf("file:      %s\nsize:      %" PRIu64 " bytes\nformat:    v%u, page size %u\n"
-		       "method:    %s\ncreated:   %s\npause:     %" PRIu64 " us\n"
-		       "pages:     %" PRIu64 " (%" PRIu64 " zero)\n"
-		       "records:   %" PRIu64 " (%" PRIu64 " PAGES, %" PRIu64 " ZERO, %" PRIu64 " STATE), all in the index\n"
-		       "regions:   %u\n",
-		       file, fi.file_bytes, fi.version, fi.page_size, method, when, fi.pause_us, fi.pages_total,
-		       fi.pages_zero, fi.records, fi.page_records, fi.zero_records, fi.state_records, fi.region_count);
-	}
-	for (unsigned i = 0; i < fi.region_count; i++) {
+	iso_time(in->fi.created_unix_ns, in->created, sizeof(in->created));
+}
+
+static void print_text(bgsnap_reader *r, const struct info *in)
+{
+	const struct bgsnap_file_info *fi = &in->fi;
+	printf("file:      %s\nsize:      %" PRIu64 " bytes\nformat:    v%u, page size %u\n"
+	       "method:    %s\ncreated:   %s\npause:     %" PRIu64 " us\n"
+	       "pages:     %" PRIu64 " (%" PRIu64 " zero)\n"
+	       "records:   %" PRIu64 " (%" PRIu64 " PAGES, %" PRIu64 " ZERO, %" PRIu64 " STATE), all in the index\n"
+	       "regions:   %u\n",
+	       in->file, fi->file_bytes, fi->version, fi->page_size, in->method, in->created, fi->pause_us,
+	       fi->pages_total, fi->pages_zero, fi->records, fi->page_records, fi->zero_records,
+	       fi->state_records, fi->region_count);
+	for (unsigned i = 0; i < fi->region_count; i++) {
 		struct bgsnap_region_info ri;
 		bgsnap_reader_region(r, i, &ri, sizeof ri);
-		if (json) {
-			printf("%s{\"name\":", i ? "," : "");
-			json_str(ri.name);
-			printf(",\"addr\":%" PRIu64 ",\"size\":%" PRIu64 ",\"pages\":%" PRIu64 ",\"pages_zero\":%" PRIu64 "}",
-			       ri.addr, ri.size, ri.size / fi.page_size, ri.pages_zero);
-		} else {
-			printf("  %-20s addr 0x%012" PRIx64 "  size %" PRIu64 " (%" PRIu64 " pages, %" PRIu64 " zero)\n",
-			       ri.name, ri.addr, ri.size, ri.size / fi.page_size, ri.pages_zero);
-		}
+		printf("  %-20s addr 0x%012" PRIx64 "  size %" PRIu64 " (%" PRIu64 " pages, %" PRIu64 " zero)\n", ri.name,
+		       ri.addr, ri.size, ri.size / fi->page_size, ri.pages_zero);
 	}
-	if (json)
-		printf("],\"states\":[");
-	else
-		printf("state:     %u blobs\n", fi.state_count);
-	for (unsigned i = 0; i < fi.state_count; i++) {
+	printf("state:     %u blobs\n", fi->state_count);
+	for (unsigned i = 0; i < fi->state_count; i++) {
+		const char *name;
+		size_t len;
+		if (bgsnap_reader_state(r, i, &name, NULL, &len) == 0)
+			printf("  %-20s %zu bytes\n", name, len);
+	}
+}
+
+static void print_json(bgsnap_reader *r, const struct info *in)
+{
+	const struct bgsnap_file_info *fi = &in->fi;
+	struct json j;
+	json_begin(&j, stdout);
+	json_open(&j, NULL);
+	json_string(&j, "file", in->file);
+	json_u64(&j, "file_bytes", fi->file_bytes);
+	json_u64(&j, "version", fi->version);
+	json_u64(&j, "page_size", fi->page_size);
+	json_string(&j, "method", in->method);
+	json_u64(&j, "created_unix_ns", fi->created_unix_ns);
+	json_string(&j, "created", in->created);
+	json_u64(&j, "pause_us", fi->pause_us);
+	json_u64(&j, "pages_total", fi->pages_total);
+	json_u64(&j, "pages_zero", fi->pages_zero);
+	json_u64(&j, "records", fi->records);
+	json_u64(&j, "pages_records", fi->page_records);
+	json_u64(&j, "zero_records", fi->zero_records);
+	json_u64(&j, "index_entries", fi->records);
+	json_open_array(&j, "regions");
+	for (unsigned i = 0; i < fi->region_count; i++) {
+		struct bgsnap_region_info ri;
+		bgsnap_reader_region(r, i, &ri, sizeof ri);
+		json_open(&j, NULL);
+		json_string(&j, "name", ri.name);
+		json_u64(&j, "addr", ri.addr);
+		json_u64(&j, "size", ri.size);
+		json_u64(&j, "pages", ri.size / fi->page_size);
+		json_u64(&j, "pages_zero", ri.pages_zero);
+		json_close(&j);
+	}
+	json_close_array(&j);
+	json_open_array(&j, "states");
+	for (unsigned i = 0; i < fi->state_count; i++) {
 		const char *name;
 		size_t len;
 		if (bgsnap_reader_state(r, i, &name, NULL, &len) < 0)
 			continue;
-		if (json) {
-			printf("%s{\"name\":", i ? "," : "");
-			json_str(name);
-			printf(",\"size\":%zu}", len);
-		} else {
-			printf("  %-20s %zu bytes\n", name, len);
-		}
+		json_open(&j, NULL);
+		json_string(&j, "name", name);
+		json_u64(&j, "size", len);
+		json_close(&j);
 	}
+	json_close_array(&j);
+	json_close(&j);
+	json_end_line(&j);
+}
+
+int cmd_info(int argc, char **argv)
+{
+	static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, CLI_OPT_HELP, CLI_OPT_END };
+	int json = 0, c;
+	while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
+		if (c == 'j')
+			json = 1;
+		else
+			return c == 'h' ? cli_help(usage) : cli_usage_error(usage, NULL);
+	}
+	if (argc - optind > 1)
+		return cli_usage_error(usage, "one FILE only");
+	if (argc - optind < 1)
+		return cli_usage_error(usage, NULL);
+	bgsnap_reader *r = cli_open_snapshot(argv[optind]);
+	if (!r)
+		return EXIT_FAIL;
+	struct info in;
+	gather(r, argv[optind], &in);
 	if (json)
-		printf("]}\n");
+		print_json(r, &in);
+	else
+		print_text(r, &in);
 	bgsnap_reader_close(r);
 	return EXIT_OK;
 }

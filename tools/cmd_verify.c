@@ -9,7 +9,8 @@
 #include <unistd.h>
 
 #include "bgsnap.h"
-#include "cli.h"
+#include "cli/cli.h"
+#include "commands.h"
 
 static void usage(FILE *f)
 {
@@ -19,54 +20,47 @@ static void usage(FILE *f)
 	           "(standard input) or a pipe: it is then read once, as a stream.\n");
 }
 
+/* Opens FILE as a file, or as a stream when it is '-' or cannot seek (a
+ * pipe, a FIFO, /dev/stdin); *fd is the descriptor opened for the stream. */
+static int open_any(const char *file, bgsnap_reader **r, int *fd, char *err, size_t err_len)
+{
+	*fd = -1;
+	if (!strcmp(file, "-"))
+		return bgsnap_reader_open_stream(r, STDIN_FILENO, err, err_len);
+	int rc = bgsnap_reader_open(r, file, err, err_len);
+	if (rc != -ESPIPE)
+		return rc;
+	*fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0) {
+		snprintf(err, err_len, "%s", strerror(errno));
+		return -errno;
+	}
+	return bgsnap_reader_open_stream(r, *fd, err, err_len);
+}
+
 int cmd_verify(int argc, char **argv)
 {
-	const char *file = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			usage(stdout);
-			return EXIT_OK;
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			fprintf(stderr, "bgsnap verify: unknown option '%s'\n", argv[i]);
-			usage(stderr);
-			return EXIT_USAGE;
-		} else if (!file) {
-			file = argv[i];
-		} else {
-			fprintf(stderr, "bgsnap verify: one FILE only\n");
-			usage(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (!file) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	static const struct option opts[] = { CLI_OPT_HELP, CLI_OPT_END };
+	int c;
+	if ((c = cli_getopt(argc, argv, "h", opts)) != -1)
+		return c == 'h' ? cli_help(usage) : cli_usage_error(usage, NULL);
+	if (argc - optind > 1)
+		return cli_usage_error(usage, "one FILE only");
+	if (argc - optind < 1)
+		return cli_usage_error(usage, NULL);
+	const char *file = argv[optind];
 	char err[600];
 	bgsnap_reader *r = NULL;
-	int fd = -1, rc;
-	if (!strcmp(file, "-")) {
-		rc = bgsnap_reader_open_stream(&r, STDIN_FILENO, err, sizeof(err));
-	} else {
-		rc = bgsnap_reader_open(&r, file, err, sizeof(err));
-		if (rc == -ESPIPE) {   /* a pipe, a FIFO, /dev/stdin: read it as a stream */
-			fd = open(file, O_RDONLY | O_CLOEXEC);
-			if (fd < 0) {
-				fprintf(stderr, "bgsnap verify: %s: %s\n", file, strerror(errno));
-				return EXIT_FAIL;
-			}
-			rc = bgsnap_reader_open_stream(&r, fd, err, sizeof(err));
-		}
-	}
+	int fd, rc = open_any(file, &r, &fd, err, sizeof(err));
 	if (rc < 0) {
-		fprintf(stderr, "bgsnap verify: %s: %s\n", file, err);
+		cli_error("%s: %s", file, err);
 		if (fd >= 0)
 			close(fd);
 		return EXIT_FAIL;
 	}
 	rc = bgsnap_reader_verify(r);
 	if (rc < 0) {
-		fprintf(stderr, "bgsnap verify: %s: %s\n", file, bgsnap_reader_errmsg(r));
+		cli_error("%s: %s", file, bgsnap_reader_errmsg(r));
 	} else {
 		struct bgsnap_file_info fi;
 		bgsnap_reader_info(r, &fi, sizeof fi);

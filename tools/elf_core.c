@@ -2,59 +2,34 @@
  * elf_core.c - writes a snapshot as an ELF64 core (layout in elf_core.h).
  *
  * Every field goes through the little-endian helpers; no ELF struct from
- * <elf.h> is cast onto the bytes.  Pages come from the reader (checksums
- * checked) and only non-zero pages are written, after the file was sized
- * with ftruncate, so zero pages stay holes.  The file is written under its
- * final name, created 0600 (it holds someone's memory), fsynced, and
- * unlinked again if anything fails.
+ * <elf.h> is cast onto the bytes.  The regions' pages are written by
+ * image.c: through the reader (checksums checked), non-zero pages only, into
+ * a file created 0600 and sized first, removed again if anything fails.
  */
 #include "elf_core.h"
 
 #include <elf.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "format/le.h"
+#include "cli/cli.h"
+#include "cli/le.h"
 
 #define PAGE        4096u
 #define EHDR_LEN    64u
 #define PHDR_LEN    56u
 #define PRSTATUS_LEN 336u   /* struct elf_prstatus on x86-64          */
 #define PRSTATUS_PID 32u    /* offset of pr_pid in it                 */
-#define RUN_PAGES   256u    /* pages gathered per pwrite              */
-
-typedef unsigned long long ull;
-
-static int fail(char *err, size_t len, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t len, int code, const char *fmt, ...)
-{
-	if (err && len) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, len, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 static uint64_t pad4(uint64_t n)
 {
 	return (n + 3) & ~UINT64_C(3);
 }
 
-static void store16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-/* Appends one note (owner BGSNAP or CORE) to buf at *at; buf==NULL counts. */
+/* Appends one note (owner BGSNAP or CORE) to buf at *at; buf==NULL counts.
+ * Its description is the concatenation of up to three pieces. */
 static void note(uint8_t *buf, uint64_t *at, const char *owner, uint32_t type, const void *d1, uint64_t l1,
                  const void *d2, uint64_t l2, const void *d3, uint64_t l3)
 {
@@ -62,9 +37,9 @@ static void note(uint8_t *buf, uint64_t *at, const char *owner, uint32_t type, c
 	uint64_t descsz = l1 + l2 + l3;
 	if (buf) {
 		uint8_t *p = buf + *at;
-		le32_store(p, namesz);
-		le32_store(p + 4, (uint32_t)descsz);
-		le32_store(p + 8, type);
+		put_le32(p, namesz);
+		put_le32(p + 4, (uint32_t)descsz);
+		put_le32(p + 8, type);
 		memcpy(p + 12, owner, namesz);
 		uint8_t *d = p + 12 + pad4(namesz);
 		if (l1)
@@ -83,15 +58,15 @@ static uint64_t build_notes(bgsnap_reader *r, const struct bgsnap_file_info *fi,
 	uint64_t at = 0;
 	uint8_t prs[PRSTATUS_LEN];
 	memset(prs, 0, sizeof(prs));
-	le32_store(prs + PRSTATUS_PID, 1);
+	put_le32(prs + PRSTATUS_PID, 1);
 	note(buf, &at, "CORE", NT_PRSTATUS, prs, sizeof(prs), NULL, 0, NULL, 0);
 	for (unsigned i = 0; i < fi->region_count; i++) {
 		struct bgsnap_region_info ri;
 		bgsnap_reader_region(r, i, &ri, sizeof ri);
 		uint8_t h[20];
-		le64_store(h, ri.addr);
-		le64_store(h + 8, ri.size);
-		le32_store(h + 16, (uint32_t)strlen(ri.name));
+		put_le64(h, ri.addr);
+		put_le64(h + 8, ri.size);
+		put_le32(h + 16, (uint32_t)strlen(ri.name));
 		note(buf, &at, ELF_CORE_NOTE_OWNER, ELF_CORE_NOTE_REGION, h, sizeof(h), ri.name, strlen(ri.name), NULL, 0);
 	}
 	for (unsigned i = 0; i < fi->state_count; i++) {
@@ -101,57 +76,65 @@ static uint64_t build_notes(bgsnap_reader *r, const struct bgsnap_file_info *fi,
 		if (bgsnap_reader_state(r, i, &name, &data, &len) < 0)
 			continue;
 		uint8_t h[4];
-		le32_store(h, (uint32_t)strlen(name));
+		put_le32(h, (uint32_t)strlen(name));
 		note(buf, &at, ELF_CORE_NOTE_OWNER, ELF_CORE_NOTE_STATE, h, sizeof(h), name, strlen(name), data, len);
 	}
 	return at;
 }
 
-static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+static void elf_header(uint8_t *e, uint16_t nph)
 {
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		done += (size_t)n;
-	}
-	return 0;
+	memcpy(e, ELFMAG, SELFMAG);
+	e[EI_CLASS] = ELFCLASS64;
+	e[EI_DATA] = ELFDATA2LSB;
+	e[EI_VERSION] = EV_CURRENT;
+	e[EI_OSABI] = ELFOSABI_NONE;
+	put_le16(e + 16, ET_CORE);
+	put_le16(e + 18, EM_X86_64);
+	put_le32(e + 20, EV_CURRENT);
+	put_le64(e + 24, 0);                /* e_entry */
+	put_le64(e + 32, EHDR_LEN);         /* e_phoff */
+	put_le64(e + 40, 0);                /* e_shoff */
+	put_le32(e + 48, 0);                /* e_flags */
+	put_le16(e + 52, EHDR_LEN);
+	put_le16(e + 54, PHDR_LEN);
+	put_le16(e + 56, nph);
+	put_le16(e + 58, 0);                /* e_shentsize */
+	put_le16(e + 60, 0);                /* e_shnum */
+	put_le16(e + 62, 0);                /* e_shstrndx */
 }
 
-static int is_zero(const uint8_t *p, size_t n)
+static void program_header(uint8_t *p, uint32_t type, uint32_t flags, uint64_t off, uint64_t vaddr,
+                           uint64_t size, uint64_t align)
 {
-	return p[0] == 0 && !memcmp(p, p + 1, n - 1);
+	put_le32(p, type);
+	put_le32(p + 4, flags);
+	put_le64(p + 8, off);
+	put_le64(p + 16, vaddr);
+	put_le64(p + 24, 0);                /* p_paddr */
+	put_le64(p + 32, size);             /* p_filesz */
+	put_le64(p + 40, type == PT_LOAD ? size : 0);   /* p_memsz */
+	put_le64(p + 48, align);
 }
 
-/* Region idx's pages at file offset `off`, non-zero runs only. */
-static int write_region(bgsnap_reader *r, unsigned idx, uint64_t pages, int fd, uint64_t off, uint8_t *buf,
-                        struct elf_core_stats *st, const char *out, char *err, size_t err_len)
+/*
+ * The program headers: the note, then one PT_LOAD per region at
+ * page-aligned offsets from `off` on (stored in offs[]).  Returns the file
+ * size.
+ */
+static uint64_t program_headers(bgsnap_reader *r, unsigned nregions, uint8_t *ph, uint64_t notes_off,
+                                uint64_t notes_len, uint64_t *offs)
 {
-	uint64_t run_first = 0, run_len = 0;
-	for (uint64_t p = 0; p < pages; p++) {
-		uint8_t *dst = buf + run_len * PAGE;
-		int rc = bgsnap_reader_read_page(r, idx, p, dst);
-		if (rc < 0)
-			return fail(err, err_len, rc, "%s", bgsnap_reader_errmsg(r));
-		int z = is_zero(dst, PAGE);
-		if (z) {
-			st->zero_pages++;
-		} else {
-			if (!run_len)
-				run_first = p;
-			run_len++;
-			st->data_pages++;
-		}
-		if (run_len && (z || run_len == RUN_PAGES || p + 1 == pages)) {
-			if ((rc = pwrite_all(fd, buf, (size_t)(run_len * PAGE), off + run_first * PAGE)) < 0)
-				return fail(err, err_len, rc, "writing %s: %s", out, strerror(-rc));
-			run_len = 0;
-		}
+	program_header(ph, PT_NOTE, 0, notes_off, 0, notes_len, 4);
+	uint64_t off = (notes_off + notes_len + PAGE - 1) / PAGE * PAGE;
+	for (unsigned i = 0; i < nregions; i++) {
+		struct bgsnap_region_info ri;
+		bgsnap_reader_region(r, i, &ri, sizeof ri);
+		offs[i] = off;
+		program_header(ph + (1 + i) * PHDR_LEN, PT_LOAD, PF_R | PF_W, off, ri.addr, ri.size, PAGE);
+		off += ri.size;
 	}
-	return 0;
+	return off;
 }
 
 int elf_core_write(bgsnap_reader *r, const char *out, struct elf_core_stats *st, char *err, size_t err_len)
@@ -160,105 +143,39 @@ int elf_core_write(bgsnap_reader *r, const char *out, struct elf_core_stats *st,
 	bgsnap_reader_info(r, &fi, sizeof fi);
 	memset(st, 0, sizeof(*st));
 	if (fi.page_size != PAGE)
-		return fail(err, err_len, -EINVAL, "page size %u not supported", fi.page_size);
+		return cli_fail(err, err_len, -EINVAL, "page size %u not supported", fi.page_size);
 	if (fi.region_count + 1 >= PN_XNUM)
-		return fail(err, err_len, -E2BIG, "%u regions: more than an ELF header can count", fi.region_count);
+		return cli_fail(err, err_len, -E2BIG, "%u regions: more than an ELF header can count", fi.region_count);
 	uint64_t nph = 1 + fi.region_count;
 	uint64_t notes_off = EHDR_LEN + nph * PHDR_LEN;
 	uint64_t notes_len = build_notes(r, &fi, NULL);
 	uint8_t *head = calloc(1, notes_off + notes_len);
-	uint8_t *buf = malloc((size_t)RUN_PAGES * PAGE);
-	if (!head || !buf) {
+	uint64_t *offs = calloc(fi.region_count ? fi.region_count : 1, sizeof(*offs));
+	if (!head || !offs) {
 		free(head);
-		free(buf);
-		return fail(err, err_len, -ENOMEM, "out of memory");
+		free(offs);
+		return cli_fail(err, err_len, -ENOMEM, "out of memory");
 	}
 	build_notes(r, &fi, head + notes_off);
+	elf_header(head, (uint16_t)nph);
+	uint64_t size = program_headers(r, fi.region_count, head + EHDR_LEN, notes_off, notes_len, offs);
 
-	/* ELF header. */
-	uint8_t *e = head;
-	memcpy(e, ELFMAG, SELFMAG);
-	e[EI_CLASS] = ELFCLASS64;
-	e[EI_DATA] = ELFDATA2LSB;
-	e[EI_VERSION] = EV_CURRENT;
-	e[EI_OSABI] = ELFOSABI_NONE;
-	store16(e + 16, ET_CORE);
-	store16(e + 18, EM_X86_64);
-	le32_store(e + 20, EV_CURRENT);
-	le64_store(e + 24, 0);                /* e_entry */
-	le64_store(e + 32, EHDR_LEN);         /* e_phoff */
-	le64_store(e + 40, 0);                /* e_shoff */
-	le32_store(e + 48, 0);                /* e_flags */
-	store16(e + 52, EHDR_LEN);
-	store16(e + 54, PHDR_LEN);
-	store16(e + 56, (uint16_t)nph);
-	store16(e + 58, 0);                   /* e_shentsize */
-	store16(e + 60, 0);                   /* e_shnum */
-	store16(e + 62, 0);                   /* e_shstrndx */
-
-	/* Program headers: the note, then the regions at page-aligned offsets. */
-	uint8_t *ph = head + EHDR_LEN;
-	le32_store(ph, PT_NOTE);
-	le32_store(ph + 4, 0);
-	le64_store(ph + 8, notes_off);
-	le64_store(ph + 16, 0);
-	le64_store(ph + 24, 0);
-	le64_store(ph + 32, notes_len);
-	le64_store(ph + 40, 0);
-	le64_store(ph + 48, 4);
-	uint64_t off = (notes_off + notes_len + PAGE - 1) / PAGE * PAGE;
-	uint64_t *offs = calloc(fi.region_count ? fi.region_count : 1, sizeof(*offs));
-	if (!offs) {
-		free(head);
-		free(buf);
-		return fail(err, err_len, -ENOMEM, "out of memory");
-	}
-	for (unsigned i = 0; i < fi.region_count; i++) {
-		struct bgsnap_region_info ri;
-		bgsnap_reader_region(r, i, &ri, sizeof ri);
-		uint8_t *p = ph + (1 + i) * PHDR_LEN;
-		offs[i] = off;
-		le32_store(p, PT_LOAD);
-		le32_store(p + 4, PF_R | PF_W);
-		le64_store(p + 8, off);
-		le64_store(p + 16, ri.addr);
-		le64_store(p + 24, 0);
-		le64_store(p + 32, ri.size);
-		le64_store(p + 40, ri.size);
-		le64_store(p + 48, PAGE);
-		off += ri.size;
-	}
-
-	int rc = 0;
-	int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int rc = 0, fd = image_create(out, size, err, err_len);
 	if (fd < 0) {
-		rc = fail(err, err_len, -errno, "%s: %s", out, strerror(errno));
+		rc = fd;
 		goto done;
 	}
-	/* An existing OUT keeps its mode across O_TRUNC: make it private too. */
-	if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)off) < 0) {
-		rc = fail(err, err_len, -errno, "%s: %s", out, strerror(errno));
-		goto done;
-	}
-	if ((rc = pwrite_all(fd, head, (size_t)(notes_off + notes_len), 0)) < 0) {
-		rc = fail(err, err_len, rc, "writing %s: %s", out, strerror(-rc));
-		goto done;
-	}
+	if ((rc = image_pwrite(fd, head, (size_t)(notes_off + notes_len), 0)) < 0)
+		rc = cli_fail(err, err_len, rc, "writing %s: %s", out, strerror(-rc));
 	for (unsigned i = 0; i < fi.region_count && rc == 0; i++) {
 		struct bgsnap_region_info ri;
 		bgsnap_reader_region(r, i, &ri, sizeof ri);
-		rc = write_region(r, i, ri.size / PAGE, fd, offs[i], buf, st, out, err, err_len);
+		rc = image_write_region(r, i, ri.size / PAGE, PAGE, fd, offs[i], &st->pages, out, err, err_len);
 	}
-	if (rc == 0 && fsync(fd) < 0 && errno != EINVAL)
-		rc = fail(err, err_len, -errno, "fsync %s: %s", out, strerror(errno));
-	st->file_bytes = off;
+	rc = image_finish(fd, out, rc, err, err_len);
+	st->file_bytes = size;
 done:
-	if (fd >= 0 && close(fd) < 0 && rc == 0)
-		rc = fail(err, err_len, -errno, "closing %s: %s", out, strerror(errno));
-	if (fd >= 0 && rc < 0)
-		unlink(out);   /* no half core left behind */
 	free(offs);
 	free(head);
-	free(buf);
 	return rc;
 }

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "bgsnap.h"
+#include "image.h"
 
 #define ELF_CORE_NOTE_OWNER  "BGSNAP"
 #define ELF_CORE_NOTE_STATE  0x4247u
@@ -30,8 +31,7 @@
 
 struct elf_core_stats {
 	uint64_t file_bytes;        /* size of the core file                 */
-	uint64_t data_pages;        /* non-zero pages written                */
-	uint64_t zero_pages;        /* pages left as holes                   */
+	struct image_stats pages;   /* pages written and left as holes       */
 };
 
 /*

@@ -2,7 +2,8 @@
  * machine.c - the reference VM's machine: guest RAM (one anonymous mapping
  * with MADV_HUGEPAGE, mapped into Unicorn with uc_mem_map_ptr so that guest
  * stores go straight to host memory), one vCPU thread running uc_emu_start,
- * the console port, the progress port, and the vCPU registers as named text.
+ * the console port, the progress port, and the vCPU registers by name (state.c
+ * carries them in a snapshot).
  *
  * Pause protocol: vm_pause() raises pause_holders and the atomic stop_flag
  * and waits until the vCPU thread reports it is parked.  The vCPU stops
@@ -15,7 +16,6 @@
  * from uc_emu_start() that the block hook did not cause is a hlt.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -25,6 +25,7 @@
 
 #include <unicorn/unicorn.h>
 
+#include "cli/cli.h"
 #include "vm.h"
 
 #ifndef MADV_POPULATE_WRITE
@@ -34,17 +35,6 @@
 #define HUGE_2M (2u << 20)
 /* Never reached: the guest runs until hlt or a stop. */
 #define VM_UNTIL 0xfffffffffffff000ull
-
-static void seterr(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-}
 
 static void hook_block(uc_engine *uc, uint64_t addr, uint32_t size, void *user)
 {
@@ -73,23 +63,16 @@ static void hook_out(uc_engine *uc, uint32_t port, int size, uint32_t value, voi
 	}
 }
 
-int vm_create(struct vm *vm, size_t ram_size, bool populate, bool thp, char *err, size_t err_len)
+/* Guest RAM, aligned to 2 MiB so that transparent huge pages can back all
+ * of it. */
+static int map_ram(struct vm *vm, size_t ram_size, bool populate, bool thp, char *err, size_t err_len)
 {
-	memset(vm, 0, sizeof(*vm));
-	vm->done_fd = -1;
-	if (ram_size < VM_MIN_RAM || ram_size > VM_MAX_RAM || ram_size % 4096) {
-		seterr(err, err_len, "guest RAM must be a multiple of 4 KiB between %u MiB and %llu MiB",
-		       VM_MIN_RAM >> 20, VM_MAX_RAM >> 20);
-		return -EINVAL;
-	}
-	/* Align to 2 MiB so that transparent huge pages can back all of it. */
 	vm->map_len = ram_size + HUGE_2M;
 	vm->map = mmap(NULL, vm->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (vm->map == MAP_FAILED) {
 		int e = errno;
 		vm->map = NULL;
-		seterr(err, err_len, "cannot map %zu bytes of guest RAM: %s", ram_size, strerror(e));
-		return -e;
+		return cli_fail(err, err_len, -e, "cannot map %zu bytes of guest RAM: %s", ram_size, strerror(e));
 	}
 	uintptr_t a = ((uintptr_t)vm->map + HUGE_2M - 1) & ~(uintptr_t)(HUGE_2M - 1);
 	vm->ram = (uint8_t *)a;
@@ -99,47 +82,54 @@ int vm_create(struct vm *vm, size_t ram_size, bool populate, bool thp, char *err
 	(void)madvise(vm->ram, ram_size, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 	if (populate)
 		(void)madvise(vm->ram, ram_size, MADV_POPULATE_WRITE);
+	return 0;
+}
 
+/* The x86-64 CPU over guest RAM, with the port and block hooks. */
+static int open_cpu(struct vm *vm, char *err, size_t err_len)
+{
 	uc_engine *uc;
 	uc_err ue = uc_open(UC_ARCH_X86, UC_MODE_64, &uc);
-	if (ue != UC_ERR_OK) {
-		seterr(err, err_len, "Unicorn: cannot open an x86-64 CPU: %s", uc_strerror(ue));
-		vm_destroy(vm);
-		return -EIO;
-	}
+	if (ue != UC_ERR_OK)
+		return cli_fail(err, err_len, -EIO, "Unicorn: cannot open an x86-64 CPU: %s", uc_strerror(ue));
 	vm->uc = uc;
-	ue = uc_mem_map_ptr(uc, 0, ram_size, UC_PROT_ALL, vm->ram);
-	if (ue != UC_ERR_OK) {
-		seterr(err, err_len, "Unicorn: cannot map guest RAM: %s", uc_strerror(ue));
-		vm_destroy(vm);
-		return -EIO;
-	}
-	uc_hook h;
-	ue = uc_hook_add(uc, &h, UC_HOOK_INSN, (void *)hook_out, vm, 1, 0, UC_X86_INS_OUT);
-	if (ue != UC_ERR_OK) {
-		seterr(err, err_len, "Unicorn: cannot hook the out instruction: %s", uc_strerror(ue));
-		vm_destroy(vm);
-		return -EIO;
-	}
-	ue = uc_hook_add(uc, &h, UC_HOOK_BLOCK, (void *)hook_block, vm, 1, 0);
-	if (ue != UC_ERR_OK) {
-		seterr(err, err_len, "Unicorn: cannot add the block hook: %s", uc_strerror(ue));
-		vm_destroy(vm);
-		return -EIO;
-	}
-	vm->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->done_fd < 0) {
-		int e = errno;
-		seterr(err, err_len, "eventfd: %s", strerror(e));
-		vm_destroy(vm);
-		return -e;
-	}
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&vm->cond, &ca);
 	pthread_condattr_destroy(&ca);
+	ue = uc_mem_map_ptr(uc, 0, vm->ram_size, UC_PROT_ALL, vm->ram);
+	if (ue != UC_ERR_OK)
+		return cli_fail(err, err_len, -EIO, "Unicorn: cannot map guest RAM: %s", uc_strerror(ue));
+	uc_hook h;
+	ue = uc_hook_add(uc, &h, UC_HOOK_INSN, (void *)hook_out, vm, 1, 0, UC_X86_INS_OUT);
+	if (ue != UC_ERR_OK)
+		return cli_fail(err, err_len, -EIO, "Unicorn: cannot hook the out instruction: %s", uc_strerror(ue));
+	ue = uc_hook_add(uc, &h, UC_HOOK_BLOCK, (void *)hook_block, vm, 1, 0);
+	if (ue != UC_ERR_OK)
+		return cli_fail(err, err_len, -EIO, "Unicorn: cannot add the block hook: %s", uc_strerror(ue));
+	return 0;
+}
+
+int vm_create(struct vm *vm, size_t ram_size, bool populate, bool thp, char *err, size_t err_len)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->done_fd = -1;
+	if (ram_size < VM_MIN_RAM || ram_size > VM_MAX_RAM || ram_size % 4096)
+		return cli_fail(err, err_len, -EINVAL, "guest RAM must be a multiple of 4 KiB between %u MiB and %llu MiB",
+		                VM_MIN_RAM >> 20, VM_MAX_RAM >> 20);
+	int rc = map_ram(vm, ram_size, populate, thp, err, err_len);
+	if (rc == 0)
+		rc = open_cpu(vm, err, err_len);
+	if (rc == 0 && (vm->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+		int e = errno;
+		rc = cli_fail(err, err_len, -e, "eventfd: %s", strerror(e));
+	}
+	if (rc < 0) {
+		vm_destroy(vm);
+		return rc;
+	}
 	vm->console = stdout;
 	vm->console_tty = isatty(fileno(stdout));
 	vm->parked = true;
@@ -168,16 +158,15 @@ void vm_destroy(struct vm *vm)
 int vm_load_guest(struct vm *vm, const void *image, size_t len, uint64_t rounds, char *err, size_t err_len)
 {
 	if (len == 0 || len > VM_DATA_ADDR - VM_LOAD_ADDR || VM_DATA_ADDR >= vm->ram_size) {
-		seterr(err, err_len, "guest image of %zu bytes does not fit (at most %u bytes, RAM above %u MiB)",
-		       len, VM_DATA_ADDR - VM_LOAD_ADDR, VM_DATA_ADDR >> 20);
-		return -EINVAL;
+		return cli_fail(err, err_len, -EINVAL,
+		                "guest image of %zu bytes does not fit (at most %u bytes, RAM above %u MiB)", len,
+		                VM_DATA_ADDR - VM_LOAD_ADDR, VM_DATA_ADDR >> 20);
 	}
 	memcpy(vm->ram + VM_LOAD_ADDR, image, len);
 	uint64_t rsp = VM_LOAD_ADDR, rdi = vm->ram_size, rsi = rounds;
 	if (uc_reg_write(vm->uc, UC_X86_REG_RSP, &rsp) || uc_reg_write(vm->uc, UC_X86_REG_RDI, &rdi) ||
 	    uc_reg_write(vm->uc, UC_X86_REG_RSI, &rsi)) {
-		seterr(err, err_len, "Unicorn: cannot set the entry registers");
-		return -EIO;
+		return cli_fail(err, err_len, -EIO, "Unicorn: cannot set the entry registers");
 	}
 	vm->rip = VM_LOAD_ADDR;
 	return 0;
@@ -244,8 +233,7 @@ int vm_start(struct vm *vm, char *err, size_t err_len)
 	}
 	int e = pthread_create(&vm->thread, NULL, vcpu_main, vm);
 	if (e) {
-		seterr(err, err_len, "cannot start the vCPU thread: %s", strerror(e));
-		return -e;
+		return cli_fail(err, err_len, -e, "cannot start the vCPU thread: %s", strerror(e));
 	}
 	vm->thread_started = true;
 	return 0;
@@ -331,110 +319,38 @@ static const struct reg_desc regs[] = {
 	{"xmm15", UC_X86_REG_XMM15, 16},
 };
 #define NREGS (sizeof(regs) / sizeof(regs[0]))
+_Static_assert(NREGS <= VM_MAX_REGS, "state.c counts registers in VM_MAX_REGS");
 
-static const char cpu_magic[] = "bgsnap-vm cpu 1\n";
-
-int vm_save_cpu(struct vm *vm, char *buf, size_t cap)
+unsigned vm_reg_count(void)
 {
-	size_t pos = 0;
-	int n = snprintf(buf, cap, "%s", cpu_magic);
-	if (n < 0 || (size_t)n >= cap)
-		return -ENOSPC;
-	pos = (size_t)n;
-	for (size_t i = 0; i < NREGS; i++) {
-		uint64_t v[2] = {0, 0};
-		if (regs[i].id == UC_X86_REG_RIP) {
-			v[0] = vm->rip; /* the vCPU continues here */
-		} else if (uc_reg_read(vm->uc, regs[i].id, v) != UC_ERR_OK) {
-			return -EIO;
-		}
-		if (regs[i].bytes == 16)
-			n = snprintf(buf + pos, cap - pos, "%s=0x%016llx%016llx\n", regs[i].name,
-			             (unsigned long long)v[1], (unsigned long long)v[0]);
-		else
-			n = snprintf(buf + pos, cap - pos, "%s=0x%llx\n", regs[i].name, (unsigned long long)v[0]);
-		if (n < 0 || (size_t)n >= cap - pos)
-			return -ENOSPC;
-		pos += (size_t)n;
-	}
-	return (int)pos;
+	return NREGS;
 }
 
-/* Parses "0x" followed by 1..32 hex digits into lo/hi. */
-static int parse_hex128(const char *s, size_t len, uint64_t *lo, uint64_t *hi)
+const char *vm_reg_name(unsigned i)
 {
-	if (len < 3 || s[0] != '0' || s[1] != 'x' || len - 2 > 32)
-		return -1;
-	*lo = *hi = 0;
-	for (size_t i = 2; i < len; i++) {
-		int d;
-		char c = s[i];
-		if (c >= '0' && c <= '9')
-			d = c - '0';
-		else if (c >= 'a' && c <= 'f')
-			d = c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			d = c - 'A' + 10;
-		else
-			return -1;
-		*hi = (*hi << 4) | (*lo >> 60);
-		*lo = (*lo << 4) | (uint64_t)d;
-	}
-	return 0;
+	return regs[i].name;
 }
 
-int vm_load_cpu(struct vm *vm, const char *text, size_t len, char *err, size_t err_len)
+unsigned vm_reg_bytes(unsigned i)
 {
-	size_t ml = strlen(cpu_magic);
-	if (len < ml || memcmp(text, cpu_magic, ml) != 0) {
-		seterr(err, err_len, "state blob \"cpu\" is not a bgsnap-vm cpu state (version 1)");
-		return -EINVAL;
+	return (unsigned)regs[i].bytes;
+}
+
+int vm_reg_read(struct vm *vm, unsigned i, uint64_t v[2])
+{
+	v[0] = v[1] = 0;
+	if (regs[i].id == UC_X86_REG_RIP) {
+		v[0] = vm->rip;   /* where the vCPU continues */
+		return 0;
 	}
-	bool seen[NREGS] = {false};
-	size_t pos = ml;
-	while (pos < len) {
-		const char *line = text + pos;
-		const char *nl = memchr(line, '\n', len - pos);
-		size_t ll = nl ? (size_t)(nl - line) : len - pos;
-		pos += ll + (nl ? 1 : 0);
-		if (ll == 0)
-			continue;
-		const char *eq = memchr(line, '=', ll);
-		if (!eq) {
-			seterr(err, err_len, "state blob \"cpu\": line without '=': %.*s", (int)(ll > 60 ? 60 : ll), line);
-			return -EINVAL;
-		}
-		size_t nlen = (size_t)(eq - line);
-		size_t i;
-		for (i = 0; i < NREGS; i++)
-			if (strlen(regs[i].name) == nlen && memcmp(regs[i].name, line, nlen) == 0)
-				break;
-		if (i == NREGS) {
-			seterr(err, err_len, "state blob \"cpu\": unknown register %.*s", (int)(nlen > 32 ? 32 : nlen), line);
-			return -EINVAL;
-		}
-		uint64_t v[2];
-		if (parse_hex128(eq + 1, ll - nlen - 1, &v[0], &v[1]) != 0 || (regs[i].bytes == 8 && v[1] != 0)) {
-			seterr(err, err_len, "state blob \"cpu\": bad value for %s", regs[i].name);
-			return -EINVAL;
-		}
-		if (seen[i]) {
-			seterr(err, err_len, "state blob \"cpu\": %s appears twice", regs[i].name);
-			return -EINVAL;
-		}
-		seen[i] = true;
-		if (regs[i].id == UC_X86_REG_RIP) {
-			vm->rip = v[0];
-		} else if (uc_reg_write(vm->uc, regs[i].id, v) != UC_ERR_OK) {
-			seterr(err, err_len, "Unicorn: cannot set %s", regs[i].name);
-			return -EIO;
-		}
+	return uc_reg_read(vm->uc, regs[i].id, v) == UC_ERR_OK ? 0 : -EIO;
+}
+
+int vm_reg_write(struct vm *vm, unsigned i, const uint64_t v[2])
+{
+	if (regs[i].id == UC_X86_REG_RIP) {
+		vm->rip = v[0];
+		return 0;
 	}
-	for (size_t i = 0; i < NREGS; i++) {
-		if (!seen[i]) {
-			seterr(err, err_len, "state blob \"cpu\": register %s is missing", regs[i].name);
-			return -EINVAL;
-		}
-	}
-	return 0;
+	return uc_reg_write(vm->uc, regs[i].id, v) == UC_ERR_OK ? 0 : -EIO;
 }

@@ -1,7 +1,6 @@
 /*
- * vm.h - the reference VM's internal interfaces: the machine (guest RAM, one
- * vCPU thread on Unicorn, the console and progress ports), the guest table
- * and the control socket.
+ * vm.h - the reference VM's machine (guest RAM, one vCPU thread on Unicorn,
+ * the console and progress ports, the registers) and its guest table.
  *
  * Invariant of the machine: the vCPU stops only at a translated-block
  * boundary, by itself (see machine.c).  The vCPU thread is the only thread inside
@@ -81,10 +80,15 @@ void vm_quit(struct vm *vm);
 void vm_join(struct vm *vm);
 bool vm_finished(struct vm *vm);
 
-/* Device state, as text "name=value" lines (values in hex).  Called while
- * parked.  save returns the length, or -ENOSPC. */
-int vm_save_cpu(struct vm *vm, char *buf, size_t cap);
-int vm_load_cpu(struct vm *vm, const char *text, size_t len, char *err, size_t err_len);
+/* The vCPU registers a snapshot carries, by index 0..vm_reg_count()-1
+ * (call while parked): name, size (8 or 16 bytes), value as v[0] low and
+ * v[1] high 64 bits.  read/write return 0 or -EIO. */
+#define VM_MAX_REGS 64
+unsigned vm_reg_count(void);
+const char *vm_reg_name(unsigned i);
+unsigned vm_reg_bytes(unsigned i);
+int vm_reg_read(struct vm *vm, unsigned i, uint64_t v[2]);
+int vm_reg_write(struct vm *vm, unsigned i, const uint64_t v[2]);
 
 /* Guests built into the binary. */
 struct vm_guest {
@@ -96,20 +100,5 @@ struct vm_guest {
 extern const struct vm_guest vm_guests[];
 extern const size_t vm_guest_count;
 const struct vm_guest *vm_guest_find(const char *name);
-
-/* Minimal JSON for the control socket. */
-struct json_cmd {
-	char execute[64];
-	char path[4096];
-	bool has_path;
-	char method[32];
-	bool has_method;
-	char id[256];                /* raw JSON text of "id", "" if absent  */
-};
-/* Parses one JSON line; 0, or -EINVAL with a message in `err`. */
-int json_parse_cmd(const char *line, size_t len, struct json_cmd *cmd, char *err, size_t err_len);
-/* Appends `s` as a JSON string (with quotes) to buf; returns the new length
- * (truncated output is still terminated; callers size buf generously). */
-size_t json_put_str(char *buf, size_t cap, size_t pos, const char *s);
 
 #endif

@@ -15,7 +15,7 @@ VM_SRCS      := $(sort $(wildcard vm/*.c))
 VM_OBJS      := $(VM_SRCS:%.c=$(BUILD)/%.o)
 VM_GUEST_BINS := $(patsubst vm/guests/%.asm,$(BUILD)/vm/guests/%.bin,$(wildcard vm/guests/*.asm))
 
-$(VM_OBJS): CFLAGS += $(VM_UC_CFLAGS)
+$(VM_OBJS): CFLAGS += $(VM_UC_CFLAGS) -Itools
 
 $(BUILD)/vm/guests/%.bin: vm/guests/%.asm vm/guests/lib.inc
 	@mkdir -p $(dir $@)
@@ -25,8 +25,8 @@ $(BUILD)/vm/guests_embed.o: vm/guests_embed.asm $(VM_GUEST_BINS)
 	@mkdir -p $(dir $@)
 	nasm -f elf64 -i $(BUILD)/vm/guests/ $< -o $@
 
-$(BUILD)/bgsnap-vm: $(VM_OBJS) $(BUILD)/vm/guests_embed.o $(BUILD)/tools/size.o $(BUILD)/libbgsnap.a
-	$(CC) $(LDFLAGS) -o $@ $(VM_OBJS) $(BUILD)/vm/guests_embed.o $(BUILD)/tools/size.o $(BUILD)/libbgsnap.a $(VM_UC_LIBS) $(LDLIBS)
+$(BUILD)/bgsnap-vm: $(VM_OBJS) $(BUILD)/vm/guests_embed.o $(CLI_OBJS) $(BUILD)/libbgsnap.a
+	$(CC) $(LDFLAGS) -o $@ $(VM_OBJS) $(BUILD)/vm/guests_embed.o $(CLI_OBJS) $(BUILD)/libbgsnap.a $(VM_UC_LIBS) $(LDLIBS)
 
 vm: $(BUILD)/bgsnap-vm
 

@@ -7,7 +7,10 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#define SLOT 4096u
+#include "util/page.h"
+
+/* A slot holds one page. */
+#define SLOT PAGE_SIZE_
 
 int copybuf_init(struct copybuf *cb, size_t bytes)
 {

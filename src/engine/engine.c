@@ -12,6 +12,7 @@
 #include "engine/engine.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -23,6 +24,9 @@
 #include <unistd.h>
 
 #include "os/region_check.h"
+#include "util/abi.h"
+#include "util/clock.h"
+#include "util/thread.h"
 #include "util/tsan.h"
 
 static const char *const method_names[BGSNAP_METHOD_COUNT_] = {
@@ -34,9 +38,12 @@ static const char *const method_names[BGSNAP_METHOD_COUNT_] = {
 	[BGSNAP_METHOD_STOP] = "stop",
 };
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 const char *bgsnap_version(void)
 {
-	return "0.1.0";
+	return STR(BGSNAP_VERSION_MAJOR) "." STR(BGSNAP_VERSION_MINOR) "." STR(BGSNAP_VERSION_PATCH);
 }
 
 const char *bgsnap_method_name(int method)
@@ -111,28 +118,43 @@ int bgsnap_method_probe(int method, char *why, size_t why_len)
 	return r;
 }
 
-uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+/* The size of struct bgsnap_options in its first version (up to log_ctx):
+ * the smallest a caller may pass.  Fields added later lie beyond it. */
+_Static_assert(FMT_PAGE_SIZE == PAGE_SIZE_, "the file counts pages in the library's page size");
 
-static uint64_t realtime_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#define OPTIONS_SIZE_FIRST (offsetof(struct bgsnap_options, log_ctx) + sizeof(void *))
 
 void bgsnap_options_init(struct bgsnap_options *opts)
 {
 	memset(opts, 0, sizeof(*opts));
+	opts->size = sizeof(*opts);
 	opts->method = BGSNAP_METHOD_AUTO;
 	opts->copy_buffer_bytes = 64u << 20;
-	opts->fault_spin_us = BGSNAP_DEFAULT_FAULT_SPIN_US;
 	opts->pre_protect = 1;
 	opts->direct_io = 1;
+}
+
+/* Copies the caller's options over the defaults: only the bytes the caller
+ * says it has; a larger (newer) struct is accepted when the fields this
+ * library does not know are all zero, i.e. left at their defaults. */
+static int options_copy(struct bgsnap_options *o, const struct bgsnap_options *opts)
+{
+	bgsnap_options_init(o);
+	if (!opts)
+		return 0;
+	size_t size = opts->size;
+	if (size < OPTIONS_SIZE_FIRST)
+		return -EINVAL;
+	if (size > sizeof(*o)) {
+		const unsigned char *tail = (const unsigned char *)opts + sizeof(*o);
+		for (size_t i = 0; i < size - sizeof(*o); i++)
+			if (tail[i])
+				return -EINVAL;
+		size = sizeof(*o);
+	}
+	memcpy(o, opts, size);
+	o->size = sizeof(*o);
+	return 0;
 }
 
 int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts)
@@ -141,18 +163,10 @@ int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts)
 		return -EINVAL;
 	*out = NULL;
 	struct bgsnap_options o;
-	if (opts)
-		o = *opts;
-	else
-		bgsnap_options_init(&o);
+	if (options_copy(&o, opts))
+		return -EINVAL;
 	if (o.method < 0 || o.method >= BGSNAP_METHOD_COUNT_)
 		return -EINVAL;
-	if (o.fault_around_pages == 0)
-		o.fault_around_pages = 1;
-	if (o.fault_around_pages > 64 || (o.fault_around_pages & (o.fault_around_pages - 1)))
-		return -EINVAL;
-	if (o.fault_spin_us > 100000)
-		o.fault_spin_us = 100000;
 	if (o.copy_buffer_bytes == 0)
 		o.copy_buffer_bytes = PAGE_SIZE_;
 	if (o.copy_buffer_bytes > ((size_t)1 << 40))
@@ -167,6 +181,7 @@ int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts)
 		return -ENOMEM;
 	}
 	e->opts = o;
+	e->fault_around_pages = 1;
 	pthread_mutex_init(&e->err_lock, NULL);
 	pthread_mutex_init(&e->run_lock, NULL);
 	e->sink.fd = -1;
@@ -236,19 +251,6 @@ void engine_log(struct bgsnap_engine *e, int level, const char *fmt, ...)
 	e->opts.log(e->opts.log_ctx, level, msg);
 }
 
-int engine_thread(pthread_t *t, const char *name, void *(*fn)(void *), void *arg)
-{
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int r = pthread_create(t, NULL, fn, arg);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	/* So that top -H and perf tell bgsnap's threads from the host's. */
-	if (!r)
-		pthread_setname_np(*t, name);
-	return -r;
-}
-
 int bgsnap_add_region(bgsnap_engine *e, const char *name, void *addr, size_t len)
 {
 	if (!e)
@@ -310,6 +312,40 @@ int bgsnap_set_hooks(bgsnap_engine *e, const struct bgsnap_hooks *hooks)
 	return 0;
 }
 
+int bgsnap_set_param(bgsnap_engine *e, int param, int64_t value)
+{
+	if (!e)
+		return -EINVAL;
+	if (e->starting || atomic_load(&e->run_state) == BGSNAP_STATE_RUNNING)
+		return err_set(&e->err, -EBUSY, "cannot change a parameter while a snapshot runs");
+	err_clear(&e->err);
+	switch (param) {
+	case BGSNAP_PARAM_FAULT_AROUND_PAGES:
+		if (value == 0)
+			value = 1;
+		if (value < 0 || value > 64 || (value & (value - 1)))
+			return err_set(&e->err, -EINVAL, "fault-around must be a power of two from 1 to 64 "
+			               "pages, not %" PRId64, value);
+		e->fault_around_pages = (unsigned)value;
+		return 0;
+	default:
+		return err_set(&e->err, -EINVAL, "unknown parameter %d", param);
+	}
+}
+
+int bgsnap_get_param(const bgsnap_engine *e, int param, int64_t *value)
+{
+	if (!e || !value)
+		return -EINVAL;
+	switch (param) {
+	case BGSNAP_PARAM_FAULT_AROUND_PAGES:
+		*value = e->fault_around_pages;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
 int bgsnap_state_add(bgsnap_state *st, const char *name, const void *data, size_t len)
 {
 	if (!st || !name || (!data && len))
@@ -354,7 +390,7 @@ int engine_finish_file(struct bgsnap_engine *e, struct fmt_writer *w, struct sin
 	int r = fmtw_finish(w, &e->meta);
 	if (!r)
 		r = sink_commit(s, err);
-	atomic_store(&e->live->commit_us, (now_ns() - t0) / 1000);
+	atomic_store(&e->live->commit_us, us_since(t0));
 	return r;
 }
 
@@ -473,10 +509,10 @@ static int start_run(bgsnap_engine *e)
 	atomic_store(&e->live->state_bytes, e->state.bytes);
 	uint64_t t_wp = now_ns();
 	r = e->ops->protect(e);
-	atomic_store(&e->live->wp_us, (now_ns() - t_wp) / 1000);
+	atomic_store(&e->live->wp_us, us_since(t_wp));
 	if (e->hooks.resume)
 		e->hooks.resume(e->hooks.ctx);
-	e->meta.pause_us = (now_ns() - e->t_pause_ns) / 1000;
+	e->meta.pause_us = us_since(e->t_pause_ns);
 	atomic_store(&e->live->pause_us, e->meta.pause_us);
 	/* ---- end of the pause ---- */
 
@@ -604,7 +640,7 @@ int bgsnap_wait(bgsnap_engine *e)
 	pthread_mutex_unlock(&e->err_lock);
 	if (r)
 		sink_abort(&e->sink);
-	atomic_store(&e->live->total_us, (now_ns() - e->t_start_ns) / 1000);
+	atomic_store(&e->live->total_us, us_since(e->t_start_ns));
 	e->result = r;
 	atomic_store(&e->live->error, r);
 	pthread_mutex_lock(&e->run_lock);
@@ -639,10 +675,11 @@ void engine_progress(struct bgsnap_engine *e, const struct fmt_writer *w)
 	atomic_store_explicit(&e->live->bytes_written, w->bytes_written, memory_order_relaxed);
 }
 
-int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *out)
+int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *user, size_t user_size)
 {
-	if (!e || !out)
+	if (!e || !user)
 		return -EINVAL;
+	struct bgsnap_stats s, *out = &s;
 	memset(out, 0, sizeof(*out));
 	int st = atomic_load(&((bgsnap_engine *)e)->run_state);
 	out->state = st;
@@ -663,12 +700,13 @@ int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *out)
 	out->copybuf_capacity = atomic_load(&l->copybuf_capacity);
 	out->pause_us = atomic_load(&l->pause_us);
 	out->wp_us = atomic_load(&l->wp_us);
-	out->total_us = st == BGSNAP_STATE_RUNNING ? (now_ns() - e->t_start_ns) / 1000 : atomic_load(&l->total_us);
+	out->total_us = st == BGSNAP_STATE_RUNNING ? us_since(e->t_start_ns) : atomic_load(&l->total_us);
 	out->uffd_features = atomic_load(&l->uffd_features);
 	out->unprotect_us = atomic_load(&l->unprotect_us);
 	out->commit_us = atomic_load(&l->commit_us);
 	out->prewp_us = atomic_load(&l->prewp_us);
 	out->reprotect_pages = atomic_load(&l->reprotect_pages);
 	out->direct_io = atomic_load(&l->direct_io);
+	abi_copy_out(user, user_size, out, sizeof(*out));
 	return 0;
 }

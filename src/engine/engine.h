@@ -16,11 +16,10 @@
 
 #include "bgsnap.h"
 #include "util/err.h"
+#include "util/page.h"
 #include "format/format.h"
 #include "sink/sink.h"
 
-#define PAGE_SIZE_ 4096u
-#define PAGE_SHIFT_ 12
 
 struct region {
 	char name[FMT_NAME_MAX + 1];
@@ -93,6 +92,7 @@ struct method_ops {
 
 struct bgsnap_engine {
 	struct bgsnap_options opts;
+	unsigned fault_around_pages;    /* BGSNAP_PARAM_FAULT_AROUND_PAGES */
 	struct bgsnap_hooks hooks;
 	struct region *regions;
 	uint32_t region_count;
@@ -121,7 +121,6 @@ struct bgsnap_engine {
 	uint64_t t_start_ns, t_pause_ns;
 };
 
-uint64_t now_ns(void);
 /* Thread-safe error recording for background threads (first one wins). */
 int engine_fail(struct bgsnap_engine *e, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -136,9 +135,6 @@ int engine_finish_file(struct bgsnap_engine *e, struct fmt_writer *w, struct sin
 int engine_write_all(struct bgsnap_engine *e, struct fmt_writer *w);
 /* Publishes a writer's progress to the live statistics. */
 void engine_progress(struct bgsnap_engine *e, const struct fmt_writer *w);
-/* Creates a thread with every signal blocked: the library's threads never
- * take the host's signals (SIGPIPE from a closed pipe sink included). */
-int engine_thread(pthread_t *t, const char *name, void *(*fn)(void *), void *arg);
 
 extern const struct method_ops method_uffd_ops;
 extern const struct method_ops method_uffd_signal_ops;

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <ucontext.h>
 
+#include "util/clock.h"
+
 #define RETIRED_MAX 16
 #define RETIRE_GRACE_NS 2000000000ull
 
@@ -65,16 +67,9 @@ static void chain(struct slot *s, int sig, siginfo_t *si, void *uc)
 	s->prev.sa_handler(sig);
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);   /* async-signal-safe */
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static int retired(struct slot *s, uint64_t addr)
 {
-	if (mono_ns() >= atomic_load(&s->retired_until))
+	if (now_ns() >= atomic_load(&s->retired_until))
 		return 0;
 	unsigned n = atomic_load(&s->nretired);
 	for (unsigned i = 0; i < n && i < RETIRED_MAX; i++)
@@ -165,7 +160,7 @@ void fault_signal_remove(int signo, const struct track *t)
 		n = 1;
 	}
 	atomic_store(&s->nretired, n);
-	atomic_store(&s->retired_until, mono_ns() + RETIRE_GRACE_NS);
+	atomic_store(&s->retired_until, now_ns() + RETIRE_GRACE_NS);
 	atomic_store(&s->track, NULL);
 	while (atomic_load(&s->inflight)) {
 		struct timespec ts = { 0, 100000 };

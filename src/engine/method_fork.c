@@ -25,6 +25,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "util/clock.h"
+
 struct fork_shared {
 	struct bgsnap_err err;     /* written by the child only */
 };
@@ -133,7 +135,7 @@ static void child_main(struct bgsnap_engine *e, struct fork_priv *p)
 	sink_in_child(&e->sink);
 	close_all_but(e->sink.fd, e->sink.dirfd);   /* the directory: a named temporary's removal */
 	/* The parent's pause ends after this; the fork is its bulk. */
-	e->meta.pause_us = (now_ns() - e->t_pause_ns) / 1000;
+	e->meta.pause_us = us_since(e->t_pause_ns);
 	struct bgsnap_err *err = &p->shared->err;
 	e->fw.err = err;
 	int r = engine_write_all(e, &e->fw);

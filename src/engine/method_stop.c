@@ -9,6 +9,8 @@
 
 #include <string.h>
 
+#include "util/clock.h"
+
 static int stop_probe(struct bgsnap_err *err)
 {
 	(void)err;
@@ -26,7 +28,7 @@ static int stop_protect(struct bgsnap_engine *e)
 	/* Runs in the host's thread, with SIGPIPE blocked by the engine. */
 	int r = engine_write_all(e, &e->fw);
 	/* The trailer is written inside the pause: record the pause so far. */
-	e->meta.pause_us = (now_ns() - e->t_pause_ns) / 1000;
+	e->meta.pause_us = us_since(e->t_pause_ns);
 	if (!r)
 		r = engine_finish_file(e, &e->fw, &e->sink, &e->werr);
 	engine_progress(e, &e->fw);

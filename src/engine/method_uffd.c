@@ -22,22 +22,18 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "engine/fault_signal.h"
 #include "engine/track.h"
+#include "os/uffd_loop.h"
 #include "os/uffd_sys.h"
-
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
+#include "util/thread.h"
 
 #define EAGAIN_RETRIES 20000      /* x 50 us: up to a second of mm changes */
 
@@ -60,12 +56,9 @@ struct uffd_priv {
 	int pool_started;
 	int signal_mode;
 	int fd;
-	int stop_fd;                  /* eventfd: tells the handler to exit */
 	uint64_t features;
 	int *registered;
-	pthread_t handler;
-	int handler_started;
-	_Atomic int stopping;         /* ends the handler's spinning */
+	struct uffd_loop handler;     /* reads the fault and event messages */
 	int signal_installed;
 	/* handler-only: unprotects that met EAGAIN, retried after the next read */
 	uint64_t pending[1024];
@@ -145,18 +138,6 @@ static void unregister_all(struct bgsnap_engine *e, struct uffd_priv *p)
 	}
 }
 
-static void stop_handler(struct uffd_priv *p)
-{
-	if (!p->handler_started)
-		return;
-	atomic_store(&p->stopping, 1);
-	uint64_t one = 1;
-	while (write(p->stop_fd, &one, sizeof(one)) < 0 && errno == EINTR)
-		;
-	pthread_join(p->handler, NULL);
-	p->handler_started = 0;
-}
-
 static void wake_page(struct uffd_priv *p, uint64_t addr)
 {
 	struct uffdio_range rg = { .start = addr & ~(uint64_t)(PAGE_SIZE_ - 1), .len = PAGE_SIZE_ };
@@ -182,10 +163,23 @@ static void retry_pending(struct bgsnap_engine *e, struct uffd_priv *p)
 	}
 }
 
-static void handle_fault_msg(struct bgsnap_engine *e, struct uffd_priv *p, const struct uffd_msg *m, int pre)
+/* The uffd_loop callbacks; ctx is the engine. */
+
+/* The whole batch is read and handled under one pre-phase ticket: the
+ * kernel lets a thread blocked on an event go as soon as the event is
+ * read (track.h, track_prephase_enter). */
+static int loop_batch_begin(void *ctx)
 {
-	uint64_t addr = m->arg.pagefault.address;
-	if (!(m->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)) {
+	struct bgsnap_engine *e = ctx;
+	struct uffd_priv *p = e->method_priv;
+	return track_prephase_enter(&p->track);
+}
+
+static void loop_fault(void *ctx, uint64_t addr, uint64_t flags, int pre)
+{
+	struct bgsnap_engine *e = ctx;
+	struct uffd_priv *p = e->method_priv;
+	if (!(flags & UFFD_PAGEFAULT_FLAG_WP)) {
 		wake_page(p, addr);      /* not registered for missing faults */
 		return;
 	}
@@ -205,89 +199,55 @@ static void handle_fault_msg(struct bgsnap_engine *e, struct uffd_priv *p, const
 	}
 }
 
-/* `pre`: the batch was read under a pre-phase ticket.  Memory discarded or
- * moved before the pause is not a loss (the snapshot instant has not
- * come), but the protection there may be gone: the pause then protects
- * everything. */
-static void handle_msgs(struct bgsnap_engine *e, struct uffd_priv *p, const struct uffd_msg *msgs, size_t count,
-                        int pre)
+/* Memory discarded or moved before the pause is not a loss (the snapshot
+ * instant has not come), but the protection there may be gone: the pause
+ * then protects everything. */
+static void loop_discard(void *ctx, uint64_t lo, uint64_t hi, const char *what, int pre)
 {
-	for (size_t i = 0; i < count; i++) {
-		const struct uffd_msg *m = &msgs[i];
-		uint64_t lo = 0, hi = 0;
-		const char *what = NULL;
-		switch (m->event) {
-		case UFFD_EVENT_PAGEFAULT:
-			handle_fault_msg(e, p, m, pre);
-			continue;
-		case UFFD_EVENT_REMOVE:
-			lo = m->arg.remove.start, hi = m->arg.remove.end, what = "MADV_DONTNEED/MADV_REMOVE";
-			break;
-		case UFFD_EVENT_UNMAP:
-			lo = m->arg.remove.start, hi = m->arg.remove.end, what = "munmap";
-			break;
-		case UFFD_EVENT_REMAP:
-			lo = m->arg.remap.from, hi = m->arg.remap.from + m->arg.remap.len, what = "mremap";
-			break;
-		default:
-			continue;
-		}
-		if (pre)
-			atomic_store(&p->track.pre_spoiled, 1);
-		else
-			track_discard(&p->track, lo, hi, what);
-	}
+	struct bgsnap_engine *e = ctx;
+	struct uffd_priv *p = e->method_priv;
+	if (pre)
+		atomic_store(&p->track.pre_spoiled, 1);
+	else
+		track_discard(&p->track, lo, hi, what);
 }
 
-/*
- * Reads fault messages in batches (one read(2) takes up to 64).  After a
- * batch it keeps polling the (non-blocking) descriptor for fault_spin_us
- * before it sleeps in poll(2): on a virtual machine a thread wake-up costs
- * tens of microseconds, as much as the rest of the round trip, and faults
- * come in bursts.
- */
-static void *handler_main(void *arg)
+static void loop_batch_end(void *ctx, int pre, size_t n)
 {
-	struct bgsnap_engine *e = arg;
+	struct bgsnap_engine *e = ctx;
 	struct uffd_priv *p = e->method_priv;
-	struct uffd_msg msgs[64];
-	struct pollfd pfd[2] = { { .fd = p->fd, .events = POLLIN }, { .fd = p->stop_fd, .events = POLLIN } };
-	uint64_t spin_ns = (uint64_t)e->opts.fault_spin_us * 1000, last = 0;
-	for (;;) {
-		int pre = track_prephase_enter(&p->track);
-		ssize_t n = read(p->fd, msgs, sizeof(msgs));
-		if (n > 0)
-			handle_msgs(e, p, msgs, (size_t)n / sizeof(msgs[0]), pre);
-		if (pre)
-			track_prephase_leave(&p->track);   /* atomics only: errno of the read stays */
-		if (n > 0) {
-			retry_pending(e, p);
-			if (spin_ns)
-				last = now_ns();
-			continue;
-		}
-		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			engine_fail(e, -errno, "reading the userfaultfd failed: %s", strerror(errno));
-			copybuf_close(&p->track.cb);
-			break;
-		}
-		if (p->npending)
-			retry_pending(e, p);
-		if (spin_ns && now_ns() - last < spin_ns && !atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
-			__builtin_ia32_pause();
-			continue;
-		}
-		int pr = poll(pfd, 2, p->npending ? 1 : -1);
-		if (pr < 0 && errno != EINTR) {
-			engine_fail(e, -errno, "poll on the userfaultfd failed: %s", strerror(errno));
-			copybuf_close(&p->track.cb);
-			break;
-		}
-		if (pr > 0 && (pfd[1].revents & POLLIN))
-			break;
-	}
-	return NULL;
+	if (pre)
+		track_prephase_leave(&p->track);
+	if (n > 0)
+		retry_pending(e, p);
 }
+
+/* Unprotects that met EAGAIN are retried every millisecond until they pass. */
+static int loop_idle(void *ctx)
+{
+	struct bgsnap_engine *e = ctx;
+	struct uffd_priv *p = e->method_priv;
+	if (p->npending)
+		retry_pending(e, p);
+	return p->npending ? 1 : -1;
+}
+
+static void loop_failed(void *ctx, int code, const char *what)
+{
+	struct bgsnap_engine *e = ctx;
+	struct uffd_priv *p = e->method_priv;
+	engine_fail(e, code, "%s failed: %s", what, strerror(-code));
+	copybuf_close(&p->track.cb);
+}
+
+static const struct uffd_loop_ops loop_ops = {
+	.batch_begin = loop_batch_begin,
+	.fault = loop_fault,
+	.discard = loop_discard,
+	.batch_end = loop_batch_end,
+	.idle = loop_idle,
+	.failed = loop_failed,
+};
 
 /* Run by the writer thread at the end, protection already gone. */
 static void uffd_writer_end(struct track *t)
@@ -297,7 +257,7 @@ static void uffd_writer_end(struct track *t)
 		fault_signal_remove(SIGBUS, t);
 		p->signal_installed = 0;
 	}
-	stop_handler(p);
+	uffd_loop_stop(&p->handler);
 	unregister_all(t->e, p);
 }
 
@@ -308,7 +268,7 @@ static int prepare_common(struct bgsnap_engine *e, int signal_mode)
 		return err_set(&e->err, -ENOMEM, "out of memory");
 	e->method_priv = p;
 	p->fd = -1;
-	p->stop_fd = -1;
+	p->handler.stop_fd = -1;
 	p->signal_mode = signal_mode;
 	p->registered = calloc(e->region_count, sizeof(int));
 	if (!p->registered)
@@ -362,13 +322,12 @@ static int prepare_common(struct bgsnap_engine *e, int signal_mode)
 				(void)m[off];
 		}
 	}
-	p->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (p->stop_fd < 0)
-		return err_sys(&e->err, -errno, "eventfd");
-	r = engine_thread(&p->handler, "bgsnap-fault", handler_main, e);
+	r = uffd_loop_init(&p->handler, fd, &loop_ops, e);
+	if (r)
+		return err_sys(&e->err, r, "eventfd");
+	r = uffd_loop_start(&p->handler, "bgsnap-fault");
 	if (r)
 		return err_sys(&e->err, r, "cannot start the fault handler thread");
-	p->handler_started = 1;
 	r = pool_start(e, p);
 	if (r)
 		return r;
@@ -524,7 +483,7 @@ static int pool_start(struct bgsnap_engine *e, struct uffd_priv *p)
 			return err_set(&e->err, -ENOMEM, "out of memory");
 		a->e = e;
 		a->index = i + 1;
-		int r = engine_thread(&pl->threads[i], "bgsnap-wp", wp_helper, a);
+		int r = thread_start(&pl->threads[i], "bgsnap-wp", wp_helper, a);
 		if (r) {
 			free(a);
 			return err_sys(&e->err, r, "cannot start a write-protect thread");
@@ -618,10 +577,9 @@ static void uffd_release(struct bgsnap_engine *e)
 	pool_stop(p);
 	if (p->track.e)
 		uffd_writer_end(&p->track);
+	uffd_loop_destroy(&p->handler);
 	if (p->fd >= 0)
 		close(p->fd);
-	if (p->stop_fd >= 0)
-		close(p->stop_fd);
 	if (p->track.e)
 		track_free(&p->track);
 	free(p->registered);

@@ -16,6 +16,8 @@
  * as fast as it fills.
  */
 #include "engine/track.h"
+#include "util/clock.h"
+#include "util/thread.h"
 #include "util/tsan.h"
 
 #include <errno.h>
@@ -52,7 +54,7 @@ int track_init(struct track *t, struct bgsnap_engine *e)
 	if (r)
 		return err_set(&e->err, r, "cannot allocate the %zu-byte copy buffer", e->opts.copy_buffer_bytes);
 	t->cb_ready = 1;
-	t->fault_around = e->opts.fault_around_pages;
+	t->fault_around = e->fault_around_pages;
 	atomic_store(&e->live->copybuf_capacity, (uint64_t)t->cb.nslots * PAGE_SIZE_);
 	return 0;
 }
@@ -284,7 +286,7 @@ int track_pre_protect(struct track *t, track_protect_all_fn all)
 	struct bgsnap_engine *e = t->e;
 	uint64_t t0 = now_ns();
 	int r = all(t);
-	atomic_store(&e->live->prewp_us, (now_ns() - t0) / 1000);
+	atomic_store(&e->live->prewp_us, us_since(t0));
 	if (r)
 		return engine_fail(e, r, "cannot write-protect the regions before the pause: %s", strerror(-r));
 	t->pre_protected = 1;
@@ -405,7 +407,7 @@ static int flush_window(struct track *t, uint32_t ri, uint64_t lo, uint64_t hi)
 		r = t->unprotect(t, (uint64_t)(uintptr_t)(rg->addr + s * PAGE_SIZE_), (end - s) * PAGE_SIZE_);
 		count_unprotect(t);
 	}
-	atomic_fetch_add_explicit(&t->e->live->unprotect_us, (now_ns() - t0) / 1000, memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->e->live->unprotect_us, us_since(t0), memory_order_relaxed);
 	return r ? err_sys(&t->e->werr, r, "cannot remove write protection after saving pages") : 0;
 }
 
@@ -528,7 +530,7 @@ int track_launch(struct track *t)
 	else if (t->pause_fallback < 0)
 		engine_log(t->e, BGSNAP_LOG_INFO, "protecting the pages written before the pause failed (%s): the "
 		           "pause write-protected everything", strerror(-t->pause_fallback));
-	int r = engine_thread(&t->writer, "bgsnap-writer", writer_main, t);
+	int r = thread_start(&t->writer, "bgsnap-writer", writer_main, t);
 	if (r)
 		return r;
 	t->writer_started = 1;

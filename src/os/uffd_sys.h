@@ -1,7 +1,8 @@
 /*
- * uffd_sys.h - userfaultfd system-call wrappers and the constants that
- * Debian 12's kernel headers (6.1) lack.  Features are always probed at run
- * time with UFFDIO_API, never assumed from these definitions.
+ * uffd_sys.h - userfaultfd system-call wrappers, and the one place for the
+ * kernel constants that Debian 12's headers (Linux 6.1) lack.  Features are
+ * always probed at run time with UFFDIO_API, never assumed from these
+ * definitions.
  */
 #ifndef BGSNAP_UFFD_SYS_H
 #define BGSNAP_UFFD_SYS_H
@@ -22,6 +23,27 @@
 #endif
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+/* UFFDIO_POISON: Linux 6.6. */
+#ifndef UFFD_FEATURE_POISON
+#define UFFD_FEATURE_POISON (1 << 14)
+#endif
+#ifndef _UFFDIO_POISON
+#define _UFFDIO_POISON (0x08)
+#endif
+#ifndef UFFDIO_POISON
+struct uffdio_poison {
+	struct uffdio_range range;
+#define UFFDIO_POISON_MODE_DONTWAKE ((__u64)1 << 0)
+	__u64 mode;
+	__s64 updated;
+};
+#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
+#endif
+/* Populating a range before write-protecting it, where the kernel cannot
+ * protect unpopulated pages: Linux 5.14. */
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
 #endif
 
 /*

@@ -16,7 +16,7 @@
  * Lazy restore (restore_lazy.c) prefetches the same way and serves faults
  * through bgsnap_reader_read_page.
  *
- * Invariant: a page p of a target is only written at dst + p*4096 with
+ * Invariant: a page p of a target is only written at dst + p * PAGE_SIZE_ with
  * p < pages: the reader checked every run against its region's size at open,
  * and each target was checked to be exactly its region's size first.
  */
@@ -38,6 +38,7 @@
 #include "restore/restore_int.h"
 #include "os/proc_maps.h"
 #include "os/uffd_sys.h"
+#include "util/thread.h"
 
 #define MAX_THREADS 16u
 
@@ -54,7 +55,7 @@ int rst_check_targets(bgsnap_reader *r, const struct bgsnap_restore_target *t, u
 		return err_set(err, -EINVAL, "no restore targets");
 	struct bgsnap_file_info fi;
 	bgsnap_reader_info(r, &fi, sizeof fi);
-	if (fi.page_size != RST_PAGE)
+	if (fi.page_size != PAGE_SIZE_)
 		return err_set(err, -EINVAL, "page size %u not supported", fi.page_size);
 	struct rst_target *v = calloc(n, sizeof(*v));
 	if (!v)
@@ -68,7 +69,7 @@ int rst_check_targets(bgsnap_reader *r, const struct bgsnap_restore_target *t, u
 			goto fail;
 		}
 		uintptr_t a = (uintptr_t)t[i].dst;
-		if (!t[i].dst || a % RST_PAGE || t[i].len % RST_PAGE || t[i].len == 0 || a + t[i].len < a) {
+		if (!t[i].dst || a % PAGE_SIZE_ || t[i].len % PAGE_SIZE_ || t[i].len == 0 || a + t[i].len < a) {
 			err_set(err, -EINVAL, "target %u (region '%s'): destination %p + %zu is not page-aligned, "
 			        "empty or wrapping", i, ri.name, t[i].dst, t[i].len);
 			goto fail;
@@ -91,7 +92,7 @@ int rst_check_targets(bgsnap_reader *r, const struct bgsnap_restore_target *t, u
 		}
 		v[i].region = t[i].region;
 		v[i].dst = t[i].dst;
-		v[i].pages = ri.size / RST_PAGE;
+		v[i].pages = ri.size / PAGE_SIZE_;
 		continue;
 	fail:
 		free(v);
@@ -132,8 +133,8 @@ int64_t rst_populated(const void *dst, uint64_t pages, uint64_t *first, struct b
 	*first = pages;
 	for (uint64_t p = 0; p < pages; p += sizeof(vec)) {
 		uint64_t k = pages - p < sizeof(vec) ? pages - p : sizeof(vec);
-		if (mincore((uint8_t *)dst + p * RST_PAGE, k * RST_PAGE, vec) < 0)
-			return err_sys(err, -errno, "mincore at %p", (void *)((uint8_t *)dst + p * RST_PAGE));
+		if (mincore((uint8_t *)dst + p * PAGE_SIZE_, k * PAGE_SIZE_, vec) < 0)
+			return err_sys(err, -errno, "mincore at %p", (void *)((uint8_t *)dst + p * PAGE_SIZE_));
 		for (uint64_t i = 0; i < k; i++)
 			if (vec[i] & 1) {
 				if (!count)
@@ -148,7 +149,7 @@ int rst_page_zero(const uint8_t *p)
 {
 	const uint64_t *w = (const uint64_t *)(const void *)p;
 	uint64_t acc = 0;
-	for (unsigned i = 0; i < RST_PAGE / 8; i += 8)
+	for (unsigned i = 0; i < PAGE_SIZE_ / 8; i += 8)
 		acc |= w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7];
 	return acc == 0;
 }
@@ -157,7 +158,7 @@ int rst_fill(bgsnap_reader *r, unsigned region, uint64_t first, uint64_t count, 
              uint64_t *bad, struct bgsnap_err *err)
 {
 	for (uint64_t i = 0; i < count; i++) {
-		int rc = bgsnap_reader_read_page(r, region, first + i, buf + i * RST_PAGE);
+		int rc = bgsnap_reader_read_page(r, region, first + i, buf + i * PAGE_SIZE_);
 		if (rc < 0) {
 			*bad = first + i;
 			const char *m = bgsnap_reader_errmsg(r);
@@ -219,13 +220,13 @@ int rst_install(int uffd, uint8_t *dst, const uint8_t *buf, uint64_t count, int 
 		 * the kind of page j, so each page is scanned once. */
 		uint64_t j = i + 1;
 		int zj = 0;
-		while (j < count && (zj = rst_page_zero(buf + j * RST_PAGE)) == z)
+		while (j < count && (zj = rst_page_zero(buf + j * PAGE_SIZE_)) == z)
 			j++;
 		while (i < j) {
 			int e;
-			uint64_t len = (j - i) * RST_PAGE;
-			uint64_t done = uffd_fill(uffd, dst + i * RST_PAGE, z ? NULL : buf + i * RST_PAGE, len, &e);
-			uint64_t pg = done / RST_PAGE;
+			uint64_t len = (j - i) * PAGE_SIZE_;
+			uint64_t done = uffd_fill(uffd, dst + i * PAGE_SIZE_, z ? NULL : buf + i * PAGE_SIZE_, len, &e);
+			uint64_t pg = done / PAGE_SIZE_;
 			if (z)
 				c->zeroed += pg;
 			else
@@ -237,15 +238,15 @@ int rst_install(int uffd, uint8_t *dst, const uint8_t *buf, uint64_t count, int 
 				/* Already there: served by another thread, or populated
 				 * by the owner.  Make sure no waiter is left asleep. */
 				if (overwrite)
-					memcpy(dst + i * RST_PAGE, buf + i * RST_PAGE, RST_PAGE);
+					memcpy(dst + i * PAGE_SIZE_, buf + i * PAGE_SIZE_, PAGE_SIZE_);
 				else
-					uffd_wake(uffd, dst + i * RST_PAGE, RST_PAGE);
+					uffd_wake(uffd, dst + i * PAGE_SIZE_, PAGE_SIZE_);
 				c->existed++;
 				i++;
 				continue;
 			}
 			return err_set(err, -e, "installing %llu pages at %p: %s", (ull)(j - i),
-			               (void *)(dst + i * RST_PAGE), strerror(e));
+			               (void *)(dst + i * PAGE_SIZE_), strerror(e));
 		}
 		z = zj;
 	}
@@ -258,8 +259,8 @@ int64_t rst_poison(int uffd, uint8_t *dst, uint64_t count, int poison, struct bg
 	int64_t total = 0;
 	for (uint64_t p = 0; p < count; p += sizeof(vec)) {
 		uint64_t k = count - p < sizeof(vec) ? count - p : sizeof(vec);
-		if (mincore(dst + p * RST_PAGE, k * RST_PAGE, vec) < 0)
-			return err_sys(err, -errno, "mincore at %p", (void *)(dst + p * RST_PAGE));
+		if (mincore(dst + p * PAGE_SIZE_, k * PAGE_SIZE_, vec) < 0)
+			return err_sys(err, -errno, "mincore at %p", (void *)(dst + p * PAGE_SIZE_));
 		for (uint64_t i = 0; i < k;) {
 			if (vec[i] & 1) {
 				i++;
@@ -268,22 +269,22 @@ int64_t rst_poison(int uffd, uint8_t *dst, uint64_t count, int poison, struct bg
 			uint64_t j = i + 1;
 			while (j < k && !(vec[j] & 1))
 				j++;
-			uint8_t *a = dst + (p + i) * RST_PAGE;
-			uint64_t len = (j - i) * RST_PAGE;
+			uint8_t *a = dst + (p + i) * PAGE_SIZE_;
+			uint64_t len = (j - i) * PAGE_SIZE_;
 			if (poison) {
 				uint64_t off = 0;
 				while (off < len) {
 					struct uffdio_poison q = { .range = { (uintptr_t)a + off, len - off }, .mode = 0 };
 					if (ioctl(uffd, UFFDIO_POISON, &q) == 0) {
-						total += (int64_t)((len - off) / RST_PAGE);
+						total += (int64_t)((len - off) / PAGE_SIZE_);
 						break;
 					}
 					int e = errno;
 					if (q.updated > 0) {
 						off += (uint64_t)q.updated;
-						total += q.updated / RST_PAGE;
+						total += q.updated / PAGE_SIZE_;
 					} else if (e == EEXIST) {
-						off += RST_PAGE;   /* filled meanwhile: fine */
+						off += PAGE_SIZE_;   /* filled meanwhile: fine */
 					} else if (e != EAGAIN && e != EINTR) {
 						return err_sys(err, -e, "UFFDIO_POISON at %p", (void *)(a + off));
 					}
@@ -334,28 +335,28 @@ int rst_fill_run(int uffd, uint8_t *dst, const uint8_t *src, uint64_t count, int
 	uint64_t i = 0;
 	while (i < count) {
 		int e;
-		uint64_t done = uffd_fill(uffd, dst + i * RST_PAGE, src ? src + i * RST_PAGE : NULL,
-		                          (count - i) * RST_PAGE, &e);
+		uint64_t done = uffd_fill(uffd, dst + i * PAGE_SIZE_, src ? src + i * PAGE_SIZE_ : NULL,
+		                          (count - i) * PAGE_SIZE_, &e);
 		if (src)
-			c->copied += done / RST_PAGE;
+			c->copied += done / PAGE_SIZE_;
 		else
-			c->zeroed += done / RST_PAGE;
-		i += done / RST_PAGE;
+			c->zeroed += done / PAGE_SIZE_;
+		i += done / PAGE_SIZE_;
 		if (e == 0 || e == EAGAIN)
 			continue;
 		if (e == EEXIST) {
 			if (!overwrite)
-				uffd_wake(uffd, dst + i * RST_PAGE, RST_PAGE);
+				uffd_wake(uffd, dst + i * PAGE_SIZE_, PAGE_SIZE_);
 			else if (src)
-				memcpy(dst + i * RST_PAGE, src + i * RST_PAGE, RST_PAGE);
+				memcpy(dst + i * PAGE_SIZE_, src + i * PAGE_SIZE_, PAGE_SIZE_);
 			else
-				memset(dst + i * RST_PAGE, 0, RST_PAGE);
+				memset(dst + i * PAGE_SIZE_, 0, PAGE_SIZE_);
 			c->existed++;
 			i++;
 			continue;
 		}
 		return err_set(err, -e, "%s of %llu pages at %p: %s", src ? "UFFDIO_COPY" : "UFFDIO_ZEROPAGE",
-		               (ull)(count - i), (void *)(dst + i * RST_PAGE), strerror(e));
+		               (ull)(count - i), (void *)(dst + i * PAGE_SIZE_), strerror(e));
 	}
 	return 0;
 }
@@ -399,16 +400,16 @@ static int eager_slice(struct eager *g, uint8_t *buf, size_t s, struct bgsnap_er
 		const struct rst_target *t = &g->t[g->target_of[x.region]];
 		/* The reader checked first + count <= the region's pages at open,
 		 * and the target is exactly the region's size. */
-		uint8_t *dst = t->dst + x.first * RST_PAGE;
+		uint8_t *dst = t->dst + x.first * PAGE_SIZE_;
 		const uint8_t *src = rec + FMT_REC_HDR_LEN + FMT_RUN_PREFIX_LEN;
 		if (x.kind == FMT_REC_PAGES) {
 			struct rst_counts c = { 0, 0, 0 };
 			if (t->uffd_ok)
 				rc = rst_fill_run(g->uffd, dst, src, x.count, 1, &c, e);
 			else
-				memcpy(dst, src, (size_t)(x.count * RST_PAGE));
+				memcpy(dst, src, (size_t)(x.count * PAGE_SIZE_));
 		} else if (!t->uffd_ok) {
-			memset(dst, 0, (size_t)(x.count * RST_PAGE));
+			memset(dst, 0, (size_t)(x.count * PAGE_SIZE_));
 		}
 		/* A fresh target's missing pages already read as zero. */
 		if (rc < 0)
@@ -492,7 +493,7 @@ static void eager_register(struct eager *g)
 	for (unsigned i = 0; i < g->n; i++) {
 		uint64_t first;
 		struct rst_target *t = &g->t[i];
-		t->uffd_ok = rst_private_anon(t->dst, t->pages * RST_PAGE, &e) == 1 &&
+		t->uffd_ok = rst_private_anon(t->dst, t->pages * PAGE_SIZE_, &e) == 1 &&
 		             rst_populated(t->dst, t->pages, &first, &e) == 0;
 		fresh += t->uffd_ok;
 	}
@@ -503,7 +504,7 @@ static void eager_register(struct eager *g)
 		struct rst_target *t = &g->t[i];
 		if (!t->uffd_ok)
 			continue;
-		struct uffdio_register reg = { .range = { (uintptr_t)t->dst, t->pages * RST_PAGE },
+		struct uffdio_register reg = { .range = { (uintptr_t)t->dst, t->pages * PAGE_SIZE_ },
 		                               .mode = UFFDIO_REGISTER_MODE_MISSING };
 		uint64_t need = 1ull << _UFFDIO_COPY;
 		if (g->uffd < 0 || ioctl(g->uffd, UFFDIO_REGISTER, &reg) < 0) {
@@ -521,7 +522,7 @@ static void eager_unregister(struct eager *g)
 	for (unsigned i = 0; i < g->n; i++) {
 		if (!g->t[i].uffd_ok)
 			continue;
-		struct uffdio_range u = { (uintptr_t)g->t[i].dst, g->t[i].pages * RST_PAGE };
+		struct uffdio_range u = { (uintptr_t)g->t[i].dst, g->t[i].pages * PAGE_SIZE_ };
 		(void)ioctl(g->uffd, UFFDIO_UNREGISTER, &u);
 	}
 	if (g->uffd >= 0)
@@ -568,7 +569,7 @@ int bgsnap_restore_reader(bgsnap_reader *r, const struct bgsnap_restore_target *
 	pthread_t th[MAX_THREADS];
 	unsigned started = 0;
 	for (unsigned i = 1; i < threads; i++) {
-		if (pthread_create(&th[started], NULL, eager_worker, &g) != 0)
+		if (thread_start(&th[started], "bgsnap-restore", eager_worker, &g) != 0)
 			break;   /* fewer threads: the others take more slices */
 		started++;
 	}

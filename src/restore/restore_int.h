@@ -4,7 +4,7 @@
  * installing pages into a userfaultfd-registered range.
  *
  * Invariant that keeps a crafted file harmless: a page is only ever written
- * at dst + page * 4096 for a page < the target's page count, and the target
+ * at dst + page * PAGE_SIZE_ for a page < the target's page count, and the target
  * was checked to be exactly the region's size; the reader checked every run
  * in the file against that same size.
  */
@@ -16,27 +16,10 @@
 
 #include "bgsnap.h"
 #include "util/err.h"
+#include "util/page.h"
 #include "os/uffd_sys.h"
 
-#define RST_PAGE 4096u
 #define RST_SLICE_BYTES (4u << 20)   /* file bytes per pread in file-order passes */
-
-/* Debian 12 headers (6.1) lack UFFDIO_POISON (Linux 6.6). */
-#ifndef UFFD_FEATURE_POISON
-#define UFFD_FEATURE_POISON (1 << 14)
-#endif
-#ifndef _UFFDIO_POISON
-#define _UFFDIO_POISON (0x08)
-#endif
-#ifndef UFFDIO_POISON
-struct uffdio_poison {
-	struct uffdio_range range;
-#define UFFDIO_POISON_MODE_DONTWAKE ((__u64)1 << 0)
-	__u64 mode;
-	__s64 updated;
-};
-#define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
-#endif
 
 struct rst_target {
 	unsigned region;

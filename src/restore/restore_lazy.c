@@ -25,22 +25,24 @@
 #include "bgsnap.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "util/abi.h"
+#include "util/clock.h"
 #include "util/err.h"
 #include "format/format.h"
 #include "format/reader.h"
 #include "restore/restore_int.h"
+#include "os/uffd_loop.h"
 #include "os/uffd_sys.h"
+#include "util/thread.h"
 
 #define DEMAND_PAGES   16u    /* 64 KiB around a fault: neighbours come soon */
 
@@ -50,12 +52,13 @@ struct bgsnap_lazy {
 	struct rst_target *t;
 	unsigned n;
 	int *target_of;                /* region -> target index, -1 if none     */
-	int uffd, stopfd;
+	int uffd;
+	struct uffd_loop handler;      /* serves the faults                      */
 	int poison;                    /* UFFD_FEATURE_POISON granted            */
 	bgsnap_reader *r;              /* borrowed; used under rmu only          */
 	pthread_mutex_t rmu;
-	pthread_t handler, prefetch;
-	int have_handler, have_prefetch, registered;
+	pthread_t prefetch;
+	int have_prefetch, registered;
 	atomic_int stop, done, joined;
 	uint64_t t0_ns;
 	_Atomic uint64_t usable_us, total_us, pages_total, demand, prefetched, zero, failed, faults;
@@ -64,13 +67,6 @@ struct bgsnap_lazy {
 	atomic_int error;
 	uint8_t *hbuf;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void lazy_fail(bgsnap_lazy *l, const struct bgsnap_err *e)
 {
@@ -98,11 +94,11 @@ static void serve(bgsnap_lazy *l, uint8_t *buf, const struct rst_target *t, uint
 		int rc = rst_fill(l->r, t->region, p, end - p, buf, &bad, &e);
 		pthread_mutex_unlock(&l->rmu);
 		uint64_t good = rc < 0 ? bad - p : end - p;
-		if (good && rst_install(l->uffd, t->dst + p * RST_PAGE, buf, good, 0, c, &e) < 0) {
+		if (good && rst_install(l->uffd, t->dst + p * PAGE_SIZE_, buf, good, 0, c, &e) < 0) {
 			lazy_fail(l, &e);
 			/* The window is in an unknown state: poison what is missing so
 			 * nobody waits on it. */
-			int64_t k = rst_poison(l->uffd, t->dst + p * RST_PAGE, end - p, l->poison, &e);
+			int64_t k = rst_poison(l->uffd, t->dst + p * PAGE_SIZE_, end - p, l->poison, &e);
 			if (k > 0)
 				atomic_fetch_add(&l->failed, (uint64_t)k);
 			return;
@@ -111,7 +107,7 @@ static void serve(bgsnap_lazy *l, uint8_t *buf, const struct rst_target *t, uint
 			return;
 		lazy_fail(l, &e);
 		struct bgsnap_err pe = { 0, "" };
-		int64_t k = rst_poison(l->uffd, t->dst + bad * RST_PAGE, 1, l->poison, &pe);
+		int64_t k = rst_poison(l->uffd, t->dst + bad * PAGE_SIZE_, 1, l->poison, &pe);
 		if (k < 0)
 			lazy_fail(l, &pe);
 		else
@@ -125,72 +121,53 @@ static const struct rst_target *find_target(const bgsnap_lazy *l, uint64_t addr,
 {
 	for (unsigned i = 0; i < l->n; i++) {
 		uint64_t a = (uintptr_t)l->t[i].dst;
-		if (addr >= a && addr - a < l->t[i].pages * RST_PAGE) {
-			*page = (addr - a) / RST_PAGE;
+		if (addr >= a && addr - a < l->t[i].pages * PAGE_SIZE_) {
+			*page = (addr - a) / PAGE_SIZE_;
 			return &l->t[i];
 		}
 	}
 	return NULL;
 }
 
-static void *handler_main(void *arg)
+/* The uffd_loop callbacks; ctx is the restore.  Each missing-page fault is
+ * served with the DEMAND_PAGES window around it. */
+static void loop_fault(void *ctx, uint64_t addr, uint64_t flags, int token)
 {
-	bgsnap_lazy *l = arg;
-	struct pollfd pf[2] = { { l->uffd, POLLIN, 0 }, { l->stopfd, POLLIN, 0 } };
-	struct uffd_msg msgs[16];
-	for (;;) {
-		int rc = poll(pf, 2, -1);
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc < 0 || (pf[1].revents & POLLIN))
-			break;
-		if (pf[0].revents & (POLLERR | POLLHUP))
-			break;
-		ssize_t got = read(l->uffd, msgs, sizeof(msgs));
-		if (got < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				continue;
-			struct bgsnap_err e = { 0, "" };
-			err_sys(&e, -errno, "reading the userfaultfd");
-			lazy_fail(l, &e);
-			break;
-		}
-		for (size_t i = 0; i < (size_t)got / sizeof(msgs[0]); i++) {
-			if (msgs[i].event != UFFD_EVENT_PAGEFAULT)
-				continue;
-			atomic_fetch_add(&l->faults, 1);
-			uint64_t page;
-			const struct rst_target *t = find_target(l, msgs[i].arg.pagefault.address, &page);
-			if (!t)
-				continue;   /* cannot happen: only targets are registered */
-			uint64_t first = page - page % DEMAND_PAGES;
-			uint64_t count = t->pages - first < DEMAND_PAGES ? t->pages - first : DEMAND_PAGES;
-			struct rst_counts c = { 0, 0, 0 };
-			serve(l, l->hbuf, t, first, count, &c);
-			atomic_fetch_add(&l->demand, c.copied + c.zeroed);
-			atomic_fetch_add(&l->zero, c.zeroed);
-		}
-	}
-	return NULL;
+	bgsnap_lazy *l = ctx;
+	atomic_fetch_add(&l->faults, 1);
+	uint64_t page;
+	const struct rst_target *t = find_target(l, addr, &page);
+	if (!t)
+		return;   /* cannot happen: only targets are registered */
+	uint64_t first = page - page % DEMAND_PAGES;
+	uint64_t count = t->pages - first < DEMAND_PAGES ? t->pages - first : DEMAND_PAGES;
+	struct rst_counts c = { 0, 0, 0 };
+	serve(l, l->hbuf, t, first, count, &c);
+	atomic_fetch_add(&l->demand, c.copied + c.zeroed);
+	atomic_fetch_add(&l->zero, c.zeroed);
 }
+
+static void loop_failed(void *ctx, int code, const char *what)
+{
+	struct bgsnap_err e = { 0, "" };
+	err_sys(&e, code, "%s", what);
+	lazy_fail(ctx, &e);
+}
+
+static const struct uffd_loop_ops loop_ops = {
+	.fault = loop_fault,
+	.failed = loop_failed,
+};
 
 static void unregister_all(bgsnap_lazy *l)
 {
 	if (!l->registered)
 		return;
 	for (unsigned i = 0; i < l->n; i++) {
-		struct uffdio_range u = { (uintptr_t)l->t[i].dst, l->t[i].pages * RST_PAGE };
+		struct uffdio_range u = { (uintptr_t)l->t[i].dst, l->t[i].pages * PAGE_SIZE_ };
 		(void)ioctl(l->uffd, UFFDIO_UNREGISTER, &u);
 	}
 	l->registered = 0;
-}
-
-static void stop_handler(bgsnap_lazy *l)
-{
-	uint64_t one = 1;
-	if (write(l->stopfd, &one, sizeof(one)) < 0) {
-		/* An eventfd write fails only on counter overflow: it is set. */
-	}
 }
 
 /* One record for the prefetch (rec: its bytes, or NULL if they could not be
@@ -201,7 +178,7 @@ static void prefetch_record(bgsnap_lazy *l, size_t i, const struct reader_run *x
                             struct bgsnap_err *e)
 {
 	const struct rst_target *t = &l->t[l->target_of[x->region]];
-	uint8_t *dst = t->dst + x->first * RST_PAGE;
+	uint8_t *dst = t->dst + x->first * PAGE_SIZE_;
 	int rc = rec ? reader_run_check(l->r, i, rec, e) : (e->code ? e->code : -EIO);
 	if (rc == 0) {
 		struct rst_counts c = { 0, 0, 0 };
@@ -265,7 +242,7 @@ static void *prefetch_main(void *arg)
 	free(slice);
 	if (!atomic_load(&l->stop)) {
 		/* Every page is in or poisoned: no fault can wait any more. */
-		atomic_store(&l->total_us, (now_ns() - l->t0_ns) / 1000);
+		atomic_store(&l->total_us, us_since(l->t0_ns));
 		atomic_store(&l->done, 1);
 	}
 	return NULL;
@@ -284,7 +261,7 @@ int bgsnap_lazy_restore_start(bgsnap_lazy **out, bgsnap_reader *r, const struct 
 			snprintf(err, err_len, "out of memory");
 		return -ENOMEM;
 	}
-	l->uffd = l->stopfd = -1;
+	l->uffd = l->handler.stop_fd = -1;
 	l->t0_ns = t0;
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_mutex_init(&l->rmu, NULL);
@@ -302,7 +279,7 @@ int bgsnap_lazy_restore_start(bgsnap_lazy **out, bgsnap_reader *r, const struct 
 	for (unsigned i = 0; i < n; i++) {
 		struct rst_target *t = &l->t[i];
 		uint64_t first;
-		rc = rst_private_anon(t->dst, t->pages * RST_PAGE, &e);
+		rc = rst_private_anon(t->dst, t->pages * PAGE_SIZE_, &e);
 		if (rc == 0)
 			rc = err_set(&e, -ENOTSUP, "target %u at %p: lazy restore needs private anonymous memory "
 			             "(a shared or file-backed mapping cannot be filled with UFFDIO_COPY)", i,
@@ -342,18 +319,18 @@ int bgsnap_lazy_restore_start(bgsnap_lazy **out, bgsnap_reader *r, const struct 
 	if ((rc = l->uffd = uffd_open(UFFD_FEATURE_POISON, 0, &granted, &e)) < 0)
 		goto fail;
 	l->poison = !!(granted & UFFD_FEATURE_POISON);
-	if ((l->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
-		rc = err_sys(&e, -errno, "eventfd");
+	if ((rc = uffd_loop_init(&l->handler, l->uffd, &loop_ops, l)) < 0) {
+		err_sys(&e, rc, "eventfd");
 		goto fail;
 	}
-	l->hbuf = aligned_alloc(RST_PAGE, (size_t)DEMAND_PAGES * RST_PAGE);
+	l->hbuf = aligned_alloc(PAGE_SIZE_, (size_t)DEMAND_PAGES * PAGE_SIZE_);
 	if (!l->hbuf) {
 		rc = err_set(&e, -ENOMEM, "out of memory");
 		goto fail;
 	}
 	uint64_t need = (1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_ZEROPAGE) | (1ull << _UFFDIO_WAKE);
 	for (unsigned i = 0; i < n; i++) {
-		struct uffdio_register reg = { .range = { (uintptr_t)l->t[i].dst, l->t[i].pages * RST_PAGE },
+		struct uffdio_register reg = { .range = { (uintptr_t)l->t[i].dst, l->t[i].pages * PAGE_SIZE_ },
 		                               .mode = UFFDIO_REGISTER_MODE_MISSING };
 		if (ioctl(l->uffd, UFFDIO_REGISTER, &reg) < 0) {
 			rc = err_sys(&e, -errno, "target %u at %p: UFFDIO_REGISTER (missing faults)", i,
@@ -369,17 +346,16 @@ int bgsnap_lazy_restore_start(bgsnap_lazy **out, bgsnap_reader *r, const struct 
 			goto fail;
 		}
 	}
-	if ((rc = -pthread_create(&l->handler, NULL, handler_main, l)) < 0) {
+	if ((rc = uffd_loop_start(&l->handler, "bgsnap-lazy")) < 0) {
 		err_set(&e, rc, "starting the fault handler thread: %s", strerror(-rc));
 		goto fail;
 	}
-	l->have_handler = 1;
-	if ((rc = -pthread_create(&l->prefetch, NULL, prefetch_main, l)) < 0) {
+	if ((rc = thread_start(&l->prefetch, "bgsnap-prefetch", prefetch_main, l)) < 0) {
 		err_set(&e, rc, "starting the prefetch thread: %s", strerror(-rc));
 		goto fail;
 	}
 	l->have_prefetch = 1;
-	atomic_store(&l->usable_us, (now_ns() - t0) / 1000);
+	atomic_store(&l->usable_us, us_since(t0));
 	*out = l;
 	return 0;
 fail:
@@ -414,10 +390,7 @@ static void finish(bgsnap_lazy *l)
 	 * prefetched would otherwise meet an unregistered range (ENOENT) and
 	 * fail a restore that is complete.  Every page is in or poisoned, so
 	 * no thread needs it any more. */
-	if (l->have_handler) {
-		stop_handler(l);
-		pthread_join(l->handler, NULL);
-	}
+	uffd_loop_stop(&l->handler);
 	unregister_all(l);
 }
 
@@ -429,10 +402,11 @@ int bgsnap_lazy_wait(bgsnap_lazy *l)
 	return atomic_load(&l->error);
 }
 
-int bgsnap_lazy_get_stats(const bgsnap_lazy *l, struct bgsnap_lazy_stats *out)
+int bgsnap_lazy_get_stats(const bgsnap_lazy *l, struct bgsnap_lazy_stats *user, size_t user_size)
 {
-	if (!l || !out)
+	if (!l || !user)
 		return -EINVAL;
+	struct bgsnap_lazy_stats s, *out = &s;
 	memset(out, 0, sizeof(*out));
 	out->usable_us = atomic_load(&l->usable_us);
 	out->total_us = atomic_load(&l->total_us);
@@ -444,6 +418,7 @@ int bgsnap_lazy_get_stats(const bgsnap_lazy *l, struct bgsnap_lazy_stats *out)
 	out->faults = atomic_load(&l->faults);
 	out->done = atomic_load(&l->done);
 	out->error = atomic_load(&l->error);
+	abi_copy_out(user, user_size, out, sizeof(*out));
 	return 0;
 }
 
@@ -460,10 +435,9 @@ void bgsnap_lazy_free(bgsnap_lazy *l)
 		return;
 	atomic_store(&l->stop, 1);
 	finish(l);
+	uffd_loop_destroy(&l->handler);
 	if (l->uffd >= 0)
 		close(l->uffd);
-	if (l->stopfd >= 0)
-		close(l->stopfd);
 	free(l->hbuf);
 	free(l->target_of);
 	free(l->t);

@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
+
 /* Page-aligned, allocated at open: a fork child writes through the sink and
  * must not allocate.  A direct sink gets SINK_STAGES of them. */
 static int stage_alloc(struct sink *s, struct bgsnap_err *err)
@@ -32,7 +34,7 @@ static int stage_alloc(struct sink *s, struct bgsnap_err *err)
 	off_t pos = s->regular && !s->owns_fd ? lseek(s->fd, 0, SEEK_CUR) : 0;
 	s->wb_base = pos > 0 ? (uint64_t)pos : 0;
 	unsigned n = s->dfd >= 0 ? SINK_STAGES : 1;
-	s->stage = s->stages = aligned_alloc(4096, (size_t)n * SINK_STAGE_BYTES);
+	s->stage = s->stages = aligned_alloc(SINK_ALIGN, (size_t)n * SINK_STAGE_BYTES);
 	s->skew = 0;
 	if (!s->stage)
 		return err_set(err, -ENOMEM, "out of memory for the %u-byte write buffer", n * SINK_STAGE_BYTES);
@@ -84,9 +86,7 @@ static void tmp_name_fill(char *buf, size_t len, const char *base, uint64_t *x)
 
 static uint64_t tmp_seed(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 44;
+	return now_ns() ^ (uint64_t)getpid() << 44;
 }
 
 /*

@@ -35,6 +35,7 @@
 #include <sys/uio.h>
 
 #include "util/err.h"
+#include "util/page.h"
 
 struct sink {
 	int fd;
@@ -63,8 +64,9 @@ struct sink {
 
 #define SINK_STAGE_BYTES (1u << 20)
 /* Direct writes start at file offsets and addresses that are multiples of
- * this and span a multiple of it: enough for logical blocks up to 4 KiB. */
-#define SINK_ALIGN 4096u
+ * this and span a multiple of it: a page, enough for logical blocks up to
+ * 4 KiB. */
+#define SINK_ALIGN PAGE_SIZE_
 /* Stages of a direct sink: one being filled, the others being written. */
 #define SINK_STAGES 8u
 

@@ -12,11 +12,12 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include "util/thread.h"
 
 struct sink_aio {
 	pthread_t thread;
@@ -144,20 +145,14 @@ int sink_aio_start(struct sink_aio **out, int fd, int dfd)
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->more, NULL);
 	pthread_cond_init(&a->less, NULL);
-	/* Never a target for the host's signals, whichever thread starts it. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int r = pthread_create(&a->thread, NULL, aio_main, a);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int r = thread_start(&a->thread, "bgsnap-io", aio_main, a);
 	if (r) {
 		pthread_cond_destroy(&a->less);
 		pthread_cond_destroy(&a->more);
 		pthread_mutex_destroy(&a->mu);
 		free(a);
-		return -r;
+		return r;
 	}
-	pthread_setname_np(a->thread, "bgsnap-io");
 	*out = a;
 	return 0;
 }

@@ -160,7 +160,7 @@ static inline void st_add_region(bgsnap_engine *e, const char *name, void *addr,
 static inline void st_check_failed_stats(const char *file, int line, bgsnap_engine *e, int code)
 {
 	struct bgsnap_stats s;
-	int r = bgsnap_get_stats(e, &s);
+	int r = bgsnap_get_stats(e, &s, sizeof s);
 	if (r < 0) {
 		tu_msg(file, line, "bgsnap_get_stats: %s", tu_errname(r));
 		tu_fail_exit();

@@ -1,6 +1,6 @@
 /*
  * gen_corpus.c - writes the fuzz seed corpus: small snapshots of several
- * shapes made by the real encoder (tests/common/fmtgen.c), so the fuzzers
+ * shapes made by the real encoder (tests/unit/fmtgen.c), so the fuzzers
  * start from valid files and mutate from there.
  *   gen_corpus DIR
  */

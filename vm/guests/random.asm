@@ -9,13 +9,7 @@ WRITES       equ 1 << 20       ; writes per round
 MULT         equ 0x100000001b3 ; FNV-1a 64 prime
 
 main:
-	mov r12, rdi              ; end of RAM
-	mov r13, DATA
-	mov r14, rsi
-	test r14, r14
-	jnz .have
-	mov r14, ROUNDS
-.have:
+	ENTRY ROUNDS                  ; r12 end of RAM, r13 DATA, r14 rounds
 	mov rbp, r12
 	sub rbp, r13
 	shr rbp, 3                ; qwords in the data area

@@ -15,13 +15,7 @@ NEXT    equ 0x40000            ; qword next multiple to mark, per prime
 MAXLIM  equ 16 << 20           ; emulated stores are slow: keep it seconds
 
 main:
-	mov r12, rdi              ; end of RAM
-	mov r13, DATA             ; array: number n at [r13 + n]
-	mov r14, rsi
-	test r14, r14
-	jnz .have
-	mov r14, ROUNDS
-.have:
+	ENTRY ROUNDS                  ; r12 end of RAM, r13 DATA, r14 rounds
 	mov rbp, r12
 	sub rbp, r13              ; limit of round 1 (array size)
 	mov rax, MAXLIM

@@ -8,13 +8,7 @@ PASSES      equ 1500          ; default rounds
 REPORT_PAGES equ 256          ; progress reported every 1 MiB
 
 main:
-	mov r12, rdi              ; end of RAM
-	mov r13, DATA
-	mov r14, rsi              ; passes
-	test r14, r14
-	jnz .have
-	mov r14, PASSES
-.have:
+	ENTRY PASSES                  ; r12 end of RAM, r13 DATA, r14 rounds
 	mov rbp, r12
 	sub rbp, r13
 	shr rbp, 12               ; pages swept

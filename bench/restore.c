@@ -1,5 +1,5 @@
 /*
- * bench_restore.c - the restore part of `bgsnap bench` (bench_restore.h).
+ * restore.c - the restore part of `bgsnap bench` (restore.h).
  *
  * What is timed: eager restore_ms is the whole bgsnap_restore call on an
  * open reader, into a fresh mapping; read_ms is
@@ -11,7 +11,7 @@
  * checked by touching every page while the prefetch still runs, so the
  * check itself races the background fill, as a resumed host would.
  */
-#include "bench_restore.h"
+#include "restore.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,17 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bgsnap.h"
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
+#include "cli/clock.h"
 
 int bench_restore_parse(const char *s)
 {
@@ -91,7 +84,7 @@ static int read_file_ms(const char *path, double *ms, uint64_t *bytes)
 		return -ENOMEM;
 	}
 	uint64_t off = 0;
-	double t0 = now_s();
+	double t0 = mono_s();
 	for (;;) {
 		ssize_t n = pread(fd, buf, cap, (off_t)off);
 		if (n < 0 && errno == EINTR)
@@ -100,10 +93,82 @@ static int read_file_ms(const char *path, double *ms, uint64_t *bytes)
 			break;
 		off += (uint64_t)n;
 	}
-	*ms = (now_s() - t0) * 1000.0;
+	*ms = (mono_s() - t0) * 1000.0;
 	*bytes = off;
 	free(buf);
 	close(fd);
+	return 0;
+}
+
+/* A restore of the snapshot: what it needs and where its results go. */
+struct job {
+	const char *path;
+	bgsnap_reader *r;
+	unsigned region;
+	size_t mem_bytes;
+	bool thp;
+	const wl_oracle *oracle;
+	struct bench_restore_result *out;
+};
+
+static int restore_eager(const struct job *j, unsigned threads)
+{
+	struct bench_restore_result *out = j->out;
+	char err[400];
+	uint8_t *m = fresh(j->mem_bytes, j->thp);
+	if (!m || read_file_ms(j->path, &out->read_ms, &out->file_bytes) < 0) {
+		snprintf(out->msg, sizeof(out->msg), "restore: mmap or reading %s failed", j->path);
+		if (m)
+			munmap(m, j->mem_bytes);
+		return -1;
+	}
+	struct bgsnap_restore_target t = { j->region, m, j->mem_bytes };
+	double t0 = mono_s();
+	int e = bgsnap_restore_reader(j->r, &t, 1, threads, err, sizeof(err));
+	out->restore_ms = (mono_s() - t0) * 1000.0;
+	if (e < 0)
+		snprintf(out->msg, sizeof(out->msg), "eager restore: %s", err);
+	else
+		out->verified &= check(j->oracle, m, j->mem_bytes, "eager", out->msg, sizeof(out->msg));
+	munmap(m, j->mem_bytes);
+	return e < 0 ? -1 : 0;
+}
+
+/* The memory is checked while the prefetch still runs (see the top). */
+static int restore_lazy(const struct job *j)
+{
+	struct bench_restore_result *out = j->out;
+	char err[400];
+	uint8_t *m = fresh(j->mem_bytes, j->thp);
+	if (!m) {
+		snprintf(out->msg, sizeof(out->msg), "restore: mmap failed");
+		return -1;
+	}
+	struct bgsnap_restore_target t = { j->region, m, j->mem_bytes };
+	bgsnap_lazy *l;
+	double t0 = mono_s();
+	int e = bgsnap_lazy_restore_start(&l, j->r, &t, 1, err, sizeof(err));
+	double t1 = mono_s();
+	if (e < 0) {
+		snprintf(out->msg, sizeof(out->msg), "lazy restore: %s", err);
+		munmap(m, j->mem_bytes);
+		return -1;
+	}
+	out->resume_us = (uint64_t)((t1 - t0) * 1e6);
+	bool ok = check(j->oracle, m, j->mem_bytes, "lazy", out->msg, sizeof(out->msg));
+	e = bgsnap_lazy_wait(l);
+	struct bgsnap_lazy_stats st;
+	bgsnap_lazy_get_stats(l, &st, sizeof st);
+	out->lazy_total_ms = st.total_us / 1000.0;
+	out->lazy_demand = st.pages_demand;
+	out->lazy_prefetched = st.pages_prefetched;
+	if (e < 0) {
+		snprintf(out->msg, sizeof(out->msg), "lazy restore: %s", bgsnap_lazy_errmsg(l));
+		ok = false;
+	}
+	out->verified &= ok;
+	bgsnap_lazy_free(l);
+	munmap(m, j->mem_bytes);
 	return 0;
 }
 
@@ -114,74 +179,24 @@ int bench_restore(const char *path, int which, bool thp, size_t mem_bytes, unsig
 	out->which = which;
 	out->verified = true;
 	char err[400];
-	bgsnap_reader *r;
-	if (bgsnap_reader_open(&r, path, err, sizeof(err)) < 0) {
+	struct job j = { .path = path, .mem_bytes = mem_bytes, .thp = thp, .oracle = oracle, .out = out };
+	if (bgsnap_reader_open(&j.r, path, err, sizeof(err)) < 0) {
 		snprintf(out->msg, sizeof(out->msg), "restore: %s", err);
+		out->verified = false;
 		return -1;
 	}
-	int reg = bgsnap_reader_find_region(r, "mem");
+	int reg = bgsnap_reader_find_region(j.r, "mem");
+	int rc = 0;
 	if (reg < 0) {
 		snprintf(out->msg, sizeof(out->msg), "restore: no region \"mem\"");
-		bgsnap_reader_close(r);
-		return -1;
+		rc = -1;
 	}
-	int rc = 0;
-	if (which & BENCH_RESTORE_EAGER) {
-		uint8_t *m = fresh(mem_bytes, thp);
-		if (!m || read_file_ms(path, &out->read_ms, &out->file_bytes) < 0) {
-			snprintf(out->msg, sizeof(out->msg), "restore: mmap or reading %s failed", path);
-			rc = -1;
-			goto done;
-		}
-		struct bgsnap_restore_target t = { (unsigned)reg, m, mem_bytes };
-		double t0 = now_s();
-		int e = bgsnap_restore_reader(r, &t, 1, threads, err, sizeof(err));
-		out->restore_ms = (now_s() - t0) * 1000.0;
-		if (e < 0) {
-			snprintf(out->msg, sizeof(out->msg), "eager restore: %s", err);
-			munmap(m, mem_bytes);
-			rc = -1;
-			goto done;
-		}
-		out->verified &= check(oracle, m, mem_bytes, "eager", out->msg, sizeof(out->msg));
-		munmap(m, mem_bytes);
-	}
-	if (which & BENCH_RESTORE_LAZY) {
-		uint8_t *m = fresh(mem_bytes, thp);
-		if (!m) {
-			snprintf(out->msg, sizeof(out->msg), "restore: mmap failed");
-			rc = -1;
-			goto done;
-		}
-		struct bgsnap_restore_target t = { (unsigned)reg, m, mem_bytes };
-		bgsnap_lazy *l;
-		double t0 = now_s();
-		int e = bgsnap_lazy_restore_start(&l, r, &t, 1, err, sizeof(err));
-		double t1 = now_s();
-		if (e < 0) {
-			snprintf(out->msg, sizeof(out->msg), "lazy restore: %s", err);
-			munmap(m, mem_bytes);
-			rc = -1;
-			goto done;
-		}
-		out->resume_us = (uint64_t)((t1 - t0) * 1e6);
-		bool ok = check(oracle, m, mem_bytes, "lazy", out->msg, sizeof(out->msg));
-		e = bgsnap_lazy_wait(l);
-		struct bgsnap_lazy_stats st;
-		bgsnap_lazy_get_stats(l, &st);
-		out->lazy_total_ms = st.total_us / 1000.0;
-		out->lazy_demand = st.pages_demand;
-		out->lazy_prefetched = st.pages_prefetched;
-		if (e < 0) {
-			snprintf(out->msg, sizeof(out->msg), "lazy restore: %s", bgsnap_lazy_errmsg(l));
-			ok = false;
-		}
-		out->verified &= ok;
-		bgsnap_lazy_free(l);
-		munmap(m, mem_bytes);
-	}
-done:
-	bgsnap_reader_close(r);
+	j.region = (unsigned)reg;
+	if (rc == 0 && (which & BENCH_RESTORE_EAGER))
+		rc = restore_eager(&j, threads);
+	if (rc == 0 && (which & BENCH_RESTORE_LAZY))
+		rc = restore_lazy(&j);
+	bgsnap_reader_close(j.r);
 	if (rc < 0)
 		out->verified = false;
 	return rc;

@@ -1,6 +1,7 @@
 /*
- * wp_probe.c - times the raw kernel primitives bgsnap's pause is compared
- * against (design brief section 7): one UFFDIO_WRITEPROTECT of a whole range,
+ * probe.c - times the raw kernel primitives bgsnap's pause is compared
+ * against, so that a pause is reported as a ratio to them measured in the
+ * same run: one UFFDIO_WRITEPROTECT of a whole range,
  * one mprotect(PROT_READ) of it, one fork() of the process, each with its
  * undoing where that is a call (removing protection is what the background
  * writer pays for every saved page).  Each primitive is undone before the
@@ -17,10 +18,10 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "workload.h"
+#include "cli/clock.h"
+#include "probe.h"
 
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY 1
@@ -28,13 +29,6 @@
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
 #define UFFD_FEATURE_WP_UNPOPULATED (1ull << 13)
 #endif
-
-static double mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
 
 static int uffd_open(void)
 {

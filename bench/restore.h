@@ -1,5 +1,5 @@
 /*
- * bench_restore.h - `bgsnap bench --restore`: restores the snapshot just
+ * restore.h - `bgsnap bench --restore`: restores the snapshot just
  * taken into fresh memory, eagerly and/or lazily, and checks the restored
  * memory with the bench's oracle (already advanced to the snapshot's step
  * counts by the verification).
@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../bench/workload.h"
+#include "oracle.h"
 
 enum { BENCH_RESTORE_EAGER = 1, BENCH_RESTORE_LAZY = 2 };
 

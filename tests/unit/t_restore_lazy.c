@@ -106,7 +106,7 @@ static int case_basic(void *arg)
 	}
 	CHECK_RC(bgsnap_lazy_wait(l), 0, "wait: %s", bgsnap_lazy_errmsg(l));
 	struct bgsnap_lazy_stats st;
-	CHECK_RC(bgsnap_lazy_get_stats(l, &st), 0, "stats");
+	CHECK_RC(bgsnap_lazy_get_stats(l, &st, sizeof st), 0, "stats");
 	print_stats("basic", &st);
 	uint64_t total = 0;
 	for (unsigned i = 0; i < g_s.nregions; i++)
@@ -243,7 +243,7 @@ static int case_corrupt(void *arg)
 	CHECK_RC(bgsnap_lazy_restore_start(&l, r, t, g_s.nregions, err, sizeof(err)), 0, "start: %s", err);
 	int rc = bgsnap_lazy_wait(l);
 	struct bgsnap_lazy_stats st;
-	bgsnap_lazy_get_stats(l, &st);
+	bgsnap_lazy_get_stats(l, &st, sizeof st);
 	print_stats("corrupt record", &st);
 	printf("wait: %s: %s\n", tu_errname(rc), bgsnap_lazy_errmsg(l));
 	CHECK_RC(rc, -EBADMSG, "wait on a file with a corrupt record");
@@ -286,7 +286,7 @@ static int case_truncated(void *arg)
 	classify(&t[2], g_s.mem[2], &ok, &poisoned, &sig);
 	int rc = bgsnap_lazy_wait(l);
 	struct bgsnap_lazy_stats st;
-	bgsnap_lazy_get_stats(l, &st);
+	bgsnap_lazy_get_stats(l, &st, sizeof st);
 	print_stats("truncated", &st);
 	printf("wait: %s: %s\n", tu_errname(rc), bgsnap_lazy_errmsg(l));
 	CHECK(rc < 0 && st.error == rc, "wait returned %s on a truncated file", tu_errname(rc));

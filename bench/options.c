@@ -1,0 +1,299 @@
+/* options.c - `bgsnap bench`'s command line: its help text and parsing
+ * into struct bench_opts (bench.h). */
+#include <errno.h>
+#include <string.h>
+
+#include "bench.h"
+#include "cli/cli.h"
+
+/* One text, kept whole so that it reads as the help it prints. */
+void bench_usage(FILE *f)
+{
+	fprintf(f,
+"usage: bgsnap bench [OPTIONS]\n"
+"\n"
+"Allocates SIZE of anonymous memory, starts N writer threads that keep writing\n"
+"it, takes one snapshot per method, verifies each snapshot page by page against\n"
+"the content at the pause instant, and prints one result per method.\n"
+"\n"
+"  --mem SIZE            memory to snapshot (default 256M; K/M/G suffixes)\n"
+"  --threads N           writer threads, 1..%u (default 2)\n"
+"  --pattern P           seq | random | hot (default random): each thread owns the\n"
+"                        pages p with p %% N == thread; seq sweeps them in order,\n"
+"                        random picks uniformly (seeded), hot sends 90%% of the\n"
+"                        writes to 1/32 of them\n"
+"  --method M            uffd | uffd-signal | mprotect | fork | stop | auto, a\n"
+"                        comma-separated list of these, or all (= uffd,uffd-signal,\n"
+"                        mprotect,fork,stop); default uffd.  With several methods a\n"
+"                        method the engine refuses here is reported as skipped\n"
+"                        (JSON \"skipped\": reason) and does not fail the run\n"
+"  --out PATH            snapshot file (default: a file in $TMPDIR, removed after\n"
+"                        verification); with several methods, PATH.METHOD each\n"
+"  --buffer SIZE         fault copy buffer (default 64M; 4K = maximal back-pressure)\n"
+"  --fault-around N      pages saved per write fault (power of two, 1..64)\n"
+"  --no-pre-protect      uffd, uffd-signal, mprotect: all of the write-protect in the\n"
+"                        pause, not before it with the pages written since in it\n"
+"  --buffered-io         uffd, uffd-signal, mprotect: write the snapshot file through\n"
+"                        the page cache instead of O_DIRECT from a writing thread\n"
+"                        (the library's default for them; stop and fork always use\n"
+"                        the page cache; JSON \"direct_io\")\n"
+"  --noise               while each snapshot runs, another process writes random\n"
+"                        pages of its own SIZE of memory (JSON \"noise\": true): with\n"
+"                        --method stop it shows what a workload running beside a\n"
+"                        save costs the save on this machine (bench/contention.sh)\n"
+"  --repeat N            run the method list N times (1..50) in this process and\n"
+"                        end with the median over the rounds of each ratio taken\n"
+"                        within a round (JSON: \"round\" on each line, then one\n"
+"                        \"summary\" line per method): these machines are noisy\n"
+"  --wp-threads N        threads for the pause's write-protect (default: library's\n"
+"                        choice: 1 below 256 MiB, else up to 4 by CPUs)\n"
+"  --thp                 back the memory with transparent huge pages\n"
+"                        (MADV_HUGEPAGE; default MADV_NOHUGEPAGE)\n"
+"  --duration-before MS  write-rate window before each snapshot (default 300),\n"
+"                        after the writers reached a steady rate (two 50 ms\n"
+"                        windows within 20%%, at most 5 s; skipped with 0)\n"
+"  --seed N              seed of the random and hot patterns (default 1)\n"
+"  --no-prefault         before each method the written pages are normally made\n"
+"                        present and writable (MADV_POPULATE_WRITE, content kept)\n"
+"                        so every method starts from the same state; with this the\n"
+"                        initially zero pages stay never-populated until written\n"
+"                        (with a short --duration-before, the first method then sees\n"
+"                        first writes to never-populated pages during the snapshot)\n"
+"  --restore R           eager | lazy | both: then restore the verified snapshot\n"
+"                        into fresh memory and check it with the same oracle\n"
+"  --json                one JSON object per line and method\n"
+"  --probe-wp            first time the raw primitives once on the filled memory, no\n"
+"                        writer running (one UFFDIO_WRITEPROTECT of it and its\n"
+"                        removal, mprotect and back, fork), print them (JSON: a\n"
+"                        line with \"probe\":\"raw\"), then run the methods only\n"
+"                        if --method was given; the table then adds pause / raw\n"
+"                        wp ratios\n"
+"  --help                this text\n"
+"\n"
+"JSON fields: method, mem_bytes, threads, pattern, buffer_bytes, thp, pause_us,\n"
+"wp_us (write-protect step; fork(): for fork), total_ms (start to committed),\n"
+"bytes_written, pages_total, pages_zero, pages_faulted, unprotect_calls,\n"
+"unprotect_ms (the writer removing protection from saved pages), commit_ms\n"
+"(index, trailer, fsync and rename at the end), prewp_ms and reprotect_pages (the\n"
+"write-protect before the pause and the pages written meanwhile that the pause\n"
+"protected again; 0 without pre-protect),\n"
+"first_write_us_p50/p99/max and first_write_samples (each writer times its first\n"
+"write to each of its pages from the resume until the snapshot ends: the cost of\n"
+"the method's write tracking as the workload sees it, kernel copy-on-write for\n"
+"fork), first_write_traps and trap_us_p50/p99 (the same over the first writes\n"
+"that took >= 2 us, i.e. trapped, rather than finding their page already saved),\n"
+"writes_per_s_before, writes_per_s_during, extra_mem_peak_bytes with\n"
+"extra_mem_source (\"engine\": the engine's stats; \"estimate\": for fork when the\n"
+"engine reports 0, the pages first written during the snapshot x 4096),\n"
+"verified; \"error\" or \"skipped\" when the method did not complete.\n"
+"With --restore: restore_ms (eager: bgsnap_restore until all memory is back),\n"
+"restore_read_ms (the same file read with 1 MiB preads, as dd does),\n"
+"restore_file_bytes, resume_us (lazy: until the memory is usable),\n"
+"lazy_total_ms, lazy_pages_demand, lazy_pages_prefetched, restore_verified.\n"
+"\n"
+"Exit status: 0 every snapshot verified, 1 a snapshot failed or did not verify,\n"
+"2 bad usage.\n",
+	        WL_MAX_THREADS);
+}
+
+enum {
+	O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON, O_BEFORE, O_SEED, O_PROBE,
+	O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_BUFIO,
+};
+
+static const struct option long_opts[] = {
+	{ "mem", required_argument, NULL, O_MEM },
+	{ "threads", required_argument, NULL, O_THREADS },
+	{ "pattern", required_argument, NULL, O_PATTERN },
+	{ "method", required_argument, NULL, O_METHOD },
+	{ "out", required_argument, NULL, O_OUT },
+	{ "buffer", required_argument, NULL, O_BUFFER },
+	{ "thp", no_argument, NULL, O_THP },
+	{ "json", no_argument, NULL, O_JSON },
+	{ "duration-before", required_argument, NULL, O_BEFORE },
+	{ "seed", required_argument, NULL, O_SEED },
+	{ "probe-wp", no_argument, NULL, O_PROBE },
+	{ "no-prefault", no_argument, NULL, O_NOPREFAULT },
+	{ "restore", required_argument, NULL, O_RESTORE },
+	{ "wp-threads", required_argument, NULL, O_WPTHREADS },
+	{ "fault-around", required_argument, NULL, O_AROUND },
+	{ "no-pre-protect", no_argument, NULL, O_NOPRE },
+	{ "noise", no_argument, NULL, O_NOISE },
+	{ "buffered-io", no_argument, NULL, O_BUFIO },
+	{ "repeat", required_argument, NULL, O_REPEAT },
+	/* Test hook, not in --help: damages the verification on purpose
+	 * (steps: wrong step counts; page: one flipped byte in a page read
+	 * back; file: one flipped byte in the file) to show it fails. */
+	{ "corrupt-check", required_argument, NULL, O_CORRUPT },
+	CLI_OPT_HELP,
+	CLI_OPT_END,
+};
+
+static int parse_methods(const char *s, struct bench_opts *o)
+{
+	if (!strcmp(s, "all")) {
+		static const int all[] = { BGSNAP_METHOD_UFFD, BGSNAP_METHOD_UFFD_SIGNAL, BGSNAP_METHOD_MPROTECT,
+		                           BGSNAP_METHOD_FORK, BGSNAP_METHOD_STOP };
+		o->nmethods = 5;
+		memcpy(o->methods, all, sizeof(all));
+		o->list = true;
+		return 0;
+	}
+	char buf[256];
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	o->nmethods = 0;
+	char *save = NULL;
+	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int m = bgsnap_method_parse(tok);
+		if (m < 0 || o->nmethods >= BENCH_MAX_METHODS)
+			return -EINVAL;
+		o->methods[o->nmethods++] = m;
+	}
+	o->list = o->nmethods > 1;
+	return o->nmethods ? 0 : -EINVAL;
+}
+
+/* The options that are only switched on; false if c is not one. */
+static bool flag_option(struct bench_opts *o, int c)
+{
+	switch (c) {
+	case O_THP: o->thp = true; break;
+	case O_NOPRE: o->no_pre_protect = true; break;
+	case O_BUFIO: o->buffered_io = true; break;
+	case O_NOISE: o->noise = true; break;
+	case O_JSON: o->json = true; break;
+	case O_PROBE: o->probe_wp = true; break;
+	case O_NOPREFAULT: o->no_prefault = true; break;
+	default: return false;
+	}
+	return true;
+}
+
+static int size_option(struct bench_opts *o, int c, const char *arg)
+{
+	uint64_t v;
+	if (c == O_MEM) {
+		if (cli_parse_size(arg, &v) || v < 16 * WL_PAGE || v % WL_PAGE) {
+			cli_error("--mem: '%s' is not a size of at least 64K in whole 4K pages", arg);
+			return -EINVAL;
+		}
+		o->mem = v;
+	} else {
+		if (cli_parse_size(arg, &v) || v == 0) {
+			cli_error("--buffer: '%s' is not a size", arg);
+			return -EINVAL;
+		}
+		o->buffer = v;
+	}
+	return 0;
+}
+
+/* A decimal option value in [lo, hi] into *out; 0 or -EINVAL after saying
+ * why. */
+static int number(const char *opt, const char *arg, uint64_t lo, uint64_t hi, unsigned *out)
+{
+	uint64_t v;
+	if (!cli_opt_number(opt, arg, lo, hi, &v))
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* The options that take a number. */
+static int number_option(struct bench_opts *o, int c, const char *arg)
+{
+	uint64_t v;
+	int rc = 0;
+	switch (c) {
+	case O_THREADS: return number("threads", arg, 1, WL_MAX_THREADS, &o->threads);
+	case O_REPEAT: return number("repeat", arg, 1, REPEAT_MAX, &o->repeat);
+	case O_WPTHREADS:
+		rc = number("wp-threads", arg, 0, 100000, &o->wp_threads);
+		if (o->wp_threads > 16)
+			o->wp_threads = 16;
+		return rc;
+	case O_AROUND:
+		if (!cli_parse_u64(arg, 10, 1, 64, &v) || (v & (v - 1))) {
+			cli_error("--fault-around: '%s' is not a power of two in 1..64", arg);
+			return -EINVAL;
+		}
+		o->fault_around = (unsigned)v;
+		return 0;
+	case O_BEFORE:
+		if (!cli_parse_u64(arg, 10, 0, 600000, &v)) {
+			cli_error("--duration-before: '%s' is not a number of milliseconds", arg);
+			return -EINVAL;
+		}
+		o->before_ms = (unsigned)v;
+		return 0;
+	default: /* O_SEED */
+		if (cli_parse_u64(arg, 0, 0, UINT64_MAX, &o->seed))
+			return 0;
+		cli_error("--seed: '%s' is not a number", arg);
+		return -EINVAL;
+	}
+}
+
+/* The options that take a word (or a list of them). */
+static int word_option(struct bench_opts *o, int c, const char *arg)
+{
+	static const char *const corrupt[] = { [CORRUPT_STEPS] = "steps", [CORRUPT_PAGE] = "page",
+	                                       [CORRUPT_FILE] = "file" };
+	switch (c) {
+	case O_PATTERN:
+		if ((o->pattern = wl_pattern_parse(arg)) >= 0)
+			return 0;
+		cli_error("--pattern: '%s' is not seq, random or hot", arg);
+		return -EINVAL;
+	case O_METHOD:
+		o->method_given = true;
+		if (parse_methods(arg, o) == 0)
+			return 0;
+		cli_error("--method: '%s' is not all or a list of uffd, uffd-signal, mprotect, fork, stop, auto", arg);
+		return -EINVAL;
+	case O_RESTORE:
+		if ((o->restore = bench_restore_parse(arg)) >= 0)
+			return 0;
+		cli_error("--restore: '%s' is not eager, lazy or both", arg);
+		return -EINVAL;
+	default: /* O_CORRUPT */
+		for (int m = CORRUPT_STEPS; m <= CORRUPT_FILE; m++)
+			if (!strcmp(arg, corrupt[m])) {
+				o->corrupt = m;
+				return 0;
+			}
+		cli_error("--corrupt-check: '%s' is not steps, page or file", arg);
+		return -EINVAL;
+	}
+}
+
+int bench_parse_args(int argc, char **argv, struct bench_opts *o)
+{
+	*o = (struct bench_opts){
+		.mem = 256u << 20, .threads = 2, .pattern = WL_RANDOM, .nmethods = 1,
+		.methods = { BGSNAP_METHOD_UFFD }, .buffer = 64u << 20, .before_ms = 300, .seed = 1,
+		.repeat = 1,
+	};
+	int c, rc = 0;
+	while (rc == 0 && (c = cli_getopt(argc, argv, "h", long_opts)) != -1) {
+		if (c == 'h')
+			return 1;
+		if (c == '?')
+			rc = -EINVAL;
+		else if (c == O_MEM || c == O_BUFFER)
+			rc = size_option(o, c, optarg);
+		else if (c == O_OUT)
+			o->out = optarg;
+		else if (c == O_PATTERN || c == O_METHOD || c == O_RESTORE || c == O_CORRUPT)
+			rc = word_option(o, c, optarg);
+		else if (!flag_option(o, c))
+			rc = number_option(o, c, optarg);
+	}
+	if (rc == 0 && optind < argc) {
+		cli_error("unexpected argument '%s'", argv[optind]);
+		rc = -EINVAL;
+	}
+	return rc;
+}

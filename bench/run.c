@@ -1,0 +1,258 @@
+/*
+ * run.c - one method of `bgsnap bench`: an engine over the workload's
+ * region with hooks that pause the writers and record their step counts,
+ * the writers' rate before and during the snapshot, their first-write
+ * latencies, then the verification (verify.c) and --restore (restore.c).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "cli/clock.h"
+
+/* What the engine's hooks work on. */
+struct hook_ctx {
+	wl *w;
+	int paused;
+	uint64_t steps[WL_MAX_THREADS];
+};
+
+static int hook_pause(void *ctx)
+{
+	struct hook_ctx *h = ctx;
+	wl_pause(h->w);
+	h->paused++;
+	memcpy(h->steps, wl_paused_steps(h->w), sizeof(h->steps));
+	return 0;
+}
+
+static int hook_save_state(bgsnap_state *st, void *ctx)
+{
+	struct hook_ctx *h = ctx;
+	const struct wl_params *p = wl_get_params(h->w);
+	uint8_t blob[32 + 8 * WL_MAX_THREADS];
+	size_t n = wl_blob_size(p->threads);
+	if (n > sizeof(blob))
+		return -1;
+	wl_blob_encode(blob, p, h->steps);
+	return bgsnap_state_add(st, WL_BLOB_NAME, blob, n) == 0 ? 0 : -1;
+}
+
+static void hook_resume(void *ctx)
+{
+	struct hook_ctx *h = ctx;
+	wl_resume(h->w, true);
+}
+
+static bool refused(int r)
+{
+	return r == -ENOTSUP || r == -ENOSYS || r == -EPERM || r == -EOPNOTSUPP;
+}
+
+/* A method the engine refuses here only skips it in a list of methods. */
+static void failed(const struct bench_opts *o, struct bench_result *res, int r, const char *fmt, const char *why)
+{
+	res->status = o->list && refused(r) ? BENCH_SKIPPED : BENCH_ERROR;
+	snprintf(res->msg, sizeof(res->msg), fmt, why[0] ? why : strerror(-r));
+}
+
+static void engine_failed(const struct bench_opts *o, struct bench_result *res, int r, bgsnap_engine *e)
+{
+	failed(o, res, r, "%s", bgsnap_errmsg(e));
+	bgsnap_destroy(e);
+}
+
+static void snapshot_path(const struct bench_opts *o, int method, char *out, size_t len)
+{
+	const char *name = bgsnap_method_name(method);
+	if (o->out && !o->list)
+		snprintf(out, len, "%s", o->out);
+	else if (o->out)
+		snprintf(out, len, "%s.%s", o->out, name);
+	else {
+		const char *dir = getenv("TMPDIR");
+		snprintf(out, len, "%s/bgsnap-bench.%ld.%s", dir && *dir ? dir : "/tmp", (long)getpid(), name);
+	}
+}
+
+/* The engine for one method over the region, with the hooks; NULL after
+ * filling res when it cannot be made. */
+static bgsnap_engine *make_engine(const struct bench_opts *o, int method, struct hook_ctx *h,
+                                  struct bench_result *res)
+{
+	struct bgsnap_options opts;
+	bgsnap_options_init(&opts);
+	opts.method = method;
+	opts.copy_buffer_bytes = o->buffer;
+	opts.wp_threads = o->wp_threads;
+	if (o->no_pre_protect)
+		opts.pre_protect = 0;
+	if (o->buffered_io)
+		opts.direct_io = 0;
+	bgsnap_engine *e = NULL;
+	int r = bgsnap_create(&e, &opts);
+	if (r < 0) {
+		failed(o, res, r, "bgsnap_create: %s", "");
+		return NULL;
+	}
+	struct bgsnap_hooks hooks = {
+		.pause = hook_pause, .save_state = hook_save_state, .resume = hook_resume, .ctx = h,
+	};
+	if (o->fault_around)
+		r = bgsnap_set_param(e, BGSNAP_PARAM_FAULT_AROUND_PAGES, o->fault_around);
+	if (r == 0)
+		r = bgsnap_add_region(e, "mem", wl_mem(h->w), wl_mem_bytes(h->w));
+	if (r == 0)
+		r = bgsnap_set_hooks(e, &hooks);
+	if (r < 0) {
+		engine_failed(o, res, r, e);
+		return NULL;
+	}
+	return e;
+}
+
+/*
+ * Lets the writers reach their steady rate before anything is measured.  On
+ * these VMs the first write to each page after it was filled costs a few
+ * microseconds of hypervisor work (invisible to the guest as a fault), so a
+ * fresh region writes up to 100x slower for a while; measuring a method then
+ * would compare it against a different workload.  Stable = two consecutive
+ * 50 ms windows within 20%; at most 5 s.
+ */
+static void warm_up(wl *w)
+{
+	double prev = 0;
+	for (int i = 0; i < 100; i++) {
+		double t0 = mono_s();
+		uint64_t s0 = wl_total_steps(w);
+		sleep_ms(50);
+		double rate = (double)(wl_total_steps(w) - s0) / (mono_s() - t0);
+		if (prev > 0 && rate > prev * 0.8 && rate < prev * 1.2)
+			return;
+		prev = rate;
+	}
+}
+
+/* Starts the writers and measures their rate before the snapshot; returns
+ * the end of that window (its time and step count), or -1 with res filled. */
+static int writers_before(const struct bench_opts *o, wl *w, struct bench_result *res, double *t, uint64_t *steps)
+{
+	char err[256];
+	if (wl_start(w, err, sizeof(err)) < 0) {
+		res->status = BENCH_ERROR;
+		snprintf(res->msg, sizeof(res->msg), "starting the writers: %s", err);
+		return -1;
+	}
+	/* Every thread must have written before the pause (the oracle checks
+	 * then see at least one write per thread). */
+	if (wl_wait_progress(w, 10000) < 0) {
+		wl_stop(w);
+		res->status = BENCH_ERROR;
+		snprintf(res->msg, sizeof(res->msg), "the writer threads made no progress in 10 s");
+		return -1;
+	}
+	if (o->before_ms)
+		warm_up(w);
+	double ta = mono_s();
+	uint64_t sa = wl_total_steps(w);
+	sleep_ms(o->before_ms);
+	*t = mono_s();
+	*steps = wl_total_steps(w);
+	/* No window, no rate: a few steps over microseconds would mean nothing. */
+	res->wps_before = o->before_ms && *t > ta ? (double)(*steps - sa) / (*t - ta) : 0;
+	return 0;
+}
+
+/* The snapshot itself, the writers running (and the noise process, if
+ * any); stops both.  Returns the engine's result. */
+static int snapshot(bgsnap_engine *e, wl *w, pid_t noise, struct bench_result *res, double tb, uint64_t sb)
+{
+	int r = bgsnap_start(e, res->path);
+	bool started = r == 0;
+	if (started)
+		r = bgsnap_wait(e);
+	noise_stop(noise);
+	double tc = mono_s();
+	uint64_t sc = wl_total_steps(w);
+	wl_timing_off(w);
+	wl_stop(w);
+	if (!started)
+		return r;
+	res->wps_during = tc > tb ? (double)(sc - sb) / (tc - tb) : 0;
+	bgsnap_get_stats(e, &res->st, sizeof res->st);
+	res->ran = res->st.method ? res->st.method : res->method;
+	return r;
+}
+
+/* After a completed snapshot: latencies, memory, verification, restore. */
+static void finish(const struct bench_opts *o, wl *w, wl_oracle *oracle, const struct hook_ctx *h,
+                   struct bench_result *res)
+{
+	res->status = BENCH_ERROR;
+	if (h->paused != 1) {
+		snprintf(res->msg, sizeof(res->msg), "the pause hook ran %d times", h->paused);
+		return;
+	}
+	if (wl_first_write_latency(w, &res->lat) < 0) {
+		snprintf(res->msg, sizeof(res->msg), "out of memory");
+		return;
+	}
+	res->extra_mem = res->st.extra_mem_peak;
+	if (res->ran == BGSNAP_METHOD_FORK && res->extra_mem == 0) {
+		res->extra_mem = res->lat.samples * WL_PAGE;
+		res->extra_src = "estimate";
+	}
+	res->verified = bench_verify(bgsnap_method_name(res->ran), res->path, w, oracle, h->steps, o->corrupt,
+	                             res->msg, sizeof(res->msg));
+	/* The oracle now stands at the snapshot's step counts. */
+	if (res->verified && o->restore)
+		bench_restore(res->path, o->restore, o->thp, wl_mem_bytes(w), o->threads, oracle, &res->rr);
+	if (!res->keep)
+		unlink(res->path);
+	res->status = BENCH_OK;
+}
+
+void bench_run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int method, struct bench_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->method = res->ran = method;
+	res->extra_src = "engine";
+	snapshot_path(o, method, res->path, sizeof(res->path));
+	res->keep = o->out != NULL;
+
+	char why[256] = "";
+	int r = bgsnap_method_probe(method, why, sizeof(why));
+	if (r < 0) {
+		failed(o, res, r, "%s", why);
+		return;
+	}
+	struct hook_ctx h = { .w = w };
+	bgsnap_engine *e = make_engine(o, method, &h, res);
+	if (!e)
+		return;
+	double tb;
+	uint64_t sb;
+	if (writers_before(o, w, res, &tb, &sb) < 0) {
+		bgsnap_destroy(e);
+		return;
+	}
+	pid_t noise = 0;
+	if (o->noise && (noise = noise_start(o->mem, o->thp)) < 0) {
+		wl_timing_off(w);
+		wl_stop(w);
+		res->status = BENCH_ERROR;
+		snprintf(res->msg, sizeof(res->msg), "cannot start the --noise process: %s", strerror((int)-noise));
+		bgsnap_destroy(e);
+		return;
+	}
+	r = snapshot(e, w, noise, res, tb, sb);
+	if (r < 0) {
+		engine_failed(o, res, r, e);
+		return;
+	}
+	bgsnap_destroy(e);
+	finish(o, w, oracle, &h, res);
+}

@@ -1,0 +1,180 @@
+/* cli.c - the command-line floor (see cli.h). */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char who[128] = "bgsnap";
+
+const char *cli_who(void)
+{
+	return who;
+}
+
+static void verror(const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: ", who);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	verror(fmt, ap);
+	va_end(ap);
+}
+
+int cli_fail(char *err, size_t err_len, int code, const char *fmt, ...)
+{
+	if (err && err_len) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, err_len, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+static void program_usage(const struct cli_program *p, FILE *f)
+{
+	fprintf(f, "usage: %s COMMAND [OPTIONS]   (%s COMMAND --help for details)\n\ncommands:\n", p->name, p->name);
+	for (size_t i = 0; i < p->ncommands; i++)
+		fprintf(f, "  %-8s %s\n", p->commands[i].name, p->commands[i].summary);
+	fprintf(f, "\n%s %s\n", p->name, bgsnap_version());
+}
+
+int cli_main(const struct cli_program *p, int argc, char **argv)
+{
+	snprintf(who, sizeof(who), "%s", p->name);
+	if (argc < 2) {
+		program_usage(p, stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		program_usage(p, stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("%s %s\n", p->name, bgsnap_version());
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < p->ncommands; i++) {
+		const struct cli_command *c = &p->commands[i];
+		if (strcmp(argv[1], c->name))
+			continue;
+		if (!p->messages_without_command)
+			snprintf(who, sizeof(who), "%s %s", p->name, c->name);
+		optind = 0;   /* glibc: start a fresh scan */
+		opterr = 0;   /* cli_getopt says what is wrong */
+		return c->run(argc - 1, argv + 1);
+	}
+	cli_error("unknown command '%s'", argv[1]);
+	program_usage(p, stderr);
+	return EXIT_USAGE;
+}
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+	/* A leading ':' makes a missing value ':' rather than '?'. */
+	char opts[64];
+	snprintf(opts, sizeof(opts), ":%s", shortopts);
+	int prev = optind ? optind : 1;
+	int c = getopt_long(argc, argv, opts, longopts, NULL);
+	if (c != '?' && c != ':')
+		return c;
+	/* The offending word: getopt has moved past it unless it stopped inside
+	 * a group of short options ("-xj"); there, name the one letter. */
+	const char *word = optind > prev ? argv[optind - 1] : argv[prev];
+	char letter[3] = { '-', (char)optopt, 0 };
+	if (strncmp(word, "--", 2) && optopt > 0 && optopt < 256)
+		word = letter;
+	if (c == ':')
+		cli_error("option '%s' needs a value", word);
+	else
+		cli_error("unknown option '%s'", word);
+	return '?';
+}
+
+int cli_help(cli_usage_fn *usage)
+{
+	usage(stdout);
+	return EXIT_OK;
+}
+
+int cli_usage_error(cli_usage_fn *usage, const char *fmt, ...)
+{
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		verror(fmt, ap);
+		va_end(ap);
+	}
+	usage(stderr);
+	return EXIT_USAGE;
+}
+
+bool cli_parse_u64(const char *s, int base, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (s[0] == '-')
+		return false;
+	uint64_t v = strtoull(s, &end, base);
+	if (errno || *end || end == s || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool cli_opt_number(const char *opt, const char *arg, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	if (cli_parse_u64(arg, 10, lo, hi, out))
+		return true;
+	cli_error("--%s: '%s' is not a number in %llu..%llu", opt, arg, (unsigned long long)lo,
+	          (unsigned long long)hi);
+	return false;
+}
+
+int cli_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (s[0] == '-')
+		return -EINVAL;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	unsigned shift = 0;
+	switch (*end) {
+	case '\0': break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	default: return -EINVAL;
+	}
+	if (*end == 'i')
+		end++;
+	if (*end == 'B')
+		end++;
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+bgsnap_reader *cli_open_snapshot(const char *path)
+{
+	char err[600] = "";
+	bgsnap_reader *r;
+	int rc = bgsnap_reader_open(&r, path, err, sizeof(err));
+	if (rc < 0) {
+		cli_error("%s: %s", path, err[0] ? err : strerror(-rc));
+		return NULL;
+	}
+	return r;
+}

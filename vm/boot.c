@@ -1,0 +1,124 @@
+/*
+ * boot.c - the machine a run starts from: a fresh VM with a guest loaded
+ * (a built-in guest or a flat binary from a file), or a VM rebuilt from a
+ * snapshot (RAM restored eagerly, or lazily while the guest already runs;
+ * registers, console count and progress from the state blobs, state.c).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/clock.h"
+#include "runner.h"
+#include "state.h"
+
+/* A flat binary from a file, at most what fits below the guest's data. */
+static void *read_image(const char *path, size_t *len, int *rc)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		cli_error("%s: not a built-in guest (see `bgsnap-vm guests`) and cannot open it as a file: %s", path,
+		          strerror(errno));
+		*rc = EXIT_USAGE;
+		return NULL;
+	}
+	size_t cap = VM_DATA_ADDR - VM_LOAD_ADDR + 1;
+	void *img = malloc(cap);
+	if (img)
+		*len = fread(img, 1, cap, f);
+	bool bad = !img || ferror(f);
+	fclose(f);
+	if (bad) {
+		cli_error("%s: cannot read the guest image", path);
+		free(img);
+		*rc = EXIT_FAIL;
+		return NULL;
+	}
+	return img;
+}
+
+int boot_guest(struct runner *r, const char *guest, uint64_t mem, uint64_t rounds, bool thp)
+{
+	const struct vm_guest *g = vm_guest_find(guest);
+	void *img = NULL;
+	size_t len = 0;
+	int rc = EXIT_OK;
+	if (g)
+		len = (size_t)(g->end - g->start);
+	else if (!(img = read_image(guest, &len, &rc)))
+		return rc;
+	r->guest_name = g ? g->name : guest;
+	char err[512];
+	if (vm_create(&r->vm, mem, true, thp, err, sizeof(err)) < 0 ||
+	    vm_load_guest(&r->vm, g ? (const void *)g->start : img, len, rounds, err, sizeof(err)) < 0) {
+		cli_error("%s", err);
+		rc = EXIT_FAIL;
+	}
+	free(img);
+	return rc;
+}
+
+/* Guest RAM from the snapshot; a lazy restore keeps the reader. */
+static int restore_ram(struct runner *r, bgsnap_reader *rd, const char *path, const struct vm_saved *s, bool lazy)
+{
+	char err[512];
+	struct bgsnap_restore_target tg = { .region = s->region, .dst = r->vm.ram, .len = r->vm.ram_size };
+	double t = mono_s();
+	if (lazy) {
+		/* RAM is filled on demand while the guest already runs; the
+		 * reader stays borrowed until the restore is complete. */
+		if (bgsnap_lazy_restore_start(&r->lazy, rd, &tg, 1, err, sizeof(err)) < 0) {
+			cli_error("%s: lazy restore: %s", path, err);
+			bgsnap_reader_close(rd);
+			return EXIT_FAIL;
+		}
+		r->lazy_reader = rd;
+	} else {
+		bgsnap_reader_close(rd);
+		if (bgsnap_restore(path, &tg, 1, 0, err, sizeof(err)) < 0) {
+			cli_error("%s: cannot restore guest RAM: %s", path, err);
+			return EXIT_FAIL;
+		}
+	}
+	if (r->stats)
+		cli_error("guest RAM %s in %.1f ms", lazy ? "usable (lazy restore)" : "restored", (mono_s() - t) * 1e3);
+	return EXIT_OK;
+}
+
+int boot_snapshot(struct runner *r, const char *path, bool lazy, bool thp)
+{
+	struct vm_saved s;
+	char err[512] = "";
+	bgsnap_reader *rd = NULL;
+	int e = bgsnap_reader_open(&rd, path, err, sizeof(err));
+	if (e < 0) {
+		cli_error("%s: %s", path, err[0] ? err : strerror(-e));
+		return EXIT_FAIL;
+	}
+	if (vm_state_read(rd, &s, err, sizeof(err)) < 0) {
+		cli_error("%s: %s", path, err);
+		bgsnap_reader_close(rd);
+		return EXIT_FAIL;
+	}
+	snprintf(r->guest, sizeof(r->guest), "%s", s.guest);
+	r->guest_name = r->guest;
+	if (vm_create(&r->vm, s.ram_size, false, thp, err, sizeof(err)) < 0) {
+		cli_error("%s", err);
+		bgsnap_reader_close(rd);
+		return EXIT_FAIL;
+	}
+	if (vm_state_load(&r->vm, &s, err, sizeof(err)) < 0) {
+		cli_error("%s: %s", path, err);
+		bgsnap_reader_close(rd);
+		return EXIT_FAIL;
+	}
+	if (restore_ram(r, rd, path, &s, lazy) != EXIT_OK)
+		return EXIT_FAIL;
+	if (r->stats)
+		cli_error("restored %s: guest %s, %zu MiB RAM, console offset %" PRIu64 ", rip 0x%" PRIx64, path,
+		          r->guest_name, r->vm.ram_size >> 20, s.console_bytes, r->vm.rip);
+	return EXIT_OK;
+}

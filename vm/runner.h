@@ -1,0 +1,128 @@
+/*
+ * runner.h - bgsnap-vm's host side of a run: one thread (the program's
+ * main thread) drives everything but the vCPU: the snapshot schedule, the
+ * control socket, the bgsnap engine (one per snapshot; the engine's
+ * pause/resume hooks park and release the vCPU) and the guest-speed
+ * samples.  The parts, one a file: runner.c (the loop), snapshots.c
+ * (taking snapshots), control.c (the socket), speed.c (samples and the
+ * --stats report), boot.c (a guest image or a snapshot into the machine).
+ */
+#ifndef BGSNAP_VM_RUNNER_H
+#define BGSNAP_VM_RUNNER_H
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bgsnap.h"
+#include "qmp.h"
+#include "vm.h"
+
+#define MAX_CLIENTS 8
+#define LINE_MAX_ 8192               /* longest control command line     */
+#define AT_CONTROL UINT64_MAX        /* snap.at_ms: asked on the socket  */
+
+struct sample {
+	double t;
+	uint64_t progress;
+};
+
+enum snap_state { SNAP_PENDING, SNAP_ACTIVE, SNAP_DONE, SNAP_FAILED, SNAP_SKIPPED };
+
+struct snap {
+	char *path;
+	int method;
+	uint64_t at_ms;              /* scheduled time, or AT_CONTROL          */
+	enum snap_state state;
+	int error;
+	char errmsg[256];
+	double t_call;               /* bgsnap_start called                    */
+	double t_parked;             /* vCPU parked (pause hook)               */
+	double t_resumed;            /* vCPU released (resume hook)            */
+	double t_done;               /* committed                              */
+	uint64_t console_offset;     /* console bytes before the pause         */
+	uint64_t progress_at_pause;
+	struct bgsnap_stats stats;
+};
+
+struct client {
+	int fd;
+	char buf[LINE_MAX_];
+	size_t len;
+	bool overflow;               /* discarding an over-long line           */
+};
+
+struct runner {
+	struct vm vm;
+	const char *guest_name;
+	char guest[64];              /* the name, when it comes from a snapshot */
+	int method;
+	bool stats;
+
+	struct snap *snaps;
+	size_t nsnaps, capsnaps;
+	struct snap *cur;            /* running snapshot, or NULL              */
+	bgsnap_engine *eng;
+	struct snap *last;           /* last started snapshot (query-snapshot) */
+	bgsnap_lazy *lazy;           /* lazy restore in progress, or NULL      */
+	bgsnap_reader *lazy_reader;  /* borrowed by it                         */
+	/* bgsnap_wait() runs in a waiter thread so that this thread keeps
+	 * serving the control socket; it signals snap_fd when it returns. */
+	pthread_t waiter;
+	int snap_fd;
+	int wait_rc;
+	double wait_t;
+
+	double t0;                   /* guest (re)started                      */
+	double t_end;                /* guest finished                         */
+	struct sample *samples;
+	size_t nsamples, capsamples;
+
+	const char *control_path;
+	int listen_fd;
+	struct client clients[MAX_CLIENTS];
+	bool user_stopped;
+	bool quit;
+	int failures;
+};
+
+/* runner.c */
+void runner_init(struct runner *r);
+void runner_free(struct runner *r);
+/* Runs the machine until the guest halts (or quit); returns the exit code. */
+int runner_run(struct runner *r);
+
+/* snapshots.c */
+struct snap *snap_add(struct runner *r, const char *path, int method, uint64_t at_ms);
+/* Starts snapshot s; on failure fills s->errmsg and returns -errno. */
+int snapshot_start(struct runner *r, struct snap *s);
+/* Finishes the running snapshot once bgsnap_wait() returned (block: wait). */
+void snapshot_poll(struct runner *r, bool block);
+/* Starts the earliest scheduled snapshot that is due at `now`; a guest that
+ * ended skips the rest.  Returns when the next one is due, 0 when one was
+ * started, -1 when none is scheduled. */
+double snapshot_schedule(struct runner *r, double now, bool finished);
+bool snapshot_pending(const struct runner *r);
+const char *snap_state_name(const struct snap *s);
+
+/* control.c: the socket (QMP-like JSON lines). */
+int control_open(struct runner *r);
+void control_close(struct runner *r);
+/* Adds the socket's descriptors to pf[]; returns how many. */
+size_t control_poll_fds(const struct runner *r, struct pollfd *pf);
+/* Serves what poll reported on the descriptors control_poll_fds added. */
+void control_serve(struct runner *r, const struct pollfd *pf, size_t n);
+
+/* speed.c */
+void speed_sample(struct runner *r, double t);
+/* The --stats report on stderr: the run and each snapshot. */
+void speed_report(const struct runner *r);
+
+/* boot.c: the machine of a run, from a guest (a name or a file) or from a
+ * snapshot; the exit code to give on failure, or EXIT_OK. */
+int boot_guest(struct runner *r, const char *guest, uint64_t mem, uint64_t rounds, bool thp);
+int boot_snapshot(struct runner *r, const char *path, bool lazy, bool thp);
+
+#endif

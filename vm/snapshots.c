@@ -1,0 +1,222 @@
+/*
+ * snapshots.c - bgsnap-vm's snapshots: one bgsnap engine per snapshot over
+ * region "ram", whose hooks park the vCPU, save the VM's state (state.c)
+ * and release it; bgsnap_wait() runs in a waiter thread so that the main
+ * thread keeps serving the control socket meanwhile.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/clock.h"
+#include "runner.h"
+#include "state.h"
+
+const char *snap_state_name(const struct snap *s)
+{
+	static const char *const names[] = { "pending", "active", "completed", "failed", "skipped" };
+	return names[s->state];
+}
+
+static int hook_pause(void *ctx)
+{
+	struct runner *r = ctx;
+	/* A guest that already halted is parked for good: its state is final
+	 * and can still be saved. */
+	(void)vm_pause(&r->vm);
+	/* The fork method's child must not inherit unwritten console bytes. */
+	fflush(stdout);
+	double t = mono_s();
+	if (r->cur) {
+		r->cur->t_parked = t;
+		r->cur->console_offset = r->vm.console_bytes;
+		r->cur->progress_at_pause = atomic_load(&r->vm.progress);
+	}
+	speed_sample(r, t);
+	return 0;
+}
+
+static int hook_save_state(bgsnap_state *st, void *ctx)
+{
+	struct runner *r = ctx;
+	return vm_state_save(st, &r->vm, r->guest_name);
+}
+
+static void hook_resume(void *ctx)
+{
+	struct runner *r = ctx;
+	double t = mono_s();
+	if (r->cur)
+		r->cur->t_resumed = t;
+	speed_sample(r, t);
+	vm_resume(&r->vm);
+}
+
+static void engine_log(void *ctx, int level, const char *msg)
+{
+	struct runner *r = ctx;
+	if (level <= BGSNAP_LOG_WARN || r->stats)
+		cli_error("bgsnap: %s", msg);
+}
+
+static void wait_engine(struct runner *r)
+{
+	r->wait_rc = bgsnap_wait(r->eng);
+	r->wait_t = mono_s();
+	uint64_t one = 1;
+	ssize_t n = write(r->snap_fd, &one, sizeof(one));
+	(void)n; /* an eventfd write of 1 cannot fail short of overflow */
+}
+
+static void *waiter_main(void *arg)
+{
+	wait_engine(arg);
+	return NULL;
+}
+
+static int start_failed(struct runner *r, struct snap *s, int rc, bgsnap_engine *e)
+{
+	const char *why = e && bgsnap_errmsg(e)[0] ? bgsnap_errmsg(e) : strerror(-rc);
+	snprintf(s->errmsg, sizeof(s->errmsg), "%s%s", e ? "" : "cannot create the snapshot engine: ", why);
+	s->state = SNAP_FAILED;
+	s->error = rc;
+	r->cur = NULL;
+	bgsnap_destroy(e);
+	return rc;
+}
+
+int snapshot_start(struct runner *r, struct snap *s)
+{
+	struct bgsnap_options o;
+	bgsnap_options_init(&o);
+	o.method = s->method;
+	o.log = engine_log;
+	o.log_ctx = r;
+	bgsnap_engine *e = NULL;
+	int rc = bgsnap_create(&e, &o);
+	if (rc < 0)
+		return start_failed(r, s, rc, NULL);
+	struct bgsnap_hooks h = { .pause = hook_pause, .save_state = hook_save_state, .resume = hook_resume, .ctx = r };
+	rc = bgsnap_add_region(e, "ram", r->vm.ram, r->vm.ram_size);
+	if (rc >= 0)
+		rc = bgsnap_set_hooks(e, &h);
+	if (rc >= 0) {
+		r->cur = s;
+		s->t_call = mono_s();
+		rc = bgsnap_start(e, s->path);
+	}
+	if (rc < 0)
+		return start_failed(r, s, rc, e);
+	s->state = SNAP_ACTIVE;
+	r->eng = e;
+	r->last = s;
+	if (pthread_create(&r->waiter, NULL, waiter_main, r)) {
+		/* Cannot wait in the background: wait here. */
+		wait_engine(r);
+		r->waiter = pthread_self();
+	}
+	return 0;
+}
+
+void snapshot_poll(struct runner *r, bool block)
+{
+	struct snap *s = r->cur;
+	if (!s)
+		return;
+	uint64_t v;
+	if (!block) {
+		struct pollfd pf = { .fd = r->snap_fd, .events = POLLIN };
+		if (poll(&pf, 1, 0) <= 0)
+			return;
+	}
+	if (read(r->snap_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		cli_error("eventfd read: %s", strerror(errno));
+	if (!pthread_equal(r->waiter, pthread_self()))
+		pthread_join(r->waiter, NULL);
+	int rc = r->wait_rc;
+	bgsnap_get_stats(r->eng, &s->stats, sizeof s->stats);
+	s->t_done = r->wait_t;
+	if (rc < 0) {
+		s->state = SNAP_FAILED;
+		s->error = rc;
+		snprintf(s->errmsg, sizeof(s->errmsg), "%s", bgsnap_errmsg(r->eng)[0] ? bgsnap_errmsg(r->eng) : strerror(-rc));
+		cli_error("snapshot %s failed: %s", s->path, s->errmsg);
+		r->failures++;
+	} else {
+		s->state = SNAP_DONE;
+	}
+	bgsnap_destroy(r->eng);
+	r->eng = NULL;
+	r->cur = NULL;
+}
+
+struct snap *snap_add(struct runner *r, const char *path, int method, uint64_t at_ms)
+{
+	if (r->nsnaps == r->capsnaps) {
+		size_t nc = r->capsnaps ? r->capsnaps * 2 : 8;
+		struct snap *ns = realloc(r->snaps, nc * sizeof(*ns));
+		if (!ns)
+			return NULL;
+		/* Pointers into the array move with it. */
+		if (r->cur)
+			r->cur = ns + (r->cur - r->snaps);
+		if (r->last)
+			r->last = ns + (r->last - r->snaps);
+		r->snaps = ns;
+		r->capsnaps = nc;
+	}
+	struct snap *s = &r->snaps[r->nsnaps];
+	memset(s, 0, sizeof(*s));
+	s->path = strdup(path);
+	s->method = method;
+	s->at_ms = at_ms;
+	if (!s->path)
+		return NULL;
+	r->nsnaps++;
+	return s;
+}
+
+static bool scheduled(const struct snap *s)
+{
+	return s->state == SNAP_PENDING && s->at_ms != AT_CONTROL;
+}
+
+double snapshot_schedule(struct runner *r, double now, bool finished)
+{
+	double next_due = -1;
+	for (size_t i = 0; i < r->nsnaps; i++) {
+		struct snap *s = &r->snaps[i];
+		if (!scheduled(s))
+			continue;
+		double due = r->t0 + (double)s->at_ms / 1e3;
+		if (finished) {
+			s->state = SNAP_SKIPPED;
+			cli_error("snapshot %s at %llu ms not taken: the guest ended after %.0f ms", s->path,
+			          (unsigned long long)s->at_ms, (r->t_end - r->t0) * 1e3);
+			r->failures++;
+			continue;
+		}
+		if (due <= now) {
+			if (snapshot_start(r, s) < 0) {
+				cli_error("snapshot %s failed: %s", s->path, s->errmsg);
+				r->failures++;
+			}
+			return 0;
+		}
+		if (next_due < 0 || due < next_due)
+			next_due = due;
+	}
+	return next_due;
+}
+
+bool snapshot_pending(const struct runner *r)
+{
+	for (size_t i = 0; i < r->nsnaps; i++)
+		if (scheduled(&r->snaps[i]))
+			return true;
+	return false;
+}
