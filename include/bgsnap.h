@@ -210,7 +210,15 @@ int bgsnap_set_hooks(bgsnap_engine *e, const struct bgsnap_hooks *hooks);
  * temporary name) in the same directory, mode 0600, fsynced and given its
  * name only when complete (then the directory is fsynced): `path` is either
  * absent/old or the complete new snapshot, and a host killed meanwhile
- * leaves no file.  A `path` that is a directory: -EISDIR.
+ * leaves no file (with the hidden temporary name, a killed host leaves that
+ * hidden file).  A `path` that is a directory: -EISDIR; a file name longer
+ * than its directory allows (NAME_MAX): -ENAMETOOLONG.
+ *
+ * Committed means: the file has its final name and its complete, fsynced
+ * content.  The directory's fsync comes after that and cannot be undone: if
+ * it fails, the snapshot still counts as committed (bgsnap_wait returns 0),
+ * but after a system crash the name may be missing or still name the old
+ * file.
  *
  * Returns once the host has been resumed (for the stop method: once all is
  * written).  The memory is then saved in the background; call bgsnap_wait().
