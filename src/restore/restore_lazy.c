@@ -207,7 +207,8 @@ static void *prefetch_main(void *arg)
 {
 	bgsnap_lazy *l = arg;
 	struct bgsnap_err e = { 0, "" };
-	size_t *slice = NULL, ns = 0;
+	struct rst_slice *slice = NULL;
+	size_t ns = 0;
 	uint64_t blen = 0;
 	uint8_t *buf = NULL;
 	int fd = reader_fd(l->r);
@@ -220,14 +221,14 @@ static void *prefetch_main(void *arg)
 	}
 	for (size_t k = 0; k < ns && !atomic_load(&l->stop); k++) {
 		struct reader_run x, y;
-		reader_run_get(l->r, slice[k], &x);
-		reader_run_get(l->r, slice[k + 1] - 1, &y);
+		reader_run_get(l->r, slice[k].first, &x);
+		reader_run_get(l->r, slice[k].end - 1, &y);
 		uint64_t base = x.offset;
 		struct bgsnap_err se = { 0, "" };
 		int whole = rst_pread_all(fd, buf, y.offset + y.span - base, base, &se) == 0;
-		for (size_t i = slice[k]; i < slice[k + 1]; i++) {
+		for (size_t i = slice[k].first; i < slice[k].end; i++) {
 			reader_run_get(l->r, i, &x);
-			if (x.kind == FMT_REC_STATE || l->target_of[x.region] < 0)
+			if (l->target_of[x.region] < 0)
 				continue;
 			struct bgsnap_err re = { 0, "" };
 			const uint8_t *rec = buf + (x.offset - base);
