@@ -165,16 +165,33 @@ const char *bgsnap_errmsg(const bgsnap_engine *e);
 /*
  * Adds a region of memory to be snapshotted, named `name` (1..63 bytes,
  * unique within the engine).  `addr` and `len` must be page-aligned and
- * len > 0; the range must be mapped, private anonymous, shmem/memfd or
- * hugetlbfs memory (file-backed mappings cannot be write-protected) and must
- * not overlap another region.  The memory stays owned by the host; it must
- * stay mapped (no munmap, mremap or MADV_DONTNEED) while a snapshot runs.
+ * len > 0; the range must be mapped, private anonymous or shmem/memfd
+ * memory (MAP_SHARED|MAP_ANONYMOUS, memfd, SysV shm) and must not overlap
+ * another region.  Refused: file-backed mappings (they cannot be
+ * write-protected), and hugetlb memory (MAP_HUGETLB, hugetlbfs files:
+ * bgsnap saves and protects 4 KiB pages, a huge page can only be protected
+ * whole; transparent huge pages are fine).  The memory stays owned by the
+ * host; it must stay mapped (no munmap, mremap or MADV_DONTNEED) while a
+ * snapshot runs.
+ *
+ * Shared memory: every method catches writes through the region's own
+ * mapping only (write protection and fork's copy-on-write act on this
+ * mapping's page tables).  A write to the same pages through another
+ * mapping - a second mmap of the memfd, another process's mapping - raises
+ * no fault and lands in the snapshot or not, whenever it happens: the
+ * snapshot is then not the pause instant's.  A second MAP_SHARED mapping
+ * of the same pages in this process at the time of the call is refused
+ * (-EBUSY, the message names both addresses); mappings made later, and
+ * other processes' mappings, cannot be seen: while a snapshot runs, only
+ * the region's mapping may write the pages (or the writers must be stopped
+ * by the pause hook as if they wrote the region).
  *
  * Returns the region id (>= 0, in order of addition) or
  *  -EINVAL  unaligned, empty, bad name, duplicate name, overlapping region
  *  -EFAULT  the range is not (entirely) mapped
- *  -ENOTSUP the range is file-backed or otherwise cannot be tracked
- *  -EBUSY   a snapshot is running
+ *  -ENOTSUP the range is file-backed, hugetlb or otherwise cannot be tracked
+ *  -EBUSY   a snapshot is running, or the pages are also mapped shared at
+ *           another address of this process
  */
 int bgsnap_add_region(bgsnap_engine *e, const char *name, void *addr, size_t len);
 
