@@ -182,9 +182,8 @@ const char *bgsnap_errmsg(const bgsnap_engine *e);
  * snapshot is then not the pause instant's.  A second MAP_SHARED mapping
  * of the same pages in this process at the time of the call is refused
  * (-EBUSY, the message names both addresses); mappings made later, and
- * other processes' mappings, cannot be seen: while a snapshot runs, only
- * the region's mapping may write the pages (or the writers must be stopped
- * by the pause hook as if they wrote the region).
+ * other processes' mappings, cannot be seen: from bgsnap_start until
+ * bgsnap_wait returns, only the region's own mapping may write its pages.
  *
  * Returns the region id (>= 0, in order of addition) or
  *  -EINVAL  unaligned, empty, bad name, duplicate name, overlapping region
