@@ -539,6 +539,21 @@ typedef struct bgsnap_lazy bgsnap_lazy;
  * munmap, mremap or MADV_DONTNEED a target until bgsnap_lazy_wait returned.
  * Needs userfaultfd (-ENOSYS / -EPERM with a message otherwise).
  *
+ * fork(): a child gets a copy of the targets without the registration, so
+ * a page still missing there would read as zeros.  The library therefore
+ * installs pthread_atfork handlers (at the first lazy restore) that make
+ * every fork() of the process wait until each running lazy restore has all
+ * its pages in (or poisoned), and keep new lazy restores from starting
+ * until the fork returned: a child always holds the complete memory, and
+ * the fork can take as long as the rest of the restore.  This covers
+ * fork() of the C library and everything built on it (system(), popen(),
+ * bgsnap's fork method); a raw clone(2)/fork system call without CLONE_VM
+ * bypasses it and is not supported while a lazy restore runs.  vfork() and
+ * posix_spawn() share the memory, which is served as for any thread.  In a
+ * child, the parent's bgsnap_lazy is a copy whose threads are not there:
+ * bgsnap_lazy_get_stats, bgsnap_lazy_wait (returns at once) and
+ * bgsnap_lazy_free (frees the copy) are safe on it, nothing waits.
+ *
  * Failure in the background (a read error, a truncated file, a checksum
  * mismatch): the pages that cannot be restored are poisoned with
  * UFFDIO_POISON (Linux 6.6+) so that any access to them raises SIGBUS
