@@ -545,11 +545,11 @@ typedef struct bgsnap_lazy bgsnap_lazy;
  * every fork() of the process wait until each running lazy restore has all
  * its pages in (or poisoned), and keep new lazy restores from starting
  * until the fork returned: a child always holds the complete memory, and
- * the fork can take as long as the rest of the restore.  This covers
- * fork() of the C library and everything built on it (system(), popen(),
- * bgsnap's fork method); a raw clone(2)/fork system call without CLONE_VM
- * bypasses it and is not supported while a lazy restore runs.  vfork() and
- * posix_spawn() share the memory, which is served as for any thread.  In a
+ * the fork can take as long as the rest of the restore.  This covers the C
+ * library's fork() (bgsnap's fork method included); a raw clone(2)/fork
+ * system call without CLONE_VM bypasses it and is not supported while a
+ * lazy restore runs.  vfork(), posix_spawn() (and glibc's system() and
+ * popen(), built on it) share the memory, served as for any thread.  In a
  * child, the parent's bgsnap_lazy is a copy whose threads are not there:
  * bgsnap_lazy_get_stats, bgsnap_lazy_wait (returns at once) and
  * bgsnap_lazy_free (frees the copy) are safe on it, nothing waits.

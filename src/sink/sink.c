@@ -8,7 +8,8 @@
  * the directory so the name itself is durable.  An unnamed file vanishes
  * with its last descriptor, so a host killed in the middle of a snapshot
  * leaves nothing behind.  Where the file system or a missing /proc rules
- * that out, the file is "<dir>/.<name>.XXXXXX.tmp" from the start, which
+ * that out, the file is "<dir>/.<name>.XXXXXX.tmp" (for a name too long
+ * for that, a shortened one: tmp_name_fill) from the start, which
  * sink_abort() unlinks but a killed host leaves.
  */
 #include "sink/sink.h"
