@@ -39,6 +39,7 @@ static unsigned bad_pages(void)
  * returns its number of bad pages, or fails the test. */
 static unsigned fork_and_check(bgsnap_lazy *l, const char *what)
 {
+	fflush(stdout);
 	pid_t pid = fork();
 	CHECK(pid >= 0, "%s: fork: %s", what, strerror(errno));
 	if (pid == 0) {
