@@ -30,9 +30,9 @@
  * process until each running lazy restore has settled, and keeps new ones
  * from starting until the fork is done; the child then holds complete
  * memory.  (Following the child with UFFD_FEATURE_EVENT_FORK would mean
- * serving its address space for as long as it lives, with no notice of
- * its exit, and every UFFDIO_COPY meanwhile failing with EAGAIN until the
- * fork event is read.)
+ * filling each child's missing pages too, from a second pass over the
+ * file, and every UFFDIO_COPY into the parent fails with EAGAIN while a
+ * fork event is unread: docs/RESTORE.md.)
  */
 #include "bgsnap.h"
 
