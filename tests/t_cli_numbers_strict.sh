@@ -58,6 +58,11 @@ if [ -x "$VM" ]; then
 		try 2 "$VM" run sweep --rounds "$v"
 		try 2 "$VM" run sweep --snapshot-at "$v:/nonexistent/x.bgs"
 	done
+	for v in "${bad_numbers[@]}" 0800 1000 0o600; do
+		try 2 "$VM" run sweep --control-mode "$v"
+	done
+	try 0 "$VM" run sweep --control-mode 0660
+	try 0 "$VM" run sweep --control-mode 600
 	try 0 "$VM" run sweep --mem 16M
 	try 0 "$VM" run sweep --mem 2G
 	try 0 "$VM" run sweep --rounds 18446744073709551615

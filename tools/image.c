@@ -3,6 +3,7 @@
 #include "image.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -80,7 +81,8 @@ int image_write_region(bgsnap_reader *r, unsigned idx, uint64_t pages, uint32_t 
 		struct bgsnap_record run;
 		rc = bgsnap_reader_page_run(r, idx, p, &run);
 		if (rc < 0) {
-			rc = cli_fail(err, err_len, rc, "%s", bgsnap_reader_errmsg(r));
+			const char *why = bgsnap_reader_errmsg(r);
+			rc = cli_fail(err, err_len, rc, "page %" PRIu64 " of region %u: %s", p, idx, why[0] ? why : strerror(-rc));
 			break;
 		}
 		/* The reader checked at open that runs tile the region. */
