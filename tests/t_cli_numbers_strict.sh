@@ -5,7 +5,7 @@
 # value past 64 bits or past a unit's shift; and still takes the valid
 # forms.  Each option is given before --help, so a value that is accepted
 # ends in the help text (exit 0) and nothing runs; a refused one exits 2.
-# timeout: 120
+# timeout: 300
 set -u
 BUILD="${BUILD:-build}"
 B="$BUILD/bgsnap"
