@@ -449,6 +449,20 @@ int bgsnap_reader_rewind(bgsnap_reader *r);
  */
 int bgsnap_reader_read_page(bgsnap_reader *r, unsigned region, uint64_t page, void *dst);
 
+/*
+ * The run of pages that holds page `page` of region `region`, as the file
+ * stores it: one PAGES or ZERO record.  Fills rec->kind (BGSNAP_REC_PAGES or
+ * BGSNAP_REC_ZERO), region, first_page, count and offset (data and name are
+ * NULL, len 0); the run covers [first_page, first_page + count), which
+ * holds `page`.  Lets a caller go over a region run by run: one ZERO record
+ * stands for up to 2^20 pages (4 GiB) and a small file for a whole 16 TiB
+ * of zeros, which page-by-page callers would walk for hours.  Reads nothing
+ * from the file (the index was read at open): a PAGES run's data is checked
+ * when read_page or read_region reads it.  Random-access readers only.
+ * -ENOENT out of range, -ESPIPE on a stream, -EINVAL if r or rec is NULL.
+ */
+int bgsnap_reader_page_run(bgsnap_reader *r, unsigned region, uint64_t page, struct bgsnap_record *rec);
+
 /* Flags for bgsnap_reader_read_region. */
 #define BGSNAP_READ_DST_ZEROED 0x1u  /* dst is known zero: skip zero pages   */
 
