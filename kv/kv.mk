@@ -15,3 +15,13 @@ kv: $(BUILD)/bgsnap-kv
 all: kv
 
 .PHONY: kv
+
+# bgsnap-kv-load: the load driver of bench/kv-vs-redis.sh (any RESP server).
+KV_LOAD_SRCS := $(sort $(wildcard kv/load/*.c))
+KV_LOAD_OBJS := $(KV_LOAD_SRCS:%.c=$(BUILD)/%.o)
+$(KV_LOAD_OBJS): kv/kv.mk Makefile
+
+$(BUILD)/bgsnap-kv-load: $(KV_LOAD_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $(KV_LOAD_OBJS) $(LDLIBS)
+
+kv: $(BUILD)/bgsnap-kv-load

@@ -8,8 +8,10 @@
  * eventfd: the loop never waits for the save.  The pause hook has nothing to
  * stop: the loop itself is the only writer, and it is inside bgsnap_start.
  *
- * A restore maps a fresh arena at the same fixed address, so the pointers
- * stored in it are valid again, and fills it eagerly (before serving) or
+ * The region is the arena up to its bump pointer (never-allocated pages
+ * are not part of the database).  A restore maps a fresh arena of the same
+ * size at the same fixed address, so the pointers stored in it are valid
+ * again, and fills it eagerly (before serving) or
  * lazily (serving at once; first touches of missing pages are fetched).
  */
 #include <errno.h>
@@ -78,7 +80,12 @@ static int make_engine(struct server *s, int method, bgsnap_engine **out, char *
 		return rc;
 	}
 	struct bgsnap_hooks h = { .save_state = hook_save_state, .ctx = s };
-	rc = bgsnap_add_region(e, REGION_NAME, s->db, s->cfg.maxmemory);
+	/* Only the part of the arena ever allocated from: the pages past the
+	 * bump pointer hold nothing the database refers to, and the loop that
+	 * could move it is the thread running this (it stays put until the
+	 * pause).  A save then costs the data, not --maxmemory. */
+	size_t used = (size_t)((s->db->bump + 4095) & ~(uint64_t)4095);
+	rc = bgsnap_add_region(e, REGION_NAME, s->db, used);
 	if (rc >= 0)
 		rc = bgsnap_set_hooks(e, &h);
 	if (rc < 0) {

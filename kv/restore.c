@@ -43,9 +43,9 @@ static int blob_field(const char *blob, size_t len, const char *name, uint64_t *
 	return -1;
 }
 
-/* The snapshot is one of ours, for this arena: its region index, or -1
- * after saying why. */
-static int check_snapshot(struct server *s, bgsnap_reader *r, const char *path)
+/* The snapshot is one of ours, for this arena: its region index and
+ * length (the arena's used part), or -1 after saying why. */
+static int check_snapshot(struct server *s, bgsnap_reader *r, const char *path, uint64_t *region_len)
 {
 	const void *data;
 	size_t len;
@@ -74,12 +74,13 @@ static int check_snapshot(struct server *s, bgsnap_reader *r, const char *path)
 	}
 	int idx = bgsnap_reader_find_region(r, "arena");
 	struct bgsnap_region_info ri;
-	if (idx < 0 || bgsnap_reader_region(r, (unsigned)idx, &ri, sizeof ri) < 0 || ri.size != bytes ||
-	    ri.addr != base) {
-		fprintf(stderr, "bgsnap-kv: %s: no region \"arena\" of %" PRIu64 " bytes at 0x%" PRIx64 ": refused\n", path,
-		        bytes, base);
+	if (idx < 0 || bgsnap_reader_region(r, (unsigned)idx, &ri, sizeof ri) < 0 || ri.size > bytes ||
+	    ri.size < 4096 || ri.addr != base) {
+		fprintf(stderr, "bgsnap-kv: %s: no region \"arena\" of at most %" PRIu64 " bytes at 0x%" PRIx64 ": refused\n",
+		        path, bytes, base);
 		return -1;
 	}
+	*region_len = ri.size;
 	return idx;
 }
 
@@ -107,7 +108,8 @@ static int restore_arena(struct server *s, bool maxmemory_given)
 	}
 	if (!maxmemory_given)
 		adopt_size(s, r);
-	int idx = check_snapshot(s, r, path);
+	uint64_t region_len = 0;
+	int idx = check_snapshot(s, r, path, &region_len);
 	void *base = idx < 0 ? NULL : arena_map(s->cfg.maxmemory);
 	if (idx >= 0 && !base)
 		fprintf(stderr, "bgsnap-kv: cannot map the arena at 0x%" PRIxPTR ": %s\n", ARENA_BASE, strerror(errno));
@@ -115,7 +117,8 @@ static int restore_arena(struct server *s, bool maxmemory_given)
 		bgsnap_reader_close(r);
 		return -1;
 	}
-	struct bgsnap_restore_target t = { .region = (unsigned)idx, .dst = base, .len = s->cfg.maxmemory };
+	/* The pages past the saved part stay fresh: zero, as they were. */
+	struct bgsnap_restore_target t = { .region = (unsigned)idx, .dst = base, .len = (size_t)region_len };
 	int rc;
 	if (s->cfg.lazy) {
 		rc = bgsnap_lazy_restore_start(&s->ps.lazy, r, &t, 1, err, sizeof(err));
