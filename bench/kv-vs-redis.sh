@@ -126,7 +126,12 @@ for name, restarts in (("redis", ["load"]), ("bgsnap-kv", ["lazy", "eager"])):
     if name == "bgsnap-kv":
         r["method"] = method
         r["arena"] = arena
+    # The time the server answered nobody: fork() for Redis, the whole
+    # bgsnap_start call (write-protect before the pause, then the pause) for
+    # bgsnap-kv; the pause proper is bgsnap_pause_hook_us.
     r["pause_us"] = run["pause_us"]
+    if name == "bgsnap-kv":
+        r["bgsnap_pause_hook_us"] = run["bgsnap_pause_hook_us"]
     r["save_ms"] = run["save_ms"]
     r["extra_mem_bytes"] = run["extra_mem_bytes"]
     r["rss_before_save"] = run["rss_before_save"]
@@ -151,7 +156,7 @@ for name, restarts in (("redis", ["load"]), ("bgsnap-kv", ["lazy", "eager"])):
         r["keys_wrong_after_restart"] += ce["keys_wrong"]
     res[name] = r
 
-rows = [("pause (us)", "pause_us"), ("save (ms)", "save_ms"), ("extra memory (MiB)", "extra_mem_bytes"),
+rows = [("pause (us)", "pause_us"), ("  of it in the pause hooks (us)", "bgsnap_pause_hook_us"), ("save (ms)", "save_ms"), ("extra memory (MiB)", "extra_mem_bytes"),
         ("peak RSS (MiB)", "rss_peak"), ("ops/s before", "ops_per_s_before"), ("ops/s during save", "ops_per_s_during"),
         ("ops/s after", "ops_per_s_after"), ("p50 ms before", "p50_ms_before"), ("p99 ms before", "p99_ms_before"),
         ("max ms before", "max_ms_before"), ("p50 ms save", "p50_ms_save"), ("p99 ms save", "p99_ms_save"),

@@ -83,6 +83,8 @@ static void info_persistence(struct server *s, struct text *t)
 	add(t, "rdb_last_cow_size:%llu\r\naof_enabled:0\r\n", (unsigned long long)p->last.extra_mem_peak);
 	add(t, "bgsnap_method:%s\r\nbgsnap_last_method:%s\r\n", bgsnap_method_name(s->cfg.method),
 	    bgsnap_method_name(p->last_method));
+	add(t, "bgsnap_last_start_us:%llu\r\nbgsnap_last_prewp_us:%llu\r\n", (unsigned long long)p->start_call_us,
+	    (unsigned long long)p->last.prewp_us);
 	add(t, "bgsnap_last_pause_us:%llu\r\nbgsnap_last_wp_us:%llu\r\nbgsnap_last_save_ms:%llu\r\n",
 	    (unsigned long long)p->last.pause_us, (unsigned long long)p->last.wp_us,
 	    (unsigned long long)p->last_save_ms);
@@ -104,7 +106,7 @@ static void info_stats(struct server *s, struct text *t)
 	    (unsigned long long)s->rejected_conns, (unsigned long long)dict_expired_keys,
 	    (unsigned long long)s->hits, (unsigned long long)s->misses);
 	add(t, "latest_fork_usec:%llu\r\noom_errors:%llu\r\nprotocol_errors:%llu\r\n\r\n",
-	    (unsigned long long)s->ps.last.pause_us, (unsigned long long)s->oom_errors,
+	    (unsigned long long)s->ps.start_call_us, (unsigned long long)s->oom_errors,
 	    (unsigned long long)s->proto_errors);
 }
 

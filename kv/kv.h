@@ -59,6 +59,7 @@ struct persist {
 	int last_method;
 	struct bgsnap_stats last;    /* of the last finished snapshot          */
 	uint64_t last_save_ms;
+	uint64_t start_call_us;      /* the loop's stop in the last BGSAVE start */
 	uint64_t dirty;              /* writes since the last save started     */
 	uint64_t dirty_at_start;
 	uint64_t next_save_ms;       /* monotonic ms of the next --save        */

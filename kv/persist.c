@@ -147,7 +147,12 @@ int persist_bgsave(struct server *s, char *err, size_t err_len)
 	persist_path(s, path, sizeof(path));
 	p->started_ms = (uint64_t)dict_now_ms();
 	p->dirty_at_start = p->dirty;
+	/* The loop answers nobody while bgsnap_start runs (the write-protect
+	 * before the pause included): that whole time is what Redis's
+	 * latest_fork_usec (the fork() call) compares with. */
+	uint64_t t0 = mono_ns();
 	rc = bgsnap_start(e, path);
+	p->start_call_us = (mono_ns() - t0) / 1000;
 	if (rc < 0) {
 		snprintf(err, err_len, "ERR BGSAVE failed: %s", bgsnap_errmsg(e)[0] ? bgsnap_errmsg(e) : strerror(-rc));
 		p->last_ok = false;

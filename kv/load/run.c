@@ -176,7 +176,9 @@ int load_run(int argc, char **argv)
 	uint64_t t_end = now_ns() - start;
 	printf("{\"clients\": %d, \"save_ms\": %.1f, \"rss_before_save\": %llu, \"rss_peak\": %llu, ", nw,
 	       (double)(t_done - t_save) / 1e6, (unsigned long long)rss_before, (unsigned long long)rss_peak);
-	printf("\"pause_us\": %lld, \"extra_mem_bytes\": %lld, \"bgsave_ok\": %s, ", conn_info(&ctl, "latest_fork_usec"),
+	printf("\"pause_us\": %lld, \"bgsnap_pause_hook_us\": %lld, ", conn_info(&ctl, "latest_fork_usec"),
+	       conn_info(&ctl, "bgsnap_last_pause_us"));
+	printf("\"extra_mem_bytes\": %lld, \"bgsave_ok\": %s, ",
 	       conn_info(&ctl, "rdb_last_cow_size"), conn_info(&ctl, "rdb_last_bgsave_time_sec") >= 0 ? "true" : "false");
 	/* The first second is warm-up (connections, caches). */
 	phase("before", w, nw, t_save > 1000000000ull ? 1000000000ull : 0, t_save, false);
