@@ -22,6 +22,15 @@
 #include "kvclient.h"
 #include "testutil.h"
 
+/* The server a failed CHECK leaves behind is killed on the way out. */
+static pid_t live_server;
+
+static void kill_live_server(void)
+{
+	if (live_server > 0)
+		kill(live_server, SIGKILL);
+}
+
 static int port;
 
 static void check_alive(const char *after)
@@ -259,6 +268,7 @@ static void foreign_snapshots(void)
 
 int main(void)
 {
+	atexit(kill_live_server);
 	const char *b = getenv("BUILD");
 	char bin[4096];
 	snprintf(bin, sizeof(bin), "%s/bgsnap-kv", b && *b ? b : "build");
@@ -272,6 +282,7 @@ int main(void)
 		               "--method", "stop", NULL };
 	pid_t pid = kv_spawn(NULL, port, log, &st, args);
 	CHECK(pid > 0, "the server did not start (status %d)", st);
+	live_server = pid;
 	protocol_errors();
 	disconnects_and_garbage();
 	CHECK(kill(pid, 0) == 0, "the server died");
@@ -279,6 +290,7 @@ int main(void)
 	/* Values over 1 KiB need a server with the default bulk limit. */
 	pid = kv_spawn(NULL, port, log, &st, (const char *[]){ "--maxmemory", "4mb", "--dir", tu_tmpdir(), NULL });
 	CHECK(pid > 0, "the server did not start (status %d)", st);
+	live_server = pid;
 	never_reads();
 	arena_full();
 	foreign_snapshots();

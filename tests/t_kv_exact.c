@@ -30,6 +30,15 @@
 #include "snaptest.h"
 #include "testutil.h"
 
+/* The server a failed CHECK leaves behind is killed on the way out. */
+static pid_t live_server;
+
+static void kill_live_server(void)
+{
+	if (live_server > 0)
+		kill(live_server, SIGKILL);
+}
+
 #define NCLI 4
 #define NKEYS 1000
 #define MAXOPS 2000000
@@ -180,6 +189,7 @@ static void check_restore(const char *dir, const char *file, const char *mode, c
 		               !strcmp(mode, "lazy") ? "--lazy" : NULL, NULL };
 	pid_t pid = kv_spawn(NULL, port, log, &st, args);
 	CHECK(pid > 0, "%s restore: the server did not start (status %d; see %s)", mode, st, log);
+	live_server = pid;
 	struct kvc k;
 	CHECK(kvc_connect(&k, port) == 0, "connect");
 	long long present = 0;
@@ -213,6 +223,7 @@ static int one_method(void *arg)
 	const char *args[] = { "--maxmemory", "64mb", "--dir", dir, "--method", bgsnap_method_name(method), NULL };
 	pid_t pid = kv_spawn(NULL, port, log, &st, args);
 	CHECK(pid > 0, "the server did not start (status %d; see %s)", st, log);
+	live_server = pid;
 	static struct writer w[NCLI];
 	for (int i = 0; i < NCLI; i++) {
 		memset(&w[i], 0, sizeof(w[i]));
@@ -267,6 +278,7 @@ static int one_method(void *arg)
 
 int main(void)
 {
+	atexit(kill_live_server);
 	const char *b = getenv("BUILD");
 	char bin[4096];
 	snprintf(bin, sizeof(bin), "%s/bgsnap-kv", b && *b ? b : "build");
