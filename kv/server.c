@@ -188,8 +188,9 @@ static bool flush_client(struct server *s, struct client *c)
 	return true;
 }
 
-/* Reads what is there; false if the client is gone or over its limit. */
-static bool read_client(struct server *s, struct client *c)
+/* Reads what is there; false if the client is gone or over its limit.
+ * *eof: the client closed its side (what it sent before still runs). */
+static bool read_client(struct server *s, struct client *c, bool *eof)
 {
 	for (int i = 0; i < 16; i++) {
 		if (c->in_len + READ_CHUNK > c->in_cap) {
@@ -212,7 +213,11 @@ static bool read_client(struct server *s, struct client *c)
 			return true;
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n == 0) {
+			*eof = true;
+			return true;
+		}
+		if (n < 0)
 			return false;
 		c->in_len += (size_t)n;
 		if ((size_t)n < READ_CHUNK)
@@ -223,11 +228,18 @@ static bool read_client(struct server *s, struct client *c)
 
 static void client_event(struct server *s, struct client *c, uint32_t ev)
 {
-	bool alive = true;
+	bool alive = true, eof = false;
 	if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))
-		alive = read_client(s, c);
+		alive = read_client(s, c, &eof);
 	if (alive)
 		alive = run_commands(s, c);
+	/* Gone: its replies are sent if the socket takes them, then it goes. */
+	if (eof) {
+		c->closing = true;
+		if (alive)
+			flush_client(s, c);
+		alive = false;
+	}
 	if (alive)
 		alive = flush_client(s, c);
 	/* Output drained below the soft limit: what was left in the input can
