@@ -42,7 +42,7 @@ static int size_class(uint64_t total)
 	return c < ARENA_NCLASS ? (int)c : -1;
 }
 
-void *arena_map(size_t size)
+void *arena_map(size_t size, bool thp)
 {
 	void *p = mmap((void *)ARENA_BASE, size, PROT_READ | PROT_WRITE,
 	               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
@@ -54,6 +54,11 @@ void *arena_map(size_t size)
 		errno = EEXIST;
 		return NULL;
 	}
+	/* Huge pages make the write-protect in BGSAVE's pause ~100x cheaper
+	 * than 4 KiB pages (the loop's stop goes from tens of ms per GiB to a
+	 * few); advice only: without THP the arena simply stays 4 KiB. */
+	if (thp)
+		(void)madvise(p, size, MADV_HUGEPAGE);
 	return p;
 }
 

@@ -45,9 +45,10 @@ struct arena_hdr {
 	struct dict_hdr dict;
 };
 
-/* Maps `size` bytes (a multiple of the page size) at ARENA_BASE, untouched.
- * Returns the base or NULL with errno (EEXIST: the address is taken). */
-void *arena_map(size_t size);
+/* Maps `size` bytes (a multiple of the page size) at ARENA_BASE, untouched,
+ * with transparent huge pages if `thp`.  Returns the base or NULL with
+ * errno (EEXIST: the address is taken). */
+void *arena_map(size_t size, bool thp);
 void arena_unmap(void *base, size_t size);
 /* Writes a fresh header: an empty database. */
 void arena_init(struct arena_hdr *a, size_t size, uint64_t seed);

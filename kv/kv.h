@@ -29,6 +29,8 @@ struct kv_config {
 	bool lazy;
 	unsigned save_seconds;       /* --save: BGSAVE every N s (0: never)    */
 	size_t copy_buffer;          /* bgsnap copy buffer (0: library default) */
+	unsigned pre_protect;        /* bgsnap_options.pre_protect             */
+	bool thp;                    /* MADV_HUGEPAGE on the arena             */
 	struct resp_limits limits;
 	size_t query_max;            /* client input buffer hard limit         */
 	size_t output_max;           /* client output buffer hard limit        */

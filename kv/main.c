@@ -32,6 +32,10 @@ static void usage(FILE *f)
 	        "  --method M            how BGSAVE tracks writes: auto, uffd, uffd-signal,\n"
 	        "                        mprotect, fork, stop (default auto)\n"
 	        "  --copy-buffer SIZE    bgsnap copy buffer (bounds the extra memory of a save)\n"
+	        "  --thp yes|no          transparent huge pages for the arena (default yes:\n"
+	        "                        BGSAVE stops the loop for far less time)\n"
+	        "  --pre-protect 0|1     write-protect before the pause (1) or in it (0, the\n"
+	        "                        default: the event loop waits for both alike)\n"
 	        "  --restore FILE        start from this snapshot (same --maxmemory, or none)\n"
 	        "  --lazy                with --restore: serve at once, pages arrive meanwhile\n"
 	        "  --proto-max-bulk-len SIZE   longest argument accepted (default 16mb)\n"
@@ -70,7 +74,7 @@ static int bad(const char *opt, const char *arg, const char *why)
 }
 
 enum { O_PORT = 1, O_BIND, O_DIR, O_DBFILE, O_MAXMEM, O_SAVE, O_METHOD, O_COPYBUF, O_RESTORE, O_LAZY, O_BULK,
-       O_OUTLIM };
+       O_OUTLIM, O_PREWP, O_THP };
 
 static int set_option(struct kv_config *c, int o, const char *arg, bool *maxmem_given)
 {
@@ -134,6 +138,16 @@ static int set_option(struct kv_config *c, int o, const char *arg, bool *maxmem_
 			return bad("--proto-max-bulk-len", arg, "not a size between 1 and 4gb");
 		c->limits.bulk_max = (size_t)v;
 		return 0;
+	case O_PREWP:
+		if (!cli_parse_u64(arg, 10, 0, 1, &v))
+			return bad("--pre-protect", arg, "not 0 or 1");
+		c->pre_protect = (unsigned)v;
+		return 0;
+	case O_THP:
+		if (strcmp(arg, "yes") && strcmp(arg, "no"))
+			return bad("--thp", arg, "not yes or no");
+		c->thp = !strcmp(arg, "yes");
+		return 0;
 	case O_OUTLIM:
 		if (parse_mem(arg, &v) < 0 || v < 4096)
 			return bad("--client-output-limit", arg, "not a size of at least 4k");
@@ -152,6 +166,7 @@ static void defaults(struct kv_config *c)
 	snprintf(c->dbfilename, sizeof(c->dbfilename), "dump.bgsnap");
 	c->maxmemory = (size_t)256 << 20;
 	c->method = BGSNAP_METHOD_AUTO;
+	c->thp = true;
 	c->limits.bulk_max = (size_t)16 << 20;
 	c->limits.args_max = 1024 * 1024;
 	c->limits.inline_max = 64 * 1024;
@@ -169,6 +184,8 @@ int main(int argc, char **argv)
 		{ "restore", required_argument, NULL, O_RESTORE }, { "lazy", no_argument, NULL, O_LAZY },
 		{ "proto-max-bulk-len", required_argument, NULL, O_BULK },
 		{ "client-output-limit", required_argument, NULL, O_OUTLIM },
+		{ "pre-protect", required_argument, NULL, O_PREWP },
+		{ "thp", required_argument, NULL, O_THP },
 		{ "help", no_argument, NULL, 'h' },                { NULL, 0, NULL, 0 },
 	};
 	static struct server s;

@@ -70,6 +70,7 @@ static int make_engine(struct server *s, int method, bgsnap_engine **out, char *
 	struct bgsnap_options o;
 	bgsnap_options_init(&o);
 	o.method = method;
+	o.pre_protect = s->cfg.pre_protect;
 	if (s->cfg.copy_buffer)
 		o.copy_buffer_bytes = s->cfg.copy_buffer;
 	o.log = engine_log;

@@ -110,7 +110,7 @@ static int restore_arena(struct server *s, bool maxmemory_given)
 		adopt_size(s, r);
 	uint64_t region_len = 0;
 	int idx = check_snapshot(s, r, path, &region_len);
-	void *base = idx < 0 ? NULL : arena_map(s->cfg.maxmemory);
+	void *base = idx < 0 ? NULL : arena_map(s->cfg.maxmemory, s->cfg.thp);
 	if (idx >= 0 && !base)
 		fprintf(stderr, "bgsnap-kv: cannot map the arena at 0x%" PRIxPTR ": %s\n", ARENA_BASE, strerror(errno));
 	if (!base) {
@@ -151,7 +151,7 @@ int persist_open_arena(struct server *s, bool maxmemory_given)
 {
 	if (s->cfg.restore)
 		return restore_arena(s, maxmemory_given);
-	void *base = arena_map(s->cfg.maxmemory);
+	void *base = arena_map(s->cfg.maxmemory, s->cfg.thp);
 	if (!base) {
 		fprintf(stderr, "bgsnap-kv: cannot map the arena (%zu bytes at 0x%" PRIxPTR "): %s\n", s->cfg.maxmemory,
 		        ARENA_BASE, strerror(errno));

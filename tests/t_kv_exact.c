@@ -3,7 +3,6 @@
  * instant, under load, for every method, after an eager and a lazy restore.
  *
  * timeout: 240
- * tags: concurrency
  *
  * Several client threads each own a set of keys and run a deterministic
  * sequence of operations on them (SET with values whose length varies, so
