@@ -13,9 +13,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Inside the high user range on x86-64, away from where the kernel,
- * glibc and AddressSanitizer place their own mappings. */
-#define ARENA_BASE ((uintptr_t)0x600000000000ull)
+/* Inside the user range on x86-64, away from where the kernel and glibc
+ * place mappings (below the stacks and libraries near 0x7f.., above PIE
+ * binaries at 0x55..) and from AddressSanitizer's allocator, which owns
+ * 0x600000000000-0x640000000000. */
+#define ARENA_BASE ((uintptr_t)0x500000000000ull)
 /* Bump when any structure stored in the arena changes shape: a snapshot of
  * another layout is refused. */
 #define ARENA_LAYOUT 1u
