@@ -2,7 +2,8 @@
  * kv.h - bgsnap-kv: a single-threaded RESP2 server whose whole database is
  * one arena (arena.h), saved by bgsnap background snapshots.  The server
  * (server.c) owns the event loop and the clients; commands.c, keyspace.c and
- * admin.c answer requests; persist.c takes and restores snapshots.
+ * admin.c answer requests; persist.c takes snapshots, restore.c opens the
+ * arena, fresh or from one.
  */
 #ifndef KV_KV_H
 #define KV_KV_H
@@ -86,6 +87,11 @@ struct server {
 	int exit_code;
 	struct persist ps;
 };
+
+/* The snapshot's state blob: its name and first line (restore.c refuses a
+ * file without them). */
+#define KV_STATE_NAME "kv"
+#define KV_STATE_MAGIC "bgsnap-kv 1\n"
 
 /* An argument of a command, pointing into the client's input buffer. */
 struct kv_arg {

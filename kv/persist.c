@@ -20,16 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli/clock.h"
 #include "kv.h"
 
-#define STATE_NAME "kv"
 #define REGION_NAME "arena"
-static const char state_magic[] = "bgsnap-kv 1\n";
 
 void persist_path(const struct server *s, char *buf, size_t len)
 {
@@ -55,8 +52,8 @@ static int hook_save_state(bgsnap_state *st, void *ctx)
 	struct server *s = ctx;
 	char blob[256];
 	int n = snprintf(blob, sizeof(blob), "%slayout=%u\narena_base=0x%" PRIxPTR "\narena_bytes=%zu\nkeys=%" PRIu64 "\n",
-	                 state_magic, ARENA_LAYOUT, ARENA_BASE, s->cfg.maxmemory, dict_size(s->db));
-	return bgsnap_state_add(st, STATE_NAME, blob, (size_t)n);
+	                 KV_STATE_MAGIC, ARENA_LAYOUT, ARENA_BASE, s->cfg.maxmemory, dict_size(s->db));
+	return bgsnap_state_add(st, KV_STATE_NAME, blob, (size_t)n);
 }
 
 static void engine_log(void *ctx, int level, const char *msg)

@@ -16,8 +16,6 @@
 #include "cli/clock.h"
 #include "kv.h"
 
-static const char state_magic[] = "bgsnap-kv 1\n";
-
 /* The value of "name=" in the blob, as a number; -1 if absent. */
 static int blob_field(const char *blob, size_t len, const char *name, uint64_t *out)
 {
@@ -50,8 +48,8 @@ static int check_snapshot(struct server *s, bgsnap_reader *r, const char *path, 
 	const void *data;
 	size_t len;
 	uint64_t layout, base, bytes;
-	if (bgsnap_reader_find_state(r, "kv", &data, &len) < 0 || len < strlen(state_magic) ||
-	    memcmp(data, state_magic, strlen(state_magic))) {
+	if (bgsnap_reader_find_state(r, KV_STATE_NAME, &data, &len) < 0 || len < strlen(KV_STATE_MAGIC) ||
+	    memcmp(data, KV_STATE_MAGIC, strlen(KV_STATE_MAGIC))) {
 		fprintf(stderr, "bgsnap-kv: %s: not a bgsnap-kv snapshot (no \"kv\" state blob)\n", path);
 		return -1;
 	}
@@ -91,7 +89,7 @@ static void adopt_size(struct server *s, bgsnap_reader *r)
 	const void *data;
 	size_t len;
 	uint64_t bytes;
-	if (bgsnap_reader_find_state(r, "kv", &data, &len) == 0 && blob_field(data, len, "arena_bytes", &bytes) == 0 &&
+	if (bgsnap_reader_find_state(r, KV_STATE_NAME, &data, &len) == 0 && blob_field(data, len, "arena_bytes", &bytes) == 0 &&
 	    bytes >= ARENA_MIN && bytes <= ARENA_MAX && bytes % 4096 == 0)
 		s->cfg.maxmemory = (size_t)bytes;
 }
