@@ -137,22 +137,25 @@ static void cmd_set(struct server *s, struct client *c, struct kv_arg *argv, siz
 	if (parse_set_opts(c, argv, argc, &o) < 0)
 		return;
 	struct kv_entry *old = dict_find(s->db, argv[1].p, argv[1].n);
+	if ((o.nx && old) || (o.xx && !old)) {
+		if (o.get && old)
+			return reply_bulk(&c->out, entry_val(old), old->vlen);
+		return reply_nil(&c->out);
+	}
+	/* GET answers with the old value, which the write may free: it goes
+	 * into the reply first, and is taken back if the write fails. */
+	size_t mark = c->out.len;
 	if (o.get) {
 		if (old)
 			reply_bulk(&c->out, entry_val(old), old->vlen);
 		else
 			reply_nil(&c->out);
 	}
-	if ((o.nx && old) || (o.xx && !old)) {
-		if (!o.get)
-			reply_nil(&c->out);
-		return;
-	}
 	struct kv_entry *e = dict_set(s->db, argv[1].p, argv[1].n, argv[2].p, argv[2].n, o.keepttl);
 	if (!e) {
-		if (!o.get)
-			oom(s, c);
-		return;
+		if (!c->out.failed)
+			c->out.len = mark;
+		return oom(s, c);
 	}
 	if (o.expire_at)
 		dict_set_expire(s->db, e, o.expire_at);
