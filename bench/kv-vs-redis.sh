@@ -21,6 +21,7 @@
 #   BUILD=build            where bgsnap-kv and bgsnap-kv-load are built
 #   KV_METHOD=auto         bgsnap-kv's --method
 #   KV_MAXMEMORY=SIZE      bgsnap-kv's arena (default: sized from KEYS, VALUE_BYTES)
+#   KV_ARGS="..."          more bgsnap-kv options for the loaded run (--fault-around 16)
 #   CLIENTS=4              load connections
 #   BENCH_DIR=$TMPDIR      where the snapshot files go (removed at the end)
 set -u
@@ -109,11 +110,12 @@ server redis "$tmp/redis/dump.rdb" redis-server --bind 127.0.0.1 --save '' --app
 restart redis load redis-server --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp/redis" --dbfilename dump.rdb \
 	--daemonize no || exit 1
 kvcmd=("$BUILD/bgsnap-kv" --dir "$tmp/kv" --dbfilename dump.bgsnap --maxmemory "$ARENA")
-server bgsnap-kv "$tmp/kv/dump.bgsnap" "${kvcmd[@]}" --method "$KV_METHOD" || exit 1
+# shellcheck disable=SC2086
+server bgsnap-kv "$tmp/kv/dump.bgsnap" "${kvcmd[@]}" --method "$KV_METHOD" ${KV_ARGS:-} || exit 1
 restart bgsnap-kv eager "${kvcmd[@]}" --restore "$tmp/kv/dump.bgsnap" || exit 1
 restart bgsnap-kv lazy "${kvcmd[@]}" --restore "$tmp/kv/dump.bgsnap" --lazy || exit 1
 
-python3 - "$tmp" "$KEYS" "$VSIZE" "$SECS" "$KV_METHOD" "$ARENA" <<'PY'
+python3 - "$tmp" "$KEYS" "$VSIZE" "$SECS" "$KV_METHOD ${KV_ARGS:-}" "$ARENA" <<'PY'
 import json, sys
 tmp, keys, vsize, secs, method, arena = sys.argv[1:]
 def j(p):

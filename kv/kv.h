@@ -32,6 +32,7 @@ struct kv_config {
 	size_t copy_buffer;          /* bgsnap copy buffer (0: library default) */
 	unsigned pre_protect;        /* bgsnap_options.pre_protect             */
 	bool thp;                    /* MADV_HUGEPAGE on the arena             */
+	unsigned fault_around;       /* BGSNAP_PARAM_FAULT_AROUND_PAGES (0: default) */
 	struct resp_limits limits;
 	size_t query_max;            /* client input buffer hard limit         */
 	size_t output_max;           /* client output buffer hard limit        */

@@ -34,6 +34,8 @@ static void usage(FILE *f)
 	        "  --copy-buffer SIZE    bgsnap copy buffer (bounds the extra memory of a save)\n"
 	        "  --thp yes|no          transparent huge pages for the arena (default yes:\n"
 	        "                        BGSAVE stops the loop for far less time)\n"
+	        "  --fault-around N      pages saved per write fault during BGSAVE (1..64,\n"
+	        "                        a power of two; default 1)\n"
 	        "  --pre-protect 0|1     write-protect before the pause (1) or in it (0, the\n"
 	        "                        default: the event loop waits for both alike)\n"
 	        "  --restore FILE        start from this snapshot (same --maxmemory, or none)\n"
@@ -74,7 +76,7 @@ static int bad(const char *opt, const char *arg, const char *why)
 }
 
 enum { O_PORT = 1, O_BIND, O_DIR, O_DBFILE, O_MAXMEM, O_SAVE, O_METHOD, O_COPYBUF, O_RESTORE, O_LAZY, O_BULK,
-       O_OUTLIM, O_PREWP, O_THP };
+       O_OUTLIM, O_PREWP, O_THP, O_FAULTAROUND };
 
 static int set_option(struct kv_config *c, int o, const char *arg, bool *maxmem_given)
 {
@@ -148,6 +150,11 @@ static int set_option(struct kv_config *c, int o, const char *arg, bool *maxmem_
 			return bad("--thp", arg, "not yes or no");
 		c->thp = !strcmp(arg, "yes");
 		return 0;
+	case O_FAULTAROUND:
+		if (!cli_parse_u64(arg, 10, 1, 64, &v) || (v & (v - 1)))
+			return bad("--fault-around", arg, "not a power of two in 1..64");
+		c->fault_around = (unsigned)v;
+		return 0;
 	case O_OUTLIM:
 		if (parse_mem(arg, &v) < 0 || v < 4096)
 			return bad("--client-output-limit", arg, "not a size of at least 4k");
@@ -186,6 +193,7 @@ int main(int argc, char **argv)
 		{ "client-output-limit", required_argument, NULL, O_OUTLIM },
 		{ "pre-protect", required_argument, NULL, O_PREWP },
 		{ "thp", required_argument, NULL, O_THP },
+		{ "fault-around", required_argument, NULL, O_FAULTAROUND },
 		{ "help", no_argument, NULL, 'h' },                { NULL, 0, NULL, 0 },
 	};
 	static struct server s;

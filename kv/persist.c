@@ -86,8 +86,10 @@ static int make_engine(struct server *s, int method, bgsnap_engine **out, char *
 	rc = bgsnap_add_region(e, REGION_NAME, s->db, used);
 	if (rc >= 0)
 		rc = bgsnap_set_hooks(e, &h);
+	if (rc >= 0 && s->cfg.fault_around > 1)
+		rc = bgsnap_set_param(e, BGSNAP_PARAM_FAULT_AROUND_PAGES, s->cfg.fault_around);
 	if (rc < 0) {
-		snprintf(err, err_len, "ERR snapshot setup failed: %s", bgsnap_errmsg(e));
+		snprintf(err, err_len, "ERR snapshot setup failed: %s", bgsnap_errmsg(e)[0] ? bgsnap_errmsg(e) : strerror(-rc));
 		bgsnap_destroy(e);
 		return rc;
 	}
