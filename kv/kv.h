@@ -33,6 +33,7 @@ struct kv_config {
 	unsigned pre_protect;        /* bgsnap_options.pre_protect             */
 	bool thp;                    /* MADV_HUGEPAGE on the arena             */
 	unsigned fault_around;       /* BGSNAP_PARAM_FAULT_AROUND_PAGES (0: default) */
+	int save_nice;               /* nice value of a BGSAVE's writer threads */
 	struct resp_limits limits;
 	size_t query_max;            /* client input buffer hard limit         */
 	size_t output_max;           /* client output buffer hard limit        */
@@ -132,6 +133,10 @@ void persist_close(struct server *s);
 /* Waits for a lazy restore to end and frees it (exits if it failed). */
 int persist_lazy_finish(struct server *s);
 void persist_path(const struct server *s, char *buf, size_t len);
+
+/* nice.c: sets the nice value of the running save's background threads;
+ * returns how many were found. */
+int kv_renice_save_threads(int nice_value);
 
 /* server.c */
 int server_run(struct server *s);

@@ -36,6 +36,8 @@ static void usage(FILE *f)
 	        "                        BGSAVE stops the loop for far less time)\n"
 	        "  --fault-around N      pages saved per write fault during BGSAVE (1..64,\n"
 	        "                        a power of two; default 1)\n"
+	        "  --save-nice N         nice value of BGSAVE's writer threads, 0..19 (default\n"
+	        "                        0): a longer save, more CPU left for requests\n"
 	        "  --pre-protect 0|1     write-protect before the pause (1) or in it (0, the\n"
 	        "                        default: the event loop waits for both alike)\n"
 	        "  --restore FILE        start from this snapshot (same --maxmemory, or none)\n"
@@ -76,7 +78,7 @@ static int bad(const char *opt, const char *arg, const char *why)
 }
 
 enum { O_PORT = 1, O_BIND, O_DIR, O_DBFILE, O_MAXMEM, O_SAVE, O_METHOD, O_COPYBUF, O_RESTORE, O_LAZY, O_BULK,
-       O_OUTLIM, O_PREWP, O_THP, O_FAULTAROUND };
+       O_OUTLIM, O_PREWP, O_THP, O_FAULTAROUND, O_SAVENICE };
 
 static int set_option(struct kv_config *c, int o, const char *arg, bool *maxmem_given)
 {
@@ -155,6 +157,11 @@ static int set_option(struct kv_config *c, int o, const char *arg, bool *maxmem_
 			return bad("--fault-around", arg, "not a power of two in 1..64");
 		c->fault_around = (unsigned)v;
 		return 0;
+	case O_SAVENICE:
+		if (!cli_parse_u64(arg, 10, 0, 19, &v))
+			return bad("--save-nice", arg, "not a nice value in 0..19");
+		c->save_nice = (int)v;
+		return 0;
 	case O_OUTLIM:
 		if (parse_mem(arg, &v) < 0 || v < 4096)
 			return bad("--client-output-limit", arg, "not a size of at least 4k");
@@ -193,6 +200,7 @@ int main(int argc, char **argv)
 		{ "client-output-limit", required_argument, NULL, O_OUTLIM },
 		{ "pre-protect", required_argument, NULL, O_PREWP },
 		{ "thp", required_argument, NULL, O_THP },
+		{ "save-nice", required_argument, NULL, O_SAVENICE },
 		{ "fault-around", required_argument, NULL, O_FAULTAROUND },
 		{ "help", no_argument, NULL, 'h' },                { NULL, 0, NULL, 0 },
 	};

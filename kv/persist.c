@@ -161,6 +161,8 @@ int persist_bgsave(struct server *s, char *err, size_t err_len)
 		return rc;
 	}
 	p->eng = e;
+	if (s->cfg.save_nice)
+		kv_renice_save_threads(s->cfg.save_nice);
 	if (pthread_create(&p->waiter, NULL, waiter_main, s)) {
 		/* No thread: the save is as good as SAVE. */
 		rc = bgsnap_wait(e);
