@@ -22,7 +22,7 @@ kv=$BUILD/bgsnap-kv
 
 "$kv" --help >"$tmp/out" 2>&1 || fail "--help: exit $?"
 grep -q -- '--maxmemory' "$tmp/out" || fail "--help does not list --maxmemory"
-for bad in "--port 70000" "--maxmemory 10" "--method bogus" "--lazy" "--nosuch" "--dbfilename a/b" "--save x" "--thp maybe" "--fault-around 3" "--pre-protect 2"; do
+for bad in "--port 70000" "--maxmemory 10" "--method bogus" "--lazy" "--nosuch" "--dbfilename a/b" "--save x" "--thp maybe" "--fault-around 3" "--pre-protect 2" "--save-nice 20"; do
 	# shellcheck disable=SC2086
 	"$kv" $bad >"$tmp/out" 2>&1
 	rc=$?
