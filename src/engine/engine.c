@@ -83,7 +83,7 @@ static int resolve_method(int method, const struct method_ops **out, struct bgsn
 		for (size_t i = 0; i < sizeof(auto_order) / sizeof(auto_order[0]); i++) {
 			const struct method_ops *ops = ops_for(auto_order[i]);
 			struct bgsnap_err e2 = { 0, "" };
-			if (ops && ops->probe(&e2) == 0) {
+			if (ops && (!ops->probe || ops->probe(&e2) == 0)) {
 				*out = ops;
 				return 0;
 			}
@@ -96,7 +96,7 @@ static int resolve_method(int method, const struct method_ops **out, struct bgsn
 	if (!ops)
 		return err_set(err, -ENOTSUP, "method '%s' is not implemented in this build",
 		               bgsnap_method_name(method) ? bgsnap_method_name(method) : "?");
-	int r = ops->probe(err);
+	int r = ops->probe ? ops->probe(err) : 0;
 	if (r)
 		return r;
 	*out = ops;
@@ -456,6 +456,18 @@ static void run_reset(bgsnap_engine *e)
 	memset(&e->meta, 0, sizeof(e->meta));
 }
 
+static void method_abort(bgsnap_engine *e)
+{
+	if (e->ops->abort)
+		e->ops->abort(e);
+}
+
+static void method_release(bgsnap_engine *e)
+{
+	if (e->ops->release)
+		e->ops->release(e);
+}
+
 /* Everything after the sink is open.  On failure the sink is aborted. */
 static int start_run(bgsnap_engine *e)
 {
@@ -483,9 +495,9 @@ static int start_run(bgsnap_engine *e)
 		goto fail_sink;
 	}
 	e->meta.method = e->ops->method;
-	r = e->ops->prepare(e);
+	r = e->ops->prepare ? e->ops->prepare(e) : 0;
 	if (r) {
-		e->ops->abort(e);
+		method_abort(e);
 		goto fail_release;
 	}
 
@@ -494,7 +506,7 @@ static int start_run(bgsnap_engine *e)
 	if (e->hooks.pause && e->hooks.pause(e->hooks.ctx) != 0) {
 		r = engine_fail(e, -ECANCELED, "the pause hook failed; the snapshot is abandoned and nothing is "
 		                "left protected");
-		e->ops->abort(e);
+		method_abort(e);
 		goto fail_release;
 	}
 	e->meta.created_unix_ns = realtime_ns();
@@ -503,7 +515,7 @@ static int start_run(bgsnap_engine *e)
 			e->hooks.resume(e->hooks.ctx);
 		r = engine_fail(e, -ECANCELED, "the save_state hook failed; the snapshot is abandoned and nothing "
 		                "is left protected");
-		e->ops->abort(e);
+		method_abort(e);
 		goto fail_release;
 	}
 	atomic_store(&e->live->state_bytes, e->state.bytes);
@@ -517,10 +529,10 @@ static int start_run(bgsnap_engine *e)
 	/* ---- end of the pause ---- */
 
 	if (r) {
-		e->ops->abort(e);
+		method_abort(e);
 		goto fail_release;
 	}
-	r = e->ops->launch(e);
+	r = e->ops->launch ? e->ops->launch(e) : 0;
 	pthread_mutex_lock(&e->run_lock);
 	e->launched = 1;   /* from now on ops->cancel may look at method_priv */
 	pthread_mutex_unlock(&e->run_lock);
@@ -531,7 +543,7 @@ static int start_run(bgsnap_engine *e)
 	return 0;
 
 fail_release:
-	e->ops->release(e);
+	method_release(e);
 fail_sink:
 	if (!e->err.code && e->werr.code)
 		err_set(&e->err, e->werr.code, "%s", e->werr.msg);
@@ -552,9 +564,19 @@ static int start_check(bgsnap_engine *e)
 	if (e->region_count == 0)
 		return err_set(&e->err, -EINVAL, "no regions to snapshot: add one with bgsnap_add_region");
 	int r = resolve_method(e->opts.method, &e->ops, &e->err);
-	if (!r)
-		atomic_store(&e->live->method, e->ops->method);
-	return r;
+	if (r)
+		return r;
+	atomic_store(&e->live->method, e->ops->method);
+	/* A fork child shares MAP_SHARED memory with its parent instead of
+	 * getting a copy-on-write view: it would save the parent's later
+	 * writes. */
+	for (uint32_t i = 0; (e->ops->caps & METHOD_NO_SHARED_REGIONS) && i < e->region_count; i++)
+		if (e->regions[i].shared)
+			return err_set(&e->err, -ENOTSUP,
+			               "the %s method cannot snapshot region '%s': it is shared memory "
+			               "(memfd/shmem), which a fork child sees change; use uffd",
+			               bgsnap_method_name(e->ops->method), e->regions[i].name);
+	return 0;
 }
 
 /*
@@ -595,9 +617,7 @@ int bgsnap_start(bgsnap_engine *e, const char *path)
 	/* Direct writes pay where the host runs beside the writer; stop writes
 	 * with the host paused, where the page cache measured faster, and the
 	 * fork child has no writing thread. */
-	int m = e->ops->method;
-	int direct = e->opts.direct_io && (m == BGSNAP_METHOD_UFFD || m == BGSNAP_METHOD_UFFD_SIGNAL ||
-	                                   m == BGSNAP_METHOD_MPROTECT);
+	int direct = e->opts.direct_io && (e->ops->caps & METHOD_WRITES_BESIDE_HOST);
 	r = sink_open_path(&e->sink, path, direct, &e->err);
 	if (r)
 		return r;
@@ -630,7 +650,7 @@ int bgsnap_wait(bgsnap_engine *e)
 			return err_set(&e->err, -EINVAL, "no snapshot was started");
 		return e->result;
 	}
-	int r = e->ops->join(e);
+	int r = e->ops->join ? e->ops->join(e) : 0;
 	pthread_mutex_lock(&e->err_lock);
 	if (r && !e->err.code && e->werr.code)
 		err_set(&e->err, e->werr.code, "%s", e->werr.msg);
@@ -647,7 +667,7 @@ int bgsnap_wait(bgsnap_engine *e)
 	atomic_store(&e->run_state, r ? BGSNAP_STATE_FAILED : BGSNAP_STATE_DONE);
 	e->launched = 0;
 	pthread_mutex_unlock(&e->run_lock);
-	e->ops->release(e);
+	method_release(e);
 	fmtw_free(&e->fw);
 	engine_log(e, r ? BGSNAP_LOG_ERROR : BGSNAP_LOG_INFO, "snapshot %s: %s",
 	           r ? "failed" : "committed", r ? e->err.msg : "ok");

@@ -35,24 +35,12 @@ struct fork_priv {
 	struct fork_shared *shared;
 	pid_t pid;
 	pid_t parent;
-	int reaped;                /* guarded by e->run_lock: never kill a reaped pid */
+	pthread_mutex_t lock;      /* orders the reaping against cancel's kill */
+	int reaped;                /* under lock: never kill a reaped pid */
 };
-
-static int fork_probe(struct bgsnap_err *err)
-{
-	(void)err;
-	return 0;
-}
 
 static int fork_prepare(struct bgsnap_engine *e)
 {
-	/* A child shares MAP_SHARED memory with its parent instead of getting
-	 * a copy-on-write view: it would save the parent's later writes. */
-	for (uint32_t i = 0; i < e->region_count; i++)
-		if (e->regions[i].shared)
-			return err_set(&e->err, -ENOTSUP,
-			               "the fork method cannot snapshot region '%s': it is shared memory "
-			               "(memfd/shmem), which a fork child sees change; use uffd", e->regions[i].name);
 	struct fork_priv *p = calloc(1, sizeof(*p));
 	if (!p)
 		return err_set(&e->err, -ENOMEM, "out of memory");
@@ -63,6 +51,7 @@ static int fork_prepare(struct bgsnap_engine *e)
 	}
 	memset(p->shared, 0, sizeof(*p->shared));
 	p->pid = -1;
+	pthread_mutex_init(&p->lock, NULL);
 	e->method_priv = p;
 	/* Worst case, every page its own record (+ a few state blobs, which
 	 * protect adds): reserved here, not in the pause. */
@@ -178,27 +167,21 @@ static int fork_protect(struct bgsnap_engine *e)
 	return 0;
 }
 
-static int fork_launch(struct bgsnap_engine *e)
-{
-	(void)e;
-	return 0;
-}
-
 static int fork_join(struct bgsnap_engine *e)
 {
 	struct fork_priv *p = e->method_priv;
 	siginfo_t si;
 	memset(&si, 0, sizeof(si));
 	/* Wait without reaping, so a concurrent cancel cannot signal a
-	 * recycled pid; reap under run_lock. */
+	 * recycled pid; reap under the lock cancel takes. */
 	while (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
 		;
-	pthread_mutex_lock(&e->run_lock);
+	pthread_mutex_lock(&p->lock);
 	int status = 0;
 	while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
 		;
 	p->reaped = 1;
-	pthread_mutex_unlock(&e->run_lock);
+	pthread_mutex_unlock(&p->lock);
 
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 		if (engine_cancelled(e))
@@ -219,14 +202,12 @@ static int fork_join(struct bgsnap_engine *e)
 static void fork_cancel(struct bgsnap_engine *e)
 {
 	struct fork_priv *p = e->method_priv;
-	/* Called under run_lock. */
-	if (p && p->pid > 0 && !p->reaped)
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	if (p->pid > 0 && !p->reaped)
 		kill(p->pid, SIGKILL);
-}
-
-static void fork_abort(struct bgsnap_engine *e)
-{
-	(void)e;
+	pthread_mutex_unlock(&p->lock);
 }
 
 static void fork_release(struct bgsnap_engine *e)
@@ -235,18 +216,18 @@ static void fork_release(struct bgsnap_engine *e)
 	if (!p)
 		return;
 	munmap(p->shared, sizeof(*p->shared));
+	pthread_mutex_destroy(&p->lock);
 	free(p);
 	e->method_priv = NULL;
 }
 
+/* Nothing to abort: until the fork in protect there is no child. */
 const struct method_ops method_fork_ops = {
 	.method = BGSNAP_METHOD_FORK,
-	.probe = fork_probe,
+	.caps = METHOD_NO_SHARED_REGIONS,
 	.prepare = fork_prepare,
 	.protect = fork_protect,
-	.launch = fork_launch,
 	.join = fork_join,
 	.cancel = fork_cancel,
-	.abort = fork_abort,
 	.release = fork_release,
 };

@@ -29,15 +29,8 @@
 #include "engine/track.h"
 
 struct mprotect_priv {
-	struct track track;
 	int signal_installed;
 };
-
-static int mp_probe(struct bgsnap_err *err)
-{
-	(void)err;
-	return 0;
-}
 
 /* async-signal-safe: mprotect and nanosleep. */
 static int mp_unprotect(struct track *t, uint64_t addr, uint64_t len)
@@ -93,98 +86,38 @@ static void mp_writer_end(struct track *t)
 	}
 }
 
-static int mp_prepare(struct bgsnap_engine *e)
+static int mp_prepare(struct track *t)
 {
-	struct mprotect_priv *p = calloc(1, sizeof(*p));
-	if (!p)
-		return err_set(&e->err, -ENOMEM, "out of memory");
-	e->method_priv = p;
+	struct bgsnap_engine *e = t->e;
+	struct mprotect_priv *p = t->method;
 	for (uint32_t i = 0; i < e->region_count; i++) {
 		int r = region_check_writable(e->regions[i].addr, e->regions[i].len, &e->err);
 		if (r)
 			return r;
 	}
-	int r = track_init(&p->track, e);
-	if (r)
-		return r;
-	p->track.method = p;
-	p->track.unprotect = mp_unprotect;
-	p->track.unprotect_fault = mp_unprotect_fault;
-	p->track.writer_end = mp_writer_end;
-	r = fault_signal_install(SIGSEGV, &p->track, &e->err);
+	int r = fault_signal_install(SIGSEGV, t, &e->err);
 	if (r)
 		return r;
 	p->signal_installed = 1;
 	/* As the uffd methods: protect now, in the pause only what was
 	 * written meanwhile (each such page is a mapping of its own until
 	 * then). */
-	return e->opts.pre_protect ? track_pre_protect(&p->track, mp_protect_all) : 0;
+	return e->opts.pre_protect ? track_pre_protect(t) : 0;
 }
 
-static int mp_protect(struct bgsnap_engine *e)
-{
-	struct mprotect_priv *p = e->method_priv;
-	return track_protect_in_pause(&p->track, mp_protect_all, mp_protect_range);
-}
+static const struct track_method mp_track = {
+	.priv_size = sizeof(struct mprotect_priv),
+	.prepare = mp_prepare,
+	.protect_all = mp_protect_all,
+	.protect_range = mp_protect_range,
+	.unprotect = mp_unprotect,
+	.unprotect_fault = mp_unprotect_fault,
+	.writer_end = mp_writer_end,
+};
 
-static int mp_launch(struct bgsnap_engine *e)
-{
-	struct mprotect_priv *p = e->method_priv;
-	int r = track_launch(&p->track);
-	if (r) {
-		copybuf_close(&p->track.cb);
-		track_unprotect_all(&p->track);
-		mp_writer_end(&p->track);
-	}
-	return r;
-}
-
-static int mp_join(struct bgsnap_engine *e)
-{
-	struct mprotect_priv *p = e->method_priv;
-	return track_join(&p->track);
-}
-
-static void mp_cancel(struct bgsnap_engine *e)
-{
-	struct mprotect_priv *p = e->method_priv;
-	if (p && p->track.cb_ready)
-		copybuf_close(&p->track.cb);
-}
-
-static void mp_abort(struct bgsnap_engine *e)
-{
-	struct mprotect_priv *p = e->method_priv;
-	if (!p || !p->track.e)
-		return;
-	if (p->track.cb_ready)
-		copybuf_close(&p->track.cb);
-	if (p->track.unprotect)
-		track_unprotect_all(&p->track);
-	mp_writer_end(&p->track);
-}
-
-static void mp_release(struct bgsnap_engine *e)
-{
-	struct mprotect_priv *p = e->method_priv;
-	if (!p)
-		return;
-	if (p->track.e) {
-		mp_writer_end(&p->track);
-		track_free(&p->track);
-	}
-	free(p);
-	e->method_priv = NULL;
-}
-
+/* No probe: mprotect and signals work everywhere. */
 const struct method_ops method_mprotect_ops = {
 	.method = BGSNAP_METHOD_MPROTECT,
-	.probe = mp_probe,
-	.prepare = mp_prepare,
-	.protect = mp_protect,
-	.launch = mp_launch,
-	.join = mp_join,
-	.cancel = mp_cancel,
-	.abort = mp_abort,
-	.release = mp_release,
+	.track = &mp_track,
+	TRACK_LIFE_CYCLE,
 };
