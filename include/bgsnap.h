@@ -111,7 +111,10 @@ struct bgsnap_options {
 	                               bgsnap_options_init                       */
 	int method;                 /* enum bgsnap_method; default AUTO          */
 	size_t copy_buffer_bytes;   /* fault copy buffer capacity, rounded up to
-	                               whole pages; minimum one page.  Default
+	                               whole pages; minimum one page, at most
+	                               the machine's physical memory
+	                               (sysconf(_SC_PHYS_PAGES) pages; more:
+	                               -EINVAL from bgsnap_create).  Default
 	                               64 MiB.  Bounds the extra memory used.     */
 	unsigned wp_threads;        /* threads for the write-protect step; 0 =
 	                               1 below 256 MiB, else one per CPU up

@@ -157,6 +157,16 @@ static int options_copy(struct bgsnap_options *o, const struct bgsnap_options *o
 	return 0;
 }
 
+/* More copy buffer than the machine has memory can never be filled, and
+ * would only fail later, in bgsnap_start, for want of address space. */
+static size_t copybuf_bytes_max(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES);
+	if (pages <= 0 || (unsigned long)pages > SIZE_MAX / PAGE_SIZE_)
+		return SIZE_MAX - PAGE_SIZE_ + 1;
+	return (size_t)pages * PAGE_SIZE_;
+}
+
 int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts)
 {
 	if (!out)
@@ -169,7 +179,7 @@ int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts)
 		return -EINVAL;
 	if (o.copy_buffer_bytes == 0)
 		o.copy_buffer_bytes = PAGE_SIZE_;
-	if (o.copy_buffer_bytes > ((size_t)1 << 40))
+	if (o.copy_buffer_bytes > copybuf_bytes_max())
 		return -EINVAL;
 	o.copy_buffer_bytes = (o.copy_buffer_bytes + PAGE_SIZE_ - 1) & ~(size_t)(PAGE_SIZE_ - 1);
 	bgsnap_engine *e = calloc(1, sizeof(*e));
