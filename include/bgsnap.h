@@ -220,8 +220,11 @@ int bgsnap_set_hooks(bgsnap_engine *e, const struct bgsnap_hooks *hooks);
  *
  * Errors: -EBUSY (already running), -EINVAL (no regions), -ENOTSUP / -ENOSYS /
  * -EPERM (the method cannot run here; the message names the missing kernel
- * feature or privilege), -ECANCELED (a hook failed), -errno from the sink.
- * On error nothing stays protected and no file is left behind.
+ * feature or privilege), -ECANCELED (a hook failed), -EAGAIN / -ENOMEM (a
+ * thread, the background writer included, or memory could not be had),
+ * -errno from the sink.  On error nothing stays protected, no file is left
+ * behind, the engine's descriptors are closed, and bgsnap_wait() returns
+ * the same error.
  */
 int bgsnap_start(bgsnap_engine *e, const char *path);
 

@@ -543,13 +543,16 @@ static int start_run(bgsnap_engine *e)
 		goto fail_release;
 	}
 	r = e->ops->launch ? e->ops->launch(e) : 0;
+	if (r) {
+		/* Nothing runs in the background: undo it all here, and say so
+		 * (bgsnap_wait then reports the same). */
+		engine_fail(e, r, "cannot start the background writer: %s", strerror(-r));
+		method_abort(e);
+		goto fail_release;
+	}
 	pthread_mutex_lock(&e->run_lock);
 	e->launched = 1;   /* from now on ops->cancel may look at method_priv */
 	pthread_mutex_unlock(&e->run_lock);
-	if (r) {
-		/* join undoes protection and reports; the run ends failed. */
-		engine_fail(e, r, "cannot start the background writer: %s", strerror(-r));
-	}
 	return 0;
 
 fail_release:

@@ -93,7 +93,8 @@ struct method_ops {
 	int (*prepare)(struct bgsnap_engine *e);
 	/* In the pause, after save_state: protect (or fork, or write all). */
 	int (*protect)(struct bgsnap_engine *e);
-	/* After resume: start the background work.  Returns 0 or -errno. */
+	/* After resume: start the background work.  Returns 0 or -errno;
+	 * on failure nothing may have started (abort and release follow). */
 	int (*launch)(struct bgsnap_engine *e);
 	/* Background work ends: called by bgsnap_wait; joins threads, undoes
 	 * every protection, returns 0 or -errno (message in e->err). */
@@ -101,7 +102,7 @@ struct method_ops {
 	/* Cancel request from any thread, under run_lock, once launched:
 	 * wake whatever blocks. */
 	void (*cancel)(struct bgsnap_engine *e);
-	/* Undo prepare/protect after a failure before launch. */
+	/* Undo prepare/protect after a failure up to and including launch. */
 	void (*abort)(struct bgsnap_engine *e);
 	/* Free what prepare allocated, after join or abort; also after a
 	 * prepare that failed midway. */

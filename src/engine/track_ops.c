@@ -37,15 +37,13 @@ int track_op_protect(struct bgsnap_engine *e)
 	return track_protect_in_pause(e->method_priv);
 }
 
+/* On failure the engine aborts: nothing was started. */
 int track_op_launch(struct bgsnap_engine *e)
 {
 	struct track *t = e->method_priv;
 	if (t->m->after_pause)
 		t->m->after_pause(t);
-	int r = track_launch(t);
-	if (r)
-		track_op_abort(e);
-	return r;
+	return track_launch(t);
 }
 
 int track_op_join(struct bgsnap_engine *e)
