@@ -70,8 +70,9 @@ enum bgsnap_method {
  *    fails with EFAULT instead of waiting, from the pre-protect (inside
  *    bgsnap_start, before the pause hook; see options.pre_protect) until
  *    the run ends.  One such run per process at a time (-EBUSY).
- *  - mprotect: the same with SIGSEGV and PROT_READ; regions must be mapped
- *    read-write.  It cannot see MADV_DONTNEED (the snapshot would hold
+ *  - mprotect: the same with SIGSEGV, removing PROT_WRITE; regions must be
+ *    mapped read-write.  Each mapping keeps the rest of its protection
+ *    (code in an rwx region keeps running) and gets exactly its own back.  It cannot see MADV_DONTNEED (the snapshot would hold
  *    zeros) and a region moved by mremap keeps PROT_READ: the host must not
  *    do either while it runs.  munmap is detected.
  *  - fork: refuses MAP_SHARED regions (memfd/shmem), which a child would
