@@ -78,6 +78,27 @@ enum bgsnap_method {
  *  - fork: refuses MAP_SHARED regions (memfd/shmem), which a child would
  *    see change.  Extra memory up to the regions' size.
  *  - stop: the host stays paused until the file is committed.
+ *
+ * fork() while a snapshot runs: the child is never part of the snapshot
+ * and never blocks on it; it must not use the engine it inherited.
+ *  - uffd, uffd-signal: the userfaultfd is opened without
+ *    UFFD_FEATURE_EVENT_FORK, so the kernel does not register the child's
+ *    copy of the regions and clears the write-protect bit of every page
+ *    table entry it copies into the child: the child's regions are plain
+ *    copy-on-write memory, its writes fault to nobody.
+ *  - mprotect: the child inherits the regions' lost PROT_WRITE and the
+ *    SIGSEGV handler; a pthread_atfork child handler (installed with the
+ *    first such run) gives the child's copy of each mapping its protection
+ *    back and makes the handler pass every fault on to the host's previous
+ *    one.  A child made without fork() (a raw clone(2) or syscall(SYS_fork))
+ *    skips that handler and would block on its first write to a region.
+ *  - fork: the snapshot child is the library's own; its result reaches the
+ *    engine through a socket, not its exit status, so the host may ignore
+ *    SIGCHLD or reap every child itself (waitpid(-1, ...)).
+ *  - stop: nothing runs after bgsnap_start returns.
+ * A child's writes to a MAP_SHARED region (memfd, shmem) change the
+ * parent's memory through another mapping, which no method sees: the
+ * snapshot would not be point-in-time.
  */
 
 /* "auto", "uffd", "uffd-signal", "mprotect", "fork", "stop"; NULL if out of range. */
@@ -237,9 +258,11 @@ int bgsnap_start(bgsnap_engine *e, const char *path);
 int bgsnap_start_fd(bgsnap_engine *e, int fd);
 
 /*
- * Waits for the running snapshot to end.  Returns 0 when the snapshot was
- * committed, -ECANCELED after bgsnap_cancel(), or the negative errno of the
- * failure (message in bgsnap_errmsg).  In every case, on return no memory
+ * Waits for the running snapshot to end.  Returns 0 only when the snapshot
+ * was committed (bgsnap_start: the complete file under its name;
+ * bgsnap_start_fd: every byte written), -ECANCELED after bgsnap_cancel(),
+ * or the negative errno of the failure (message in bgsnap_errmsg); after
+ * a bgsnap_start that failed, its error or -EINVAL.  In every case, on return no memory
  * is write-protected, no host thread is blocked by bgsnap, and a path
  * snapshot that failed left no file.  Returns -EINVAL if none was started.
  */

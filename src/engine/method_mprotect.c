@@ -212,6 +212,15 @@ static int mp_prepare(struct track *t)
 	return e->opts.pre_protect ? track_pre_protect(t) : 0;
 }
 
+/* The child's copy of the regions gets the host's protection back: it has
+ * no writer, and its faults would wait for one forever. */
+static void mp_fork_child(struct track *t)
+{
+	const struct mprotect_priv *p = t->method;
+	for (size_t i = 0; i < p->nspans; i++)
+		call_once(p->spans[i].lo, p->spans[i].hi - p->spans[i].lo, p->spans[i].prot);
+}
+
 static void mp_release(struct track *t)
 {
 	struct mprotect_priv *p = t->method;
@@ -227,6 +236,7 @@ static const struct track_method mp_track = {
 	.unprotect_fault = mp_unprotect_fault,
 	.writer_end = mp_writer_end,
 	.release = mp_release,
+	.fork_child = mp_fork_child,
 };
 
 /* No probe: mprotect and signals work everywhere. */

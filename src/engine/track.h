@@ -75,6 +75,11 @@ struct track_method {
 	/* Optional: frees what prepare made, after writer_end; also after a
 	 * prepare that failed midway. */
 	void (*release)(struct track *t);
+	/* Optional, in a child the host forks while the track takes faults in
+	 * the faulting thread (fault_signal.c, from pthread_atfork; must be
+	 * async-signal-safe): make the child's copy of the regions plain
+	 * writable memory again, for nothing in the child saves pages. */
+	void (*fork_child)(struct track *t);
 };
 
 struct track {
