@@ -158,6 +158,10 @@ int engine_write_all(struct bgsnap_engine *e, struct fmt_writer *w);
 /* Publishes a writer's progress to the live statistics. */
 void engine_progress(struct bgsnap_engine *e, const struct fmt_writer *w);
 
+/* The ops that run `method` (AUTO: the first that can run here), once
+ * its probe passed; else -errno with the reason in err (methods.c). */
+int engine_resolve_method(int method, const struct method_ops **out, struct bgsnap_err *err);
+
 extern const struct method_ops method_uffd_ops;
 extern const struct method_ops method_uffd_signal_ops;
 extern const struct method_ops method_mprotect_ops;
