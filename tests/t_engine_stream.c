@@ -92,15 +92,11 @@ out:
 
 static int run(int method, int kind)
 {
-	uint8_t *m = tu_map_anon(MEM);
-	tu_fill(m, MEM, 41, 3);
-	uint8_t *copy = tu_map_anon(MEM);
-	struct tu_writers w;
-	tu_writers_start(&w, 2, m, MEM);
-	struct st_host h = { .base = m, .len = MEM, .w = &w, .copy = copy, .in_save = in_save };
-	bgsnap_engine *e = st_engine(method, 64 * TU_PAGE);
-	st_add_region(e, "mem", m, MEM);
-	st_set_hooks(e, &h);
+	struct st_busy b;
+	st_busy_start(&b, method, MEM, 41, 3, 64 * TU_PAGE, true);
+	b.h.in_save = in_save;
+	bgsnap_engine *e = b.e;
+	uint8_t *m = b.mem, *copy = b.copy;
 
 	if (kind == 2) {
 		/* A regular file through the fd sink, then random access. */
@@ -117,11 +113,8 @@ static int run(int method, int kind)
 		CHECK_FILE_REGION(path, "mem", copy, MEM);
 	} else {
 		int sv[2];
-		if (kind == 1)
-			CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair: %s", strerror(errno));
-		else
-			CHECK(pipe2(sv, O_CLOEXEC) == 0, "pipe: %s", strerror(errno));
-		struct rd_arg a = { .fd = sv[0], .want = copy, .ready = &h.copied };
+		tu_stream_pair(sv, kind == 1);
+		struct rd_arg a = { .fd = sv[0], .want = copy, .ready = &b.h.copied };
 		pthread_t rt;
 		CHECK(pthread_create(&rt, NULL, stream_reader, &a) == 0, "pthread_create");
 		tu_phase("start_fd to a stream");
@@ -138,10 +131,9 @@ static int run(int method, int kind)
 		CHECK(a.rc == 0, "stream reader: %s", a.why);
 		close(sv[0]);
 	}
-	CHECK_WRITERS_PROGRESS(&w);
+	CHECK_WRITERS_PROGRESS(&b.w);
 	CHECK_WRITABLE("region after a streamed snapshot", m, MEM);
-	bgsnap_destroy(e);
-	tu_writers_stop(&w);
+	st_busy_stop(&b);
 	return 0;
 }
 

@@ -107,34 +107,15 @@ static void check_engine(void)
 
 static void check_lazy(void)
 {
-	uint8_t *m = tu_map_anon(MEM);
-	tu_fill(m, MEM, 6, 3);
-	bgsnap_engine *e = st_engine(BGSNAP_METHOD_STOP, 0);
-	st_add_region(e, "mem", m, MEM);
-	char path[600], err[512] = "";
-	snprintf(path, sizeof(path), "%s/s.bgs", tu_tmpdir());
-	st_snapshot_ok(e, path);
-	bgsnap_destroy(e);
-	bgsnap_reader *rd = NULL;
-	CHECK_RC(bgsnap_reader_open(&rd, path, err, sizeof(err)), 0, "reader_open: %s", err);
-	uint8_t *dst = mmap(NULL, MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(dst != MAP_FAILED, "mmap: %s", strerror(errno));
-	struct bgsnap_restore_target t = { .region = 0, .dst = dst, .len = MEM };
-	bgsnap_lazy *l = NULL;
-	int r = bgsnap_lazy_restore_start(&l, rd, &t, 1, err, sizeof(err));
-	if (r == -ENOSYS || r == -EPERM || r == -ENOTSUP) {
-		printf("lazy restore threads not checked: %s\n", err);
+	struct st_lazy z;
+	if (st_lazy_start(&z, "s.bgs", MEM, 6) < 0) {
+		printf("lazy restore threads not checked: %s\n", z.err);
 	} else {
-		CHECK_RC(r, 0, "lazy_restore_start: %s", err);
 		/* The fault handler lives until bgsnap_lazy_wait. */
 		check_threads("during a lazy restore", "bgsnap-lazy");
-		CHECK_RC(bgsnap_lazy_wait(l), 0, "lazy_wait: %s", bgsnap_lazy_errmsg(l));
-		CHECK(memcmp(dst, m, MEM) == 0, "the restored memory differs");
-		bgsnap_lazy_free(l);
+		st_lazy_finish(&z);
 	}
-	bgsnap_reader_close(rd);
-	munmap(dst, MEM);
-	munmap(m, MEM);
+	st_lazy_free(&z);
 }
 
 int main(void)

@@ -43,45 +43,39 @@ static int run(int method, int use_socket, size_t after)
 	pthread_sigmask(SIG_SETMASK, &none, NULL);
 
 	int sv[2];
-	if (use_socket)
-		CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair: %s", strerror(errno));
-	else
-		CHECK(pipe2(sv, O_CLOEXEC) == 0, "pipe: %s", strerror(errno));
+	tu_stream_pair(sv, use_socket);
 	/* sv[0] is read by the closer, sv[1] written by the engine. */
-	uint8_t *m = tu_map_anon(MEM);
-	tu_fill(m, MEM, 5, 0);
-	struct tu_writers w;
-	tu_writers_start(&w, 2, m, MEM);
-	struct st_host h = { .base = m, .len = MEM, .w = &w };
-	bgsnap_engine *e = st_engine(method, 1u << 20);
-	st_add_region(e, "mem", m, MEM);
-	st_set_hooks(e, &h);
+	struct st_busy b;
+	st_busy_start(&b, method, MEM, 5, 0, 1u << 20, true);
 
 	struct closer c = { .fd = sv[0], .after = after };
 	pthread_t ct;
 	CHECK(pthread_create(&ct, NULL, close_early, &c) == 0, "pthread_create");
 	tu_phase("bgsnap_start_fd to a stream whose reader leaves");
-	int r = bgsnap_start_fd(e, sv[1]);
+	int r = bgsnap_start_fd(b.e, sv[1]);
 	tu_phase("bgsnap_wait of a stream whose reader left");
 	if (r == 0)
-		r = bgsnap_wait(e);
+		r = bgsnap_wait(b.e);
 	pthread_join(ct, NULL);
 	if (use_socket && r == -ECONNRESET)
 		r = -EPIPE;
 	CHECK_RC(r, -EPIPE, "snapshot to a %s closed after %zu bytes; message: %s", use_socket ? "socket" : "pipe",
-	         after, bgsnap_errmsg(e));
-	CHECK_ERRMSG(e);
-	CHECK_WRITERS_PROGRESS(&w);
-	CHECK_WRITABLE("region after EPIPE", m, MEM);
+	         after, bgsnap_errmsg(b.e));
+	CHECK_ERRMSG(b.e);
+	CHECK_WRITERS_PROGRESS(&b.w);
+	CHECK_WRITABLE("region after EPIPE", b.mem, MEM);
 	CHECK(tu_no_children(), "a child process was left");
 	sigset_t pend;
 	sigpending(&pend);
 	CHECK(!sigismember(&pend, SIGPIPE), "a SIGPIPE is left pending for the host");
 	close(sv[1]);
 
-	/* The engine still works, into a fresh pipe drained to the end. */
-	bgsnap_destroy(e);
-	tu_writers_stop(&w);
+	/* The engine still works: the next snapshot commits, exact. */
+	char path[600];
+	snprintf(path, sizeof(path), "%s/after-epipe.bgs", tu_tmpdir());
+	st_snapshot_ok(b.e, path);
+	CHECK_FILE_REGION(path, "mem", b.copy, MEM);
+	st_busy_stop(&b);
 	return 0;
 }
 

@@ -41,15 +41,10 @@ static int run(void *arg)
 	const char *dir = tu_tmpdir();
 	char path[600];
 	snprintf(path, sizeof(path), "%s/s.bgs", dir);
-	uint8_t *m = tu_map_anon(MEM);
-	tu_fill(m, MEM, 81, 4);
-	uint8_t *copy = tu_map_anon(MEM);
-	struct tu_writers w;
-	tu_writers_start(&w, 2, m, MEM);
-	struct st_host h = { .base = m, .len = MEM, .w = &w, .copy = copy };
-	bgsnap_engine *e = st_engine(method, 8 * TU_PAGE);
-	st_add_region(e, "mem", m, MEM);
-	st_set_hooks(e, &h);
+	struct st_busy b;
+	st_busy_start(&b, method, MEM, 81, 4, 8 * TU_PAGE, true);
+	bgsnap_engine *e = b.e;
+	uint8_t *m = b.mem, *copy = b.copy;
 
 	/* How long does an uncancelled snapshot take here?  Cancel points are
 	 * spread over 0..1.2x that. */
@@ -93,22 +88,19 @@ static int run(void *arg)
 			CHECK_FAILED_STATS(e, -ECANCELED);
 		}
 		CHECK_DIR_COUNT(dir, 0, "after round %d (cancel at %u us, result %s)", round, c.delay_us, tu_errname(r));
-		CHECK_WRITERS_PROGRESS(&w);
+		CHECK_WRITERS_PROGRESS(&b.w);
 		CHECK_WRITABLE("region after a randomly cancelled snapshot", m, MEM);
 		CHECK(tu_no_children(), "a child process was left after round %d", round);
 	}
 	printf("    full snapshot %llu us; %d rounds committed, %d cancelled\n", (unsigned long long)full_us,
 	       committed, cancelled);
-	bgsnap_destroy(e);
-	tu_writers_stop(&w);
+	st_busy_stop(&b);
 	return 0;
 }
 
 int main(void)
 {
-	const char *s = getenv("BGSNAP_FAULT_SEED");
-	seed = s ? strtoull(s, NULL, 0) : tu_now_ns();
-	printf("BGSNAP_FAULT_SEED=%llu\n", (unsigned long long)seed);
+	seed = tu_seed();
 	struct tu_tally t = { 0 };
 	st_for_each_method(&t, "random-cancel", run, ~0u, 60);
 	tu_tally_exit(&t, "t_fault_cancel");

@@ -157,9 +157,7 @@ static int run(void *arg)
 
 int main(void)
 {
-	const char *s = getenv("BGSNAP_FAULT_SEED");
-	seed = s ? strtoull(s, NULL, 0) : tu_now_ns();
-	printf("BGSNAP_FAULT_SEED=%llu\n", (unsigned long long)seed);
+	seed = tu_seed();
 	struct tu_tally t = { 0 };
 	for (int round = 0; round < 3; round++) {
 		char name[32];

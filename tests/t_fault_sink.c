@@ -165,15 +165,10 @@ static int run(void *arg)
 	const char *dir = tu_tmpdir();
 	char path[700];
 	snprintf(path, sizeof(path), "%s/s.bgs", dir);
-	uint8_t *m = tu_map_anon(MEM);
-	tu_fill(m, MEM, 61, 7);
-	uint8_t *copy = tu_map_anon(MEM);
-	struct tu_writers w;
-	tu_writers_start(&w, 2, m, MEM);
-	struct st_host h = { .base = m, .len = MEM, .w = &w, .copy = copy };
-	bgsnap_engine *e = st_engine(c->method, 32 * TU_PAGE);
-	st_add_region(e, "mem", m, MEM);
-	st_set_hooks(e, &h);
+	struct st_busy b;
+	st_busy_start(&b, c->method, MEM, 61, 7, 32 * TU_PAGE, true);
+	bgsnap_engine *e = b.e;
+	uint8_t *m = b.mem, *copy = b.copy;
 
 	memset(inj, 0, sizeof(*inj));
 	snprintf(inj->dir, sizeof(inj->dir), "%s", dir);
@@ -211,11 +206,10 @@ static int run(void *arg)
 		break;
 	}
 	}
-	CHECK_WRITERS_PROGRESS(&w);
+	CHECK_WRITERS_PROGRESS(&b.w);
 	CHECK_WRITABLE("region after an injected fault", m, MEM);
 	CHECK(tu_no_children(), "a child process was left");
-	bgsnap_destroy(e);
-	tu_writers_stop(&w);
+	st_busy_stop(&b);
 	return 0;
 }
 
@@ -224,11 +218,9 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN); /* a real EPIPE is not what this test is about */
 	inj = mmap(NULL, sizeof(*inj), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	CHECK(inj != MAP_FAILED, "mmap: %s", strerror(errno));
-	const char *s = getenv("BGSNAP_FAULT_SEED");
-	seed = s ? strtoull(s, NULL, 0) : (uint64_t)tu_now_ns();
+	seed = tu_seed();
 	if (!seed)
 		seed = 1;
-	printf("BGSNAP_FAULT_SEED=%llu\n", (unsigned long long)seed);
 	/* A snapshot of MEM with one page in 7 zero is ~MEM*6/7 bytes. */
 	file_size_hint = (uint64_t)MEM * 6 / 7;
 

@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -144,6 +145,49 @@ static inline void st_add_region(bgsnap_engine *e, const char *name, void *addr,
 		FAIL("bgsnap_add_region(%s, %zu bytes): %s: %s", name, len, tu_errname(r), bgsnap_errmsg(e));
 }
 
+/*
+ * A host under load: `len` bytes of tu_fill(seed, zero_every) content that
+ * two writer threads keep rewriting (the pause hook parks them), an engine
+ * of `method` with a `copybuf`-byte copy buffer, the region "mem" and the
+ * st_* hooks; with want_copy, h.copy receives the pause-instant content.
+ * The struct must not move while the host runs (h points into it).
+ */
+struct st_busy {
+	uint8_t *mem, *copy;
+	size_t len;
+	struct tu_writers w;
+	struct st_host h;
+	bgsnap_engine *e;
+};
+
+static inline void st_busy_start(struct st_busy *b, int method, size_t len, uint64_t seed, unsigned zero_every,
+                                 size_t copybuf, bool want_copy)
+{
+	memset(b, 0, sizeof *b);
+	b->len = len;
+	b->mem = tu_map_anon(len);
+	tu_fill(b->mem, len, seed, zero_every);
+	if (want_copy)
+		b->copy = tu_map_anon(len);
+	tu_writers_start(&b->w, 2, b->mem, len);
+	b->h.base = b->mem;
+	b->h.len = len;
+	b->h.w = &b->w;
+	b->h.copy = b->copy;
+	b->e = st_engine(method, copybuf);
+	st_add_region(b->e, "mem", b->mem, len);
+	st_set_hooks(b->e, &b->h);
+}
+
+static inline void st_busy_stop(struct st_busy *b)
+{
+	bgsnap_destroy(b->e);
+	tu_writers_stop(&b->w);
+	munmap(b->mem, b->len);
+	if (b->copy)
+		munmap(b->copy, b->len);
+}
+
 /* Fails unless `dir` holds exactly `want` entries (listing them). */
 #define CHECK_DIR_COUNT(dir, want, ...)                                                    \
 	do {                                                                               \
@@ -246,5 +290,77 @@ static inline void st_check_file_region(const char *file, int line, const char *
 	bgsnap_reader_close(rd);
 }
 #define CHECK_FILE_REGION(path, name, want, len) st_check_file_region(__FILE__, __LINE__, path, name, want, len)
+
+/*
+ * After a snapshot of the busy host `b` failed with `code`: the engine says
+ * why (message, FAILED stats with that code), `dir` holds no file, the
+ * writers still make progress, every page is writable, no child is left.
+ */
+#define CHECK_HOST_UNHARMED(b, code, dir, what)                                            \
+	do {                                                                               \
+		CHECK_ERRMSG((b)->e);                                                      \
+		CHECK_FAILED_STATS((b)->e, code);                                          \
+		CHECK_DIR_COUNT(dir, 0, "%s left files behind", what);                     \
+		CHECK_WRITERS_PROGRESS(&(b)->w);                                           \
+		CHECK_WRITABLE(what, (b)->mem, (b)->len);                                  \
+		CHECK(tu_no_children(), "%s left a child process", what);                  \
+	} while (0)
+
+/*
+ * A lazy restore in progress: `len` bytes of tu_fill(seed, 3) content
+ * (src) saved by the stop method to `name` in the test's directory, and
+ * a lazy restore of it started into fresh memory (dst).
+ */
+struct st_lazy {
+	uint8_t *src, *dst;
+	size_t len;
+	bgsnap_reader *rd;
+	bgsnap_lazy *l;
+	char err[512];
+};
+
+/* Returns 0 with the restore started, or the start's -ENOSYS, -EPERM or
+ * -ENOTSUP when lazy restore cannot run here (the reason in z->err, the
+ * reader closed); fails the test on any other error. */
+static inline int st_lazy_start(struct st_lazy *z, const char *name, size_t len, uint64_t seed)
+{
+	memset(z, 0, sizeof *z);
+	z->len = len;
+	z->src = tu_map_anon(len);
+	tu_fill(z->src, len, seed, 3);
+	bgsnap_engine *e = st_engine(BGSNAP_METHOD_STOP, 0);
+	st_add_region(e, "mem", z->src, len);
+	char path[600];
+	snprintf(path, sizeof(path), "%s/%s", tu_tmpdir(), name);
+	st_snapshot_ok(e, path);
+	bgsnap_destroy(e);
+	CHECK_RC(bgsnap_reader_open(&z->rd, path, z->err, sizeof(z->err)), 0, "reader_open: %s", z->err);
+	z->dst = tu_map_anon(len);
+	struct bgsnap_restore_target t = { .region = 0, .dst = z->dst, .len = len };
+	int r = bgsnap_lazy_restore_start(&z->l, z->rd, &t, 1, z->err, sizeof(z->err));
+	if (r == -ENOSYS || r == -EPERM || r == -ENOTSUP) {
+		bgsnap_reader_close(z->rd);
+		z->rd = NULL;
+		return r;
+	}
+	CHECK_RC(r, 0, "lazy_restore_start: %s", z->err);
+	return 0;
+}
+
+/* Waits for the restore to finish and fails unless dst equals src. */
+static inline void st_lazy_finish(struct st_lazy *z)
+{
+	CHECK_RC(bgsnap_lazy_wait(z->l), 0, "lazy_wait: %s", bgsnap_lazy_errmsg(z->l));
+	CHECK(memcmp(z->dst, z->src, z->len) == 0, "the lazily restored memory differs from the snapshot's");
+}
+
+static inline void st_lazy_free(struct st_lazy *z)
+{
+	bgsnap_lazy_free(z->l);
+	if (z->rd)
+		bgsnap_reader_close(z->rd);
+	munmap(z->dst, z->len);
+	munmap(z->src, z->len);
+}
 
 #endif

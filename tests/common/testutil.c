@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -243,6 +244,31 @@ void *tu_map_anon(size_t len)
 	if (p == MAP_FAILED)
 		FAIL("mmap(%zu bytes): %s", len, strerror(errno));
 	return p;
+}
+
+void *tu_map_guarded(size_t len)
+{
+	uint8_t *p = mmap(NULL, len + 2 * TU_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		FAIL("mmap(%zu bytes): %s", len + 2 * TU_PAGE, strerror(errno));
+	if (mprotect(p, TU_PAGE, PROT_NONE) != 0 || mprotect(p + TU_PAGE + len, TU_PAGE, PROT_NONE) != 0)
+		FAIL("mprotect of a guard page: %s", strerror(errno));
+	return p + TU_PAGE;
+}
+
+void tu_stream_pair(int sv[2], bool socket)
+{
+	int r = socket ? socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) : pipe2(sv, O_CLOEXEC);
+	if (r != 0)
+		FAIL("%s: %s", socket ? "socketpair" : "pipe2", strerror(errno));
+}
+
+uint64_t tu_seed(void)
+{
+	const char *s = getenv("BGSNAP_FAULT_SEED");
+	uint64_t seed = s ? strtoull(s, NULL, 0) : tu_now_ns();
+	printf("BGSNAP_FAULT_SEED=%llu\n", (unsigned long long)seed);
+	return seed;
 }
 
 static uint64_t mix64(uint64_t x)

@@ -85,6 +85,15 @@ bool tu_unnamed_files(const char *dir);
 
 /* mmap'd anonymous private memory, page aligned; fails the test on error. */
 void *tu_map_anon(size_t len);
+/* As tu_map_anon, between two PROT_NONE guard pages: a write one byte
+ * outside [p, p+len) crashes the test at the faulty access. */
+void *tu_map_guarded(size_t len);
+/* A connected byte stream: a socketpair (socket true) or a pipe, both ends
+ * close-on-exec; sv[0] reads, sv[1] writes.  Fails the test on error. */
+void tu_stream_pair(int sv[2], bool socket);
+/* The seed of a randomised test: $BGSNAP_FAULT_SEED if set (to replay a
+ * run), else the clock; printed so that any run can be replayed. */
+uint64_t tu_seed(void);
 /* Fills each page with bytes derived from (seed, page index); pages whose
  * index % zero_every == zero_every-1 are left zero when zero_every > 0. */
 void tu_fill(void *base, size_t len, uint64_t seed, unsigned zero_every);

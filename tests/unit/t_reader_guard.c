@@ -18,15 +18,6 @@
 #include "format/le.h"
 #include "testutil.h"
 
-static uint8_t *guarded(size_t len)
-{
-	uint8_t *p = mmap(NULL, len + 2 * TU_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(p != MAP_FAILED, "mmap");
-	CHECK(mprotect(p, TU_PAGE, PROT_NONE) == 0 && mprotect(p + TU_PAGE + len, TU_PAGE, PROT_NONE) == 0,
-	      "mprotect");
-	return p + TU_PAGE;
-}
-
 /* Reads every region (and every page) of `path` into guarded buffers.
  * Returns 1 if the file opened and all reads succeeded. */
 static int read_all(const char *path, const struct fg_spec *s, uint8_t **dst, int compare)
@@ -71,7 +62,7 @@ int main(void)
 	fg_write_path(&s, path);
 	uint8_t *dst[FG_MAX_REGIONS];
 	for (unsigned i = 0; i < s.nregions; i++)
-		dst[i] = guarded(s.pages[i] * TU_PAGE);
+		dst[i] = tu_map_guarded(s.pages[i] * TU_PAGE);
 	CHECK(read_all(path, &s, dst, 1), "intact file: reads failed");
 
 	size_t len;

@@ -27,19 +27,10 @@
 static struct fg_spec g_s;
 static unsigned g_eager_ok, g_lazy_ok, g_runs;
 
-static uint8_t *guarded(size_t len)
-{
-	uint8_t *p = mmap(NULL, len + 2 * TU_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(p != MAP_FAILED, "mmap");
-	CHECK(mprotect(p, TU_PAGE, PROT_NONE) == 0 && mprotect(p + TU_PAGE + len, TU_PAGE, PROT_NONE) == 0,
-	      "mprotect");
-	return p + TU_PAGE;
-}
-
 static void map_targets(struct bgsnap_restore_target *t)
 {
 	for (unsigned i = 0; i < g_s.nregions; i++)
-		t[i] = (struct bgsnap_restore_target){ i, guarded(g_s.pages[i] * TU_PAGE), g_s.pages[i] * TU_PAGE };
+		t[i] = (struct bgsnap_restore_target){ i, tu_map_guarded(g_s.pages[i] * TU_PAGE), g_s.pages[i] * TU_PAGE };
 }
 
 static void unmap_targets(struct bgsnap_restore_target *t)

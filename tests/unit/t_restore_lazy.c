@@ -46,6 +46,16 @@ static void targets(struct bgsnap_restore_target *t, const struct fg_spec *s)
 		t[i] = (struct bgsnap_restore_target){ i, fresh(s->pages[i] * TU_PAGE), s->pages[i] * TU_PAGE };
 }
 
+/* Starts a lazy restore of every region of `r` into fresh targets `t`. */
+static bgsnap_lazy *start_all(bgsnap_reader *r, struct bgsnap_restore_target *t)
+{
+	targets(t, &g_s);
+	bgsnap_lazy *l;
+	char err[600];
+	CHECK_RC(bgsnap_lazy_restore_start(&l, r, t, g_s.nregions, err, sizeof(err)), 0, "start: %s", err);
+	return l;
+}
+
 static void print_stats(const char *what, const struct bgsnap_lazy_stats *st)
 {
 	printf("%s: usable %llu us, total %llu us, %llu pages: %llu on demand, %llu prefetched, %llu zero, "
@@ -82,12 +92,9 @@ static void *touch_main(void *arg)
 static int case_basic(void *arg)
 {
 	(void)arg;
-	struct bgsnap_restore_target t[FG_MAX_REGIONS];
-	targets(t, &g_s);
 	bgsnap_reader *r = open_r(g_path);
-	bgsnap_lazy *l;
-	char err[600];
-	CHECK_RC(bgsnap_lazy_restore_start(&l, r, t, g_s.nregions, err, sizeof(err)), 0, "start: %s", err);
+	struct bgsnap_restore_target t[FG_MAX_REGIONS];
+	bgsnap_lazy *l = start_all(r, t);
 	/* The host writes a page at once: the snapshot page arrives first, then
 	 * the write lands on it. */
 	uint8_t *w = t[2].dst;
@@ -235,12 +242,9 @@ static int case_corrupt(void *arg)
 	b[off + 16 + 24 + 100] ^= 0x40;   /* page data: the record's crc no longer matches */
 	fg_write_file(path, b, len);
 	free(b);
-	struct bgsnap_restore_target t[FG_MAX_REGIONS];
-	targets(t, &g_s);
 	bgsnap_reader *r = open_r(path);
-	bgsnap_lazy *l;
-	char err[600];
-	CHECK_RC(bgsnap_lazy_restore_start(&l, r, t, g_s.nregions, err, sizeof(err)), 0, "start: %s", err);
+	struct bgsnap_restore_target t[FG_MAX_REGIONS];
+	bgsnap_lazy *l = start_all(r, t);
 	int rc = bgsnap_lazy_wait(l);
 	struct bgsnap_lazy_stats st;
 	bgsnap_lazy_get_stats(l, &st, sizeof st);
@@ -272,14 +276,11 @@ static int case_truncated(void *arg)
 	uint8_t *b = fg_read_file(g_path, &len);
 	fg_write_file(path, b, len);
 	free(b);
-	struct bgsnap_restore_target t[FG_MAX_REGIONS];
-	targets(t, &g_s);
 	bgsnap_reader *r = open_r(path);
 	/* The file shrinks under an open reader: page reads now fail. */
 	CHECK(truncate(path, (off_t)(len / 3)) == 0, "truncate: %s", strerror(errno));
-	bgsnap_lazy *l;
-	char err[600];
-	CHECK_RC(bgsnap_lazy_restore_start(&l, r, t, g_s.nregions, err, sizeof(err)), 0, "start: %s", err);
+	struct bgsnap_restore_target t[FG_MAX_REGIONS];
+	bgsnap_lazy *l = start_all(r, t);
 	/* Touch a page of the last region at once: it must not hang. */
 	uint64_t ok = 0, poisoned = 0;
 	int sig = 0;
@@ -305,12 +306,9 @@ static int case_truncated(void *arg)
 static int case_free_early(void *arg)
 {
 	(void)arg;
-	struct bgsnap_restore_target t[FG_MAX_REGIONS];
-	targets(t, &g_s);
 	bgsnap_reader *r = open_r(g_path);
-	bgsnap_lazy *l;
-	char err[600];
-	CHECK_RC(bgsnap_lazy_restore_start(&l, r, t, g_s.nregions, err, sizeof(err)), 0, "start: %s", err);
+	struct bgsnap_restore_target t[FG_MAX_REGIONS];
+	bgsnap_lazy *l = start_all(r, t);
 	bgsnap_lazy_free(l);
 	uint64_t ok = 0, poisoned = 0;
 	int sig = 0;
