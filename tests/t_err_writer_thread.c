@@ -4,8 +4,8 @@
  * behind it): no file is left, the engine's descriptors (the O_TMPFILE
  * file, its directory, the method's) are closed on return, the region is
  * writable, bgsnap_wait reports the same error, and the engine still takes
- * a good snapshot afterwards.  Every tracking method (fork and stop start
- * no thread after the pause).
+ * a good snapshot afterwards.  The host keeps two writer threads busy.
+ * Every tracking method (fork and stop start no thread after the pause).
  *
  * How the thread start is made to fail: in the resume hook, the last thing
  * before the writer starts, the host thread takes a non-root real uid
@@ -80,43 +80,36 @@ static int case_writer_thread(void *arg)
 	const char *dir = tu_tmpdir();
 	char path[600];
 	snprintf(path, sizeof(path), "%s/s.bgs", dir);
-
-	uint8_t *m = tu_map_anon(MEM);
-	tu_fill(m, MEM, 3, 7);
 	int fds_before = tu_count_fds();
-	bgsnap_engine *e = st_engine(method, 0);
-	st_add_region(e, "mem", m, MEM);
+	struct st_busy b;
+	st_busy_start(&b, method, MEM, 3, 7, 0, true);
 	struct saved sv = { .armed = 0 };
-	struct st_host h = { .base = m, .len = MEM, .user = &sv };
+	b.h.user = &sv;
 	struct bgsnap_hooks hk = { .pause = st_pause, .save_state = st_save, .resume = resume_and_forbid_threads,
-	                           .ctx = &h };
-	CHECK_RC(bgsnap_set_hooks(e, &hk), 0, "set_hooks");
+	                           .ctx = &b.h };
+	CHECK_RC(bgsnap_set_hooks(b.e, &hk), 0, "set_hooks");
 
 	tu_phase("bgsnap_start whose writer thread cannot start");
-	int r = bgsnap_start(e, path);
+	int r = bgsnap_start(b.e, path);
 	allow_threads(&sv);
-	CHECK(atomic_load(&h.resume_calls) == 1, "resume ran %d times", atomic_load(&h.resume_calls));
+	CHECK(atomic_load(&b.h.resume_calls) == 1, "resume ran %d times", atomic_load(&b.h.resume_calls));
 	if (r == 0) {
-		int w = bgsnap_wait(e);
+		int w = bgsnap_wait(b.e);
 		FAIL("bgsnap_start returned 0 although the writer thread could not start "
 		     "(bgsnap_wait then returned %s; the directory holds %d entries)", tu_errname(w),
 		     tu_dir_entries(dir, NULL, 0));
 	}
 	CHECK_RC(r, -EAGAIN, "bgsnap_start with no thread allowed");
-	CHECK_ERRMSG(e);
-	CHECK_DIR_COUNT(dir, 0, "the failed start left a file");
+	CHECK_HOST_UNHARMED(&b, -EAGAIN, dir, "the failed start");
 	CHECK(tu_count_fds() == fds_before, "%d descriptors open after the failed start, %d before it",
 	      tu_count_fds(), fds_before);
-	CHECK_WRITABLE("region after the failed start", m, MEM);
-	CHECK_RC(bgsnap_wait(e), -EAGAIN, "bgsnap_wait after the failed start");
-	CHECK_FAILED_STATS(e, -EAGAIN);
+	CHECK_RC(bgsnap_wait(b.e), -EAGAIN, "bgsnap_wait after the failed start");
 
 	/* The same engine, threads allowed again. */
-	struct bgsnap_hooks plain = { .pause = st_pause, .save_state = st_save, .resume = st_resume, .ctx = &h };
-	CHECK_RC(bgsnap_set_hooks(e, &plain), 0, "set_hooks");
-	st_snapshot_ok(e, path);
-	CHECK_FILE_REGION(path, "mem", m, MEM);
-	bgsnap_destroy(e);
+	st_set_hooks(b.e, &b.h);
+	st_snapshot_ok(b.e, path);
+	CHECK_FILE_REGION(path, "mem", b.copy, MEM);
+	st_busy_stop(&b);
 	CHECK(unlink(path) == 0, "unlink: %s", strerror(errno));
 	CHECK(tu_count_fds() == fds_before, "%d descriptors open after bgsnap_destroy, %d before create",
 	      tu_count_fds(), fds_before);
