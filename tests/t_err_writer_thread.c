@@ -16,6 +16,7 @@
  * whatever the thread stack cache or the sanitizer runtime do.  All of it
  * is undone as soon as bgsnap_start returns.  Needs root (skips otherwise).
  * timeout: 120
+ * tags: concurrency
  */
 #include <linux/capability.h>
 #include <sys/mman.h>
