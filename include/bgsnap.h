@@ -96,9 +96,8 @@ enum bgsnap_method {
  *    engine through a socket, not its exit status, so the host may ignore
  *    SIGCHLD or reap every child itself (waitpid(-1, ...)).
  *  - stop: nothing runs after bgsnap_start returns.
- * A child's writes to a MAP_SHARED region (memfd, shmem) change the
- * parent's memory through another mapping, which no method sees: the
- * snapshot would not be point-in-time.
+ * A child's writes to a MAP_SHARED region (memfd, shmem) are writes
+ * through another mapping (see bgsnap_add_region): no method sees them.
  */
 
 /* "auto", "uffd", "uffd-signal", "mprotect", "fork", "stop"; NULL if out of range. */
