@@ -70,13 +70,34 @@ enum bgsnap_method {
  *    fails with EFAULT instead of waiting, from the pre-protect (inside
  *    bgsnap_start, before the pause hook; see options.pre_protect) until
  *    the run ends.  One such run per process at a time (-EBUSY).
- *  - mprotect: the same with SIGSEGV and PROT_READ; regions must be mapped
- *    read-write.  It cannot see MADV_DONTNEED (the snapshot would hold
+ *  - mprotect: the same with SIGSEGV, removing PROT_WRITE; regions must be
+ *    mapped read-write.  Each mapping keeps the rest of its protection
+ *    (code in an rwx region keeps running) and gets exactly its own back.  It cannot see MADV_DONTNEED (the snapshot would hold
  *    zeros) and a region moved by mremap keeps PROT_READ: the host must not
  *    do either while it runs.  munmap is detected.
  *  - fork: refuses MAP_SHARED regions (memfd/shmem), which a child would
  *    see change.  Extra memory up to the regions' size.
  *  - stop: the host stays paused until the file is committed.
+ *
+ * fork() while a snapshot runs: the child is never part of the snapshot
+ * and never blocks on it; it must not use the engine it inherited.
+ *  - uffd, uffd-signal: the userfaultfd is opened without
+ *    UFFD_FEATURE_EVENT_FORK, so the kernel does not register the child's
+ *    copy of the regions and clears the write-protect bit of every page
+ *    table entry it copies into the child: the child's regions are plain
+ *    copy-on-write memory, its writes fault to nobody.
+ *  - mprotect: the child inherits the regions' lost PROT_WRITE and the
+ *    SIGSEGV handler; a pthread_atfork child handler (installed with the
+ *    first such run) gives the child's copy of each mapping its protection
+ *    back and makes the handler pass every fault on to the host's previous
+ *    one.  A child made without fork() (a raw clone(2) or syscall(SYS_fork))
+ *    skips that handler and would block on its first write to a region.
+ *  - fork: the snapshot child is the library's own; its result reaches the
+ *    engine through a socket, not its exit status, so the host may ignore
+ *    SIGCHLD or reap every child itself (waitpid(-1, ...)).
+ *  - stop: nothing runs after bgsnap_start returns.
+ * A child's writes to a MAP_SHARED region (memfd, shmem) are writes
+ * through another mapping (see bgsnap_add_region): no method sees them.
  */
 
 /* "auto", "uffd", "uffd-signal", "mprotect", "fork", "stop"; NULL if out of range. */
@@ -111,7 +132,10 @@ struct bgsnap_options {
 	                               bgsnap_options_init                       */
 	int method;                 /* enum bgsnap_method; default AUTO          */
 	size_t copy_buffer_bytes;   /* fault copy buffer capacity, rounded up to
-	                               whole pages; minimum one page.  Default
+	                               whole pages; minimum one page, at most
+	                               the machine's physical memory
+	                               (sysconf(_SC_PHYS_PAGES) pages; more:
+	                               -EINVAL from bgsnap_create).  Default
 	                               64 MiB.  Bounds the extra memory used.     */
 	unsigned wp_threads;        /* threads for the write-protect step; 0 =
 	                               1 below 256 MiB, else one per CPU up
@@ -241,8 +265,11 @@ int bgsnap_set_hooks(bgsnap_engine *e, const struct bgsnap_hooks *hooks);
  *
  * Errors: -EBUSY (already running), -EINVAL (no regions), -ENOTSUP / -ENOSYS /
  * -EPERM (the method cannot run here; the message names the missing kernel
- * feature or privilege), -ECANCELED (a hook failed), -errno from the sink.
- * On error nothing stays protected and no file is left behind.
+ * feature or privilege), -ECANCELED (a hook failed), -EAGAIN / -ENOMEM (a
+ * thread, the background writer included, or memory could not be had),
+ * -errno from the sink.  On error nothing stays protected, no file is left
+ * behind, the engine's descriptors are closed, and bgsnap_wait() returns
+ * the same error.
  */
 int bgsnap_start(bgsnap_engine *e, const char *path);
 
@@ -254,9 +281,11 @@ int bgsnap_start(bgsnap_engine *e, const char *path);
 int bgsnap_start_fd(bgsnap_engine *e, int fd);
 
 /*
- * Waits for the running snapshot to end.  Returns 0 when the snapshot was
- * committed, -ECANCELED after bgsnap_cancel(), or the negative errno of the
- * failure (message in bgsnap_errmsg).  In every case, on return no memory
+ * Waits for the running snapshot to end.  Returns 0 only when the snapshot
+ * was committed (bgsnap_start: the complete file under its name;
+ * bgsnap_start_fd: every byte written), -ECANCELED after bgsnap_cancel(),
+ * or the negative errno of the failure (message in bgsnap_errmsg); after
+ * a bgsnap_start that failed, its error or -EINVAL.  In every case, on return no memory
  * is write-protected, no host thread is blocked by bgsnap, and a path
  * snapshot that failed left no file.  Returns -EINVAL if none was started.
  */
