@@ -128,8 +128,8 @@ static int check_one(const struct maps_entry *m, void *arg)
 		return err_set(c->err, -ENOTSUP,
 		               "memory at 0x%" PRIx64 " is backed by file '%s': file-backed mappings "
 		               "cannot be write-protected; use anonymous memory or a memfd", m->lo, m->path);
-	/* mprotect would restore PROT_READ|PROT_WRITE: it must be what the
-	 * host had. */
+	/* A region the host cannot write needs no snapshot protection, and
+	 * the methods that take away PROT_WRITE give back what was there. */
 	if (c->need_rw && (m->perms[0] != 'r' || m->perms[1] != 'w'))
 		return err_set(c->err, -ENOTSUP, "memory at 0x%" PRIx64 " is mapped '%s', not read-write: "
 		               "the mprotect method can only track read-write regions", m->lo, m->perms);
