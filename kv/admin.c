@@ -4,7 +4,6 @@
  * redis-benchmark ask, SAVE, BGSAVE, LASTSAVE, SHUTDOWN.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,23 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/text.h"
 #include "kv.h"
-
-struct text {
-	char buf[8192];
-	size_t len;
-};
-
-static void add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add(struct text *t, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(t->buf + t->len, sizeof(t->buf) - t->len, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		t->len += (size_t)n < sizeof(t->buf) - t->len ? (size_t)n : sizeof(t->buf) - t->len - 1;
-}
 
 static uint64_t rss_bytes(void)
 {
@@ -48,25 +32,25 @@ static bool want(const char *section, const struct kv_arg *sel)
 	       kv_arg_is(sel, "default");
 }
 
-static void info_server(struct server *s, struct text *t)
+static void info_server(struct server *s, struct cli_text *t)
 {
-	add(t, "# Server\r\nredis_version:7.0.15\r\nbgsnap_kv_version:%s\r\nredis_mode:standalone\r\n",
+	cli_text_add(t, "# Server\r\nredis_version:7.0.15\r\nbgsnap_kv_version:%s\r\nredis_mode:standalone\r\n",
 	    bgsnap_version());
-	add(t, "arch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:%ld\r\ntcp_port:%d\r\n", (long)getpid(),
+	cli_text_add(t, "arch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:%ld\r\ntcp_port:%d\r\n", (long)getpid(),
 	    s->cfg.port);
-	add(t, "uptime_in_seconds:%llu\r\n\r\n", (unsigned long long)(time(NULL) - (time_t)s->start_unix));
-	add(t, "# Clients\r\nconnected_clients:%llu\r\n\r\n", (unsigned long long)s->nclients);
+	cli_text_add(t, "uptime_in_seconds:%llu\r\n\r\n", (unsigned long long)(time(NULL) - (time_t)s->start_unix));
+	cli_text_add(t, "# Clients\r\nconnected_clients:%llu\r\n\r\n", (unsigned long long)s->nclients);
 }
 
-static void info_memory(struct server *s, struct text *t)
+static void info_memory(struct server *s, struct cli_text *t)
 {
-	add(t, "# Memory\r\nused_memory:%llu\r\nused_memory_rss:%llu\r\nmaxmemory:%zu\r\n",
+	cli_text_add(t, "# Memory\r\nused_memory:%llu\r\nused_memory_rss:%llu\r\nmaxmemory:%zu\r\n",
 	    (unsigned long long)s->db->used, (unsigned long long)rss_bytes(), s->cfg.maxmemory);
-	add(t, "maxmemory_policy:noeviction\r\narena_base:0x%llx\r\narena_bytes:%llu\r\narena_high_water:%llu\r\n\r\n",
+	cli_text_add(t, "maxmemory_policy:noeviction\r\narena_base:0x%llx\r\narena_bytes:%llu\r\narena_high_water:%llu\r\n\r\n",
 	    (unsigned long long)ARENA_BASE, (unsigned long long)s->db->size, (unsigned long long)s->db->bump);
 }
 
-static void info_persistence(struct server *s, struct text *t)
+static void info_persistence(struct server *s, struct cli_text *t)
 {
 	const struct persist *p = &s->ps;
 	struct bgsnap_stats st = p->last;
@@ -75,47 +59,48 @@ static void info_persistence(struct server *s, struct text *t)
 		bgsnap_get_stats(p->eng, &st, sizeof st);
 		cur = (long long)((uint64_t)dict_now_ms() - p->started_ms) / 1000;
 	}
-	add(t, "# Persistence\r\nloading:0\r\nasync_loading:%d\r\n", p->lazy ? 1 : 0);
-	add(t, "rdb_changes_since_last_save:%llu\r\nrdb_bgsave_in_progress:%d\r\nrdb_last_save_time:%lld\r\n",
+	cli_text_add(t, "# Persistence\r\nloading:0\r\nasync_loading:%d\r\n", p->lazy ? 1 : 0);
+	cli_text_add(t, "rdb_changes_since_last_save:%llu\r\nrdb_bgsave_in_progress:%d\r\nrdb_last_save_time:%lld\r\n",
 	    (unsigned long long)p->dirty, p->eng ? 1 : 0, (long long)p->lastsave);
-	add(t, "rdb_last_bgsave_status:%s\r\nrdb_last_bgsave_time_sec:%lld\r\nrdb_current_bgsave_time_sec:%lld\r\n",
+	cli_text_add(t, "rdb_last_bgsave_status:%s\r\nrdb_last_bgsave_time_sec:%lld\r\nrdb_current_bgsave_time_sec:%lld\r\n",
 	    p->last_ok ? "ok" : "err", p->last_save_ms ? (long long)(p->last_save_ms / 1000) : -1LL, cur);
-	add(t, "rdb_last_cow_size:%llu\r\naof_enabled:0\r\n", (unsigned long long)p->last.extra_mem_peak);
-	add(t, "bgsnap_method:%s\r\nbgsnap_last_method:%s\r\n", bgsnap_method_name(s->cfg.method),
+	cli_text_add(t, "rdb_last_cow_size:%llu\r\naof_enabled:0\r\n", (unsigned long long)p->last.extra_mem_peak);
+	cli_text_add(t, "bgsnap_method:%s\r\nbgsnap_last_method:%s\r\n", bgsnap_method_name(s->cfg.method),
 	    bgsnap_method_name(p->last_method));
-	add(t, "bgsnap_last_start_us:%llu\r\nbgsnap_last_prewp_us:%llu\r\n", (unsigned long long)p->start_call_us,
+	cli_text_add(t, "bgsnap_last_start_us:%llu\r\nbgsnap_last_prewp_us:%llu\r\n", (unsigned long long)p->start_call_us,
 	    (unsigned long long)p->last.prewp_us);
-	add(t, "bgsnap_last_pause_us:%llu\r\nbgsnap_last_wp_us:%llu\r\nbgsnap_last_save_ms:%llu\r\n",
+	cli_text_add(t, "bgsnap_last_pause_us:%llu\r\nbgsnap_last_wp_us:%llu\r\nbgsnap_last_save_ms:%llu\r\n",
 	    (unsigned long long)p->last.pause_us, (unsigned long long)p->last.wp_us,
 	    (unsigned long long)p->last_save_ms);
-	add(t, "bgsnap_last_bytes_written:%llu\r\nbgsnap_last_pages_faulted:%llu\r\nbgsnap_copybuf_peak:%llu\r\n",
+	cli_text_add(t, "bgsnap_last_bytes_written:%llu\r\nbgsnap_last_pages_faulted:%llu\r\nbgsnap_copybuf_peak:%llu\r\n",
 	    (unsigned long long)p->last.bytes_written, (unsigned long long)p->last.pages_faulted,
 	    (unsigned long long)p->last.copybuf_peak);
-	add(t, "bgsnap_current_pages_saved:%llu\r\nbgsnap_current_pages_total:%llu\r\n",
+	cli_text_add(t, "bgsnap_current_pages_saved:%llu\r\nbgsnap_current_pages_total:%llu\r\n",
 	    (unsigned long long)(p->eng ? st.pages_saved : 0), (unsigned long long)(p->eng ? st.pages_total : 0));
-	add(t, "bgsnap_restored:%d\r\nbgsnap_restore_in_progress:%d\r\nbgsnap_restore_usable_us:%llu\r\n",
+	cli_text_add(t, "bgsnap_restored:%d\r\nbgsnap_restore_in_progress:%d\r\nbgsnap_restore_usable_us:%llu\r\n",
 	    p->restored ? 1 : 0, p->lazy ? 1 : 0, (unsigned long long)p->restore_usable_us);
-	add(t, "bgsnap_restore_total_us:%llu\r\n\r\n", (unsigned long long)p->restore_total_us);
+	cli_text_add(t, "bgsnap_restore_total_us:%llu\r\n\r\n", (unsigned long long)p->restore_total_us);
 }
 
-static void info_stats(struct server *s, struct text *t)
+static void info_stats(struct server *s, struct cli_text *t)
 {
-	add(t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n",
+	cli_text_add(t, "# Stats\r\ntotal_connections_received:%llu\r\ntotal_commands_processed:%llu\r\n",
 	    (unsigned long long)s->total_conns, (unsigned long long)s->total_cmds);
-	add(t, "rejected_connections:%llu\r\nexpired_keys:%llu\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n",
+	cli_text_add(t, "rejected_connections:%llu\r\nexpired_keys:%llu\r\nkeyspace_hits:%llu\r\nkeyspace_misses:%llu\r\n",
 	    (unsigned long long)s->rejected_conns, (unsigned long long)dict_expired_keys,
 	    (unsigned long long)s->hits, (unsigned long long)s->misses);
-	add(t, "latest_fork_usec:%llu\r\noom_errors:%llu\r\nprotocol_errors:%llu\r\n\r\n",
+	cli_text_add(t, "latest_fork_usec:%llu\r\noom_errors:%llu\r\nprotocol_errors:%llu\r\n\r\n",
 	    (unsigned long long)s->ps.start_call_us, (unsigned long long)s->oom_errors,
 	    (unsigned long long)s->proto_errors);
 }
 
 void kv_cmd_info(struct server *s, struct client *c, struct kv_arg *argv, size_t argc)
 {
-	struct text *t = malloc(sizeof(*t));
-	if (!t)
+	enum { INFO_MAX = 8192 };
+	char *buf = malloc(INFO_MAX);
+	if (!buf)
 		return reply_error(&c->out, "ERR out of memory");
-	t->len = 0;
+	struct cli_text text = { .buf = buf, .cap = INFO_MAX }, *t = &text;
 	const struct kv_arg *sel = argc > 1 ? &argv[1] : NULL;
 	if (want("server", sel) || want("clients", sel))
 		info_server(s, t);
@@ -126,13 +111,13 @@ void kv_cmd_info(struct server *s, struct client *c, struct kv_arg *argv, size_t
 	if (want("stats", sel))
 		info_stats(s, t);
 	if (want("keyspace", sel)) {
-		add(t, "# Keyspace\r\n");
+		cli_text_add(t, "# Keyspace\r\n");
 		if (dict_size(s->db))
-			add(t, "db0:keys=%llu,expires=%llu,avg_ttl=0\r\n", (unsigned long long)dict_size(s->db),
+			cli_text_add(t, "db0:keys=%llu,expires=%llu,avg_ttl=0\r\n", (unsigned long long)dict_size(s->db),
 			    (unsigned long long)s->db->dict.expires);
 	}
 	reply_bulk(&c->out, t->buf, t->len);
-	free(t);
+	free(buf);
 }
 
 /* CONFIG GET's names and their values as text. */

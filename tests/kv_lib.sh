@@ -1,6 +1,25 @@
 # kv_lib.sh - sourced by the bgsnap-kv shell tests: free loopback ports,
 # starting bgsnap-kv and redis-server on them and stopping them again.
-# Expects $tmp (a scratch directory) and $BUILD.
+# Expects $BUILD; kv_test_init sets up the rest.
+
+# kv_test_init: the common start of a kv test: skip without the tools, a
+# scratch directory $tmp, fail() counting into $fails, and an EXIT trap that
+# stops the servers still recorded in kv_pid / redis_pid and removes $tmp.
+kv_test_init() {
+	kv_need_redis
+	tmp=$(mktemp -d)
+	kv_pid='' redis_pid='' kv_port='' redis_port=''
+	fails=0
+	trap kv_cleanup EXIT
+}
+
+kv_cleanup() {
+	[[ -n $kv_pid ]] && kv_stop "$kv_port" "$kv_pid"
+	[[ -n $redis_pid ]] && kv_stop "$redis_port" "$redis_pid"
+	rm -rf "$tmp"
+}
+
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 kv_free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -22,7 +41,7 @@ kv_start() {
 	local port=$1 log=$2
 	shift 2
 	"$BUILD/bgsnap-kv" --port "$port" --dir "$tmp" "$@" >"$log" 2>&1 &
-	kv_pid=$!
+	kv_pid=$! kv_port=$port
 	kv_wait_ping "$port" "$kv_pid"
 }
 
@@ -32,7 +51,7 @@ redis_start() {
 	shift 2
 	redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
 		--daemonize no "$@" >"$log" 2>&1 &
-	redis_pid=$!
+	redis_pid=$! redis_port=$port
 	kv_wait_ping "$port" "$redis_pid"
 }
 

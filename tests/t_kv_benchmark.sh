@@ -8,16 +8,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
 source tests/kv_lib.sh
-kv_need_redis
-tmp=$(mktemp -d)
-kv_pid=''
-cleanup() {
-	[[ -n $kv_pid ]] && kv_stop "$kvp" "$kv_pid"
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+kv_test_init
 
 kvp=$(kv_free_port)
 kv_start "$kvp" "$tmp/kv.log" --maxmemory 32mb || { cat "$tmp/kv.log"; echo "FAIL: bgsnap-kv did not start"; exit 1; }

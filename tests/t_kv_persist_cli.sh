@@ -8,16 +8,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
 source tests/kv_lib.sh
-kv_need_redis
-tmp=$(mktemp -d)
-kv_pid='' port=''
-cleanup() {
-	[[ -n $kv_pid ]] && kv_stop "$port" "$kv_pid"
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+kv_test_init
 kv=$BUILD/bgsnap-kv
 
 "$kv" --help >"$tmp/out" 2>&1 || fail "--help: exit $?"

@@ -8,17 +8,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
 source tests/kv_lib.sh
-kv_need_redis
-tmp=$(mktemp -d)
-kv_pid='' redis_pid=''
-cleanup() {
-	[[ -n $kv_pid ]] && kv_stop "$kvp" "$kv_pid"
-	[[ -n $redis_pid ]] && kv_stop "$rp" "$redis_pid"
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+kv_test_init
 
 kvp=$(kv_free_port)
 rp=$(kv_free_port)
