@@ -72,6 +72,11 @@ struct bench_result {
 	struct bgsnap_stats st;
 	struct wl_latency lat;
 	double wps_before, wps_during;
+	double wps_after;        /* over HOSTLOSS_AFTER_S after the end      */
+	bool host_measured;      /* the three below are set                 */
+	double host_lost_ms;     /* cli/hostloss.h                          */
+	double host_lost_span_ms;/* pause .. where the sum stopped           */
+	bool host_recovered;     /* the rate came back within the tail       */
 	uint64_t extra_mem;
 	const char *extra_src;   /* "engine", or "estimate" (fork)          */
 	bool verified;

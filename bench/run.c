@@ -12,17 +12,20 @@
 
 #include "bench.h"
 #include "cli/clock.h"
+#include "sampler.h"
 
 /* What the engine's hooks work on. */
 struct hook_ctx {
 	wl *w;
 	int paused;
+	double t_pause;          /* the host was asked to stop              */
 	uint64_t steps[WL_MAX_THREADS];
 };
 
 static int hook_pause(void *ctx)
 {
 	struct hook_ctx *h = ctx;
+	h->t_pause = mono_s();
 	wl_pause(h->w);
 	h->paused++;
 	memcpy(h->steps, wl_paused_steps(h->w), sizeof(h->steps));
@@ -166,11 +169,57 @@ static int writers_before(const struct bench_opts *o, wl *w, struct bench_result
 	return 0;
 }
 
-/* The snapshot itself, the writers running (and the noise process, if
- * any); stops both.  Returns the engine's result. */
-static int snapshot(bgsnap_engine *e, wl *w, pid_t noise, struct bench_result *res, double tb, uint64_t sb)
+/* What the recovery wait computes on the sampler's series. */
+struct loss_ctx {
+	double before, pause, end;
+	struct hostloss hl;
+	int rc;
+	double after;
+};
+
+static void loss_of(const struct hl_point *p, size_t n, void *arg)
 {
-	int r = bgsnap_start(e, res->path);
+	struct loss_ctx *c = arg;
+	c->rc = hostloss_compute(p, n, c->before, c->pause, c->end, &c->hl);
+	c->after = hostloss_rate(p, n, c->end, c->end + HOSTLOSS_AFTER_S);
+}
+
+/*
+ * After the snapshot's end, the writers go on until their rate is back
+ * (hostloss.h) and a full after-window was seen, or the tail is over; then
+ * the host's loss and its rate after.  Without a rate before
+ * (--duration-before 0) there is no loss to measure.
+ */
+static void measure_loss(struct sampler *sm, const struct hook_ctx *h, double end, struct bench_result *res)
+{
+	struct loss_ctx c = { .before = res->wps_before, .pause = h->t_pause, .end = end };
+	for (;;) {
+		sleep_ms(50);
+		double now = mono_s();
+		sampler_with(sm, loss_of, &c);
+		if (c.rc < 0 || now >= end + HOSTLOSS_TAIL_S || (c.hl.recovered && now >= end + HOSTLOSS_AFTER_S))
+			break;
+	}
+	sampler_stop(sm);
+	sampler_with(sm, loss_of, &c);
+	res->host_measured = c.rc == 0;
+	res->host_lost_ms = c.rc == 0 ? c.hl.lost_s * 1000.0 : 0;
+	res->host_recovered = c.rc == 0 && c.hl.recovered;
+	res->host_lost_span_ms = c.rc == 0 ? (c.hl.until - c.pause) * 1000.0 : 0;
+	res->wps_after = c.after > 0 ? c.after : 0;
+}
+
+/* The snapshot itself, the writers running (and the noise process, if
+ * any), then the host's recovery; stops both.  Returns the engine's
+ * result. */
+static int snapshot(bgsnap_engine *e, wl *w, const struct hook_ctx *h, pid_t noise, struct bench_result *res,
+                    double tb, uint64_t sb)
+{
+	struct sampler sm;
+	int r = sampler_start(&sm, w);
+	if (r < 0)
+		return r;
+	r = bgsnap_start(e, res->path);
 	bool started = r == 0;
 	if (started)
 		r = bgsnap_wait(e);
@@ -178,6 +227,11 @@ static int snapshot(bgsnap_engine *e, wl *w, pid_t noise, struct bench_result *r
 	double tc = mono_s();
 	uint64_t sc = wl_total_steps(w);
 	wl_timing_off(w);
+	if (started && r == 0 && h->paused == 1)
+		measure_loss(&sm, h, tc, res);
+	else
+		sampler_stop(&sm);
+	sampler_free(&sm);
 	wl_stop(w);
 	if (!started)
 		return r;
@@ -248,7 +302,7 @@ void bench_run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int 
 		bgsnap_destroy(e);
 		return;
 	}
-	r = snapshot(e, w, noise, res, tb, sb);
+	r = snapshot(e, w, &h, noise, res, tb, sb);
 	if (r < 0) {
 		engine_failed(o, res, r, e);
 		return;
