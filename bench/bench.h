@@ -50,6 +50,7 @@ struct bench_opts {
 	bool buffered_io;        /* options.direct_io = 0                    */
 	bool json;
 	unsigned before_ms;
+	unsigned after_ms;       /* host-loss watch after the end, 0: none   */
 	uint64_t seed;
 	bool probe_wp;
 	bool method_given;

@@ -190,14 +190,16 @@ static void loss_of(const struct hl_point *p, size_t n, void *arg)
  * the host's loss and its rate after.  Without a rate before
  * (--duration-before 0) there is no loss to measure.
  */
-static void measure_loss(struct sampler *sm, const struct hook_ctx *h, double end, struct bench_result *res)
+static void measure_loss(struct sampler *sm, const struct hook_ctx *h, double end, double tail,
+                         struct bench_result *res)
 {
 	struct loss_ctx c = { .before = res->wps_before, .pause = h->t_pause, .end = end };
+	double after = tail < HOSTLOSS_AFTER_S ? tail : HOSTLOSS_AFTER_S;
 	for (;;) {
 		sleep_ms(50);
 		double now = mono_s();
 		sampler_with(sm, loss_of, &c);
-		if (c.rc < 0 || now >= end + HOSTLOSS_TAIL_S || (c.hl.recovered && now >= end + HOSTLOSS_AFTER_S))
+		if (c.rc < 0 || now >= end + tail || (c.hl.recovered && now >= end + after))
 			break;
 	}
 	sampler_stop(sm);
@@ -212,8 +214,8 @@ static void measure_loss(struct sampler *sm, const struct hook_ctx *h, double en
 /* The snapshot itself, the writers running (and the noise process, if
  * any), then the host's recovery; stops both.  Returns the engine's
  * result. */
-static int snapshot(bgsnap_engine *e, wl *w, const struct hook_ctx *h, pid_t noise, struct bench_result *res,
-                    double tb, uint64_t sb)
+static int snapshot(const struct bench_opts *o, bgsnap_engine *e, wl *w, const struct hook_ctx *h, pid_t noise,
+                    struct bench_result *res, double tb, uint64_t sb)
 {
 	struct sampler sm;
 	int r = sampler_start(&sm, w);
@@ -227,8 +229,8 @@ static int snapshot(bgsnap_engine *e, wl *w, const struct hook_ctx *h, pid_t noi
 	double tc = mono_s();
 	uint64_t sc = wl_total_steps(w);
 	wl_timing_off(w);
-	if (started && r == 0 && h->paused == 1)
-		measure_loss(&sm, h, tc, res);
+	if (started && r == 0 && h->paused == 1 && o->after_ms && res->wps_before > 0)
+		measure_loss(&sm, h, tc, o->after_ms / 1000.0, res);
 	else
 		sampler_stop(&sm);
 	sampler_free(&sm);
@@ -302,7 +304,7 @@ void bench_run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int 
 		bgsnap_destroy(e);
 		return;
 	}
-	r = snapshot(e, w, &h, noise, res, tb, sb);
+	r = snapshot(o, e, w, &h, noise, res, tb, sb);
 	if (r < 0) {
 		engine_failed(o, res, r, e);
 		return;
