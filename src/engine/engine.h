@@ -28,6 +28,7 @@ struct region {
 	uint64_t pages;
 	uint64_t first_global;   /* index of its first page in the engine-wide page numbering */
 	int shared;              /* MAP_SHARED (memfd/shmem): fork cannot snapshot it */
+	int huge;                /* mostly huge pages when the run started (thp.c) */
 };
 
 struct state_blob {
@@ -93,6 +94,7 @@ struct method_ops {
 struct bgsnap_engine {
 	struct bgsnap_options opts;
 	unsigned fault_around_pages;    /* BGSNAP_PARAM_FAULT_AROUND_PAGES */
+	unsigned thp_collapse;          /* BGSNAP_PARAM_THP_COLLAPSE */
 	struct bgsnap_hooks hooks;
 	struct region *regions;
 	uint32_t region_count;
