@@ -51,6 +51,7 @@ struct bench_opts {
 	bool json;
 	unsigned before_ms;
 	unsigned after_ms;       /* host-loss watch after the end, 0: none   */
+	const char *series;      /* --series: the rate windows, appended     */
 	uint64_t seed;
 	bool probe_wp;
 	bool method_given;

@@ -57,6 +57,9 @@ void bench_usage(FILE *f)
 "                        pause until the rate is back within 5%% of the rate before\n"
 "                        for two windows; default and most 5000, the measure's\n"
 "                        tail; 0: not measured, no wait)\n"
+"  --series PATH         append the writers' progress around each snapshot to PATH,\n"
+"                        one line per 50 ms window: method, seconds since the\n"
+"                        pause, rate / rate before, 1 when the snapshot had ended\n"
 "  --seed N              seed of the random and hot patterns (default 1)\n"
 "  --no-prefault         before each method the written pages are normally made\n"
 "                        present and writable (MADV_POPULATE_WRITE, content kept)\n"
@@ -104,7 +107,7 @@ void bench_usage(FILE *f)
 enum {
 	O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON, O_BEFORE, O_SEED, O_PROBE,
 	O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_BUFIO,
-	O_AFTER,
+	O_AFTER, O_SERIES,
 };
 
 static const struct option long_opts[] = {
@@ -118,6 +121,7 @@ static const struct option long_opts[] = {
 	{ "json", no_argument, NULL, O_JSON },
 	{ "duration-before", required_argument, NULL, O_BEFORE },
 	{ "duration-after", required_argument, NULL, O_AFTER },
+	{ "series", required_argument, NULL, O_SERIES },
 	{ "seed", required_argument, NULL, O_SEED },
 	{ "probe-wp", no_argument, NULL, O_PROBE },
 	{ "no-prefault", no_argument, NULL, O_NOPREFAULT },
@@ -294,6 +298,8 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 			rc = size_option(o, c, optarg);
 		else if (c == O_OUT)
 			o->out = optarg;
+		else if (c == O_SERIES)
+			o->series = optarg;
 		else if (c == O_PATTERN || c == O_METHOD || c == O_RESTORE || c == O_CORRUPT)
 			rc = word_option(o, c, optarg);
 		else if (!flag_option(o, c))

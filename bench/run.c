@@ -184,14 +184,32 @@ static void loss_of(const struct hl_point *p, size_t n, void *arg)
 	c->after = hostloss_rate(p, n, c->end, c->end + HOSTLOSS_AFTER_S);
 }
 
+/* --series: the windows of the measure, and the second before the pause. */
+struct series_ctx {
+	const struct loss_ctx *c;
+	FILE *f;
+	const char *method;
+};
+
+static void series_of(const struct hl_point *p, size_t n, void *arg)
+{
+	struct series_ctx *s = arg;
+	const struct loss_ctx *c = s->c;
+	for (double a = c->pause - 1.0; a + HOSTLOSS_WINDOW_S <= c->hl.until + 1.0; a += HOSTLOSS_WINDOW_S) {
+		double r = hostloss_rate(p, n, a, a + HOSTLOSS_WINDOW_S);
+		if (r >= 0)
+			fprintf(s->f, "%s %.3f %.3f %d\n", s->method, a - c->pause, r / c->before, a >= c->end);
+	}
+}
+
 /*
  * After the snapshot's end, the writers go on until their rate is back
  * (hostloss.h) and a full after-window was seen, or the tail is over; then
  * the host's loss and its rate after.  Without a rate before
  * (--duration-before 0) there is no loss to measure.
  */
-static void measure_loss(struct sampler *sm, const struct hook_ctx *h, double end, double tail,
-                         struct bench_result *res)
+static void measure_loss(const struct bench_opts *o, struct sampler *sm, const struct hook_ctx *h, double end,
+                         double tail, struct bench_result *res)
 {
 	struct loss_ctx c = { .before = res->wps_before, .pause = h->t_pause, .end = end };
 	double after = tail < HOSTLOSS_AFTER_S ? tail : HOSTLOSS_AFTER_S;
@@ -204,6 +222,12 @@ static void measure_loss(struct sampler *sm, const struct hook_ctx *h, double en
 	}
 	sampler_stop(sm);
 	sampler_with(sm, loss_of, &c);
+	FILE *f = o->series && c.rc == 0 ? fopen(o->series, "ae") : NULL;
+	if (f) {
+		struct series_ctx sc = { &c, f, bgsnap_method_name(res->method) };
+		sampler_with(sm, series_of, &sc);
+		fclose(f);
+	}
 	res->host_measured = c.rc == 0;
 	res->host_lost_ms = c.rc == 0 ? c.hl.lost_s * 1000.0 : 0;
 	res->host_recovered = c.rc == 0 && c.hl.recovered;
@@ -230,7 +254,7 @@ static int snapshot(const struct bench_opts *o, bgsnap_engine *e, wl *w, const s
 	uint64_t sc = wl_total_steps(w);
 	wl_timing_off(w);
 	if (started && r == 0 && h->paused == 1 && o->after_ms && res->wps_before > 0)
-		measure_loss(&sm, h, tc, o->after_ms / 1000.0, res);
+		measure_loss(o, &sm, h, tc, o->after_ms / 1000.0, res);
 	else
 		sampler_stop(&sm);
 	sampler_free(&sm);
