@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include "bgsnap.h"
+#include "hostcpu.h"
 #include "oracle.h"
 #include "probe.h"
 #include "restore.h"
@@ -79,6 +80,8 @@ struct bench_result {
 	double host_lost_ms;     /* cli/hostloss.h                          */
 	double host_lost_span_ms;/* pause .. where the sum stopped           */
 	bool host_recovered;     /* the rate came back within the tail       */
+	bool cpu_measured;
+	struct host_cpu cpu;     /* the writers' time from start to end      */
 	uint64_t extra_mem;
 	const char *extra_src;   /* "engine", or "estimate" (fork)          */
 	bool verified;

@@ -57,6 +57,19 @@ static void json_measured(struct json *j, const struct bench_result *res)
 		json_double(j, "host_lost_span_ms", 0, res->host_lost_span_ms);
 		json_bool(j, "host_recovered", res->host_recovered);
 	}
+	if (res->cpu_measured) {
+		const struct host_cpu *c = &res->cpu;
+		double wall = c->t * 1000.0 * (double)c->threads;
+		json_double(j, "host_wall_ms", 1, wall);
+		json_double(j, "host_run_ms", 1, c->run_ms);
+		json_double(j, "host_runq_ms", 1, c->runq_ms);
+		json_double(j, "host_blocked_ms", 1, wall - c->run_ms - c->runq_ms);
+		json_double(j, "host_user_ms", 0, c->user_ms);
+		json_double(j, "host_sys_ms", 0, c->sys_ms);
+		json_u64(j, "host_minflt", c->minflt);
+		json_u64(j, "host_vcsw", c->vcsw);
+		json_u64(j, "host_ivcsw", c->ivcsw);
+	}
 	json_u64(j, "extra_mem_peak_bytes", res->extra_mem);
 	json_string(j, "extra_mem_source", res->extra_src);
 	json_double(j, "unprotect_ms", 1, s->unprotect_us / 1000.0);

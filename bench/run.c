@@ -12,6 +12,7 @@
 
 #include "bench.h"
 #include "cli/clock.h"
+#include "hostcpu.h"
 #include "sampler.h"
 
 /* What the engine's hooks work on. */
@@ -245,12 +246,19 @@ static int snapshot(const struct bench_opts *o, bgsnap_engine *e, wl *w, const s
 	int r = sampler_start(&sm, w);
 	if (r < 0)
 		return r;
+	struct host_cpu c0, c1;
+	bool cpu = host_cpu_read(w, &c0) == 0;
 	r = bgsnap_start(e, res->path);
 	bool started = r == 0;
 	if (started)
 		r = bgsnap_wait(e);
+	cpu = cpu && host_cpu_read(w, &c1) == 0;
 	noise_stop(noise);
 	double tc = mono_s();
+	if (cpu) {
+		host_cpu_diff(&c0, &c1, &res->cpu);
+		res->cpu_measured = true;
+	}
 	uint64_t sc = wl_total_steps(w);
 	wl_timing_off(w);
 	if (started && r == 0 && h->paused == 1 && o->after_ms && res->wps_before > 0)
