@@ -259,6 +259,8 @@ void bench_report_probe(const struct bench_opts *o, const struct wp_probe_result
 		json_double(&j, "mprotect_us", 1, pr->mprotect_us);
 		json_double(&j, "mprotect_rw_us", 1, pr->mprotect_rw_us);
 		json_double(&j, "fork_us", 1, pr->fork_us);
+		json_double(&j, "page_unwp_us", 2, pr->page_unwp_us);
+		json_double(&j, "page_unwp_busy_us", 2, pr->page_unwp_busy_us);
 		json_u64(&j, "uffd_features", pr->uffd_features);
 		json_close(&j);
 		json_end_line(&j);
@@ -268,5 +270,7 @@ void bench_report_probe(const struct bench_opts *o, const struct wp_probe_result
 	       "(%.1fx), mprotect %.0f us, back %.0f us (%.1fx), fork %.0f us\n",
 	       pr->wp_us, pr->unwp_us, pr->wp_us > 0 ? pr->unwp_us / pr->wp_us : 0, pr->mprotect_us,
 	       pr->mprotect_rw_us, pr->mprotect_us > 0 ? pr->mprotect_rw_us / pr->mprotect_us : 0, pr->fork_us);
+	printf("removing write protection from one 4 KiB page: %.2f us alone, %.2f us while another thread "
+	       "reads the memory (TLB shootdown to its CPU)\n", pr->page_unwp_us, pr->page_unwp_busy_us);
 	fflush(stdout);
 }
