@@ -17,6 +17,7 @@
 # Environment:
 #   BUILD=build  ROUNDS=3  METHODS="uffd uffd-signal mprotect fork stop"
 #   PATTERNS="random seq hot"  GUESTS="sweep random sieve"  VM_MEM=128M
+#                    (an empty PATTERNS or GUESTS skips that part)
 #   BEFORE_MS=1000   the bench's rate window before each snapshot
 #   BENCH_ARGS=...   more `bgsnap bench` options (e.g. "--fault-around 4")
 #   VM_ARGS=...      more `bgsnap-vm run` options (e.g. "--no-thp")
@@ -30,8 +31,8 @@ bin=$BUILD/bgsnap
 vm=$BUILD/bgsnap-vm
 ROUNDS=${ROUNDS:-3}
 METHODS=${METHODS:-uffd uffd-signal mprotect fork stop}
-PATTERNS=${PATTERNS:-random seq hot}
-GUESTS=${GUESTS:-sweep random sieve}
+PATTERNS=${PATTERNS-random seq hot}
+GUESTS=${GUESTS-sweep random sieve}
 VM_MEM=${VM_MEM:-128M}
 BEFORE_MS=${BEFORE_MS:-1000}
 BENCH_ARGS=${BENCH_ARGS:-}

@@ -173,6 +173,7 @@ static int writers_before(const struct bench_opts *o, wl *w, struct bench_result
 /* What the recovery wait computes on the sampler's series. */
 struct loss_ctx {
 	double before, pause, end;
+	double after_s;          /* the after-window: 1 s, or a shorter tail */
 	struct hostloss hl;
 	int rc;
 	double after;
@@ -182,7 +183,7 @@ static void loss_of(const struct hl_point *p, size_t n, void *arg)
 {
 	struct loss_ctx *c = arg;
 	c->rc = hostloss_compute(p, n, c->before, c->pause, c->end, &c->hl);
-	c->after = hostloss_rate(p, n, c->end, c->end + HOSTLOSS_AFTER_S);
+	c->after = hostloss_rate(p, n, c->end, c->end + c->after_s);
 }
 
 /* --series: the windows of the measure, and the second before the pause. */
@@ -212,8 +213,8 @@ static void series_of(const struct hl_point *p, size_t n, void *arg)
 static void measure_loss(const struct bench_opts *o, struct sampler *sm, const struct hook_ctx *h, double end,
                          double tail, struct bench_result *res)
 {
-	struct loss_ctx c = { .before = res->wps_before, .pause = h->t_pause, .end = end };
 	double after = tail < HOSTLOSS_AFTER_S ? tail : HOSTLOSS_AFTER_S;
+	struct loss_ctx c = { .before = res->wps_before, .pause = h->t_pause, .end = end, .after_s = after };
 	for (;;) {
 		sleep_ms(50);
 		double now = mono_s();
