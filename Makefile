@@ -68,6 +68,7 @@ $(UNIT_COMMON_OBJS): CFLAGS += -Isrc -Itests/common
 $(TOOL_OBJS): CFLAGS += -Itools
 # The bench's oracle test compiles the bench's workload into itself.
 $(BUILD)/tests/t_oracle: CFLAGS += -Itools
+$(BUILD)/tests/t_hostloss: CFLAGS += -Itools
 TOOL_LIB := $(BUILD)/libbgsnap.a
 
 # The version is written once, in include/bgsnap.h.  While MAJOR is 0 every

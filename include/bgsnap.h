@@ -359,6 +359,12 @@ enum bgsnap_param {
 	 * the default: the faulting page only).  Trades copy work and buffer
 	 * space for fewer faults and protection changes. */
 	BGSNAP_PARAM_FAULT_AROUND_PAGES = 1,
+	/* 1 (default) or 0: after a snapshot (every method but stop), rebuild
+	 * the transparent huge pages it split (MADV_COLLAPSE, Linux 6.1+,
+	 * best effort) in the regions that were at least half huge pages when
+	 * it started, so that the host runs as fast after it as before.  Done
+	 * in bgsnap_wait, after the file is committed (not in total_us). */
+	BGSNAP_PARAM_THP_COLLAPSE = 2,
 };
 
 /* Sets parameter `param` for the next snapshots.  -EINVAL (unknown

@@ -10,6 +10,7 @@
  * Anything that can be done before the pause is done before it.
  */
 #include "engine/engine.h"
+#include "engine/thp.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -111,6 +112,7 @@ int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts)
 	}
 	e->opts = o;
 	e->fault_around_pages = 1;
+	e->thp_collapse = 1;
 	pthread_mutex_init(&e->err_lock, NULL);
 	pthread_mutex_init(&e->run_lock, NULL);
 	e->sink.fd = -1;
@@ -257,6 +259,11 @@ int bgsnap_set_param(bgsnap_engine *e, int param, int64_t value)
 			               "pages, not %" PRId64, value);
 		e->fault_around_pages = (unsigned)value;
 		return 0;
+	case BGSNAP_PARAM_THP_COLLAPSE:
+		if (value != 0 && value != 1)
+			return err_set(&e->err, -EINVAL, "thp-collapse is 0 or 1, not %" PRId64, value);
+		e->thp_collapse = (unsigned)value;
+		return 0;
 	default:
 		return err_set(&e->err, -EINVAL, "unknown parameter %d", param);
 	}
@@ -269,6 +276,9 @@ int bgsnap_get_param(const bgsnap_engine *e, int param, int64_t *value)
 	switch (param) {
 	case BGSNAP_PARAM_FAULT_AROUND_PAGES:
 		*value = e->fault_around_pages;
+		return 0;
+	case BGSNAP_PARAM_THP_COLLAPSE:
+		*value = e->thp_collapse;
 		return 0;
 	default:
 		return -EINVAL;
@@ -454,6 +464,9 @@ static int start_run(bgsnap_engine *e)
 	if (r)
 		goto fail_sink;
 	e->meta.method = e->ops->method;
+	/* Which regions are huge pages, before protection splits them. */
+	if (e->thp_collapse && (e->ops->caps & METHOD_SPLITS_HUGE_PAGES))
+		thp_survey(e);
 	r = e->ops->prepare ? e->ops->prepare(e) : 0;
 	if (!r)
 		r = pause_and_protect(e);
@@ -592,6 +605,7 @@ int bgsnap_wait(bgsnap_engine *e)
 	if (r)
 		sink_abort(&e->sink);
 	atomic_store(&e->live->total_us, us_since(e->t_start_ns));
+	thp_recollapse(e);
 	e->result = r;
 	atomic_store(&e->live->error, r);
 	pthread_mutex_lock(&e->run_lock);

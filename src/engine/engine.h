@@ -28,6 +28,7 @@ struct region {
 	uint64_t pages;
 	uint64_t first_global;   /* index of its first page in the engine-wide page numbering */
 	int shared;              /* MAP_SHARED (memfd/shmem): fork cannot snapshot it */
+	int huge;                /* mostly huge pages when the run started (thp.c) */
 };
 
 struct state_blob {
@@ -78,6 +79,10 @@ enum {
 	/* A MAP_SHARED region cannot be snapshotted (a fork child would see
 	 * it change): refused before anything starts. */
 	METHOD_NO_SHARED_REGIONS = 1u << 1,
+	/* Runs while the host writes with per-page protection or
+	 * copy-on-write, which splits transparent huge pages: the engine
+	 * collapses them again when the run ends (thp.c). */
+	METHOD_SPLITS_HUGE_PAGES = 1u << 2,
 };
 
 struct track_method;
@@ -115,6 +120,7 @@ struct method_ops {
 struct bgsnap_engine {
 	struct bgsnap_options opts;
 	unsigned fault_around_pages;    /* BGSNAP_PARAM_FAULT_AROUND_PAGES */
+	unsigned thp_collapse;          /* BGSNAP_PARAM_THP_COLLAPSE */
 	struct bgsnap_hooks hooks;
 	struct region *regions;
 	uint32_t region_count;

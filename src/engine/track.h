@@ -122,7 +122,7 @@ void track_op_abort(struct bgsnap_engine *e);
 void track_op_release(struct bgsnap_engine *e);
 
 #define TRACK_LIFE_CYCLE \
-	.caps = METHOD_WRITES_BESIDE_HOST, .prepare = track_op_prepare, .protect = track_op_protect, \
+	.caps = METHOD_WRITES_BESIDE_HOST | METHOD_SPLITS_HUGE_PAGES, .prepare = track_op_prepare, .protect = track_op_protect, \
 	.launch = track_op_launch, .join = track_op_join, .cancel = track_op_cancel, \
 	.abort = track_op_abort, .release = track_op_release
 
