@@ -60,6 +60,8 @@ void tu_msg(const char *file, int line, const char *fmt, ...) __attribute__((for
 void tu_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 /* The reason the last case run by tu_run_case() gave for skipping. */
 extern char tu_last_skip_reason[256];
+/* Where tu_skip sends its reason inside a forked case (cases.c sets it). */
+extern int tu_skip_fd;
 
 /* "-ENOSPC" style name of a negative errno ("0", "-E?" if unknown). */
 const char *tu_errname(int code);
@@ -91,6 +93,10 @@ void *tu_map_guarded(size_t len);
 /* A connected byte stream: a socketpair (socket true) or a pipe, both ends
  * close-on-exec; sv[0] reads, sv[1] writes.  Fails the test on error. */
 void tu_stream_pair(int sv[2], bool socket);
+/* In a child: mounts an empty tmpfs over /proc in a private mount namespace
+ * (so the sink cannot name unnamed files).  0, or 77 with a line saying
+ * why (`why` names what is skipped) when this process may not. */
+int tu_hide_proc(const char *why);
 /* The seed of a randomised test: $BGSNAP_FAULT_SEED if set (to replay a
  * run), else the clock; printed so that any run can be replayed. */
 uint64_t tu_seed(void);

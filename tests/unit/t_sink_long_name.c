@@ -87,15 +87,9 @@ static void all_lengths(const char *dir, const char *label)
 /* In a child: /proc hidden, so every file starts under a hidden name. */
 static int without_proc(const char *dir)
 {
-	if (unshare(CLONE_NEWNS) != 0) {
-		printf("    skip without /proc: unshare(CLONE_NEWNS): %s\n", strerror(errno));
-		return 77;
-	}
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
-	    mount("none", "/proc", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k") != 0) {
-		printf("    skip without /proc: cannot hide /proc here: %s\n", strerror(errno));
-		return 77;
-	}
+	int r = tu_hide_proc("without /proc");
+	if (r)
+		return r;
 	CHECK(!tu_unnamed_files(dir), "/proc is hidden but the probe still finds unnamed files");
 	all_lengths(dir, "without /proc (named temporaries)");
 	fflush(stdout);
