@@ -20,7 +20,7 @@ FUZZ_CFLAGS := -g -O1 -std=gnu11 -Iinclude -Isrc -Itests/common -Itests/unit -D_
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 # The parser alone: every reader file, with what it needs and nothing else.
 FUZZ_LIB_SRCS := $(sort $(wildcard src/format/reader*.c)) src/format/crc32c.c src/util/err.c
-FUZZ_GEN_SRCS := tests/fuzz/gen_corpus.c tests/unit/fmtgen.c tests/common/testutil.c \
+FUZZ_GEN_SRCS := tests/fuzz/gen_corpus.c tests/unit/fmtgen.c tests/common/testutil.c tests/common/cases.c \
 	src/format/format_write.c src/sink/sink.c src/sink/sink_aio.c src/format/crc32c.c src/util/err.c src/util/thread.c
 FUZZ_HDRS := include/bgsnap.h $(wildcard src/*/*.h) tests/unit/fmtgen.h
 
