@@ -269,11 +269,8 @@ static void foreign_snapshots(void)
 int main(void)
 {
 	atexit(kill_live_server);
-	const char *b = getenv("BUILD");
-	char bin[4096];
-	snprintf(bin, sizeof(bin), "%s/bgsnap-kv", b && *b ? b : "build");
-	if (access(bin, X_OK) != 0)
-		SKIP("%s is not built", bin);
+	if (access(kv_server_path(), X_OK) != 0)
+		SKIP("%s is not built", kv_server_path());
 	port = kv_free_port();
 	char log[4200];
 	snprintf(log, sizeof(log), "%s/server.log", tu_tmpdir());

@@ -50,15 +50,6 @@ struct writer {
 	int failed;
 };
 
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 31;
-	x *= 0x9e3779b97f4a7c15ull;
-	x ^= x >> 29;
-	x *= 0xbf58476d1ce4e5b9ull;
-	return x ^ (x >> 32);
-}
-
 /* Operation `seq` (from 1) of client `c`: the key it touches, and whether
  * it deletes it.  The first NKEYS operations create every key. */
 static int op_key(int c, long long seq, bool *del)
@@ -67,7 +58,7 @@ static int op_key(int c, long long seq, bool *del)
 		*del = false;
 		return (int)(seq - 1);
 	}
-	uint64_t h = mix(((uint64_t)c << 40) ^ (uint64_t)seq);
+	uint64_t h = tu_mix64(((uint64_t)c << 40) ^ (uint64_t)seq);
 	*del = h % 8 == 0;
 	return (int)((h >> 8) % NKEYS);
 }
@@ -75,7 +66,7 @@ static int op_key(int c, long long seq, bool *del)
 static size_t render_value(char *buf, size_t cap, int c, int key, long long seq)
 {
 	int n = snprintf(buf, cap, "c%d:k%d:s%lld:", c, key, seq);
-	size_t pad = (size_t)(mix((uint64_t)seq * 7 + (uint64_t)c) % 3000);
+	size_t pad = (size_t)(tu_mix64((uint64_t)seq * 7 + (uint64_t)c) % 3000);
 	if ((size_t)n + pad >= cap)
 		pad = cap - (size_t)n - 1;
 	memset(buf + n, 'a' + (int)(seq % 26), pad);
@@ -278,11 +269,8 @@ static int one_method(void *arg)
 int main(void)
 {
 	atexit(kill_live_server);
-	const char *b = getenv("BUILD");
-	char bin[4096];
-	snprintf(bin, sizeof(bin), "%s/bgsnap-kv", b && *b ? b : "build");
-	if (access(bin, X_OK) != 0)
-		SKIP("%s is not built", bin);
+	if (access(kv_server_path(), X_OK) != 0)
+		SKIP("%s is not built", kv_server_path());
 	struct tu_tally t = { 0 };
 	st_for_each_method(&t, "kv_exact", one_method, ~0u, 120);
 	tu_tally_exit(&t, "t_kv_exact");

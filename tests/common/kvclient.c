@@ -194,14 +194,19 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
+const char *kv_server_path(void)
+{
+	static char path[4096];
+	const char *b = getenv("BUILD");
+	snprintf(path, sizeof(path), "%s/bgsnap-kv", b && *b ? b : "build");
+	return path;
+}
+
 pid_t kv_spawn(const char *bin, int port, const char *log, int *status, const char *const *args)
 {
-	char path[4096], portstr[16];
-	if (!bin) {
-		const char *b = getenv("BUILD");
-		snprintf(path, sizeof(path), "%s/bgsnap-kv", b && *b ? b : "build");
-		bin = path;
-	}
+	char portstr[16];
+	if (!bin)
+		bin = kv_server_path();
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	const char *argv[64] = { bin, "--port", portstr };
 	int n = 3;

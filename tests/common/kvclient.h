@@ -26,7 +26,9 @@ struct kvr {
 
 /* A loopback TCP port nobody listens on right now. */
 int kv_free_port(void);
-/* Starts `bin` (NULL: $BUILD/bgsnap-kv) with --port PORT and the NULL-ended
+/* $BUILD/bgsnap-kv (BUILD defaults to build). */
+const char *kv_server_path(void);
+/* Starts `bin` (NULL: kv_server_path()) with --port PORT and the NULL-ended
  * arguments, stderr to `log`; waits until it answers PING (or exits).
  * Returns the pid, or -1 if it exited (its status in *status). */
 pid_t kv_spawn(const char *bin, int port, const char *log, int *status, const char *const *args);

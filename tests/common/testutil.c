@@ -289,7 +289,7 @@ uint64_t tu_seed(void)
 	return seed;
 }
 
-static uint64_t mix64(uint64_t x)
+uint64_t tu_mix64(uint64_t x)
 {
 	x ^= x >> 33;
 	x *= 0xff51afd7ed558ccdULL;
@@ -308,9 +308,9 @@ void tu_fill(void *base, size_t len, uint64_t seed, unsigned zero_every)
 			memset(page, 0, TU_PAGE);
 			continue;
 		}
-		uint64_t x = mix64(seed * 0x9e3779b97f4a7c15ULL + pg + 1);
+		uint64_t x = tu_mix64(seed * 0x9e3779b97f4a7c15ULL + pg + 1);
 		for (size_t i = 0; i < TU_PAGE; i += 8) {
-			x = mix64(x + i);
+			x = tu_mix64(x + i);
 			memcpy(page + i, &x, 8);
 		}
 	}

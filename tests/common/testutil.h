@@ -100,6 +100,8 @@ int tu_hide_proc(const char *why);
 /* The seed of a randomised test: $BGSNAP_FAULT_SEED if set (to replay a
  * run), else the clock; printed so that any run can be replayed. */
 uint64_t tu_seed(void);
+/* A 64-bit mixer (a bijection): well-spread values from counters. */
+uint64_t tu_mix64(uint64_t x);
 /* Fills each page with bytes derived from (seed, page index); pages whose
  * index % zero_every == zero_every-1 are left zero when zero_every > 0. */
 void tu_fill(void *base, size_t len, uint64_t seed, unsigned zero_every);
