@@ -9,6 +9,7 @@
 #include <ftw.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -287,6 +288,31 @@ uint64_t tu_seed(void)
 	uint64_t seed = s ? strtoull(s, NULL, 0) : tu_now_ns();
 	printf("BGSNAP_FAULT_SEED=%llu\n", (unsigned long long)seed);
 	return seed;
+}
+
+static sigjmp_buf read_jb;
+static volatile sig_atomic_t read_sig;
+
+static void on_read_fault(int sig)
+{
+	read_sig = sig;
+	siglongjmp(read_jb, 1);
+}
+
+int tu_read_signal(const volatile void *p)
+{
+	struct sigaction sa, old_bus, old_segv;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_read_fault;
+	sa.sa_flags = SA_NODEFER;
+	sigaction(SIGBUS, &sa, &old_bus);
+	sigaction(SIGSEGV, &sa, &old_segv);
+	read_sig = 0;
+	if (!sigsetjmp(read_jb, 1))
+		(void)*(const volatile uint8_t *)p;
+	sigaction(SIGBUS, &old_bus, NULL);
+	sigaction(SIGSEGV, &old_segv, NULL);
+	return read_sig;
 }
 
 uint64_t tu_mix64(uint64_t x)

@@ -100,6 +100,9 @@ int tu_hide_proc(const char *why);
 /* The seed of a randomised test: $BGSNAP_FAULT_SEED if set (to replay a
  * run), else the clock; printed so that any run can be replayed. */
 uint64_t tu_seed(void);
+/* Reads the byte at p: 0, or the signal (SIGBUS, SIGSEGV) the read raised
+ * (a poisoned or unmapped page), caught so that the test goes on. */
+int tu_read_signal(const volatile void *p);
 /* A 64-bit mixer (a bijection): well-spread values from counters. */
 uint64_t tu_mix64(uint64_t x);
 /* Fills each page with bytes derived from (seed, page index); pages whose

@@ -59,38 +59,15 @@ static unsigned fork_and_check(bgsnap_lazy *l, const char *what)
 	return (unsigned)WEXITSTATUS(st);
 }
 
-static sigjmp_buf g_jb;
-
-static void on_fault(int sig)
-{
-	(void)sig;
-	siglongjmp(g_jb, 1);
-}
-
-/* 1 if reading the page at d raises a signal. */
-static int page_faults(const volatile uint8_t *d)
-{
-	if (sigsetjmp(g_jb, 1))
-		return 1;
-	(void)d[0];
-	return 0;
-}
-
 /* In a child: pages [first, first+count) must fault, every other page hold
  * the snapshot's bytes.  Returns the number of pages that do not. */
 static unsigned bad_pages_poisoned(uint64_t first, uint64_t count)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_fault;
-	sa.sa_flags = SA_NODEFER;
-	sigaction(SIGBUS, &sa, NULL);
-	sigaction(SIGSEGV, &sa, NULL);
 	unsigned bad = 0;
 	for (uint64_t p = 0; p < PAGES; p++) {
 		const uint8_t *d = g_dst + p * TU_PAGE;
 		int in = p >= first && p - first < count;
-		if (page_faults(d))
+		if (tu_read_signal(d))
 			bad += !in;
 		else
 			bad += in || memcmp(d, g_s.mem[0] + p * TU_PAGE, TU_PAGE) != 0;
