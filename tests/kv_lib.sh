@@ -1,6 +1,9 @@
 # kv_lib.sh - sourced by the bgsnap-kv shell tests: free loopback ports,
 # starting bgsnap-kv and redis-server on them and stopping them again.
-# Expects $BUILD; kv_test_init sets up the rest.
+# Sourced as `source "$(dirname "$0")/kv_lib.sh"`: works from the project
+# root from then on; kv_test_init sets up the rest.
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
+BUILD=${BUILD:-build}
 
 # kv_test_init: the common start of a kv test: skip without the tools, a
 # scratch directory $tmp, fail() counting into $fails, and an EXIT trap that

@@ -5,9 +5,7 @@
 # the BGSAVE succeeds.
 # timeout: 180
 set -u
-cd "$(dirname "$0")/.." || exit 1
-BUILD=${BUILD:-build}
-source tests/kv_lib.sh
+source "$(dirname "$0")/kv_lib.sh"
 kv_test_init
 
 kvp=$(kv_free_port)

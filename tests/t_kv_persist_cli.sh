@@ -5,9 +5,7 @@
 # restart from each file holding what was written, CONFIG SET save.
 # timeout: 120
 set -u
-cd "$(dirname "$0")/.." || exit 1
-BUILD=${BUILD:-build}
-source tests/kv_lib.sh
+source "$(dirname "$0")/kv_lib.sh"
 kv_test_init
 kv=$BUILD/bgsnap-kv
 

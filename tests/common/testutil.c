@@ -266,7 +266,7 @@ void tu_stream_pair(int sv[2], bool socket)
 		FAIL("%s: %s", socket ? "socketpair" : "pipe2", strerror(errno));
 }
 
-int tu_hide_proc(const char *why)
+int tu_hide_proc(const char *why, const char *dir)
 {
 	if (unshare(CLONE_NEWNS) != 0) {
 		printf("    skip %s: unshare(CLONE_NEWNS): %s\n", why, strerror(errno));
@@ -279,6 +279,7 @@ int tu_hide_proc(const char *why)
 		printf("    skip %s: cannot hide /proc here: %s\n", why, strerror(errno));
 		return 77;
 	}
+	CHECK(!tu_unnamed_files(dir), "/proc is hidden but the probe still finds unnamed files in %s", dir);
 	return 0;
 }
 

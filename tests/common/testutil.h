@@ -94,9 +94,10 @@ void *tu_map_guarded(size_t len);
  * close-on-exec; sv[0] reads, sv[1] writes.  Fails the test on error. */
 void tu_stream_pair(int sv[2], bool socket);
 /* In a child: mounts an empty tmpfs over /proc in a private mount namespace
- * (so the sink cannot name unnamed files).  0, or 77 with a line saying
- * why (`why` names what is skipped) when this process may not. */
-int tu_hide_proc(const char *why);
+ * (so the sink cannot name unnamed files) and fails the test unless the
+ * probe for `dir` then says so.  0, or 77 with a line saying why (`why`
+ * names what is skipped) when this process may not. */
+int tu_hide_proc(const char *why, const char *dir);
 /* The seed of a randomised test: $BGSNAP_FAULT_SEED if set (to replay a
  * run), else the clock; printed so that any run can be replayed. */
 uint64_t tu_seed(void);

@@ -87,10 +87,9 @@ static void all_lengths(const char *dir, const char *label)
 /* In a child: /proc hidden, so every file starts under a hidden name. */
 static int without_proc(const char *dir)
 {
-	int r = tu_hide_proc("without /proc");
+	int r = tu_hide_proc("without /proc", dir);
 	if (r)
 		return r;
-	CHECK(!tu_unnamed_files(dir), "/proc is hidden but the probe still finds unnamed files");
 	all_lengths(dir, "without /proc (named temporaries)");
 	fflush(stdout);
 	return 0;
