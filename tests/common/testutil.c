@@ -283,6 +283,25 @@ int tu_hide_proc(const char *why, const char *dir)
 	return 0;
 }
 
+bool tu_without_proc(const char *dir, void (*fn)(const char *dir, const char *label), const char *label)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	CHECK(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		int r = tu_hide_proc(label, dir);
+		if (r == 0)
+			fn(dir, label);
+		fflush(stdout);
+		_exit(r);
+	}
+	int st;
+	CHECK(waitpid(pid, &st, 0) == pid, "waitpid: %s", strerror(errno));
+	CHECK(WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 77), "the cases %s failed (status 0x%x)",
+	      label, st);
+	return WEXITSTATUS(st) == 0;
+}
+
 uint64_t tu_seed(void)
 {
 	const char *s = getenv("BGSNAP_FAULT_SEED");

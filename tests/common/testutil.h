@@ -98,6 +98,10 @@ void tu_stream_pair(int sv[2], bool socket);
  * probe for `dir` then says so.  0, or 77 with a line saying why (`why`
  * names what is skipped) when this process may not. */
 int tu_hide_proc(const char *why, const char *dir);
+/* Runs fn(dir, label) in a child whose /proc is hidden (tu_hide_proc);
+ * fails the test if the child fails.  False when /proc could not be
+ * hidden here (the child said why), true when fn ran. */
+bool tu_without_proc(const char *dir, void (*fn)(const char *dir, const char *label), const char *label);
 /* The seed of a randomised test: $BGSNAP_FAULT_SEED if set (to replay a
  * run), else the clock; printed so that any run can be replayed. */
 uint64_t tu_seed(void);

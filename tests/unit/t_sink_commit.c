@@ -157,19 +157,6 @@ static void all_cases(const char *dir, const char *label)
 	umask(old);
 }
 
-/* In a child: /proc hidden in a private mount namespace, so the sink
- * cannot name an unnamed file and must use a named temporary.  77: this
- * process may not do that. */
-static int without_proc(const char *dir)
-{
-	int r = tu_hide_proc("without /proc", dir);
-	if (r)
-		return r;
-	all_cases(dir, "without /proc");
-	fflush(stdout);
-	return 0;
-}
-
 int main(void)
 {
 	uint64_t x = 0x2545F4914F6CDD1Dull;
@@ -179,16 +166,9 @@ int main(void)
 	}
 	const char *dir = tu_tmpdir();
 	all_cases(dir, "as mounted");
-	fflush(stdout);
-	pid_t pid = fork();
-	CHECK(pid >= 0, "fork: %s", strerror(errno));
-	if (pid == 0)
-		_exit(without_proc(dir));
-	int st;
-	CHECK(waitpid(pid, &st, 0) == pid, "waitpid: %s", strerror(errno));
-	CHECK(WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 77),
-	      "the cases without /proc failed (status 0x%x)", st);
-	int fallback = WEXITSTATUS(st) == 0;
+	/* /proc hidden: the sink cannot name an unnamed file and must use a
+	 * named temporary. */
+	bool fallback = tu_without_proc(dir, all_cases, "without /proc");
 	printf("sink commit: new name, replacement, abort, a directory in the way, a relative path across a "
 	       "chdir; direct and page cache, umask 0, 077 and 0277%s\n",
 	       fallback ? "; and the named fallback without /proc" : "");

@@ -84,32 +84,14 @@ static void all_lengths(const char *dir, const char *label)
 	printf("    %s: 243..255-byte names written and replaced, 256 refused\n", label);
 }
 
-/* In a child: /proc hidden, so every file starts under a hidden name. */
-static int without_proc(const char *dir)
-{
-	int r = tu_hide_proc("without /proc", dir);
-	if (r)
-		return r;
-	all_lengths(dir, "without /proc (named temporaries)");
-	fflush(stdout);
-	return 0;
-}
-
 int main(void)
 {
 	for (size_t i = 0; i < LEN; i++)
 		data[i] = (uint8_t)(i * 2654435761u >> 13);
 	const char *dir = tu_tmpdir();
 	all_lengths(dir, tu_unnamed_files(dir) ? "as mounted (unnamed files)" : "as mounted (named temporaries)");
-	fflush(stdout);
-	pid_t pid = fork();
-	CHECK(pid >= 0, "fork: %s", strerror(errno));
-	if (pid == 0)
-		_exit(without_proc(dir));
-	int st;
-	CHECK(waitpid(pid, &st, 0) == pid, "waitpid: %s", strerror(errno));
-	CHECK(WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 77),
-	      "the cases without /proc failed (status 0x%x)", st);
-	printf("t_sink_long_name: ok%s\n", WEXITSTATUS(st) == 0 ? "" : " (the named fallback was not tested)");
+	/* /proc hidden: every file starts under a hidden name. */
+	bool fallback = tu_without_proc(dir, all_lengths, "without /proc (named temporaries)");
+	printf("t_sink_long_name: ok%s\n", fallback ? "" : " (the named fallback was not tested)");
 	return 0;
 }
