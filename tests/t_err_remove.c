@@ -17,8 +17,8 @@
 
 #define MEM (64u << 20)
 
-enum { DONTNEED, MUNMAP };
-static const char *const what_name[] = { "madvise(MADV_DONTNEED)", "munmap" };
+enum { DONTNEED, MUNMAP, MREMAP };
+static const char *const what_name[] = { "madvise(MADV_DONTNEED)", "munmap", "mremap" };
 
 /* A snapshot may commit only with the exact pause-instant content `want`;
  * otherwise it fails cleanly: a message, FAILED stats, no file. */
@@ -33,23 +33,10 @@ static void check_outcome(bgsnap_engine *e, int r, const char *dir, const char *
 	CHECK_FAILED_STATS(e, r);
 }
 
-static int run(int method, int what)
+/* Changes the second half of the region under the engine: drops it,
+ * unmaps it, or moves it to `spot` (a reserved range). */
+static void change_second_half(int what, uint8_t *half, uint8_t *spot)
 {
-	const char *dir = tu_tmpdir();
-	char path[600];
-	snprintf(path, sizeof(path), "%s/s.bgs", dir);
-	uint8_t *m = tu_map_anon(MEM);
-	tu_fill(m, MEM, 21, 0);
-	/* The pause-instant content, known without a hook: nothing writes. */
-	uint8_t *want = tu_map_anon(MEM);
-	memcpy(want, m, MEM);
-	bgsnap_engine *e = st_engine(method, 1u << 20);
-	st_add_region(e, "mem", m, MEM);
-
-	uint8_t *half = m + MEM / 2;
-	tu_phase("bgsnap_start");
-	CHECK_RC(bgsnap_start(e, path), 0, "start: %s", bgsnap_errmsg(e));
-	tu_phase(what_name[what]);
 	switch (what) {
 	case DONTNEED:
 		CHECK(madvise(half, MEM / 2, MADV_DONTNEED) == 0, "madvise: %s", strerror(errno));
@@ -57,7 +44,33 @@ static int run(int method, int what)
 	case MUNMAP:
 		CHECK(munmap(half, MEM / 2) == 0, "munmap: %s", strerror(errno));
 		break;
+	case MREMAP: {
+		void *moved = mremap(half, MEM / 2, MEM / 2, MREMAP_MAYMOVE | MREMAP_FIXED, spot);
+		CHECK(moved == spot, "mremap: %s", strerror(errno));
+		break;
 	}
+	}
+}
+
+static int run(int method, int what)
+{
+	const char *dir = tu_tmpdir();
+	char path[600];
+	snprintf(path, sizeof(path), "%s/s.bgs", dir);
+	uint8_t *m = tu_map_anon(MEM);
+	tu_fill(m, MEM, 21 + (uint64_t)what, 0);
+	/* The pause-instant content, known without a hook: nothing writes. */
+	uint8_t *want = tu_map_anon(MEM);
+	memcpy(want, m, MEM);
+	uint8_t *spot = what == MREMAP ? tu_map_anon(MEM / 2) : NULL;
+	bgsnap_engine *e = st_engine(method, 1u << 20);
+	st_add_region(e, "mem", m, MEM);
+
+	uint8_t *half = m + MEM / 2;
+	tu_phase("bgsnap_start");
+	CHECK_RC(bgsnap_start(e, path), 0, "start: %s", bgsnap_errmsg(e));
+	tu_phase(what_name[what]);
+	change_second_half(what, half, spot);
 	tu_phase("bgsnap_wait after the region was changed under the engine");
 	int r = bgsnap_wait(e);
 	printf("    %s of the second half during the snapshot: wait returned %s: %s\n", what_name[what],
@@ -66,6 +79,10 @@ static int run(int method, int what)
 	CHECK_WRITABLE("the first half of the region", m, MEM / 2);
 	if (what == DONTNEED)
 		CHECK_WRITABLE("the dropped half of the region", half, MEM / 2);
+	if (what == MREMAP) {
+		CHECK_WRITABLE("the moved half", spot, MEM / 2);
+		CHECK(memcmp(spot, want + MEM / 2, MEM / 2) == 0, "the moved memory lost its content");
+	}
 	CHECK(tu_no_children(), "a child process was left");
 	bgsnap_destroy(e);
 	return 0;
@@ -73,38 +90,7 @@ static int run(int method, int what)
 
 static int case_dontneed(void *arg) { return run(*(int *)arg, DONTNEED); }
 static int case_munmap(void *arg) { return run(*(int *)arg, MUNMAP); }
-
-/* mremap needs its own layout: move the second half to a reserved spot. */
-static int case_mremap(void *arg)
-{
-	int method = *(int *)arg;
-	const char *dir = tu_tmpdir();
-	char path[600];
-	snprintf(path, sizeof(path), "%s/s.bgs", dir);
-	uint8_t *m = tu_map_anon(MEM);
-	tu_fill(m, MEM, 23, 0);
-	uint8_t *want = tu_map_anon(MEM);
-	memcpy(want, m, MEM);
-	uint8_t *spot = tu_map_anon(MEM / 2);
-	bgsnap_engine *e = st_engine(method, 1u << 20);
-	st_add_region(e, "mem", m, MEM);
-	tu_phase("bgsnap_start");
-	CHECK_RC(bgsnap_start(e, path), 0, "start: %s", bgsnap_errmsg(e));
-	tu_phase("mremap");
-	void *moved = mremap(m + MEM / 2, MEM / 2, MEM / 2, MREMAP_MAYMOVE | MREMAP_FIXED, spot);
-	CHECK(moved == spot, "mremap: %s", strerror(errno));
-	tu_phase("bgsnap_wait after mremap");
-	int r = bgsnap_wait(e);
-	printf("    mremap of the second half during the snapshot: wait returned %s: %s\n", tu_errname(r),
-	       bgsnap_errmsg(e));
-	check_outcome(e, r, dir, path, want);
-	CHECK_WRITABLE("the first half of the region", m, MEM / 2);
-	CHECK_WRITABLE("the moved half", spot, MEM / 2);
-	CHECK(memcmp(spot, want + MEM / 2, MEM / 2) == 0, "the moved memory lost its content");
-	CHECK(tu_no_children(), "a child process was left");
-	bgsnap_destroy(e);
-	return 0;
-}
+static int case_mremap(void *arg) { return run(*(int *)arg, MREMAP); }
 
 int main(void)
 {
