@@ -59,6 +59,8 @@ struct bench_opts {
 	unsigned wp_threads;     /* 0: the library's choice                  */
 	unsigned fault_around;   /* 0: the library's default                 */
 	unsigned repeat;         /* rounds of the method list, 1..REPEAT_MAX */
+	int compress;            /* enum bgsnap_compress                     */
+	int compress_level;      /* 0: the library's default                 */
 };
 
 enum bench_status { BENCH_OK = 0, BENCH_ERROR, BENCH_SKIPPED };
@@ -78,12 +80,16 @@ struct bench_result {
 	unsigned round;          /* 1..repeat                               */
 	char path[4096];
 	bool keep;               /* --out given: the file stays             */
+	uint64_t file_bytes;     /* size of the committed snapshot file     */
 	struct bench_restore_result rr;
 };
 
 /* options.c: fills *o; 1 for --help, 0, or -EINVAL after saying why. */
 int bench_parse_args(int argc, char **argv, struct bench_opts *o);
 void bench_usage(FILE *f);
+/* "none", "zstd" or "zstd:LEVEL" (1..19) into *method, *level (0: the
+ * default); -EINVAL otherwise. */
+int bench_compress_parse(const char *arg, int *method, int *level);
 
 /* run.c: one snapshot of the workload with `method`, verified. */
 void bench_run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int method, struct bench_result *res);

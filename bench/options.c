@@ -59,6 +59,9 @@ void bench_usage(FILE *f)
 "                        initially zero pages stay never-populated until written\n"
 "                        (with a short --duration-before, the first method then sees\n"
 "                        first writes to never-populated pages during the snapshot)\n"
+"  --compress C          none | zstd | zstd:LEVEL (1..19; default 3): page data\n"
+"                        in zstd chunks of up to 4 MiB (JSON \"compress\"; the\n"
+"                        file's size is \"bytes_stored\")\n"
 "  --restore R           eager | lazy | both: then restore the verified snapshot\n"
 "                        into fresh memory and check it with the same oracle\n"
 "  --json                one JSON object per line and method\n"
@@ -72,7 +75,7 @@ void bench_usage(FILE *f)
 "\n"
 "JSON fields: method, mem_bytes, threads, pattern, buffer_bytes, thp, pause_us,\n"
 "wp_us (write-protect step; fork(): for fork), total_ms (start to committed),\n"
-"bytes_written, pages_total, pages_zero, pages_faulted, unprotect_calls,\n"
+"bytes_written, bytes_stored (the file's size), compress, pages_total, pages_zero, pages_faulted, unprotect_calls,\n"
 "unprotect_ms (the writer removing protection from saved pages), commit_ms\n"
 "(index, trailer, fsync and rename at the end), prewp_ms and reprotect_pages (the\n"
 "write-protect before the pause and the pages written meanwhile that the pause\n"
@@ -99,6 +102,7 @@ void bench_usage(FILE *f)
 enum {
 	O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON, O_BEFORE, O_SEED, O_PROBE,
 	O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_BUFIO,
+	O_COMPRESS,
 };
 
 static const struct option long_opts[] = {
@@ -121,6 +125,7 @@ static const struct option long_opts[] = {
 	{ "noise", no_argument, NULL, O_NOISE },
 	{ "buffered-io", no_argument, NULL, O_BUFIO },
 	{ "repeat", required_argument, NULL, O_REPEAT },
+	{ "compress", required_argument, NULL, O_COMPRESS },
 	/* Test hook, not in --help: damages the verification on purpose
 	 * (steps: wrong step counts; page: one flipped byte in a page read
 	 * back; file: one flipped byte in the file) to show it fails. */
@@ -236,6 +241,21 @@ static int number_option(struct bench_opts *o, int c, const char *arg)
 	}
 }
 
+int bench_compress_parse(const char *arg, int *method, int *level)
+{
+	uint64_t v = 0;
+	if (!strcmp(arg, "none")) {
+		*method = BGSNAP_COMPRESS_NONE;
+		*level = 0;
+		return 0;
+	}
+	if (strncmp(arg, "zstd", 4) || (arg[4] && (arg[4] != ':' || !cli_parse_u64(arg + 5, 10, 1, 19, &v))))
+		return -EINVAL;
+	*method = BGSNAP_COMPRESS_ZSTD;
+	*level = (int)v;
+	return 0;
+}
+
 /* The options that take a word (or a list of them). */
 static int word_option(struct bench_opts *o, int c, const char *arg)
 {
@@ -252,6 +272,11 @@ static int word_option(struct bench_opts *o, int c, const char *arg)
 		if (parse_methods(arg, o) == 0)
 			return 0;
 		cli_error("--method: '%s' is not all or a list of uffd, uffd-signal, mprotect, fork, stop, auto", arg);
+		return -EINVAL;
+	case O_COMPRESS:
+		if (bench_compress_parse(arg, &o->compress, &o->compress_level) == 0)
+			return 0;
+		cli_error("--compress: '%s' is not none, zstd or zstd:LEVEL (1..19)", arg);
 		return -EINVAL;
 	case O_RESTORE:
 		if ((o->restore = bench_restore_parse(arg)) >= 0)
@@ -286,7 +311,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 			rc = size_option(o, c, optarg);
 		else if (c == O_OUT)
 			o->out = optarg;
-		else if (c == O_PATTERN || c == O_METHOD || c == O_RESTORE || c == O_CORRUPT)
+		else if (c == O_PATTERN || c == O_METHOD || c == O_RESTORE || c == O_CORRUPT || c == O_COMPRESS)
 			rc = word_option(o, c, optarg);
 		else if (!flag_option(o, c))
 			rc = number_option(o, c, optarg);

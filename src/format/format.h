@@ -122,7 +122,8 @@ struct fmt_writer {
 	uint64_t *region_pages;         /* pages per region, for bounds checks */
 	struct fmt_index_entry *index;
 	size_t index_len, index_cap;
-	uint64_t pages_written, pages_zero, state_count;
+	uint64_t pages_written, pages_zero, state_count;   /* pages_written: accepted, a
+	                                  compressing writer may hold a chunk of them */
 	uint64_t bytes_written;         /* bytes given to out so far */
 	/* Private to format_write.c: */
 	int failed;                     /* sticky negative errno */

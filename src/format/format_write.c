@@ -134,12 +134,8 @@ static int queue_run(struct fmt_writer *w, uint32_t region, uint64_t first, uint
 	if (e < 0)
 		return e;
 	w->bytes_written += HEAD_LEN + dlen + FMT_REC_CRC_LEN;
-	if (data)
-		w->pages_written += count;
-	else {
-		w->pages_written += count;
+	if (!data)
 		w->pages_zero += count;
-	}
 	return 0;
 }
 
@@ -176,7 +172,6 @@ int fw_write_cpages(struct fmt_writer *w, uint32_t region, uint64_t first, uint6
 	if ((e = index_add(w, FMT_REC_CPAGES, region, first, count, w->bytes_written)) < 0)
 		return e;
 	w->bytes_written += HEAD_LEN + clen + FMT_REC_CRC_LEN;
-	w->pages_written += count;
 	return 0;
 }
 
@@ -349,6 +344,7 @@ int fmtw_pages(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t c
 	int rc = mark_seen(w, region, first, count);
 	if (rc < 0)
 		return rc;
+	w->pages_written += count;
 	const uint8_t *d = data;
 	uint64_t p = 0;
 	int z = page_is_zero(d);
@@ -389,6 +385,7 @@ int fmtw_page_list(struct fmt_writer *w, const struct fmt_page_ref *refs, size_t
 		int rc = mark_seen(w, r->region, r->page, 1);
 		if (rc < 0)
 			return rc;
+		w->pages_written++;
 		int z = page_is_zero(r->data);
 		rc = w->cz && !z ? fwc_page(w, r->region, r->page, r->data) : queue_run(w, r->region, r->page, 1, z ? NULL : r->data);
 		if (rc < 0)
