@@ -98,9 +98,10 @@ int codec_decompress(struct codec_dctx **dp, const void *src, size_t clen, void 
 		return -EBADMSG;
 	}
 	if (cs == ZSTD_CONTENTSIZE_UNKNOWN || cs != dlen) {
-		snprintf(why, why_len, "zstd frame declares %s%llu bytes, the record holds %zu", 
-		         cs == ZSTD_CONTENTSIZE_UNKNOWN ? "no content size, " : "", cs == ZSTD_CONTENTSIZE_UNKNOWN ? 0 : cs,
-		         dlen);
+		if (cs == ZSTD_CONTENTSIZE_UNKNOWN)
+			snprintf(why, why_len, "zstd frame declares no content size (the record holds %zu bytes)", dlen);
+		else
+			snprintf(why, why_len, "zstd frame declares %llu bytes, the record holds %zu", cs, dlen);
 		return -EBADMSG;
 	}
 	size_t fl = ZSTD_findFrameCompressedSize(src, clen);

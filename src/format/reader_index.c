@@ -47,16 +47,17 @@ static int pages_entry(bgsnap_reader *r, uint64_t i, const struct run *x, struct
 	uint64_t maxc = x->kind == FMT_REC_PAGES ? FMT_MAX_READ_RUN_PAGES
 	              : x->kind == FMT_REC_CPAGES ? FMT_MAX_CPAGES : FMT_MAX_ZERO_RUN;
 	if (x->count < 1 || x->count > maxc || x->first > g->pages || x->count > g->pages - x->first)
-		return rd_bad(r, "INDEX entry %llu: %s pages %llu+%llu outside region '%s' (%llu pages) or too many",
-		              (ull)i, rd_type_name(x->kind), (ull)x->first, (ull)x->count, g->name, (ull)g->pages);
+		return rd_bad(r, "INDEX entry %llu: %s record at offset %llu: pages %llu+%llu outside region '%s' "
+		              "(%llu pages) or more than %llu in one record", (ull)i, rd_type_name(x->kind),
+		              (ull)x->offset, (ull)x->first, (ull)x->count, g->name, (ull)g->pages, (ull)maxc);
 	uint64_t want = x->kind != FMT_REC_ZERO ? RD_HEAD_LEN + x->count * r->page_size + FMT_REC_CRC_LEN
 	                                         : RD_HEAD_LEN + FMT_REC_CRC_LEN;
 	if (x->kind == FMT_REC_CPAGES) {
 		/* A frame of 1 .. count*page_size-1 bytes. */
 		if (x->span <= RD_HEAD_LEN + FMT_REC_CRC_LEN || x->span >= want)
-			return rd_bad(r, "INDEX entry %llu: CPAGES record at offset %llu spans %llu bytes, more than %llu "
-			              "raw pages take or no frame at all", (ull)i, (ull)x->offset, (ull)x->span,
-			              (ull)x->count);
+			return rd_bad(r, "INDEX entry %llu: CPAGES record at offset %llu spans %llu bytes: its frame must "
+			              "be 1 byte or more and smaller than its %llu raw pages", (ull)i, (ull)x->offset,
+			              (ull)x->span, (ull)x->count);
 	} else if (x->span != want) {
 		return rd_bad(r, "INDEX entry %llu: %s record at offset %llu spans %llu bytes, %llu expected", (ull)i,
 		              rd_type_name(x->kind), (ull)x->offset, (ull)x->span, (ull)want);
