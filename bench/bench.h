@@ -87,9 +87,6 @@ struct bench_result {
 /* options.c: fills *o; 1 for --help, 0, or -EINVAL after saying why. */
 int bench_parse_args(int argc, char **argv, struct bench_opts *o);
 void bench_usage(FILE *f);
-/* "none", "zstd" or "zstd:LEVEL" (1..19) into *method, *level (0: the
- * default); -EINVAL otherwise. */
-int bench_compress_parse(const char *arg, int *method, int *level);
 
 /* run.c: one snapshot of the workload with `method`, verified. */
 void bench_run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int method, struct bench_result *res);

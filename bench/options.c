@@ -241,21 +241,6 @@ static int number_option(struct bench_opts *o, int c, const char *arg)
 	}
 }
 
-int bench_compress_parse(const char *arg, int *method, int *level)
-{
-	uint64_t v = 0;
-	if (!strcmp(arg, "none")) {
-		*method = BGSNAP_COMPRESS_NONE;
-		*level = 0;
-		return 0;
-	}
-	if (strncmp(arg, "zstd", 4) || (arg[4] && (arg[4] != ':' || !cli_parse_u64(arg + 5, 10, 1, 19, &v))))
-		return -EINVAL;
-	*method = BGSNAP_COMPRESS_ZSTD;
-	*level = (int)v;
-	return 0;
-}
-
 /* The options that take a word (or a list of them). */
 static int word_option(struct bench_opts *o, int c, const char *arg)
 {
@@ -274,10 +259,7 @@ static int word_option(struct bench_opts *o, int c, const char *arg)
 		cli_error("--method: '%s' is not all or a list of uffd, uffd-signal, mprotect, fork, stop, auto", arg);
 		return -EINVAL;
 	case O_COMPRESS:
-		if (bench_compress_parse(arg, &o->compress, &o->compress_level) == 0)
-			return 0;
-		cli_error("--compress: '%s' is not none, zstd or zstd:LEVEL (1..19)", arg);
-		return -EINVAL;
+		return cli_parse_compress("--compress", arg, &o->compress, &o->compress_level);
 	case O_RESTORE:
 		if ((o->restore = bench_restore_parse(arg)) >= 0)
 			return 0;
