@@ -1,5 +1,5 @@
 /*
- * format.h - snapshot file format v1: constants shared by the encoder
+ * format.h - snapshot file format (versions 1 and 2): constants shared by the encoder
  * (format_write.c) and the one parser (reader.c).  docs/FORMAT.md is the
  * normative description; this header must agree with it.
  *
