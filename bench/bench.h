@@ -59,6 +59,7 @@ struct bench_opts {
 	unsigned wp_threads;     /* 0: the library's choice                  */
 	unsigned fault_around;   /* 0: the library's default                 */
 	unsigned repeat;         /* rounds of the method list, 1..REPEAT_MAX */
+	int fill;                /* enum wl_fill                             */
 	int compress;            /* enum bgsnap_compress                     */
 	int compress_level;      /* 0: the library's default                 */
 };

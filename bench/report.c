@@ -20,6 +20,7 @@ static void json_setup(struct json *j, const struct bench_opts *o, const struct 
 	json_u64(j, "mem_bytes", o->mem);
 	json_u64(j, "threads", o->threads);
 	json_string(j, "pattern", wl_pattern_name(o->pattern));
+	json_string(j, "fill", wl_fill_name(o->fill));
 	json_u64(j, "buffer_bytes", o->buffer);
 	json_bool(j, "thp", o->thp);
 	if (o->noise)

@@ -6,6 +6,8 @@
 # and lazily into fresh memory and checked with the oracle again.  The
 # result lines must say compress "zstd", and the file must be smaller than
 # the memory (the bench's pages are compressible and some are zero).
+# --fill random, text and zero give incompressible, text-like and zero
+# memory.
 # timeout: 400
 # tags: concurrency
 set -u
@@ -75,7 +77,16 @@ for threads in 1 3; do
 		done
 	done
 done
-# A level other than the default, and one above the default chunk.
+# Incompressible, compressible and zero content (PAGES fallback, CPAGES, ZERO).
+for fill in random text zero; do
+	args=(bench --mem 16M --threads 3 --pattern random --buffer 1M --method all --fill "$fill"
+	      --compress zstd --restore both --json --duration-before 20)
+	"$bin" "${args[@]}" >"$tmp/out.json" 2>"$tmp/err" || fail "bgsnap ${args[*]} failed: $(head -3 "$tmp/err")"
+	runs=$((runs + 1))
+	msg=$(check "$tmp/out.json" uffd uffd-signal mprotect fork stop) || fail "--fill $fill: $msg"
+	grep -q "\"fill\":\"$fill\"" "$tmp/out.json" || fail "--fill $fill: JSON does not say fill $fill"
+done
+# A level other than the default.
 "$bin" bench --mem 16M --threads 2 --method uffd,stop --compress zstd:9 --restore both --json \
 	--duration-before 20 >"$tmp/out.json" 2>"$tmp/err" || fail "zstd:9 run failed: $(head -3 "$tmp/err")"
 msg=$(check "$tmp/out.json" uffd stop) || fail "zstd:9: $msg"
