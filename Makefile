@@ -74,6 +74,8 @@ $(LIB_OBJS) $(TOOL_OBJS) $(TEST_COMMON_OBJS) $(UNIT_COMMON_OBJS) $(TEST_BINS) $(
 # symbol but the public header's (bgsnap.h sets default visibility).
 $(LIB_OBJS): CFLAGS += -Isrc -fvisibility=hidden $(ZSTD_CFLAGS)
 $(UNIT_COMMON_OBJS): CFLAGS += -Isrc -Itests/common
+# Unit tests that craft compressed records call libzstd themselves.
+$(UNIT_BINS): CFLAGS += $(ZSTD_CFLAGS)
 # Tools, bench and VM see include/ and the CLI floor (tools/cli/), and link
 # the public archive, as any host does.
 $(TOOL_OBJS): CFLAGS += -Itools
@@ -116,9 +118,10 @@ $(BUILD)/libbgsnap.so: $(LIB_OBJS) src/libbgsnap.map
 $(BUILD)/bgsnap: $(TOOL_OBJS) $(TOOL_LIB)
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(TOOL_LIB) $(LDLIBS)
 
-$(BUILD)/bgsnap.pc: bgsnap.pc.in include/bgsnap.h
+$(BUILD)/bgsnap.pc: bgsnap.pc.in include/bgsnap.h Makefile
 	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES)|' $< > $@
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES)|' \
+		-e '/^Requires.private: *$$/d' $< > $@
 
 tests: $(TEST_BINS) $(UNIT_BINS)
 $(TEST_BINS): $(BUILD)/tests/%: tests/%.c $(TEST_COMMON_OBJS) $(BUILD)/libbgsnap.a
