@@ -188,16 +188,32 @@ const char *bgsnap_errmsg(const bgsnap_engine *e);
 /*
  * Adds a region of memory to be snapshotted, named `name` (1..63 bytes,
  * unique within the engine).  `addr` and `len` must be page-aligned and
- * len > 0; the range must be mapped, private anonymous, shmem/memfd or
- * hugetlbfs memory (file-backed mappings cannot be write-protected) and must
- * not overlap another region.  The memory stays owned by the host; it must
- * stay mapped (no munmap, mremap or MADV_DONTNEED) while a snapshot runs.
+ * len > 0; the range must be mapped, private anonymous or shmem/memfd
+ * memory (MAP_SHARED|MAP_ANONYMOUS, memfd, SysV shm) and must not overlap
+ * another region.  Refused: file-backed mappings (they cannot be
+ * write-protected), and hugetlb memory (MAP_HUGETLB, hugetlbfs files:
+ * bgsnap saves and protects 4 KiB pages, a huge page can only be protected
+ * whole; transparent huge pages are fine).  The memory stays owned by the
+ * host; it must stay mapped (no munmap, mremap or MADV_DONTNEED) while a
+ * snapshot runs.
+ *
+ * Shared memory: every method catches writes through the region's own
+ * mapping only (write protection and fork's copy-on-write act on this
+ * mapping's page tables).  A write to the same pages through another
+ * mapping - a second mmap of the memfd, another process's mapping - raises
+ * no fault and lands in the snapshot or not, whenever it happens: the
+ * snapshot is then not the pause instant's.  A second MAP_SHARED mapping
+ * of the same pages in this process at the time of the call is refused
+ * (-EBUSY, the message names both addresses); mappings made later, and
+ * other processes' mappings, cannot be seen: from bgsnap_start until
+ * bgsnap_wait returns, only the region's own mapping may write its pages.
  *
  * Returns the region id (>= 0, in order of addition) or
  *  -EINVAL  unaligned, empty, bad name, duplicate name, overlapping region
  *  -EFAULT  the range is not (entirely) mapped
- *  -ENOTSUP the range is file-backed or otherwise cannot be tracked
- *  -EBUSY   a snapshot is running
+ *  -ENOTSUP the range is file-backed, hugetlb or otherwise cannot be tracked
+ *  -EBUSY   a snapshot is running, or the pages are also mapped shared at
+ *           another address of this process
  */
 int bgsnap_add_region(bgsnap_engine *e, const char *name, void *addr, size_t len);
 
@@ -233,7 +249,15 @@ int bgsnap_set_hooks(bgsnap_engine *e, const struct bgsnap_hooks *hooks);
  * temporary name) in the same directory, mode 0600, fsynced and given its
  * name only when complete (then the directory is fsynced): `path` is either
  * absent/old or the complete new snapshot, and a host killed meanwhile
- * leaves no file.  A `path` that is a directory: -EISDIR.
+ * leaves no file (with the hidden temporary name, a killed host leaves that
+ * hidden file).  A `path` that is a directory: -EISDIR; a file name longer
+ * than its directory allows (NAME_MAX): -ENAMETOOLONG.
+ *
+ * Committed means: the file has its final name and its complete, fsynced
+ * content.  The directory's fsync comes after that and cannot be undone: if
+ * it fails, the snapshot still counts as committed (bgsnap_wait returns 0),
+ * but after a system crash the name may be missing or still name the old
+ * file.
  *
  * Returns once the host has been resumed (for the stop method: once all is
  * written).  The memory is then saved in the background; call bgsnap_wait().
@@ -457,6 +481,20 @@ int bgsnap_reader_rewind(bgsnap_reader *r);
  */
 int bgsnap_reader_read_page(bgsnap_reader *r, unsigned region, uint64_t page, void *dst);
 
+/*
+ * The run of pages that holds page `page` of region `region`, as the file
+ * stores it: one PAGES, CPAGES or ZERO record.  Fills rec->kind
+ * (BGSNAP_REC_PAGES, also for a compressed run, or BGSNAP_REC_ZERO), region,
+ * first_page, count and offset (data and name are NULL, len 0); the run covers [first_page, first_page + count), which
+ * holds `page`.  Lets a caller go over a region run by run: one ZERO record
+ * stands for up to 2^20 pages (4 GiB) and a small file for a whole 16 TiB
+ * of zeros, which page-by-page callers would walk for hours.  Reads nothing
+ * from the file (the index was read at open): a PAGES run's data is checked
+ * when read_page or read_region reads it.  Random-access readers only.
+ * -ENOENT out of range, -ESPIPE on a stream, -EINVAL if r or rec is NULL.
+ */
+int bgsnap_reader_page_run(bgsnap_reader *r, unsigned region, uint64_t page, struct bgsnap_record *rec);
+
 /* Flags for bgsnap_reader_read_region. */
 #define BGSNAP_READ_DST_ZEROED 0x1u  /* dst is known zero: skip zero pages   */
 
@@ -546,6 +584,21 @@ typedef struct bgsnap_lazy bgsnap_lazy;
  * and a shared or file-backed mapping (-ENOTSUP).  The caller must not
  * munmap, mremap or MADV_DONTNEED a target until bgsnap_lazy_wait returned.
  * Needs userfaultfd (-ENOSYS / -EPERM with a message otherwise).
+ *
+ * fork(): a child gets a copy of the targets without the registration, so
+ * a page still missing there would read as zeros.  The library therefore
+ * installs pthread_atfork handlers (at the first lazy restore) that make
+ * every fork() of the process wait until each running lazy restore has all
+ * its pages in (or poisoned), and keep new lazy restores from starting
+ * until the fork returned: a child always holds the complete memory, and
+ * the fork can take as long as the rest of the restore.  This covers the C
+ * library's fork() (bgsnap's fork method included); a raw clone(2)/fork
+ * system call without CLONE_VM bypasses it and is not supported while a
+ * lazy restore runs.  vfork(), posix_spawn() (and glibc's system() and
+ * popen(), built on it) share the memory, served as for any thread.  In a
+ * child, the parent's bgsnap_lazy is a copy whose threads are not there:
+ * bgsnap_lazy_get_stats, bgsnap_lazy_wait (returns at once) and
+ * bgsnap_lazy_free (frees the copy) are safe on it, nothing waits.
  *
  * Failure in the background (a read error, a truncated file, a checksum
  * mismatch): the pages that cannot be restored are poisoned with

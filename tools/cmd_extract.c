@@ -1,7 +1,8 @@
 /* cmd_extract.c - `bgsnap extract FILE --region NAME -o OUT`: one region as a
  * sparse raw image; with --elf, every region as an ELF core (elf_core.c).
- * Both are written by image.c: zero pages stay holes, OUT is created mode
- * 0600 (it holds someone's memory) and removed again on failure. */
+ * Both are written as image.h says: zero pages stay holes, OUT is built in
+ * a temporary of mode 0600 (it holds someone's memory) and renamed into
+ * place when complete; OUT is never FILE itself. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,27 +15,32 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: bgsnap extract FILE --region NAME -o OUT\n"
-	           "       bgsnap extract FILE --elf -o CORE\n\n"
+	fprintf(f, "usage: bgsnap extract FILE --region NAME -o OUT [--force]\n"
+	           "       bgsnap extract FILE --elf -o CORE [--force]\n\n"
 	           "Writes region NAME of snapshot FILE to OUT as a raw image of the region's\n"
-	           "size (sparse: zero pages are holes).  OUT is created (or truncated) with\n"
-	           "mode 0600.  Every page read is checked against its record's checksum.\n\n"
+	           "size (sparse: zero pages are holes).  OUT is written under a temporary name\n"
+	           "with mode 0600 and renamed into place (replacing an existing OUT) only when\n"
+	           "complete; OUT may not be FILE itself.  Every page read is checked against\n"
+	           "its record's checksum.\n\n"
 	           "  --region NAME   the region (see `bgsnap info FILE`)\n"
 	           "  --elf           instead: every region as an ELF64 core file, one PT_LOAD\n"
 	           "                  per region at its original address, the state blobs and\n"
 	           "                  region names as BGSNAP notes (sparse; `gdb -c CORE`)\n"
-	           "  -o, --output OUT  the image file\n");
+	           "  -o, --output OUT  the image file\n"
+	           "  --force         write OUT even if its size exceeds the free space of its\n"
+	           "                  file system (refused otherwise: zero pages take no space,\n"
+	           "                  but a crafted FILE can describe terabytes)\n");
 }
 
-static int extract_elf(bgsnap_reader *r, const char *file, const char *out)
+static int extract_elf(bgsnap_reader *r, const char *file, const struct image_target *t)
 {
 	char err[600];
 	struct elf_core_stats st;
-	if (elf_core_write(r, out, &st, err, sizeof(err)) < 0) {
+	if (elf_core_write(r, t, &st, err, sizeof(err)) < 0) {
 		cli_error("%s: %s", file, err);
 		return EXIT_FAIL;
 	}
-	printf("%s: ELF core, %" PRIu64 " bytes (%" PRIu64 " pages written, %" PRIu64 " zero pages as holes)\n", out,
+	printf("%s: ELF core, %" PRIu64 " bytes (%" PRIu64 " pages written, %" PRIu64 " zero pages as holes)\n", t->path,
 	       st.file_bytes, st.pages.data_pages, st.pages.zero_pages);
 	return EXIT_OK;
 }
@@ -53,7 +59,7 @@ static void no_region(bgsnap_reader *r, const char *file, const char *region)
 	fprintf(stderr, "\n");
 }
 
-static int extract_region(bgsnap_reader *r, const char *file, const char *region, const char *out)
+static int extract_region(bgsnap_reader *r, const char *file, const char *region, const struct image_target *t)
 {
 	int idx = bgsnap_reader_find_region(r, region);
 	if (idx < 0) {
@@ -67,17 +73,17 @@ static int extract_region(bgsnap_reader *r, const char *file, const char *region
 	char err[600];
 	struct image_stats st = { 0 };
 	uint64_t pages = ri.size / fi.page_size;
-	int rc = image_create(out, ri.size, err, sizeof(err));
-	if (rc >= 0) {
-		int fd = rc;
-		rc = image_write_region(r, (unsigned)idx, pages, fi.page_size, fd, 0, &st, out, err, sizeof(err));
-		rc = image_finish(fd, out, rc, err, sizeof(err));
+	struct image_out o;
+	int rc = image_create(&o, t, ri.size, err, sizeof(err));
+	if (rc == 0) {
+		rc = image_write_region(r, (unsigned)idx, pages, fi.page_size, o.fd, 0, &st, t->path, err, sizeof(err));
+		rc = image_finish(&o, rc, err, sizeof(err));
 	}
 	if (rc < 0) {
 		cli_error("%s: %s", file, err);
 		return EXIT_FAIL;
 	}
-	printf("%s: region '%s', %" PRIu64 " bytes (%" PRIu64 " of %" PRIu64 " pages non-zero)\n", out, ri.name,
+	printf("%s: region '%s', %" PRIu64 " bytes (%" PRIu64 " of %" PRIu64 " pages non-zero)\n", t->path, ri.name,
 	       ri.size, st.data_pages, pages);
 	return EXIT_OK;
 }
@@ -88,28 +94,32 @@ int cmd_extract(int argc, char **argv)
 		{ "region", required_argument, NULL, 'r' },
 		{ "elf", no_argument, NULL, 'e' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "force", no_argument, NULL, 'f' },
 		CLI_OPT_HELP, CLI_OPT_END,
 	};
-	const char *region = NULL, *out = NULL;
+	const char *region = NULL;
+	struct image_target t = { 0 };
 	int elf = 0, c;
 	while ((c = cli_getopt(argc, argv, "ho:", opts)) != -1) {
 		switch (c) {
 		case 'r': region = optarg; break;
 		case 'e': elf = 1; break;
-		case 'o': out = optarg; break;
+		case 'o': t.path = optarg; break;
+		case 'f': t.force = true; break;
 		case 'h': return cli_help(usage);
 		default: return cli_usage_error(usage, NULL);
 		}
 	}
 	if (argc - optind > 1)
 		return cli_usage_error(usage, "one FILE only");
-	if (argc - optind < 1 || !out || (!region) == !elf)
+	if (argc - optind < 1 || !t.path || (!region) == !elf)
 		return cli_usage_error(usage, "FILE, -o and one of --region or --elf are required");
 	const char *file = argv[optind];
+	t.input = file;
 	bgsnap_reader *r = cli_open_snapshot(file);
 	if (!r)
 		return EXIT_FAIL;
-	int rc = elf ? extract_elf(r, file, out) : extract_region(r, file, region, out);
+	int rc = elf ? extract_elf(r, file, &t) : extract_region(r, file, region, &t);
 	bgsnap_reader_close(r);
 	return rc;
 }

@@ -3,8 +3,9 @@
  *
  * Every field goes through the little-endian helpers; no ELF struct from
  * <elf.h> is cast onto the bytes.  The regions' pages are written by
- * image.c: through the reader (checksums checked), non-zero pages only, into
- * a file created 0600 and sized first, removed again if anything fails.
+ * image.c: through the reader (checksums checked), non-zero pages only, zero
+ * runs as holes, into a temporary created 0600 and sized first, renamed
+ * over the output when complete (image_file.c).
  */
 #include "elf_core.h"
 
@@ -137,7 +138,8 @@ static uint64_t program_headers(bgsnap_reader *r, unsigned nregions, uint8_t *ph
 	return off;
 }
 
-int elf_core_write(bgsnap_reader *r, const char *out, struct elf_core_stats *st, char *err, size_t err_len)
+int elf_core_write(bgsnap_reader *r, const struct image_target *t, struct elf_core_stats *st, char *err,
+                   size_t err_len)
 {
 	struct bgsnap_file_info fi;
 	bgsnap_reader_info(r, &fi, sizeof fi);
@@ -160,19 +162,18 @@ int elf_core_write(bgsnap_reader *r, const char *out, struct elf_core_stats *st,
 	elf_header(head, (uint16_t)nph);
 	uint64_t size = program_headers(r, fi.region_count, head + EHDR_LEN, notes_off, notes_len, offs);
 
-	int rc = 0, fd = image_create(out, size, err, err_len);
-	if (fd < 0) {
-		rc = fd;
+	struct image_out o;
+	int rc = image_create(&o, t, size, err, err_len);
+	if (rc < 0)
 		goto done;
-	}
-	if ((rc = image_pwrite(fd, head, (size_t)(notes_off + notes_len), 0)) < 0)
-		rc = cli_fail(err, err_len, rc, "writing %s: %s", out, strerror(-rc));
+	if ((rc = image_pwrite(o.fd, head, (size_t)(notes_off + notes_len), 0)) < 0)
+		rc = cli_fail(err, err_len, rc, "writing %s: %s", t->path, strerror(-rc));
 	for (unsigned i = 0; i < fi.region_count && rc == 0; i++) {
 		struct bgsnap_region_info ri;
 		bgsnap_reader_region(r, i, &ri, sizeof ri);
-		rc = image_write_region(r, i, ri.size / PAGE, PAGE, fd, offs[i], &st->pages, out, err, err_len);
+		rc = image_write_region(r, i, ri.size / PAGE, PAGE, o.fd, offs[i], &st->pages, t->path, err, err_len);
 	}
-	rc = image_finish(fd, out, rc, err, err_len);
+	rc = image_finish(&o, rc, err, err_len);
 	st->file_bytes = size;
 done:
 	free(offs);

@@ -35,11 +35,13 @@ struct elf_core_stats {
 };
 
 /*
- * Writes the snapshot read by `r` (random access) as an ELF core to `out`
- * (created mode 0600, replaced if it exists; removed again on failure).
- * Every page is read through the reader, so checksums are checked.
- * Returns 0, or -errno with a message in err.
+ * Writes the snapshot read by `r` (random access) as an ELF core to t->path
+ * (built and committed as image.h says: 0600, never the input, refused
+ * beyond the free space unless forced).  Every data page is read through
+ * the reader, so checksums are checked.  Returns 0, or -errno with a
+ * message in err.
  */
-int elf_core_write(bgsnap_reader *r, const char *out, struct elf_core_stats *st, char *err, size_t err_len);
+int elf_core_write(bgsnap_reader *r, const struct image_target *t, struct elf_core_stats *st, char *err,
+                   size_t err_len);
 
 #endif

@@ -1,34 +1,16 @@
-/* image.c - regions of a snapshot as raw bytes in a file (see image.h). */
+/* image.c - regions of a snapshot as raw bytes in a file, run by run (see
+ * image.h; the file itself is image_file.c's). */
 #include "image.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 
 #define RUN_PAGES 256u   /* pages gathered per pwrite */
-
-int image_create(const char *path, uint64_t size, char *err, size_t err_len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		int e = errno;
-		return cli_fail(err, err_len, -e, "%s: %s", path, strerror(e));
-	}
-	/* An existing file keeps its mode across O_TRUNC: make it private too. */
-	if (fchmod(fd, 0600) < 0 || ftruncate(fd, (off_t)size) < 0) {
-		int e = errno;
-		close(fd);
-		unlink(path);
-		return cli_fail(err, err_len, -e, "%s: %s", path, strerror(e));
-	}
-	return fd;
-}
 
 int image_pwrite(int fd, const void *buf, size_t len, uint64_t off)
 {
@@ -49,21 +31,26 @@ static int is_zero(const uint8_t *p, size_t n)
 	return p[0] == 0 && !memcmp(p, p + 1, n - 1);
 }
 
-int image_write_region(bgsnap_reader *r, unsigned idx, uint64_t pages, uint32_t ps, int fd, uint64_t off,
-                       struct image_stats *st, const char *path, char *err, size_t err_len)
+/* Where the pages of a data run go. */
+struct dest {
+	int fd;
+	uint64_t off;
+	const char *path;
+	uint8_t *buf;                /* RUN_PAGES pages */
+};
+
+/* Pages [from, to) of region idx, stored as data: each read through the
+ * reader, the non-zero ones written in batches, zero ones left as holes. */
+static int write_data_run(bgsnap_reader *r, unsigned idx, uint64_t from, uint64_t to, uint32_t ps,
+                          const struct dest *d, struct image_stats *st, char *err, size_t err_len)
 {
-	uint8_t *buf = malloc((size_t)RUN_PAGES * ps);
-	if (!buf)
-		return cli_fail(err, err_len, -ENOMEM, "out of memory");
 	uint64_t run_first = 0, run_len = 0;
 	int rc = 0;
-	for (uint64_t p = 0; p < pages && rc == 0; p++) {
-		uint8_t *dst = buf + run_len * ps;
+	for (uint64_t p = from; p < to && rc == 0; p++) {
+		uint8_t *dst = d->buf + run_len * ps;
 		rc = bgsnap_reader_read_page(r, idx, p, dst);
-		if (rc < 0) {
-			rc = cli_fail(err, err_len, rc, "%s", bgsnap_reader_errmsg(r));
-			break;
-		}
+		if (rc < 0)
+			return cli_fail(err, err_len, rc, "%s", bgsnap_reader_errmsg(r));
 		int z = is_zero(dst, ps);
 		if (z) {
 			st->zero_pages++;
@@ -73,29 +60,41 @@ int image_write_region(bgsnap_reader *r, unsigned idx, uint64_t pages, uint32_t 
 			run_len++;
 			st->data_pages++;
 		}
-		if (run_len && (z || run_len == RUN_PAGES || p + 1 == pages)) {
-			rc = image_pwrite(fd, buf, (size_t)(run_len * ps), off + run_first * ps);
+		if (run_len && (z || run_len == RUN_PAGES || p + 1 == to)) {
+			rc = image_pwrite(d->fd, d->buf, (size_t)(run_len * ps), d->off + run_first * ps);
 			if (rc < 0)
-				rc = cli_fail(err, err_len, rc, "writing %s: %s", path, strerror(-rc));
+				rc = cli_fail(err, err_len, rc, "writing %s: %s", d->path, strerror(-rc));
 			run_len = 0;
 		}
 	}
-	free(buf);
 	return rc;
 }
 
-int image_finish(int fd, const char *path, int rc, char *err, size_t err_len)
+int image_write_region(bgsnap_reader *r, unsigned idx, uint64_t pages, uint32_t ps, int fd, uint64_t off,
+                       struct image_stats *st, const char *path, char *err, size_t err_len)
 {
-	/* fsync of a file on a file system without it (EINVAL) is no failure. */
-	if (rc == 0 && fsync(fd) < 0 && errno != EINVAL) {
-		int e = errno;
-		rc = cli_fail(err, err_len, -e, "fsync %s: %s", path, strerror(e));
+	struct dest d = { fd, off, path, malloc((size_t)RUN_PAGES * ps) };
+	if (!d.buf)
+		return cli_fail(err, err_len, -ENOMEM, "out of memory");
+	int rc = 0;
+	for (uint64_t p = 0; p < pages && rc == 0;) {
+		struct bgsnap_record run;
+		rc = bgsnap_reader_page_run(r, idx, p, &run);
+		if (rc < 0) {
+			const char *why = bgsnap_reader_errmsg(r);
+			rc = cli_fail(err, err_len, rc, "page %" PRIu64 " of region %u: %s", p, idx, why[0] ? why : strerror(-rc));
+			break;
+		}
+		/* The reader checked at open that runs tile the region. */
+		uint64_t end = run.first_page + run.count;
+		if (end > pages)
+			end = pages;
+		if (run.kind == BGSNAP_REC_ZERO)
+			st->zero_pages += end - p;     /* one hole: the file was sized */
+		else
+			rc = write_data_run(r, idx, p, end, ps, &d, st, err, err_len);
+		p = end;
 	}
-	if (close(fd) < 0 && rc == 0) {
-		int e = errno;
-		rc = cli_fail(err, err_len, -e, "closing %s: %s", path, strerror(e));
-	}
-	if (rc < 0)
-		unlink(path);
+	free(d.buf);
 	return rc;
 }

@@ -5,6 +5,12 @@
  * {"error":{"class":...,"desc":...}}, with the command's "id" echoed.
  * Commands: qmp_capabilities, snapshot, query-snapshot, query-status,
  * stop, cont, quit.
+ *
+ * The socket file has the mode --control-mode gives (0600 by default):
+ * a client can stop the VM or make it write a file anywhere.  Clients are
+ * non-blocking and their replies queue up to CLIENT_OUT_MAX: one that
+ * sends commands and never reads is dropped, never waited for, so the
+ * main loop (snapshots, the guest's pauses) goes on whatever a client does.
  */
 #include <errno.h>
 #include <poll.h>
@@ -27,20 +33,60 @@ static void client_close(struct client *c)
 	c->fd = -1;
 	c->len = 0;
 	c->overflow = false;
+	free(c->out);
+	c->out = NULL;
+	c->out_len = c->out_cap = 0;
 }
 
-static void client_send(struct client *c, const char *msg, size_t len)
+/* Sends what is queued for c, as much as the socket takes now. */
+static void client_flush(struct client *c)
 {
 	size_t off = 0;
-	while (off < len && c->fd >= 0) {
-		ssize_t n = send(c->fd, msg + off, len - off, MSG_NOSIGNAL);
+	while (off < c->out_len && c->fd >= 0) {
+		ssize_t n = send(c->fd, c->out + off, c->out_len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n <= 0) {
 			client_close(c);
-		else
-			off += (size_t)n;
+			return;
+		}
+		off += (size_t)n;
 	}
+	memmove(c->out, c->out + off, c->out_len - off);
+	c->out_len -= off;
+}
+
+/* Queues a reply and sends what the socket takes.  A client whose queue
+ * would pass CLIENT_OUT_MAX sends commands without reading the replies:
+ * it is dropped, so that it cannot hold up the VM's loop. */
+static void client_send(struct client *c, const char *msg, size_t len)
+{
+	if (c->fd < 0)
+		return;
+	if (len > CLIENT_OUT_MAX - c->out_len) {
+		cli_error("control client dropped: %zu bytes of replies not read", c->out_len);
+		client_close(c);
+		return;
+	}
+	if (c->out_len + len > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 4096;
+		while (cap < c->out_len + len)
+			cap *= 2;
+		if (cap > CLIENT_OUT_MAX)
+			cap = CLIENT_OUT_MAX;
+		char *o = realloc(c->out, cap);
+		if (!o) {
+			client_close(c);
+			return;
+		}
+		c->out = o;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, msg, len);
+	c->out_len += len;
+	client_flush(c);
 }
 
 /* A reply line being written: json_open'ed, sent by reply_send. */
@@ -149,7 +195,8 @@ static void do_snapshot(struct runner *r, struct client *c, const struct qmp_cmd
 	}
 	struct snap *s = snap_add(r, cmd->path, method, AT_CONTROL);
 	if (!s) {
-		reply_error(c, cmd, "GenericError", "out of memory");
+		reply_error(c, cmd, "GenericError",
+		            errno == ENOSPC ? "too many snapshots pending" : "out of memory");
 		return;
 	}
 	if (snapshot_start(r, s) < 0) {
@@ -301,7 +348,14 @@ int control_open(struct runner *r)
 	struct stat stt;
 	if (lstat(r->control_path, &stt) == 0 && S_ISSOCK(stt.st_mode))
 		unlink(r->control_path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0) {
+	/* Whoever can connect can stop the VM or have it write a snapshot
+	 * anywhere it may write: the socket file gets control_mode whatever
+	 * the launcher's umask.  bind takes its mode from the umask; no other
+	 * thread runs yet to create files meanwhile. */
+	mode_t old = umask(~(mode_t)r->control_mode & 0777);
+	int brc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (brc < 0 || listen(fd, 4) < 0) {
 		int e = errno;
 		cli_error("cannot listen on %s: %s", r->control_path, strerror(e));
 		close(fd);
@@ -341,21 +395,20 @@ static void greet(struct client *c)
 
 static void control_accept(struct runner *r)
 {
-	int fd = accept4(r->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	int fd = accept4(r->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0)
 		return;
 	for (int i = 0; i < MAX_CLIENTS; i++) {
 		struct client *c = &r->clients[i];
 		if (c->fd < 0) {
+			client_close(c);
 			c->fd = fd;
-			c->len = 0;
-			c->overflow = false;
 			greet(c);
 			return;
 		}
 	}
 	const char *busy = "{\"error\":{\"class\":\"GenericError\",\"desc\":\"too many clients\"}}\n";
-	ssize_t w = send(fd, busy, strlen(busy), MSG_NOSIGNAL);
+	ssize_t w = send(fd, busy, strlen(busy), MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)w;
 	close(fd);
 }
@@ -366,9 +419,11 @@ size_t control_poll_fds(const struct runner *r, struct pollfd *pf)
 	if (r->listen_fd < 0)
 		return 0;
 	pf[n++] = (struct pollfd){ .fd = r->listen_fd, .events = POLLIN };
-	for (int i = 0; i < MAX_CLIENTS; i++)
-		if (r->clients[i].fd >= 0)
-			pf[n++] = (struct pollfd){ .fd = r->clients[i].fd, .events = POLLIN };
+	for (int i = 0; i < MAX_CLIENTS; i++) {
+		const struct client *c = &r->clients[i];
+		if (c->fd >= 0)
+			pf[n++] = (struct pollfd){ .fd = c->fd, .events = (short)(POLLIN | (c->out_len ? POLLOUT : 0)) };
+	}
 	return n;
 }
 
@@ -377,13 +432,18 @@ void control_serve(struct runner *r, const struct pollfd *pf, size_t n)
 	/* Clients first, by descriptor: a connection accepted now could reuse
 	 * the number of one closed while serving the others. */
 	for (size_t k = 1; k < n; k++) {
-		if (!(pf[k].revents & (POLLIN | POLLHUP | POLLERR)))
+		if (!(pf[k].revents & (POLLIN | POLLOUT | POLLHUP | POLLERR)))
 			continue;
-		for (int i = 0; i < MAX_CLIENTS; i++)
-			if (r->clients[i].fd == pf[k].fd) {
-				client_readable(r, &r->clients[i]);
-				break;
-			}
+		for (int i = 0; i < MAX_CLIENTS; i++) {
+			struct client *c = &r->clients[i];
+			if (c->fd != pf[k].fd)
+				continue;
+			if (pf[k].revents & POLLOUT)
+				client_flush(c);
+			if (c->fd >= 0 && (pf[k].revents & (POLLIN | POLLHUP | POLLERR)))
+				client_readable(r, c);
+			break;
+		}
 	}
 	if (n && (pf[0].revents & POLLIN))
 		control_accept(r);

@@ -5,6 +5,7 @@
  * and option parsing are the tools' CLI floor (tools/cli/); a run is
  * runner.h's.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +23,7 @@ static void usage_options(FILE *f)
 	           "                         chunks (default none)\n"
 	           "  --control SOCKET       UNIX socket for JSON commands (snapshot, query-snapshot,\n"
 	           "                         query-status, stop, cont, quit)\n"
+	           "  --control-mode MODE    the socket's permissions, octal (default 0600: its owner)\n"
 	           "  --stats                print guest speed and snapshot figures on stderr\n"
 	           "  --no-thp               back guest RAM with 4 KiB pages only (default: MADV_HUGEPAGE)\n"
 	           "  -h, --help             this help\n");
@@ -72,8 +74,12 @@ static int snapshot_at(struct runner *r, const char *arg)
 		return EXIT_USAGE;
 	}
 	if (!snap_add(r, colon + 1, -1, ms)) {
-		cli_error("out of memory");
-		return EXIT_FAIL;
+		if (errno != ENOSPC) {
+			cli_error("out of memory");
+			return EXIT_FAIL;
+		}
+		cli_error("--snapshot-at: at most %d snapshots", MAX_SNAPSHOTS);
+		return EXIT_USAGE;
 	}
 	return EXIT_OK;
 }
@@ -104,6 +110,15 @@ static int run_option(struct runner *r, struct run_args *a, int c, const char *a
 		return EXIT_USAGE;
 	case 's': return snapshot_at(r, arg);
 	case 'c': r->control_path = arg; return EXIT_OK;
+	case 'C': {
+		uint64_t mode;
+		if (!cli_parse_u64(arg, 8, 0, 0777, &mode)) {
+			cli_error("--control-mode: octal permissions (0000..0777) expected: %s", arg);
+			return EXIT_USAGE;
+		}
+		r->control_mode = (unsigned)mode;
+		return EXIT_OK;
+	}
 	case 'S': r->stats = true; return EXIT_OK;
 	case 'z': return cli_parse_compress("--compress", arg, &r->compress, &r->compress_level) < 0 ? EXIT_USAGE : EXIT_OK;
 	case 'l': a->lazy = true; return EXIT_OK;
@@ -122,6 +137,7 @@ static int run_args(struct runner *r, struct run_args *a, int argc, char **argv)
 		{ "method", required_argument, NULL, 'M' },  { "snapshot-at", required_argument, NULL, 's' },
 		{ "control", required_argument, NULL, 'c' }, { "stats", no_argument, NULL, 'S' },
 		{ "lazy", no_argument, NULL, 'l' },          { "no-thp", no_argument, NULL, 'T' },
+		{ "control-mode", required_argument, NULL, 'C' },
 		{ "compress", required_argument, NULL, 'z' },
 		CLI_OPT_HELP,                                CLI_OPT_END,
 	};

@@ -20,6 +20,7 @@ void runner_init(struct runner *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->listen_fd = -1;
+	r->control_mode = CONTROL_MODE_DEFAULT;
 	r->snap_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	for (int i = 0; i < MAX_CLIENTS; i++)
 		r->clients[i].fd = -1;

@@ -22,6 +22,13 @@
 
 #define MAX_CLIENTS 8
 #define LINE_MAX_ 8192               /* longest control command line     */
+/* Replies queued for a client that does not read them: past this, the
+ * client is dropped rather than the VM's loop blocked. */
+#define CLIENT_OUT_MAX (64u << 10)
+/* Snapshots kept in the list (query-snapshot, --stats): past this, the
+ * oldest finished one is forgotten (vm/README.md). */
+#define MAX_SNAPSHOTS 256
+#define CONTROL_MODE_DEFAULT 0600u
 #define AT_CONTROL UINT64_MAX        /* snap.at_ms: asked on the socket  */
 
 struct sample {
@@ -48,10 +55,12 @@ struct snap {
 };
 
 struct client {
-	int fd;
+	int fd;                      /* non-blocking                           */
 	char buf[LINE_MAX_];
 	size_t len;
 	bool overflow;               /* discarding an over-long line           */
+	char *out;                   /* replies not yet taken by the socket    */
+	size_t out_len, out_cap;     /* out_len <= CLIENT_OUT_MAX              */
 };
 
 struct runner {
@@ -62,7 +71,7 @@ struct runner {
 	int compress, compress_level;   /* every snapshot's (--compress)     */
 	bool stats;
 
-	struct snap *snaps;
+	struct snap *snaps;          /* oldest first, at most MAX_SNAPSHOTS    */
 	size_t nsnaps, capsnaps;
 	struct snap *cur;            /* running snapshot, or NULL              */
 	bgsnap_engine *eng;
@@ -82,6 +91,7 @@ struct runner {
 	size_t nsamples, capsamples;
 
 	const char *control_path;
+	unsigned control_mode;       /* the socket file's permissions          */
 	int listen_fd;
 	struct client clients[MAX_CLIENTS];
 	bool user_stopped;
@@ -96,6 +106,9 @@ void runner_free(struct runner *r);
 int runner_run(struct runner *r);
 
 /* snapshots.c */
+/* Appends a snapshot to the list; at MAX_SNAPSHOTS the oldest finished one
+ * is forgotten first.  NULL with errno ENOMEM, or ENOSPC when every entry
+ * is still pending or running. */
 struct snap *snap_add(struct runner *r, const char *path, int method, uint64_t at_ms);
 /* Starts snapshot s; on failure fills s->errmsg and returns -errno. */
 int snapshot_start(struct runner *r, struct snap *s);

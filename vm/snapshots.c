@@ -156,13 +156,44 @@ void snapshot_poll(struct runner *r, bool block)
 	r->cur = NULL;
 }
 
+/* A pointer into the list, after entry `gone` was removed from it. */
+static struct snap *moved_down(struct snap *p, const struct snap *gone)
+{
+	return p && p > gone ? p - 1 : p;
+}
+
+/* Forgets the oldest finished snapshot (not the one query-snapshot
+ * reports); false if every entry is pending or running. */
+static bool forget_oldest(struct runner *r)
+{
+	for (size_t i = 0; i < r->nsnaps; i++) {
+		struct snap *s = &r->snaps[i];
+		if (s->state == SNAP_PENDING || s->state == SNAP_ACTIVE || s == r->last)
+			continue;
+		free(s->path);
+		memmove(s, s + 1, (r->nsnaps - i - 1) * sizeof(*s));
+		r->nsnaps--;
+		r->cur = moved_down(r->cur, s);
+		r->last = moved_down(r->last, s);
+		return true;
+	}
+	return false;
+}
+
 struct snap *snap_add(struct runner *r, const char *path, int method, uint64_t at_ms)
 {
+	/* Each control-socket snapshot adds an entry: keep the list bounded. */
+	if (r->nsnaps >= MAX_SNAPSHOTS && !forget_oldest(r)) {
+		errno = ENOSPC;
+		return NULL;
+	}
 	if (r->nsnaps == r->capsnaps) {
 		size_t nc = r->capsnaps ? r->capsnaps * 2 : 8;
 		struct snap *ns = realloc(r->snaps, nc * sizeof(*ns));
-		if (!ns)
+		if (!ns) {
+			errno = ENOMEM;
 			return NULL;
+		}
 		/* Pointers into the array move with it. */
 		if (r->cur)
 			r->cur = ns + (r->cur - r->snaps);
@@ -176,8 +207,10 @@ struct snap *snap_add(struct runner *r, const char *path, int method, uint64_t a
 	s->path = strdup(path);
 	s->method = method;
 	s->at_ms = at_ms;
-	if (!s->path)
+	if (!s->path) {
+		errno = ENOMEM;
 		return NULL;
+	}
 	r->nsnaps++;
 	return s;
 }

@@ -33,7 +33,8 @@
  *   reader_meta.c     info, regions and states for callers
  *   reader_seq.c      the sequential pass: next, rewind, verify
  *   reader_cov.c      the sequential pass's page coverage bitmap
- *   reader_random.c   read_page (with its one-record cache), read_region
+ *   reader_random.c   read_page (with its one-record cache), page_run,
+ *                     read_region
  *   reader_cpages.c   a CPAGES record's frame decoded (codec.h), bounded
  *   reader_restore.c  restore's file-order access (reader.h)
  */

@@ -1,10 +1,10 @@
 /*
  * reader_random.c - random access to a file's pages through the index
- * (bgsnap_reader_read_page, bgsnap_reader_read_region).  Each region's run
- * table was checked at open to tile it exactly once; each record read is
- * checked against its entry and its crc before its data is trusted.  A
- * CPAGES record is decoded whole into the cache, so reading its pages one
- * after the other decodes it once.
+ * (bgsnap_reader_read_page, bgsnap_reader_page_run,
+ * bgsnap_reader_read_region).  Each region's run table was checked at open
+ * to tile it exactly once; each record read is checked against its entry
+ * and its crc before its data is trusted.  A CPAGES record is decoded whole
+ * into the cache, so reading its pages one after the other decodes it once.
  */
 #include <errno.h>
 #include <string.h>
@@ -70,6 +70,27 @@ int bgsnap_reader_read_page(bgsnap_reader *r, unsigned region, uint64_t page, vo
 	if (rc < 0)
 		return rc;
 	memcpy(dst, r->cache.pages + (page - x->first) * r->page_size, r->page_size);
+	return 0;
+}
+
+int bgsnap_reader_page_run(bgsnap_reader *r, unsigned region, uint64_t page, struct bgsnap_record *rec)
+{
+	if (!r || !rec)
+		return -EINVAL;
+	if (r->stream)
+		return -ESPIPE;
+	if (region >= r->region_count || page >= r->regions[region].pages)
+		return -ENOENT;
+	err_clear(&r->err);
+	const struct run *x = find_run(&r->regions[region], page);
+	if (!x)
+		return rd_bad(r, "page %llu of region '%s' is in no record", (ull)page, r->regions[region].name);
+	memset(rec, 0, sizeof(*rec));
+	rec->kind = x->kind == FMT_REC_ZERO ? BGSNAP_REC_ZERO : BGSNAP_REC_PAGES;
+	rec->region = region;
+	rec->first_page = x->first;
+	rec->count = x->count;
+	rec->offset = x->offset;
 	return 0;
 }
 

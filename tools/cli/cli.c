@@ -117,13 +117,20 @@ int cli_usage_error(cli_usage_fn *usage, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+/* strtoull skips leading white space and takes a sign ("-1" is 2^64-1):
+ * a number on the command line starts with its first digit. */
+static bool starts_with_digit(const char *s)
+{
+	return s[0] >= '0' && s[0] <= '9';
+}
+
 bool cli_parse_u64(const char *s, int base, uint64_t lo, uint64_t hi, uint64_t *out)
 {
 	char *end;
-	errno = 0;
-	if (s[0] == '-')
+	if (!starts_with_digit(s))
 		return false;
-	uint64_t v = strtoull(s, &end, base);
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, base);
 	if (errno || *end || end == s || v < lo || v > hi)
 		return false;
 	*out = v;
@@ -142,9 +149,9 @@ bool cli_opt_number(const char *opt, const char *arg, uint64_t lo, uint64_t hi, 
 int cli_parse_size(const char *s, uint64_t *out)
 {
 	char *end;
-	errno = 0;
-	if (s[0] == '-')
+	if (!starts_with_digit(s))
 		return -EINVAL;
+	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
 	if (errno || end == s)
 		return -EINVAL;

@@ -76,7 +76,8 @@ int cli_usage_error(cli_usage_fn *usage, const char *fmt, ...) __attribute__((fo
 
 /*
  * A whole number in [lo, hi], decimal (base 10) or C-style (base 0: 0x..,
- * 0..).  True with *out set; false (nothing said) if `s` is not one.
+ * 0..).  True with *out set; false (nothing said) if `s` is not one: it
+ * must start with a digit (no sign, no white space) and fit in 64 bits.
  */
 bool cli_parse_u64(const char *s, int base, uint64_t lo, uint64_t hi, uint64_t *out);
 /*
@@ -84,7 +85,8 @@ bool cli_parse_u64(const char *s, int base, uint64_t lo, uint64_t hi, uint64_t *
  * "--OPT: 'S' is not a number in LO..HI".
  */
 bool cli_opt_number(const char *opt, const char *arg, uint64_t lo, uint64_t hi, uint64_t *out);
-/* "512M", "2G", "4K", "1GiB", "4096" (binary units); 0 or -EINVAL. */
+/* "512M", "2G", "4K", "1GiB", "4096" (binary units); 0 or -EINVAL (not
+ * starting with a digit, an unknown unit, more than 64 bits). */
 int cli_parse_size(const char *s, uint64_t *out);
 /* --compress's value: "none", "zstd" or "zstd:LEVEL" (1..19) into *method
  * (enum bgsnap_compress) and *level (0: the library's default).  0, or
