@@ -34,6 +34,17 @@ CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=thread
 endif
 
+# Compression (CPAGES records) needs libzstd, found with pkg-config
+# (Debian: libzstd-dev); without it, or with BGSNAP_ZSTD=0, the library
+# builds without compression and refuses compress=zstd with -ENOTSUP.
+BGSNAP_ZSTD ?= $(shell pkg-config --exists libzstd 2>/dev/null && echo 1 || echo 0)
+ifeq ($(BGSNAP_ZSTD),1)
+ZSTD_CFLAGS := -DBGSNAP_HAVE_ZSTD $(shell pkg-config --cflags libzstd)
+ZSTD_LIBS   := $(shell pkg-config --libs libzstd)
+PC_REQUIRES := libzstd
+endif
+LDLIBS  += $(ZSTD_LIBS)
+
 LIB_SRCS   := $(sort $(wildcard src/*/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 CLI_SRCS   := $(sort $(wildcard tools/cli/*.c))
@@ -61,8 +72,10 @@ $(LIB_OBJS) $(TOOL_OBJS) $(TEST_COMMON_OBJS) $(UNIT_COMMON_OBJS) $(TEST_BINS) $(
 
 # Only the library and its unit tests see src/.  Library objects hide every
 # symbol but the public header's (bgsnap.h sets default visibility).
-$(LIB_OBJS): CFLAGS += -Isrc -fvisibility=hidden
+$(LIB_OBJS): CFLAGS += -Isrc -fvisibility=hidden $(ZSTD_CFLAGS)
 $(UNIT_COMMON_OBJS): CFLAGS += -Isrc -Itests/common
+# Unit tests that craft compressed records call libzstd themselves.
+$(UNIT_BINS): CFLAGS += $(ZSTD_CFLAGS)
 # Tools, bench and VM see include/ and the CLI floor (tools/cli/), and link
 # the public archive, as any host does.
 $(TOOL_OBJS): CFLAGS += -Itools
@@ -106,9 +119,10 @@ $(BUILD)/libbgsnap.so: $(LIB_OBJS) src/libbgsnap.map
 $(BUILD)/bgsnap: $(TOOL_OBJS) $(TOOL_LIB)
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(TOOL_LIB) $(LDLIBS)
 
-$(BUILD)/bgsnap.pc: bgsnap.pc.in include/bgsnap.h
+$(BUILD)/bgsnap.pc: bgsnap.pc.in include/bgsnap.h Makefile
 	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES_PRIVATE@|$(PC_REQUIRES)|' \
+		-e '/^Requires.private: *$$/d' $< > $@
 
 tests: $(TEST_BINS) $(UNIT_BINS)
 $(TEST_BINS): $(BUILD)/tests/%: tests/%.c $(TEST_COMMON_OBJS) $(BUILD)/libbgsnap.a

@@ -62,6 +62,9 @@ struct bench_opts {
 	unsigned wp_threads;     /* 0: the library's choice                  */
 	unsigned fault_around;   /* 0: the library's default                 */
 	unsigned repeat;         /* rounds of the method list, 1..REPEAT_MAX */
+	int fill;                /* enum wl_fill                             */
+	int compress;            /* enum bgsnap_compress                     */
+	int compress_level;      /* 0: the library's default                 */
 };
 
 enum bench_status { BENCH_OK = 0, BENCH_ERROR, BENCH_SKIPPED };
@@ -88,6 +91,7 @@ struct bench_result {
 	unsigned round;          /* 1..repeat                               */
 	char path[4096];
 	bool keep;               /* --out given: the file stays             */
+	uint64_t file_bytes;     /* size of the committed snapshot file     */
 	struct bench_restore_result rr;
 };
 

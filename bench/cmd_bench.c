@@ -101,7 +101,8 @@ int cmd_bench(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	struct wl_config cfg = {
-		.params = { .npages = o.mem / WL_PAGE, .threads = o.threads, .pattern = o.pattern, .seed = o.seed },
+		.params = { .npages = o.mem / WL_PAGE, .threads = o.threads, .pattern = o.pattern, .seed = o.seed,
+		            .fill = o.fill },
 		.thp = o.thp,
 	};
 	char err[256];

@@ -23,8 +23,23 @@ uint64_t wl_domain(const struct wl_params *p)
 	return p->npages < 16 ? p->npages : p->npages - p->npages / 16;
 }
 
-/* Every 8th page, and runs of 16 pages every 64, start zero. */
-bool wl_page_init_zero(uint64_t page)
+/* Every 8th page, and runs of 16 pages every 64, start zero (all of them
+ * with --fill zero). */
+bool wl_page_init_zero(const struct wl_params *p, uint64_t page)
 {
-	return page % 8 == 7 || (page >> 4) % 4 == 3;
+	return p->fill == WL_FILL_ZERO || page % 8 == 7 || (page >> 4) % 4 == 3;
+}
+
+const char *wl_fill_name(int fill)
+{
+	static const char *const names[] = { "mixed", "random", "text", "zero" };
+	return fill >= 0 && fill < 4 ? names[fill] : NULL;
+}
+
+int wl_fill_parse(const char *name)
+{
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(name, wl_fill_name(i)))
+			return i;
+	return -1;
 }

@@ -36,9 +36,26 @@ static inline uint64_t page_mix(uint64_t page)
 	return mix64(page * GOLD + 0x5bd1e995u) | 1u;
 }
 
-static inline uint64_t init_word(uint64_t mix, unsigned i)
+/* --fill text: one of 65536 eight-byte words ("lorem   ", ...), built from
+ * the word's number: letters a..p, then spaces; a page is a random
+ * sequence of them (16 bits of choice per 8 bytes: about 3x). */
+static inline uint64_t text_word(uint64_t r)
 {
-	return mix + (uint64_t)(i + 1) * GOLD;
+	unsigned w = (unsigned)(r & 65535u), len = 3 + w % 5;
+	uint64_t h = mix64(w + 1), v = 0;
+	for (unsigned c = 0; c < 8; c++)
+		v |= (uint64_t)(c < len ? 'a' + ((h >> (4 * c)) & 15u) : ' ') << (8 * c);
+	return v;
+}
+
+/* Word i of page content `mix` before any write (zero pages aside). */
+static inline uint64_t init_word(int fill, uint64_t mix, unsigned i)
+{
+	switch (fill) {
+	case WL_FILL_RANDOM: return mix64(mix + (uint64_t)(i + 1) * GOLD);
+	case WL_FILL_TEXT: return text_word(mix64(mix + (uint64_t)(i + 1) * GOLD));
+	default: return mix + (uint64_t)(i + 1) * GOLD;
+	}
 }
 
 static inline uint64_t write_word0(uint64_t k, unsigned t)

@@ -67,6 +67,13 @@ void bench_usage(FILE *f)
 "                        initially zero pages stay never-populated until written\n"
 "                        (with a short --duration-before, the first method then sees\n"
 "                        first writes to never-populated pages during the snapshot)\n"
+"  --fill F              what the memory holds before it is written: mixed (default:\n"
+"                        a sequence per page, some pages zero), random (does not\n"
+"                        compress), text (words of a small vocabulary, compresses\n"
+"                        about 3x like a real heap) or zero (JSON \"fill\")\n"
+"  --compress C          none | zstd | zstd:LEVEL (1..19; default 3): page data\n"
+"                        in zstd chunks of up to 4 MiB (JSON \"compress\"; the\n"
+"                        file's size is \"bytes_stored\")\n"
 "  --restore R           eager | lazy | both: then restore the verified snapshot\n"
 "                        into fresh memory and check it with the same oracle\n"
 "  --json                one JSON object per line and method\n"
@@ -80,7 +87,7 @@ void bench_usage(FILE *f)
 "\n"
 "JSON fields: method, mem_bytes, threads, pattern, buffer_bytes, thp, pause_us,\n"
 "wp_us (write-protect step; fork(): for fork), total_ms (start to committed),\n"
-"bytes_written, pages_total, pages_zero, pages_faulted, unprotect_calls,\n"
+"bytes_written, bytes_stored (the file's size), compress, pages_total, pages_zero, pages_faulted, unprotect_calls,\n"
 "unprotect_ms (the writer removing protection from saved pages), commit_ms\n"
 "(index, trailer, fsync and rename at the end), prewp_ms and reprotect_pages (the\n"
 "write-protect before the pause and the pages written meanwhile that the pause\n"
@@ -107,7 +114,7 @@ void bench_usage(FILE *f)
 enum {
 	O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON, O_BEFORE, O_SEED, O_PROBE,
 	O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_BUFIO,
-	O_AFTER, O_SERIES,
+	O_AFTER, O_SERIES, O_COMPRESS, O_FILL,
 };
 
 static const struct option long_opts[] = {
@@ -132,6 +139,8 @@ static const struct option long_opts[] = {
 	{ "noise", no_argument, NULL, O_NOISE },
 	{ "buffered-io", no_argument, NULL, O_BUFIO },
 	{ "repeat", required_argument, NULL, O_REPEAT },
+	{ "compress", required_argument, NULL, O_COMPRESS },
+	{ "fill", required_argument, NULL, O_FILL },
 	/* Test hook, not in --help: damages the verification on purpose
 	 * (steps: wrong step counts; page: one flipped byte in a page read
 	 * back; file: one flipped byte in the file) to show it fails. */
@@ -265,6 +274,13 @@ static int word_option(struct bench_opts *o, int c, const char *arg)
 			return 0;
 		cli_error("--method: '%s' is not all or a list of uffd, uffd-signal, mprotect, fork, stop, auto", arg);
 		return -EINVAL;
+	case O_FILL:
+		if ((o->fill = wl_fill_parse(arg)) >= 0)
+			return 0;
+		cli_error("--fill: '%s' is not mixed, random, text or zero", arg);
+		return -EINVAL;
+	case O_COMPRESS:
+		return cli_parse_compress("--compress", arg, &o->compress, &o->compress_level);
 	case O_RESTORE:
 		if ((o->restore = bench_restore_parse(arg)) >= 0)
 			return 0;
@@ -300,7 +316,8 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 			o->out = optarg;
 		else if (c == O_SERIES)
 			o->series = optarg;
-		else if (c == O_PATTERN || c == O_METHOD || c == O_RESTORE || c == O_CORRUPT)
+		else if (c == O_PATTERN || c == O_METHOD || c == O_RESTORE || c == O_CORRUPT || c == O_COMPRESS ||
+		         c == O_FILL)
 			rc = word_option(o, c, optarg);
 		else if (!flag_option(o, c))
 			rc = number_option(o, c, optarg);

@@ -29,7 +29,9 @@ void wl_blob_encode(void *buf, const struct wl_params *p, const uint64_t *steps)
 	put_le32(b, BLOB_MAGIC);
 	put_le32(b + 4, 1);
 	put_le32(b + 8, p->threads);
-	put_le32(b + 12, (uint32_t)p->pattern);
+	/* The fill in the pattern word's upper half: 0 (mixed) keeps the blob
+	 * of a run without --fill as it always was. */
+	put_le32(b + 12, (uint32_t)p->pattern | (uint32_t)p->fill << 16);
 	put_le64(b + 16, p->seed);
 	put_le64(b + 24, p->npages);
 	for (unsigned t = 0; t < p->threads; t++)
@@ -42,10 +44,11 @@ int wl_blob_decode(const void *buf, size_t len, struct wl_params *p, uint64_t *s
 	if (len < BLOB_HDR || get_le32(b) != BLOB_MAGIC || get_le32(b + 4) != 1)
 		return -EBADMSG;
 	p->threads = get_le32(b + 8);
-	p->pattern = (int)get_le32(b + 12);
+	p->pattern = (int)(get_le32(b + 12) & 0xffffu);
+	p->fill = (int)(get_le32(b + 12) >> 16);
 	p->seed = get_le64(b + 16);
 	p->npages = get_le64(b + 24);
-	if (p->threads < 1 || p->threads > WL_MAX_THREADS || !wl_pattern_name(p->pattern) ||
+	if (p->threads < 1 || p->threads > WL_MAX_THREADS || !wl_pattern_name(p->pattern) || !wl_fill_name(p->fill) ||
 	    len != wl_blob_size(p->threads))
 		return -EBADMSG;
 	for (unsigned t = 0; t < p->threads; t++)
@@ -118,7 +121,7 @@ static inline uint64_t load_word(const uint8_t *d, unsigned i)
 static bool check(const wl_oracle *o, uint64_t page, const uint8_t *d, struct wl_mismatch *mm)
 {
 	uint64_t last = o->last[page];
-	bool zero = wl_page_init_zero(page);
+	bool zero = wl_page_init_zero(&o->p, page);
 	uint64_t m = page_mix(page);
 	uint64_t w0 = 0, wlast = 0;
 	if (last) {
@@ -132,7 +135,7 @@ static bool check(const wl_oracle *o, uint64_t page, const uint8_t *d, struct wl
 		else if (last && i == WORDS - 1)
 			exp = wlast;
 		else
-			exp = zero ? 0 : init_word(m, i);
+			exp = zero ? 0 : init_word(o->p.fill, m, i);
 		uint64_t got = d ? load_word(d, i) : 0;
 		if (got != exp) {
 			if (mm) {

@@ -20,11 +20,15 @@ static void json_setup(struct json *j, const struct bench_opts *o, const struct 
 	json_u64(j, "mem_bytes", o->mem);
 	json_u64(j, "threads", o->threads);
 	json_string(j, "pattern", wl_pattern_name(o->pattern));
+	json_string(j, "fill", wl_fill_name(o->fill));
 	json_u64(j, "buffer_bytes", o->buffer);
 	json_bool(j, "thp", o->thp);
 	if (o->noise)
 		json_bool(j, "noise", true);
 	json_bool(j, "direct_io", res->st.direct_io);
+	json_string(j, "compress", o->compress == BGSNAP_COMPRESS_ZSTD ? "zstd" : "none");
+	if (o->compress_level)
+		json_u64(j, "compress_level", (uint64_t)o->compress_level);
 	if (o->repeat > 1)
 		json_u64(j, "round", res->round);
 }
@@ -38,6 +42,7 @@ static void json_measured(struct json *j, const struct bench_result *res)
 	json_u64(j, "wp_us", s->wp_us);
 	json_double(j, "total_ms", 3, s->total_us / 1000.0);
 	json_u64(j, "bytes_written", s->bytes_written);
+	json_u64(j, "bytes_stored", res->file_bytes);
 	json_u64(j, "pages_total", s->pages_total);
 	json_u64(j, "pages_zero", s->pages_zero);
 	json_u64(j, "pages_faulted", s->pages_faulted);

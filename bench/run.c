@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -96,6 +97,8 @@ static bgsnap_engine *make_engine(const struct bench_opts *o, int method, struct
 		opts.pre_protect = 0;
 	if (o->buffered_io)
 		opts.direct_io = 0;
+	opts.compress = o->compress;
+	opts.compress_level = o->compress_level;
 	bgsnap_engine *e = NULL;
 	int r = bgsnap_create(&e, &opts);
 	if (r < 0) {
@@ -294,6 +297,9 @@ static void finish(const struct bench_opts *o, wl *w, wl_oracle *oracle, const s
 		res->extra_mem = res->lat.samples * WL_PAGE;
 		res->extra_src = "estimate";
 	}
+	struct stat sb;
+	if (stat(res->path, &sb) == 0)
+		res->file_bytes = (uint64_t)sb.st_size;
 	res->verified = bench_verify(bgsnap_method_name(res->ran), res->path, w, oracle, h->steps, o->corrupt,
 	                             res->msg, sizeof(res->msg));
 	/* The oracle now stands at the snapshot's step counts. */

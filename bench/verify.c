@@ -61,7 +61,7 @@ static bool check_blob(bgsnap_reader *r, const struct wl_params *wp, const uint6
 		return false;
 	}
 	if (wl_blob_decode(blob, blen, &bp, steps) || bp.npages != wp->npages || bp.threads != wp->threads ||
-	    bp.pattern != wp->pattern || bp.seed != wp->seed) {
+	    bp.pattern != wp->pattern || bp.seed != wp->seed || bp.fill != wp->fill) {
 		snprintf(msg, msg_len, "state blob %s does not describe this workload", WL_BLOB_NAME);
 		return false;
 	}

@@ -110,12 +110,12 @@ static inline uint64_t page_load(const uint64_t *p)
 }
 #endif
 
-static void fill_page(uint8_t *pg, uint64_t page)
+static void fill_page(uint8_t *pg, uint64_t page, int fill)
 {
 	uint64_t *w = (uint64_t *)(void *)pg;
 	uint64_t m = page_mix(page);
 	for (unsigned i = 0; i < WORDS; i++)
-		w[i] = init_word(m, i);
+		w[i] = init_word(fill, m, i);
 }
 
 /* Maps the region: over-mapped, then trimmed, so that it is 2 MiB aligned
@@ -142,8 +142,8 @@ static int map_region(struct wl *w, char *err, size_t err_len)
 		                strerror(e));
 	}
 	for (uint64_t pg = 0; pg < w->cfg.params.npages; pg++)
-		if (!wl_page_init_zero(pg))
-			fill_page(w->mem + pg * WL_PAGE, pg);
+		if (!wl_page_init_zero(&w->cfg.params, pg))
+			fill_page(w->mem + pg * WL_PAGE, pg, w->cfg.params.fill);
 	return 0;
 }
 

@@ -32,6 +32,15 @@
 #define WL_MAX_THREADS 64u
 
 enum wl_pattern { WL_SEQ = 0, WL_RANDOM = 1, WL_HOT = 2 };
+/* What the pages hold before they are written (--fill): MIXED, the
+ * default, is an arithmetic sequence per page with some pages zero; RANDOM
+ * does not compress; TEXT is words of a small vocabulary (compresses like
+ * a real heap, about 3x); ZERO is every page zero.  Writes are the same. */
+enum wl_fill { WL_FILL_MIXED = 0, WL_FILL_RANDOM = 1, WL_FILL_TEXT = 2, WL_FILL_ZERO = 3 };
+/* "mixed", "random", "text", "zero"; NULL if out of range. */
+const char *wl_fill_name(int fill);
+/* Returns the fill or -1. */
+int wl_fill_parse(const char *name);
 
 /* "seq", "random", "hot"; NULL if out of range. */
 const char *wl_pattern_name(int pattern);
@@ -44,12 +53,13 @@ struct wl_params {
 	unsigned threads;    /* 1..WL_MAX_THREADS                             */
 	int pattern;         /* enum wl_pattern                               */
 	uint64_t seed;
+	int fill;            /* enum wl_fill                                  */
 };
 
 /* Pages written by the threads (the rest is a never-written cold tail). */
 uint64_t wl_domain(const struct wl_params *p);
 /* True if page p starts (and, outside the domain, stays) zero. */
-bool wl_page_init_zero(uint64_t page);
+bool wl_page_init_zero(const struct wl_params *p, uint64_t page);
 
 struct wl_config {
 	struct wl_params params;

@@ -162,7 +162,30 @@ struct bgsnap_options {
 	 * a signal handler.  `msg` has no trailing newline. */
 	void (*log)(void *ctx, int level, const char *msg);
 	void *log_ctx;
+	/* Page data compression (enum bgsnap_compress; default NONE, a format
+	 * version 1 file).  ZSTD writes a version 2 file: runs of up to 1024
+	 * non-zero pages of a region become one zstd frame each (zero pages
+	 * stay free, chunks that do not shrink are stored raw), so that a page
+	 * is still read by decoding one frame.  Compression runs in the
+	 * background writer, never in the pause nor on the fault path; with
+	 * the stop method it is part of the pause.  bgsnap_start fails with
+	 * -ENOTSUP (and a message) when the library was built without libzstd
+	 * (bgsnap_compress_available), -EINVAL for an unknown method or level. */
+	int compress;
+	int compress_level;         /* zstd 1..19 (negative: faster); 0 = 3     */
+	/* Threads that compress; 0 = the library's choice.  This version
+	 * compresses in the writer thread whatever the value. */
+	unsigned compress_threads;
 };
+
+enum bgsnap_compress {
+	BGSNAP_COMPRESS_NONE = 0,
+	BGSNAP_COMPRESS_ZSTD = 1,
+};
+
+/* 1 if this build of the library can write and read `method` (enum
+ * bgsnap_compress), else 0.  NONE is always available. */
+int bgsnap_compress_available(int method);
 
 /* Fills `opts` with the defaults. */
 void bgsnap_options_init(struct bgsnap_options *opts);
@@ -411,11 +434,19 @@ struct bgsnap_file_info {
 	uint64_t pause_us;
 	uint64_t file_bytes;         /* 0 for a stream until the end           */
 	/* From the index (a stream: 0 until next() returned END). */
-	uint64_t records;            /* PAGES + ZERO + STATE records           */
+	uint64_t records;            /* PAGES + ZERO + CPAGES + STATE records  */
 	uint64_t page_records;       /* PAGES records                          */
 	uint64_t zero_records;       /* ZERO records                           */
 	uint64_t state_records;      /* STATE records                          */
 	uint64_t index_offset;       /* file offset of the INDEX record        */
+	/* Compression (a stream: 0 until next() returned END, but compress). */
+	int compress;                /* enum bgsnap_compress: ZSTD for a
+	                                version 2 file, else NONE              */
+	uint64_t cpage_records;      /* CPAGES records (compressed chunks)     */
+	uint64_t raw_bytes;          /* bytes of the non-zero pages            */
+	uint64_t stored_bytes;       /* bytes of the PAGES and CPAGES records
+	                                that hold them (headers included):
+	                                stored_bytes / raw_bytes is the ratio   */
 };
 /*
  * Copies what the file says about itself into `out`, a struct of `out_size`
@@ -451,7 +482,8 @@ int bgsnap_reader_find_state(const bgsnap_reader *r, const char *name,
                              const void **data, size_t *len);
 
 enum bgsnap_record_kind {
-	BGSNAP_REC_PAGES = 1,        /* `count` pages of data at `data`         */
+	BGSNAP_REC_PAGES = 1,        /* `count` pages of data at `data` (a
+	                                compressed record comes decoded)       */
 	BGSNAP_REC_ZERO  = 2,        /* `count` zero pages                      */
 	BGSNAP_REC_STATE = 3,        /* a state blob (name, data, len)          */
 	BGSNAP_REC_END   = 4,        /* index and trailer read and checked      */
@@ -486,9 +518,9 @@ int bgsnap_reader_read_page(bgsnap_reader *r, unsigned region, uint64_t page, vo
 
 /*
  * The run of pages that holds page `page` of region `region`, as the file
- * stores it: one PAGES or ZERO record.  Fills rec->kind (BGSNAP_REC_PAGES or
- * BGSNAP_REC_ZERO), region, first_page, count and offset (data and name are
- * NULL, len 0); the run covers [first_page, first_page + count), which
+ * stores it: one PAGES, CPAGES or ZERO record.  Fills rec->kind
+ * (BGSNAP_REC_PAGES, also for a compressed run, or BGSNAP_REC_ZERO), region,
+ * first_page, count and offset (data and name are NULL, len 0); the run covers [first_page, first_page + count), which
  * holds `page`.  Lets a caller go over a region run by run: one ZERO record
  * stands for up to 2^20 pages (4 GiB) and a small file for a whole 16 TiB
  * of zeros, which page-by-page callers would walk for hours.  Reads nothing

@@ -6,6 +6,8 @@
 # What each package is for:
 #   build-essential, pkg-config   the library, tools and tests (gcc, make)
 #   clang, libclang-rt-14-dev     libFuzzer targets and clang sanitizer runtimes
+#   libzstd-dev                   compressed snapshots (optional: without it the
+#                                 library builds and refuses compress=zstd)
 #   nasm, libunicorn-dev          the reference VM (guests in assembly, Unicorn CPU)
 #   python3                       JSON checks in shell tests
 #   util-linux                    setarch (TSan without ASLR) in CI
@@ -14,7 +16,7 @@
 #                                 redis-benchmark, and the real server to compare with)
 set -euo pipefail
 
-PKGS=(build-essential pkg-config clang libclang-rt-14-dev nasm libunicorn-dev
+PKGS=(build-essential pkg-config clang libclang-rt-14-dev libzstd-dev nasm libunicorn-dev
       python3 util-linux coreutils redis-tools redis-server)
 
 missing=()

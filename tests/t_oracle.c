@@ -150,7 +150,7 @@ static void one(int pattern, unsigned threads)
 		/* Zero records only match zero pages. */
 		CHECK(!wl_oracle_check_zero(o, pg, NULL), "zero record accepted for written page");
 		uint64_t cold = npages - 1;
-		while (!wl_page_init_zero(cold))
+		while (!wl_page_init_zero(&cfg.params, cold))
 			cold--;
 		CHECK(cold >= dom && wl_oracle_check_zero(o, cold, NULL),
 		      "cold zero page %llu rejected", (unsigned long long)cold);

@@ -15,7 +15,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: bgsnap info FILE [--json]\n\n"
 	           "Describes a snapshot: format version, page size, the method that wrote it,\n"
 	           "when (the pause instant), the pause time, regions (name, address, size,\n"
-	           "pages, zero pages), state blobs, record counts and file size.  Checks the\n"
+	           "pages, zero pages), state blobs, record counts, file size, and compression\n"
+	           "(method, raw and stored bytes of the non-zero pages, their ratio).  Checks the\n"
 	           "header, trailer and index; `bgsnap verify` checks every byte.\n\n"
 	           "  --json   print one JSON object\n");
 }
@@ -53,17 +54,31 @@ static void gather(bgsnap_reader *r, const char *file, struct info *in)
 	iso_time(in->fi.created_unix_ns, in->created, sizeof(in->created));
 }
 
+static const char *compress_name(int c)
+{
+	return c == BGSNAP_COMPRESS_ZSTD ? "zstd" : "none";
+}
+
+/* Stored over raw bytes of the non-zero pages (record headers included). */
+static double ratio(const struct bgsnap_file_info *fi)
+{
+	return fi->raw_bytes ? (double)fi->stored_bytes / (double)fi->raw_bytes : 0.0;
+}
+
 static void print_text(bgsnap_reader *r, const struct info *in)
 {
 	const struct bgsnap_file_info *fi = &in->fi;
 	printf("file:      %s\nsize:      %" PRIu64 " bytes\nformat:    v%u, page size %u\n"
 	       "method:    %s\ncreated:   %s\npause:     %" PRIu64 " us\n"
 	       "pages:     %" PRIu64 " (%" PRIu64 " zero)\n"
-	       "records:   %" PRIu64 " (%" PRIu64 " PAGES, %" PRIu64 " ZERO, %" PRIu64 " STATE), all in the index\n"
+	       "records:   %" PRIu64 " (%" PRIu64 " PAGES, %" PRIu64 " CPAGES, %" PRIu64 " ZERO, %" PRIu64
+	       " STATE), all in the index\n"
+	       "compress:  %s, page data %" PRIu64 " bytes stored in %" PRIu64 " (ratio %.3f)\n"
 	       "regions:   %u\n",
 	       in->file, fi->file_bytes, fi->version, fi->page_size, in->method, in->created, fi->pause_us,
-	       fi->pages_total, fi->pages_zero, fi->records, fi->page_records, fi->zero_records,
-	       fi->state_records, fi->region_count);
+	       fi->pages_total, fi->pages_zero, fi->records, fi->page_records, fi->cpage_records, fi->zero_records,
+	       fi->state_records, compress_name(fi->compress), fi->raw_bytes, fi->stored_bytes, ratio(fi),
+	       fi->region_count);
 	for (unsigned i = 0; i < fi->region_count; i++) {
 		struct bgsnap_region_info ri;
 		bgsnap_reader_region(r, i, &ri, sizeof ri);
@@ -98,6 +113,11 @@ static void print_json(bgsnap_reader *r, const struct info *in)
 	json_u64(&j, "records", fi->records);
 	json_u64(&j, "pages_records", fi->page_records);
 	json_u64(&j, "zero_records", fi->zero_records);
+	json_u64(&j, "cpages_records", fi->cpage_records);
+	json_string(&j, "compress", compress_name(fi->compress));
+	json_u64(&j, "raw_bytes", fi->raw_bytes);
+	json_u64(&j, "stored_bytes", fi->stored_bytes);
+	json_double(&j, "ratio", 4, ratio(fi));
 	json_u64(&j, "index_entries", fi->records);
 	json_open_array(&j, "regions");
 	for (unsigned i = 0; i < fi->region_count; i++) {

@@ -19,6 +19,8 @@ static void usage_options(FILE *f)
 {
 	fprintf(f, "  --method M             snapshot method: auto uffd uffd-signal mprotect fork stop\n"
 	           "  --snapshot-at MS:PATH  snapshot into PATH MS ms after the guest (re)started (repeatable)\n"
+	           "  --compress C           none | zstd | zstd:LEVEL: page data of every snapshot in zstd\n"
+	           "                         chunks (default none)\n"
 	           "  --control SOCKET       UNIX socket for JSON commands (snapshot, query-snapshot,\n"
 	           "                         query-status, stop, cont, quit)\n"
 	           "  --control-mode MODE    the socket's permissions, octal (default 0600: its owner)\n"
@@ -118,6 +120,7 @@ static int run_option(struct runner *r, struct run_args *a, int c, const char *a
 		return EXIT_OK;
 	}
 	case 'S': r->stats = true; return EXIT_OK;
+	case 'z': return cli_parse_compress("--compress", arg, &r->compress, &r->compress_level) < 0 ? EXIT_USAGE : EXIT_OK;
 	case 'l': a->lazy = true; return EXIT_OK;
 	case 'T': a->thp = false; return EXIT_OK;
 	case 'h': cli_help(a->restore ? restore_usage : run_usage); return -1;
@@ -135,6 +138,7 @@ static int run_args(struct runner *r, struct run_args *a, int argc, char **argv)
 		{ "control", required_argument, NULL, 'c' }, { "stats", no_argument, NULL, 'S' },
 		{ "lazy", no_argument, NULL, 'l' },          { "no-thp", no_argument, NULL, 'T' },
 		{ "control-mode", required_argument, NULL, 'C' },
+		{ "compress", required_argument, NULL, 'z' },
 		CLI_OPT_HELP,                                CLI_OPT_END,
 	};
 	int c, rc;

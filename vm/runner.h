@@ -68,6 +68,7 @@ struct runner {
 	const char *guest_name;
 	char guest[64];              /* the name, when it comes from a snapshot */
 	int method;
+	int compress, compress_level;   /* every snapshot's (--compress)     */
 	bool stats;
 
 	struct snap *snaps;          /* oldest first, at most MAX_SNAPSHOTS    */

@@ -94,6 +94,8 @@ int snapshot_start(struct runner *r, struct snap *s)
 	struct bgsnap_options o;
 	bgsnap_options_init(&o);
 	o.method = s->method;
+	o.compress = r->compress;
+	o.compress_level = r->compress_level;
 	o.log = engine_log;
 	o.log_ctx = r;
 	bgsnap_engine *e = NULL;

@@ -419,7 +419,8 @@ static int write_header(bgsnap_engine *e)
 		fr[i].size = e->regions[i].len;
 	}
 	struct fmt_out out = { &e->sink, sink_out_writev, sink_out_flush, SINK_IOV_MAX };
-	int r = fmtw_begin(&e->fw, &out, fr, e->region_count, &e->werr);
+	struct fmt_codec codec = { e->opts.compress, e->opts.compress_level };
+	int r = fmtw_begin_codec(&e->fw, &out, fr, e->region_count, &codec, &e->werr);
 	free(fr);
 	return r ? err_set(&e->err, r, "%s", e->werr.msg) : 0;
 }

@@ -1,9 +1,9 @@
 /*
- * format.h - snapshot file format v1: constants shared by the encoder
+ * format.h - snapshot file format (versions 1 and 2): constants shared by the encoder
  * (format_write.c) and the one parser (reader.c).  docs/FORMAT.md is the
  * normative description; this header must agree with it.
  *
- * File layout:   MAGIC(8) HEADER-record { PAGES | ZERO | STATE }* INDEX-record TRAILER-record
+ * File layout:   MAGIC(8) HEADER-record { PAGES | ZERO | CPAGES | STATE }* INDEX-record TRAILER-record
  * Record:        u32 type, u32 flags(=0), u64 payload_len, payload, u32 crc32c(type..payload)
  * All integers little-endian, read and written with le.h helpers only.
  */
@@ -19,7 +19,8 @@
 #define FMT_MAGIC          "\x89" "BGSNAP\n"   /* 8 bytes at offset 0 */
 #define FMT_MAGIC_LEN      8
 #define FMT_END_MAGIC      "BGSNEND\n"         /* last 8 bytes of the trailer payload */
-#define FMT_VERSION        1u
+#define FMT_VERSION        1u                  /* no CPAGES records            */
+#define FMT_VERSION_CPAGES 2u                  /* CPAGES records allowed       */
 #define FMT_PAGE_SIZE      4096u
 #define FMT_NAME_MAX       63u
 
@@ -30,12 +31,14 @@ enum fmt_rec_type {
 	FMT_REC_STATE   = 4,
 	FMT_REC_INDEX   = 5,
 	FMT_REC_TRAILER = 6,
-	FMT_REC_CPAGES  = 7,   /* reserved: compressed pages (not in v1 writers) */
+	FMT_REC_CPAGES  = 7,   /* compressed pages: version 2 files only */
 };
 
 #define FMT_REC_HDR_LEN    16u   /* type, flags, payload_len */
 #define FMT_REC_CRC_LEN    4u
 #define FMT_MAX_RUN_PAGES  256u  /* a writer's largest PAGES record */
+#define FMT_MAX_CPAGES     1024u /* pages per CPAGES record (4 MiB raw), all */
+#define FMT_CODEC_ZSTD     1u    /* CPAGES `codec`: one zstd frame */
 
 /* Limits (docs/FORMAT.md section "Limits"); a reader rejects anything above. */
 #define FMT_MAX_REGIONS        4096u
@@ -110,7 +113,15 @@ struct fmt_out {
 	int iov_max;   /* at least 3 */
 };
 
+/* How the encoder compresses page data (docs/FORMAT.md, CPAGES). */
+enum fmt_compress { FMT_COMPRESS_NONE = 0, FMT_COMPRESS_ZSTD = 1 };
+struct fmt_codec {
+	int method;         /* enum fmt_compress */
+	int level;          /* zstd level; 0 = the codec's default */
+};
+
 struct fmt_index_entry;   /* private to format_write.c */
+struct fmt_chunker;       /* private to format_chunk.c */
 struct fmt_batch;         /* private to format_write.c */
 
 /*
@@ -127,7 +138,8 @@ struct fmt_writer {
 	uint64_t *region_pages;         /* pages per region, for bounds checks */
 	struct fmt_index_entry *index;
 	size_t index_len, index_cap;
-	uint64_t pages_written, pages_zero, state_count;
+	uint64_t pages_written, pages_zero, state_count;   /* pages_written: accepted, a
+	                                  compressing writer may hold a chunk of them */
 	uint64_t bytes_written;         /* bytes given to out so far */
 	/* Private to format_write.c: */
 	int failed;                     /* sticky negative errno */
@@ -137,6 +149,7 @@ struct fmt_writer {
 	struct fmt_batch *batch;        /* records queued for one writev */
 	char (*state_names)[FMT_NAME_MAX + 1];   /* for the uniqueness check */
 	size_t state_cap;
+	struct fmt_chunker *cz;         /* compressing: the pending chunk */
 };
 
 /* Writes the magic and the header record (region table) to `out` (copied).
@@ -144,6 +157,16 @@ struct fmt_writer {
  * overlap, limits). */
 int fmtw_begin(struct fmt_writer *w, const struct fmt_out *out, const struct fmt_region *regions,
                uint32_t region_count, struct bgsnap_err *err);
+/* fmtw_begin with page data compressed as `codec` says (NULL or
+ * FMT_COMPRESS_NONE: exactly fmtw_begin, a version 1 file).  Compressing
+ * writes a version 2 header; non-zero pages are gathered into chunks of up
+ * to FMT_MAX_CPAGES consecutive pages of one region, each stored as one
+ * CPAGES record, or as PAGES records when it does not compress below 97 %.
+ * Everything the compressor needs is allocated here, so that a fork child
+ * can write without allocating.  -ENOTSUP (with a message) when the
+ * library was built without the codec, -EINVAL for an unknown one. */
+int fmtw_begin_codec(struct fmt_writer *w, const struct fmt_out *out, const struct fmt_region *regions,
+                     uint32_t region_count, const struct fmt_codec *codec, struct bgsnap_err *err);
 /*
  * Writes pages [first, first+count) of `region` from `data` (count pages).
  * Splits the run into ZERO records (all-zero pages) and PAGES records of at

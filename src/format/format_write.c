@@ -1,5 +1,5 @@
 /*
- * format_write.c - the snapshot encoder (format v1, docs/FORMAT.md).
+ * format_write.c - the snapshot encoder (format versions 1 and 2, docs/FORMAT.md).
  *
  * Owns: record framing, the whole-file crc32c (kept in the write path: each
  * record's crc is computed once and folded into the file crc with
@@ -8,10 +8,13 @@
  * reject.  Page data goes to the output (struct fmt_out) as iovecs into the
  * caller's memory, which the output has written or copied by the time it
  * returns; up to BATCH_RECS records of one fmtw_pages call share one writev.
+ * With a codec (fmtw_begin_codec) non-zero pages take format_chunk.c's
+ * path, which comes back here for the records themselves.
  * Invariant: w->bytes_written is the file offset of the next record, counting
  * records queued in the batch.
  */
 #include "format/format.h"
+#include "format/format_int.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -131,12 +134,44 @@ static int queue_run(struct fmt_writer *w, uint32_t region, uint64_t first, uint
 	if (e < 0)
 		return e;
 	w->bytes_written += HEAD_LEN + dlen + FMT_REC_CRC_LEN;
-	if (data)
-		w->pages_written += count;
-	else {
-		w->pages_written += count;
+	if (!data)
 		w->pages_zero += count;
+	return 0;
+}
+
+int fw_write_raw(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t count, const void *data)
+{
+	const uint8_t *d = data;
+	for (uint64_t p = 0; p < count; p += FMT_MAX_RUN_PAGES) {
+		uint64_t k = count - p < FMT_MAX_RUN_PAGES ? count - p : FMT_MAX_RUN_PAGES;
+		int rc = queue_run(w, region, first + p, k, d + p * FMT_PAGE_SIZE);
+		if (rc < 0)
+			return rc;
 	}
+	return batch_flush(w);
+}
+
+int fw_write_cpages(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t count, const void *frame,
+                    size_t clen)
+{
+	if (batch_flush(w) < 0)
+		return w->failed;
+	uint8_t h[HEAD_LEN], c[FMT_REC_CRC_LEN];
+	put_rec_hdr(h, FMT_REC_CPAGES, FMT_RUN_PREFIX_LEN + clen);
+	le32_store(h + 16, region);
+	le32_store(h + 20, FMT_CODEC_ZSTD);
+	le64_store(h + 24, first);
+	le64_store(h + 32, count);
+	uint32_t rc = crc32c(crc32c(0, h, HEAD_LEN), frame, clen);
+	le32_store(c, rc);
+	struct iovec iov[3] = { { h, HEAD_LEN }, { (void *)frame, clen }, { c, FMT_REC_CRC_LEN } };
+	int e = w->out.writev(w->out.ctx, iov, 3, w->err);
+	if (e < 0)
+		return fail(w, e);
+	w->file_crc = crc32c(crc32c_combine(w->file_crc, rc, HEAD_LEN + clen), c, FMT_REC_CRC_LEN);
+	if ((e = index_add(w, FMT_REC_CPAGES, region, first, count, w->bytes_written)) < 0)
+		return e;
+	w->bytes_written += HEAD_LEN + clen + FMT_REC_CRC_LEN;
 	return 0;
 }
 
@@ -208,7 +243,7 @@ static void put_header(struct fmt_writer *w, uint8_t *buf, size_t hlen, const st
 	uint8_t *h = buf + FMT_MAGIC_LEN;
 	put_rec_hdr(h, FMT_REC_HEADER, hlen);
 	uint8_t *p = h + FMT_REC_HDR_LEN;
-	le32_store(p, FMT_VERSION);
+	le32_store(p, w->cz ? FMT_VERSION_CPAGES : FMT_VERSION);
 	le32_store(p + 4, FMT_PAGE_SIZE);
 	le32_store(p + 8, w->region_count);
 	le32_store(p + 12, 0);
@@ -233,6 +268,12 @@ static void put_header(struct fmt_writer *w, uint8_t *buf, size_t hlen, const st
 int fmtw_begin(struct fmt_writer *w, const struct fmt_out *out, const struct fmt_region *regions,
                uint32_t region_count, struct bgsnap_err *err)
 {
+	return fmtw_begin_codec(w, out, regions, region_count, NULL, err);
+}
+
+int fmtw_begin_codec(struct fmt_writer *w, const struct fmt_out *out, const struct fmt_region *regions,
+                     uint32_t region_count, const struct fmt_codec *codec, struct bgsnap_err *err)
+{
 	memset(w, 0, sizeof(*w));
 	pthread_once(&ops_once, init_ops);
 	w->out = *out;
@@ -245,6 +286,8 @@ int fmtw_begin(struct fmt_writer *w, const struct fmt_out *out, const struct fmt
 	int rc = check_regions(w, regions, region_count, &hlen, &total);
 	if (rc < 0)
 		return rc;
+	if (codec && codec->method != FMT_COMPRESS_NONE && (rc = fwc_new(w, codec)) < 0)
+		return fail(w, rc);
 	w->region_count = region_count;
 	w->pages_total = total;
 	w->region_pages = calloc(region_count, sizeof(uint64_t));
@@ -300,6 +343,7 @@ int fmtw_pages(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t c
 	int rc = mark_seen(w, region, first, count);
 	if (rc < 0)
 		return rc;
+	w->pages_written += count;
 	const uint8_t *d = data;
 	uint64_t p = 0;
 	int z = page_is_zero(d);
@@ -313,7 +357,10 @@ int fmtw_pages(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t c
 				break;
 			q++;
 		}
-		rc = queue_run(w, region, first + p, q - p, z ? NULL : d + p * FMT_PAGE_SIZE);
+		if (w->cz && !z)
+			rc = fwc_add(w, region, first + p, q - p, d + p * FMT_PAGE_SIZE);
+		else
+			rc = queue_run(w, region, first + p, q - p, z ? NULL : d + p * FMT_PAGE_SIZE);
 		if (rc < 0)
 			return rc;
 		/* When the run ended on its cap, page q has not been classified. */
@@ -337,7 +384,9 @@ int fmtw_page_list(struct fmt_writer *w, const struct fmt_page_ref *refs, size_t
 		int rc = mark_seen(w, r->region, r->page, 1);
 		if (rc < 0)
 			return rc;
-		rc = queue_run(w, r->region, r->page, 1, page_is_zero(r->data) ? NULL : r->data);
+		w->pages_written++;
+		int z = page_is_zero(r->data);
+		rc = w->cz && !z ? fwc_page(w, r->region, r->page, r->data) : queue_run(w, r->region, r->page, 1, z ? NULL : r->data);
 		if (rc < 0)
 			return rc;
 	}
@@ -415,6 +464,9 @@ int fmtw_finish(struct fmt_writer *w, const struct fmt_meta *meta)
 {
 	if (w->failed)
 		return w->failed;
+	int rc = fwc_flush(w);
+	if (rc < 0)
+		return rc;
 	if (w->pages_written != w->pages_total) {
 		uint64_t i = 0;
 		while (w->seen[i / 64] >> (i % 64) & 1)
@@ -440,7 +492,7 @@ int fmtw_finish(struct fmt_writer *w, const struct fmt_meta *meta)
 	for (size_t i = 0; i <= w->index_len; i++) {
 		if (i == w->index_len || used + FMT_INDEX_ENTRY_LEN > sizeof(buf)) {
 			crc = crc32c(crc, buf, used);
-			int rc = write_buf(w, buf, used);
+			rc = write_buf(w, buf, used);
 			if (rc < 0)
 				return rc;
 			used = 0;
@@ -458,7 +510,7 @@ int fmtw_finish(struct fmt_writer *w, const struct fmt_meta *meta)
 	}
 	uint8_t crcb[FMT_REC_CRC_LEN];
 	le32_store(crcb, crc);
-	int rc = write_buf(w, crcb, sizeof(crcb));
+	rc = write_buf(w, crcb, sizeof(crcb));
 	if (rc < 0)
 		return rc;
 
@@ -484,6 +536,7 @@ int fmtw_finish(struct fmt_writer *w, const struct fmt_meta *meta)
 
 void fmtw_free(struct fmt_writer *w)
 {
+	fwc_free(w);
 	free(w->region_pages);
 	free(w->region_base);
 	free(w->seen);

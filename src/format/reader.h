@@ -19,7 +19,7 @@
  * on one reader (with nothing else using it meanwhile).  Random-access only.
  */
 struct reader_run {
-	uint32_t kind;            /* FMT_REC_PAGES, FMT_REC_ZERO or FMT_REC_STATE */
+	uint32_t kind;            /* FMT_REC_PAGES, _CPAGES, _ZERO or _STATE */
 	uint32_t region;
 	uint64_t first, count;    /* pages (STATE: region 0, first 0, count = data bytes) */
 	uint64_t offset, span;    /* the whole record in the file */
@@ -31,5 +31,15 @@ int reader_fd(const bgsnap_reader *r);
  * header and run prefix against the entry, then the checksum.  0 or
  * -EBADMSG with the offset and reason in err. */
 int reader_run_check(const bgsnap_reader *r, size_t i, const uint8_t *rec, struct bgsnap_err *err);
+/* A thread's buffer for decoding CPAGES records (at most 4 MiB); NULL
+ * until reader_run_pages first needs it; free with reader_dec_free. */
+struct reader_dec;
+void reader_dec_free(struct reader_dec *d);
+/* reader_run_check, then the record's pages into *pages: inside `rec` for
+ * PAGES, decoded into *dec for CPAGES (count pages exactly; a frame that
+ * does not decode to that is -EBADMSG naming the offset), NULL for ZERO
+ * and STATE.  Valid until the next call with the same rec or dec. */
+int reader_run_pages(const bgsnap_reader *r, size_t i, const uint8_t *rec, struct reader_dec **dec,
+                     const uint8_t **pages, struct bgsnap_err *err);
 
 #endif

@@ -44,15 +44,26 @@ static int pages_entry(bgsnap_reader *r, uint64_t i, const struct run *x, struct
 		return rd_bad(r, "INDEX entry %llu: region %u does not exist (%u regions)", (ull)i, x->region,
 		              r->region_count);
 	struct rregion *g = &r->regions[x->region];
-	uint64_t maxc = x->kind == FMT_REC_PAGES ? FMT_MAX_READ_RUN_PAGES : FMT_MAX_ZERO_RUN;
+	uint64_t maxc = x->kind == FMT_REC_PAGES ? FMT_MAX_READ_RUN_PAGES
+	              : x->kind == FMT_REC_CPAGES ? FMT_MAX_CPAGES : FMT_MAX_ZERO_RUN;
 	if (x->count < 1 || x->count > maxc || x->first > g->pages || x->count > g->pages - x->first)
-		return rd_bad(r, "INDEX entry %llu: %s pages %llu+%llu outside region '%s' (%llu pages) or too many",
-		              (ull)i, rd_type_name(x->kind), (ull)x->first, (ull)x->count, g->name, (ull)g->pages);
-	uint64_t want = x->kind == FMT_REC_PAGES ? RD_HEAD_LEN + x->count * r->page_size + FMT_REC_CRC_LEN
+		return rd_bad(r, "INDEX entry %llu: %s record at offset %llu: pages %llu+%llu outside region '%s' "
+		              "(%llu pages) or more than %llu in one record", (ull)i, rd_type_name(x->kind),
+		              (ull)x->offset, (ull)x->first, (ull)x->count, g->name, (ull)g->pages, (ull)maxc);
+	uint64_t want = x->kind != FMT_REC_ZERO ? RD_HEAD_LEN + x->count * r->page_size + FMT_REC_CRC_LEN
 	                                         : RD_HEAD_LEN + FMT_REC_CRC_LEN;
-	if (x->span != want)
+	if (x->kind == FMT_REC_CPAGES) {
+		/* A frame of 1 .. count*page_size-1 bytes. */
+		if (x->span <= RD_HEAD_LEN + FMT_REC_CRC_LEN || x->span >= want)
+			return rd_bad(r, "INDEX entry %llu: CPAGES record at offset %llu spans %llu bytes: its frame must "
+			              "be 1 byte or more and smaller than its %llu raw pages", (ull)i, (ull)x->offset,
+			              (ull)x->span, (ull)x->count);
+	} else if (x->span != want) {
 		return rd_bad(r, "INDEX entry %llu: %s record at offset %llu spans %llu bytes, %llu expected", (ull)i,
 		              rd_type_name(x->kind), (ull)x->offset, (ull)x->span, (ull)want);
+	}
+	if (x->kind != FMT_REC_ZERO)
+		r->stored_bytes += x->span;
 	if (x->kind == FMT_REC_ZERO) {
 		t->zero += x->count;
 		g->zero_pages += x->count;
@@ -71,11 +82,12 @@ static int index_entry(bgsnap_reader *r, uint64_t i, const uint8_t *e, uint64_t 
 	x->first = le64_load(e + 8);
 	x->count = le64_load(e + 16);
 	x->offset = le64_load(e + 24);
-	if (x->kind == FMT_REC_CPAGES)
+	if (x->kind == FMT_REC_CPAGES && r->version < FMT_VERSION_CPAGES)
 		return rd_bad(r, "INDEX entry %llu: record at offset %llu is CPAGES (type 7, compressed pages), an "
 		              "unsupported encoding in format v1", (ull)i, (ull)x->offset);
-	if (x->kind != FMT_REC_PAGES && x->kind != FMT_REC_ZERO && x->kind != FMT_REC_STATE)
-		return rd_bad(r, "INDEX entry %llu: kind %u is not PAGES, ZERO or STATE", (ull)i, x->kind);
+	if (x->kind != FMT_REC_PAGES && x->kind != FMT_REC_ZERO && x->kind != FMT_REC_STATE &&
+	    x->kind != FMT_REC_CPAGES)
+		return rd_bad(r, "INDEX entry %llu: kind %u is not PAGES, ZERO, CPAGES or STATE", (ull)i, x->kind);
 	if (x->offset != t->expect_off || next < x->offset || next - x->offset < min_span(x->kind))
 		return rd_bad(r, "INDEX entry %llu: record offset %llu, expected %llu (records are contiguous, next at "
 		              "%llu)", (ull)i, (ull)x->offset, (ull)t->expect_off, (ull)next);

@@ -2,7 +2,7 @@
  * reader_int.h - the reader's one struct and the functions its files share
  * (private to src/format/reader*.c).
  *
- * The reader is the one parser of snapshot files (format v1,
+ * The reader is the one parser of snapshot files (format versions 1 and 2,
  * docs/FORMAT.md), behind every bgsnap_reader_* function; info, verify,
  * extract, diff and restore all read through it.  Two ways in:
  *  - random access (bgsnap_reader_open): header, trailer (last 84 bytes) and
@@ -35,6 +35,7 @@
  *   reader_cov.c      the sequential pass's page coverage bitmap
  *   reader_random.c   read_page (with its one-record cache), page_run,
  *                     read_region
+ *   reader_cpages.c   a CPAGES record's frame decoded (codec.h), bounded
  *   reader_restore.c  restore's file-order access (reader.h)
  */
 #ifndef BGSNAP_READER_INT_H
@@ -75,6 +76,14 @@ struct rstate {
 	size_t len;
 };
 
+/* Where CPAGES records are decoded: a buffer of at most FMT_MAX_CPAGES
+ * pages and the codec's state (reader_cpages.c). */
+struct rd_dec {
+	struct codec_dctx *dctx;
+	uint8_t *buf;
+	size_t cap;
+};
+
 /* Sequential pass state (reader_seq.c, reader_cov.c). */
 struct rd_pass {
 	int state;                          /* 0 records, 1 done, <0 sticky error */
@@ -84,14 +93,18 @@ struct rd_pass {
 	size_t ncov;
 	uint64_t cov_count, zero;
 	uint32_t states;
+	struct rd_dec dec;                  /* CPAGES decoded for next()      */
 };
 
-/* read_page's cache: the last PAGES record it read, checked (reader_random.c). */
+/* read_page's cache: the last PAGES or CPAGES record it read, checked;
+ * `pages` is its first page (in buf, or decoded in dec). */
 struct rd_cache {
 	uint8_t *buf;
 	size_t cap;
 	uint64_t off;
 	int valid;
+	const uint8_t *pages;
+	struct rd_dec dec;
 };
 
 struct bgsnap_reader {
@@ -112,6 +125,8 @@ struct bgsnap_reader {
 	/* trailer */
 	int have_trailer;
 	uint64_t index_offset, pages_zero, created_ns, pause_us;
+	uint64_t stored_bytes;              /* PAGES + CPAGES records: the index's,
+	                                       a stream's as seen (reader_meta.c) */
 	uint32_t state_count, method, file_crc_stored;
 	/* random access: the index in file order; a stream: states as they come */
 	struct run *index;
@@ -170,6 +185,15 @@ int rd_load_record(bgsnap_reader *r, uint64_t off, uint64_t span, uint32_t want_
  * `err` (restore calls them from several threads on one reader). */
 int rd_check_run_head(const struct run *x, const uint8_t *h, struct bgsnap_err *err);
 int rd_check_run_crc(const struct run *x, uint32_t stored, uint32_t computed, struct bgsnap_err *err);
+
+/* reader_cpages.c */
+/* Decodes the frame (clen bytes; its record's crc and header checked) of
+ * CPAGES record x into d (grown to x->count pages, at most
+ * FMT_MAX_CPAGES); the pages into *pages.  -EBADMSG naming the record's
+ * offset when the frame is bad or decodes to another length. */
+int rd_decode(struct rd_dec *d, const struct run *x, const uint8_t *frame, uint64_t clen, const uint8_t **pages,
+              struct bgsnap_err *err);
+void rd_dec_free(struct rd_dec *d);
 
 /* reader_parse.c */
 /* Magic and HEADER through the sequential source (both ways in). */

@@ -25,6 +25,7 @@ int bgsnap_reader_info(const bgsnap_reader *r, struct bgsnap_file_info *out, siz
 		.page_size = r->page_size,
 		.region_count = r->region_count,
 		.pages_total = r->pages_total,
+		.compress = r->version >= FMT_VERSION_CPAGES ? BGSNAP_COMPRESS_ZSTD : BGSNAP_COMPRESS_NONE,
 	};
 	if (r->have_trailer) {
 		fi.state_count = r->state_count;
@@ -39,7 +40,10 @@ int bgsnap_reader_info(const bgsnap_reader *r, struct bgsnap_file_info *out, siz
 		const struct run *v = r->stream ? r->seq.seen : r->index;
 		size_t n = r->stream ? r->seq.nseen : r->nindex;
 		fi.records = n;
+		fi.stored_bytes = r->stored_bytes;
+		fi.raw_bytes = (r->pages_total - r->pages_zero) * r->page_size;
 		for (size_t i = 0; i < n; i++) {
+			fi.cpage_records += v[i].kind == FMT_REC_CPAGES;
 			fi.page_records += v[i].kind == FMT_REC_PAGES;
 			fi.zero_records += v[i].kind == FMT_REC_ZERO;
 			fi.state_records += v[i].kind == FMT_REC_STATE;

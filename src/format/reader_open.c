@@ -198,6 +198,7 @@ void bgsnap_reader_close(bgsnap_reader *r)
 		free(r->states[i].block);
 	free(r->states);
 	free(r->cache.buf);
+	rd_dec_free(&r->cache.dec);
 	free(r->seq.seen);
 	free(r->buf);
 	free(r);

@@ -59,11 +59,11 @@ static int region_distinct(bgsnap_reader *r, uint32_t i, uint64_t off)
 static int parse_header(bgsnap_reader *r, const uint8_t *p, uint64_t len, uint64_t off)
 {
 	uint32_t version = le32_load(p), ps = le32_load(p + 4), n = le32_load(p + 8);
-	if (version != FMT_VERSION)
-		return rd_bad(r, "HEADER at offset %llu: unsupported format version %u (this reader knows %u)",
-		              (ull)off, version, FMT_VERSION);
+	if (version != FMT_VERSION && version != FMT_VERSION_CPAGES)
+		return rd_bad(r, "HEADER at offset %llu: unsupported format version %u (this reader knows %u and %u)",
+		              (ull)off, version, FMT_VERSION, FMT_VERSION_CPAGES);
 	if (ps != FMT_PAGE_SIZE)
-		return rd_bad(r, "HEADER at offset %llu: page size %u (v1 requires %u)", (ull)off, ps, FMT_PAGE_SIZE);
+		return rd_bad(r, "HEADER at offset %llu: page size %u (versions 1 and 2 require %u)", (ull)off, ps, FMT_PAGE_SIZE);
 	if (n < 1 || n > FMT_MAX_REGIONS)
 		return rd_bad(r, "HEADER at offset %llu: %u regions (1..%u allowed)", (ull)off, n, FMT_MAX_REGIONS);
 	if (le32_load(p + 12))

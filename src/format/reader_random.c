@@ -3,7 +3,8 @@
  * (bgsnap_reader_read_page, bgsnap_reader_page_run,
  * bgsnap_reader_read_region).  Each region's run table was checked at open
  * to tile it exactly once; each record read is checked against its entry
- * and its crc before its data is trusted.
+ * and its crc before its data is trusted.  A CPAGES record is decoded whole
+ * into the cache, so reading its pages one after the other decodes it once.
  */
 #include <errno.h>
 #include <string.h>
@@ -29,16 +30,21 @@ static const struct run *find_run(const struct rregion *g, uint64_t page)
 	return NULL;
 }
 
-/* The PAGES record of run x, checked, into the cache (one record: a caller
- * reading page after page of a run reads and checks it once). */
+/* The PAGES or CPAGES record of run x, checked (and decoded), into the
+ * cache (one record: a caller reading page after page of a run reads,
+ * checks and decodes it once). */
 static int cache_load(bgsnap_reader *r, const struct run *x)
 {
 	if (r->cache.valid && r->cache.off == x->offset)
 		return 0;
 	r->cache.valid = 0;
-	int rc = rd_load_record(r, x->offset, x->span, FMT_REC_PAGES, &r->cache.buf, &r->cache.cap);
+	int rc = rd_load_record(r, x->offset, x->span, x->kind, &r->cache.buf, &r->cache.cap);
 	if (rc == 0)
 		rc = rd_check_run_head(x, r->cache.buf, &r->err);
+	r->cache.pages = r->cache.buf + RD_HEAD_LEN;
+	if (rc == 0 && x->kind == FMT_REC_CPAGES)
+		rc = rd_decode(&r->cache.dec, x, r->cache.buf + RD_HEAD_LEN, x->span - RD_HEAD_LEN - FMT_REC_CRC_LEN,
+		               &r->cache.pages, &r->err);
 	if (rc < 0)
 		return rc;
 	r->cache.valid = 1;
@@ -63,7 +69,7 @@ int bgsnap_reader_read_page(bgsnap_reader *r, unsigned region, uint64_t page, vo
 	int rc = cache_load(r, x);
 	if (rc < 0)
 		return rc;
-	memcpy(dst, r->cache.buf + RD_HEAD_LEN + (page - x->first) * r->page_size, r->page_size);
+	memcpy(dst, r->cache.pages + (page - x->first) * r->page_size, r->page_size);
 	return 0;
 }
 
@@ -133,6 +139,13 @@ int bgsnap_reader_read_region(bgsnap_reader *r, unsigned region, void *dst, size
 		if (x->kind == FMT_REC_ZERO) {
 			if (!(flags & BGSNAP_READ_DST_ZEROED))
 				memset(at, 0, n);
+			continue;
+		}
+		if (x->kind == FMT_REC_CPAGES) {
+			int rc = cache_load(r, x);
+			if (rc < 0)
+				return rc;
+			memcpy(at, r->cache.pages, n);
 			continue;
 		}
 		/* The data goes straight to dst: header and crc around it. */

@@ -111,6 +111,9 @@ static int payload_len_ok(uint32_t type, uint64_t len, uint32_t ps)
 		return len >= 8 && (len - 8) % FMT_INDEX_ENTRY_LEN == 0;
 	case FMT_REC_TRAILER:
 		return len == FMT_TRAILER_LEN;
+	case FMT_REC_CPAGES:
+		/* A frame never as large as the pages it holds (those are PAGES). */
+		return len > FMT_RUN_PREFIX_LEN && len - FMT_RUN_PREFIX_LEN < (uint64_t)FMT_MAX_CPAGES * ps;
 	}
 	return 0;
 }
@@ -120,10 +123,10 @@ int rd_check_hdr(bgsnap_reader *r, const uint8_t *h, uint64_t off)
 {
 	uint32_t type = le32_load(h), flags = le32_load(h + 4);
 	uint64_t len = le64_load(h + 8);
-	if (type == FMT_REC_CPAGES)
+	if (type == FMT_REC_CPAGES && r->version < FMT_VERSION_CPAGES)
 		return rd_bad(r, "record at offset %llu: CPAGES (type 7, compressed pages) is an unsupported "
 		              "encoding in format v1", (ull)off);
-	if (type < FMT_REC_HEADER || type > FMT_REC_TRAILER)
+	if (type < FMT_REC_HEADER || type > FMT_REC_CPAGES)
 		return rd_bad(r, "record at offset %llu: unknown record type %u", (ull)off, type);
 	if (flags)
 		return rd_bad(r, "record at offset %llu (%s): flags 0x%x, must be 0", (ull)off, rd_type_name(type),
@@ -255,9 +258,10 @@ int rd_load_record(bgsnap_reader *r, uint64_t off, uint64_t span, uint32_t want_
 
 static int run_head_matches(const struct run *x, const uint8_t *h)
 {
+	uint32_t reserved = x->kind == FMT_REC_CPAGES ? FMT_CODEC_ZSTD : 0;   /* CPAGES: the codec */
 	return le32_load(h) == x->kind && !le32_load(h + 4) &&
 	       le64_load(h + 8) == x->span - FMT_REC_HDR_LEN - FMT_REC_CRC_LEN && le32_load(h + 16) == x->region &&
-	       !le32_load(h + 20) && le64_load(h + 24) == x->first && le64_load(h + 32) == x->count;
+	       le32_load(h + 20) == reserved && le64_load(h + 24) == x->first && le64_load(h + 32) == x->count;
 }
 
 int rd_check_run_head(const struct run *x, const uint8_t *h, struct bgsnap_err *err)

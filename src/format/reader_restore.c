@@ -1,9 +1,11 @@
 /*
  * reader_restore.c - restore's access to a file's index (reader.h): the
- * records in file order, and one record's check.  Reads nothing and changes
+ * records in file order, one record's check, and its pages (decoded
+ * into the calling thread's own buffer for CPAGES).  Reads nothing and changes
  * nothing in the reader, so restore's threads may share one.
  */
 #include <errno.h>
+#include <stdlib.h>
 
 #include "format/crc32c.h"
 #include "format/le.h"
@@ -41,4 +43,33 @@ int reader_run_check(const bgsnap_reader *r, size_t i, const uint8_t *rec, struc
 		return rc;
 	uint64_t body = x->span - FMT_REC_CRC_LEN;
 	return rd_check_run_crc(x, le32_load(rec + body), crc32c(0, rec, body), err);
+}
+
+struct reader_dec {
+	struct rd_dec d;
+};
+
+void reader_dec_free(struct reader_dec *d)
+{
+	if (!d)
+		return;
+	rd_dec_free(&d->d);
+	free(d);
+}
+
+int reader_run_pages(const bgsnap_reader *r, size_t i, const uint8_t *rec, struct reader_dec **dec,
+                     const uint8_t **pages, struct bgsnap_err *err)
+{
+	*pages = NULL;
+	int rc = reader_run_check(r, i, rec, err);
+	if (rc < 0)
+		return rc;
+	const struct run *x = &r->index[i];
+	if (x->kind == FMT_REC_PAGES)
+		*pages = rec + RD_HEAD_LEN;
+	if (x->kind != FMT_REC_CPAGES)
+		return 0;
+	if (!*dec && !(*dec = calloc(1, sizeof(**dec))))
+		return err_set(err, -ENOMEM, "out of memory");
+	return rd_decode(&(*dec)->d, x, rec + RD_HEAD_LEN, x->span - RD_HEAD_LEN - FMT_REC_CRC_LEN, pages, err);
 }

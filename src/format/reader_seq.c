@@ -113,7 +113,8 @@ static int end_of_input(bgsnap_reader *r, uint64_t toff)
 	return 0;
 }
 
-/* A PAGES or ZERO record (payload in r->buf) into *x and *rec. */
+/* A PAGES, CPAGES or ZERO record (payload in r->buf) into *x and *rec; a
+ * CPAGES record's pages are decoded, so callers see PAGES. */
 static int seq_run(bgsnap_reader *r, uint32_t type, uint64_t len, uint64_t off, struct run *x,
                    struct bgsnap_record *rec)
 {
@@ -124,12 +125,18 @@ static int seq_run(bgsnap_reader *r, uint32_t type, uint64_t len, uint64_t off, 
 	if (x->region >= r->region_count)
 		return rd_bad(r, "record at offset %llu (%s): region %u does not exist (%u regions)", (ull)off,
 		              rd_type_name(type), x->region, r->region_count);
-	if (le32_load(p + 4))
-		return rd_bad(r, "record at offset %llu (%s): reserved field is 0x%x, must be 0", (ull)off,
-		              rd_type_name(type), le32_load(p + 4));
+	uint32_t reserved = type == FMT_REC_CPAGES ? FMT_CODEC_ZSTD : 0;
+	if (le32_load(p + 4) != reserved)
+		return rd_bad(r, "record at offset %llu (%s): %s is 0x%x, must be %u", (ull)off, rd_type_name(type),
+		              type == FMT_REC_CPAGES ? "codec" : "reserved field", le32_load(p + 4), reserved);
 	const struct rregion *g = &r->regions[x->region];
 	uint64_t want = type == FMT_REC_PAGES ? (len - FMT_RUN_PREFIX_LEN) / r->page_size : x->count;
-	if (x->count != want || x->count < 1 || x->count > FMT_MAX_ZERO_RUN)
+	uint64_t maxc = type == FMT_REC_CPAGES ? FMT_MAX_CPAGES : FMT_MAX_ZERO_RUN;
+	/* CPAGES: a frame smaller than the pages it holds (payload_len_ok
+	 * bounded it by the largest chunk already). */
+	if (type == FMT_REC_CPAGES && x->count <= FMT_MAX_CPAGES && len - FMT_RUN_PREFIX_LEN >= x->count * r->page_size)
+		want = 0;
+	if (x->count != want || x->count < 1 || x->count > maxc)
 		return rd_bad(r, "record at offset %llu (%s): page count %llu invalid for its length %llu", (ull)off,
 		              rd_type_name(type), (ull)x->count, (ull)len);
 	if (x->first > g->pages || x->count > g->pages - x->first)
@@ -144,12 +151,19 @@ static int seq_run(bgsnap_reader *r, uint32_t type, uint64_t len, uint64_t off, 
 		if (r->stream)
 			r->regions[x->region].zero_pages += x->count;
 	}
-	rec->kind = type == FMT_REC_PAGES ? BGSNAP_REC_PAGES : BGSNAP_REC_ZERO;
+	if (type != FMT_REC_ZERO && r->stream)
+		r->stored_bytes += len + FMT_REC_HDR_LEN + FMT_REC_CRC_LEN;
+	rec->kind = type == FMT_REC_ZERO ? BGSNAP_REC_ZERO : BGSNAP_REC_PAGES;
 	rec->region = x->region;
 	rec->first_page = x->first;
 	rec->count = x->count;
 	rec->data = type == FMT_REC_PAGES ? p + FMT_RUN_PREFIX_LEN : NULL;
-	return 0;
+	if (type == FMT_REC_CPAGES) {
+		const uint8_t *pages;
+		rc = rd_decode(&r->seq.dec, x, p + FMT_RUN_PREFIX_LEN, len - FMT_RUN_PREFIX_LEN, &pages, &r->err);
+		rec->data = pages;
+	}
+	return rc;
 }
 
 /* A STATE record (payload in r->buf) into *x and *rec.  A stream keeps the
@@ -197,6 +211,7 @@ static int seq_next(bgsnap_reader *r, struct bgsnap_record *rec)
 	switch (type) {
 	case FMT_REC_PAGES:
 	case FMT_REC_ZERO:
+	case FMT_REC_CPAGES:
 		rc = seq_run(r, type, len, off, &x, rec);
 		break;
 	case FMT_REC_STATE:
@@ -270,6 +285,7 @@ int bgsnap_reader_verify(bgsnap_reader *r)
 
 void rd_seq_reset(bgsnap_reader *r)
 {
+	rd_dec_free(&r->seq.dec);
 	rd_cov_free(r);
 	r->seq.zero = 0;
 	r->seq.states = 0;

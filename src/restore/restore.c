@@ -385,7 +385,7 @@ int rst_pread_all(int fd, uint8_t *buf, uint64_t len, uint64_t off, struct bgsna
 
 /* One slice: its records read with one pread, each checked against its
  * index entry and checksum before its pages are installed. */
-static int eager_slice(struct eager *g, uint8_t *buf, size_t s, struct bgsnap_err *e)
+static int eager_slice(struct eager *g, uint8_t *buf, struct reader_dec **dec, size_t s, struct bgsnap_err *e)
 {
 	size_t a = g->slice[s].first, b = g->slice[s].end;
 	struct reader_run x, y;
@@ -399,15 +399,14 @@ static int eager_slice(struct eager *g, uint8_t *buf, size_t s, struct bgsnap_er
 		reader_run_get(g->r, i, &x);
 		if (g->target_of[x.region] < 0)
 			continue;
-		const uint8_t *rec = buf + (x.offset - base);
-		if ((rc = reader_run_check(g->r, i, rec, e)) < 0)
+		const uint8_t *rec = buf + (x.offset - base), *src;
+		if ((rc = reader_run_pages(g->r, i, rec, dec, &src, e)) < 0)
 			return rc;
 		const struct rst_target *t = &g->t[g->target_of[x.region]];
 		/* The reader checked first + count <= the region's pages at open,
 		 * and the target is exactly the region's size. */
 		uint8_t *dst = t->dst + x.first * PAGE_SIZE_;
-		const uint8_t *src = rec + FMT_REC_HDR_LEN + FMT_RUN_PREFIX_LEN;
-		if (x.kind == FMT_REC_PAGES) {
+		if (src) {
 			struct rst_counts c = { 0, 0, 0 };
 			if (t->uffd_ok)
 				rc = rst_fill_run(g->uffd, dst, src, x.count, 1, &c, e);
@@ -428,6 +427,7 @@ static void *eager_worker(void *arg)
 	struct eager *g = arg;
 	struct bgsnap_err e = { 0, "" };
 	uint8_t *buf = malloc((size_t)g->buf_len);
+	struct reader_dec *dec = NULL;   /* CPAGES records decode here */
 	if (!buf) {
 		err_set(&e, -ENOMEM, "out of memory (%llu bytes)", (ull)g->buf_len);
 		eager_fail(g, &e);
@@ -437,11 +437,12 @@ static void *eager_worker(void *arg)
 		size_t s = atomic_fetch_add(&g->next, 1);
 		if (s >= g->nslices)
 			break;
-		if (eager_slice(g, buf, s, &e) < 0) {
+		if (eager_slice(g, buf, &dec, s, &e) < 0) {
 			eager_fail(g, &e);
 			break;
 		}
 	}
+	reader_dec_free(dec);
 	free(buf);
 	return NULL;
 }

@@ -266,14 +266,14 @@ static void unregister_all(bgsnap_lazy *l)
  * installed meanwhile come back EEXIST and are skipped.  A record that
  * cannot be restored has exactly its pages poisoned. */
 static void prefetch_record(bgsnap_lazy *l, size_t i, const struct reader_run *x, const uint8_t *rec,
-                            struct bgsnap_err *e)
+                            struct reader_dec **dec, struct bgsnap_err *e)
 {
 	const struct rst_target *t = &l->t[l->target_of[x->region]];
 	uint8_t *dst = t->dst + x->first * PAGE_SIZE_;
-	int rc = rec ? reader_run_check(l->r, i, rec, e) : (e->code ? e->code : -EIO);
+	const uint8_t *src = NULL;
+	int rc = rec ? reader_run_pages(l->r, i, rec, dec, &src, e) : (e->code ? e->code : -EIO);
 	if (rc == 0) {
 		struct rst_counts c = { 0, 0, 0 };
-		const uint8_t *src = x->kind == FMT_REC_PAGES ? rec + FMT_REC_HDR_LEN + FMT_RUN_PREFIX_LEN : NULL;
 		rc = rst_fill_run(l->uffd, dst, src, x->count, 0, &c, e);
 		atomic_fetch_add(&l->prefetched, c.copied + c.zeroed);
 		atomic_fetch_add(&l->zero, c.zeroed);
@@ -318,6 +318,7 @@ static void *prefetch_main(void *arg)
 	size_t ns = 0;
 	uint64_t blen = 0;
 	uint8_t *buf = NULL;
+	struct reader_dec *dec = NULL;   /* CPAGES records decode here */
 	int fd = reader_fd(l->r);
 	if (rst_slices(l->r, &slice, &ns, &blen, &e) < 0 || !(buf = malloc((size_t)blen))) {
 		if (!e.code)
@@ -344,11 +345,12 @@ static void *prefetch_main(void *arg)
 			 * only the unreadable ones fail. */
 			if (!whole)
 				rec = rst_pread_all(fd, buf, x.span, x.offset, &re) == 0 ? buf : NULL;
-			prefetch_record(l, i, &x, rec, &re);
+			prefetch_record(l, i, &x, rec, &dec, &re);
 		}
 	}
 	free(buf);
 	free(slice);
+	reader_dec_free(dec);
 	if (!atomic_load(&l->stop)) {
 		/* Every page is in or poisoned: no fault can wait any more. */
 		atomic_store(&l->total_us, us_since(l->t0_ns));

@@ -18,10 +18,15 @@ FUZZ_DIR   := build-fuzz
 FUZZ_TIME  ?= 60
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -Iinclude -Isrc -Itests/common -Itests/unit -D_GNU_SOURCE -pthread \
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-# The parser alone: every reader file, with what it needs and nothing else.
-FUZZ_LIB_SRCS := $(sort $(wildcard src/format/reader*.c)) src/format/crc32c.c src/util/err.c
+# The parser alone: every reader file, with what it needs and nothing else
+# (the codec too, so that CPAGES frames are decoded: with libzstd, as the
+# library is built; the seeds then include compressed files).
+FUZZ_CFLAGS += $(ZSTD_CFLAGS)
+FUZZ_LIBS := $(ZSTD_LIBS) -lm
+FUZZ_LIB_SRCS := $(sort $(wildcard src/format/reader*.c)) src/format/codec_zstd.c src/format/crc32c.c src/util/err.c
 FUZZ_GEN_SRCS := tests/fuzz/gen_corpus.c tests/unit/fmtgen.c tests/common/testutil.c tests/common/cases.c \
-	src/format/format_write.c src/sink/sink.c src/sink/sink_aio.c src/format/crc32c.c src/util/err.c src/util/thread.c
+	src/format/format_write.c src/format/format_chunk.c src/format/codec_zstd.c src/sink/sink.c \
+	src/sink/sink_aio.c src/format/crc32c.c src/util/err.c src/util/thread.c
 FUZZ_HDRS := include/bgsnap.h $(wildcard src/*/*.h) tests/unit/fmtgen.h
 
 fuzz: $(FUZZ_DIR)/fuzz_reader $(FUZZ_DIR)/fuzz_stream $(FUZZ_DIR)/fuzz_resp $(FUZZ_DIR)/corpus/.done
@@ -33,11 +38,11 @@ $(FUZZ_DIR)/fuzz_resp: tests/fuzz/fuzz_resp.c kv/resp.c kv/resp.h
 
 $(FUZZ_DIR)/fuzz_reader $(FUZZ_DIR)/fuzz_stream: $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRCS) $(FUZZ_HDRS)
 	@mkdir -p $(FUZZ_DIR)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_SRCS) -lm
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_SRCS) $(FUZZ_LIBS)
 
 $(FUZZ_DIR)/gen_corpus: $(FUZZ_GEN_SRCS) $(FUZZ_HDRS)
 	@mkdir -p $(FUZZ_DIR)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_GEN_SRCS) -lm
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_GEN_SRCS) $(FUZZ_LIBS)
 
 $(FUZZ_DIR)/corpus/.done: $(FUZZ_DIR)/gen_corpus
 	rm -rf $(FUZZ_DIR)/corpus && $(FUZZ_DIR)/gen_corpus $(FUZZ_DIR)/corpus && touch $@

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bgsnap.h"
 #include "fmtgen.h"
+#include "format/format.h"
 #include "testutil.h"
 
 int main(int argc, char **argv)
@@ -23,6 +25,7 @@ int main(int argc, char **argv)
 		uint64_t pages[3];
 		unsigned zero_every, max_run, nstates;
 		size_t state0;
+		int compress;                        /* CPAGES: text-like pages, zstd */
 	} shapes[] = {
 		{ 1, { 1 }, 0, 1, 0, 0 },            /* one data page, no state       */
 		{ 1, { 2 }, 2, 1, 1, 5 },            /* data + zero page, a state     */
@@ -32,6 +35,8 @@ int main(int argc, char **argv)
 		{ 1, { 5000 }, 1, 5000, 1, 3 },      /* one long ZERO run             */
 		{ 2, { 1, 300 }, 1, 300, 0, 0 },     /* ZERO runs split by the caller */
 		{ 2, { 2, 2 }, 0, 2, 3, 1 },         /* two-page PAGES records        */
+		{ 1, { 3 }, 0, 3, 1, 4, 1 },         /* one small CPAGES record       */
+		{ 2, { 9, 4 }, 3, 4, 0, 0, 1 },      /* CPAGES, ZERO, PAGES fallback  */
 	};
 	for (size_t k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++) {
 		struct fg_spec s;
@@ -45,6 +50,12 @@ int main(int argc, char **argv)
 		s.state_len[1] = 2;
 		s.state_len[2] = 1;
 		s.seed = k + 1;
+		if (shapes[k].compress) {
+			if (!bgsnap_compress_available(BGSNAP_COMPRESS_ZSTD))
+				continue;   /* a build without libzstd: no compressed seeds */
+			s.compress = FMT_COMPRESS_ZSTD;
+			s.text_regions = 1;   /* region 1 stays random: stored as PAGES */
+		}
 		fg_build(&s);
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/seed-%02zu.bgs", argv[1], k);

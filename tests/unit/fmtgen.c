@@ -28,12 +28,33 @@ void fg_default(struct fg_spec *s)
 	s->state_len[1] = 0;
 }
 
+/* Non-zero pages become text-like: a line naming the page and a word of
+ * its random content, repeated (compresses several times, yet every page
+ * differs). */
+void fg_textify(uint8_t *mem, uint64_t pages)
+{
+	for (uint64_t p = 0; p < pages; p++) {
+		uint8_t *pg = mem + p * TU_PAGE;
+		uint64_t w;
+		memcpy(&w, pg, 8);
+		if (!w && !memcmp(pg, pg + 1, TU_PAGE - 1))
+			continue;   /* a zero page stays zero */
+		char line[80];
+		int n = snprintf(line, sizeof(line), "page %llu word %016llx lorem ipsum dolor\n", (unsigned long long)p,
+		                 (unsigned long long)w);
+		for (size_t off = 0; off < TU_PAGE; off += (size_t)n)
+			memcpy(pg + off, line, TU_PAGE - off < (size_t)n ? TU_PAGE - off : (size_t)n);
+	}
+}
+
 void fg_build(struct fg_spec *s)
 {
 	for (unsigned i = 0; i < s->nregions; i++) {
 		snprintf(s->names[i], sizeof(s->names[i]), "ram%u", i);
 		s->mem[i] = tu_map_anon(s->pages[i] * TU_PAGE);
 		tu_fill(s->mem[i], s->pages[i] * TU_PAGE, s->seed + i, s->zero_every);
+		if (s->text_regions >> i & 1)
+			fg_textify(s->mem[i], s->pages[i]);
 	}
 	for (unsigned i = 0; i < s->nstates; i++) {
 		snprintf(s->state_names[i], sizeof(s->state_names[i]), "dev%u", i);
@@ -97,8 +118,8 @@ int fg_write_fd(const struct fg_spec *s, int fd)
 	memset(&w, 0, sizeof(w));
 	int rc = sink_open_fd(&sk, fd, &err);
 	if (rc == 0)
-		rc = fmtw_begin(&w, &(struct fmt_out){ &sk, sink_out_writev, sink_out_flush, SINK_IOV_MAX }, regs,
-		                s->nregions, &err);
+		rc = fmtw_begin_codec(&w, &(struct fmt_out){ &sk, sink_out_writev, sink_out_flush, SINK_IOV_MAX },
+		                      regs, s->nregions, &(struct fmt_codec){ s->compress, 0 }, &err);
 	for (size_t i = 0; rc == 0 && i < njobs; i++) {
 		const struct job *j = &jobs[i];
 		if (j->state >= 0)

@@ -21,6 +21,8 @@ struct fg_spec {
 	unsigned max_run;                   /* longest fmtw_pages call (pages)  */
 	unsigned nstates;
 	size_t state_len[FG_MAX_STATES];
+	int compress;                       /* enum fmt_compress: 0 none        */
+	unsigned text_regions;              /* bit i: region i compresses well  */
 	/* filled by fg_build: */
 	char names[FG_MAX_REGIONS][16];
 	uint8_t *mem[FG_MAX_REGIONS];
@@ -30,6 +32,8 @@ struct fg_spec {
 
 /* A small default: 3 regions (5, 64, 300 pages), zero pages, 2 states. */
 void fg_default(struct fg_spec *s);
+/* Makes the non-zero pages of mem text-like (compressible, all different). */
+void fg_textify(uint8_t *mem, uint64_t pages);
 /* Allocates and fills the memory of `s`. */
 void fg_build(struct fg_spec *s);
 /* Writes the snapshot of `s` to fd (no seeking); 0 or -errno (message to stderr). */

@@ -2,6 +2,8 @@
  * t_format_gen - writes snapshot files with known content through the real
  * encoder, for the shell tests (t_format_cli.sh) and by hand:
  *   t_format_gen --out PATH [--seed N] [--pages N] [--zero-every N] [--states N] [--change PAGE]
+ *                [--text] [--compress]
+ * --text makes the pages text-like (compressible); --compress writes CPAGES.
  * --change PAGE alters one byte of that page of region ram1 (for diff tests).
  * With no arguments it is a test itself: several shapes (one page, all zero,
  * no zero page, long runs past the writer's record cap, no state) each
@@ -12,6 +14,7 @@
 
 #include "bgsnap.h"
 #include "fmtgen.h"
+#include "format/format.h"
 #include "testutil.h"
 
 static void self_test(void)
@@ -62,21 +65,29 @@ int main(int argc, char **argv)
 	fg_default(&s);
 	const char *out = NULL;
 	long change = -1;
-	for (int i = 1; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--out"))
-			out = argv[i + 1];
-		else if (!strcmp(argv[i], "--seed"))
-			s.seed = strtoull(argv[i + 1], NULL, 0);
-		else if (!strcmp(argv[i], "--pages"))
-			s.pages[2] = strtoull(argv[i + 1], NULL, 0);
-		else if (!strcmp(argv[i], "--zero-every"))
-			s.zero_every = (unsigned)strtoul(argv[i + 1], NULL, 0);
-		else if (!strcmp(argv[i], "--states"))
-			s.nstates = (unsigned)strtoul(argv[i + 1], NULL, 0);
-		else if (!strcmp(argv[i], "--change"))
-			change = strtol(argv[i + 1], NULL, 0);
+	for (int i = 1; i < argc; i++) {
+		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(o, "--text"))
+			s.text_regions = ~0u;
+		else if (!strcmp(o, "--compress"))
+			s.compress = FMT_COMPRESS_ZSTD;
+		else if (!v)
+			FAIL("option %s needs a value", o);
+		else if (!strcmp(o, "--out"))
+			out = v;
+		else if (!strcmp(o, "--seed"))
+			s.seed = strtoull(v, NULL, 0);
+		else if (!strcmp(o, "--pages"))
+			s.pages[2] = strtoull(v, NULL, 0);
+		else if (!strcmp(o, "--zero-every"))
+			s.zero_every = (unsigned)strtoul(v, NULL, 0);
+		else if (!strcmp(o, "--states"))
+			s.nstates = (unsigned)strtoul(v, NULL, 0);
+		else if (!strcmp(o, "--change"))
+			change = strtol(v, NULL, 0);
 		else
-			FAIL("unknown option %s", argv[i]);
+			FAIL("unknown option %s", o);
+		i += strcmp(o, "--text") && strcmp(o, "--compress");
 	}
 	CHECK(out, "--out PATH is required");
 	fg_build(&s);

@@ -271,10 +271,10 @@ static void crafted(void)
 	rb[0] ^= 0x80;
 	expect_bad(rb, rlen, "bad magic", "magic", NULL);
 
-	raw_begin(2, 0, "a");
+	raw_begin(3, 0, "a");
 	good_body();
 	raw_finish(NULL);
-	expect_bad(rb, rlen, "version 2", "version 2", NULL);
+	expect_bad(rb, rlen, "version 3", "version 3", NULL);
 
 	raw_begin(1, 7, "a");
 	good_body();

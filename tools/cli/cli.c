@@ -185,3 +185,20 @@ bgsnap_reader *cli_open_snapshot(const char *path)
 	}
 	return r;
 }
+
+int cli_parse_compress(const char *opt, const char *s, int *method, int *level)
+{
+	uint64_t v = 0;
+	if (!strcmp(s, "none")) {
+		*method = BGSNAP_COMPRESS_NONE;
+		*level = 0;
+		return 0;
+	}
+	if (strncmp(s, "zstd", 4) || (s[4] && (s[4] != ':' || !cli_parse_u64(s + 5, 10, 1, 19, &v)))) {
+		cli_error("%s: '%s' is not none, zstd or zstd:LEVEL (1..19)", opt, s);
+		return -EINVAL;
+	}
+	*method = BGSNAP_COMPRESS_ZSTD;
+	*level = (int)v;
+	return 0;
+}

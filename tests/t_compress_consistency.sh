@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# t_compress_consistency.sh - compressed snapshots (--compress zstd) equal
+# the memory at the pause instant: `bgsnap bench` with every method, 1 and 3
+# writer threads, every pattern, a one-page and an 8 MiB copy buffer; each
+# snapshot is verified page by page with the oracle, then restored eagerly
+# and lazily into fresh memory and checked with the oracle again.  The
+# result lines must say compress "zstd", and the file must be smaller than
+# the memory (the bench's pages are compressible and some are zero).
+# --fill random, text and zero give incompressible, text-like and zero
+# memory.
+# timeout: 400
+# tags: concurrency
+set -u
+cd "$(dirname "$0")/.." || exit 1
+BUILD=${BUILD:-build}
+bin=$BUILD/bgsnap
+[[ -x $bin ]] || { echo "FAIL: $bin is not built"; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+export TMPDIR=$tmp
+
+if "$bin" bench --mem 1M --method stop --compress zstd --duration-before 0 --json >"$tmp/probe.json" 2>"$tmp/err"; then
+	:
+elif grep -q "without libzstd" "$tmp/err" "$tmp/probe.json"; then
+	echo "this bgsnap was built without libzstd"
+	exit 77
+fi
+
+fails=0
+runs=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+check() {
+	python3 - "$@" <<'PY'
+import json, sys
+path, methods = sys.argv[1], sys.argv[2:]
+bad, seen = [], {}
+for line in open(path):
+    o = json.loads(line)
+    m = o.get("method")
+    seen[m] = seen.get(m, 0) + 1
+    if "skipped" in o:
+        print("note: %s skipped: %s" % (m, o["skipped"]))
+        continue
+    if o.get("verified") is not True:
+        bad.append("%s: not verified: %s" % (m, o.get("error", "")))
+    if o.get("restore_verified") is not True:
+        bad.append("%s: restore not verified: %s" % (m, o.get("error", "")))
+    if o.get("compress") != "zstd":
+        bad.append("%s: compress is %r" % (m, o.get("compress")))
+    if not 0 < o.get("bytes_stored", 0) < o.get("mem_bytes", 0):
+        bad.append("%s: bytes_stored %s for mem_bytes %s" % (m, o.get("bytes_stored"), o.get("mem_bytes")))
+for m in methods:
+    if seen.get(m) != 1:
+        bad.append("method %s has %d result lines" % (m, seen.get(m, 0)))
+for b in bad:
+    print(b)
+sys.exit(1 if bad else 0)
+PY
+}
+
+for threads in 1 3; do
+	for pattern in seq random hot; do
+		for buffer in 4K 8M; do
+			args=(bench --mem 16M --threads "$threads" --pattern "$pattern" --buffer "$buffer" --method all
+			      --compress zstd --restore both --json --duration-before 20)
+			"$bin" "${args[@]}" >"$tmp/out.json" 2>"$tmp/err"
+			rc=$?
+			runs=$((runs + 1))
+			if ! msg=$(check "$tmp/out.json" uffd uffd-signal mprotect fork stop); then
+				fail "bgsnap ${args[*]}:"
+				echo "$msg" | sed 's/^/    /'
+				sed 's/^/    stderr: /' "$tmp/err" | head -n 10
+			elif ((rc != 0)); then
+				fail "bgsnap ${args[*]} exited $rc although every line verified"
+			fi
+		done
+	done
+done
+# Incompressible, compressible and zero content (PAGES fallback, CPAGES, ZERO).
+for fill in random text zero; do
+	args=(bench --mem 16M --threads 3 --pattern random --buffer 1M --method all --fill "$fill"
+	      --compress zstd --restore both --json --duration-before 20)
+	"$bin" "${args[@]}" >"$tmp/out.json" 2>"$tmp/err" || fail "bgsnap ${args[*]} failed: $(head -3 "$tmp/err")"
+	runs=$((runs + 1))
+	msg=$(check "$tmp/out.json" uffd uffd-signal mprotect fork stop) || fail "--fill $fill: $msg"
+	grep -q "\"fill\":\"$fill\"" "$tmp/out.json" || fail "--fill $fill: JSON does not say fill $fill"
+done
+# A level other than the default.
+"$bin" bench --mem 16M --threads 2 --method uffd,stop --compress zstd:9 --restore both --json \
+	--duration-before 20 >"$tmp/out.json" 2>"$tmp/err" || fail "zstd:9 run failed: $(head -3 "$tmp/err")"
+msg=$(check "$tmp/out.json" uffd stop) || fail "zstd:9: $msg"
+grep -q '"compress_level":9' "$tmp/out.json" || fail "zstd:9: no compress_level 9 in $(head -c 300 "$tmp/out.json")"
+"$bin" bench --compress lz4 --mem 1M >/dev/null 2>&1
+(($? == 2)) || fail "--compress lz4 is not bad usage (exit 2)"
+echo "compressed consistency: $runs bench runs of every method, with eager and lazy restore"
+((fails == 0)) || exit 1
+echo "PASS"
