@@ -52,21 +52,33 @@ static int cache_load(bgsnap_reader *r, const struct run *x)
 	return 0;
 }
 
-int bgsnap_reader_read_page(bgsnap_reader *r, unsigned region, uint64_t page, void *dst)
+/* The run holding `page` of `region` through the index: 0 with *out set,
+ * -ESPIPE on a stream, -ENOENT outside the regions, -EBADMSG when the
+ * index leaves the page out. */
+static int lookup_run(bgsnap_reader *r, unsigned region, uint64_t page, const struct run **out)
 {
 	if (r->stream)
 		return -ESPIPE;
 	if (region >= r->region_count || page >= r->regions[region].pages)
 		return -ENOENT;
 	err_clear(&r->err);
-	const struct run *x = find_run(&r->regions[region], page);
-	if (!x)
+	*out = find_run(&r->regions[region], page);
+	if (!*out)
 		return rd_bad(r, "page %llu of region '%s' is in no record", (ull)page, r->regions[region].name);
+	return 0;
+}
+
+int bgsnap_reader_read_page(bgsnap_reader *r, unsigned region, uint64_t page, void *dst)
+{
+	const struct run *x;
+	int rc = lookup_run(r, region, page, &x);
+	if (rc < 0)
+		return rc;
 	if (x->kind == FMT_REC_ZERO) {
 		memset(dst, 0, r->page_size);
 		return 0;
 	}
-	int rc = cache_load(r, x);
+	rc = cache_load(r, x);
 	if (rc < 0)
 		return rc;
 	memcpy(dst, r->cache.pages + (page - x->first) * r->page_size, r->page_size);
@@ -77,14 +89,10 @@ int bgsnap_reader_page_run(bgsnap_reader *r, unsigned region, uint64_t page, str
 {
 	if (!r || !rec)
 		return -EINVAL;
-	if (r->stream)
-		return -ESPIPE;
-	if (region >= r->region_count || page >= r->regions[region].pages)
-		return -ENOENT;
-	err_clear(&r->err);
-	const struct run *x = find_run(&r->regions[region], page);
-	if (!x)
-		return rd_bad(r, "page %llu of region '%s' is in no record", (ull)page, r->regions[region].name);
+	const struct run *x;
+	int rc = lookup_run(r, region, page, &x);
+	if (rc < 0)
+		return rc;
 	memset(rec, 0, sizeof(*rec));
 	rec->kind = x->kind == FMT_REC_ZERO ? BGSNAP_REC_ZERO : BGSNAP_REC_PAGES;
 	rec->region = region;
