@@ -190,12 +190,9 @@ int dest_start(bgsnap_engine *e, const char *spec, const struct dest *d, struct 
 	if (rc < 0)
 		return rc;
 	rc = d->kind == DEST_FILE ? bgsnap_start(e, d->arg) : bgsnap_start_fd(e, s->fd);
-	if (rc < 0) {
-		const char *m = bgsnap_errmsg(e);
-		cli_fail(err, err_len, rc, "%s", m && m[0] ? m : strerror(-rc));
-		char why[256];
-		close_stream(spec, s, why, sizeof(why));
-	}
+	/* A receiver gone before the header was written fails the start. */
+	if (rc < 0)
+		return dest_finish(e, spec, s, rc, err, err_len);
 	return rc;
 }
 

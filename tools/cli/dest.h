@@ -46,9 +46,8 @@ struct dest_stream {
 
 /*
  * Opens `d` (file: nothing to open) and starts `e` into it.  Returns
- * bgsnap_start's result; on failure nothing is left open or running and
- * err says why, naming `spec` (the engine's message when it is the
- * engine that refused).
+ * bgsnap_start's result; on failure nothing is left open or running (the
+ * command reaped) and err says why, as dest_finish does.
  */
 int dest_start(bgsnap_engine *e, const char *spec, const struct dest *d, struct dest_stream *s, char *err,
                size_t err_len);
