@@ -10,10 +10,12 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
-vm=$BUILD/bgsnap-vm
-tool=$BUILD/bgsnap
+vm=$(realpath -m "$BUILD/bgsnap-vm")
+tool=$(realpath "$BUILD/bgsnap")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# A destination taken for a file name would be created here, not in the tree.
+cd "$tmp" || exit 1
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 

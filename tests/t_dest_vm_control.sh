@@ -9,7 +9,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
-vm=$BUILD/bgsnap-vm
+vm=$(realpath -m "$BUILD/bgsnap-vm")
 tool=$BUILD/bgsnap
 if [[ ! -x $vm ]]; then
 	echo "SKIP: $vm is not built (needs Unicorn and nasm)"
@@ -21,7 +21,8 @@ vpid=
 trap '[[ -n $vpid ]] && kill "$vpid" 2>/dev/null; rm -rf "$tmp"' EXIT
 
 # A guest that runs long enough for every command; quit ends it.
-"$vm" run sweep --mem 32M --rounds 100000 --control "$tmp/ctl" >/dev/null 2>"$tmp/vm.err" &
+# Run in $tmp: a destination taken for a file name would be created there.
+(cd "$tmp" && exec "$vm" run sweep --mem 32M --rounds 100000 --control "$tmp/ctl") >/dev/null 2>"$tmp/vm.err" &
 vpid=$!
 for _ in $(seq 200); do [[ -S $tmp/ctl ]] && break; sleep 0.05; done
 

@@ -9,7 +9,7 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
-vm=$BUILD/bgsnap-vm
+vm=$(realpath -m "$BUILD/bgsnap-vm")
 tool=$(realpath "$BUILD/bgsnap")
 if [[ ! -x $vm ]]; then
 	echo "SKIP: $vm is not built (needs Unicorn and nasm)"
@@ -47,7 +47,7 @@ verified() {
 run file "$tmp/a.snap" && verified file "$tmp/a.snap"
 run file-scheme "file:$tmp/b:with:colons.snap" && verified file-scheme "$tmp/b:with:colons.snap"
 # A path with ':' and no known scheme is a file.
-(cd "$tmp" && "$OLDPWD/$vm" run "${args[@]}" --snapshot-at "100:x:y.snap" >/dev/null 2>"$tmp/xy.err") ||
+(cd "$tmp" && "$vm" run "${args[@]}" --snapshot-at "100:x:y.snap" >/dev/null 2>"$tmp/xy.err") ||
 	fail "x:y.snap: $(tail -n 2 "$tmp/xy.err")"
 verified colon-path "$tmp/x:y.snap"
 
