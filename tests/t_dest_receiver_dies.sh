@@ -12,8 +12,8 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 BUILD=${BUILD:-build}
-vm=$BUILD/bgsnap-vm
-tool=$BUILD/bgsnap
+vm=$(realpath -m "$BUILD/bgsnap-vm")
+tool=$(realpath -m "$BUILD/bgsnap")
 if [[ ! -x $vm ]]; then
 	echo "SKIP: $vm is not built (needs Unicorn and nasm)"
 	exit 77
@@ -22,6 +22,8 @@ command -v python3 >/dev/null || { echo "SKIP: python3 is needed for the unix: p
 tmp=$(mktemp -d)
 lpid=
 trap '[[ -n $lpid ]] && kill "$lpid" 2>/dev/null; rm -rf "$tmp"' EXIT
+# A destination taken for a file name would be created here, not in the tree.
+cd "$tmp" || exit 1
 
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
