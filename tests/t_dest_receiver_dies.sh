@@ -56,7 +56,7 @@ dies exec-missing 'exec:no-such-command-here' 'status 127'
 python3 - "$tmp/sock" <<'PY' &
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(sys.argv[1]); s.listen(1)
+s.bind(sys.argv[1]); s.listen(1); s.settimeout(60)
 c, _ = s.accept()
 c.close()
 PY

@@ -66,7 +66,7 @@ run exec-cat "exec:cat > '$tmp/c.snap'" && verified exec-cat "$tmp/c.snap"
 python3 - "$tmp/sock" "$tmp/u.snap" <<'PY' &
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(sys.argv[1]); s.listen(1)
+s.bind(sys.argv[1]); s.listen(1); s.settimeout(60)
 c, _ = s.accept()
 with open(sys.argv[2], "wb") as f:
     while True:
