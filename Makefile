@@ -68,6 +68,7 @@ $(UNIT_COMMON_OBJS): CFLAGS += -Isrc -Itests/common
 $(TOOL_OBJS): CFLAGS += -Itools
 # The bench's oracle test compiles the bench's workload into itself.
 $(BUILD)/tests/t_oracle: CFLAGS += -Itools
+$(BUILD)/tests/t_hostloss: CFLAGS += -Itools
 TOOL_LIB := $(BUILD)/libbgsnap.a
 
 # The version is written once, in include/bgsnap.h.  While MAJOR is 0 every
@@ -122,6 +123,9 @@ $(UNIT_BINS): $(BUILD)/tests/unit/%: tests/unit/%.c $(TEST_COMMON_OBJS) $(UNIT_C
 -include vm/vm.mk
 vm:
 
+# The Redis-protocol store on a bgsnap arena; see kv/kv.mk.
+-include kv/kv.mk
+
 # Fuzz targets (clang + libFuzzer); see tests/fuzz/.
 -include tests/fuzz/fuzz.mk
 
@@ -143,5 +147,5 @@ clean:
 .PHONY: all tests test install clean vm fuzz
 # Only the dependency files of today's targets: one left by a moved or
 # removed source would name a file that no longer exists.
--include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(VM_OBJS:.o=.d) $(TEST_COMMON_OBJS:.o=.d) \
+-include $(LIB_OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(VM_OBJS:.o=.d) $(KV_OBJS:.o=.d) $(KV_LOAD_OBJS:.o=.d) $(TEST_COMMON_OBJS:.o=.d) \
 	$(UNIT_COMMON_OBJS:.o=.d) $(TEST_BINS:=.d) $(UNIT_BINS:=.d)

@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include "bgsnap.h"
+#include "hostcpu.h"
 #include "oracle.h"
 #include "probe.h"
 #include "restore.h"
@@ -50,6 +51,8 @@ struct bench_opts {
 	bool buffered_io;        /* options.direct_io = 0                    */
 	bool json;
 	unsigned before_ms;
+	unsigned after_ms;       /* host-loss watch after the end, 0: none   */
+	const char *series;      /* --series: the rate windows, appended     */
 	uint64_t seed;
 	bool probe_wp;
 	bool method_given;
@@ -72,6 +75,13 @@ struct bench_result {
 	struct bgsnap_stats st;
 	struct wl_latency lat;
 	double wps_before, wps_during;
+	double wps_after;        /* over HOSTLOSS_AFTER_S after the end      */
+	bool host_measured;      /* the three below are set                 */
+	double host_lost_ms;     /* cli/hostloss.h                          */
+	double host_lost_span_ms;/* pause .. where the sum stopped           */
+	bool host_recovered;     /* the rate came back within the tail       */
+	bool cpu_measured;
+	struct host_cpu cpu;     /* the writers' time from start to end      */
 	uint64_t extra_mem;
 	const char *extra_src;   /* "engine", or "estimate" (fork)          */
 	bool verified;

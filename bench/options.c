@@ -55,6 +55,14 @@ void bench_usage(FILE *f)
 "  --duration-before MS  write-rate window before each snapshot (default 300),\n"
 "                        after the writers reached a steady rate (two 50 ms\n"
 "                        windows within 20%%, at most 5 s; skipped with 0)\n"
+"  --duration-after MS   how long the writers are watched after each snapshot for\n"
+"                        the host's lost work (host_lost_ms: 50 ms windows from the\n"
+"                        pause until the rate is back within 5%% of the rate before\n"
+"                        for two windows; default and most 5000, the measure's\n"
+"                        tail; 0: not measured, no wait)\n"
+"  --series PATH         append the writers' progress around each snapshot to PATH,\n"
+"                        one line per 50 ms window: method, seconds since the\n"
+"                        pause, rate / rate before, 1 when the snapshot had ended\n"
 "  --seed N              seed of the random and hot patterns (default 1)\n"
 "  --no-prefault         before each method the written pages are normally made\n"
 "                        present and writable (MADV_POPULATE_WRITE, content kept)\n"
@@ -102,6 +110,7 @@ void bench_usage(FILE *f)
 enum {
 	O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON, O_BEFORE, O_SEED, O_PROBE,
 	O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_BUFIO,
+	O_AFTER, O_SERIES,
 };
 
 static const struct option long_opts[] = {
@@ -114,6 +123,8 @@ static const struct option long_opts[] = {
 	{ "thp", no_argument, NULL, O_THP },
 	{ "json", no_argument, NULL, O_JSON },
 	{ "duration-before", required_argument, NULL, O_BEFORE },
+	{ "duration-after", required_argument, NULL, O_AFTER },
+	{ "series", required_argument, NULL, O_SERIES },
 	{ "seed", required_argument, NULL, O_SEED },
 	{ "probe-wp", no_argument, NULL, O_PROBE },
 	{ "no-prefault", no_argument, NULL, O_NOPREFAULT },
@@ -212,6 +223,7 @@ static int number_option(struct bench_opts *o, int c, const char *arg)
 	switch (c) {
 	case O_THREADS: return number("threads", arg, 1, WL_MAX_THREADS, &o->threads);
 	case O_REPEAT: return number("repeat", arg, 1, REPEAT_MAX, &o->repeat);
+	case O_AFTER: return number("duration-after", arg, 0, 5000, &o->after_ms);
 	case O_WPTHREADS:
 		rc = number("wp-threads", arg, 0, 100000, &o->wp_threads);
 		if (o->wp_threads > 16)
@@ -294,7 +306,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 {
 	*o = (struct bench_opts){
 		.mem = 256u << 20, .threads = 2, .pattern = WL_RANDOM, .nmethods = 1,
-		.methods = { BGSNAP_METHOD_UFFD }, .buffer = 64u << 20, .before_ms = 300, .seed = 1,
+		.methods = { BGSNAP_METHOD_UFFD }, .buffer = 64u << 20, .before_ms = 300, .after_ms = 5000, .seed = 1,
 		.repeat = 1,
 	};
 	int c, rc = 0;
@@ -307,6 +319,8 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 			rc = size_option(o, c, optarg);
 		else if (c == O_OUT)
 			rc = out_option(o, optarg);
+		else if (c == O_SERIES)
+			o->series = optarg;
 		else if (c == O_PATTERN || c == O_METHOD || c == O_RESTORE || c == O_CORRUPT)
 			rc = word_option(o, c, optarg);
 		else if (!flag_option(o, c))

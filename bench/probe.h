@@ -15,6 +15,9 @@ struct wp_probe_result {
 	double mprotect_us;   /* mprotect(PROT_READ) of the whole range          */
 	double mprotect_rw_us; /* mprotect back to read-write                    */
 	double fork_us;       /* fork() of this process                          */
+	double page_unwp_us;  /* removing it from one 4 KiB page (median of 512) */
+	double page_unwp_busy_us; /* the same while another thread of this
+	                         process reads the memory (TLB shootdown)   */
 	uint64_t uffd_features;
 };
 /* Times each primitive once on [mem, mem+len).  Returns 0 or -errno with a

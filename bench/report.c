@@ -51,6 +51,25 @@ static void json_measured(struct json *j, const struct bench_result *res)
 	json_double(j, "trap_us_p99", 2, l->trap_p99_us);
 	json_double(j, "writes_per_s_before", 0, res->wps_before);
 	json_double(j, "writes_per_s_during", 0, res->wps_during);
+	json_double(j, "writes_per_s_after", 0, res->wps_after);
+	if (res->host_measured) {
+		json_double(j, "host_lost_ms", 1, res->host_lost_ms);
+		json_double(j, "host_lost_span_ms", 0, res->host_lost_span_ms);
+		json_bool(j, "host_recovered", res->host_recovered);
+	}
+	if (res->cpu_measured) {
+		const struct host_cpu *c = &res->cpu;
+		double wall = c->t * 1000.0 * (double)c->threads;
+		json_double(j, "host_wall_ms", 1, wall);
+		json_double(j, "host_run_ms", 1, c->run_ms);
+		json_double(j, "host_runq_ms", 1, c->runq_ms);
+		json_double(j, "host_blocked_ms", 1, wall - c->run_ms - c->runq_ms);
+		json_double(j, "host_user_ms", 0, c->user_ms);
+		json_double(j, "host_sys_ms", 0, c->sys_ms);
+		json_u64(j, "host_minflt", c->minflt);
+		json_u64(j, "host_vcsw", c->vcsw);
+		json_u64(j, "host_ivcsw", c->ivcsw);
+	}
 	json_u64(j, "extra_mem_peak_bytes", res->extra_mem);
 	json_string(j, "extra_mem_source", res->extra_src);
 	json_double(j, "unprotect_ms", 1, s->unprotect_us / 1000.0);
@@ -117,9 +136,9 @@ static void ratio(const char *what, double a, double b)
 
 static void table_rows(const struct bench_result *rs, int n)
 {
-	printf("%-11s %9s %9s %9s %9s %9s %8s %9s %9s %9s %11s %11s %9s %s\n", "method", "pause_us", "wp_us",
-	       "prewp_ms", "total_ms", "MiB_out", "faulted", "fw_p50us", "fw_p99us", "fw_max_us", "w/s_before",
-	       "w/s_during", "extra_MiB", "verified");
+	printf("%-11s %9s %9s %9s %9s %9s %8s %9s %9s %9s %11s %11s %11s %9s %9s %s\n", "method", "pause_us",
+	       "wp_us", "prewp_ms", "total_ms", "MiB_out", "faulted", "fw_p50us", "fw_p99us", "fw_max_us",
+	       "w/s_before", "w/s_during", "w/s_after", "lost_ms", "extra_MiB", "verified");
 	for (int i = 0; i < n; i++) {
 		const struct bench_result *r = &rs[i];
 		if (r->status != BENCH_OK) {
@@ -129,10 +148,10 @@ static void table_rows(const struct bench_result *rs, int n)
 		}
 		const struct bgsnap_stats *s = &r->st;
 		printf("%-11s %9" PRIu64 " %9" PRIu64 " %9.1f %9.1f %9.1f %8" PRIu64
-		       " %9.1f %9.1f %9.1f %11.0f %11.0f %9.1f%s %s\n",
+		       " %9.1f %9.1f %9.1f %11.0f %11.0f %11.0f %9.1f %9.1f%s %s\n",
 		       bgsnap_method_name(r->ran), s->pause_us, s->wp_us, s->prewp_us / 1000.0, s->total_us / 1000.0,
 		       s->bytes_written / 1048576.0, s->pages_faulted, r->lat.p50_us, r->lat.p99_us, r->lat.max_us,
-		       r->wps_before, r->wps_during, r->extra_mem / 1048576.0, strcmp(r->extra_src, "engine") ? "*" : " ",
+		       r->wps_before, r->wps_during, r->wps_after, r->host_lost_ms, r->extra_mem / 1048576.0, strcmp(r->extra_src, "engine") ? "*" : " ",
 		       r->verified ? "yes" : "NO");
 	}
 }
@@ -151,6 +170,20 @@ static void table_restores(const struct bench_result *rs, int n)
 			printf(" lazy usable in %" PRIu64 " us (all in %.1f ms)", rr->resume_us, rr->lazy_total_ms);
 		printf(", verified %s\n", rr->verified ? "yes" : "NO");
 	}
+}
+
+/* The host's work lost to a method against what stopping cost it, and
+ * its speed after the snapshot against before. */
+static void host_lost_ratio(const struct bench_result *r, const struct bench_result *stp)
+{
+	char what[64];
+	const char *name = bgsnap_method_name(r->ran);
+	if (stp && r->host_measured && stp->host_measured && stp->host_lost_ms > 0) {
+		snprintf(what, sizeof(what), "host lost %s / stop (ms)", name);
+		ratio(what, r->host_lost_ms, stp->host_lost_ms);
+	}
+	snprintf(what, sizeof(what), "writes/s after / before %s", name);
+	ratio(what, r->wps_after, r->wps_before);
 }
 
 /* The ratios of a tracked method (uffd, uffd-signal, mprotect) to its own
@@ -178,6 +211,7 @@ static void method_ratios(const struct bench_result *r, const struct bench_resul
 		snprintf(what, sizeof(what), "total %s / stop", name);
 		ratio(what, r->st.total_us / 1000.0, stp->st.total_us / 1000.0);
 	}
+	host_lost_ratio(r, stp);
 }
 
 void bench_report_table(const struct bench_opts *o, const struct bench_result *rs, int n, double raw_wp_us)
@@ -207,6 +241,8 @@ void bench_report_table(const struct bench_opts *o, const struct bench_result *r
 	}
 	if (fk && stp)
 		ratio("total fork / stop", fk->st.total_us / 1000.0, stp->st.total_us / 1000.0);
+	if (fk)
+		host_lost_ratio(fk, stp);
 }
 
 void bench_report_probe(const struct bench_opts *o, const struct wp_probe_result *pr)
@@ -223,6 +259,8 @@ void bench_report_probe(const struct bench_opts *o, const struct wp_probe_result
 		json_double(&j, "mprotect_us", 1, pr->mprotect_us);
 		json_double(&j, "mprotect_rw_us", 1, pr->mprotect_rw_us);
 		json_double(&j, "fork_us", 1, pr->fork_us);
+		json_double(&j, "page_unwp_us", 2, pr->page_unwp_us);
+		json_double(&j, "page_unwp_busy_us", 2, pr->page_unwp_busy_us);
 		json_u64(&j, "uffd_features", pr->uffd_features);
 		json_close(&j);
 		json_end_line(&j);
@@ -232,5 +270,7 @@ void bench_report_probe(const struct bench_opts *o, const struct wp_probe_result
 	       "(%.1fx), mprotect %.0f us, back %.0f us (%.1fx), fork %.0f us\n",
 	       pr->wp_us, pr->unwp_us, pr->wp_us > 0 ? pr->unwp_us / pr->wp_us : 0, pr->mprotect_us,
 	       pr->mprotect_rw_us, pr->mprotect_us > 0 ? pr->mprotect_rw_us / pr->mprotect_us : 0, pr->fork_us);
+	printf("removing write protection from one 4 KiB page: %.2f us alone, %.2f us while another thread "
+	       "reads the memory (TLB shootdown to its CPU)\n", pr->page_unwp_us, pr->page_unwp_busy_us);
 	fflush(stdout);
 }

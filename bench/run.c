@@ -12,17 +12,21 @@
 
 #include "bench.h"
 #include "cli/clock.h"
+#include "hostcpu.h"
+#include "sampler.h"
 
 /* What the engine's hooks work on. */
 struct hook_ctx {
 	wl *w;
 	int paused;
+	double t_pause;          /* the host was asked to stop              */
 	uint64_t steps[WL_MAX_THREADS];
 };
 
 static int hook_pause(void *ctx)
 {
 	struct hook_ctx *h = ctx;
+	h->t_pause = mono_s();
 	wl_pause(h->w);
 	h->paused++;
 	memcpy(h->steps, wl_paused_steps(h->w), sizeof(h->steps));
@@ -166,18 +170,103 @@ static int writers_before(const struct bench_opts *o, wl *w, struct bench_result
 	return 0;
 }
 
-/* The snapshot itself, the writers running (and the noise process, if
- * any); stops both.  Returns the engine's result. */
-static int snapshot(bgsnap_engine *e, wl *w, pid_t noise, struct bench_result *res, double tb, uint64_t sb)
+/* What the recovery wait computes on the sampler's series. */
+struct loss_ctx {
+	double before, pause, end;
+	double after_s;          /* the after-window: 1 s, or a shorter tail */
+	struct hostloss hl;
+	int rc;
+	double after;
+};
+
+static void loss_of(const struct hl_point *p, size_t n, void *arg)
 {
-	int r = bgsnap_start(e, res->path);
+	struct loss_ctx *c = arg;
+	c->rc = hostloss_compute(p, n, c->before, c->pause, c->end, &c->hl);
+	c->after = hostloss_rate(p, n, c->end, c->end + c->after_s);
+}
+
+/* --series: the windows of the measure, and the second before the pause. */
+struct series_ctx {
+	const struct loss_ctx *c;
+	FILE *f;
+	const char *method;
+};
+
+static void series_of(const struct hl_point *p, size_t n, void *arg)
+{
+	struct series_ctx *s = arg;
+	const struct loss_ctx *c = s->c;
+	for (double a = c->pause - 1.0; a + HOSTLOSS_WINDOW_S <= c->hl.until + 1.0; a += HOSTLOSS_WINDOW_S) {
+		double r = hostloss_rate(p, n, a, a + HOSTLOSS_WINDOW_S);
+		if (r >= 0)
+			fprintf(s->f, "%s %.3f %.3f %d\n", s->method, a - c->pause, r / c->before, a >= c->end);
+	}
+}
+
+/*
+ * After the snapshot's end, the writers go on until their rate is back
+ * (hostloss.h) and a full after-window was seen, or the tail is over; then
+ * the host's loss and its rate after.  Without a rate before
+ * (--duration-before 0) there is no loss to measure.
+ */
+static void measure_loss(const struct bench_opts *o, struct sampler *sm, const struct hook_ctx *h, double end,
+                         double tail, struct bench_result *res)
+{
+	double after = tail < HOSTLOSS_AFTER_S ? tail : HOSTLOSS_AFTER_S;
+	struct loss_ctx c = { .before = res->wps_before, .pause = h->t_pause, .end = end, .after_s = after };
+	for (;;) {
+		sleep_ms(50);
+		double now = mono_s();
+		sampler_with(sm, loss_of, &c);
+		if (c.rc < 0 || now >= end + tail || (c.hl.recovered && now >= end + after))
+			break;
+	}
+	sampler_stop(sm);
+	sampler_with(sm, loss_of, &c);
+	FILE *f = o->series && c.rc == 0 ? fopen(o->series, "ae") : NULL;
+	if (f) {
+		struct series_ctx sc = { &c, f, bgsnap_method_name(res->method) };
+		sampler_with(sm, series_of, &sc);
+		fclose(f);
+	}
+	res->host_measured = c.rc == 0;
+	res->host_lost_ms = c.rc == 0 ? c.hl.lost_s * 1000.0 : 0;
+	res->host_recovered = c.rc == 0 && c.hl.recovered;
+	res->host_lost_span_ms = c.rc == 0 ? (c.hl.until - c.pause) * 1000.0 : 0;
+	res->wps_after = c.after > 0 ? c.after : 0;
+}
+
+/* The snapshot itself, the writers running (and the noise process, if
+ * any), then the host's recovery; stops both.  Returns the engine's
+ * result. */
+static int snapshot(const struct bench_opts *o, bgsnap_engine *e, wl *w, const struct hook_ctx *h, pid_t noise,
+                    struct bench_result *res, double tb, uint64_t sb)
+{
+	struct sampler sm;
+	int r = sampler_start(&sm, w);
+	if (r < 0)
+		return r;
+	struct host_cpu c0, c1;
+	bool cpu = host_cpu_read(w, &c0) == 0;
+	r = bgsnap_start(e, res->path);
 	bool started = r == 0;
 	if (started)
 		r = bgsnap_wait(e);
+	cpu = cpu && host_cpu_read(w, &c1) == 0;
 	noise_stop(noise);
 	double tc = mono_s();
+	if (cpu) {
+		host_cpu_diff(&c0, &c1, &res->cpu);
+		res->cpu_measured = true;
+	}
 	uint64_t sc = wl_total_steps(w);
 	wl_timing_off(w);
+	if (started && r == 0 && h->paused == 1 && o->after_ms && res->wps_before > 0)
+		measure_loss(o, &sm, h, tc, o->after_ms / 1000.0, res);
+	else
+		sampler_stop(&sm);
+	sampler_free(&sm);
 	wl_stop(w);
 	if (!started)
 		return r;
@@ -248,7 +337,7 @@ void bench_run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int 
 		bgsnap_destroy(e);
 		return;
 	}
-	r = snapshot(e, w, noise, res, tb, sb);
+	r = snapshot(o, e, w, &h, noise, res, tb, sb);
 	if (r < 0) {
 		engine_failed(o, res, r, e);
 		return;

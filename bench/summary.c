@@ -50,6 +50,26 @@ static double r_trap_fork(const struct bench_result *m, const struct bench_resul
 	return f && f->lat.trap_p50_us > 0 ? m->lat.trap_p50_us / f->lat.trap_p50_us : -1;
 }
 
+static double r_lost_stop(const struct bench_result *m, const struct bench_result *rd, int n)
+{
+	const struct bench_result *s = bench_find_ok(rd, n, BGSNAP_METHOD_STOP);
+	return s && s->host_measured && m->host_measured && s->host_lost_ms > 0 ? m->host_lost_ms / s->host_lost_ms : -1;
+}
+
+static double r_lost_ms(const struct bench_result *m, const struct bench_result *rd, int n)
+{
+	(void)rd;
+	(void)n;
+	return m->host_measured ? m->host_lost_ms : -1;
+}
+
+static double r_after_before(const struct bench_result *m, const struct bench_result *rd, int n)
+{
+	(void)rd;
+	(void)n;
+	return m->wps_before > 0 ? m->wps_after / m->wps_before : -1;
+}
+
 static double r_total_ms(const struct bench_result *m, const struct bench_result *rd, int n)
 {
 	(void)rd;
@@ -74,7 +94,8 @@ static const struct column {
 } cols[] = {
 	{ "total_ms", r_total_ms, 10 },         { "total_over_stop", r_total_stop, 16 },
 	{ "pause_over_wp", r_pause_wp, 14 },    { "pause_over_fork", r_pause_fork, 16 },
-	{ "trap_p50_over_fork", r_trap_fork, 19 },
+	{ "trap_p50_over_fork", r_trap_fork, 19 }, { "host_lost_ms", r_lost_ms, 13 },
+	{ "host_lost_over_stop", r_lost_stop, 20 },  { "after_over_before", r_after_before, 18 },
 };
 #define NCOLS (sizeof(cols) / sizeof(cols[0]))
 
@@ -114,8 +135,9 @@ void bench_report_summary(const struct bench_opts *o, const struct bench_result 
 {
 	if (!o->json)
 		printf("\nmedian over %u rounds of each ratio taken within a round (- : not measured)\n"
-		       "  %-12s %10s %16s %14s %16s %19s\n", o->repeat, "method", "total_ms", "total_over_stop",
-		       "pause_over_wp", "pause_over_fork", "trap_p50_over_fork");
+		       "  %-12s %10s %16s %14s %16s %19s %13s %20s %18s\n", o->repeat, "method", "total_ms",
+		       "total_over_stop", "pause_over_wp", "pause_over_fork", "trap_p50_over_fork", "host_lost_ms",
+		       "host_lost_over_stop", "after_over_before");
 	for (int i = 0; i < o->nmethods; i++) {
 		if (o->json)
 			summary_json(o, rs, o->methods[i]);

@@ -43,6 +43,7 @@ struct wl_thread {
 	uint32_t *mark;                       /* epoch of last timed write    */
 	uint32_t *samples;                    /* first-write latencies, ns    */
 	uint64_t nsamples;
+	_Atomic pid_t ktid;                   /* set by the thread itself     */
 };
 
 struct wl {
@@ -236,6 +237,7 @@ static void *writer_main(void *arg)
 	const unsigned nthr = w->cfg.params.threads;
 	const unsigned t = th->t;
 	uint64_t k = th->next_step;
+	atomic_store(&th->ktid, (pid_t)syscall(SYS_gettid));
 	struct pick ps;
 	pick_init(&ps, &w->cfg.params, w->domain, t, k);
 
@@ -414,6 +416,11 @@ void wl_timing_off(wl *w)
 }
 
 const uint64_t *wl_paused_steps(const wl *w) { return w->paused; }
+
+pid_t wl_thread_tid(const wl *w, unsigned t)
+{
+	return atomic_load(&w->th[t].ktid);
+}
 
 static int cmp_u32(const void *a, const void *b)
 {

@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define WL_PAGE 4096u
 #define WL_MAX_THREADS 64u
@@ -99,6 +100,8 @@ int wl_wait_progress(wl *w, unsigned timeout_ms);
 void wl_pause(wl *w);
 void wl_resume(wl *w, bool arm_timing);
 void wl_timing_off(wl *w);
+/* Thread t's kernel thread id (0 before it first ran). */
+pid_t wl_thread_tid(const wl *w, unsigned t);
 /* Step counts recorded at the last pause, one per thread. */
 const uint64_t *wl_paused_steps(const wl *w);
 

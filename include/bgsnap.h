@@ -70,13 +70,34 @@ enum bgsnap_method {
  *    fails with EFAULT instead of waiting, from the pre-protect (inside
  *    bgsnap_start, before the pause hook; see options.pre_protect) until
  *    the run ends.  One such run per process at a time (-EBUSY).
- *  - mprotect: the same with SIGSEGV and PROT_READ; regions must be mapped
- *    read-write.  It cannot see MADV_DONTNEED (the snapshot would hold
+ *  - mprotect: the same with SIGSEGV, removing PROT_WRITE; regions must be
+ *    mapped read-write.  Each mapping keeps the rest of its protection
+ *    (code in an rwx region keeps running) and gets exactly its own back.  It cannot see MADV_DONTNEED (the snapshot would hold
  *    zeros) and a region moved by mremap keeps PROT_READ: the host must not
  *    do either while it runs.  munmap is detected.
  *  - fork: refuses MAP_SHARED regions (memfd/shmem), which a child would
  *    see change.  Extra memory up to the regions' size.
  *  - stop: the host stays paused until the file is committed.
+ *
+ * fork() while a snapshot runs: the child is never part of the snapshot
+ * and never blocks on it; it must not use the engine it inherited.
+ *  - uffd, uffd-signal: the userfaultfd is opened without
+ *    UFFD_FEATURE_EVENT_FORK, so the kernel does not register the child's
+ *    copy of the regions and clears the write-protect bit of every page
+ *    table entry it copies into the child: the child's regions are plain
+ *    copy-on-write memory, its writes fault to nobody.
+ *  - mprotect: the child inherits the regions' lost PROT_WRITE and the
+ *    SIGSEGV handler; a pthread_atfork child handler (installed with the
+ *    first such run) gives the child's copy of each mapping its protection
+ *    back and makes the handler pass every fault on to the host's previous
+ *    one.  A child made without fork() (a raw clone(2) or syscall(SYS_fork))
+ *    skips that handler and would block on its first write to a region.
+ *  - fork: the snapshot child is the library's own; its result reaches the
+ *    engine through a socket, not its exit status, so the host may ignore
+ *    SIGCHLD or reap every child itself (waitpid(-1, ...)).
+ *  - stop: nothing runs after bgsnap_start returns.
+ * A child's writes to a MAP_SHARED region (memfd, shmem) are writes
+ * through another mapping (see bgsnap_add_region): no method sees them.
  */
 
 /* "auto", "uffd", "uffd-signal", "mprotect", "fork", "stop"; NULL if out of range. */
@@ -111,7 +132,10 @@ struct bgsnap_options {
 	                               bgsnap_options_init                       */
 	int method;                 /* enum bgsnap_method; default AUTO          */
 	size_t copy_buffer_bytes;   /* fault copy buffer capacity, rounded up to
-	                               whole pages; minimum one page.  Default
+	                               whole pages; minimum one page, at most
+	                               the machine's physical memory
+	                               (sysconf(_SC_PHYS_PAGES) pages; more:
+	                               -EINVAL from bgsnap_create).  Default
 	                               64 MiB.  Bounds the extra memory used.     */
 	unsigned wp_threads;        /* threads for the write-protect step; 0 =
 	                               1 below 256 MiB, else one per CPU up
@@ -165,16 +189,32 @@ const char *bgsnap_errmsg(const bgsnap_engine *e);
 /*
  * Adds a region of memory to be snapshotted, named `name` (1..63 bytes,
  * unique within the engine).  `addr` and `len` must be page-aligned and
- * len > 0; the range must be mapped, private anonymous, shmem/memfd or
- * hugetlbfs memory (file-backed mappings cannot be write-protected) and must
- * not overlap another region.  The memory stays owned by the host; it must
- * stay mapped (no munmap, mremap or MADV_DONTNEED) while a snapshot runs.
+ * len > 0; the range must be mapped, private anonymous or shmem/memfd
+ * memory (MAP_SHARED|MAP_ANONYMOUS, memfd, SysV shm) and must not overlap
+ * another region.  Refused: file-backed mappings (they cannot be
+ * write-protected), and hugetlb memory (MAP_HUGETLB, hugetlbfs files:
+ * bgsnap saves and protects 4 KiB pages, a huge page can only be protected
+ * whole; transparent huge pages are fine).  The memory stays owned by the
+ * host; it must stay mapped (no munmap, mremap or MADV_DONTNEED) while a
+ * snapshot runs.
+ *
+ * Shared memory: every method catches writes through the region's own
+ * mapping only (write protection and fork's copy-on-write act on this
+ * mapping's page tables).  A write to the same pages through another
+ * mapping - a second mmap of the memfd, another process's mapping - raises
+ * no fault and lands in the snapshot or not, whenever it happens: the
+ * snapshot is then not the pause instant's.  A second MAP_SHARED mapping
+ * of the same pages in this process at the time of the call is refused
+ * (-EBUSY, the message names both addresses); mappings made later, and
+ * other processes' mappings, cannot be seen: from bgsnap_start until
+ * bgsnap_wait returns, only the region's own mapping may write its pages.
  *
  * Returns the region id (>= 0, in order of addition) or
  *  -EINVAL  unaligned, empty, bad name, duplicate name, overlapping region
  *  -EFAULT  the range is not (entirely) mapped
- *  -ENOTSUP the range is file-backed or otherwise cannot be tracked
- *  -EBUSY   a snapshot is running
+ *  -ENOTSUP the range is file-backed, hugetlb or otherwise cannot be tracked
+ *  -EBUSY   a snapshot is running, or the pages are also mapped shared at
+ *           another address of this process
  */
 int bgsnap_add_region(bgsnap_engine *e, const char *name, void *addr, size_t len);
 
@@ -210,15 +250,26 @@ int bgsnap_set_hooks(bgsnap_engine *e, const struct bgsnap_hooks *hooks);
  * temporary name) in the same directory, mode 0600, fsynced and given its
  * name only when complete (then the directory is fsynced): `path` is either
  * absent/old or the complete new snapshot, and a host killed meanwhile
- * leaves no file.  A `path` that is a directory: -EISDIR.
+ * leaves no file (with the hidden temporary name, a killed host leaves that
+ * hidden file).  A `path` that is a directory: -EISDIR; a file name longer
+ * than its directory allows (NAME_MAX): -ENAMETOOLONG.
+ *
+ * Committed means: the file has its final name and its complete, fsynced
+ * content.  The directory's fsync comes after that and cannot be undone: if
+ * it fails, the snapshot still counts as committed (bgsnap_wait returns 0),
+ * but after a system crash the name may be missing or still name the old
+ * file.
  *
  * Returns once the host has been resumed (for the stop method: once all is
  * written).  The memory is then saved in the background; call bgsnap_wait().
  *
  * Errors: -EBUSY (already running), -EINVAL (no regions), -ENOTSUP / -ENOSYS /
  * -EPERM (the method cannot run here; the message names the missing kernel
- * feature or privilege), -ECANCELED (a hook failed), -errno from the sink.
- * On error nothing stays protected and no file is left behind.
+ * feature or privilege), -ECANCELED (a hook failed), -EAGAIN / -ENOMEM (a
+ * thread, the background writer included, or memory could not be had),
+ * -errno from the sink.  On error nothing stays protected, no file is left
+ * behind, the engine's descriptors are closed, and bgsnap_wait() returns
+ * the same error.
  */
 int bgsnap_start(bgsnap_engine *e, const char *path);
 
@@ -230,9 +281,11 @@ int bgsnap_start(bgsnap_engine *e, const char *path);
 int bgsnap_start_fd(bgsnap_engine *e, int fd);
 
 /*
- * Waits for the running snapshot to end.  Returns 0 when the snapshot was
- * committed, -ECANCELED after bgsnap_cancel(), or the negative errno of the
- * failure (message in bgsnap_errmsg).  In every case, on return no memory
+ * Waits for the running snapshot to end.  Returns 0 only when the snapshot
+ * was committed (bgsnap_start: the complete file under its name;
+ * bgsnap_start_fd: every byte written), -ECANCELED after bgsnap_cancel(),
+ * or the negative errno of the failure (message in bgsnap_errmsg); after
+ * a bgsnap_start that failed, its error or -EINVAL.  In every case, on return no memory
  * is write-protected, no host thread is blocked by bgsnap, and a path
  * snapshot that failed left no file.  Returns -EINVAL if none was started.
  */
@@ -306,6 +359,12 @@ enum bgsnap_param {
 	 * the default: the faulting page only).  Trades copy work and buffer
 	 * space for fewer faults and protection changes. */
 	BGSNAP_PARAM_FAULT_AROUND_PAGES = 1,
+	/* 1 (default) or 0: after a snapshot (every method but stop), rebuild
+	 * the transparent huge pages it split (MADV_COLLAPSE, Linux 6.1+,
+	 * best effort) in the regions that were at least half huge pages when
+	 * it started, so that the host runs as fast after it as before.  Done
+	 * in bgsnap_wait, after the file is committed (not in total_us). */
+	BGSNAP_PARAM_THP_COLLAPSE = 2,
 };
 
 /* Sets parameter `param` for the next snapshots.  -EINVAL (unknown
@@ -528,6 +587,21 @@ typedef struct bgsnap_lazy bgsnap_lazy;
  * and a shared or file-backed mapping (-ENOTSUP).  The caller must not
  * munmap, mremap or MADV_DONTNEED a target until bgsnap_lazy_wait returned.
  * Needs userfaultfd (-ENOSYS / -EPERM with a message otherwise).
+ *
+ * fork(): a child gets a copy of the targets without the registration, so
+ * a page still missing there would read as zeros.  The library therefore
+ * installs pthread_atfork handlers (at the first lazy restore) that make
+ * every fork() of the process wait until each running lazy restore has all
+ * its pages in (or poisoned), and keep new lazy restores from starting
+ * until the fork returned: a child always holds the complete memory, and
+ * the fork can take as long as the rest of the restore.  This covers the C
+ * library's fork() (bgsnap's fork method included); a raw clone(2)/fork
+ * system call without CLONE_VM bypasses it and is not supported while a
+ * lazy restore runs.  vfork(), posix_spawn() (and glibc's system() and
+ * popen(), built on it) share the memory, served as for any thread.  In a
+ * child, the parent's bgsnap_lazy is a copy whose threads are not there:
+ * bgsnap_lazy_get_stats, bgsnap_lazy_wait (returns at once) and
+ * bgsnap_lazy_free (frees the copy) are safe on it, nothing waits.
  *
  * Failure in the background (a read error, a truncated file, a checksum
  * mismatch): the pages that cannot be restored are poisoned with

@@ -10,10 +10,12 @@
 #   python3                       JSON checks in shell tests
 #   util-linux                    setarch (TSan without ASLR) in CI
 #   coreutils                     timeout, used by tests/run.sh
+#   redis-tools, redis-server     bgsnap-kv's tests and bench/kv-vs-redis.sh (redis-cli,
+#                                 redis-benchmark, and the real server to compare with)
 set -euo pipefail
 
 PKGS=(build-essential pkg-config clang libclang-rt-14-dev nasm libunicorn-dev
-      python3 util-linux coreutils)
+      python3 util-linux coreutils redis-tools redis-server)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -40,4 +42,9 @@ echo "+ apt-get update"
 "${SUDO[@]}" apt-get update -qq
 echo "+ apt-get install -y --no-install-recommends ${missing[*]}"
 "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Debian starts a redis-server on 6379 when it installs one; the tests
+# start their own on free ports and need none running.
+if [[ " ${missing[*]} " == *" redis-server "* ]] && command -v systemctl >/dev/null; then
+	"${SUDO[@]}" systemctl disable --now redis-server >/dev/null 2>&1 || true
+fi
 echo "deps.sh: done"

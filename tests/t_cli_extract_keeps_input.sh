@@ -8,21 +8,7 @@
 # output is followed; no temporary is left behind either way.
 # timeout: 120
 set -u
-BUILD="${BUILD:-build}"
-B="$BUILD/bgsnap"
-GEN="$BUILD/tests/unit/t_format_gen"
-[ -x "$B" ] && [ -x "$GEN" ] || { echo "skip: $B or $GEN not built"; exit 77; }
-T=$(mktemp -d) || exit 1
-trap 'rm -rf "$T"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# expect CODE CMD...: runs CMD (at most 20 s), checks its exit code
-expect() {
-	local want=$1; shift
-	timeout 20 "$@" >"$T/out" 2>"$T/err"
-	local got=$?
-	[ "$got" = "$want" ] || fail "'$*' exited $got, expected $want; stderr: $(head -c 300 "$T/err")"
-}
+source "$(dirname "$0")/cli_lib.sh"
 # no_temporaries: nothing but the files the test made
 no_temporaries() {
 	local left

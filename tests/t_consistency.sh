@@ -98,7 +98,7 @@ for threads in 1 2 4; do
 	for pattern in seq random hot; do
 		for buffer in 4K 8M; do
 			args=(bench --mem 16M --threads "$threads" --pattern "$pattern" --buffer "$buffer"
-			      --method all --json)
+			      --method all --json --duration-after 0)
 			# With one page of buffer, also leave the initially zero pages
 			# never-populated until the pause: first writes to them during
 			# the snapshot must be caught too.
@@ -116,13 +116,13 @@ done
 for pattern in seq random hot; do
 	bench_verified "fault-around $pattern" "uffd uffd-signal mprotect" \
 		bench --mem 16M --threads 2 --pattern "$pattern" --buffer 256K --fault-around 16 \
-		--method uffd,uffd-signal,mprotect --duration-before 20 --json
+		--method uffd,uffd-signal,mprotect --duration-before 20 --duration-after 0 --json
 done
 # The write-protect split over helper threads, and the sweep's window over
 # a region of several windows.
 bench_verified "wp-threads 3" "uffd uffd-signal" \
 	bench --mem 64M --threads 2 --pattern random --buffer 1M --wp-threads 3 \
-	--method uffd,uffd-signal --duration-before 20 --json
+	--method uffd,uffd-signal --duration-before 20 --duration-after 0 --json
 echo "consistency: $runs bench runs of every method"
 
 # A check that can fail is shown to fail: each damage must give verified:false

@@ -4,21 +4,7 @@
 # by build/tests/unit/t_format_gen through the real encoder).
 # timeout: 120
 set -u
-BUILD="${BUILD:-build}"
-B="$BUILD/bgsnap"
-GEN="$BUILD/tests/unit/t_format_gen"
-[ -x "$B" ] && [ -x "$GEN" ] || { echo "skip: $B or $GEN not built"; exit 77; }
-T=$(mktemp -d) || exit 1
-trap 'rm -rf "$T"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# expect CODE CMD...: runs CMD, checks its exit code; output in $T/out, $T/err
-expect() {
-	local want=$1; shift
-	"$@" >"$T/out" 2>"$T/err"
-	local got=$?
-	[ "$got" = "$want" ] || fail "'$*' exited $got, expected $want; stderr: $(head -c 300 "$T/err")"
-}
+source "$(dirname "$0")/cli_lib.sh"
 
 "$GEN" --out "$T/a.bgs" || { echo "FAIL: generator"; exit 1; }
 "$GEN" --out "$T/same.bgs" || exit 1

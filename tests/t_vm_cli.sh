@@ -6,16 +6,7 @@
 # timeout: 120
 set -u
 cd "$(dirname "$0")/.." || exit 1
-BUILD=${BUILD:-build}
-vm=$BUILD/bgsnap-vm
-if [[ ! -x $vm ]]; then
-	echo "SKIP: $vm is not built (needs Unicorn and nasm)"
-	exit 77
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+source tests/vm_lib.sh
 expect() { # WANT_RC DESCRIPTION CMD...
 	local want=$1 what=$2 rc
 	shift 2

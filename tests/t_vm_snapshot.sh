@@ -9,22 +9,7 @@
 # timeout: 400
 set -u
 cd "$(dirname "$0")/.." || exit 1
-BUILD=${BUILD:-build}
-vm=$BUILD/bgsnap-vm
-tool=$BUILD/bgsnap
-if [[ ! -x $vm ]]; then
-	echo "SKIP: $vm is not built (needs Unicorn and nasm)"
-	exit 77
-fi
-if [[ ! -x $tool ]]; then
-	echo "FAIL: $tool is not built"
-	exit 1
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+source tests/vm_lib.sh
 
 # guest -> arguments that make it last about a second here
 declare -A args=(

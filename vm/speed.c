@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "cli/cli.h"
+#include "cli/hostloss.h"
 #include "runner.h"
 
 #define SPEED_WINDOW 1.0 /* seconds of guest speed measured before and after */
@@ -72,8 +73,25 @@ static void report_snapshot(size_t i, const struct snap *s)
 	          st->unprotect_calls, (double)st->unprotect_us / 1e3, st->bytes_written, st->extra_mem_peak);
 }
 
+/* The guest's work lost to the snapshot (cli/hostloss.h) against its
+ * speed in the second before; in `out`, "n/a" when not measurable. */
+static void lost(const struct runner *r, const struct snap *s, double before, char *out, size_t len)
+{
+	snprintf(out, len, "n/a");
+	struct hl_point *p = malloc(r->nsamples * sizeof(*p));
+	if (!p)
+		return;
+	for (size_t i = 0; i < r->nsamples; i++)
+		p[i] = (struct hl_point){ r->samples[i].t, (double)r->samples[i].progress };
+	struct hostloss h;
+	if (hostloss_compute(p, r->nsamples, before, s->t_parked, s->t_done, &h) == 0)
+		snprintf(out, len, "%.1f lost_span_ms=%.0f recovered=%s", h.lost_s * 1e3, (h.until - s->t_parked) * 1e3,
+		         h.recovered ? "yes" : "no");
+	free(p);
+}
+
 /* The guest's speed in the second before the pause, during the snapshot
- * and in the second after it. */
+ * and in the second after it, and the work it lost. */
 static void report_speed(const struct runner *r, size_t i, const struct snap *s)
 {
 	double bs = s->t_parked - SPEED_WINDOW, be = s->t_parked;
@@ -88,10 +106,12 @@ static void report_speed(const struct runner *r, size_t i, const struct snap *s)
 		snprintf(pd, sizeof(pd), "%.0f%%", 100.0 * during / before);
 	if (before > 0 && after >= 0)
 		snprintf(pa, sizeof(pa), "%.0f%%", 100.0 * after / before);
+	char lm[96];
+	lost(r, s, before, lm, sizeof(lm));
 	cli_error("snapshot %zu: guest speed (units/s) before=%.4g during=%.4g after=%.4g during/before=%s "
-	          "after/before=%s (windows %.0f ms, %.0f ms, %.0f ms)",
+	          "after/before=%s (windows %.0f ms, %.0f ms, %.0f ms) lost_ms=%s",
 	          i + 1, before, during, after, pd, pa, (be - bs) * 1e3, (s->t_done - s->t_resumed) * 1e3,
-	          (ae - as) * 1e3);
+	          (ae - as) * 1e3, lm);
 }
 
 void speed_report(const struct runner *r)

@@ -3,11 +3,11 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/text.h"
 
 #define BLOB_MAX 4096
 
@@ -17,42 +17,24 @@ static const char machine_magic[] = "bgsnap-vm machine 1\n";
 
 /* ---- writing ---- */
 
-struct text {
-	char buf[BLOB_MAX];
-	size_t len;
-	bool full;
-};
-
-static void add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add(struct text *t, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(t->buf + t->len, sizeof(t->buf) - t->len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(t->buf) - t->len)
-		t->full = true;
-	else
-		t->len += (size_t)n;
-}
-
-static int put(bgsnap_state *st, const char *name, const struct text *t)
+static int put(bgsnap_state *st, const char *name, const struct cli_text *t)
 {
 	return t->full ? -ENOSPC : bgsnap_state_add(st, name, t->buf, t->len);
 }
 
 static int save_cpu(bgsnap_state *st, struct vm *vm)
 {
-	struct text t = { .len = 0 };
-	add(&t, "%s", cpu_magic);
+	char buf[BLOB_MAX];
+	struct cli_text t = CLI_TEXT(buf);
+	cli_text_add(&t, "%s", cpu_magic);
 	for (unsigned i = 0; i < vm_reg_count(); i++) {
 		uint64_t v[2];
 		if (vm_reg_read(vm, i, v) < 0)
 			return -EIO;
 		if (vm_reg_bytes(i) == 16)
-			add(&t, "%s=0x%016" PRIx64 "%016" PRIx64 "\n", vm_reg_name(i), v[1], v[0]);
+			cli_text_add(&t, "%s=0x%016" PRIx64 "%016" PRIx64 "\n", vm_reg_name(i), v[1], v[0]);
 		else
-			add(&t, "%s=0x%" PRIx64 "\n", vm_reg_name(i), v[0]);
+			cli_text_add(&t, "%s=0x%" PRIx64 "\n", vm_reg_name(i), v[0]);
 	}
 	return put(st, "cpu", &t);
 }
@@ -62,12 +44,13 @@ int vm_state_save(bgsnap_state *st, struct vm *vm, const char *guest)
 	int e = save_cpu(st, vm);
 	if (e < 0)
 		return e;
-	struct text t = { .len = 0 };
-	add(&t, "%sbytes=0x%" PRIx64 "\n", console_magic, vm->console_bytes);
+	char buf[BLOB_MAX];
+	struct cli_text t = CLI_TEXT(buf);
+	cli_text_add(&t, "%sbytes=0x%" PRIx64 "\n", console_magic, vm->console_bytes);
 	if ((e = put(st, "console", &t)) < 0)
 		return e;
-	t.len = 0;
-	add(&t, "%sram_size=0x%zx\nprogress=0x%" PRIx64 "\nhalted=%d\nguest=%s\n", machine_magic, vm->ram_size,
+	t = CLI_TEXT(buf);
+	cli_text_add(&t, "%sram_size=0x%zx\nprogress=0x%" PRIx64 "\nhalted=%d\nguest=%s\n", machine_magic, vm->ram_size,
 	    (uint64_t)atomic_load(&vm->progress), vm->halted ? 1 : 0, guest);
 	return put(st, "machine", &t);
 }

@@ -10,6 +10,7 @@
  * Anything that can be done before the pause is done before it.
  */
 #include "engine/engine.h"
+#include "engine/thp.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -29,93 +30,12 @@
 #include "util/thread.h"
 #include "util/tsan.h"
 
-static const char *const method_names[BGSNAP_METHOD_COUNT_] = {
-	[BGSNAP_METHOD_AUTO] = "auto",
-	[BGSNAP_METHOD_UFFD] = "uffd",
-	[BGSNAP_METHOD_UFFD_SIGNAL] = "uffd-signal",
-	[BGSNAP_METHOD_MPROTECT] = "mprotect",
-	[BGSNAP_METHOD_FORK] = "fork",
-	[BGSNAP_METHOD_STOP] = "stop",
-};
-
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
 const char *bgsnap_version(void)
 {
 	return STR(BGSNAP_VERSION_MAJOR) "." STR(BGSNAP_VERSION_MINOR) "." STR(BGSNAP_VERSION_PATCH);
-}
-
-const char *bgsnap_method_name(int method)
-{
-	if (method < 0 || method >= BGSNAP_METHOD_COUNT_)
-		return NULL;
-	return method_names[method];
-}
-
-int bgsnap_method_parse(const char *name)
-{
-	for (int i = 0; name && i < BGSNAP_METHOD_COUNT_; i++)
-		if (!strcmp(name, method_names[i]))
-			return i;
-	return -EINVAL;
-}
-
-static const struct method_ops *ops_for(int method)
-{
-	switch (method) {
-	case BGSNAP_METHOD_UFFD: return &method_uffd_ops;
-	case BGSNAP_METHOD_UFFD_SIGNAL: return &method_uffd_signal_ops;
-	case BGSNAP_METHOD_MPROTECT: return &method_mprotect_ops;
-	case BGSNAP_METHOD_FORK: return &method_fork_ops;
-	case BGSNAP_METHOD_STOP: return &method_stop_ops;
-	default: return NULL;
-	}
-}
-
-/* auto: the best method the kernel allows, in order of pause and fault cost. */
-static const int auto_order[] = { BGSNAP_METHOD_UFFD, BGSNAP_METHOD_MPROTECT, BGSNAP_METHOD_FORK };
-
-static int resolve_method(int method, const struct method_ops **out, struct bgsnap_err *err)
-{
-	if (method == BGSNAP_METHOD_AUTO) {
-		struct bgsnap_err first = { 0, "" };
-		for (size_t i = 0; i < sizeof(auto_order) / sizeof(auto_order[0]); i++) {
-			const struct method_ops *ops = ops_for(auto_order[i]);
-			struct bgsnap_err e2 = { 0, "" };
-			if (ops && ops->probe(&e2) == 0) {
-				*out = ops;
-				return 0;
-			}
-			if (!first.code)
-				first = e2;
-		}
-		return err_set(err, first.code ? first.code : -ENOTSUP, "no method can run here: %s", first.msg);
-	}
-	const struct method_ops *ops = ops_for(method);
-	if (!ops)
-		return err_set(err, -ENOTSUP, "method '%s' is not implemented in this build",
-		               bgsnap_method_name(method) ? bgsnap_method_name(method) : "?");
-	int r = ops->probe(err);
-	if (r)
-		return r;
-	*out = ops;
-	return 0;
-}
-
-int bgsnap_method_probe(int method, char *why, size_t why_len)
-{
-	if (method < 0 || method >= BGSNAP_METHOD_COUNT_) {
-		if (why && why_len)
-			snprintf(why, why_len, "unknown method %d", method);
-		return -EINVAL;
-	}
-	struct bgsnap_err err = { 0, "" };
-	const struct method_ops *ops = NULL;
-	int r = resolve_method(method, &ops, &err);
-	if (why && why_len)
-		snprintf(why, why_len, "%s", r ? err.msg : "");
-	return r;
 }
 
 /* The size of struct bgsnap_options in its first version (up to log_ctx):
@@ -157,6 +77,16 @@ static int options_copy(struct bgsnap_options *o, const struct bgsnap_options *o
 	return 0;
 }
 
+/* More copy buffer than the machine has memory can never be filled, and
+ * would only fail later, in bgsnap_start, for want of address space. */
+static size_t copybuf_bytes_max(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES);
+	if (pages <= 0 || (unsigned long)pages > SIZE_MAX / PAGE_SIZE_)
+		return SIZE_MAX - PAGE_SIZE_ + 1;
+	return (size_t)pages * PAGE_SIZE_;
+}
+
 int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts)
 {
 	if (!out)
@@ -169,7 +99,7 @@ int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts)
 		return -EINVAL;
 	if (o.copy_buffer_bytes == 0)
 		o.copy_buffer_bytes = PAGE_SIZE_;
-	if (o.copy_buffer_bytes > ((size_t)1 << 40))
+	if (o.copy_buffer_bytes > copybuf_bytes_max())
 		return -EINVAL;
 	o.copy_buffer_bytes = (o.copy_buffer_bytes + PAGE_SIZE_ - 1) & ~(size_t)(PAGE_SIZE_ - 1);
 	bgsnap_engine *e = calloc(1, sizeof(*e));
@@ -182,6 +112,7 @@ int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts)
 	}
 	e->opts = o;
 	e->fault_around_pages = 1;
+	e->thp_collapse = 1;
 	pthread_mutex_init(&e->err_lock, NULL);
 	pthread_mutex_init(&e->run_lock, NULL);
 	e->sink.fd = -1;
@@ -328,6 +259,11 @@ int bgsnap_set_param(bgsnap_engine *e, int param, int64_t value)
 			               "pages, not %" PRId64, value);
 		e->fault_around_pages = (unsigned)value;
 		return 0;
+	case BGSNAP_PARAM_THP_COLLAPSE:
+		if (value != 0 && value != 1)
+			return err_set(&e->err, -EINVAL, "thp-collapse is 0 or 1, not %" PRId64, value);
+		e->thp_collapse = (unsigned)value;
+		return 0;
 	default:
 		return err_set(&e->err, -EINVAL, "unknown parameter %d", param);
 	}
@@ -340,6 +276,9 @@ int bgsnap_get_param(const bgsnap_engine *e, int param, int64_t *value)
 	switch (param) {
 	case BGSNAP_PARAM_FAULT_AROUND_PAGES:
 		*value = e->fault_around_pages;
+		return 0;
+	case BGSNAP_PARAM_THP_COLLAPSE:
+		*value = e->thp_collapse;
 		return 0;
 	default:
 		return -EINVAL;
@@ -456,20 +395,24 @@ static void run_reset(bgsnap_engine *e)
 	memset(&e->meta, 0, sizeof(e->meta));
 }
 
-/* Everything after the sink is open.  On failure the sink is aborted. */
-static int start_run(bgsnap_engine *e)
+static void method_abort(bgsnap_engine *e)
 {
-	e->t_start_ns = now_ns();
-	/* RUNNING from here, so that statistics read meanwhile (the stop
-	 * method writes everything inside this call) describe this run. */
-	pthread_mutex_lock(&e->run_lock);
-	atomic_store(&e->run_state, BGSNAP_STATE_RUNNING);
-	pthread_mutex_unlock(&e->run_lock);
+	if (e->ops->abort)
+		e->ops->abort(e);
+}
+
+static void method_release(bgsnap_engine *e)
+{
+	if (e->ops->release)
+		e->ops->release(e);
+}
+
+/* The file's header: the regions. */
+static int write_header(bgsnap_engine *e)
+{
 	struct fmt_region *fr = calloc(e->region_count, sizeof(*fr));
-	if (!fr) {
-		sink_abort(&e->sink);
+	if (!fr)
 		return err_set(&e->err, -ENOMEM, "out of memory");
-	}
 	for (uint32_t i = 0; i < e->region_count; i++) {
 		fr[i].name = e->regions[i].name;
 		fr[i].addr = (uint64_t)(uintptr_t)e->regions[i].addr;
@@ -478,60 +421,73 @@ static int start_run(bgsnap_engine *e)
 	struct fmt_out out = { &e->sink, sink_out_writev, sink_out_flush, SINK_IOV_MAX };
 	int r = fmtw_begin(&e->fw, &out, fr, e->region_count, &e->werr);
 	free(fr);
-	if (r) {
-		err_set(&e->err, r, "%s", e->werr.msg);
-		goto fail_sink;
-	}
-	e->meta.method = e->ops->method;
-	r = e->ops->prepare(e);
-	if (r) {
-		e->ops->abort(e);
-		goto fail_release;
-	}
+	return r ? err_set(&e->err, r, "%s", e->werr.msg) : 0;
+}
 
-	/* ---- the pause ---- */
+/* The pause: hooks.pause -> hooks.save_state -> ops->protect ->
+ * hooks.resume.  Returns 0 or -errno; the caller aborts the method. */
+static int pause_and_protect(bgsnap_engine *e)
+{
 	e->t_pause_ns = now_ns();
-	if (e->hooks.pause && e->hooks.pause(e->hooks.ctx) != 0) {
-		r = engine_fail(e, -ECANCELED, "the pause hook failed; the snapshot is abandoned and nothing is "
-		                "left protected");
-		e->ops->abort(e);
-		goto fail_release;
-	}
+	if (e->hooks.pause && e->hooks.pause(e->hooks.ctx) != 0)
+		return engine_fail(e, -ECANCELED, "the pause hook failed; the snapshot is abandoned and nothing "
+		                   "is left protected");
 	e->meta.created_unix_ns = realtime_ns();
 	if (e->hooks.save_state && e->hooks.save_state(&e->state, e->hooks.ctx) != 0) {
 		if (e->hooks.resume)
 			e->hooks.resume(e->hooks.ctx);
-		r = engine_fail(e, -ECANCELED, "the save_state hook failed; the snapshot is abandoned and nothing "
-		                "is left protected");
-		e->ops->abort(e);
-		goto fail_release;
+		return engine_fail(e, -ECANCELED, "the save_state hook failed; the snapshot is abandoned and "
+		                   "nothing is left protected");
 	}
 	atomic_store(&e->live->state_bytes, e->state.bytes);
 	uint64_t t_wp = now_ns();
-	r = e->ops->protect(e);
+	int r = e->ops->protect(e);
 	atomic_store(&e->live->wp_us, us_since(t_wp));
 	if (e->hooks.resume)
 		e->hooks.resume(e->hooks.ctx);
 	e->meta.pause_us = us_since(e->t_pause_ns);
 	atomic_store(&e->live->pause_us, e->meta.pause_us);
-	/* ---- end of the pause ---- */
+	return r;
+}
 
+/* Everything after the sink is open.  On failure the method and the sink
+ * are aborted and the run is FAILED with the error. */
+static int start_run(bgsnap_engine *e)
+{
+	e->t_start_ns = now_ns();
+	/* RUNNING from here, so that statistics read meanwhile (the stop
+	 * method writes everything inside this call) describe this run. */
+	pthread_mutex_lock(&e->run_lock);
+	atomic_store(&e->run_state, BGSNAP_STATE_RUNNING);
+	pthread_mutex_unlock(&e->run_lock);
+	int r = write_header(e);
+	if (r)
+		goto fail_sink;
+	e->meta.method = e->ops->method;
+	/* Which regions are huge pages, before protection splits them. */
+	if (e->thp_collapse && (e->ops->caps & METHOD_SPLITS_HUGE_PAGES))
+		thp_survey(e);
+	r = e->ops->prepare ? e->ops->prepare(e) : 0;
+	if (!r)
+		r = pause_and_protect(e);
+	if (!r) {
+		r = e->ops->launch ? e->ops->launch(e) : 0;
+		/* Nothing runs in the background: undo it all here, and say so
+		 * (bgsnap_wait then reports the same). */
+		if (r)
+			engine_fail(e, r, "cannot start the background writer: %s", strerror(-r));
+	}
 	if (r) {
-		e->ops->abort(e);
+		method_abort(e);
 		goto fail_release;
 	}
-	r = e->ops->launch(e);
 	pthread_mutex_lock(&e->run_lock);
 	e->launched = 1;   /* from now on ops->cancel may look at method_priv */
 	pthread_mutex_unlock(&e->run_lock);
-	if (r) {
-		/* join undoes protection and reports; the run ends failed. */
-		engine_fail(e, r, "cannot start the background writer: %s", strerror(-r));
-	}
 	return 0;
 
 fail_release:
-	e->ops->release(e);
+	method_release(e);
 fail_sink:
 	if (!e->err.code && e->werr.code)
 		err_set(&e->err, e->werr.code, "%s", e->werr.msg);
@@ -551,10 +507,20 @@ static int start_check(bgsnap_engine *e)
 	run_reset(e);
 	if (e->region_count == 0)
 		return err_set(&e->err, -EINVAL, "no regions to snapshot: add one with bgsnap_add_region");
-	int r = resolve_method(e->opts.method, &e->ops, &e->err);
-	if (!r)
-		atomic_store(&e->live->method, e->ops->method);
-	return r;
+	int r = engine_resolve_method(e->opts.method, &e->ops, &e->err);
+	if (r)
+		return r;
+	atomic_store(&e->live->method, e->ops->method);
+	/* A fork child shares MAP_SHARED memory with its parent instead of
+	 * getting a copy-on-write view: it would save the parent's later
+	 * writes. */
+	for (uint32_t i = 0; (e->ops->caps & METHOD_NO_SHARED_REGIONS) && i < e->region_count; i++)
+		if (e->regions[i].shared)
+			return err_set(&e->err, -ENOTSUP,
+			               "the %s method cannot snapshot region '%s': it is shared memory "
+			               "(memfd/shmem), which a fork child sees change; use uffd",
+			               bgsnap_method_name(e->ops->method), e->regions[i].name);
+	return 0;
 }
 
 /*
@@ -595,9 +561,7 @@ int bgsnap_start(bgsnap_engine *e, const char *path)
 	/* Direct writes pay where the host runs beside the writer; stop writes
 	 * with the host paused, where the page cache measured faster, and the
 	 * fork child has no writing thread. */
-	int m = e->ops->method;
-	int direct = e->opts.direct_io && (m == BGSNAP_METHOD_UFFD || m == BGSNAP_METHOD_UFFD_SIGNAL ||
-	                                   m == BGSNAP_METHOD_MPROTECT);
+	int direct = e->opts.direct_io && (e->ops->caps & METHOD_WRITES_BESIDE_HOST);
 	r = sink_open_path(&e->sink, path, direct, &e->err);
 	if (r)
 		return r;
@@ -630,7 +594,7 @@ int bgsnap_wait(bgsnap_engine *e)
 			return err_set(&e->err, -EINVAL, "no snapshot was started");
 		return e->result;
 	}
-	int r = e->ops->join(e);
+	int r = e->ops->join ? e->ops->join(e) : 0;
 	pthread_mutex_lock(&e->err_lock);
 	if (r && !e->err.code && e->werr.code)
 		err_set(&e->err, e->werr.code, "%s", e->werr.msg);
@@ -641,13 +605,14 @@ int bgsnap_wait(bgsnap_engine *e)
 	if (r)
 		sink_abort(&e->sink);
 	atomic_store(&e->live->total_us, us_since(e->t_start_ns));
+	thp_recollapse(e);
 	e->result = r;
 	atomic_store(&e->live->error, r);
 	pthread_mutex_lock(&e->run_lock);
 	atomic_store(&e->run_state, r ? BGSNAP_STATE_FAILED : BGSNAP_STATE_DONE);
 	e->launched = 0;
 	pthread_mutex_unlock(&e->run_lock);
-	e->ops->release(e);
+	method_release(e);
 	fmtw_free(&e->fw);
 	engine_log(e, r ? BGSNAP_LOG_ERROR : BGSNAP_LOG_INFO, "snapshot %s: %s",
 	           r ? "failed" : "committed", r ? e->err.msg : "ok");

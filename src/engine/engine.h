@@ -28,6 +28,7 @@ struct region {
 	uint64_t pages;
 	uint64_t first_global;   /* index of its first page in the engine-wide page numbering */
 	int shared;              /* MAP_SHARED (memfd/shmem): fork cannot snapshot it */
+	int huge;                /* mostly huge pages when the run started (thp.c) */
 };
 
 struct state_blob {
@@ -69,30 +70,57 @@ struct live_stats {
 
 struct bgsnap_engine;
 
+/* What a method is, for the engine's decisions (method_ops.caps): the
+ * engine asks these, never which method it runs. */
+enum {
+	/* The file is written by a thread of this process while the host
+	 * runs: worth O_DIRECT from a sink thread (options.direct_io). */
+	METHOD_WRITES_BESIDE_HOST = 1u << 0,
+	/* A MAP_SHARED region cannot be snapshotted (a fork child would see
+	 * it change): refused before anything starts. */
+	METHOD_NO_SHARED_REGIONS = 1u << 1,
+	/* Runs while the host writes with per-page protection or
+	 * copy-on-write, which splits transparent huge pages: the engine
+	 * collapses them again when the run ends (thp.c). */
+	METHOD_SPLITS_HUGE_PAGES = 1u << 2,
+};
+
+struct track_method;
+
+/* Every op but protect is optional: NULL means there is nothing to do
+ * (probe: it can run anywhere; join: the run ended with protect). */
 struct method_ops {
 	int method;
+	unsigned caps;                  /* METHOD_* flags */
 	/* Can it run here?  Writes the reason into `err` when not. */
 	int (*probe)(struct bgsnap_err *err);
 	/* Before the pause: allocate, open, register.  May be slow. */
 	int (*prepare)(struct bgsnap_engine *e);
 	/* In the pause, after save_state: protect (or fork, or write all). */
 	int (*protect)(struct bgsnap_engine *e);
-	/* After resume: start the background work.  Returns 0 or -errno. */
+	/* After resume: start the background work.  Returns 0 or -errno;
+	 * on failure nothing may have started (abort and release follow). */
 	int (*launch)(struct bgsnap_engine *e);
 	/* Background work ends: called by bgsnap_wait; joins threads, undoes
 	 * every protection, returns 0 or -errno (message in e->err). */
 	int (*join)(struct bgsnap_engine *e);
-	/* Cancel request from any thread: wake whatever blocks. */
+	/* Cancel request from any thread, under run_lock, once launched:
+	 * wake whatever blocks. */
 	void (*cancel)(struct bgsnap_engine *e);
-	/* Undo prepare/protect after a failure before launch. */
+	/* Undo prepare/protect after a failure up to and including launch. */
 	void (*abort)(struct bgsnap_engine *e);
-	/* Free what prepare allocated, after join or abort. */
+	/* Free what prepare allocated, after join or abort; also after a
+	 * prepare that failed midway. */
 	void (*release)(struct bgsnap_engine *e);
+	/* The tracking methods: what differs between them (track.h); their
+	 * ops above are track.c's shared life cycle.  NULL for the others. */
+	const struct track_method *track;
 };
 
 struct bgsnap_engine {
 	struct bgsnap_options opts;
 	unsigned fault_around_pages;    /* BGSNAP_PARAM_FAULT_AROUND_PAGES */
+	unsigned thp_collapse;          /* BGSNAP_PARAM_THP_COLLAPSE */
 	struct bgsnap_hooks hooks;
 	struct region *regions;
 	uint32_t region_count;
@@ -135,6 +163,10 @@ int engine_finish_file(struct bgsnap_engine *e, struct fmt_writer *w, struct sin
 int engine_write_all(struct bgsnap_engine *e, struct fmt_writer *w);
 /* Publishes a writer's progress to the live statistics. */
 void engine_progress(struct bgsnap_engine *e, const struct fmt_writer *w);
+
+/* The ops that run `method` (AUTO: the first that can run here), once
+ * its probe passed; else -errno with the reason in err (methods.c). */
+int engine_resolve_method(int method, const struct method_ops **out, struct bgsnap_err *err);
 
 extern const struct method_ops method_uffd_ops;
 extern const struct method_ops method_uffd_signal_ops;

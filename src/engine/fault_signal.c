@@ -98,11 +98,46 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 	errno = saved_errno;
 }
 
+/*
+ * A child forked while a run takes faults here inherits the handler and
+ * the protected regions, but none of the threads that would save its
+ * pages: its faults would wait forever.  In the child the run is none of
+ * its business: the method makes the child's copy writable again (if it
+ * protected it itself), and the handler passes every fault on, as if no
+ * run were going.  Async-signal-safe, as a child handler of a
+ * multithreaded process must be.
+ */
+static void forget_runs_in_child(void)
+{
+	for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
+		struct slot *s = &slots[i];
+		struct track *t = atomic_load(&s->track);
+		if (t && t->m->fork_child)
+			t->m->fork_child(t);
+		atomic_store(&s->track, NULL);
+		atomic_store(&s->retired_until, 0);
+		atomic_store(&s->inflight, 0);
+		atomic_store(&s->owned, 0);
+	}
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static int atfork_rc;
+
+static void atfork_register(void)
+{
+	atfork_rc = pthread_atfork(NULL, NULL, forget_runs_in_child);
+}
+
 int fault_signal_install(int signo, struct track *t, struct bgsnap_err *err)
 {
 	struct slot *s = slot_for(signo);
 	if (!s)
 		return err_set(err, -EINVAL, "internal: no fault path for signal %d", signo);
+	pthread_once(&atfork_once, atfork_register);
+	if (atfork_rc)
+		return err_sys(err, -atfork_rc, "cannot register the fork handler of the %s fault path",
+		               strsignal(signo));
 	int zero = 0;
 	if (!atomic_compare_exchange_strong(&s->owned, &zero, 1))
 		return err_set(err, -EBUSY, "another snapshot in this process already takes %s faults",

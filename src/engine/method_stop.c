@@ -11,18 +11,6 @@
 
 #include "util/clock.h"
 
-static int stop_probe(struct bgsnap_err *err)
-{
-	(void)err;
-	return 0;
-}
-
-static int stop_prepare(struct bgsnap_engine *e)
-{
-	(void)e;
-	return 0;
-}
-
 static int stop_protect(struct bgsnap_engine *e)
 {
 	/* Runs in the host's thread, with SIGPIPE blocked by the engine. */
@@ -40,20 +28,8 @@ static int stop_protect(struct bgsnap_engine *e)
 	return r;
 }
 
-static int stop_launch(struct bgsnap_engine *e) { (void)e; return 0; }
-static int stop_join(struct bgsnap_engine *e) { (void)e; return 0; }
-static void stop_cancel(struct bgsnap_engine *e) { (void)e; }
-static void stop_abort(struct bgsnap_engine *e) { (void)e; }
-static void stop_release(struct bgsnap_engine *e) { (void)e; }
-
+/* Nothing to prepare, to run after the pause or to undo: protect does it all. */
 const struct method_ops method_stop_ops = {
 	.method = BGSNAP_METHOD_STOP,
-	.probe = stop_probe,
-	.prepare = stop_prepare,
 	.protect = stop_protect,
-	.launch = stop_launch,
-	.join = stop_join,
-	.cancel = stop_cancel,
-	.abort = stop_abort,
-	.release = stop_release,
 };

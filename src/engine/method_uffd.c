@@ -51,7 +51,6 @@ struct wp_pool {
 };
 
 struct uffd_priv {
-	struct track track;
 	struct wp_pool pool;
 	int pool_started;
 	int signal_mode;
@@ -65,9 +64,9 @@ struct uffd_priv {
 	size_t npending;
 };
 
-static int pool_start(struct bgsnap_engine *e, struct uffd_priv *p);
+static int pool_start(struct track *t);
 static void pool_stop(struct uffd_priv *p);
-static int pre_protect(struct bgsnap_engine *e, struct uffd_priv *p);
+static int pre_protect(struct track *t);
 
 #define WANT_FEATURES (UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_EVENT_REMOVE | \
                        UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP | \
@@ -104,18 +103,15 @@ static int uffd_unprotect(struct track *t, uint64_t addr, uint64_t len)
 	return uffd_wp(p->fd, addr, len, 0, 0, EAGAIN_RETRIES);
 }
 
-static int uffd_unprotect_signal(struct track *t, uint64_t addr, uint64_t len, int prephase)
-{
-	(void)prephase;
-	return uffd_unprotect(t, addr, len);
-}
-
 /* The handler thread must not wait on EAGAIN: the pending event that causes
  * it is one the handler itself has to read.  Queues the page (bit 0 of the
- * entry marks a pre-phase fault) and returns 1. */
-static int uffd_unprotect_nowait(struct track *t, uint64_t addr, uint64_t len, int prephase)
+ * entry marks a pre-phase fault) and returns 1.  In signal mode the
+ * faulting thread itself waits. */
+static int uffd_unprotect_fault(struct track *t, uint64_t addr, uint64_t len, int prephase)
 {
 	struct uffd_priv *p = t->method;
+	if (p->signal_mode)
+		return uffd_unprotect(t, addr, len);
 	int r = uffd_wp(p->fd, addr, len, 0, 0, 0);
 	if (r == -EAGAIN && p->npending < sizeof(p->pending) / sizeof(p->pending[0])) {
 		p->pending[p->npending++] = addr | (prephase ? 1 : 0);
@@ -144,8 +140,9 @@ static void wake_page(struct uffd_priv *p, uint64_t addr)
 	ioctl(p->fd, UFFDIO_WAKE, &rg);
 }
 
-static void retry_pending(struct bgsnap_engine *e, struct uffd_priv *p)
+static void retry_pending(struct track *t)
 {
+	struct uffd_priv *p = t->method;
 	size_t n = p->npending;
 	uint64_t again[sizeof(p->pending) / sizeof(p->pending[0])];
 	memcpy(again, p->pending, n * sizeof(again[0]));
@@ -153,44 +150,42 @@ static void retry_pending(struct bgsnap_engine *e, struct uffd_priv *p)
 	for (size_t i = 0; i < n; i++) {
 		uint64_t addr = again[i] & ~(uint64_t)1;
 		int pre = (int)(again[i] & 1);
-		int r = uffd_unprotect_nowait(&p->track, addr, PAGE_SIZE_, pre);
+		int r = uffd_unprotect_fault(t, addr, PAGE_SIZE_, pre);
 		if (r < 0)
-			engine_fail(e, r, "cannot remove write protection at 0x%" PRIx64 ": %s", addr, strerror(-r));
+			engine_fail(t->e, r, "cannot remove write protection at 0x%" PRIx64 ": %s", addr, strerror(-r));
 		if (pre && r < 0)
-			track_prephase_give_up(&p->track, addr);
+			track_prephase_give_up(t, addr);
 		if (pre && r != 1)
-			track_prephase_leave(&p->track);
+			track_prephase_leave(t);
 	}
 }
 
-/* The uffd_loop callbacks; ctx is the engine. */
+/* The uffd_loop callbacks; ctx is the track. */
 
 /* The whole batch is read and handled under one pre-phase ticket: the
  * kernel lets a thread blocked on an event go as soon as the event is
  * read (track.h, track_prephase_enter). */
 static int loop_batch_begin(void *ctx)
 {
-	struct bgsnap_engine *e = ctx;
-	struct uffd_priv *p = e->method_priv;
-	return track_prephase_enter(&p->track);
+	return track_prephase_enter(ctx);
 }
 
 static void loop_fault(void *ctx, uint64_t addr, uint64_t flags, int pre)
 {
-	struct bgsnap_engine *e = ctx;
-	struct uffd_priv *p = e->method_priv;
+	struct track *t = ctx;
+	struct uffd_priv *p = t->method;
 	if (!(flags & UFFD_PAGEFAULT_FLAG_WP)) {
 		wake_page(p, addr);      /* not registered for missing faults */
 		return;
 	}
-	switch (track_fault(&p->track, addr, pre ? TRACK_FAULT_HANDLER_PRE : TRACK_FAULT_HANDLER)) {
+	switch (track_fault(t, addr, pre ? TRACK_FAULT_HANDLER_PRE : TRACK_FAULT_HANDLER)) {
 	case TRACK_NOT_OURS:
 		wake_page(p, addr);
 		break;
 	case TRACK_ALREADY_DONE:      /* track_fault unprotected it, which wakes */
 		break;
 	case TRACK_FAILED:
-		engine_fail(e, atomic_load(&p->track.fault_error) ? atomic_load(&p->track.fault_error) : -EIO,
+		engine_fail(t->e, atomic_load(&t->fault_error) ? atomic_load(&t->fault_error) : -EIO,
 		            "cannot remove write protection at 0x%" PRIx64, addr);
 		break;
 	case TRACK_SAVED:
@@ -204,40 +199,36 @@ static void loop_fault(void *ctx, uint64_t addr, uint64_t flags, int pre)
  * then protects everything. */
 static void loop_discard(void *ctx, uint64_t lo, uint64_t hi, const char *what, int pre)
 {
-	struct bgsnap_engine *e = ctx;
-	struct uffd_priv *p = e->method_priv;
+	struct track *t = ctx;
 	if (pre)
-		atomic_store(&p->track.pre_spoiled, 1);
+		atomic_store(&t->pre_spoiled, 1);
 	else
-		track_discard(&p->track, lo, hi, what);
+		track_discard(t, lo, hi, what);
 }
 
 static void loop_batch_end(void *ctx, int pre, size_t n)
 {
-	struct bgsnap_engine *e = ctx;
-	struct uffd_priv *p = e->method_priv;
 	if (pre)
-		track_prephase_leave(&p->track);
+		track_prephase_leave(ctx);
 	if (n > 0)
-		retry_pending(e, p);
+		retry_pending(ctx);
 }
 
 /* Unprotects that met EAGAIN are retried every millisecond until they pass. */
 static int loop_idle(void *ctx)
 {
-	struct bgsnap_engine *e = ctx;
-	struct uffd_priv *p = e->method_priv;
+	struct track *t = ctx;
+	struct uffd_priv *p = t->method;
 	if (p->npending)
-		retry_pending(e, p);
+		retry_pending(t);
 	return p->npending ? 1 : -1;
 }
 
 static void loop_failed(void *ctx, int code, const char *what)
 {
-	struct bgsnap_engine *e = ctx;
-	struct uffd_priv *p = e->method_priv;
-	engine_fail(e, code, "%s failed: %s", what, strerror(-code));
-	copybuf_close(&p->track.cb);
+	struct track *t = ctx;
+	engine_fail(t->e, code, "%s failed: %s", what, strerror(-code));
+	copybuf_close(&t->cb);
 }
 
 static const struct uffd_loop_ops loop_ops = {
@@ -261,39 +252,15 @@ static void uffd_writer_end(struct track *t)
 	unregister_all(t->e, p);
 }
 
-static int prepare_common(struct bgsnap_engine *e, int signal_mode)
+/* Registers every region for write-protect faults. */
+static int register_all(struct bgsnap_engine *e, struct uffd_priv *p)
 {
-	struct uffd_priv *p = calloc(1, sizeof(*p));
-	if (!p)
-		return err_set(&e->err, -ENOMEM, "out of memory");
-	e->method_priv = p;
-	p->fd = -1;
-	p->handler.stop_fd = -1;
-	p->signal_mode = signal_mode;
-	p->registered = calloc(e->region_count, sizeof(int));
-	if (!p->registered)
-		return err_set(&e->err, -ENOMEM, "out of memory");
-	int r = track_init(&p->track, e);
-	if (r)
-		return r;
-	p->track.method = p;
-	p->track.unprotect = uffd_unprotect;
-	p->track.unprotect_fault = signal_mode ? uffd_unprotect_signal : uffd_unprotect_nowait;
-	p->track.writer_end = uffd_writer_end;
-
-	uint64_t want = WANT_FEATURES | (signal_mode ? UFFD_FEATURE_SIGBUS : 0);
-	uint64_t need = UFFD_FEATURE_PAGEFAULT_FLAG_WP | (signal_mode ? UFFD_FEATURE_SIGBUS : 0);
-	int fd = uffd_open(want, need, &p->features, &e->err);
-	if (fd < 0)
-		return fd;
-	p->fd = fd;
-	atomic_store(&e->live->uffd_features, p->features);
 	for (uint32_t i = 0; i < e->region_count; i++) {
 		struct uffdio_register reg = {
 			.range = { .start = (uint64_t)(uintptr_t)e->regions[i].addr, .len = e->regions[i].len },
 			.mode = UFFDIO_REGISTER_MODE_WP,
 		};
-		if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
+		if (ioctl(p->fd, UFFDIO_REGISTER, &reg) < 0) {
 			int er = -errno;
 			const char *hint = "";
 			if (er == -EINVAL && !(p->features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM))
@@ -310,6 +277,31 @@ static int prepare_common(struct bgsnap_engine *e, int signal_mode)
 			return err_set(&e->err, -ENOTSUP, "region '%s' cannot be write-protected by this kernel",
 			               e->regions[i].name);
 	}
+	return 0;
+}
+
+static int uffd_prepare(struct track *t)
+{
+	struct bgsnap_engine *e = t->e;
+	struct uffd_priv *p = t->method;
+	int signal_mode = e->ops->method == BGSNAP_METHOD_UFFD_SIGNAL;
+	p->fd = -1;
+	p->handler.stop_fd = -1;
+	p->signal_mode = signal_mode;
+	p->registered = calloc(e->region_count, sizeof(int));
+	if (!p->registered)
+		return err_set(&e->err, -ENOMEM, "out of memory");
+
+	uint64_t want = WANT_FEATURES | (signal_mode ? UFFD_FEATURE_SIGBUS : 0);
+	uint64_t need = UFFD_FEATURE_PAGEFAULT_FLAG_WP | (signal_mode ? UFFD_FEATURE_SIGBUS : 0);
+	int fd = uffd_open(want, need, &p->features, &e->err);
+	if (fd < 0)
+		return fd;
+	p->fd = fd;
+	atomic_store(&e->live->uffd_features, p->features);
+	int r = register_all(e, p);
+	if (r)
+		return r;
 	/* Without WP_UNPOPULATED a never-touched page is not protected, and a
 	 * first write to it would go unseen: populate before the pause. */
 	if (!(p->features & UFFD_FEATURE_WP_UNPOPULATED)) {
@@ -322,22 +314,22 @@ static int prepare_common(struct bgsnap_engine *e, int signal_mode)
 				(void)m[off];
 		}
 	}
-	r = uffd_loop_init(&p->handler, fd, &loop_ops, e);
+	r = uffd_loop_init(&p->handler, fd, &loop_ops, t);
 	if (r)
 		return err_sys(&e->err, r, "eventfd");
 	r = uffd_loop_start(&p->handler, "bgsnap-fault");
 	if (r)
 		return err_sys(&e->err, r, "cannot start the fault handler thread");
-	r = pool_start(e, p);
+	r = pool_start(t);
 	if (r)
 		return r;
 	if (signal_mode) {
-		r = fault_signal_install(SIGBUS, &p->track, &e->err);
+		r = fault_signal_install(SIGBUS, t, &e->err);
 		if (r)
 			return r;
 		p->signal_installed = 1;
 	}
-	return pre_protect(e, p);
+	return pre_protect(t);
 }
 
 /*
@@ -357,31 +349,24 @@ static int protect_range(struct track *t, uint64_t addr, uint64_t len)
 	return uffd_wp(p->fd, addr, len, 1, 0, EAGAIN_RETRIES);
 }
 
-static int pre_protect(struct bgsnap_engine *e, struct uffd_priv *p)
+static int pre_protect(struct track *t)
 {
+	struct uffd_priv *p = t->method;
 	/* Without WP_UNPOPULATED the pause could not protect a range the host
 	 * dropped in the pre-phase (empty entries; prepare populated before). */
 	const uint64_t need = UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP |
 	                      UFFD_FEATURE_WP_UNPOPULATED;
-	if (!e->opts.pre_protect || (p->features & need) != need)
+	if (!t->e->opts.pre_protect || (p->features & need) != need)
 		return 0;
-	return track_pre_protect(&p->track, protect_all);
-}
-
-static int uffd_prepare(struct bgsnap_engine *e)
-{
-	return prepare_common(e, 0);
-}
-
-static int uffd_signal_prepare(struct bgsnap_engine *e)
-{
-	return prepare_common(e, 1);
+	return track_pre_protect(t);
 }
 
 /* Write-protects share `k` of `n` of all regions' bytes, cut at 2 MiB
  * boundaries so that no huge page is split between two threads. */
-static int protect_share(struct bgsnap_engine *e, struct uffd_priv *p, unsigned k, unsigned n)
+static int protect_share(struct track *t, unsigned k, unsigned n)
 {
+	struct bgsnap_engine *e = t->e;
+	struct uffd_priv *p = t->method;
 	const uint64_t align = 512;   /* pages */
 	uint64_t per = (e->pages_total + n - 1) / n;
 	per = (per + align - 1) / align * align;
@@ -389,10 +374,10 @@ static int protect_share(struct bgsnap_engine *e, struct uffd_priv *p, unsigned 
 	for (uint32_t i = 0; i < e->region_count; i++) {
 		struct region *rg = &e->regions[i];
 		uint64_t a = rg->first_global, b = a + rg->pages;
-		uint64_t s = lo > a ? lo : a, t = hi < b ? hi : b;
-		if (s >= t)
+		uint64_t s = lo > a ? lo : a, end = hi < b ? hi : b;
+		if (s >= end)
 			continue;
-		int r = uffd_wp(p->fd, (uint64_t)(uintptr_t)(rg->addr + (s - a) * PAGE_SIZE_), (t - s) * PAGE_SIZE_,
+		int r = uffd_wp(p->fd, (uint64_t)(uintptr_t)(rg->addr + (s - a) * PAGE_SIZE_), (end - s) * PAGE_SIZE_,
 		                1, 0, EAGAIN_RETRIES);
 		if (r)
 			return r;
@@ -401,16 +386,16 @@ static int protect_share(struct bgsnap_engine *e, struct uffd_priv *p, unsigned 
 }
 
 struct wp_arg {
-	struct bgsnap_engine *e;
+	struct track *t;
 	unsigned index;
 };
 
 static void *wp_helper(void *arg)
 {
-	struct bgsnap_engine *e = ((struct wp_arg *)arg)->e;
+	struct track *t = ((struct wp_arg *)arg)->t;
 	unsigned k = ((struct wp_arg *)arg)->index;
 	free(arg);
-	struct uffd_priv *p = e->method_priv;
+	struct uffd_priv *p = t->method;
 	struct wp_pool *pl = &p->pool;
 	unsigned seen = 0;
 	for (;;) {
@@ -423,7 +408,7 @@ static void *wp_helper(void *arg)
 		}
 		seen = pl->generation;
 		pthread_mutex_unlock(&pl->lock);
-		int r = protect_share(e, p, k, pl->nthreads + 1);
+		int r = protect_share(t, k, pl->nthreads + 1);
 		pthread_mutex_lock(&pl->lock);
 		if (r && !pl->error)
 			pl->error = r;
@@ -466,8 +451,10 @@ static unsigned wp_threads_for(struct bgsnap_engine *e)
 	return n > 16 ? 16 : n;
 }
 
-static int pool_start(struct bgsnap_engine *e, struct uffd_priv *p)
+static int pool_start(struct track *t)
 {
+	struct bgsnap_engine *e = t->e;
+	struct uffd_priv *p = t->method;
 	unsigned n = wp_threads_for(e);
 	if (n <= 1)
 		return 0;
@@ -481,7 +468,7 @@ static int pool_start(struct bgsnap_engine *e, struct uffd_priv *p)
 		struct wp_arg *a = malloc(sizeof(*a));
 		if (!a)
 			return err_set(&e->err, -ENOMEM, "out of memory");
-		a->e = e;
+		a->t = t;
 		a->index = i + 1;
 		int r = thread_start(&pl->threads[i], "bgsnap-wp", wp_helper, a);
 		if (r) {
@@ -508,14 +495,14 @@ static int protect_all(struct track *t)
 				return errno == ENOMEM ? -EFAULT : -errno;   /* ENOMEM: not mapped */
 	}
 	if (!p->pool_started || pl->nthreads == 0)
-		return protect_share(e, p, 0, 1);
+		return protect_share(t, 0, 1);
 	pthread_mutex_lock(&pl->lock);
 	pl->running = pl->nthreads;
 	pl->error = 0;
 	pl->generation++;
 	pthread_cond_broadcast(&pl->go);
 	pthread_mutex_unlock(&pl->lock);
-	int r = protect_share(e, p, 0, pl->nthreads + 1);
+	int r = protect_share(t, 0, pl->nthreads + 1);
 	pthread_mutex_lock(&pl->lock);
 	while (pl->running)
 		pthread_cond_wait(&pl->finished, &pl->lock);
@@ -525,88 +512,46 @@ static int protect_all(struct track *t)
 	return r;
 }
 
-static int uffd_protect(struct bgsnap_engine *e)
+/* The helpers served the pause only. */
+static void uffd_after_pause(struct track *t)
 {
-	struct uffd_priv *p = e->method_priv;
-	return track_protect_in_pause(&p->track, protect_all, protect_range);
+	pool_stop(t->method);
 }
 
-static int uffd_launch(struct bgsnap_engine *e)
+static void uffd_release(struct track *t)
 {
-	struct uffd_priv *p = e->method_priv;
+	struct uffd_priv *p = t->method;
 	pool_stop(p);
-	int r = track_launch(&p->track);
-	if (r) {
-		copybuf_close(&p->track.cb);
-		track_unprotect_all(&p->track);
-		uffd_writer_end(&p->track);
-	}
-	return r;
-}
-
-static int uffd_join(struct bgsnap_engine *e)
-{
-	struct uffd_priv *p = e->method_priv;
-	return track_join(&p->track);
-}
-
-static void uffd_cancel(struct bgsnap_engine *e)
-{
-	struct uffd_priv *p = e->method_priv;
-	if (p && p->track.cb_ready)
-		copybuf_close(&p->track.cb);
-}
-
-static void uffd_abort(struct bgsnap_engine *e)
-{
-	struct uffd_priv *p = e->method_priv;
-	if (!p)
-		return;
-	if (p->track.cb_ready)
-		copybuf_close(&p->track.cb);
-	if (p->fd >= 0)
-		track_unprotect_all(&p->track);
-	uffd_writer_end(&p->track);
-}
-
-static void uffd_release(struct bgsnap_engine *e)
-{
-	struct uffd_priv *p = e->method_priv;
-	if (!p)
-		return;
-	pool_stop(p);
-	if (p->track.e)
-		uffd_writer_end(&p->track);
 	uffd_loop_destroy(&p->handler);
 	if (p->fd >= 0)
 		close(p->fd);
-	if (p->track.e)
-		track_free(&p->track);
 	free(p->registered);
-	free(p);
-	e->method_priv = NULL;
 }
+
+static const struct track_method uffd_track = {
+	.priv_size = sizeof(struct uffd_priv),
+	.prepare = uffd_prepare,
+	.protect_all = protect_all,
+	.protect_range = protect_range,
+	.unprotect = uffd_unprotect,
+	.unprotect_fault = uffd_unprotect_fault,
+	.after_pause = uffd_after_pause,
+	.writer_end = uffd_writer_end,
+	.release = uffd_release,
+};
 
 const struct method_ops method_uffd_ops = {
 	.method = BGSNAP_METHOD_UFFD,
 	.probe = uffd_probe,
-	.prepare = uffd_prepare,
-	.protect = uffd_protect,
-	.launch = uffd_launch,
-	.join = uffd_join,
-	.cancel = uffd_cancel,
-	.abort = uffd_abort,
-	.release = uffd_release,
+	.track = &uffd_track,
+	TRACK_LIFE_CYCLE,
 };
 
+/* The same, with the faults taken in the faulting thread (uffd_prepare
+ * looks at the method). */
 const struct method_ops method_uffd_signal_ops = {
 	.method = BGSNAP_METHOD_UFFD_SIGNAL,
 	.probe = uffd_signal_probe,
-	.prepare = uffd_signal_prepare,
-	.protect = uffd_protect,
-	.launch = uffd_launch,
-	.join = uffd_join,
-	.cancel = uffd_cancel,
-	.abort = uffd_abort,
-	.release = uffd_release,
+	.track = &uffd_track,
+	TRACK_LIFE_CYCLE,
 };

@@ -33,10 +33,12 @@
 #define WINDOW_MIN_PAGES 4096u    /* 16 MiB */
 #define WINDOW_MAX_PAGES 65536u   /* 256 MiB */
 
-int track_init(struct track *t, struct bgsnap_engine *e)
+int track_init(struct track *t, struct bgsnap_engine *e, const struct track_method *m, void *priv)
 {
 	memset(t, 0, sizeof(*t));
 	t->e = e;
+	t->m = m;
+	t->method = priv;
 	t->regions = calloc(e->region_count, sizeof(*t->regions));
 	if (!t->regions)
 		return err_set(&e->err, -ENOMEM, "out of memory");
@@ -129,7 +131,7 @@ static void count_unprotect(struct track *t)
 static int unprotect_fault_ex(struct track *t, uint64_t addr, uint64_t len, int prephase)
 {
 	count_unprotect(t);
-	int r = t->unprotect_fault(t, addr, len, prephase);
+	int r = t->m->unprotect_fault(t, addr, len, prephase);
 	if (r < 0) {
 		int zero = 0;
 		atomic_compare_exchange_strong(&t->fault_error, &zero, r);
@@ -278,14 +280,15 @@ int track_prephase_give_up(struct track *t, uint64_t addr)
 	if (!track_lookup(t, addr, &ri, &pg))
 		return -EFAULT;
 	const struct region *rg = &t->e->regions[ri];
-	return t->unprotect(t, (uint64_t)(uintptr_t)rg->addr, rg->len);
+	return t->m->unprotect(t, (uint64_t)(uintptr_t)rg->addr, rg->len);
 }
 
-int track_pre_protect(struct track *t, track_protect_all_fn all)
+int track_pre_protect(struct track *t)
 {
 	struct bgsnap_engine *e = t->e;
 	uint64_t t0 = now_ns();
-	int r = all(t);
+	t->protecting = 1;
+	int r = t->m->protect_all(t);
 	atomic_store(&e->live->prewp_us, us_since(t0));
 	if (r)
 		return engine_fail(e, r, "cannot write-protect the regions before the pause: %s", strerror(-r));
@@ -294,7 +297,7 @@ int track_pre_protect(struct track *t, track_protect_all_fn all)
 }
 
 /* Protects each run of dirty pages; counts them into reprotect_pages. */
-static int reprotect_dirty(struct track *t, track_protect_range_fn range)
+static int reprotect_dirty(struct track *t)
 {
 	struct bgsnap_engine *e = t->e;
 	uint64_t pages = 0;
@@ -302,7 +305,7 @@ static int reprotect_dirty(struct track *t, track_protect_range_fn range)
 		struct region *rg = &e->regions[ri];
 		uint64_t s, end = 0;
 		while ((s = next_run(t->regions[ri].dirty, end, rg->pages, &end)) < rg->pages) {
-			int r = range(t, (uint64_t)(uintptr_t)(rg->addr + s * PAGE_SIZE_), (end - s) * PAGE_SIZE_);
+			int r = t->m->protect_range(t, (uint64_t)(uintptr_t)(rg->addr + s * PAGE_SIZE_), (end - s) * PAGE_SIZE_);
 			if (r)
 				return r;
 			pages += end - s;
@@ -312,7 +315,7 @@ static int reprotect_dirty(struct track *t, track_protect_range_fn range)
 	return 0;
 }
 
-int track_protect_in_pause(struct track *t, track_protect_all_fn all, track_protect_range_fn range)
+int track_protect_in_pause(struct track *t)
 {
 	struct bgsnap_engine *e = t->e;
 	/* The host's threads are stopped, so pre-phase faults are over but
@@ -327,7 +330,7 @@ int track_protect_in_pause(struct track *t, track_protect_all_fn all, track_prot
 		                   strerror(-fe));
 	if (t->pre_protected) {
 		if (!atomic_load(&t->pre_spoiled)) {
-			int r = reprotect_dirty(t, range);
+			int r = reprotect_dirty(t);
 			if (!r)
 				return 0;
 			t->pause_fallback = r;
@@ -336,7 +339,8 @@ int track_protect_in_pause(struct track *t, track_protect_all_fn all, track_prot
 			t->pause_fallback = 1;
 		}
 	}
-	int r = all(t);
+	t->protecting = 1;
+	int r = t->m->protect_all(t);
 	return r ? engine_fail(e, r, "cannot write-protect the regions: %s%s", strerror(-r),
 	                       r == -ENOMEM ? " (too many mappings: vm.max_map_count)" : "") : 0;
 }
@@ -370,7 +374,7 @@ int track_unprotect_all(struct track *t)
 	struct bgsnap_engine *e = t->e;
 	int first = 0;
 	for (uint32_t i = 0; i < e->region_count; i++) {
-		int r = t->unprotect(t, (uint64_t)(uintptr_t)e->regions[i].addr, e->regions[i].len);
+		int r = t->m->unprotect(t, (uint64_t)(uintptr_t)e->regions[i].addr, e->regions[i].len);
 		count_unprotect(t);
 		if (r && !first)
 			first = r;
@@ -404,7 +408,7 @@ static int flush_window(struct track *t, uint32_t ri, uint64_t lo, uint64_t hi)
 	uint64_t t0 = now_ns(), s, end = lo;
 	int r = 0;
 	while (!r && (s = next_run(tr->done, end, hi, &end)) < hi) {
-		r = t->unprotect(t, (uint64_t)(uintptr_t)(rg->addr + s * PAGE_SIZE_), (end - s) * PAGE_SIZE_);
+		r = t->m->unprotect(t, (uint64_t)(uintptr_t)(rg->addr + s * PAGE_SIZE_), (end - s) * PAGE_SIZE_);
 		count_unprotect(t);
 	}
 	atomic_fetch_add_explicit(&t->e->live->unprotect_us, us_since(t0), memory_order_relaxed);
@@ -516,8 +520,8 @@ static void *writer_main(void *arg)
 	uint64_t peak = (uint64_t)copybuf_peak(&t->cb) * PAGE_SIZE_;
 	atomic_store(&e->live->copybuf_peak, peak);
 	atomic_store(&e->live->extra_mem_peak, peak);
-	if (t->writer_end)
-		t->writer_end(t);
+	if (t->m->writer_end)
+		t->m->writer_end(t);
 	t->writer_rc = r;
 	return NULL;
 }

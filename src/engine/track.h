@@ -1,8 +1,9 @@
 /*
  * track.h - what every write-tracking method shares (uffd, uffd-signal,
  * mprotect): who saves which page, the fault copy path, and the background
- * writer that sweeps the regions.  A method supplies only how protection is
- * removed (struct track.unprotect) and how a fault reaches track_fault().
+ * writer that sweeps the regions, and their life cycle (track_ops.c).  A
+ * method supplies only what differs (struct track_method): how protection
+ * is added and removed, and how a fault reaches track_fault().
  *
  * Page states, one `claimed` and one `done` bit per page:
  *
@@ -39,23 +40,57 @@ struct track_region {
 	uint64_t words;
 };
 
+struct track;
+
+/*
+ * What a tracking method supplies; everything else (the life cycle as
+ * struct method_ops, the writer, the fault path) is shared.  Its state is
+ * a zeroed block of priv_size bytes at track.method, there before anything
+ * can fail.
+ */
+struct track_method {
+	size_t priv_size;
+	/* Before the pause, once the track is set up: open, register,
+	 * install the fault path; may end with track_pre_protect.  On
+	 * failure what it made is left to writer_end and release. */
+	int (*prepare)(struct track *t);
+	/* Protect every region, or one run [addr, addr+len).  0 or -errno. */
+	int (*protect_all)(struct track *t);
+	int (*protect_range)(struct track *t, uint64_t addr, uint64_t len);
+	/* Removes protection from [addr, addr+len) and lets threads waiting
+	 * on it go; used by the writer.  Returns 0 or -errno. */
+	int (*unprotect)(struct track *t, uint64_t addr, uint64_t len);
+	/* The same for one page on the fault path: async-signal-safe.  May
+	 * return 1: queued, retried later by the method (the uffd handler
+	 * must not wait out EAGAIN); a retried pre-phase page (`prephase`)
+	 * then gives back its ticket with track_prephase_leave(). */
+	int (*unprotect_fault)(struct track *t, uint64_t addr, uint64_t len, int prephase);
+	/* Optional, after the pause and before the writer starts: drop what
+	 * only the pause needed. */
+	void (*after_pause)(struct track *t);
+	/* Optional cleanup once every page is saved or the run failed (after
+	 * protection is gone), run by the writer thread, or by abort: stop
+	 * helpers, unregister.  Idempotent. */
+	void (*writer_end)(struct track *t);
+	/* Optional: frees what prepare made, after writer_end; also after a
+	 * prepare that failed midway. */
+	void (*release)(struct track *t);
+	/* Optional, in a child the host forks while the track takes faults in
+	 * the faulting thread (fault_signal.c, from pthread_atfork; must be
+	 * async-signal-safe): make the child's copy of the regions plain
+	 * writable memory again, for nothing in the child saves pages. */
+	void (*fork_child)(struct track *t);
+};
+
 struct track {
 	struct bgsnap_engine *e;
+	const struct track_method *m;
+	void *method;              /* the method's own state (priv_size bytes) */
 	struct track_region *regions;
 	struct copybuf cb;
 	int cb_ready;
-	/* Removes protection from [addr, addr+len) and lets threads waiting on
-	 * it go; used by the writer.  Returns 0 or -errno. */
-	int (*unprotect)(struct track *t, uint64_t addr, uint64_t len);
-	/* The same for one page on the fault path: async-signal-safe.  May
-	 * return 1: queued, retried later by the method (the uffd handler must
-	 * not wait out EAGAIN); a retried pre-phase page (`prephase`) then
-	 * gives back its ticket with track_prephase_leave(). */
-	int (*unprotect_fault)(struct track *t, uint64_t addr, uint64_t len, int prephase);
-	/* Method cleanup run by the writer thread once every page is saved or
-	 * the run failed (after protection is gone): stop helpers, unregister. */
-	void (*writer_end)(struct track *t);
-	void *method;              /* the method's own state */
+	int prepared;              /* m->prepare was called: writer_end/release due */
+	int protecting;            /* a protect call was made: unprotect on abort */
 	_Atomic int fault_error;   /* first unprotect failure on the fault path */
 	_Atomic int flush_req;     /* a thread waits on a page the writer owns */
 	uint64_t fault_around;     /* pages saved per fault: 1, 2, 4, ... 64 */
@@ -73,7 +108,28 @@ struct track {
 	int writer_rc;
 };
 
-int track_init(struct track *t, struct bgsnap_engine *e);
+/* The tracking methods' struct method_ops, but for method, probe and
+ * track (track_ops.c): prepare allocates the track and the method's state
+ * and calls m->prepare; protect is track_protect_in_pause; launch starts
+ * the writer; join joins it; cancel closes the copy buffer; abort removes
+ * all protection; release frees. */
+int track_op_prepare(struct bgsnap_engine *e);
+int track_op_protect(struct bgsnap_engine *e);
+int track_op_launch(struct bgsnap_engine *e);
+int track_op_join(struct bgsnap_engine *e);
+void track_op_cancel(struct bgsnap_engine *e);
+void track_op_abort(struct bgsnap_engine *e);
+void track_op_release(struct bgsnap_engine *e);
+
+#define TRACK_LIFE_CYCLE \
+	.caps = METHOD_WRITES_BESIDE_HOST | METHOD_SPLITS_HUGE_PAGES, .prepare = track_op_prepare, .protect = track_op_protect, \
+	.launch = track_op_launch, .join = track_op_join, .cancel = track_op_cancel, \
+	.abort = track_op_abort, .release = track_op_release
+
+/* Sets up `t` for method `m` with its state `priv`: t->method is set
+ * before anything can fail, so that abort and release work on a track
+ * whose init failed.  Returns 0 or -errno with the message in e->err. */
+int track_init(struct track *t, struct bgsnap_engine *e, const struct track_method *m, void *priv);
 void track_free(struct track *t);
 
 /* Finds the region and page of `addr`; 0 if it is in no region. */
@@ -103,25 +159,20 @@ enum track_fault_result {
 /* The fault path.  `addr` is any address in the page. */
 enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_fault_mode mode);
 
-/* How a method protects: every region (in the pause, or before it), or
- * one run of pages [addr, addr+len).  Return 0 or -errno. */
-typedef int (*track_protect_all_fn)(struct track *t);
-typedef int (*track_protect_range_fn)(struct track *t, uint64_t addr, uint64_t len);
-
 /* Before the pause (end of prepare): starts the pre-phase and protects
- * every region with `all`, timing it into the prewp_us statistic.  From
- * here on a fault only marks its page dirty and removes the protection.
- * Returns 0 or -errno with the message in e->err. */
-int track_pre_protect(struct track *t, track_protect_all_fn all);
+ * every region with m->protect_all, timing it into the prewp_us statistic.
+ * From here on a fault only marks its page dirty and removes the
+ * protection.  Returns 0 or -errno with the message in e->err. */
+int track_pre_protect(struct track *t);
 
-/* The method's protect step, in the pause.  Without a pre-protect: `all`.
+/* The protect step, in the pause.  Without a pre-protect: protect_all.
  * With one: ends the pre-phase (waiting up to a second for pre-phase
  * faults still being resolved: one whose unprotect met EAGAIN is retried
- * by the uffd handler), then protects the dirty runs with `range`, or
- * everything with `all` if the pre-phase was spoiled (a region discarded,
- * moved, or out of mappings) or `range` failed.  Returns 0 or -errno with
- * the message in e->err. */
-int track_protect_in_pause(struct track *t, track_protect_all_fn all, track_protect_range_fn range);
+ * by the uffd handler), then protects the dirty runs with protect_range,
+ * or everything with protect_all if the pre-phase was spoiled (a region
+ * discarded, moved, or out of mappings) or protect_range failed.  Returns
+ * 0 or -errno with the message in e->err. */
+int track_protect_in_pause(struct track *t);
 
 /* A ticket on the pre-phase: returns 1 with `pre_inflight` raised if the
  * pre-phase is on (the pause then waits for track_prephase_leave), else 0.

@@ -65,6 +65,22 @@ static inline int fmt_name_valid(const char *name, size_t len)
 	return 1;
 }
 
+/* 1 if a region at `addr` of `size` bytes lies inside the 64-bit address
+ * space: its last byte, addr + size - 1, is at most 2^64 - 1.  A region
+ * ending exactly at 2^64 is valid; one that would go beyond wraps. */
+static inline int fmt_range_fits(uint64_t addr, uint64_t size)
+{
+	return size > 0 && size - 1 <= UINT64_MAX - addr;
+}
+
+/* 1 if two regions that fit (fmt_range_fits) share a byte.  Compares last
+ * bytes, which never wrap, not ends, which are 0 for a region ending at
+ * 2^64. */
+static inline int fmt_ranges_overlap(uint64_t a, uint64_t asize, uint64_t b, uint64_t bsize)
+{
+	return a <= b + (bsize - 1) && b <= a + (asize - 1);
+}
+
 /* One region as the writer describes it. */
 struct fmt_region {
 	const char *name;

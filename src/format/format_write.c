@@ -178,16 +178,15 @@ static int check_regions(struct fmt_writer *w, const struct fmt_region *regions,
 		if (!fmt_name_valid(r->name ? r->name : "", nl))
 			return fail(w, err_set(err, -EINVAL, "format: region %u: name must be 1..%u printable "
 			                       "ASCII characters", i, FMT_NAME_MAX));
-		if (r->addr % FMT_PAGE_SIZE || r->size % FMT_PAGE_SIZE || !r->size ||
-		    r->addr + r->size < r->addr)
+		if (r->addr % FMT_PAGE_SIZE || r->size % FMT_PAGE_SIZE || !fmt_range_fits(r->addr, r->size))
 			return fail(w, err_set(err, -EINVAL, "format: region '%s': address 0x%llx size %llu not "
-			                       "page aligned, empty or wrapping", r->name,
+			                       "page aligned, empty or ending beyond 2^64", r->name,
 			                       (unsigned long long)r->addr, (unsigned long long)r->size));
 		for (uint32_t j = 0; j < i; j++) {
 			const struct fmt_region *o = &regions[j];
 			if (!strcmp(o->name, r->name))
 				return fail(w, err_set(err, -EINVAL, "format: duplicate region name '%s'", r->name));
-			if (r->addr < o->addr + o->size && o->addr < r->addr + r->size)
+			if (fmt_ranges_overlap(r->addr, r->size, o->addr, o->size))
 				return fail(w, err_set(err, -EINVAL, "format: regions '%s' and '%s' overlap",
 				                       o->name, r->name));
 		}

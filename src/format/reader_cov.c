@@ -14,7 +14,7 @@
 /* A chunk whose every page has been seen: shared, never allocated, never
  * written.  Whole-chunk runs (long ZERO records of big sparse regions) then
  * cost no memory, so a crafted stream cannot make the bitmap grow faster
- * than one chunk per record it sends. */
+ * than two chunks (a run's partial first and last) per record it sends. */
 static uint64_t cov_full_marker;
 #define COV_FULL (&cov_full_marker)
 

@@ -32,9 +32,9 @@ static int parse_region(bgsnap_reader *r, const uint8_t *p, uint64_t len, uint64
 	g->size = le64_load(f + 8);
 	uint32_t fl = le32_load(f + 16);
 	uint32_t ps = r->page_size;
-	if (g->addr % ps || g->size % ps || !g->size || g->addr + g->size < g->addr)
+	if (g->addr % ps || g->size % ps || !fmt_range_fits(g->addr, g->size))
 		return rd_bad(r, "HEADER: region '%s' at offset %llu: address 0x%llx size %llu not page aligned, "
-		              "empty or wrapping", g->name, (ull)at, (ull)g->addr, (ull)g->size);
+		              "empty or ending beyond 2^64", g->name, (ull)at, (ull)g->addr, (ull)g->size);
 	if (fl)
 		return rd_bad(r, "HEADER: region '%s' at offset %llu: flags 0x%x, must be 0", g->name, (ull)at, fl);
 	g->pages = g->size / ps;
@@ -49,7 +49,7 @@ static int region_distinct(bgsnap_reader *r, uint32_t i, uint64_t off)
 		const struct rregion *o = &r->regions[j];
 		if (!strcmp(o->name, g->name))
 			return rd_bad(r, "HEADER at offset %llu: two regions named '%s'", (ull)off, g->name);
-		if (g->addr < o->addr + o->size && o->addr < g->addr + g->size)
+		if (fmt_ranges_overlap(g->addr, g->size, o->addr, o->size))
 			return rd_bad(r, "HEADER at offset %llu: regions '%s' and '%s' overlap", (ull)off, o->name,
 			              g->name);
 	}

@@ -7,6 +7,20 @@
 #include <stdio.h>
 #include <string.h>
 
+/* One line of /proc/self/maps into *m (path points into line); 0 if it
+ * is not one. */
+static int parse_line(char *line, struct maps_entry *m)
+{
+	int path_off = 0;
+	if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %" SCNx64 " %" SCNx32 ":%" SCNx32 " %" SCNu64 " %n", &m->lo,
+	           &m->hi, m->perms, &m->offset, &m->dev_major, &m->dev_minor, &m->inode, &path_off) < 7)
+		return 0;
+	size_t n = strcspn(line, "\n");
+	line[n] = '\0';
+	m->path = line + (path_off > 0 && (size_t)path_off <= n ? (size_t)path_off : n);
+	return 1;
+}
+
 int maps_walk(const void *addr, uint64_t len, int (*fn)(const struct maps_entry *m, void *ctx), void *ctx,
               struct bgsnap_err *err)
 {
@@ -18,15 +32,12 @@ int maps_walk(const void *addr, uint64_t len, int (*fn)(const struct maps_entry 
 	int r = 0;
 	while (covered < end && fgets(line, sizeof(line), f)) {
 		struct maps_entry m;
-		int path_off = 0;
-		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %*s %*s %*s %n", &m.lo, &m.hi, m.perms, &path_off) < 3)
+		if (!parse_line(line, &m))
 			continue;
 		if (m.hi <= covered || m.lo >= end)
 			continue;
 		if (m.lo > covered)
 			break;   /* a hole before this mapping */
-		line[strcspn(line, "\n")] = '\0';
-		m.path = line + path_off;
 		r = fn(&m, ctx);
 		if (r)
 			break;
@@ -36,5 +47,21 @@ int maps_walk(const void *addr, uint64_t len, int (*fn)(const struct maps_entry 
 	if (!r && covered < end)
 		r = err_set(err, -EFAULT, "0x%" PRIx64 " is not mapped (range 0x%" PRIx64 "+0x%" PRIx64 ")",
 		            covered, start, len);
+	return r;
+}
+
+int maps_walk_all(int (*fn)(const struct maps_entry *m, void *ctx), void *ctx, struct bgsnap_err *err)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return err_sys(err, -errno, "cannot read /proc/self/maps");
+	char line[4096 + 256];
+	int r = 0;
+	while (!r && fgets(line, sizeof(line), f)) {
+		struct maps_entry m;
+		if (parse_line(line, &m))
+			r = fn(&m, ctx);
+	}
+	fclose(f);
 	return r;
 }

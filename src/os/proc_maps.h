@@ -1,4 +1,4 @@
-/* proc_maps.h - walking the mappings of a range of our address space. */
+/* proc_maps.h - walking the mappings of our address space (/proc/self/maps). */
 #ifndef BGSNAP_PROC_MAPS_H
 #define BGSNAP_PROC_MAPS_H
 
@@ -9,6 +9,9 @@
 struct maps_entry {
 	uint64_t lo, hi;       /* the whole mapping, not clipped to the range */
 	char perms[8];         /* "rw-p", "r--s", ... */
+	uint64_t offset;       /* file offset of lo (pages of a memfd, shmem) */
+	uint32_t dev_major, dev_minor;
+	uint64_t inode;        /* 0 for anonymous memory */
 	const char *path;      /* "" for anonymous; "[heap]", "/memfd:x", a file */
 };
 
@@ -20,5 +23,9 @@ struct maps_entry {
  */
 int maps_walk(const void *addr, uint64_t len, int (*fn)(const struct maps_entry *m, void *ctx), void *ctx,
               struct bgsnap_err *err);
+
+/* Calls fn for every mapping of the process, in address order; returns 0
+ * or fn's error. */
+int maps_walk_all(int (*fn)(const struct maps_entry *m, void *ctx), void *ctx, struct bgsnap_err *err);
 
 #endif

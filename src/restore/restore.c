@@ -2,8 +2,11 @@
  * restore.c - eager restore (bgsnap_restore) and the helpers it shares with
  * lazy restore (restore_int.h).
  *
- * Eager: the index, in file order, is cut into slices of a few MiB of
- * consecutive records that the worker threads take from a shared counter.
+ * Eager: the index's page records, in file order, are cut into slices of a
+ * few MiB of consecutive records that the worker threads take from a shared
+ * counter.  STATE records are in no slice and never read: a worker's buffer
+ * is bounded by the slice size (or one large PAGES record), not by the
+ * largest state blob, of which each of up to MAX_THREADS would hold a copy.
  * A worker reads its slice with one pread (records are contiguous), has the
  * reader check each record against its index entry and its checksum
  * (reader_run_check: the one parser), then installs the pages.  A target
@@ -310,9 +313,11 @@ struct eager {
 	struct rst_target *t;
 	unsigned n;
 	int *target_of;           /* region -> target index, -1 if none     */
-	size_t *slice;            /* first index entry of each slice        */
+	struct rst_slice *slice;  /* page records, in file order            */
 	size_t nslices;
-	uint64_t buf_len;         /* per-thread buffer: largest slice       */
+	uint64_t buf_len;         /* per-thread buffer: largest slice (page
+	                             records only, so bounded by the slice
+	                             size or the largest PAGES record)      */
 	int uffd;
 	_Atomic size_t next;
 	atomic_int failed;
@@ -382,7 +387,7 @@ int rst_pread_all(int fd, uint8_t *buf, uint64_t len, uint64_t off, struct bgsna
  * index entry and checksum before its pages are installed. */
 static int eager_slice(struct eager *g, uint8_t *buf, size_t s, struct bgsnap_err *e)
 {
-	size_t a = g->slice[s], b = g->slice[s + 1];
+	size_t a = g->slice[s].first, b = g->slice[s].end;
 	struct reader_run x, y;
 	reader_run_get(g->r, a, &x);
 	reader_run_get(g->r, b - 1, &y);
@@ -392,7 +397,7 @@ static int eager_slice(struct eager *g, uint8_t *buf, size_t s, struct bgsnap_er
 		return rc;
 	for (size_t i = a; i < b; i++) {
 		reader_run_get(g->r, i, &x);
-		if (x.kind == FMT_REC_STATE || g->target_of[x.region] < 0)
+		if (g->target_of[x.region] < 0)
 			continue;
 		const uint8_t *rec = buf + (x.offset - base);
 		if ((rc = reader_run_check(g->r, i, rec, e)) < 0)
@@ -441,30 +446,36 @@ static void *eager_worker(void *arg)
 	return NULL;
 }
 
-int rst_slices(const bgsnap_reader *r, size_t **slice, size_t *nslices, uint64_t *buf_len, struct bgsnap_err *err)
+int rst_slices(const bgsnap_reader *r, struct rst_slice **slices, size_t *nslices, uint64_t *buf_len,
+               struct bgsnap_err *err)
 {
-	size_t n = reader_run_count(r), *sl = malloc((n + 1) * sizeof(*sl)), ns = 0;
+	size_t n = reader_run_count(r), ns = 0;
+	/* At most one slice per page record. */
+	struct rst_slice *sl = malloc((n ? n : 1) * sizeof(*sl));
 	if (!sl)
 		return err_set(err, -ENOMEM, "out of memory");
-	uint64_t start = 0, len = 1;
+	uint64_t start = 0, end = 0, len = 1;
+	int in_slice = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct reader_run x;
 		reader_run_get(r, i, &x);
-		if (i == 0 || x.offset + x.span - start > RST_SLICE_BYTES) {
-			if (i) {
-				struct reader_run p;
-				reader_run_get(r, i - 1, &p);
-				if (p.offset + p.span - start > len)
-					len = p.offset + p.span - start;
-			}
-			sl[ns++] = i;
-			start = x.offset;
+		if (x.kind == FMT_REC_STATE) {
+			in_slice = 0;   /* the next page record starts a slice */
+			continue;
 		}
-		if (i + 1 == n && x.offset + x.span - start > len)
-			len = x.offset + x.span - start;
+		/* Index entries tile the file: a page record right after
+		 * another (no STATE between) starts where it ends. */
+		if (!in_slice || x.offset + x.span - start > RST_SLICE_BYTES) {
+			sl[ns++] = (struct rst_slice){ i, i };
+			start = x.offset;
+			in_slice = 1;
+		}
+		sl[ns - 1].end = i + 1;
+		end = x.offset + x.span;
+		if (end - start > len)
+			len = end - start;
 	}
-	sl[ns] = n;
-	*slice = sl;
+	*slices = sl;
 	*nslices = ns;
 	*buf_len = len;
 	return 0;

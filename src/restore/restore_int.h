@@ -51,10 +51,22 @@ int rst_page_zero(const uint8_t *p);
 int rst_fill(bgsnap_reader *r, unsigned region, uint64_t first, uint64_t count, uint8_t *buf,
              uint64_t *bad, struct bgsnap_err *err);
 
-/* Cuts r's index, in file order, into slices of consecutive records of
- * about RST_SLICE_BYTES: slice k is entries [(*slice)[k], (*slice)[k+1]),
- * *buf_len the largest slice in bytes.  *slice is malloc'd. */
-int rst_slices(const bgsnap_reader *r, size_t **slice, size_t *nslices, uint64_t *buf_len, struct bgsnap_err *err);
+/* Index entries [first, end) of r: page records (PAGES, ZERO) that lie
+ * back to back in the file, read with one pread. */
+struct rst_slice {
+	size_t first, end;
+};
+
+/*
+ * Cuts r's page records, in file order, into slices of about
+ * RST_SLICE_BYTES (a single record may exceed it: at most a reader's
+ * largest PAGES record).  STATE records are in no slice: restore never
+ * reads them, so a large state blob costs neither I/O nor buffer space.
+ * *buf_len is the largest slice in bytes (at least 1): what one reader of
+ * the slices needs.  *slices is malloc'd.
+ */
+int rst_slices(const bgsnap_reader *r, struct rst_slice **slices, size_t *nslices, uint64_t *buf_len,
+               struct bgsnap_err *err);
 
 /* Reads exactly len bytes at off; -EBADMSG (truncated) or -errno. */
 int rst_pread_all(int fd, uint8_t *buf, uint64_t len, uint64_t off, struct bgsnap_err *err);

@@ -21,6 +21,18 @@
  * A page that cannot be read (I/O error, truncation, checksum) is poisoned
  * (UFFDIO_POISON: SIGBUS on access; PROT_NONE where the kernel lacks it),
  * never left missing (a hung thread) nor zero-filled (silent corruption).
+ * The prefetch always ends with every page in or poisoned ("settled"),
+ * also when stopped early.
+ *
+ * fork(): the child's copy of a target keeps the pages present at fork and
+ * loses the registration, so a page still missing would read as zeros
+ * there.  A pthread_atfork handler therefore holds every fork() of the
+ * process until each running lazy restore has settled, and keeps new ones
+ * from starting until the fork is done; the child then holds complete
+ * memory.  (Following the child with UFFD_FEATURE_EVENT_FORK would mean
+ * filling each child's missing pages too, from a second pass over the
+ * file, and every UFFDIO_COPY into the parent fails with EAGAIN while a
+ * fork event is unread: docs/RESTORE.md.)
  */
 #include "bgsnap.h"
 
@@ -66,7 +78,86 @@ struct bgsnap_lazy {
 	struct bgsnap_err err;         /* first failure; guarded by mu           */
 	atomic_int error;
 	uint8_t *hbuf;
+	/* Guarded by fork_mu: */
+	bgsnap_lazy *next;             /* in the running list                    */
+	int listed, settled;
+	int orphan;                    /* a fork child's copy: its threads are the parent's */
 };
+
+/* The running lazy restores, for the fork handlers.  fork_cv is broadcast
+ * when one settles or leaves the list. */
+static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fork_cv = PTHREAD_COND_INITIALIZER;
+static bgsnap_lazy *running;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+/* Before fork(): wait until every running restore settled; fork_mu stays
+ * held until the fork is done, so that none starts meanwhile. */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&fork_mu);
+	for (;;) {
+		bgsnap_lazy *l = running;
+		while (l && l->settled)
+			l = l->next;
+		if (!l)
+			return;
+		pthread_cond_wait(&fork_cv, &fork_mu);
+	}
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&fork_mu);
+}
+
+/* The child has the parent's restores in memory but none of their
+ * threads: whatever it does with them must not wait for those. */
+static void fork_child(void)
+{
+	for (bgsnap_lazy *l = running; l; l = l->next) {
+		l->orphan = 1;
+		l->listed = 0;
+	}
+	running = NULL;
+	pthread_mutex_unlock(&fork_mu);
+}
+
+static void fork_handlers_install(void)
+{
+	(void)pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+static void list_add(bgsnap_lazy *l)
+{
+	pthread_mutex_lock(&fork_mu);
+	l->next = running;
+	running = l;
+	l->listed = 1;
+	pthread_mutex_unlock(&fork_mu);
+}
+
+static void set_settled(bgsnap_lazy *l)
+{
+	pthread_mutex_lock(&fork_mu);
+	l->settled = 1;
+	pthread_cond_broadcast(&fork_cv);
+	pthread_mutex_unlock(&fork_mu);
+}
+
+static void list_remove(bgsnap_lazy *l)
+{
+	pthread_mutex_lock(&fork_mu);
+	if (l->listed) {
+		bgsnap_lazy **p = &running;
+		while (*p != l)
+			p = &(*p)->next;
+		*p = l->next;
+		l->listed = 0;
+		pthread_cond_broadcast(&fork_cv);
+	}
+	pthread_mutex_unlock(&fork_mu);
+}
 
 static void lazy_fail(bgsnap_lazy *l, const struct bgsnap_err *e)
 {
@@ -201,13 +292,30 @@ static void prefetch_record(bgsnap_lazy *l, size_t i, const struct reader_run *x
 		atomic_fetch_add(&l->failed, (uint64_t)k);
 }
 
+/* The end of the prefetch, however it ends: what is still missing (a
+ * stop, a failure) must fail loudly, not read as zeros once unregistered
+ * or in a fork child; then forks may go on. */
+static void settle(bgsnap_lazy *l)
+{
+	if (!atomic_load(&l->done)) {
+		struct bgsnap_err e = { 0, "" };
+		for (unsigned i = 0; i < l->n; i++) {
+			int64_t k = rst_poison(l->uffd, l->t[i].dst, l->t[i].pages, l->poison, &e);
+			if (k > 0)
+				atomic_fetch_add(&l->failed, (uint64_t)k);
+		}
+	}
+	set_settled(l);
+}
+
 /* The prefetch reads the file in order, a slice of records per pread (the
  * reader's file-order access is safe next to the handler's read_page). */
 static void *prefetch_main(void *arg)
 {
 	bgsnap_lazy *l = arg;
 	struct bgsnap_err e = { 0, "" };
-	size_t *slice = NULL, ns = 0;
+	struct rst_slice *slice = NULL;
+	size_t ns = 0;
 	uint64_t blen = 0;
 	uint8_t *buf = NULL;
 	int fd = reader_fd(l->r);
@@ -216,18 +324,19 @@ static void *prefetch_main(void *arg)
 			err_set(&e, -ENOMEM, "out of memory for the prefetch (%llu bytes)", (ull)blen);
 		lazy_fail(l, &e);
 		free(slice);
-		return NULL;   /* not done: finish() poisons what is missing */
+		settle(l);
+		return NULL;
 	}
 	for (size_t k = 0; k < ns && !atomic_load(&l->stop); k++) {
 		struct reader_run x, y;
-		reader_run_get(l->r, slice[k], &x);
-		reader_run_get(l->r, slice[k + 1] - 1, &y);
+		reader_run_get(l->r, slice[k].first, &x);
+		reader_run_get(l->r, slice[k].end - 1, &y);
 		uint64_t base = x.offset;
 		struct bgsnap_err se = { 0, "" };
 		int whole = rst_pread_all(fd, buf, y.offset + y.span - base, base, &se) == 0;
-		for (size_t i = slice[k]; i < slice[k + 1]; i++) {
+		for (size_t i = slice[k].first; i < slice[k].end; i++) {
 			reader_run_get(l->r, i, &x);
-			if (x.kind == FMT_REC_STATE || l->target_of[x.region] < 0)
+			if (l->target_of[x.region] < 0)
 				continue;
 			struct bgsnap_err re = { 0, "" };
 			const uint8_t *rec = buf + (x.offset - base);
@@ -245,6 +354,7 @@ static void *prefetch_main(void *arg)
 		atomic_store(&l->total_us, us_since(l->t0_ns));
 		atomic_store(&l->done, 1);
 	}
+	settle(l);
 	return NULL;
 }
 
@@ -328,6 +438,9 @@ int bgsnap_lazy_restore_start(bgsnap_lazy **out, bgsnap_reader *r, const struct 
 		rc = err_set(&e, -ENOMEM, "out of memory");
 		goto fail;
 	}
+	/* Listed before a page can go missing: from here a fork waits. */
+	pthread_once(&fork_once, fork_handlers_install);
+	list_add(l);
 	uint64_t need = (1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_ZEROPAGE) | (1ull << _UFFDIO_WAKE);
 	for (unsigned i = 0; i < n; i++) {
 		struct uffdio_register reg = { .range = { (uintptr_t)l->t[i].dst, l->t[i].pages * PAGE_SIZE_ },
@@ -374,18 +487,16 @@ static void finish(bgsnap_lazy *l)
 	int zero = 0;
 	if (!atomic_compare_exchange_strong(&l->joined, &zero, 1))
 		return;
+	if (l->orphan) {
+		/* A fork child's copy: the threads are the parent's, and the
+		 * registration did not follow the fork. */
+		l->handler.running = 0;
+		l->registered = 0;
+		return;
+	}
+	/* The prefetch settles every page (in, or poisoned) before it ends. */
 	if (l->have_prefetch)
 		pthread_join(l->prefetch, NULL);
-	if (!atomic_load(&l->done) && l->registered) {
-		/* Stopped early: what is still missing must fail loudly, not read
-		 * as zeros once unregistered. */
-		struct bgsnap_err e = { 0, "" };
-		for (unsigned i = 0; i < l->n; i++) {
-			int64_t k = rst_poison(l->uffd, l->t[i].dst, l->t[i].pages, l->poison, &e);
-			if (k > 0)
-				atomic_fetch_add(&l->failed, (uint64_t)k);
-		}
-	}
 	/* The handler goes first: a fault message it read before the page was
 	 * prefetched would otherwise meet an unregistered range (ENOENT) and
 	 * fail a restore that is complete.  Every page is in or poisoned, so
@@ -435,6 +546,7 @@ void bgsnap_lazy_free(bgsnap_lazy *l)
 		return;
 	atomic_store(&l->stop, 1);
 	finish(l);
+	list_remove(l);
 	uffd_loop_destroy(&l->handler);
 	if (l->uffd >= 0)
 		close(l->uffd);

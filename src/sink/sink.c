@@ -8,7 +8,8 @@
  * the directory so the name itself is durable.  An unnamed file vanishes
  * with its last descriptor, so a host killed in the middle of a snapshot
  * leaves nothing behind.  Where the file system or a missing /proc rules
- * that out, the file is "<dir>/.<name>.XXXXXX.tmp" from the start, which
+ * that out, the file is "<dir>/.<name>.XXXXXX.tmp" (for a name too long
+ * for that, a shortened one: tmp_name_fill) from the start, which
  * sink_abort() unlinks but a killed host leaves.
  */
 #include "sink/sink.h"
@@ -16,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,8 +73,22 @@ static int same_file(int a, int b)
 	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-/* A fresh ".<base>.XXXXXX.tmp" in buf (len >= strlen(base) + 13). */
-static void tmp_name_fill(char *buf, size_t len, const char *base, uint64_t *x)
+/* The longest name the directory takes: NAME_MAX, or less where the file
+ * system says so. */
+static size_t name_max(int dirfd)
+{
+	long m = fpathconf(dirfd, _PC_NAME_MAX);
+	return m > 0 && m < NAME_MAX ? (size_t)m : NAME_MAX;
+}
+
+/*
+ * A fresh hidden name for `base` in buf (len >= max + 1): ".<base>.XXXXXX.tmp",
+ * or, where that would exceed `max` bytes (a final name of more than
+ * max - 12), ".<head>~<hash>.XXXXXX.tmp" with as much of the name's head as
+ * fits and a hash of the whole name, so that a long final name can still be
+ * written and replaced.
+ */
+static void tmp_name_fill(char *buf, size_t len, const char *base, size_t max, uint64_t *x)
 {
 	static const char set[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 	char xs[7];
@@ -81,7 +97,18 @@ static void tmp_name_fill(char *buf, size_t len, const char *base, uint64_t *x)
 		xs[i] = set[(*x >> 33) % (sizeof(set) - 1)];
 	}
 	xs[6] = '\0';
-	snprintf(buf, len, ".%s.%s.tmp", base, xs);
+	size_t bl = strlen(base);
+	const size_t frame = 1 + 1 + 6 + 4;   /* '.' base '.' XXXXXX ".tmp" */
+	if (bl + frame <= max) {
+		snprintf(buf, len, ".%s.%s.tmp", base, xs);
+		return;
+	}
+	uint32_t h = 2166136261u;   /* FNV-1a */
+	for (size_t i = 0; i < bl; i++)
+		h = (h ^ (unsigned char)base[i]) * 16777619u;
+	const size_t tag = 1 + 8;   /* '~' and 8 hex digits */
+	int head = max > frame + tag ? (int)(max - frame - tag) : 0;
+	snprintf(buf, len, ".%.*s~%08x.%s.tmp", head, base, h, xs);
 }
 
 static uint64_t tmp_seed(void)
@@ -96,7 +123,7 @@ static uint64_t tmp_seed(void)
  */
 static int tmp_name_take(struct sink *s, int fd)
 {
-	size_t len = strlen(s->base) + 16;
+	size_t max = name_max(s->dirfd), len = max + 1;
 	char *t = malloc(len);
 	if (!t)
 		return -ENOMEM;
@@ -106,7 +133,7 @@ static int tmp_name_take(struct sink *s, int fd)
 	uint64_t x = tmp_seed();
 	int r = -EEXIST;
 	for (int attempt = 0; attempt < 100 && r == -EEXIST; attempt++) {
-		tmp_name_fill(t, len, s->base, &x);
+		tmp_name_fill(t, len, s->base, max, &x);
 		if (fd < 0)
 			r = openat(s->dirfd, t, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		else
@@ -171,6 +198,12 @@ int sink_open_path(struct sink *s, const char *path, int direct, struct bgsnap_e
 	if (s->dirfd < 0) {
 		sink_abort(s);
 		return err_sys(err, e, "cannot open the directory of '%s'", path);
+	}
+	/* Refused now rather than at commit, after all the work. */
+	if (strlen(s->base) > name_max(s->dirfd)) {
+		sink_abort(s);
+		return err_set(err, -ENAMETOOLONG, "snapshot path '%s': the file name is longer than the %zu bytes "
+		               "its directory allows", path, name_max(s->dirfd));
 	}
 	struct stat st;
 	if (fstatat(s->dirfd, s->base, &st, 0) == 0 && S_ISDIR(st.st_mode)) {
@@ -437,8 +470,12 @@ int sink_commit(struct sink *s, struct bgsnap_err *err)
 	}
 	free(s->tmp_name);
 	s->tmp_name = NULL;
+	/* From here the snapshot is committed: complete, fsynced, under its
+	 * name, the old file gone.  Failing now would leave a file after a
+	 * failure and could not bring the old one back, so a failed fsync of
+	 * the directory is only recorded: the name may not survive a crash. */
 	if (!s->failed && fsync(s->dirfd) < 0)
-		s->failed = err_sys(err, -errno, "fsync of the directory of '%s'", s->final_path);
+		s->dir_sync_error = -errno;
 	sink_abort(s);   /* nothing left to remove: closes the directory, frees the names */
 	return s->failed;
 }

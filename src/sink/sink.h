@@ -56,6 +56,8 @@ struct sink {
 	size_t skew;          /* dfd: staged bytes start at stage + skew == offset % SINK_ALIGN */
 	uint8_t *stages;      /* dfd: SINK_STAGES stages; stage is one of them */
 	struct sink_aio *aio; /* full stages go to its thread (sink_set_async) */
+	int dir_sync_error;   /* path sink: -errno of a failed fsync of the
+	                         directory after commit named the file, else 0 */
 };
 
 /* Writeback of a regular file is started every SINK_WRITEBACK_BYTES, so that
@@ -86,10 +88,20 @@ int sink_flush(struct sink *s, struct bgsnap_err *err);
  * of the format. */
 int sink_out_writev(void *ctx, const struct iovec *iov, int iovcnt, struct bgsnap_err *err);
 int sink_out_flush(void *ctx, struct bgsnap_err *err);
-/* Flushes, then path sink: fsync, name the file (link it as the final
+/*
+ * Flushes, then path sink: fsync, name the file (link it as the final
  * name, or rename it over an existing file), fsync the directory.  Fd
  * sink: no fsync on a pipe; fdatasync on a regular file.  Then closes what
- * it owns and frees the stage. */
+ * it owns and frees the stage.
+ *
+ * Path sink: 0 means the file has its final name and its complete, fsynced
+ * content (an older file of that name is replaced).  The directory's fsync
+ * comes after the name is in place, when nothing can be undone: if it
+ * fails, commit still returns 0 and sets dir_sync_error; the file is
+ * there, but after a system crash the name may be missing or still the old
+ * file.  Any other failure returns -errno and leaves the final name as it
+ * was (no file, or the old one).
+ */
 int sink_commit(struct sink *s, struct bgsnap_err *err);
 /* Discards what is staged and a path sink's unfinished file (an unnamed
  * one goes with its descriptor, a named temporary is unlinked); closes

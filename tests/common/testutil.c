@@ -9,10 +9,13 @@
 #include <ftw.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -35,7 +38,7 @@ void tu_msg(const char *file, int line, const char *fmt, ...)
 
 char tu_last_skip_reason[256];
 /* In a forked case: where tu_skip() also sends its reason, for the parent. */
-static int skip_fd = -1;
+int tu_skip_fd = -1;
 
 void tu_skip(const char *fmt, ...)
 {
@@ -47,8 +50,8 @@ void tu_skip(const char *fmt, ...)
 	fflush(stdout);
 	fprintf(stderr, "skip: %s\n", buf);
 	fflush(stderr);
-	if (skip_fd >= 0) {
-		ssize_t w = write(skip_fd, buf, strlen(buf));
+	if (tu_skip_fd >= 0) {
+		ssize_t w = write(tu_skip_fd, buf, strlen(buf));
 		(void)w;
 	}
 	_exit(77);
@@ -263,6 +266,23 @@ void tu_stream_pair(int sv[2], bool socket)
 		FAIL("%s: %s", socket ? "socketpair" : "pipe2", strerror(errno));
 }
 
+int tu_hide_proc(const char *why, const char *dir)
+{
+	if (unshare(CLONE_NEWNS) != 0) {
+		printf("    skip %s: unshare(CLONE_NEWNS): %s\n", why, strerror(errno));
+		return 77;
+	}
+	/* An empty tmpfs over /proc: works whether /proc was mounted or not,
+	 * and where it may not be unmounted. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("none", "/proc", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k") != 0) {
+		printf("    skip %s: cannot hide /proc here: %s\n", why, strerror(errno));
+		return 77;
+	}
+	CHECK(!tu_unnamed_files(dir), "/proc is hidden but the probe still finds unnamed files in %s", dir);
+	return 0;
+}
+
 uint64_t tu_seed(void)
 {
 	const char *s = getenv("BGSNAP_FAULT_SEED");
@@ -271,7 +291,32 @@ uint64_t tu_seed(void)
 	return seed;
 }
 
-static uint64_t mix64(uint64_t x)
+static sigjmp_buf read_jb;
+static volatile sig_atomic_t read_sig;
+
+static void on_read_fault(int sig)
+{
+	read_sig = sig;
+	siglongjmp(read_jb, 1);
+}
+
+int tu_read_signal(const volatile void *p)
+{
+	struct sigaction sa, old_bus, old_segv;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_read_fault;
+	sa.sa_flags = SA_NODEFER;
+	sigaction(SIGBUS, &sa, &old_bus);
+	sigaction(SIGSEGV, &sa, &old_segv);
+	read_sig = 0;
+	if (!sigsetjmp(read_jb, 1))
+		(void)*(const volatile uint8_t *)p;
+	sigaction(SIGBUS, &old_bus, NULL);
+	sigaction(SIGSEGV, &old_segv, NULL);
+	return read_sig;
+}
+
+uint64_t tu_mix64(uint64_t x)
 {
 	x ^= x >> 33;
 	x *= 0xff51afd7ed558ccdULL;
@@ -290,9 +335,9 @@ void tu_fill(void *base, size_t len, uint64_t seed, unsigned zero_every)
 			memset(page, 0, TU_PAGE);
 			continue;
 		}
-		uint64_t x = mix64(seed * 0x9e3779b97f4a7c15ULL + pg + 1);
+		uint64_t x = tu_mix64(seed * 0x9e3779b97f4a7c15ULL + pg + 1);
 		for (size_t i = 0; i < TU_PAGE; i += 8) {
-			x = mix64(x + i);
+			x = tu_mix64(x + i);
 			memcpy(page + i, &x, 8);
 		}
 	}
@@ -550,263 +595,4 @@ void tu_writers_stop(struct tu_writers *w)
 			     strerror(rc));
 	}
 	w->started = false;
-}
-
-/* ---- forked cases ---- */
-
-static _Atomic(const char *) phase = "";
-
-void tu_phase(const char *what)
-{
-	atomic_store(&phase, what);
-}
-
-static void put(const char *s)
-{
-	ssize_t w = write(2, s, strlen(s));
-	(void)w;
-}
-
-/* Appends /proc/self/task/TID/FILE (first line) to the report.  Only
- * async-signal-safe calls (it may also run from a SIGALRM handler). */
-static void put_task_file(const char *tid, const char *file)
-{
-	char p[96] = "/proc/self/task/";
-	strcat(p, tid);
-	strcat(p, "/");
-	strcat(p, file);
-	int fd = open(p, O_RDONLY);
-	if (fd < 0)
-		return;
-	char buf[160];
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return;
-	buf[n] = '\0';
-	char *nl = strchr(buf, '\n');
-	if (nl)
-		*nl = '\0';
-	put(" ");
-	put(file);
-	put("=");
-	put(buf);
-}
-
-static void report_timeout(void)
-{
-	put("case timed out during: ");
-	put(atomic_load(&phase));
-	put("\nthreads (comm, kernel wait channel, syscall number and args):\n");
-	int dfd = open("/proc/self/task", O_RDONLY | O_DIRECTORY);
-	if (dfd >= 0) {
-		char buf[4096];
-		long n;
-		while ((n = syscall(SYS_getdents64, dfd, buf, sizeof(buf))) > 0) {
-			for (long off = 0; off < n;) {
-				struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d =
-					(void *)(buf + off);
-				if (d->name[0] != '.') {
-					put("  tid ");
-					put(d->name);
-					put_task_file(d->name, "comm");
-					put_task_file(d->name, "wchan");
-					put_task_file(d->name, "syscall");
-					put("\n");
-				}
-				off += d->reclen;
-			}
-		}
-		close(dfd);
-	}
-	_exit(124);
-}
-
-static void *watchdog(void *arg)
-{
-	unsigned secs = *(unsigned *)arg;
-	/* Block every signal: a host signal handler must not run here. */
-	sigset_t all;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	tu_sleep_ms(secs * 1000u);
-	report_timeout();
-	return NULL;
-}
-
-/* Sanitizers slow everything down: scale case timeouts (or as told by
- * BGSNAP_TEST_TIMEOUT_SCALE). */
-static unsigned timeout_scale(void)
-{
-	const char *s = getenv("BGSNAP_TEST_TIMEOUT_SCALE");
-	if (s && atoi(s) > 0)
-		return (unsigned)atoi(s);
-#if defined(__SANITIZE_THREAD__)
-	return 5;
-#elif defined(__SANITIZE_ADDRESS__)
-	return 3;
-#else
-	return 1;
-#endif
-}
-
-/* Orphans of a case (a fork writer that outlived it) are reparented to us,
- * a child subreaper.  Waits up to 2 s for them to exit; returns how many
- * were still running (then killed and listed in `out`). */
-static int reap_leftovers(char *out, size_t out_len)
-{
-	out[0] = '\0';
-	uint64_t deadline = tu_now_ns() + 2000000000ull;
-	for (;;) {
-		int st;
-		pid_t p = waitpid(-1, &st, WNOHANG);
-		if (p < 0 && errno == ECHILD)
-			return 0;
-		if (p > 0)
-			continue;
-		if (tu_now_ns() > deadline)
-			break;
-		tu_sleep_ms(10);
-	}
-	int count = 0;
-	size_t used = 0;
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	while (d && (de = readdir(d)) != NULL) {
-		int pid = atoi(de->d_name);
-		if (pid <= 0)
-			continue;
-		char path[64], buf[512];
-		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-		FILE *f = fopen(path, "r");
-		if (!f)
-			continue;
-		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		buf[n] = '\0';
-		char *rp = strrchr(buf, ')');
-		int ppid = 0;
-		char state;
-		if (!rp || sscanf(rp + 2, "%c %d", &state, &ppid) != 2 || ppid != getpid())
-			continue;
-		count++;
-		char *lp = strchr(buf, '(');
-		*rp = '\0';
-		int w = snprintf(out + used, out_len - used, "%s%d (%s, state %c)", used ? ", " : "", pid,
-		                 lp ? lp + 1 : "?", state);
-		if (w > 0 && used + (size_t)w < out_len)
-			used += (size_t)w;
-		kill(pid, SIGKILL);
-	}
-	if (d)
-		closedir(d);
-	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
-		;
-	return count ? count : 0;
-}
-
-static char last_case[128];
-
-int tu_run_case(const char *name, int (*fn)(void *), void *arg, unsigned timeout_s)
-{
-	snprintf(last_case, sizeof(last_case), "%s", name);
-	timeout_s *= timeout_scale();
-	tu_tmpdir();
-	static bool subreaper;
-	if (!subreaper) {
-		prctl(PR_SET_CHILD_SUBREAPER, 1);
-		subreaper = true;
-	}
-	fflush(stdout);
-	fflush(stderr);
-	int pfd[2];
-	if (pipe2(pfd, O_CLOEXEC) != 0)
-		FAIL("pipe: %s", strerror(errno));
-	pid_t pid = fork();
-	if (pid < 0)
-		FAIL("fork: %s", strerror(errno));
-	if (pid == 0) {
-		close(pfd[0]);
-		skip_fd = pfd[1];
-		/* A watchdog thread reports a timeout while the stuck threads are
-		 * still where they got stuck; SIGALRM is the backstop. */
-		static unsigned wd_secs;
-		wd_secs = timeout_s;
-		pthread_t wd;
-		if (pthread_create(&wd, NULL, watchdog, &wd_secs) == 0)
-			pthread_detach(wd);
-		alarm(timeout_s + 10);
-		int rc = fn(arg);
-		fflush(stdout);
-		fflush(stderr);
-		exit(rc);
-	}
-	close(pfd[1]);
-	int st;
-	while (waitpid(pid, &st, 0) < 0) {
-		if (errno != EINTR)
-			FAIL("waitpid: %s", strerror(errno));
-	}
-	/* Non-blocking: a process the case left behind may hold the pipe. */
-	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
-	ssize_t n = read(pfd[0], tu_last_skip_reason, sizeof(tu_last_skip_reason) - 1);
-	tu_last_skip_reason[n > 0 ? n : 0] = '\0';
-	close(pfd[0]);
-	char left[256];
-	if (reap_leftovers(left, sizeof(left))) {
-		printf("FAIL %s: the case left processes running after it ended (killed now): %s\n", name, left);
-		fflush(stdout);
-		return 1;
-	}
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-		printf("ok   %s\n", name);
-		return 0;
-	}
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
-		printf("skip %s: %s\n", name, tu_last_skip_reason);
-		return 77;
-	}
-	if ((WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) || (WIFEXITED(st) && WEXITSTATUS(st) == 124))
-		printf("FAIL %s: timed out after %u s (a thread blocked for good?)\n", name, timeout_s);
-	else if (WIFSIGNALED(st))
-		printf("FAIL %s: killed by signal %d (%s)\n", name, WTERMSIG(st), strsignal(WTERMSIG(st)));
-	else
-		printf("FAIL %s: exit status %d\n", name, WEXITSTATUS(st));
-	fflush(stdout);
-	return 1;
-}
-
-void tu_tally_skip(struct tu_tally *t, const char *reason)
-{
-	t->skip++;
-	snprintf(t->skip_reason, sizeof(t->skip_reason), "%s", reason);
-}
-
-void tu_tally_add(struct tu_tally *t, int rc)
-{
-	if (rc == 0)
-		t->pass++;
-	else if (rc == 77)
-		tu_tally_skip(t, tu_last_skip_reason);
-	else {
-		t->fail++;
-		/* Named again in the summary: the last lines are what a runner shows. */
-		size_t used = strlen(t->failed);
-		snprintf(t->failed + used, sizeof(t->failed) - used, "%s%s", used ? " " : "", last_case);
-	}
-}
-
-void tu_tally_exit(const struct tu_tally *t, const char *what)
-{
-	if (t->fail)
-		printf("%s: failed cases: %s\n", what, t->failed);
-	printf("%s: %d cases passed, %d failed, %d skipped\n", what, t->pass, t->fail, t->skip);
-	fflush(stdout);
-	if (t->fail)
-		exit(1);
-	if (t->pass == 0) {
-		printf("%s: every case was skipped; last reason: %s\n", what, t->skip_reason);
-		exit(77);
-	}
-	exit(0);
 }

@@ -60,6 +60,8 @@ void tu_msg(const char *file, int line, const char *fmt, ...) __attribute__((for
 void tu_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 /* The reason the last case run by tu_run_case() gave for skipping. */
 extern char tu_last_skip_reason[256];
+/* Where tu_skip sends its reason inside a forked case (cases.c sets it). */
+extern int tu_skip_fd;
 
 /* "-ENOSPC" style name of a negative errno ("0", "-E?" if unknown). */
 const char *tu_errname(int code);
@@ -91,9 +93,19 @@ void *tu_map_guarded(size_t len);
 /* A connected byte stream: a socketpair (socket true) or a pipe, both ends
  * close-on-exec; sv[0] reads, sv[1] writes.  Fails the test on error. */
 void tu_stream_pair(int sv[2], bool socket);
+/* In a child: mounts an empty tmpfs over /proc in a private mount namespace
+ * (so the sink cannot name unnamed files) and fails the test unless the
+ * probe for `dir` then says so.  0, or 77 with a line saying why (`why`
+ * names what is skipped) when this process may not. */
+int tu_hide_proc(const char *why, const char *dir);
 /* The seed of a randomised test: $BGSNAP_FAULT_SEED if set (to replay a
  * run), else the clock; printed so that any run can be replayed. */
 uint64_t tu_seed(void);
+/* Reads the byte at p: 0, or the signal (SIGBUS, SIGSEGV) the read raised
+ * (a poisoned or unmapped page), caught so that the test goes on. */
+int tu_read_signal(const volatile void *p);
+/* A 64-bit mixer (a bijection): well-spread values from counters. */
+uint64_t tu_mix64(uint64_t x);
 /* Fills each page with bytes derived from (seed, page index); pages whose
  * index % zero_every == zero_every-1 are left zero when zero_every > 0. */
 void tu_fill(void *base, size_t len, uint64_t seed, unsigned zero_every);

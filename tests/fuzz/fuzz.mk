@@ -3,7 +3,8 @@
 #   make fuzz            builds build-fuzz/fuzz_reader, build-fuzz/fuzz_stream
 #                        (clang -fsanitize=fuzzer,address,undefined) and the
 #                        seed corpus build-fuzz/corpus/ (real encoder output,
-#                        written by build-fuzz/gen_corpus)
+#                        written by build-fuzz/gen_corpus); build-fuzz/fuzz_resp,
+#                        bgsnap-kv's RESP parser, seeded from tests/fuzz/resp-seeds/
 #   make fuzz-run        runs each target for FUZZ_TIME seconds (default 60)
 #                        on a copy of the corpus; crashes land in build-fuzz/
 #
@@ -19,11 +20,16 @@ FUZZ_CFLAGS := -g -O1 -std=gnu11 -Iinclude -Isrc -Itests/common -Itests/unit -D_
 	-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 # The parser alone: every reader file, with what it needs and nothing else.
 FUZZ_LIB_SRCS := $(sort $(wildcard src/format/reader*.c)) src/format/crc32c.c src/util/err.c
-FUZZ_GEN_SRCS := tests/fuzz/gen_corpus.c tests/unit/fmtgen.c tests/common/testutil.c \
+FUZZ_GEN_SRCS := tests/fuzz/gen_corpus.c tests/unit/fmtgen.c tests/common/testutil.c tests/common/cases.c \
 	src/format/format_write.c src/sink/sink.c src/sink/sink_aio.c src/format/crc32c.c src/util/err.c src/util/thread.c
 FUZZ_HDRS := include/bgsnap.h $(wildcard src/*/*.h) tests/unit/fmtgen.h
 
-fuzz: $(FUZZ_DIR)/fuzz_reader $(FUZZ_DIR)/fuzz_stream $(FUZZ_DIR)/corpus/.done
+fuzz: $(FUZZ_DIR)/fuzz_reader $(FUZZ_DIR)/fuzz_stream $(FUZZ_DIR)/fuzz_resp $(FUZZ_DIR)/corpus/.done
+
+# bgsnap-kv's request parser alone (it depends on nothing else).
+$(FUZZ_DIR)/fuzz_resp: tests/fuzz/fuzz_resp.c kv/resp.c kv/resp.h
+	@mkdir -p $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Ikv -fsanitize=fuzzer -o $@ tests/fuzz/fuzz_resp.c kv/resp.c
 
 $(FUZZ_DIR)/fuzz_reader $(FUZZ_DIR)/fuzz_stream: $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRCS) $(FUZZ_HDRS)
 	@mkdir -p $(FUZZ_DIR)
@@ -37,12 +43,13 @@ $(FUZZ_DIR)/corpus/.done: $(FUZZ_DIR)/gen_corpus
 	rm -rf $(FUZZ_DIR)/corpus && $(FUZZ_DIR)/gen_corpus $(FUZZ_DIR)/corpus && touch $@
 
 fuzz-run: fuzz
-	@for t in reader stream; do \
+	@for t in reader stream resp; do \
+		case $$t in resp) seeds=tests/fuzz/resp-seeds ;; *) seeds="$(FUZZ_DIR)/corpus tests/fuzz/regress" ;; esac; \
 		mkdir -p $(FUZZ_DIR)/corpus-$$t && \
 		echo "fuzz_$$t: $(FUZZ_TIME) s" && \
 		$(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_TIME) -timeout=10 -rss_limit_mb=2048 \
 			-max_len=65536 -artifact_prefix=$(FUZZ_DIR)/ -print_final_stats=1 \
-			$(FUZZ_DIR)/corpus-$$t $(FUZZ_DIR)/corpus tests/fuzz/regress > $(FUZZ_DIR)/fuzz_$$t.log 2>&1 || { tail -40 $(FUZZ_DIR)/fuzz_$$t.log; exit 1; }; \
+			$(FUZZ_DIR)/corpus-$$t $$seeds > $(FUZZ_DIR)/fuzz_$$t.log 2>&1 || { tail -40 $(FUZZ_DIR)/fuzz_$$t.log; exit 1; }; \
 		tail -6 $(FUZZ_DIR)/fuzz_$$t.log; \
 	done
 

@@ -59,7 +59,7 @@ int main(void)
 	bad_table("unaligned addr", (struct fmt_region[]){ { "a", 100, 4096 } }, 1, "aligned");
 	bad_table("unaligned size", (struct fmt_region[]){ { "a", 0, 4097 } }, 1, "aligned");
 	bad_table("empty region", (struct fmt_region[]){ { "a", 0, 0 } }, 1, "empty");
-	bad_table("wrapping", (struct fmt_region[]){ { "a", UINT64_MAX - 4095, 8192 } }, 1, "wrapping");
+	bad_table("beyond 2^64", (struct fmt_region[]){ { "a", UINT64_MAX - 4095, 8192 } }, 1, "beyond 2^64");
 	bad_table("duplicate name", (struct fmt_region[]){ { "a", 0, 4096 }, { "a", 8192, 4096 } }, 2, "duplicate");
 	bad_table("overlap", (struct fmt_region[]){ { "a", 0, 8192 }, { "b", 4096, 4096 } }, 2, "overlap");
 

@@ -168,40 +168,17 @@ static int case_refuse(void *arg)
 
 /* ---- failures: every page is the snapshot's or faults loudly ---- */
 
-static sigjmp_buf g_jb;
-static volatile sig_atomic_t g_sig;
-
-static void on_fault(int sig)
-{
-	g_sig = sig;
-	siglongjmp(g_jb, 1);
-}
-
-/* 1 if reading the page at d raises a signal. */
-static int page_faults(const volatile uint8_t *d)
-{
-	if (sigsetjmp(g_jb, 1))
-		return 1;
-	(void)d[0];
-	return 0;
-}
-
 /* Counts the pages of t that read as the snapshot (ok) and that raise a
  * signal (poisoned); fails on a page that reads anything else. */
 static void classify(const struct bgsnap_restore_target *t, const uint8_t *want, uint64_t *ok, uint64_t *poisoned,
                      int *sig)
 {
-	struct sigaction sa, o1, o2;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_fault;
-	sa.sa_flags = SA_NODEFER;
-	sigaction(SIGBUS, &sa, &o1);
-	sigaction(SIGSEGV, &sa, &o2);
 	for (uint64_t p = 0; p < t->len / TU_PAGE; p++) {
 		const uint8_t *d = (const uint8_t *)t->dst + p * TU_PAGE;
-		if (page_faults(d)) {
+		int s = tu_read_signal(d);
+		if (s) {
 			(*poisoned)++;
-			*sig = g_sig;
+			*sig = s;
 			continue;
 		}
 		CHECK(!memcmp(d, want + p * TU_PAGE, TU_PAGE),
@@ -209,8 +186,6 @@ static void classify(const struct bgsnap_restore_target *t, const uint8_t *want,
 		      (unsigned long long)p);
 		(*ok)++;
 	}
-	sigaction(SIGBUS, &o1, NULL);
-	sigaction(SIGSEGV, &o2, NULL);
 }
 
 /* A PAGES record of region 2: its file offset and page range. */

@@ -162,18 +162,9 @@ static void all_cases(const char *dir, const char *label)
  * process may not do that. */
 static int without_proc(const char *dir)
 {
-	if (unshare(CLONE_NEWNS) != 0) {
-		printf("    skip without /proc: unshare(CLONE_NEWNS): %s\n", strerror(errno));
-		return 77;
-	}
-	/* An empty tmpfs over /proc: works whether /proc was mounted or not,
-	 * and where it may not be unmounted. */
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
-	    mount("none", "/proc", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k") != 0) {
-		printf("    skip without /proc: cannot hide /proc here: %s\n", strerror(errno));
-		return 77;
-	}
-	CHECK(!tu_unnamed_files(dir), "/proc is hidden but the probe still finds unnamed files");
+	int r = tu_hide_proc("without /proc", dir);
+	if (r)
+		return r;
 	all_cases(dir, "without /proc");
 	fflush(stdout);
 	return 0;

@@ -1,0 +1,19 @@
+# vm_lib.sh - sourced by the reference VM's shell tests (from the project
+# root): $vm and $tool (the programs), a scratch directory $tmp removed at
+# exit, fail() counting into $fails.  Skips (77) when the VM is not built
+# (it needs Unicorn and nasm); a missing bgsnap tool is a failure.
+BUILD=${BUILD:-build}
+vm=$BUILD/bgsnap-vm
+tool=$BUILD/bgsnap
+if [[ ! -x $vm ]]; then
+	echo "SKIP: $vm is not built (needs Unicorn and nasm)"
+	exit 77
+fi
+if [[ ! -x $tool ]]; then
+	echo "FAIL: $tool is not built"
+	exit 1
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
