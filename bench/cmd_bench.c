@@ -4,6 +4,7 @@
  * each method reported as it completes, and the summary over the rounds.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -93,6 +94,9 @@ static int rounds(const struct bench_opts *o, wl *w, const struct wl_params *par
 int cmd_bench(int argc, char **argv)
 {
 	struct bench_opts o;
+	/* A write to a pipe whose reader is gone is an error to report (the
+	 * library fails the snapshot with EPIPE), not a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
 	int r = bench_parse_args(argc, argv, &o);
 	if (r > 0)
 		return cli_help(bench_usage);

@@ -5,6 +5,7 @@
 
 #include "bench.h"
 #include "cli/cli.h"
+#include "cli/dest.h"
 
 /* One text, kept whole so that it reads as the help it prints. */
 void bench_usage(FILE *f)
@@ -27,8 +28,10 @@ void bench_usage(FILE *f)
 "                        mprotect,fork,stop); default uffd.  With several methods a\n"
 "                        method the engine refuses here is reported as skipped\n"
 "                        (JSON \"skipped\": reason) and does not fail the run\n"
-"  --out PATH            snapshot file (default: a file in $TMPDIR, removed after\n"
-"                        verification); with several methods, PATH.METHOD each\n"
+"  --out PATH            snapshot file, or file:PATH (default: a file in $TMPDIR,\n"
+"                        removed after verification); with several methods,\n"
+"                        PATH.METHOD each.  Only a file: the bench reads the\n"
+"                        snapshot back to verify it (bgsnap-vm streams elsewhere)\n"
 "  --buffer SIZE         fault copy buffer (default 64M; 4K = maximal back-pressure)\n"
 "  --fault-around N      pages saved per write fault (power of two, 1..64)\n"
 "  --no-pre-protect      uffd, uffd-signal, mprotect: all of the write-protect in the\n"
@@ -297,6 +300,24 @@ static int word_option(struct bench_opts *o, int c, const char *arg)
 	}
 }
 
+/* --out: a destination (cli/dest.h) that must be a file. */
+static int out_option(struct bench_opts *o, const char *arg)
+{
+	char err[320];
+	struct dest d;
+	if (dest_parse(arg, &d, err, sizeof(err)) < 0) {
+		cli_error("--out: %s", err);
+		return -EINVAL;
+	}
+	if (d.kind != DEST_FILE) {
+		cli_error("--out: %s: a file expected (file:PATH or PATH): the bench reads the snapshot back to "
+		          "verify it", arg);
+		return -EINVAL;
+	}
+	o->out = d.arg;
+	return 0;
+}
+
 int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 {
 	*o = (struct bench_opts){
@@ -313,7 +334,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		else if (c == O_MEM || c == O_BUFFER)
 			rc = size_option(o, c, optarg);
 		else if (c == O_OUT)
-			o->out = optarg;
+			rc = out_option(o, optarg);
 		else if (c == O_SERIES)
 			o->series = optarg;
 		else if (c == O_PATTERN || c == O_METHOD || c == O_RESTORE || c == O_CORRUPT || c == O_COMPRESS ||

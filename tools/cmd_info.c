@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bgsnap.h"
 #include "cli/cli.h"
@@ -12,12 +13,14 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: bgsnap info FILE [--json]\n\n"
+	fprintf(f, "usage: bgsnap info FILE|- [--json]\n\n"
 	           "Describes a snapshot: format version, page size, the method that wrote it,\n"
 	           "when (the pause instant), the pause time, regions (name, address, size,\n"
 	           "pages, zero pages), state blobs, record counts, file size, and compression\n"
 	           "(method, raw and stored bytes of the non-zero pages, their ratio).  Checks the\n"
-	           "header, trailer and index; `bgsnap verify` checks every byte.\n\n"
+	           "header, trailer and index; `bgsnap verify` checks every byte.  FILE may be '-'\n"
+	           "(standard input) or a pipe: it is then read through once, as a stream (every\n"
+	           "record checked on the way), since its counts and state blobs come at its end.\n\n"
 	           "  --json   print one JSON object\n");
 }
 
@@ -148,6 +151,22 @@ static void print_json(bgsnap_reader *r, const struct info *in)
 	json_end_line(&j);
 }
 
+/* A stream tells its counts, state blobs and size only at its end (the
+ * index and trailer come last): it is read through, every record checked
+ * on the way, before anything is printed. */
+static int read_stream(bgsnap_reader *r, const char *file)
+{
+	struct bgsnap_record rec;
+	int rc;
+	while ((rc = bgsnap_reader_next(r, &rec)) > 0 && rec.kind != BGSNAP_REC_END)
+		;
+	if (rc < 0) {
+		cli_error("%s: %s", file, bgsnap_reader_errmsg(r));
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
 int cmd_info(int argc, char **argv)
 {
 	static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, CLI_OPT_HELP, CLI_OPT_END };
@@ -162,9 +181,19 @@ int cmd_info(int argc, char **argv)
 		return cli_usage_error(usage, "one FILE only");
 	if (argc - optind < 1)
 		return cli_usage_error(usage, NULL);
-	bgsnap_reader *r = cli_open_snapshot(argv[optind]);
+	int fd;
+	bgsnap_reader *r = cli_open_any(argv[optind], &fd);
 	if (!r)
 		return EXIT_FAIL;
+	if (fd >= 0 || !strcmp(argv[optind], "-")) {
+		int rc = read_stream(r, argv[optind]);
+		if (rc != EXIT_OK) {
+			bgsnap_reader_close(r);
+			if (fd >= 0)
+				close(fd);
+			return rc;
+		}
+	}
 	struct info in;
 	gather(r, argv[optind], &in);
 	if (json)
@@ -172,5 +201,7 @@ int cmd_info(int argc, char **argv)
 	else
 		print_text(r, &in);
 	bgsnap_reader_close(r);
+	if (fd >= 0)
+		close(fd);
 	return EXIT_OK;
 }

@@ -14,28 +14,10 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: bgsnap verify FILE\n\n"
+	fprintf(f, "usage: bgsnap verify FILE|-\n\n"
 	           "Checks a snapshot end to end.  Exit 0 and \"FILE: OK, ...\" when it is intact;\n"
 	           "exit 1 with what is wrong and at which offset otherwise.  FILE may be '-'\n"
 	           "(standard input) or a pipe: it is then read once, as a stream.\n");
-}
-
-/* Opens FILE as a file, or as a stream when it is '-' or cannot seek (a
- * pipe, a FIFO, /dev/stdin); *fd is the descriptor opened for the stream. */
-static int open_any(const char *file, bgsnap_reader **r, int *fd, char *err, size_t err_len)
-{
-	*fd = -1;
-	if (!strcmp(file, "-"))
-		return bgsnap_reader_open_stream(r, STDIN_FILENO, err, err_len);
-	int rc = bgsnap_reader_open(r, file, err, err_len);
-	if (rc != -ESPIPE)
-		return rc;
-	*fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (*fd < 0) {
-		snprintf(err, err_len, "%s", strerror(errno));
-		return -errno;
-	}
-	return bgsnap_reader_open_stream(r, *fd, err, err_len);
 }
 
 int cmd_verify(int argc, char **argv)
@@ -49,16 +31,11 @@ int cmd_verify(int argc, char **argv)
 	if (argc - optind < 1)
 		return cli_usage_error(usage, NULL);
 	const char *file = argv[optind];
-	char err[600];
-	bgsnap_reader *r = NULL;
-	int fd, rc = open_any(file, &r, &fd, err, sizeof(err));
-	if (rc < 0) {
-		cli_error("%s: %s", file, err);
-		if (fd >= 0)
-			close(fd);
+	int fd;
+	bgsnap_reader *r = cli_open_any(file, &fd);
+	if (!r)
 		return EXIT_FAIL;
-	}
-	rc = bgsnap_reader_verify(r);
+	int rc = bgsnap_reader_verify(r);
 	if (rc < 0) {
 		cli_error("%s: %s", file, bgsnap_reader_errmsg(r));
 	} else {

@@ -93,6 +93,14 @@ int boot_snapshot(struct runner *r, const char *path, bool lazy, bool thp)
 	struct vm_saved s;
 	char err[512] = "";
 	bgsnap_reader *rd = NULL;
+	/* The VM's state blobs come last in a stream, after the RAM they
+	 * size, and the eager restore reads through the index: both need a
+	 * file. */
+	if (!strcmp(path, "-")) {
+		cli_error("restore -: a snapshot stream cannot be restored (the restore reads the file through its "
+		          "index); save it to a file first (exec:cat > FILE) and restore that");
+		return EXIT_FAIL;
+	}
 	int e = bgsnap_reader_open(&rd, path, err, sizeof(err));
 	if (e < 0) {
 		cli_error("%s: %s", path, err[0] ? err : strerror(-e));

@@ -171,8 +171,12 @@ static void snap_json(const struct runner *r, const struct snap *s, struct json 
 /* Why a snapshot cannot start now, or NULL. */
 static const char *snapshot_refused(struct runner *r, const struct qmp_cmd *cmd, int *method)
 {
+	static char bad_dest[256];
+	struct dest d;
 	if (!cmd->has_path || !cmd->path[0])
 		return "snapshot needs arguments.path";
+	if (dest_parse(cmd->path, &d, bad_dest, sizeof(bad_dest)) < 0)
+		return bad_dest;
 	*method = r->method;
 	if (cmd->has_method && (*method = bgsnap_method_parse(cmd->method)) < 0)
 		return "unknown method";

@@ -18,7 +18,9 @@
 static void usage_options(FILE *f)
 {
 	fprintf(f, "  --method M             snapshot method: auto uffd uffd-signal mprotect fork stop\n"
-	           "  --snapshot-at MS:PATH  snapshot into PATH MS ms after the guest (re)started (repeatable)\n"
+	           "  --snapshot-at MS:DEST  snapshot into DEST MS ms after the guest (re)started (repeatable);\n"
+	           "                         DEST: file:PATH (or PATH), exec:COMMAND (into its stdin),\n"
+	           "                         unix:SOCKET (connect), fd:N (an inherited descriptor)\n"
 	           "  --compress C           none | zstd | zstd:LEVEL: page data of every snapshot in zstd\n"
 	           "                         chunks (default none)\n"
 	           "  --control SOCKET       UNIX socket for JSON commands (snapshot, query-snapshot,\n"
@@ -43,6 +45,7 @@ static void run_usage(FILE *f)
 static void restore_usage(FILE *f)
 {
 	fprintf(f, "usage: bgsnap-vm restore SNAPSHOT [--lazy] [options]\n"
+	           "SNAPSHOT must be a file: a stream ('-', a pipe) cannot be restored.\n"
 	           "Builds a fresh VM from SNAPSHOT (RAM, registers, console) and continues the guest;\n"
 	           "its console output is the rest of the original run's output.\n"
 	           "options:\n"
@@ -58,19 +61,25 @@ struct run_args {
 	const char *operand;         /* GUEST or SNAPSHOT */
 };
 
-/* --snapshot-at MS:PATH, added to the runner's schedule. */
+/* --snapshot-at MS:DEST, added to the runner's schedule. */
 static int snapshot_at(struct runner *r, const char *arg)
 {
 	const char *colon = strchr(arg, ':');
 	char ms_text[32];
 	uint64_t ms;
 	if (!colon || colon == arg || !colon[1] || (size_t)(colon - arg) >= sizeof(ms_text)) {
-		cli_error("--snapshot-at: MS:PATH expected: %s", arg);
+		cli_error("--snapshot-at: MS:DEST expected: %s", arg);
 		return EXIT_USAGE;
 	}
 	snprintf(ms_text, sizeof(ms_text), "%.*s", (int)(colon - arg), arg);
 	if (!cli_parse_u64(ms_text, 10, 0, UINT64_MAX - 1, &ms)) {
-		cli_error("--snapshot-at: MS:PATH expected: %s", arg);
+		cli_error("--snapshot-at: MS:DEST expected: %s", arg);
+		return EXIT_USAGE;
+	}
+	char err[320];
+	struct dest d;
+	if (dest_parse(colon + 1, &d, err, sizeof(err)) < 0) {
+		cli_error("--snapshot-at: %s", err);
 		return EXIT_USAGE;
 	}
 	if (!snap_add(r, colon + 1, -1, ms)) {

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "bgsnap.h"
+#include "cli/dest.h"
 #include "qmp.h"
 #include "vm.h"
 
@@ -39,7 +40,7 @@ struct sample {
 enum snap_state { SNAP_PENDING, SNAP_ACTIVE, SNAP_DONE, SNAP_FAILED, SNAP_SKIPPED };
 
 struct snap {
-	char *path;
+	char *path;                  /* the destination, as given (dest.h)     */
 	int method;
 	uint64_t at_ms;              /* scheduled time, or AT_CONTROL          */
 	enum snap_state state;
@@ -84,6 +85,11 @@ struct runner {
 	int snap_fd;
 	int wait_rc;
 	double wait_t;
+	/* The running snapshot's destination (its spec is the snap's path,
+	 * never freed while it runs), finished by the waiter thread. */
+	const char *dest_spec;
+	struct dest_stream dest;
+	char dest_err[256];
 
 	double t0;                   /* guest (re)started                      */
 	double t_end;                /* guest finished                         */

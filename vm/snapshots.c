@@ -63,9 +63,12 @@ static void engine_log(void *ctx, int level, const char *msg)
 		cli_error("bgsnap: %s", msg);
 }
 
+/* Closing a pipe and reaping its command may take a moment: done here,
+ * off the loop that serves the control socket. */
 static void wait_engine(struct runner *r)
 {
-	r->wait_rc = bgsnap_wait(r->eng);
+	int rc = bgsnap_wait(r->eng);
+	r->wait_rc = dest_finish(r->eng, r->dest_spec, &r->dest, rc, r->dest_err, sizeof(r->dest_err));
 	r->wait_t = mono_s();
 	uint64_t one = 1;
 	ssize_t n = write(r->snap_fd, &one, sizeof(one));
@@ -78,10 +81,12 @@ static void *waiter_main(void *arg)
 	return NULL;
 }
 
-static int start_failed(struct runner *r, struct snap *s, int rc, bgsnap_engine *e)
+static int start_failed(struct runner *r, struct snap *s, int rc, bgsnap_engine *e, const char *msg)
 {
-	const char *why = e && bgsnap_errmsg(e)[0] ? bgsnap_errmsg(e) : strerror(-rc);
-	snprintf(s->errmsg, sizeof(s->errmsg), "%s%s", e ? "" : "cannot create the snapshot engine: ", why);
+	const char *why = msg && msg[0] ? msg : e && bgsnap_errmsg(e)[0] ? bgsnap_errmsg(e) : strerror(-rc);
+	/* A message longer than errmsg is cut: what it starts with says enough. */
+	if (snprintf(s->errmsg, sizeof(s->errmsg), "%s%s", e ? "" : "cannot create the snapshot engine: ", why) < 0)
+		s->errmsg[0] = '\0';
 	s->state = SNAP_FAILED;
 	s->error = rc;
 	r->cur = NULL;
@@ -99,9 +104,17 @@ int snapshot_start(struct runner *r, struct snap *s)
 	o.log = engine_log;
 	o.log_ctx = r;
 	bgsnap_engine *e = NULL;
-	int rc = bgsnap_create(&e, &o);
+	struct dest d;
+	r->dest_err[0] = '\0';
+	int rc = dest_parse(s->path, &d, s->errmsg, sizeof(s->errmsg));
+	if (rc < 0) {
+		s->state = SNAP_FAILED;
+		s->error = rc;
+		return rc;
+	}
+	rc = bgsnap_create(&e, &o);
 	if (rc < 0)
-		return start_failed(r, s, rc, NULL);
+		return start_failed(r, s, rc, NULL, NULL);
 	struct bgsnap_hooks h = { .pause = hook_pause, .save_state = hook_save_state, .resume = hook_resume, .ctx = r };
 	rc = bgsnap_add_region(e, "ram", r->vm.ram, r->vm.ram_size);
 	if (rc >= 0)
@@ -109,10 +122,11 @@ int snapshot_start(struct runner *r, struct snap *s)
 	if (rc >= 0) {
 		r->cur = s;
 		s->t_call = mono_s();
-		rc = bgsnap_start(e, s->path);
+		rc = dest_start(e, s->path, &d, &r->dest, r->dest_err, sizeof(r->dest_err));
 	}
 	if (rc < 0)
-		return start_failed(r, s, rc, e);
+		return start_failed(r, s, rc, e, r->dest_err);
+	r->dest_spec = s->path;
 	s->state = SNAP_ACTIVE;
 	r->eng = e;
 	r->last = s;
@@ -145,7 +159,7 @@ void snapshot_poll(struct runner *r, bool block)
 	if (rc < 0) {
 		s->state = SNAP_FAILED;
 		s->error = rc;
-		snprintf(s->errmsg, sizeof(s->errmsg), "%s", bgsnap_errmsg(r->eng)[0] ? bgsnap_errmsg(r->eng) : strerror(-rc));
+		snprintf(s->errmsg, sizeof(s->errmsg), "%s", r->dest_err[0] ? r->dest_err : strerror(-rc));
 		cli_error("snapshot %s failed: %s", s->path, s->errmsg);
 		r->failures++;
 	} else {

@@ -2,9 +2,11 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static char who[128] = "bgsnap";
 
@@ -201,4 +203,33 @@ int cli_parse_compress(const char *opt, const char *s, int *method, int *level)
 	*method = BGSNAP_COMPRESS_ZSTD;
 	*level = (int)v;
 	return 0;
+}
+
+static int open_any(const char *file, bgsnap_reader **r, int *fd, char *err, size_t err_len)
+{
+	*fd = -1;
+	if (!strcmp(file, "-"))
+		return bgsnap_reader_open_stream(r, STDIN_FILENO, err, err_len);
+	int rc = bgsnap_reader_open(r, file, err, err_len);
+	if (rc != -ESPIPE)
+		return rc;
+	*fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return cli_fail(err, err_len, -errno, "%s", strerror(errno));
+	return bgsnap_reader_open_stream(r, *fd, err, err_len);
+}
+
+bgsnap_reader *cli_open_any(const char *path, int *fd)
+{
+	char err[600] = "";
+	bgsnap_reader *r = NULL;
+	int rc = open_any(path, &r, fd, err, sizeof(err));
+	if (rc < 0) {
+		cli_error("%s: %s", path, err[0] ? err : strerror(-rc));
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+		return NULL;
+	}
+	return r;
 }

@@ -99,4 +99,10 @@ int cli_parse_compress(const char *opt, const char *s, int *method, int *level);
  * returns NULL. */
 bgsnap_reader *cli_open_snapshot(const char *path);
 
+/* Opens `path` for random access, or as a stream (records in order only)
+ * when it is '-' (standard input) or cannot seek (a pipe, a FIFO); then
+ * *fd is the descriptor opened for the stream, to close after the reader
+ * (-1 otherwise).  On failure says "WHO: PATH: why" and returns NULL. */
+bgsnap_reader *cli_open_any(const char *path, int *fd);
+
 #endif
