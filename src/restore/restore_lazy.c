@@ -360,6 +360,90 @@ static void *prefetch_main(void *arg)
 	return NULL;
 }
 
+/* Every target is private anonymous memory not yet touched (a populated
+ * page would keep its old content); sums their pages. */
+static int check_lazy_targets(bgsnap_lazy *l, struct bgsnap_err *e)
+{
+	uint64_t total = 0;
+	for (unsigned i = 0; i < l->n; i++) {
+		struct rst_target *t = &l->t[i];
+		uint64_t first;
+		int rc = rst_private_anon(t->dst, t->pages * PAGE_SIZE_, e);
+		if (rc == 0)
+			rc = err_set(e, -ENOTSUP, "target %u at %p: lazy restore needs private anonymous memory "
+			             "(a shared or file-backed mapping cannot be filled with UFFDIO_COPY)", i,
+			             (void *)t->dst);
+		if (rc < 0)
+			return rc;
+		int64_t pop = rst_populated(t->dst, t->pages, &first, e);
+		if (pop < 0)
+			return (int)pop;
+		if (pop > 0)
+			return err_set(e, -EINVAL, "target %u at %p: %lld of %llu pages are already populated (first: "
+			               "page %llu); lazy restore needs untouched memory (a fresh mmap, or MADV_DONTNEED "
+			               "first), or they would keep their old content", i, (void *)t->dst, (long long)pop,
+			               (ull)t->pages, (ull)first);
+		total += t->pages;
+	}
+	atomic_store(&l->pages_total, total);
+	return 0;
+}
+
+/* Which target each region of the file goes to (-1: none). */
+static int map_regions(bgsnap_lazy *l, struct bgsnap_err *e)
+{
+	struct bgsnap_file_info fi;
+	bgsnap_reader_info(l->r, &fi, sizeof fi);
+	if (!fi.file_bytes || reader_fd(l->r) < 0)
+		return err_set(e, -ESPIPE, "lazy restore needs a random-access reader (bgsnap_reader_open)");
+	if (!(l->target_of = malloc(fi.region_count * sizeof(*l->target_of))))
+		return err_set(e, -ENOMEM, "out of memory");
+	for (unsigned i = 0; i < fi.region_count; i++)
+		l->target_of[i] = -1;
+	for (unsigned i = 0; i < l->n; i++)
+		l->target_of[l->t[i].region] = (int)i;
+	return 0;
+}
+
+/* Registers every target for missing faults; on failure l->n says how many
+ * are registered, for the unregistering in bgsnap_lazy_free. */
+static int register_targets(bgsnap_lazy *l, struct bgsnap_err *e)
+{
+	uint64_t need = (1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_ZEROPAGE) | (1ull << _UFFDIO_WAKE);
+	unsigned n = l->n;
+	for (unsigned i = 0; i < n; i++) {
+		struct uffdio_register reg = { .range = { (uintptr_t)l->t[i].dst, l->t[i].pages * PAGE_SIZE_ },
+		                               .mode = UFFDIO_REGISTER_MODE_MISSING };
+		if (ioctl(l->uffd, UFFDIO_REGISTER, &reg) < 0) {
+			int rc = err_sys(e, -errno, "target %u at %p: UFFDIO_REGISTER (missing faults)", i,
+			                 (void *)l->t[i].dst);
+			l->n = i;
+			l->registered = 1;
+			return rc;
+		}
+		l->registered = 1;
+		if ((reg.ioctls & need) != need) {
+			l->n = i + 1;
+			return err_set(e, -ENOTSUP, "target %u: the kernel offers no UFFDIO_COPY/ZEROPAGE on it", i);
+		}
+	}
+	return 0;
+}
+
+/* The userfaultfd, its fault handler and the demand buffer. */
+static int open_handler(bgsnap_lazy *l, struct bgsnap_err *e)
+{
+	uint64_t granted = 0;
+	int rc = l->uffd = uffd_open(UFFD_FEATURE_POISON, 0, &granted, e);
+	if (rc < 0)
+		return rc;
+	l->poison = !!(granted & UFFD_FEATURE_POISON);
+	if ((rc = uffd_loop_init(&l->handler, l->uffd, &loop_ops, l)) < 0)
+		return err_sys(e, rc, "eventfd");
+	l->hbuf = aligned_alloc(PAGE_SIZE_, (size_t)DEMAND_PAGES * PAGE_SIZE_);
+	return l->hbuf ? 0 : err_set(e, -ENOMEM, "out of memory");
+}
+
 int bgsnap_lazy_restore_start(bgsnap_lazy **out, bgsnap_reader *r, const struct bgsnap_restore_target *targets,
                               unsigned n, char *err, size_t err_len)
 {
@@ -387,80 +471,13 @@ int bgsnap_lazy_restore_start(bgsnap_lazy **out, bgsnap_reader *r, const struct 
 	if ((rc = rst_check_targets(r, targets, n, &l->t, &e)) < 0)
 		goto fail;
 	l->n = n;
-	uint64_t total = 0;
-	for (unsigned i = 0; i < n; i++) {
-		struct rst_target *t = &l->t[i];
-		uint64_t first;
-		rc = rst_private_anon(t->dst, t->pages * PAGE_SIZE_, &e);
-		if (rc == 0)
-			rc = err_set(&e, -ENOTSUP, "target %u at %p: lazy restore needs private anonymous memory "
-			             "(a shared or file-backed mapping cannot be filled with UFFDIO_COPY)", i,
-			             (void *)t->dst);
-		if (rc < 0)
-			goto fail;
-		int64_t pop = rst_populated(t->dst, t->pages, &first, &e);
-		if (pop < 0) {
-			rc = (int)pop;
-			goto fail;
-		}
-		if (pop > 0) {
-			rc = err_set(&e, -EINVAL, "target %u at %p: %lld of %llu pages are already populated (first: "
-			             "page %llu); lazy restore needs untouched memory (a fresh mmap, or MADV_DONTNEED "
-			             "first), or they would keep their old content", i, (void *)t->dst, (long long)pop,
-			             (ull)t->pages, (ull)first);
-			goto fail;
-		}
-		total += t->pages;
-	}
-	atomic_store(&l->pages_total, total);
-	struct bgsnap_file_info fi;
-	bgsnap_reader_info(r, &fi, sizeof fi);
-	if (!fi.file_bytes || reader_fd(r) < 0) {
-		rc = err_set(&e, -ESPIPE, "lazy restore needs a random-access reader (bgsnap_reader_open)");
+	if ((rc = check_lazy_targets(l, &e)) < 0 || (rc = map_regions(l, &e)) < 0 || (rc = open_handler(l, &e)) < 0)
 		goto fail;
-	}
-	if (!(l->target_of = malloc(fi.region_count * sizeof(*l->target_of)))) {
-		rc = err_set(&e, -ENOMEM, "out of memory");
-		goto fail;
-	}
-	for (unsigned i = 0; i < fi.region_count; i++)
-		l->target_of[i] = -1;
-	for (unsigned i = 0; i < n; i++)
-		l->target_of[l->t[i].region] = (int)i;
-	uint64_t granted = 0;
-	if ((rc = l->uffd = uffd_open(UFFD_FEATURE_POISON, 0, &granted, &e)) < 0)
-		goto fail;
-	l->poison = !!(granted & UFFD_FEATURE_POISON);
-	if ((rc = uffd_loop_init(&l->handler, l->uffd, &loop_ops, l)) < 0) {
-		err_sys(&e, rc, "eventfd");
-		goto fail;
-	}
-	l->hbuf = aligned_alloc(PAGE_SIZE_, (size_t)DEMAND_PAGES * PAGE_SIZE_);
-	if (!l->hbuf) {
-		rc = err_set(&e, -ENOMEM, "out of memory");
-		goto fail;
-	}
 	/* Listed before a page can go missing: from here a fork waits. */
 	pthread_once(&fork_once, fork_handlers_install);
 	list_add(l);
-	uint64_t need = (1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_ZEROPAGE) | (1ull << _UFFDIO_WAKE);
-	for (unsigned i = 0; i < n; i++) {
-		struct uffdio_register reg = { .range = { (uintptr_t)l->t[i].dst, l->t[i].pages * PAGE_SIZE_ },
-		                               .mode = UFFDIO_REGISTER_MODE_MISSING };
-		if (ioctl(l->uffd, UFFDIO_REGISTER, &reg) < 0) {
-			rc = err_sys(&e, -errno, "target %u at %p: UFFDIO_REGISTER (missing faults)", i,
-			             (void *)l->t[i].dst);
-			l->n = i;   /* unregister only those registered */
-			l->registered = 1;
-			goto fail;
-		}
-		l->registered = 1;
-		if ((reg.ioctls & need) != need) {
-			rc = err_set(&e, -ENOTSUP, "target %u: the kernel offers no UFFDIO_COPY/ZEROPAGE on it", i);
-			l->n = i + 1;
-			goto fail;
-		}
-	}
+	if ((rc = register_targets(l, &e)) < 0)
+		goto fail;
 	if ((rc = uffd_loop_start(&l->handler, "bgsnap-lazy")) < 0) {
 		err_set(&e, rc, "starting the fault handler thread: %s", strerror(-rc));
 		goto fail;
