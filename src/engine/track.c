@@ -146,6 +146,59 @@ static int unprotect_fault(struct track *t, uint64_t addr, uint64_t len)
 	return unprotect_fault_ex(t, addr, len, 0) < 0;
 }
 
+/* A fault before the snapshot instant: the page is only marked, to be
+ * protected again in the pause, and released at once. */
+static enum track_fault_result fault_before_pause(struct track *t, struct track_region *tr, uint64_t w,
+                                                  uint64_t bit, uint64_t addr)
+{
+	atomic_fetch_or(&tr->dirty[w], bit);
+	int r = unprotect_fault_ex(t, addr, PAGE_SIZE_, 1);
+	if (r < 0)
+		track_prephase_give_up(t, addr);
+	/* Queued for a retry: the retry ends this fault. */
+	if (r != 1)
+		track_prephase_leave(t);
+	return r < 0 ? TRACK_FAILED : TRACK_ALREADY_DONE;
+}
+
+/* Copies the pages of word w that this fault won into the copy buffer. */
+static void save_won(struct track *t, uint32_t ri, uint64_t w, uint64_t won)
+{
+	const uint8_t *base = t->e->regions[ri].addr;
+	for (uint64_t m = won; m; m &= m - 1) {
+		uint64_t pg = w * 64 + (uint64_t)__builtin_ctzll(m);
+		uint32_t slot;
+		void *dst = copybuf_get(&t->cb, &slot);
+		/* dst == NULL: the buffer is closed, the run is being abandoned;
+		 * only let the threads go. */
+		if (!dst)
+			break;
+		REGION_READ_BEGIN();
+		memcpy(dst, base + pg * PAGE_SIZE_, PAGE_SIZE_);
+		REGION_READ_END();
+		copybuf_put(&t->cb, ri, pg, slot);
+		atomic_fetch_add_explicit(&t->e->live->pages_faulted, 1, memory_order_relaxed);
+	}
+}
+
+/* Removes protection from the pages `pages` of word w: in one call when
+ * they are one contiguous block (`block`), else page by page.  Nonzero on
+ * failure. */
+static int unprotect_runs(struct track *t, uint8_t *base, uint64_t w, uint64_t pages, int block)
+{
+	if (block && pages) {
+		uint64_t lo = w * 64 + (uint64_t)__builtin_ctzll(pages);
+		uint64_t n = (uint64_t)__builtin_popcountll(pages);
+		return unprotect_fault(t, (uint64_t)(uintptr_t)(base + lo * PAGE_SIZE_), n * PAGE_SIZE_);
+	}
+	for (uint64_t m = pages; m; m &= m - 1) {
+		uint64_t pg = w * 64 + (uint64_t)__builtin_ctzll(m);
+		if (unprotect_fault(t, (uint64_t)(uintptr_t)(base + pg * PAGE_SIZE_), PAGE_SIZE_))
+			return 1;
+	}
+	return 0;
+}
+
 /* Async-signal-safe: atomics, memcpy, nanosleep and the method's unprotect. */
 enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_fault_mode mode)
 {
@@ -166,16 +219,8 @@ enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_f
 		atomic_fetch_add(&t->pre_inflight, 1);   /* our own, on top of the batch's */
 	else
 		pre = track_prephase_enter(t);
-	if (pre) {
-		atomic_fetch_or(&tr->dirty[w], bit);
-		int r = unprotect_fault_ex(t, addr, PAGE_SIZE_, 1);
-		if (r < 0)
-			track_prephase_give_up(t, addr);
-		/* Queued for a retry: the retry ends this fault. */
-		if (r != 1)
-			track_prephase_leave(t);
-		return r < 0 ? TRACK_FAILED : TRACK_ALREADY_DONE;
-	}
+	if (pre)
+		return fault_before_pause(t, tr, w, bit, addr);
 	/* Fault-around: claim the aligned block of `around` pages with the
 	 * faulting one (one word: around divides 64), save every page of it we
 	 * win, and remove protection from the block in one call. */
@@ -211,35 +256,13 @@ enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_f
 		}
 	}
 	uint64_t won = mask & ~old;
-	uint8_t *base = t->e->regions[ri].addr;
-	for (uint64_t m = won; m; m &= m - 1) {
-		uint64_t pg = w * 64 + (uint64_t)__builtin_ctzll(m);
-		uint32_t slot;
-		void *dst = copybuf_get(&t->cb, &slot);
-		/* dst == NULL: the buffer is closed, the run is being abandoned;
-		 * only let the threads go. */
-		if (!dst)
-			break;
-		REGION_READ_BEGIN();
-		memcpy(dst, base + pg * PAGE_SIZE_, PAGE_SIZE_);
-		REGION_READ_END();
-		copybuf_put(&t->cb, ri, pg, slot);
-		atomic_fetch_add_explicit(&t->e->live->pages_faulted, 1, memory_order_relaxed);
-	}
+	save_won(t, ri, w, won);
 	uint64_t done = atomic_fetch_or(&tr->done[w], won) | won;
 	/* One call over the block when all of it is saved; else our page(s). */
-	if (around > 1 && (done & mask) == mask) {
-		uint64_t lo = w * 64 + (uint64_t)__builtin_ctzll(mask);
-		uint64_t n = (uint64_t)__builtin_popcountll(mask);
-		if (unprotect_fault(t, (uint64_t)(uintptr_t)(base + lo * PAGE_SIZE_), n * PAGE_SIZE_))
-			return TRACK_FAILED;
-	} else {
-		for (uint64_t m = won; m; m &= m - 1) {
-			uint64_t pg = w * 64 + (uint64_t)__builtin_ctzll(m);
-			if (unprotect_fault(t, (uint64_t)(uintptr_t)(base + pg * PAGE_SIZE_), PAGE_SIZE_))
-				return TRACK_FAILED;
-		}
-	}
+	if (around > 1 && (done & mask) == mask)
+		won = mask;
+	if (unprotect_runs(t, t->e->regions[ri].addr, w, won, around > 1 && won == mask))
+		return TRACK_FAILED;
 	return (old & bit) ? TRACK_OWNED_ELSEWHERE : TRACK_SAVED;
 }
 
