@@ -8,20 +8,7 @@
 # fails verify (exit 1, offset named) and extract.
 # timeout: 120
 set -u
-BUILD="${BUILD:-build}"
-B="$BUILD/bgsnap"
-GEN="$BUILD/tests/unit/t_format_gen"
-[ -x "$B" ] && [ -x "$GEN" ] || { echo "skip: $B or $GEN not built"; exit 77; }
-T=$(mktemp -d) || exit 1
-trap 'rm -rf "$T"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect() {
-	local want=$1; shift
-	"$@" >"$T/out" 2>"$T/err"
-	local got=$?
-	[ "$got" = "$want" ] || fail "'$*' exited $got, expected $want; stderr: $(head -c 300 "$T/err")"
-}
+source "$(dirname "$0")/cli_lib.sh"
 
 if ! "$GEN" --out "$T/a.bgs" --text --compress --pages 3000 2>"$T/err"; then
 	grep -q "without libzstd" "$T/err" && { echo "skip: this bgsnap was built without libzstd"; exit 77; }

@@ -11,22 +11,11 @@
 # timeout: 300
 set -u
 cd "$(dirname "$0")/.." || exit 1
-BUILD=${BUILD:-build}
-vm=$(realpath -m "$BUILD/bgsnap-vm")
-tool=$(realpath -m "$BUILD/bgsnap")
-if [[ ! -x $vm ]]; then
-	echo "SKIP: $vm is not built (needs Unicorn and nasm)"
-	exit 77
-fi
+source tests/vm_lib.sh
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed for the unix: peer"; exit 77; }
-tmp=$(mktemp -d)
-lpid=
-trap '[[ -n $lpid ]] && kill "$lpid" 2>/dev/null; rm -rf "$tmp"' EXIT
 # A destination taken for a file name would be created here, not in the tree.
 cd "$tmp" || exit 1
 
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 args=(sweep --mem 32M --rounds 900)
 
 "$vm" run "${args[@]}" >"$tmp/plain" 2>"$tmp/plain.err" || { echo "FAIL: plain run: $(tail -n 3 "$tmp/plain.err")"; exit 1; }
@@ -60,11 +49,11 @@ s.bind(sys.argv[1]); s.listen(1); s.settimeout(60)
 c, _ = s.accept()
 c.close()
 PY
-lpid=$!
+bg_pid=$!
 for _ in $(seq 100); do [[ -S $tmp/sock ]] && break; sleep 0.05; done
 dies unix-closes "unix:$tmp/sock" 'Broken pipe|Connection reset'
-wait "$lpid"
-lpid=
+wait "$bg_pid"
+bg_pid=
 
 [[ $fails -eq 0 ]] || exit 1
 echo "ok: exec:true, exec:head, exit 3, a signal, a missing command, a closing unix: peer"

@@ -8,22 +8,13 @@
 # timeout: 180
 set -u
 cd "$(dirname "$0")/.." || exit 1
-BUILD=${BUILD:-build}
-vm=$(realpath -m "$BUILD/bgsnap-vm")
-tool=$BUILD/bgsnap
-if [[ ! -x $vm ]]; then
-	echo "SKIP: $vm is not built (needs Unicorn and nasm)"
-	exit 77
-fi
+source tests/vm_lib.sh
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed for the control client"; exit 77; }
-tmp=$(mktemp -d)
-vpid=
-trap '[[ -n $vpid ]] && kill "$vpid" 2>/dev/null; rm -rf "$tmp"' EXIT
 
 # A guest that runs long enough for every command; quit ends it.
 # Run in $tmp: a destination taken for a file name would be created there.
 (cd "$tmp" && exec "$vm" run sweep --mem 32M --rounds 100000 --control "$tmp/ctl") >/dev/null 2>"$tmp/vm.err" &
-vpid=$!
+bg_pid=$!
 for _ in $(seq 200); do [[ -S $tmp/ctl ]] && break; sleep 0.05; done
 
 python3 - "$tmp" <<'PY'
@@ -80,8 +71,8 @@ for m in fails:
 sys.exit(1 if fails else 0)
 PY
 rc=$?
-wait "$vpid"
-vpid=
+wait "$bg_pid"
+bg_pid=
 fails=0
 [[ $rc -eq 0 ]] || fails=1
 for s in c.snap after.snap; do

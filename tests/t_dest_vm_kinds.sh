@@ -8,22 +8,11 @@
 # timeout: 300
 set -u
 cd "$(dirname "$0")/.." || exit 1
-BUILD=${BUILD:-build}
-vm=$(realpath -m "$BUILD/bgsnap-vm")
-tool=$(realpath "$BUILD/bgsnap")
-if [[ ! -x $vm ]]; then
-	echo "SKIP: $vm is not built (needs Unicorn and nasm)"
-	exit 77
-fi
+source tests/vm_lib.sh
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed for the unix: listener"; exit 77; }
-tmp=$(mktemp -d)
-lpid=
-trap '[[ -n $lpid ]] && kill "$lpid" 2>/dev/null; rm -rf "$tmp"' EXIT
 # A destination taken for a file name would be created here, not in the tree.
 cd "$tmp" || exit 1
 
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 args=(sweep --mem 32M --rounds 600)
 
 "$vm" run "${args[@]}" >"$tmp/plain" 2>"$tmp/plain.err" || { echo "FAIL: plain run: $(tail -n 3 "$tmp/plain.err")"; exit 1; }
@@ -77,11 +66,11 @@ with open(sys.argv[2], "wb") as f:
             break
         f.write(b)
 PY
-lpid=$!
+bg_pid=$!
 for _ in $(seq 100); do [[ -S $tmp/sock ]] && break; sleep 0.05; done
 run unix "unix:$tmp/sock"
-wait "$lpid" || fail "unix: the listener failed"
-lpid=
+wait "$bg_pid" || fail "unix: the listener failed"
+bg_pid=
 verified unix "$tmp/u.snap"
 
 if "$vm" run "${args[@]}" --snapshot-at 100:fd:3 3>"$tmp/d.snap" >"$tmp/fd.out" 2>"$tmp/fd.err"; then

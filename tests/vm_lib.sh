@@ -1,10 +1,12 @@
 # vm_lib.sh - sourced by the reference VM's shell tests (from the project
-# root): $vm and $tool (the programs), a scratch directory $tmp removed at
-# exit, fail() counting into $fails.  Skips (77) when the VM is not built
-# (it needs Unicorn and nasm); a missing bgsnap tool is a failure.
+# root): $vm and $tool (the programs, absolute paths, so a test may work in
+# another directory), a scratch directory $tmp removed at exit, $bg_pid (a
+# background process the test started, killed at exit when set), fail()
+# counting into $fails.  Skips (77) when the VM is not built (it needs
+# Unicorn and nasm); a missing bgsnap tool is a failure.
 BUILD=${BUILD:-build}
-vm=$BUILD/bgsnap-vm
-tool=$BUILD/bgsnap
+vm=$(realpath -m "$BUILD/bgsnap-vm")
+tool=$(realpath -m "$BUILD/bgsnap")
 if [[ ! -x $vm ]]; then
 	echo "SKIP: $vm is not built (needs Unicorn and nasm)"
 	exit 77
@@ -14,6 +16,7 @@ if [[ ! -x $tool ]]; then
 	exit 1
 fi
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+bg_pid=
+trap '[[ -n $bg_pid ]] && kill "$bg_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
