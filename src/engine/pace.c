@@ -10,6 +10,9 @@
 
 #define PACE_STEP_NS 10000000ull    /* 10 ms: how late a cancel may be seen */
 #define PACE_SLACK_NS 100000000ull  /* 100 ms: how far behind before restarting */
+/* Less ahead than this: no sleep yet.  A sleep per 256 KiB batch is a
+ * context switch per batch, which a loaded machine makes late. */
+#define PACE_MIN_AHEAD_NS 2000000ull
 
 void pace_init(struct pace *p, uint64_t rate, uint64_t bytes_now)
 {
@@ -25,6 +28,9 @@ int pace_wait(struct pace *p, struct bgsnap_engine *e, uint64_t bytes_now)
 	/* In floating point: bytes * 1e9 overflows 64 bits from 18 GB on. */
 	double due_s = (double)(bytes_now - p->base) / (double)p->rate;
 	uint64_t due = p->t0_ns + (uint64_t)(due_s * 1e9);
+	uint64_t first = now_ns();
+	if (first < due && due - first < PACE_MIN_AHEAD_NS)
+		return 0;
 	for (;;) {
 		if (e && engine_cancelled(e))
 			return -ECANCELED;
