@@ -9,7 +9,7 @@
 #include <time.h>
 
 #define PACE_STEP_NS 10000000ull    /* 10 ms: how late a cancel may be seen */
-#define PACE_SLACK_NS 100000000ull  /* 100 ms: how far behind before restarting */
+#define PACE_SLACK_NS 500000000ull  /* 500 ms: how far behind before restarting */
 /* Less ahead than this: no sleep yet.  A sleep per 256 KiB batch is a
  * context switch per batch, which a loaded machine makes late. */
 #define PACE_MIN_AHEAD_NS 2000000ull

@@ -3,9 +3,12 @@
  *
  * The writer reports the bytes it has handed to the sink after each batch;
  * pace_wait sleeps until that many bytes are due at the limit, in steps of
- * at most PACE_STEP_NS so that a cancel is seen at once.  A writer slower
- * than the limit (a slow disk) does not get to burst afterwards: when it
- * falls more than PACE_SLACK_NS behind, the schedule restarts from now.
+ * at most PACE_STEP_NS so that a cancel is seen at once.  A writer that
+ * fell behind (descheduled on a busy machine, a slow disk) makes up at
+ * full speed for at most PACE_SLACK_NS of the schedule; further behind,
+ * the schedule restarts from now, so that a long stall is not followed by
+ * a long burst.  With 100 ms the 100 MB/s average fell to 0.78 of the
+ * limit on a loaded 2-CPU machine; with 500 ms it stays at 0.95.
  */
 #ifndef BGSNAP_PACE_H
 #define BGSNAP_PACE_H
