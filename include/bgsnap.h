@@ -183,8 +183,9 @@ struct bgsnap_options {
 	 * limit, so under a low limit the buffer fills sooner, and a fault
 	 * that finds it full waits for space (copy_buffer_bytes).  fork's
 	 * child paces the same way.  stop ignores it: it writes in the pause,
-	 * which a limit would only lengthen.  A cancel ends a paced run
-	 * within about 10 ms.  Every value is valid. */
+	 * which a limit would only lengthen.  A paced writer sees a
+	 * cancel within 10 ms: the pacing never delays it.  Every value is
+	 * valid. */
 	uint64_t max_bytes_per_s;
 };
 
