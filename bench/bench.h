@@ -65,6 +65,7 @@ struct bench_opts {
 	int fill;                /* enum wl_fill                             */
 	int compress;            /* enum bgsnap_compress                     */
 	int compress_level;      /* 0: the library's default                 */
+	uint64_t max_rate;       /* writer bytes/s limit, 0: none            */
 };
 
 enum bench_status { BENCH_OK = 0, BENCH_ERROR, BENCH_SKIPPED };

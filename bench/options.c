@@ -33,6 +33,8 @@ void bench_usage(FILE *f)
 "                        PATH.METHOD each.  Only a file: the bench reads the\n"
 "                        snapshot back to verify it (bgsnap-vm streams elsewhere)\n"
 "  --buffer SIZE         fault copy buffer (default 64M; 4K = maximal back-pressure)\n"
+"  --max-rate SIZE       limit the snapshot writer to SIZE bytes per second (K/M/G:\n"
+"                        binary units; 0, the default: none); stop ignores it\n"
 "  --fault-around N      pages saved per write fault (power of two, 1..64)\n"
 "  --no-pre-protect      uffd, uffd-signal, mprotect: all of the write-protect in the\n"
 "                        pause, not before it with the pages written since in it\n"
@@ -90,7 +92,8 @@ void bench_usage(FILE *f)
 "\n"
 "JSON fields: method, mem_bytes, threads, pattern, buffer_bytes, thp, pause_us,\n"
 "wp_us (write-protect step; fork(): for fork), total_ms (start to committed),\n"
-"bytes_written, bytes_stored (the file's size), compress, pages_total, pages_zero, pages_faulted, unprotect_calls,\n"
+"bytes_written, bytes_stored (the file's size), writer_us, achieved_bytes_per_s\n"
+"(bytes_written over writer_us), max_bytes_per_s, compress, pages_total, pages_zero, pages_faulted, unprotect_calls,\n"
 "unprotect_ms (the writer removing protection from saved pages), commit_ms\n"
 "(index, trailer, fsync and rename at the end), prewp_ms and reprotect_pages (the\n"
 "write-protect before the pause and the pages written meanwhile that the pause\n"
@@ -117,7 +120,7 @@ void bench_usage(FILE *f)
 enum {
 	O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON, O_BEFORE, O_SEED, O_PROBE,
 	O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_BUFIO,
-	O_AFTER, O_SERIES, O_COMPRESS, O_FILL,
+	O_AFTER, O_SERIES, O_COMPRESS, O_FILL, O_MAXRATE,
 };
 
 static const struct option long_opts[] = {
@@ -144,6 +147,7 @@ static const struct option long_opts[] = {
 	{ "repeat", required_argument, NULL, O_REPEAT },
 	{ "compress", required_argument, NULL, O_COMPRESS },
 	{ "fill", required_argument, NULL, O_FILL },
+	{ "max-rate", required_argument, NULL, O_MAXRATE },
 	/* Test hook, not in --help: damages the verification on purpose
 	 * (steps: wrong step counts; page: one flipped byte in a page read
 	 * back; file: one flipped byte in the file) to show it fails. */
@@ -203,6 +207,12 @@ static int size_option(struct bench_opts *o, int c, const char *arg)
 			return -EINVAL;
 		}
 		o->mem = v;
+	} else if (c == O_MAXRATE) {
+		if (cli_parse_size(arg, &v)) {
+			cli_error("--max-rate: '%s' is not a size (bytes per second)", arg);
+			return -EINVAL;
+		}
+		o->max_rate = v;
 	} else {
 		if (cli_parse_size(arg, &v) || v == 0) {
 			cli_error("--buffer: '%s' is not a size", arg);
@@ -331,7 +341,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 			return 1;
 		if (c == '?')
 			rc = -EINVAL;
-		else if (c == O_MEM || c == O_BUFFER)
+		else if (c == O_MEM || c == O_BUFFER || c == O_MAXRATE)
 			rc = size_option(o, c, optarg);
 		else if (c == O_OUT)
 			rc = out_option(o, optarg);

@@ -27,6 +27,7 @@ static void json_setup(struct json *j, const struct bench_opts *o, const struct 
 		json_bool(j, "noise", true);
 	json_bool(j, "direct_io", res->st.direct_io);
 	json_string(j, "compress", o->compress == BGSNAP_COMPRESS_ZSTD ? "zstd" : "none");
+	json_u64(j, "max_bytes_per_s", o->max_rate);
 	if (o->compress_level)
 		json_u64(j, "compress_level", (uint64_t)o->compress_level);
 	if (o->repeat > 1)
@@ -43,6 +44,8 @@ static void json_measured(struct json *j, const struct bench_result *res)
 	json_double(j, "total_ms", 3, s->total_us / 1000.0);
 	json_u64(j, "bytes_written", s->bytes_written);
 	json_u64(j, "bytes_stored", res->file_bytes);
+	json_u64(j, "writer_us", s->writer_us);
+	json_u64(j, "achieved_bytes_per_s", s->achieved_bytes_per_s);
 	json_u64(j, "pages_total", s->pages_total);
 	json_u64(j, "pages_zero", s->pages_zero);
 	json_u64(j, "pages_faulted", s->pages_faulted);

@@ -176,6 +176,17 @@ struct bgsnap_options {
 	/* Threads that compress; 0 = the library's choice.  This version
 	 * compresses in the writer thread whatever the value. */
 	unsigned compress_threads;
+	/* Rate limit of the background writer, in bytes handed to the file or
+	 * stream per second (0, the default: unlimited).  It paces the writer
+	 * only: a write fault is still served at once, its page copied into
+	 * the copy buffer; the writer drains that buffer within the same
+	 * limit, so under a low limit the buffer fills sooner, and a fault
+	 * that finds it full waits for space (copy_buffer_bytes).  fork's
+	 * child paces the same way.  stop ignores it: it writes in the pause,
+	 * which a limit would only lengthen.  A paced writer sees a
+	 * cancel within 10 ms: the pacing never delays it.  Every value is
+	 * valid. */
+	uint64_t max_bytes_per_s;
 };
 
 enum bgsnap_compress {
@@ -359,6 +370,12 @@ struct bgsnap_stats {
 	uint64_t reprotect_pages;
 	int direct_io;               /* 1: the file is written with O_DIRECT
 	                                (options.direct_io, where it applies) */
+	/* The writer's time, from its start (after the pause; stop: in the
+	 * pause) to the file committed, and bytes_written over it: the rate
+	 * achieved, to compare with options.max_bytes_per_s.  0 until the
+	 * run ends. */
+	uint64_t writer_us;
+	uint64_t achieved_bytes_per_s;
 };
 
 /*

@@ -158,6 +158,7 @@ static void snap_json(const struct runner *r, const struct snap *s, struct json 
 	json_u64(j, "pages_zero", st.pages_zero);
 	json_u64(j, "pages_faulted", st.pages_faulted);
 	json_u64(j, "bytes_written", st.bytes_written);
+	json_u64(j, "achieved_bytes_per_s", st.achieved_bytes_per_s);
 	json_u64(j, "pause_us", st.pause_us);
 	json_u64(j, "wp_us", st.wp_us);
 	json_u64(j, "prewp_us", st.prewp_us);

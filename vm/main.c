@@ -23,6 +23,8 @@ static void usage_options(FILE *f)
 	           "                         unix:SOCKET (connect), fd:N (an inherited descriptor)\n"
 	           "  --compress C           none | zstd | zstd:LEVEL: page data of every snapshot in zstd\n"
 	           "                         chunks (default none)\n"
+	           "  --max-rate SIZE        limit every snapshot's writer to SIZE bytes per second\n"
+	           "                         (K/M/G: binary units; 0, the default: none; stop ignores it)\n"
 	           "  --control SOCKET       UNIX socket for JSON commands (snapshot, query-snapshot,\n"
 	           "                         query-status, stop, cont, quit)\n"
 	           "  --control-mode MODE    the socket's permissions, octal (default 0600: its owner)\n"
@@ -130,6 +132,12 @@ static int run_option(struct runner *r, struct run_args *a, int c, const char *a
 	}
 	case 'S': r->stats = true; return EXIT_OK;
 	case 'z': return cli_parse_compress("--compress", arg, &r->compress, &r->compress_level) < 0 ? EXIT_USAGE : EXIT_OK;
+	case 'B':
+		if (cli_parse_size(arg, &r->max_rate) < 0) {
+			cli_error("--max-rate: a size (bytes per second) expected: %s", arg);
+			return EXIT_USAGE;
+		}
+		return EXIT_OK;
 	case 'l': a->lazy = true; return EXIT_OK;
 	case 'T': a->thp = false; return EXIT_OK;
 	case 'h': cli_help(a->restore ? restore_usage : run_usage); return -1;
@@ -148,6 +156,7 @@ static int run_args(struct runner *r, struct run_args *a, int argc, char **argv)
 		{ "lazy", no_argument, NULL, 'l' },          { "no-thp", no_argument, NULL, 'T' },
 		{ "control-mode", required_argument, NULL, 'C' },
 		{ "compress", required_argument, NULL, 'z' },
+		{ "max-rate", required_argument, NULL, 'B' },
 		CLI_OPT_HELP,                                CLI_OPT_END,
 	};
 	int c, rc;

@@ -70,6 +70,7 @@ struct runner {
 	char guest[64];              /* the name, when it comes from a snapshot */
 	int method;
 	int compress, compress_level;   /* every snapshot's (--compress)     */
+	uint64_t max_rate;           /* every snapshot's writer limit, B/s (--max-rate) */
 	bool stats;
 
 	struct snap *snaps;          /* oldest first, at most MAX_SNAPSHOTS    */

@@ -101,6 +101,7 @@ int snapshot_start(struct runner *r, struct snap *s)
 	o.method = s->method;
 	o.compress = r->compress;
 	o.compress_level = r->compress_level;
+	o.max_bytes_per_s = r->max_rate;
 	o.log = engine_log;
 	o.log_ctx = r;
 	bgsnap_engine *e = NULL;

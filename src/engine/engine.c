@@ -10,6 +10,7 @@
  * Anything that can be done before the pause is done before it.
  */
 #include "engine/engine.h"
+#include "engine/pace.h"
 #include "engine/thp.h"
 
 #include <errno.h>
@@ -336,18 +337,25 @@ int engine_finish_file(struct bgsnap_engine *e, struct fmt_writer *w, struct sin
 /* Writes every region through `w`, in chunks so that progress and cancel
  * are seen while it runs.  Shared with the fork child. */
 
-int engine_write_all(struct bgsnap_engine *e, struct fmt_writer *w)
+int engine_write_all(struct bgsnap_engine *e, struct fmt_writer *w, int paced)
 {
 	const uint64_t chunk = 2048;   /* pages: 8 MiB between progress updates */
+	/* Paced, a chunk at a time is a burst: 256 KiB (the tracking
+	 * writer's batch) keeps the rate even at 1 MB/s. */
+	const uint64_t step = paced && e->opts.max_bytes_per_s ? 64 : chunk;
+	struct pace pace;
+	pace_init(&pace, paced ? e->opts.max_bytes_per_s : 0, w->bytes_written);
 	for (uint32_t ri = 0; ri < e->region_count; ri++) {
 		struct region *rg = &e->regions[ri];
-		for (uint64_t p = 0; p < rg->pages; p += chunk) {
+		for (uint64_t p = 0; p < rg->pages; p += step) {
 			if (engine_cancelled(e))
 				return -ECANCELED;
-			uint64_t n = rg->pages - p < chunk ? rg->pages - p : chunk;
+			uint64_t n = rg->pages - p < step ? rg->pages - p : step;
 			REGION_READ_BEGIN();
 			int r = fmtw_pages(w, ri, p, n, rg->addr + p * PAGE_SIZE_);
 			REGION_READ_END();
+			if (!r)
+				r = pace_wait(&pace, e, w->bytes_written);
 			if (r)
 				return r;
 			engine_progress(e, w);
@@ -380,6 +388,7 @@ static void live_reset(struct live_stats *l)
 	atomic_store(&l->prewp_us, 0);
 	atomic_store(&l->reprotect_pages, 0);
 	atomic_store(&l->direct_io, 0);
+	atomic_store(&l->writer_us, 0);
 }
 
 static void run_reset(bgsnap_engine *e)
@@ -673,6 +682,9 @@ int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *user, size_t u
 	out->prewp_us = atomic_load(&l->prewp_us);
 	out->reprotect_pages = atomic_load(&l->reprotect_pages);
 	out->direct_io = atomic_load(&l->direct_io);
+	out->writer_us = atomic_load(&l->writer_us);
+	if (out->writer_us)
+		out->achieved_bytes_per_s = (uint64_t)((double)out->bytes_written * 1e6 / (double)out->writer_us);
 	abi_copy_out(user, user_size, out, sizeof(*out));
 	return 0;
 }

@@ -66,6 +66,7 @@ struct live_stats {
 	_Atomic uint64_t prewp_us;
 	_Atomic uint64_t reprotect_pages;
 	_Atomic int direct_io;
+	_Atomic uint64_t writer_us;      /* set once the writer ends */
 };
 
 struct bgsnap_engine;
@@ -159,8 +160,10 @@ void engine_log(struct bgsnap_engine *e, int level, const char *fmt, ...)
  * Runs in whichever thread or process writes the tail. */
 int engine_finish_file(struct bgsnap_engine *e, struct fmt_writer *w, struct sink *s,
                        struct bgsnap_err *err);
-/* Writes every page of every region through `w` (stop, fork). */
-int engine_write_all(struct bgsnap_engine *e, struct fmt_writer *w);
+/* Writes every page of every region through `w` (stop, fork), at most at
+ * options.max_bytes_per_s if `paced` (fork's child; stop writes in the
+ * pause and is never paced). */
+int engine_write_all(struct bgsnap_engine *e, struct fmt_writer *w, int paced);
 /* Publishes a writer's progress to the live statistics. */
 void engine_progress(struct bgsnap_engine *e, const struct fmt_writer *w);
 

@@ -172,7 +172,8 @@ static void child_main(struct bgsnap_engine *e, struct fork_priv *p)
 	e->meta.pause_us = us_since(e->t_pause_ns);
 	struct bgsnap_err *err = &p->shared->err;
 	e->fw.err = err;
-	int r = engine_write_all(e, &e->fw);
+	uint64_t t0 = now_ns();
+	int r = engine_write_all(e, &e->fw, 1);
 	if (!r) {
 		for (size_t i = 0; i < e->state.count && !r; i++)
 			r = fmtw_state(&e->fw, e->state.blobs[i].name, e->state.blobs[i].data,
@@ -183,6 +184,7 @@ static void child_main(struct bgsnap_engine *e, struct fork_priv *p)
 	if (!r && e->sink.owns_fd && fsync(e->sink.fd) < 0)
 		r = err_sys(err, -errno, "fsync of the snapshot");
 	engine_progress(e, &e->fw);
+	atomic_store(&e->live->writer_us, us_since(t0));
 	atomic_store(&e->live->extra_mem_peak, private_dirty_bytes());
 	if (r && !err->code)
 		err_set(err, r, "snapshot child failed: %s", strerror(-r));

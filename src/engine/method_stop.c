@@ -14,12 +14,14 @@
 static int stop_protect(struct bgsnap_engine *e)
 {
 	/* Runs in the host's thread, with SIGPIPE blocked by the engine. */
-	int r = engine_write_all(e, &e->fw);
+	uint64_t t0 = now_ns();
+	int r = engine_write_all(e, &e->fw, 0);
 	/* The trailer is written inside the pause: record the pause so far. */
 	e->meta.pause_us = us_since(e->t_pause_ns);
 	if (!r)
 		r = engine_finish_file(e, &e->fw, &e->sink, &e->werr);
 	engine_progress(e, &e->fw);
+	atomic_store(&e->live->writer_us, us_since(t0));
 	if (r == -ECANCELED)
 		err_set(&e->err, r, "the snapshot was cancelled");
 	else if (r)

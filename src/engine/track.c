@@ -418,7 +418,8 @@ static int drain_copies(struct track *t, int wait_ms)
 	copybuf_release(&t->cb, items, n);
 	if (n)
 		engine_progress(e, &e->fw);
-	return r;
+	/* After the release: the slots are free for faults while it sleeps. */
+	return r || !n ? r : pace_wait(&t->pace, e, e->fw.bytes_written);
 }
 
 /* Removes protection from the saved pages of [lo, hi) of a region, one call
@@ -501,6 +502,11 @@ static int sweep_region(struct track *t, uint32_t ri)
 				return r;
 			win = end;
 		}
+		/* After the flush: a fault waiting on this batch does not wait
+		 * out the pacing too. */
+		r = pace_wait(&t->pace, e, e->fw.bytes_written);
+		if (r)
+			return r;
 	}
 	return 0;
 }
@@ -510,6 +516,8 @@ static void *writer_main(void *arg)
 	struct track *t = arg;
 	struct bgsnap_engine *e = t->e;
 	int r = 0;
+	uint64_t t0 = now_ns();
+	pace_init(&t->pace, e->opts.max_bytes_per_s, e->fw.bytes_written);
 	for (uint32_t ri = 0; ri < e->region_count && !r; ri++)
 		r = sweep_region(t, ri);
 	/* Pages claimed by faults arrive through the copy buffer. */
@@ -529,6 +537,7 @@ static void *writer_main(void *arg)
 	if (!r)
 		r = engine_finish_file(e, &e->fw, &e->sink, &e->werr);
 	engine_progress(e, &e->fw);
+	atomic_store(&e->live->writer_us, us_since(t0));
 	if (r) {
 		/* Let every blocked thread go before anything else: threads
 		 * waiting in a signal handler for a page we will never save

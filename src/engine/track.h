@@ -32,6 +32,7 @@
 
 #include "engine/copybuf.h"
 #include "engine/engine.h"
+#include "engine/pace.h"
 
 struct track_region {
 	_Atomic uint64_t *claimed;
@@ -104,6 +105,7 @@ struct track {
 	int pre_protected;         /* track_pre_protect succeeded */
 	int pause_fallback;        /* the pause protected all instead: -errno, or 1 if spoiled */
 	pthread_t writer;
+	struct pace pace;          /* the writer's rate limit */
 	int writer_started;
 	int writer_rc;
 };
