@@ -38,11 +38,9 @@ static void *cancel_thread(void *p)
 static int run(void *arg)
 {
 	int method = *(int *)arg;
-	const char *dir = tu_tmpdir();
-	char path[600];
-	snprintf(path, sizeof(path), "%s/s.bgs", dir);
 	struct st_busy b;
 	st_busy_start(&b, method, MEM, 81, 4, 8 * TU_PAGE, true);
+	const char *dir = b.dir, *path = b.path;
 	bgsnap_engine *e = b.e;
 	uint8_t *m = b.mem, *copy = b.copy;
 

@@ -162,11 +162,9 @@ struct fault_case {
 static int run(void *arg)
 {
 	struct fault_case *c = arg;
-	const char *dir = tu_tmpdir();
-	char path[700];
-	snprintf(path, sizeof(path), "%s/s.bgs", dir);
 	struct st_busy b;
 	st_busy_start(&b, c->method, MEM, 61, 7, 32 * TU_PAGE, true);
+	const char *dir = b.dir, *path = b.path;
 	bgsnap_engine *e = b.e;
 	uint8_t *m = b.mem, *copy = b.copy;
 

@@ -62,11 +62,9 @@ static void resume_then_fork(void *ctx)
 static int case_fork_during(void *arg)
 {
 	int method = *(int *)arg;
-	const char *dir = tu_tmpdir();
-	char path[600];
-	snprintf(path, sizeof(path), "%s/s.bgs", dir);
 	struct st_busy b;
 	st_busy_start(&b, method, MEM, 21, 0, TU_PAGE, true);
+	const char *path = b.path;
 	struct bgsnap_hooks hk = { .pause = st_pause, .save_state = st_save, .resume = resume_then_fork,
 	                           .ctx = &b.h };
 	CHECK_RC(bgsnap_set_hooks(b.e, &hk), 0, "set_hooks");

@@ -70,11 +70,9 @@ static int case_paced(void *arg)
 static int case_cancel(void *arg)
 {
 	int method = *(int *)arg;
-	const char *dir = tu_tmpdir();
-	char path[600];
-	snprintf(path, sizeof(path), "%s/cancelled.bgs", dir);
 	struct st_busy b;
 	busy_paced(&b, method, MEM / 10, false);   /* 10 s of pacing */
+	const char *dir = b.dir, *path = b.path;
 	int r = bgsnap_start(b.e, path);
 	CHECK_RC(r, 0, "bgsnap_start of a paced snapshot: %s", bgsnap_errmsg(b.e));
 	tu_sleep_ms(500);

@@ -153,6 +153,8 @@ static inline void st_add_region(bgsnap_engine *e, const char *name, void *addr,
  * The struct must not move while the host runs (h points into it).
  */
 struct st_busy {
+	const char *dir;             /* the test's directory (tu_tmpdir)     */
+	char path[600];              /* dir/s.bgs, a snapshot path            */
 	uint8_t *mem, *copy;
 	size_t len;
 	struct tu_writers w;
@@ -164,6 +166,8 @@ static inline void st_busy_start(struct st_busy *b, int method, size_t len, uint
                                  size_t copybuf, bool want_copy)
 {
 	memset(b, 0, sizeof *b);
+	b->dir = tu_tmpdir();
+	snprintf(b->path, sizeof(b->path), "%s/s.bgs", b->dir);
 	b->len = len;
 	b->mem = tu_map_anon(len);
 	tu_fill(b->mem, len, seed, zero_every);
