@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bgsnap.h"
@@ -166,4 +167,26 @@ void fg_write_file(const char *path, const void *buf, size_t len)
 	CHECK(fd >= 0, "open %s: %s", path, strerror(errno));
 	CHECK(write(fd, buf, len) == (ssize_t)len, "write %s", path);
 	close(fd);
+}
+
+int fg_stream_start(const struct fg_spec *s, pid_t *writer)
+{
+	int pfd[2];
+	CHECK(pipe(pfd) == 0, "pipe: %s", strerror(errno));
+	pid_t pid = fork();
+	CHECK(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(pfd[0]);
+		_exit(fg_write_fd(s, pfd[1]) == 0 ? 0 : 1);
+	}
+	close(pfd[1]);
+	*writer = pid;
+	return pfd[0];
+}
+
+void fg_stream_end(int fd, pid_t writer)
+{
+	close(fd);
+	int st;
+	CHECK(waitpid(writer, &st, 0) == writer && WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer child failed");
 }

@@ -7,6 +7,7 @@
 #ifndef BGSNAP_FMTGEN_H
 #define BGSNAP_FMTGEN_H
 
+#include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,11 @@ void fg_textify(uint8_t *mem, uint64_t pages);
 void fg_build(struct fg_spec *s);
 /* Writes the snapshot of `s` to fd (no seeking); 0 or -errno (message to stderr). */
 int fg_write_fd(const struct fg_spec *s, int fd);
+/* The file of `s` as a stream: the read end of a pipe that a forked child
+ * writes (fg_write_fd) into; fg_stream_end closes it and fails the test
+ * unless the child wrote it all. */
+int fg_stream_start(const struct fg_spec *s, pid_t *writer);
+void fg_stream_end(int fd, pid_t writer);
 /* Writes it to a new file `path`; fails the test on error. */
 void fg_write_path(const struct fg_spec *s, const char *path);
 /* Frees the memory of `s`. */

@@ -114,27 +114,18 @@ int main(void)
 	s.compress = FMT_COMPRESS_ZSTD;
 
 	/* Stream through a pipe from a forked writer. */
-	int pfd[2];
-	CHECK(pipe(pfd) == 0, "pipe");
-	pid_t pid = fork();
-	CHECK(pid >= 0, "fork");
-	if (pid == 0) {
-		close(pfd[0]);
-		_exit(fg_write_fd(&s, pfd[1]) == 0 ? 0 : 1);
-	}
-	close(pfd[1]);
+	pid_t pid;
+	int sfd = fg_stream_start(&s, &pid);
 	char err[512];
 	bgsnap_reader *r;
-	CHECK_RC(bgsnap_reader_open_stream(&r, pfd[0], err, sizeof(err)), 0, "open_stream: %s", err);
+	CHECK_RC(bgsnap_reader_open_stream(&r, sfd, err, sizeof(err)), 0, "open_stream: %s", err);
 	CHECK(walk(r, &s) == s.pages[0] + s.pages[1] + s.pages[2], "stream walk");
 	struct bgsnap_file_info si;
 	CHECK_RC(bgsnap_reader_info(r, &si, sizeof si), 0, "info");
 	CHECK(si.stored_bytes == fi.stored_bytes && si.cpage_records == fi.cpage_records, "stream info: stored %llu",
 	      (unsigned long long)si.stored_bytes);
 	bgsnap_reader_close(r);
-	close(pfd[0]);
-	int st;
-	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer child failed");
+	fg_stream_end(sfd, pid);
 	fg_free(&s);
 	printf("ok: compressed file through every reader path\n");
 	return 0;

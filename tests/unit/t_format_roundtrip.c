@@ -119,16 +119,9 @@ int main(void)
 	bgsnap_reader_close(r);
 
 	/* Stream through a pipe from a forked writer. */
-	int pfd[2];
-	CHECK(pipe(pfd) == 0, "pipe");
-	pid_t pid = fork();
-	CHECK(pid >= 0, "fork");
-	if (pid == 0) {
-		close(pfd[0]);
-		_exit(fg_write_fd(&s, pfd[1]) == 0 ? 0 : 1);
-	}
-	close(pfd[1]);
-	CHECK_RC(bgsnap_reader_open_stream(&r, pfd[0], err, sizeof(err)), 0, "open_stream: %s", err);
+	pid_t pid;
+	int sfd = fg_stream_start(&s, &pid);
+	CHECK_RC(bgsnap_reader_open_stream(&r, sfd, err, sizeof(err)), 0, "open_stream: %s", err);
 	CHECK_RC(bgsnap_reader_read_page(r, 0, 0, (uint8_t[TU_PAGE]){ 0 }), -ESPIPE, "read_page on a stream");
 	CHECK_RC(bgsnap_reader_find_state(r, s.state_names[0], NULL, NULL), -ENOENT, "state before END");
 	CHECK(walk(r, &s, &z) == total && z == zero_expected, "stream walk");
@@ -136,9 +129,7 @@ int main(void)
 	CHECK_RC(bgsnap_reader_info(r, &fi, sizeof fi), 0, "info");
 	CHECK(fi.file_bytes > 0 && fi.pages_zero == zero_expected, "stream info after END");
 	bgsnap_reader_close(r);
-	close(pfd[0]);
-	int st;
-	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer child failed");
+	fg_stream_end(sfd, pid);
 
 	/* A regular file read as a stream. */
 	int fd = open(path, O_RDONLY);
