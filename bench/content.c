@@ -4,19 +4,27 @@
 
 #include "content.h"
 
-const char *wl_pattern_name(int pattern)
+static const char *const pattern_names[] = { "seq", "random", "hot" };
+static const char *const fill_names[] = { "mixed", "random", "text", "zero" };
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static const char *name_of(const char *const *names, int n, int i)
 {
-	static const char *const names[] = { "seq", "random", "hot" };
-	return pattern >= 0 && pattern < 3 ? names[pattern] : NULL;
+	return i >= 0 && i < n ? names[i] : NULL;
 }
 
-int wl_pattern_parse(const char *name)
+static int index_of(const char *const *names, int n, const char *name)
 {
-	for (int i = 0; i < 3; i++)
-		if (!strcmp(name, wl_pattern_name(i)))
+	for (int i = 0; i < n; i++)
+		if (!strcmp(name, names[i]))
 			return i;
 	return -1;
 }
+
+const char *wl_pattern_name(int pattern) { return name_of(pattern_names, COUNT(pattern_names), pattern); }
+int wl_pattern_parse(const char *name) { return index_of(pattern_names, COUNT(pattern_names), name); }
+const char *wl_fill_name(int fill) { return name_of(fill_names, COUNT(fill_names), fill); }
+int wl_fill_parse(const char *name) { return index_of(fill_names, COUNT(fill_names), name); }
 
 uint64_t wl_domain(const struct wl_params *p)
 {
@@ -30,16 +38,3 @@ bool wl_page_init_zero(const struct wl_params *p, uint64_t page)
 	return p->fill == WL_FILL_ZERO || page % 8 == 7 || (page >> 4) % 4 == 3;
 }
 
-const char *wl_fill_name(int fill)
-{
-	static const char *const names[] = { "mixed", "random", "text", "zero" };
-	return fill >= 0 && fill < 4 ? names[fill] : NULL;
-}
-
-int wl_fill_parse(const char *name)
-{
-	for (int i = 0; i < 4; i++)
-		if (!strcmp(name, wl_fill_name(i)))
-			return i;
-	return -1;
-}
