@@ -80,6 +80,8 @@ static int bad(const char *opt, const char *arg, const char *why)
 enum { O_PORT = 1, O_BIND, O_DIR, O_DBFILE, O_MAXMEM, O_SAVE, O_METHOD, O_COPYBUF, O_RESTORE, O_LAZY, O_BULK,
        O_OUTLIM, O_PREWP, O_THP, O_FAULTAROUND, O_SAVENICE };
 
+/* One case per option, each a line or two: kept as one switch so that the
+ * options read as a list. */
 static int set_option(struct kv_config *c, int o, const char *arg, bool *maxmem_given)
 {
 	uint64_t v;
