@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 #include "bgsnap.h"
+#include "cli/progress.h"
 #include "hostcpu.h"
 #include "oracle.h"
 #include "probe.h"
@@ -64,6 +65,7 @@ struct bench_opts {
 	unsigned repeat;         /* rounds of the method list, 1..REPEAT_MAX */
 	int fill;                /* enum wl_fill                             */
 	int compress;            /* enum bgsnap_compress                     */
+	enum progress_mode progress; /* --progress, --quiet                  */
 	int compress_level;      /* 0: the library's default                 */
 	uint64_t max_rate;       /* writer bytes/s limit, 0: none            */
 };

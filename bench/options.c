@@ -5,6 +5,7 @@
 
 #include "bench.h"
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "cli/dest.h"
 
 /* One text, kept whole so that it reads as the help it prints. */
@@ -36,6 +37,9 @@ void bench_usage(FILE *f)
 "  --max-rate SIZE       limit the snapshot writer to SIZE bytes per second (K/M/G:\n"
 "                        binary units; 0, the default: none); stop ignores it\n"
 "  --fault-around N      pages saved per write fault (power of two, 1..64)\n"
+"  --progress            a progress line on stderr while each snapshot is written,\n"
+"                        even when stderr is not a terminal (shown if it is one)\n"
+"  --quiet               no progress line\n"
 "  --no-pre-protect      uffd, uffd-signal, mprotect: all of the write-protect in the\n"
 "                        pause, not before it with the pages written since in it\n"
 "  --buffered-io         uffd, uffd-signal, mprotect: write the snapshot file through\n"
@@ -152,6 +156,7 @@ static const struct option long_opts[] = {
 	 * (steps: wrong step counts; page: one flipped byte in a page read
 	 * back; file: one flipped byte in the file) to show it fails. */
 	{ "corrupt-check", required_argument, NULL, O_CORRUPT },
+	PROGRESS_OPTS,
 	CLI_OPT_HELP,
 	CLI_OPT_END,
 };
@@ -350,6 +355,8 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		else if (c == O_PATTERN || c == O_METHOD || c == O_RESTORE || c == O_CORRUPT || c == O_COMPRESS ||
 		         c == O_FILL)
 			rc = word_option(o, c, optarg);
+		else if (progress_option(c, &o->progress))
+			continue;
 		else if (!flag_option(o, c))
 			rc = number_option(o, c, optarg);
 	}

@@ -13,6 +13,7 @@
 
 #include "bench.h"
 #include "cli/clock.h"
+#include "cli/progress.h"
 #include "hostcpu.h"
 #include "sampler.h"
 
@@ -241,6 +242,26 @@ static void measure_loss(const struct bench_opts *o, struct sampler *sm, const s
 	res->wps_after = c.after > 0 ? c.after : 0;
 }
 
+/* bgsnap_wait, drawing the progress line meanwhile if it is shown: the
+ * engine's counters polled every 50 ms until the snapshot is over. */
+static int wait_showing(const struct bench_opts *o, bgsnap_engine *e)
+{
+	struct progress bar;
+	uint64_t ps = (uint64_t)sysconf(_SC_PAGESIZE);
+	progress_begin(&bar, o->progress, "snapshot", 0);
+	struct bgsnap_stats st = { 0 };
+	while (bar.shown && bgsnap_get_stats(e, &st, sizeof st) == 0 && st.state == BGSNAP_STATE_RUNNING) {
+		bar.total = st.pages_total * ps;
+		uint64_t raw = st.pages_saved * ps;
+		if (o->compress != BGSNAP_COMPRESS_NONE && raw)
+			progress_ratio(&bar, (double)st.bytes_written / (double)raw);
+		progress_update(&bar, raw);
+		sleep_ms(50);
+	}
+	progress_end(&bar);
+	return bgsnap_wait(e);
+}
+
 /* The snapshot itself, the writers running (and the noise process, if
  * any), then the host's recovery; stops both.  Returns the engine's
  * result. */
@@ -256,7 +277,7 @@ static int snapshot(const struct bench_opts *o, bgsnap_engine *e, wl *w, const s
 	r = bgsnap_start(e, res->path);
 	bool started = r == 0;
 	if (started)
-		r = bgsnap_wait(e);
+		r = wait_showing(o, e);
 	cpu = cpu && host_cpu_read(w, &c1) == 0;
 	noise_stop(noise);
 	double tc = mono_s();

@@ -12,24 +12,29 @@
 
 #include "bgsnap.h"
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "commands.h"
 
 #define SHOW_RANGES 8
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: bgsnap diff A B\n\n"
+	fprintf(f, "usage: bgsnap diff [--progress|--quiet] A B\n\n"
 	           "Compares snapshots A and B: the region layout (names and sizes; a different\n"
 	           "address is reported but the content is still compared),\n"
 	           "then every page of every region.  Prints, per region, how many pages\n"
 	           "differ and the first differing page ranges, and which state blobs differ.\n"
-	           "Exit 0 if identical, 1 if different or unreadable, 2 on bad usage.\n");
+	           "Exit 0 if identical, 1 if different or unreadable, 2 on bad usage.\n\n"
+	           "A progress line is shown on stderr while it runs, if stderr is a terminal.\n"
+	           PROGRESS_HELP);
 }
 
 struct side {
 	const char *path;
 	bgsnap_reader *r;
 	struct bgsnap_file_info fi;
+	struct progress *bar;        /* A's only: the pages compared so far  */
+	uint64_t pages_before;       /* A's only: pages of earlier regions   */
 };
 
 /* The first SHOW_RANGES runs of differing pages, as "3, 7-9, ...". */
@@ -110,7 +115,9 @@ static int64_t diff_region(struct side *a, struct side *b, unsigned i, const cha
 			}
 			p++;
 		}
+		progress_update(a->bar, (a->pages_before + p) * ps);
 	}
+	a->pages_before += pages;
 	ranges_end_run(&g);
 	if (ndiff > 0)
 		printf("region '%s': %" PRId64 " of %" PRIu64 " pages differ; pages %s%s\n", name, ndiff, pages, g.text,
@@ -191,10 +198,14 @@ static int states_differ(struct side *a, struct side *b)
 
 int cmd_diff(int argc, char **argv)
 {
-	static const struct option opts[] = { CLI_OPT_HELP, CLI_OPT_END };
+	static const struct option opts[] = { PROGRESS_OPTS, CLI_OPT_HELP, CLI_OPT_END };
+	enum progress_mode mode = PROGRESS_AUTO;
 	int c;
-	if ((c = cli_getopt(argc, argv, "h", opts)) != -1)
+	while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
+		if (progress_option(c, &mode))
+			continue;
 		return c == 'h' ? cli_help(usage) : cli_usage_error(usage, NULL);
+	}
 	if (argc - optind != 2)
 		return cli_usage_error(usage, "two files are required");
 	struct side a = { .path = argv[optind] }, b = { .path = argv[optind + 1] };
@@ -206,9 +217,13 @@ int cmd_diff(int argc, char **argv)
 	}
 	bgsnap_reader_info(a.r, &a.fi, sizeof a.fi);
 	bgsnap_reader_info(b.r, &b.fi, sizeof b.fi);
+	struct progress bar;
+	progress_begin(&bar, mode, "diff", a.fi.pages_total * a.fi.page_size);
+	a.bar = &bar;
 	int differ = layout_differs(&a, &b);
 	if (!differ)
 		differ = regions_differ(&a, &b);
+	progress_end(&bar);
 	if (differ >= 0)
 		differ |= states_differ(&a, &b);
 	bgsnap_reader_close(a.r);

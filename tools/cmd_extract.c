@@ -9,14 +9,15 @@
 
 #include "bgsnap.h"
 #include "cli/cli.h"
+#include "cli/progress.h"
 #include "elf_core.h"
 #include "image.h"
 #include "commands.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: bgsnap extract FILE --region NAME -o OUT [--force]\n"
-	           "       bgsnap extract FILE --elf -o CORE [--force]\n\n"
+	fprintf(f, "usage: bgsnap extract FILE --region NAME -o OUT [--force] [--progress|--quiet]\n"
+	           "       bgsnap extract FILE --elf -o CORE [--force] [--progress|--quiet]\n\n"
 	           "Writes region NAME of snapshot FILE to OUT as a raw image of the region's\n"
 	           "size (sparse: zero pages are holes).  OUT is written under a temporary name\n"
 	           "with mode 0600 and renamed into place (replacing an existing OUT) only when\n"
@@ -29,7 +30,9 @@ static void usage(FILE *f)
 	           "  -o, --output OUT  the image file\n"
 	           "  --force         write OUT even if its size exceeds the free space of its\n"
 	           "                  file system (refused otherwise: zero pages take no space,\n"
-	           "                  but a crafted FILE can describe terabytes)\n");
+	           "                  but a crafted FILE can describe terabytes)\n"
+	           PROGRESS_HELP
+	           "\nA progress line is shown on stderr while it runs, if stderr is a terminal.\n");
 }
 
 static int extract_elf(bgsnap_reader *r, const char *file, const struct image_target *t)
@@ -71,8 +74,9 @@ static int extract_region(bgsnap_reader *r, const char *file, const char *region
 	bgsnap_reader_info(r, &fi, sizeof fi);
 	bgsnap_reader_region(r, (unsigned)idx, &ri, sizeof ri);
 	char err[600];
-	struct image_stats st = { 0 };
+	struct image_stats st = { .bar = t->bar };
 	uint64_t pages = ri.size / fi.page_size;
+	t->bar->total = ri.size;
 	struct image_out o;
 	int rc = image_create(&o, t, ri.size, err, sizeof(err));
 	if (rc == 0) {
@@ -95,8 +99,9 @@ int cmd_extract(int argc, char **argv)
 		{ "elf", no_argument, NULL, 'e' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "force", no_argument, NULL, 'f' },
-		CLI_OPT_HELP, CLI_OPT_END,
+		PROGRESS_OPTS, CLI_OPT_HELP, CLI_OPT_END,
 	};
+	enum progress_mode mode = PROGRESS_AUTO;
 	const char *region = NULL;
 	struct image_target t = { 0 };
 	int elf = 0, c;
@@ -107,7 +112,10 @@ int cmd_extract(int argc, char **argv)
 		case 'o': t.path = optarg; break;
 		case 'f': t.force = true; break;
 		case 'h': return cli_help(usage);
-		default: return cli_usage_error(usage, NULL);
+		default:
+			if (progress_option(c, &mode))
+				break;
+			return cli_usage_error(usage, NULL);
 		}
 	}
 	if (argc - optind > 1)
@@ -119,7 +127,14 @@ int cmd_extract(int argc, char **argv)
 	bgsnap_reader *r = cli_open_snapshot(file);
 	if (!r)
 		return EXIT_FAIL;
+	struct bgsnap_file_info fi;
+	bgsnap_reader_info(r, &fi, sizeof fi);
+	struct progress bar;
+	/* Against every page for --elf; one region's is not known yet. */
+	progress_begin(&bar, mode, "extract", elf ? fi.pages_total * fi.page_size : 0);
+	t.bar = &bar;
 	int rc = elf ? extract_elf(r, file, &t) : extract_region(r, file, region, &t);
+	progress_end(&bar);
 	bgsnap_reader_close(r);
 	return rc;
 }

@@ -4,28 +4,101 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bgsnap.h"
 #include "cli/cli.h"
+#include "cli/clock.h"
+#include "cli/progress.h"
 #include "commands.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: bgsnap verify FILE|-\n\n"
+	fprintf(f, "usage: bgsnap verify [--progress|--quiet] FILE|-\n\n"
 	           "Checks a snapshot end to end.  Exit 0 and \"FILE: OK, ...\" when it is intact;\n"
 	           "exit 1 with what is wrong and at which offset otherwise.  FILE may be '-'\n"
-	           "(standard input) or a pipe: it is then read once, as a stream.\n");
+	           "(standard input) or a pipe: it is then read once, as a stream.\n\n"
+	           "A progress line is shown on stderr while it runs, if stderr is a terminal.\n"
+	           PROGRESS_HELP);
+}
+
+/*
+ * The check is one library call that reports nothing while it runs, so the
+ * progress is what this process has read so far (/proc/self/io's rchar)
+ * against the file's size: the check reads every byte of the file.
+ */
+struct watch {
+	struct progress bar;
+	atomic_bool stop;
+	uint64_t rchar0;
+};
+
+static uint64_t rchar_now(void)
+{
+	FILE *f = fopen("/proc/self/io", "r");
+	unsigned long long v = 0;
+	if (f) {
+		char line[128];
+		while (fgets(line, sizeof line, f))
+			if (sscanf(line, "rchar: %llu", &v) == 1)
+				break;
+		fclose(f);
+	}
+	return v;
+}
+
+static void *watch_run(void *arg)
+{
+	struct watch *w = arg;
+	while (!atomic_load(&w->stop)) {
+		uint64_t got = rchar_now() - w->rchar0;
+		/* Never 100% before the check is over. */
+		if (w->bar.total && got >= w->bar.total)
+			got = w->bar.total - 1;
+		progress_update(&w->bar, got);
+		sleep_ms(50);
+	}
+	return NULL;
+}
+
+/* The size to show progress against: 0 (unknown) for a pipe. */
+static uint64_t input_size(const char *file, int fd)
+{
+	struct stat st;
+	int rc = fd >= 0 ? fstat(fd, &st) : stat(file, &st);
+	return rc == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+}
+
+static int verify_watched(bgsnap_reader *r, const char *file, int fd, enum progress_mode mode)
+{
+	struct watch w = { .rchar0 = rchar_now() };
+	progress_begin(&w.bar, mode, "verify", input_size(file, fd));
+	pthread_t t;
+	bool watching = w.bar.shown && pthread_create(&t, NULL, watch_run, &w) == 0;
+	int rc = bgsnap_reader_verify(r);
+	if (watching) {
+		atomic_store(&w.stop, true);
+		pthread_join(t, NULL);
+	}
+	progress_end(&w.bar);
+	return rc;
 }
 
 int cmd_verify(int argc, char **argv)
 {
-	static const struct option opts[] = { CLI_OPT_HELP, CLI_OPT_END };
+	static const struct option opts[] = { PROGRESS_OPTS, CLI_OPT_HELP, CLI_OPT_END };
+	enum progress_mode mode = PROGRESS_AUTO;
 	int c;
-	if ((c = cli_getopt(argc, argv, "h", opts)) != -1)
+	while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
+		if (progress_option(c, &mode))
+			continue;
 		return c == 'h' ? cli_help(usage) : cli_usage_error(usage, NULL);
+	}
 	if (argc - optind > 1)
 		return cli_usage_error(usage, "one FILE only");
 	if (argc - optind < 1)
@@ -35,7 +108,7 @@ int cmd_verify(int argc, char **argv)
 	bgsnap_reader *r = cli_open_any(file, &fd);
 	if (!r)
 		return EXIT_FAIL;
-	int rc = bgsnap_reader_verify(r);
+	int rc = verify_watched(r, file, fd, mode);
 	if (rc < 0) {
 		cli_error("%s: %s", file, bgsnap_reader_errmsg(r));
 	} else {

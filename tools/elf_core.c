@@ -144,6 +144,7 @@ int elf_core_write(bgsnap_reader *r, const struct image_target *t, struct elf_co
 	struct bgsnap_file_info fi;
 	bgsnap_reader_info(r, &fi, sizeof fi);
 	memset(st, 0, sizeof(*st));
+	st->pages.bar = t->bar;
 	if (fi.page_size != PAGE)
 		return cli_fail(err, err_len, -EINVAL, "page size %u not supported", fi.page_size);
 	if (fi.region_count + 1 >= PN_XNUM)

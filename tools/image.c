@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/progress.h"
 
 #define RUN_PAGES 256u   /* pages gathered per pwrite */
 
@@ -62,6 +63,8 @@ static int write_data_run(bgsnap_reader *r, unsigned idx, uint64_t from, uint64_
 		}
 		if (run_len && (z || run_len == RUN_PAGES || p + 1 == to)) {
 			rc = image_pwrite(d->fd, d->buf, (size_t)(run_len * ps), d->off + run_first * ps);
+			if (st->bar)
+				progress_update(st->bar, (st->data_pages + st->zero_pages) * ps);
 			if (rc < 0)
 				rc = cli_fail(err, err_len, rc, "writing %s: %s", d->path, strerror(-rc));
 			run_len = 0;
@@ -94,6 +97,8 @@ int image_write_region(bgsnap_reader *r, unsigned idx, uint64_t pages, uint32_t 
 		else
 			rc = write_data_run(r, idx, p, end, ps, &d, st, err, err_len);
 		p = end;
+		if (st->bar)
+			progress_update(st->bar, (st->data_pages + st->zero_pages) * ps);
 	}
 	free(d.buf);
 	return rc;

@@ -26,10 +26,12 @@
 #include <stdint.h>
 
 #include "bgsnap.h"
+#include "cli/progress.h"
 
 struct image_stats {
 	uint64_t data_pages;         /* non-zero pages written               */
 	uint64_t zero_pages;         /* pages left as holes                  */
+	struct progress *bar;        /* in: told the bytes done (NULL: none) */
 };
 
 /* Where an image goes and what it must not be. */
@@ -37,6 +39,7 @@ struct image_target {
 	const char *path;            /* the output, as given                 */
 	const char *input;           /* the snapshot read: never the output  */
 	bool force;                  /* write even beyond the free space     */
+	struct progress *bar;        /* progress of the pages (NULL: none)   */
 };
 
 /* An image being written. */
