@@ -198,14 +198,10 @@ static int states_differ(struct side *a, struct side *b)
 
 int cmd_diff(int argc, char **argv)
 {
-	static const struct option opts[] = { PROGRESS_OPTS, CLI_OPT_HELP, CLI_OPT_END };
-	enum progress_mode mode = PROGRESS_AUTO;
-	int c;
-	while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
-		if (progress_option(c, &mode))
-			continue;
-		return c == 'h' ? cli_help(usage) : cli_usage_error(usage, NULL);
-	}
+	enum progress_mode mode;
+	int rc = progress_only_options(argc, argv, &mode, usage);
+	if (rc >= 0)
+		return rc;
 	if (argc - optind != 2)
 		return cli_usage_error(usage, "two files are required");
 	struct side a = { .path = argv[optind] }, b = { .path = argv[optind + 1] };

@@ -91,14 +91,10 @@ static int verify_watched(bgsnap_reader *r, const char *file, int fd, enum progr
 
 int cmd_verify(int argc, char **argv)
 {
-	static const struct option opts[] = { PROGRESS_OPTS, CLI_OPT_HELP, CLI_OPT_END };
-	enum progress_mode mode = PROGRESS_AUTO;
-	int c;
-	while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
-		if (progress_option(c, &mode))
-			continue;
-		return c == 'h' ? cli_help(usage) : cli_usage_error(usage, NULL);
-	}
+	enum progress_mode mode;
+	int rc = progress_only_options(argc, argv, &mode, usage);
+	if (rc >= 0)
+		return rc;
 	if (argc - optind > 1)
 		return cli_usage_error(usage, "one FILE only");
 	if (argc - optind < 1)
@@ -108,7 +104,7 @@ int cmd_verify(int argc, char **argv)
 	bgsnap_reader *r = cli_open_any(file, &fd);
 	if (!r)
 		return EXIT_FAIL;
-	int rc = verify_watched(r, file, fd, mode);
+	rc = verify_watched(r, file, fd, mode);
 	if (rc < 0) {
 		cli_error("%s: %s", file, bgsnap_reader_errmsg(r));
 	} else {

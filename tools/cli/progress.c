@@ -88,3 +88,16 @@ void progress_end(struct progress *p)
 	fflush(stderr);
 	p->len = 0;
 }
+
+int progress_only_options(int argc, char **argv, enum progress_mode *mode, cli_usage_fn *usage)
+{
+	static const struct option opts[] = { PROGRESS_OPTS, CLI_OPT_HELP, CLI_OPT_END };
+	*mode = PROGRESS_AUTO;
+	int c;
+	while ((c = cli_getopt(argc, argv, "h", opts)) != -1) {
+		if (progress_option(c, mode))
+			continue;
+		return c == 'h' ? cli_help(usage) : cli_usage_error(usage, NULL);
+	}
+	return -1;
+}

@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cli/cli.h"
+
 enum progress_mode { PROGRESS_AUTO, PROGRESS_FORCE, PROGRESS_QUIET };
 
 /* getopt values of --progress and --quiet, beyond any character option. */
@@ -25,6 +27,10 @@ enum { PROGRESS_OPT_FORCE = 0x200, PROGRESS_OPT_QUIET };
 
 /* True (with *mode set) when getopt's `c` is one of PROGRESS_OPTS. */
 bool progress_option(int c, enum progress_mode *mode);
+/* The whole option parsing of a command whose only options are PROGRESS_OPTS
+ * and --help: -1 to go on (optind at the first operand), else the exit code
+ * the command returns (help printed, or a usage error). */
+int progress_only_options(int argc, char **argv, enum progress_mode *mode, cli_usage_fn *usage);
 
 struct progress {
 	bool shown;
