@@ -199,11 +199,9 @@ static int states_differ(struct side *a, struct side *b)
 int cmd_diff(int argc, char **argv)
 {
 	enum progress_mode mode;
-	int rc = progress_only_options(argc, argv, &mode, usage);
+	int rc = progress_only_options(argc, argv, &mode, usage, 2, "two files are required");
 	if (rc >= 0)
 		return rc;
-	if (argc - optind != 2)
-		return cli_usage_error(usage, "two files are required");
 	struct side a = { .path = argv[optind] }, b = { .path = argv[optind + 1] };
 	a.r = cli_open_snapshot(a.path);
 	b.r = a.r ? cli_open_snapshot(b.path) : NULL;

@@ -92,13 +92,9 @@ static int verify_watched(bgsnap_reader *r, const char *file, int fd, enum progr
 int cmd_verify(int argc, char **argv)
 {
 	enum progress_mode mode;
-	int rc = progress_only_options(argc, argv, &mode, usage);
+	int rc = progress_only_options(argc, argv, &mode, usage, 1, "one FILE (or -) is required");
 	if (rc >= 0)
 		return rc;
-	if (argc - optind > 1)
-		return cli_usage_error(usage, "one FILE only");
-	if (argc - optind < 1)
-		return cli_usage_error(usage, NULL);
 	const char *file = argv[optind];
 	int fd;
 	bgsnap_reader *r = cli_open_any(file, &fd);

@@ -205,19 +205,28 @@ static void find_pages_record(const char *path, uint64_t *off, uint64_t *first, 
 	bgsnap_reader_close(r);
 }
 
+/* A copy of the test's file as `name` (path[600] receives its path, *len
+ * its size), with the byte at `flip` changed unless flip is 0, opened. */
+static bgsnap_reader *open_copy(const char *name, char *path, size_t *len, uint64_t flip)
+{
+	snprintf(path, 600, "%s/%s", tu_tmpdir(), name);
+	uint8_t *b = fg_read_file(g_path, len);
+	if (flip)
+		b[flip] ^= 0x40;
+	fg_write_file(path, b, *len);
+	free(b);
+	return open_r(path);
+}
+
 static int case_corrupt(void *arg)
 {
 	(void)arg;
-	char path[600];
-	snprintf(path, sizeof(path), "%s/corrupt.bgs", tu_tmpdir());
-	size_t len;
-	uint8_t *b = fg_read_file(g_path, &len);
 	uint64_t off = 0, first = 0, count = 0;
 	find_pages_record(g_path, &off, &first, &count);
-	b[off + 16 + 24 + 100] ^= 0x40;   /* page data: the record's crc no longer matches */
-	fg_write_file(path, b, len);
-	free(b);
-	bgsnap_reader *r = open_r(path);
+	char path[600];
+	size_t len;
+	/* A byte of page data: the record's crc no longer matches. */
+	bgsnap_reader *r = open_copy("corrupt.bgs", path, &len, off + 16 + 24 + 100);
 	struct bgsnap_restore_target t[FG_MAX_REGIONS];
 	bgsnap_lazy *l = start_all(r, t);
 	int rc = bgsnap_lazy_wait(l);
@@ -246,12 +255,8 @@ static int case_truncated(void *arg)
 {
 	(void)arg;
 	char path[600];
-	snprintf(path, sizeof(path), "%s/trunc.bgs", tu_tmpdir());
 	size_t len;
-	uint8_t *b = fg_read_file(g_path, &len);
-	fg_write_file(path, b, len);
-	free(b);
-	bgsnap_reader *r = open_r(path);
+	bgsnap_reader *r = open_copy("trunc.bgs", path, &len, 0);
 	/* The file shrinks under an open reader: page reads now fail. */
 	CHECK(truncate(path, (off_t)(len / 3)) == 0, "truncate: %s", strerror(errno));
 	struct bgsnap_restore_target t[FG_MAX_REGIONS];

@@ -89,7 +89,8 @@ void progress_end(struct progress *p)
 	p->len = 0;
 }
 
-int progress_only_options(int argc, char **argv, enum progress_mode *mode, cli_usage_fn *usage)
+int progress_only_options(int argc, char **argv, enum progress_mode *mode, cli_usage_fn *usage, int operands,
+                          const char *what)
 {
 	static const struct option opts[] = { PROGRESS_OPTS, CLI_OPT_HELP, CLI_OPT_END };
 	*mode = PROGRESS_AUTO;
@@ -99,5 +100,7 @@ int progress_only_options(int argc, char **argv, enum progress_mode *mode, cli_u
 			continue;
 		return c == 'h' ? cli_help(usage) : cli_usage_error(usage, NULL);
 	}
+	if (argc - optind != operands)
+		return cli_usage_error(usage, "%s", what);
 	return -1;
 }

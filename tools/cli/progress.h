@@ -27,10 +27,12 @@ enum { PROGRESS_OPT_FORCE = 0x200, PROGRESS_OPT_QUIET };
 
 /* True (with *mode set) when getopt's `c` is one of PROGRESS_OPTS. */
 bool progress_option(int c, enum progress_mode *mode);
-/* The whole option parsing of a command whose only options are PROGRESS_OPTS
- * and --help: -1 to go on (optind at the first operand), else the exit code
- * the command returns (help printed, or a usage error). */
-int progress_only_options(int argc, char **argv, enum progress_mode *mode, cli_usage_fn *usage);
+/* The whole command line of a command whose only options are PROGRESS_OPTS
+ * and --help and that takes exactly `operands` operands (`what` says so in
+ * the usage error): -1 to go on (optind at the first operand), else the
+ * exit code the command returns (help printed, or a usage error). */
+int progress_only_options(int argc, char **argv, enum progress_mode *mode, cli_usage_fn *usage, int operands,
+                          const char *what);
 
 struct progress {
 	bool shown;
