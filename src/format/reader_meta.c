@@ -25,8 +25,13 @@ int bgsnap_reader_info(const bgsnap_reader *r, struct bgsnap_file_info *out, siz
 		.page_size = r->page_size,
 		.region_count = r->region_count,
 		.pages_total = r->pages_total,
-		.compress = r->version >= FMT_VERSION_CPAGES ? BGSNAP_COMPRESS_ZSTD : BGSNAP_COMPRESS_NONE,
+		.compress = r->version == FMT_VERSION_CPAGES ? BGSNAP_COMPRESS_ZSTD : BGSNAP_COMPRESS_NONE,
+		.parent_file_crc = r->parent_file_crc,
+		.depth = r->depth,
+		.incremental = r->incremental,
 	};
+	memcpy(fi.id, r->id, sizeof(fi.id));
+	memcpy(fi.parent_id, r->parent_id, sizeof(fi.parent_id));
 	if (r->have_trailer) {
 		fi.state_count = r->state_count;
 		fi.method = (int)r->method;
@@ -48,6 +53,9 @@ int bgsnap_reader_info(const bgsnap_reader *r, struct bgsnap_file_info *out, siz
 			fi.zero_records += v[i].kind == FMT_REC_ZERO;
 			fi.state_records += v[i].kind == FMT_REC_STATE;
 		}
+		/* Version 3 allows CPAGES either way: what the records hold. */
+		if (fi.cpage_records)
+			fi.compress = BGSNAP_COMPRESS_ZSTD;
 	}
 	copy_sized(out, out_size, &fi, sizeof(fi));
 	return 0;
