@@ -459,6 +459,18 @@ unsigned bgsnap_reader_chain_len(const bgsnap_reader *r);
 bgsnap_reader *bgsnap_reader_chain_link(bgsnap_reader *r, unsigned k);
 /* The path r was opened with (NULL for a stream); owned by r. */
 const char *bgsnap_reader_path(const bgsnap_reader *r);
+/*
+ * Writes r's image (a chain's, or a lone file's) to `fd` as one full
+ * snapshot: version 1, or version 2 with `compress` BGSNAP_COMPRESS_ZSTD;
+ * the same regions, the newest file's state blobs, method, creation and
+ * pause times.  Every page is read through r (each record checked against
+ * its checksum first).  The fd is written front to back and left open;
+ * fsync and naming the file are the caller's (write to a temporary of
+ * mode 0600, rename it when this returns 0).  0, or -errno with the
+ * reason in `err`: -ESPIPE for a stream, -ENOTSUP for zstd in a build
+ * without it, -EBADMSG when a record is corrupt, an I/O error of `fd`.
+ */
+int bgsnap_reader_write_full(bgsnap_reader *r, int fd, int compress, char *err, size_t err_len);
 
 /*
  * Opens a snapshot arriving on `fd` as a stream (pipe, socket): reads the
@@ -493,7 +505,9 @@ struct bgsnap_file_info {
 	                                version 2 file or one with CPAGES
 	                                records, else NONE                     */
 	uint64_t cpage_records;      /* CPAGES records (compressed chunks)     */
-	uint64_t raw_bytes;          /* bytes of the non-zero pages            */
+	uint64_t raw_bytes;          /* bytes of the pages in PAGES and CPAGES
+	                                records (an incremental file: those it
+	                                holds)                                 */
 	uint64_t stored_bytes;       /* bytes of the PAGES and CPAGES records
 	                                that hold them (headers included):
 	                                stored_bytes / raw_bytes is the ratio   */

@@ -46,8 +46,10 @@ int bgsnap_reader_info(const bgsnap_reader *r, struct bgsnap_file_info *out, siz
 		size_t n = r->stream ? r->seq.nseen : r->nindex;
 		fi.records = n;
 		fi.stored_bytes = r->stored_bytes;
-		fi.raw_bytes = (r->pages_total - r->pages_zero) * r->page_size;
+		/* The pages this file holds: an incremental one holds some. */
 		for (size_t i = 0; i < n; i++) {
+			if (v[i].kind == FMT_REC_PAGES || v[i].kind == FMT_REC_CPAGES)
+				fi.raw_bytes += v[i].count * r->page_size;
 			fi.cpage_records += v[i].kind == FMT_REC_CPAGES;
 			fi.page_records += v[i].kind == FMT_REC_PAGES;
 			fi.zero_records += v[i].kind == FMT_REC_ZERO;

@@ -128,6 +128,21 @@ static void check_chain(unsigned links, int compress)
 	CHECK(!bgsnap_reader_chain_link(r, links), "%s: a link past the end", what);
 	check_image(r, &s, what);
 	check_restore(r, &s, what);
+	/* Merged into one full file: the same image, restored the same. */
+	char merged[700];
+	snprintf(merged, sizeof(merged), "%s/merged.bgs", dir);
+	int fd = open(merged, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	CHECK(fd >= 0, "create %s", merged);
+	CHECK_RC(bgsnap_reader_write_full(r, fd, compress, err, sizeof(err)), 0, "%s: write_full: %s", what, err);
+	close(fd);
+	bgsnap_reader_close(r);
+	CHECK_RC(bgsnap_reader_open(&r, merged, err, sizeof(err)), 0, "%s: merged: %s", what, err);
+	CHECK_RC(bgsnap_reader_verify(r), 0, "%s: merged: %s", what, bgsnap_reader_errmsg(r));
+	bgsnap_reader_info(r, &fi, sizeof fi);
+	CHECK(fi.version == (compress ? 2u : 1u) && bgsnap_reader_chain_len(r) == 1, "%s: merged is v%u", what,
+	      fi.version);
+	check_image(r, &s, "merged");
+	check_restore(r, &s, "merged");
 	bgsnap_reader_close(r);
 
 	const char *paths[CG_MAX_LINKS];
