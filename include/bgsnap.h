@@ -455,7 +455,10 @@ int bgsnap_reader_open_chain(bgsnap_reader **out, const char *const *paths, unsi
 unsigned bgsnap_reader_chain_len(const bgsnap_reader *r);
 /* Link k of r's chain (0: the oldest, chain_len - 1: r itself), a reader
  * of that file alone, owned by r (never close it), valid until r is
- * closed; NULL if k is out of range.  Use it for verify, info and next. */
+ * closed; NULL if k is out of range.  Use it for verify, info and next:
+ * an incremental link holds only some pages, so read_region and restore
+ * refuse it (-EINVAL) and read_page finds only its own (-EBADMSG for the
+ * others). */
 bgsnap_reader *bgsnap_reader_chain_link(bgsnap_reader *r, unsigned k);
 /* The path r was opened with (NULL for a stream); owned by r. */
 const char *bgsnap_reader_path(const bgsnap_reader *r);

@@ -32,6 +32,10 @@ struct reader_run {
 size_t reader_run_count(const bgsnap_reader *r);
 int reader_run_get(const bgsnap_reader *r, size_t i, struct reader_run *out);
 int reader_fd(const bgsnap_reader *r);
+/* 1 when r is an incremental file read without its chain (a link of a
+ * chain, bgsnap_reader_chain_link): it holds only some pages, so it
+ * cannot be restored on its own. */
+int reader_partial(const bgsnap_reader *r);
 /* The next piece [*first, *first + *count) at or after *from of x's pages
  * that x holds in the image (all of them for a lone file): 1, or 0 when
  * there is none left.  *from starts at 0 and is advanced.  Every page of

@@ -181,6 +181,9 @@ int bgsnap_reader_read_region(bgsnap_reader *r, unsigned region, void *dst, size
 	if (dst_len != g->size)
 		return -EINVAL;
 	err_clear(&r->err);
+	if (r->incremental && !r->nparents)
+		return err_set(&r->err, -EINVAL, "an incremental file read without its chain holds only some pages of "
+		               "region '%s'", g->name);
 	uint8_t *d = dst;
 	if (r->nparents)
 		return read_region_chain(r, g, d, flags);

@@ -62,6 +62,11 @@ int reader_fd(const bgsnap_reader *r)
 	return r->fd;
 }
 
+int reader_partial(const bgsnap_reader *r)
+{
+	return r->incremental && !r->nparents;
+}
+
 int reader_run_piece(const bgsnap_reader *r, const struct reader_run *x, uint64_t *from, uint64_t *first,
                      uint64_t *count)
 {

@@ -576,6 +576,11 @@ int bgsnap_restore_reader(bgsnap_reader *r, const struct bgsnap_restore_target *
 		rc = err_set(&g.err, -ESPIPE, "restore needs a random-access reader (bgsnap_reader_open)");
 		goto out;
 	}
+	if (reader_partial(r)) {
+		rc = err_set(&g.err, -EINVAL, "%s is incremental, read without its chain: restore it through "
+		             "bgsnap_reader_open or bgsnap_reader_open_chain", bgsnap_reader_path(r));
+		goto out;
+	}
 	if ((rc = rst_check_targets(r, targets, n, &g.t, &g.err)) < 0)
 		goto out;
 	if (!(g.target_of = malloc(fi.region_count * sizeof(*g.target_of)))) {

@@ -401,6 +401,9 @@ static int map_regions(bgsnap_lazy *l, struct bgsnap_err *e)
 	bgsnap_reader_info(l->r, &fi, sizeof fi);
 	if (!fi.file_bytes || reader_fd(l->r) < 0)
 		return err_set(e, -ESPIPE, "lazy restore needs a random-access reader (bgsnap_reader_open)");
+	if (reader_partial(l->r))
+		return err_set(e, -EINVAL, "%s is incremental, read without its chain: restore it through "
+		               "bgsnap_reader_open or bgsnap_reader_open_chain", bgsnap_reader_path(l->r));
 	if (!(l->target_of = malloc(fi.region_count * sizeof(*l->target_of))))
 		return err_set(e, -ENOMEM, "out of memory");
 	for (unsigned i = 0; i < fi.region_count; i++)

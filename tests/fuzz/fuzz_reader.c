@@ -29,49 +29,52 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char dir[64];
-static unsigned nfiles;
+static char fr_dir[64];
+static unsigned fr_nfiles;
 
 static void remove_files(void)
 {
-	for (unsigned i = 0; i < nfiles; i++) {
+	for (unsigned i = 0; i < fr_nfiles; i++) {
 		char p[128];
-		snprintf(p, sizeof(p), "%s/f%u", dir, i);
+		snprintf(p, sizeof(p), "%s/f%u", fr_dir, i);
 		unlink(p);
 	}
-	nfiles = 0;
+	fr_nfiles = 0;
 }
 
 static void remove_dir(void)
 {
 	remove_files();
-	rmdir(dir);
+	rmdir(fr_dir);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (!dir[0]) {
-		snprintf(dir, sizeof(dir), "/dev/shm/fuzz_reader.XXXXXX");
-		if (!mkdtemp(dir))
-			abort();
+	if (!fr_dir[0]) {
+		snprintf(fr_dir, sizeof(fr_dir), "/dev/shm/fuzz_reader.XXXXXX");
+		if (!mkdtemp(fr_dir)) {
+			snprintf(fr_dir, sizeof(fr_dir), "/tmp/fuzz_reader.XXXXXX");
+			if (!mkdtemp(fr_dir))
+				abort();
+		}
 		atexit(remove_dir);
 	}
 	remove_files();
 	char path[128];
 	size_t start = 0;
-	while (start < size || !nfiles) {
+	while (start < size || !fr_nfiles) {
 		size_t end = start + 1;
 		while (end < size && (size - end < 8 || memcmp(data + end, MAGIC, 8)))
 			end++;
 		if (end > size)
 			end = size;
-		snprintf(path, sizeof(path), "%s/f%u", dir, nfiles++);
+		snprintf(path, sizeof(path), "%s/f%u", fr_dir, fr_nfiles++);
 		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0 || (end > start && write(fd, data + start, end - start) != (ssize_t)(end - start)))
 			abort();
 		close(fd);
 		start = end;
-		if (nfiles == MAX_FILES)
+		if (fr_nfiles == MAX_FILES)
 			break;
 	}
 	bgsnap_reader *r;

@@ -126,6 +126,17 @@ static void check_chain(unsigned links, int compress)
 		CHECK_RC(bgsnap_reader_verify(l), 0, "%s: verify link %u: %s", what, k, bgsnap_reader_errmsg(l));
 	}
 	CHECK(!bgsnap_reader_chain_link(r, links), "%s: a link past the end", what);
+	if (links >= 3) {
+		/* A middle link alone holds some pages only: never restored alone. */
+		bgsnap_reader *l = bgsnap_reader_chain_link(r, 1);
+		size_t len = s.pages[2] * TU_PAGE;
+		uint8_t *d = tu_map_anon(len);
+		struct bgsnap_restore_target t = { 2, d, len };
+		CHECK_RC(bgsnap_reader_read_region(l, 2, d, len, 0), -EINVAL, "%s: read_region of a link alone", what);
+		CHECK_RC(bgsnap_restore_reader(l, &t, 1, 1, err, sizeof(err)), -EINVAL, "%s: restore of a link alone", what);
+		CHECK(strstr(err, "without its chain"), "%s: restore of a link: '%s'", what, err);
+		munmap(d, len);
+	}
 	check_image(r, &s, what);
 	check_restore(r, &s, what);
 	/* Merged into one full file: the same image, restored the same. */
