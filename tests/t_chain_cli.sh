@@ -132,6 +132,14 @@ cp "$T/other/snap-001.bgs" "$d/snap-001.bgs"
 expect 1 "$B" info "$d/snap-002.bgs"
 grep -q "not found among the files of $d" "$T/err" || fail "foreign parent: info says: $(cat "$T/err")"
 
+# merge with the parents given: the same image; a foreign one refused.
+d="$T/c10"
+expect 0 "$B" merge "$d/snap-009.bgs" -o "$T/given.bgs" $(for k in 0 1 2 3 4 5 6 7 8; do printf -- '--parent %s/snap-%03d.bgs ' "$d" $k; done)
+expect 0 "$B" diff "$T/given.bgs" "$d/full.bgs"
+expect 1 "$B" merge "$T/foreign/snap-002.bgs" -o "$T/f.bgs" --parent "$T/foreign/snap-000.bgs" --parent "$T/other/snap-001.bgs"
+grep -q "other/snap-001.bgs" "$T/err" || fail "merge with a foreign --parent: $(cat "$T/err")"
+[ ! -e "$T/f.bgs" ] || fail "merge with a foreign --parent left an output"
+
 # merge refuses to write over a file of the chain, and bad usage is 2.
 d="$T/c2"
 expect 1 "$B" merge "$d/snap-001.bgs" -o "$d/snap-000.bgs"

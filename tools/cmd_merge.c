@@ -14,9 +14,11 @@
 #include "image.h"
 #include "commands.h"
 
+#define MAX_PARENTS 1024
+
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: bgsnap merge LAST -o FULL [--compress none|zstd]\n\n"
+	fprintf(f, "usage: bgsnap merge LAST -o FULL [--compress none|zstd] [--parent FILE]...\n\n"
 	           "Writes the image of the chain that ends with LAST (an incremental snapshot\n"
 	           "and its parents, found by id among the files of LAST's directory, each\n"
 	           "checked) as one full snapshot FULL: format version 1, or 2 when compressed.\n"
@@ -25,7 +27,9 @@ static void usage(FILE *f)
 	           "(replacing an existing FULL) only when complete; it may be no file of the\n"
 	           "chain.  LAST may also be a full snapshot (a chain of one).\n\n"
 	           "  -o, --output FULL   the merged snapshot\n"
-	           "  --compress M        none (default) or zstd\n");
+	           "  --compress M        none (default) or zstd\n"
+	           "  --parent FILE       LAST's parents given, oldest (the full snapshot) first,\n"
+	           "                      one option each, instead of searched for by id\n");
 }
 
 /* FULL must not replace a file of the chain (it would cut the chain). */
@@ -49,9 +53,12 @@ int cmd_merge(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "output", required_argument, NULL, 'o' },
 		{ "compress", required_argument, NULL, 'c' },
+		{ "parent", required_argument, NULL, 'p' },
 		CLI_OPT_HELP, CLI_OPT_END,
 	};
 	struct image_target t = { 0 };
+	const char *paths[MAX_PARENTS + 1];
+	unsigned np = 0;
 	int compress = BGSNAP_COMPRESS_NONE, c;
 	while ((c = cli_getopt(argc, argv, "ho:", opts)) != -1) {
 		switch (c) {
@@ -61,6 +68,11 @@ int cmd_merge(int argc, char **argv)
 				compress = BGSNAP_COMPRESS_ZSTD;
 			else if (strcmp(optarg, "none"))
 				return cli_usage_error(usage, "--compress takes none or zstd");
+			break;
+		case 'p':
+			if (np == MAX_PARENTS)
+				return cli_usage_error(usage, "too many --parent files");
+			paths[np++] = optarg;
 			break;
 		case 'h': return cli_help(usage);
 		default: return cli_usage_error(usage, NULL);
@@ -74,9 +86,17 @@ int cmd_merge(int argc, char **argv)
 		cli_error("--compress zstd: this build of bgsnap has no zstd");
 		return EXIT_FAIL;
 	}
-	bgsnap_reader *r = cli_open_snapshot(file);
-	if (!r)
+	bgsnap_reader *r = NULL;
+	if (np) {
+		char err[600];
+		paths[np] = file;
+		if (bgsnap_reader_open_chain(&r, paths, np + 1, err, sizeof(err)) < 0) {
+			cli_error("%s: %s", file, err);
+			return EXIT_FAIL;
+		}
+	} else if (!(r = cli_open_snapshot(file))) {
 		return EXIT_FAIL;
+	}
 	if (output_in_chain(r, t.path)) {
 		bgsnap_reader_close(r);
 		return EXIT_FAIL;

@@ -37,6 +37,12 @@
  *                     read_region
  *   reader_cpages.c   a CPAGES record's frame decoded (codec.h), bounded
  *   reader_restore.c  restore's file-order access (reader.h)
+ *   reader_chain.c    an incremental file's chain, and its image
+ *
+ * A chain: the newest file's reader owns its parents' readers (each opened
+ * and checked on its own) and, per region, segments that tile the region
+ * and name the link whose run holds those pages in the image; page reads
+ * and restore go through the segments to each link's own records.
  */
 #ifndef BGSNAP_READER_INT_H
 #define BGSNAP_READER_INT_H
