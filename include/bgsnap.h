@@ -448,6 +448,25 @@ enum bgsnap_param {
  */
 int bgsnap_set_incremental(bgsnap_engine *e, int on);
 
+/*
+ * Returns the registered regions to the content of the last snapshot this
+ * engine took (options.chain; `path` is its file, a chain's last file when
+ * it is incremental), copying back only the pages written since its pause
+ * (discarded pages included), with the host paused by the pause and
+ * resume hooks (save_state is not called).  The regions must be mapped as
+ * they were.  The snapshot stays the chain's last: the next snapshot is
+ * incremental over it, holding the pages written after the reset.  Each
+ * page is read from the file once and kept in memory until the next
+ * snapshot or bgsnap_destroy, so resetting the same pages again costs a
+ * scan and a memcpy per page.  Returns the number of pages copied back,
+ * or -ESTALE (no chain, no committed snapshot, tracking broken since, or
+ * `path` is not the last snapshot), -ECANCELED (the pause hook failed),
+ * -EBUSY (a snapshot runs), a reader error, or the tracker's (-EPERM: a
+ * region was mapped again); after a failure that has begun copying, the
+ * memory is only partly reset and the next snapshot is full.
+ */
+int64_t bgsnap_reset(bgsnap_engine *e, const char *path);
+
 /* Sets parameter `param` for the next snapshots.  -EINVAL (unknown
  * parameter or value out of range), -EBUSY while a snapshot runs. */
 int bgsnap_set_param(bgsnap_engine *e, int param, int64_t value);

@@ -9,24 +9,9 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "engine/dirty.h"
 #include "engine/track.h"
 #include "util/tsan.h"
 
-struct incr {
-	struct dirty_tracker dt;
-	int open;                 /* dt registered on the regions */
-	int broken;               /* its last scan failed: reopen before the next run */
-	int want;                 /* bgsnap_set_incremental */
-	int have_parent;          /* the last run committed and the tracker ran since its pause */
-	uint8_t parent_id[FMT_ID_LEN];
-	uint32_t parent_crc, parent_depth;
-	/* The current run. */
-	struct fmt_lineage lin;
-	int run_incr;
-	int scanned;
-	uint64_t due;
-};
 
 static struct incr *incr_get(struct bgsnap_engine *e)
 {
@@ -241,6 +226,8 @@ void incr_end(struct bgsnap_engine *e, int r)
 		in->parent_depth = in->lin.depth;
 	}
 	in->run_incr = 0;
+	/* What bgsnap_reset kept of the previous parent is stale now. */
+	reset_free(in);
 }
 
 void incr_free(struct bgsnap_engine *e)
@@ -248,6 +235,7 @@ void incr_free(struct bgsnap_engine *e)
 	if (!e->incr)
 		return;
 	tracker_close(e, e->incr);
+	reset_free(e->incr);
 	free(e->incr);
 	e->incr = NULL;
 }

@@ -22,9 +22,30 @@
 #ifndef BGSNAP_INCR_H
 #define BGSNAP_INCR_H
 
+#include "engine/dirty.h"
 #include "engine/engine.h"
 
 struct track;
+struct reset_src;
+
+struct incr {
+	struct dirty_tracker dt;
+	int open;                 /* dt registered on the regions */
+	int broken;               /* its last scan failed: reopen before the next run */
+	int want;                 /* bgsnap_set_incremental */
+	int have_parent;          /* the last run committed and the tracker ran since its pause */
+	uint8_t parent_id[FMT_ID_LEN];
+	uint32_t parent_crc, parent_depth;
+	/* The current run. */
+	struct fmt_lineage lin;
+	int run_incr;
+	int scanned;
+	uint64_t due;
+	/* bgsnap_reset (reset.c): the snapshot it resets to, open, and
+	 * the pages of it read so far. */
+	struct reset_src *reset;
+};
+
 
 /* start_check: checks the method for a chain (AUTO: mprotect, else stop)
  * and the kernel; may rewrite *method.  0 or -errno with the message. */
@@ -50,5 +71,7 @@ int incr_track_protect(struct track *t);
 /* The run ended with `r`: a committed run becomes the next parent. */
 void incr_end(struct bgsnap_engine *e, int r);
 void incr_free(struct bgsnap_engine *e);
+/* Frees what bgsnap_reset keeps (reset.c). */
+void reset_free(struct incr *in);
 
 #endif
