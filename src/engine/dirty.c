@@ -103,14 +103,14 @@ static void bits_set_range(uint64_t *bits, uint64_t first, uint64_t count)
 	}
 }
 
-static int scan_region(struct dirty_tracker *d, const struct region *rg, uint64_t *bits,
+static int scan_region(struct dirty_tracker *d, const struct region *rg, uint64_t *bits, int rearm,
                        struct bgsnap_err *err)
 {
 	uint64_t base = (uint64_t)(uintptr_t)rg->addr, start = base, end = base + rg->len;
 	while (start < end) {
 		struct pm_scan_arg a = {
 			.size = sizeof(a),
-			.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+			.flags = (rearm ? PM_SCAN_WP_MATCHING : 0) | PM_SCAN_CHECK_WPASYNC,
 			.start = start, .end = end,
 			.vec = (uint64_t)(uintptr_t)d->vec, .vec_len = d->vec_len,
 			.category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
@@ -145,6 +145,12 @@ static int scan_region(struct dirty_tracker *d, const struct region *rg, uint64_
 int dirty_scan(struct dirty_tracker *d, const struct region *regions, uint32_t n,
                struct bgsnap_err *err)
 {
+	return dirty_collect(d, regions, n, 1, err);
+}
+
+int dirty_collect(struct dirty_tracker *d, const struct region *regions, uint32_t n, int rearm,
+                  struct bgsnap_err *err)
+{
 	if (d->uffd < 0 || n != d->region_count)
 		return err_set(err, -ESTALE, "the write tracker does not match the regions");
 	if (getpid() != d->pid)
@@ -154,7 +160,7 @@ int dirty_scan(struct dirty_tracker *d, const struct region *regions, uint32_t n
 	d->dirty_pages = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		memset(d->bits[i], 0, (regions[i].pages + 63) / 64 * sizeof(uint64_t));
-		int r = scan_region(d, &regions[i], d->bits[i], err);
+		int r = scan_region(d, &regions[i], d->bits[i], rearm, err);
 		if (r)
 			return r;
 	}
@@ -184,4 +190,27 @@ void dirty_close(struct dirty_tracker *d, const struct region *regions, uint32_t
 	memset(d, 0, sizeof(*d));
 	d->uffd = -1;
 	d->pagemap = -1;
+}
+
+int dirty_rearm_set(struct dirty_tracker *d, const struct region *regions, uint32_t n,
+                    struct bgsnap_err *err)
+{
+	for (uint32_t ri = 0; ri < n; ri++) {
+		const uint64_t *bits = d->bits[ri];
+		uint64_t pages = regions[ri].pages;
+		for (uint64_t p = 0; p < pages;) {
+			if (!((bits[p / 64] >> (p % 64)) & 1)) {
+				p = (p % 64 == 0 && !bits[p / 64]) ? p + 64 : p + 1;
+				continue;
+			}
+			uint64_t s = p;
+			while (p < pages && ((bits[p / 64] >> (p % 64)) & 1))
+				p++;
+			int r = uffd_wp(d->uffd, (uint64_t)(uintptr_t)regions[ri].addr + s * PAGE_SIZE_,
+			                (p - s) * PAGE_SIZE_, 1, 0, 100);
+			if (r)
+				return err_sys(err, r, "cannot re-arm write tracking on region '%s'", regions[ri].name);
+		}
+	}
+	return 0;
 }

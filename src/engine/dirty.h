@@ -54,6 +54,16 @@ int dirty_open(struct dirty_tracker *d, const struct region *regions, uint32_t n
 int dirty_scan(struct dirty_tracker *d, const struct region *regions, uint32_t n,
                struct bgsnap_err *err);
 
+/* dirty_scan, or with rearm 0 only the collection: the pages stay
+ * written (unprotected) until dirty_rearm_set. */
+int dirty_collect(struct dirty_tracker *d, const struct region *regions, uint32_t n, int rearm,
+                  struct bgsnap_err *err);
+/* Protects again the pages set in the bitmaps (one call per run): after
+ * a collection without re-arm, once the caller has written them itself.
+ * 0 or -errno. */
+int dirty_rearm_set(struct dirty_tracker *d, const struct region *regions, uint32_t n,
+                    struct bgsnap_err *err);
+
 /* Unregisters (which clears every protection bit) and frees. */
 void dirty_close(struct dirty_tracker *d, const struct region *regions, uint32_t n);
 

@@ -4,11 +4,11 @@
  * pause, while the host is paused.
  *
  * The write tracker's set since the last pause is exactly what differs
- * from that snapshot (pages discarded included).  The reset collects and
- * re-arms it, copies those pages back from the snapshot, then re-arms
- * once more, so that its own copies do not count as writes: afterwards
- * the memory equals the snapshot, and the tracker's set is empty, as it
- * was at the snapshot's pause.  The chain's parent stays the same, so the
+ * from that snapshot (pages discarded included).  The reset collects it
+ * without re-arming (the pages stay writable: copying into them costs no
+ * fault), copies those pages back from the snapshot, then protects just
+ * those pages again: afterwards the memory equals the snapshot, and the
+ * tracker's set is empty, as it was at the snapshot's pause.  The chain's parent stays the same, so the
  * next snapshot is still incremental over it.
  *
  * Each page is read from the file once (through the checked reader) and
@@ -156,16 +156,15 @@ int64_t bgsnap_reset(bgsnap_engine *e, const char *path)
 	if (e->hooks.pause && e->hooks.pause(e->hooks.ctx) != 0)
 		return err_set(&e->err, -ECANCELED, "the pause hook failed; nothing was reset");
 	struct bgsnap_err serr = { 0 };
-	int64_t n = dirty_scan(&in->dt, e->regions, e->region_count, &serr);
+	/* Collected without re-arming: the pages stay writable for the copy,
+	 * which then costs no write fault, and only they are armed again. */
+	int64_t n = dirty_collect(&in->dt, e->regions, e->region_count, 0, &serr);
 	if (!n)
 		n = copy_back(e, in);
 	else
 		err_set(&e->err, (int)n, "%s; nothing was reset", serr.msg);
 	if (n >= 0) {
-		/* Our own copies armed nothing: take them out of the set. */
-		uint64_t copied = in->dt.dirty_pages;
-		r = dirty_scan(&in->dt, e->regions, e->region_count, &serr);
-		in->dt.dirty_pages = copied;
+		r = dirty_rearm_set(&in->dt, e->regions, e->region_count, &serr);
 		if (r)
 			n = err_set(&e->err, r, "%s", serr.msg);
 	}
