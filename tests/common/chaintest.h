@@ -31,6 +31,9 @@ static inline void ct_apply(const char *path, uint8_t **images, const size_t *si
 	char err[512] = "";
 	bgsnap_reader *rd = NULL;
 	int r = bgsnap_reader_open(&rd, path, err, sizeof(err));
+	/* A library whose reader predates chains cannot check them. */
+	if (r == -EBADMSG && strstr(err, "unsupported format version 3"))
+		SKIP("this library's reader cannot read format version 3 (chains): %s", err);
 	if (r < 0)
 		FAIL("bgsnap_reader_open(%s): %s: %s", path, tu_errname(r), err);
 	struct bgsnap_record rec;

@@ -6,6 +6,8 @@
  * zero), and every page of a transparent huge page written in part.
  * A region unmapped and mapped again fails the scan (-EPERM) instead of
  * reporting nothing.  Skips on kernels without UFFD_FEATURE_WP_ASYNC.
+ * Prints (asserts nothing about) the host's first write to a tracked page
+ * against a first write to a discarded page of an untracked mapping.
  *
  * timeout: 60
  */
@@ -15,6 +17,7 @@
 
 #include "engine/dirty.h"
 #include "testutil.h"
+#include "util/clock.h"
 
 #define PAGES 4096u   /* 16 MiB */
 
@@ -34,6 +37,37 @@ static void scan_ok(struct dirty_tracker *d, const char *when)
 	CHECK_RC(dirty_scan(d, &rg, 1, &err), 0, "scan %s: %s", when, err.msg);
 	CHECK(count_bits(d) == d->dirty_pages, "scan %s: %llu bits but dirty_pages %llu", when,
 	      (unsigned long long)count_bits(d), (unsigned long long)d->dirty_pages);
+}
+
+/* ns per page of a first write to each of `pages` pages. */
+static double first_writes(uint8_t *m, uint64_t pages)
+{
+	uint64_t t0 = now_ns();
+	for (uint64_t p = 0; p < pages; p++)
+		m[p * TU_PAGE] = 1;
+	return (double)(now_ns() - t0) / (double)pages;
+}
+
+/* The host's cost of tracking: a first write to an armed page against a
+ * first write to a discarded page nobody tracks (a fresh zero page). */
+static void first_write_cost(void)
+{
+	struct bgsnap_err err = { 0 };
+	uint8_t *a = tu_map_anon(PAGES * TU_PAGE), *b = tu_map_anon(PAGES * TU_PAGE);
+	memset(a, 2, PAGES * TU_PAGE);
+	memset(b, 2, PAGES * TU_PAGE);
+	struct region r2 = { .addr = a, .len = PAGES * TU_PAGE, .pages = PAGES };
+	strcpy(r2.name, "a");
+	struct dirty_tracker d;
+	CHECK_RC(dirty_open(&d, &r2, 1, &err), 0, "open: %s", err.msg);
+	CHECK_RC(dirty_scan(&d, &r2, 1, &err), 0, "arm: %s", err.msg);
+	CHECK(madvise(b, PAGES * TU_PAGE, MADV_DONTNEED) == 0, "madvise");
+	double tracked = first_writes(a, PAGES), untracked = first_writes(b, PAGES);
+	printf("first write: tracked %.0f ns/page, untracked after MADV_DONTNEED %.0f ns/page, ratio %.2f\n",
+	       tracked, untracked, tracked / untracked);
+	CHECK_RC(dirty_scan(&d, &r2, 1, &err), 0, "scan: %s", err.msg);
+	CHECK(d.dirty_pages == PAGES, "%llu of %u written pages reported", (unsigned long long)d.dirty_pages, PAGES);
+	dirty_close(&d, &r2, 1);
 }
 
 int main(void)
@@ -111,6 +145,7 @@ int main(void)
 	      (unsigned long long)d.dirty_pages);
 	dirty_close(&d, &rg, 1);
 	munmap(raw, hl);
+	first_write_cost();
 	printf("ok\n");
 	return 0;
 }
