@@ -24,6 +24,8 @@
 #include "format/reader_int.h"
 #include "util/clock.h"
 
+#define RESET_REARM_CALLS_MAX 256u
+
 struct reset_src {
 	char *path;
 	bgsnap_reader *rd;
@@ -164,7 +166,13 @@ int64_t bgsnap_reset(bgsnap_engine *e, const char *path)
 	else
 		err_set(&e->err, (int)n, "%s; nothing was reset", serr.msg);
 	if (n >= 0) {
-		r = dirty_rearm_set(&in->dt, e->regions, e->region_count, &serr);
+		/* One protect call per page costs a TLB flush each (tens of us
+		 * here); past a few hundred pages, one re-arming walk of the
+		 * regions is cheaper. */
+		uint64_t copied = in->dt.dirty_pages;
+		r = copied <= RESET_REARM_CALLS_MAX ? dirty_rearm_set(&in->dt, e->regions, e->region_count, &serr)
+		                                    : dirty_scan(&in->dt, e->regions, e->region_count, &serr);
+		in->dt.dirty_pages = copied;
 		if (r)
 			n = err_set(&e->err, r, "%s", serr.msg);
 	}
