@@ -218,6 +218,22 @@ static void copy_in_pause(struct track *t, struct incr *in, uint32_t ri, uint64_
 	}
 }
 
+void incr_warm_copybuf(struct track *t)
+{
+	struct bgsnap_engine *e = t->e;
+	if (!incr_active(e))
+		return;
+	uint64_t want = e->incr->dt.dirty_pages + e->incr->dt.dirty_pages / 2 + 256;
+	uint64_t max = t->cb.nslots / 2;
+	want = want < max ? want : max;
+	/* A write to each slot: measured here, slots populated with
+	 * MADV_POPULATE_WRITE still cost ~15 us at their first write in the
+	 * pause (2800 pages: 35-46 ms), slots written once before it cost
+	 * nothing (0.15 ms). */
+	for (uint64_t i = 0; i < want; i++)
+		((volatile uint8_t *)t->cb.mem)[i * PAGE_SIZE_] = 0;
+}
+
 int incr_track_protect(struct track *t)
 {
 	struct bgsnap_engine *e = t->e;

@@ -68,6 +68,10 @@ int incr_write_dirty(struct bgsnap_engine *e, struct fmt_writer *w);
  * written since the parent as saved (they are the parent's) and protects
  * the written runs only.  0 or -errno. */
 int incr_track_protect(struct track *t);
+/* Tracking methods, incremental, before the pause: populates the copy
+ * buffer's slots that incr_track_protect will likely fill (as many as the
+ * last scan found, and some), so that the pause takes no page faults. */
+void incr_warm_copybuf(struct track *t);
 /* The run ended with `r`: a committed run becomes the next parent. */
 void incr_end(struct bgsnap_engine *e, int r);
 void incr_free(struct bgsnap_engine *e);

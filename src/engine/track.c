@@ -57,6 +57,7 @@ int track_init(struct track *t, struct bgsnap_engine *e, const struct track_meth
 	if (r)
 		return err_set(&e->err, r, "cannot allocate the %zu-byte copy buffer", e->opts.copy_buffer_bytes);
 	t->cb_ready = 1;
+	incr_warm_copybuf(t);
 	t->fault_around = e->fault_around_pages;
 	atomic_store(&e->live->copybuf_capacity, (uint64_t)t->cb.nslots * PAGE_SIZE_);
 	return 0;
