@@ -187,6 +187,22 @@ struct bgsnap_options {
 	 * cancel within 10 ms: the pacing never delays it.  Every value is
 	 * valid. */
 	uint64_t max_bytes_per_s;
+	/* 1: chained snapshots.  Every snapshot names itself and its parent
+	 * (format version 3, docs/FORMAT.md), and once one has committed, the
+	 * next holds only the pages the host wrote since its pause (an
+	 * incremental snapshot; bgsnap_set_incremental turns that off).  The
+	 * writes are tracked between snapshots by an asynchronous userfaultfd
+	 * (Linux 6.7+: UFFD_FEATURE_WP_ASYNC and PAGEMAP_SCAN), which holds
+	 * the regions' userfaultfd: a chain runs the mprotect method (AUTO)
+	 * or stop; uffd, uffd-signal and fork give -ENOTSUP, as does a kernel
+	 * without the tracker.  pre_protect does not apply.  Regions
+	 * discarded (MADV_DONTNEED) between snapshots are stored again; a
+	 * region unmapped and mapped again makes the next incremental
+	 * snapshot fail with -EPERM and the one after it full.  A snapshot
+	 * that fails or is cancelled makes the next one full.  Tracking
+	 * belongs to the process that took the snapshots: in a fork child,
+	 * the first snapshot is full.  0 (default): off. */
+	unsigned chain;
 };
 
 enum bgsnap_compress {
@@ -376,6 +392,22 @@ struct bgsnap_stats {
 	 * run ends. */
 	uint64_t writer_us;
 	uint64_t achieved_bytes_per_s;
+	/* Chains (options.chain).  tracking: how writes between snapshots
+	 * are tracked (enum bgsnap_tracking).  incremental: 1 if this
+	 * snapshot holds only the pages written since its parent, which are
+	 * dirty_pages (found in scan_us, in the pause; for a full snapshot of
+	 * a chain, dirty_pages counts what the scan re-armed).  depth: 0 for
+	 * a full snapshot, else the parent's + 1. */
+	int tracking;
+	int incremental;
+	uint32_t depth;
+	uint64_t dirty_pages;
+	uint64_t scan_us;
+};
+
+enum bgsnap_tracking {
+	BGSNAP_TRACKING_NONE = 0,        /* no chain                               */
+	BGSNAP_TRACKING_UFFD_ASYNC = 1,  /* async userfaultfd + PAGEMAP_SCAN       */
 };
 
 /*
@@ -406,6 +438,34 @@ enum bgsnap_param {
 	 * in bgsnap_wait, after the file is committed (not in total_us). */
 	BGSNAP_PARAM_THP_COLLAPSE = 2,
 };
+
+/*
+ * With options.chain: 1 (the default) makes the next snapshots
+ * incremental whenever the chain allows (a committed parent, tracking
+ * unbroken since its pause); 0 makes them full (each starts a new chain).
+ * Without a chain it is remembered but has no effect.  0, -EINVAL (on not
+ * 0 or 1), -EBUSY while a snapshot runs.
+ */
+int bgsnap_set_incremental(bgsnap_engine *e, int on);
+
+/*
+ * Returns the registered regions to the content of the last snapshot this
+ * engine took (options.chain; `path` is its file, a chain's last file when
+ * it is incremental), copying back only the pages written since its pause
+ * (discarded pages included), with the host paused by the pause and
+ * resume hooks (save_state is not called).  The regions must be mapped as
+ * they were.  The snapshot stays the chain's last: the next snapshot is
+ * incremental over it, holding the pages written after the reset.  Each
+ * page is read from the file once and kept in memory until the next
+ * snapshot or bgsnap_destroy, so resetting the same pages again costs a
+ * scan and a memcpy per page.  Returns the number of pages copied back,
+ * or -ESTALE (no chain, no committed snapshot, tracking broken since, or
+ * `path` is not the last snapshot), -ECANCELED (the pause hook failed),
+ * -EBUSY (a snapshot runs), a reader error, or the tracker's (-EPERM: a
+ * region was mapped again); after a failure that has begun copying, the
+ * memory is only partly reset and the next snapshot is full.
+ */
+int64_t bgsnap_reset(bgsnap_engine *e, const char *path);
 
 /* Sets parameter `param` for the next snapshots.  -EINVAL (unknown
  * parameter or value out of range), -EBUSY while a snapshot runs. */
