@@ -19,13 +19,17 @@
 #include "format/format.h"
 #include "testutil.h"
 
-/* Appends the file at `path` to `out` and removes it. */
-static void append(FILE *out, const char *path)
+/* Appends the file at `path` to *buf (*len bytes so far) and removes it. */
+static void append(uint8_t **buf, size_t *len, const char *path)
 {
-	size_t len;
-	uint8_t *b = fg_read_file(path, &len);
-	if (fwrite(b, 1, len, out) != len)
-		FAIL("writing a chain seed");
+	size_t n;
+	uint8_t *b = fg_read_file(path, &n);
+	uint8_t *g = realloc(*buf, *len + n);
+	if (!g)
+		FAIL("out of memory");
+	memcpy(g + *len, b, n);
+	*buf = g;
+	*len += n;
 	free(b);
 	unlink(path);
 }
@@ -58,13 +62,12 @@ static size_t chain_seeds(const char *dir, size_t k)
 			free(b);
 		}
 		snprintf(path, sizeof(path), "%s/seed-%02zu.bgs", dir, k + made++);
-		FILE *out = fopen(path, "wb");
-		if (!out)
-			FAIL("creating %s", path);
+		uint8_t *all = NULL;
+		size_t len = 0;
 		for (unsigned i = 0; i < links; i++)
-			append(out, c.path[i]);
-		if (fclose(out))
-			FAIL("writing %s", path);
+			append(&all, &len, c.path[i]);
+		fg_write_file(path, all, len);
+		free(all);
 		fg_free(&s);
 	}
 	return made;
