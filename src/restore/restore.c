@@ -383,8 +383,28 @@ int rst_pread_all(int fd, uint8_t *buf, uint64_t len, uint64_t off, struct bgsna
 	return 0;
 }
 
+/* One piece of a record: pages [first, first+count) from src (NULL: zero). */
+static int eager_piece(struct eager *g, const struct rst_target *t, uint64_t first, uint64_t count,
+                       const uint8_t *src, struct bgsnap_err *e)
+{
+	/* The reader checked first + count <= the region's pages at open,
+	 * and the target is exactly the region's size. */
+	uint8_t *dst = t->dst + first * PAGE_SIZE_;
+	if (src) {
+		struct rst_counts c = { 0, 0, 0 };
+		if (t->uffd_ok)
+			return rst_fill_run(g->uffd, dst, src, count, 1, &c, e);
+		memcpy(dst, src, (size_t)(count * PAGE_SIZE_));
+	} else if (!t->uffd_ok) {
+		memset(dst, 0, (size_t)(count * PAGE_SIZE_));
+	}
+	/* A fresh target's missing pages already read as zero. */
+	return 0;
+}
+
 /* One slice: its records read with one pread, each checked against its
- * index entry and checksum before its pages are installed. */
+ * index entry and checksum before its pages (those of the image: a
+ * chain's newer files hold some of them) are installed. */
 static int eager_slice(struct eager *g, uint8_t *buf, struct reader_dec **dec, size_t s, struct bgsnap_err *e)
 {
 	size_t a = g->slice[s].first, b = g->slice[s].end;
@@ -392,7 +412,7 @@ static int eager_slice(struct eager *g, uint8_t *buf, struct reader_dec **dec, s
 	reader_run_get(g->r, a, &x);
 	reader_run_get(g->r, b - 1, &y);
 	uint64_t base = x.offset;
-	int rc = rst_pread_all(g->fd, buf, y.offset + y.span - base, base, e);
+	int rc = rst_pread_all(x.fd, buf, y.offset + y.span - base, base, e);
 	if (rc < 0)
 		return rc;
 	for (size_t i = a; i < b; i++) {
@@ -403,21 +423,10 @@ static int eager_slice(struct eager *g, uint8_t *buf, struct reader_dec **dec, s
 		if ((rc = reader_run_pages(g->r, i, rec, dec, &src, e)) < 0)
 			return rc;
 		const struct rst_target *t = &g->t[g->target_of[x.region]];
-		/* The reader checked first + count <= the region's pages at open,
-		 * and the target is exactly the region's size. */
-		uint8_t *dst = t->dst + x.first * PAGE_SIZE_;
-		if (src) {
-			struct rst_counts c = { 0, 0, 0 };
-			if (t->uffd_ok)
-				rc = rst_fill_run(g->uffd, dst, src, x.count, 1, &c, e);
-			else
-				memcpy(dst, src, (size_t)(x.count * PAGE_SIZE_));
-		} else if (!t->uffd_ok) {
-			memset(dst, 0, (size_t)(x.count * PAGE_SIZE_));
-		}
-		/* A fresh target's missing pages already read as zero. */
-		if (rc < 0)
-			return rc;
+		uint64_t from = 0, pf, pc;
+		while (reader_run_piece(g->r, &x, &from, &pf, &pc))
+			if ((rc = eager_piece(g, t, pf, pc, src ? src + (pf - x.first) * PAGE_SIZE_ : NULL, e)) < 0)
+				return rc;
 	}
 	return 0;
 }
@@ -457,6 +466,7 @@ int rst_slices(const bgsnap_reader *r, struct rst_slice **slices, size_t *nslice
 		return err_set(err, -ENOMEM, "out of memory");
 	uint64_t start = 0, end = 0, len = 1;
 	int in_slice = 0;
+	uint32_t link = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct reader_run x;
 		reader_run_get(r, i, &x);
@@ -465,13 +475,15 @@ int rst_slices(const bgsnap_reader *r, struct rst_slice **slices, size_t *nslice
 			continue;
 		}
 		/* Index entries tile the file: a page record right after
-		 * another (no STATE between) starts where it ends. */
-		if (!in_slice || x.offset + x.span - start > RST_SLICE_BYTES) {
+		 * another (no STATE between) starts where it ends.  A chain's
+		 * next file starts a slice. */
+		if (!in_slice || x.link != link || x.offset + x.span - start > RST_SLICE_BYTES) {
 			sl[ns++] = (struct rst_slice){ i, i };
 			start = x.offset;
 			in_slice = 1;
 		}
 		sl[ns - 1].end = i + 1;
+		link = x.link;
 		end = x.offset + x.span;
 		if (end - start > len)
 			len = end - start;
@@ -562,6 +574,11 @@ int bgsnap_restore_reader(bgsnap_reader *r, const struct bgsnap_restore_target *
 	bgsnap_reader_info(r, &fi, sizeof fi);
 	if (!fi.file_bytes || (g.fd = reader_fd(r)) < 0) {
 		rc = err_set(&g.err, -ESPIPE, "restore needs a random-access reader (bgsnap_reader_open)");
+		goto out;
+	}
+	if (reader_partial(r)) {
+		rc = err_set(&g.err, -EINVAL, "%s is incremental, read without its chain: restore it through "
+		             "bgsnap_reader_open or bgsnap_reader_open_chain", bgsnap_reader_path(r));
 		goto out;
 	}
 	if ((rc = rst_check_targets(r, targets, n, &g.t, &g.err)) < 0)
