@@ -80,7 +80,8 @@ static int src_open(struct bgsnap_engine *e, struct incr *in, const char *path)
 		reset_free(in);
 		return err_set(&e->err, r, "cannot open the snapshot to reset to: %s", msg);
 	}
-	if (rs->rd->file_crc_stored != in->parent_crc || rs->rd->region_count != e->region_count) {
+	if (memcmp(rs->rd->id, in->parent_id, FMT_ID_LEN) || rs->rd->file_crc_stored != in->parent_crc ||
+	    rs->rd->region_count != e->region_count) {
 		reset_free(in);
 		return err_set(&e->err, -ESTALE, "%s is not the last snapshot this engine took: a reset "
 		               "returns to the last one only", path);
