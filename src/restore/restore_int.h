@@ -26,6 +26,11 @@ struct rst_target {
 	uint8_t *dst;
 	uint64_t pages;
 	int uffd_ok;        /* eager: registered for missing faults */
+	int direct;         /* eager: PAGES data read straight into dst  */
+	int fresh;          /* eager: nothing populated, missing pages
+	                       read as zero: ZERO runs cost nothing      */
+	int thp;            /* eager: fresh and THP-eligible: populated
+	                       in 2 MiB steps before the read           */
 };
 
 /* Checks targets against the snapshot (region exists, len == size, aligned,
@@ -101,5 +106,23 @@ int rst_fill_run(int uffd, uint8_t *dst, const uint8_t *src, uint64_t count, int
  * of pages poisoned or -errno.
  */
 int64_t rst_poison(int uffd, uint8_t *dst, uint64_t count, int poison, struct bgsnap_err *err);
+
+/* 1 if every mapping in [dst, dst+len) is THP-eligible (smaps), else 0. */
+int rst_thp_eligible(const void *dst, uint64_t len);
+
+/* MADV_POPULATE_WRITE of pages [first, first+count) of t widened to whole
+ * 2 MiB steps inside t, so the kernel can back them with huge pages. */
+void rst_populate(struct rst_target *t, uint64_t first, uint64_t count);
+
+/*
+ * Reads index entries [a, b) (back to back in the file) with preadv: the
+ * page data of entry i into dst[i - a] when that is not NULL (a PAGES
+ * record), every other byte into buf at its offset from entry a's record
+ * (so heads and checksums are where reader_run_check_split wants them).
+ * iov has room for 3 * (b - a) entries.  0, -EBADMSG (truncated) or -errno.
+ */
+struct iovec;
+int rst_read_direct(int fd, const bgsnap_reader *r, size_t a, size_t b, uint8_t *buf, uint8_t **dst,
+                    struct iovec *iov, struct bgsnap_err *err);
 
 #endif
