@@ -54,15 +54,17 @@ int rst_thp_eligible(const void *dst, uint64_t len)
 
 void rst_populate(struct rst_target *t, uint64_t first, uint64_t count)
 {
-	uint64_t lo = first * PAGE_SIZE_, hi = (first + count) * PAGE_SIZE_, end = t->pages * PAGE_SIZE_;
+	/* Whole huge pages by address, clipped to the target. */
+	uintptr_t lo = (uintptr_t)(t->dst + first * PAGE_SIZE_), hi = (uintptr_t)(t->dst + (first + count) * PAGE_SIZE_);
+	uintptr_t a = (uintptr_t)t->dst, b = a + t->pages * PAGE_SIZE_;
 	lo -= lo % HUGE_BYTES;
-	hi = hi % HUGE_BYTES ? hi - hi % HUGE_BYTES + HUGE_BYTES : hi;
-	if (hi > end)
-		hi = end;
+	hi += hi % HUGE_BYTES ? HUGE_BYTES - hi % HUGE_BYTES : 0;
+	lo = lo < a ? a : lo;
+	hi = hi > b ? b : hi;
 	/* Only failure to populate is a slower copy (it faults the pages in
 	 * itself), so errors are not reported: an old kernel says EINVAL. */
 	if (hi > lo)
-		(void)madvise(t->dst + lo, (size_t)(hi - lo), MADV_POPULATE_WRITE);
+		(void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
 }
 
 /* preadv of all of iov[0..n) at off; -EBADMSG when the file ends first. */

@@ -139,6 +139,30 @@ static void check_corrupt(const char *path, const struct fg_spec *s, uint64_t pa
 	printf("ok: corrupt record at offset %s refused (-EBADMSG) into every target kind\n", off);
 }
 
+/* The file cut in half after the reader opened it: the read runs short,
+ * the restore fails with -EBADMSG (truncated), into every target kind. */
+static void check_truncated(const char *path, const struct fg_spec *s)
+{
+	char cut[600], err[600];
+	snprintf(cut, sizeof(cut), "%s.cut", path);
+	size_t flen;
+	uint8_t *f = fg_read_file(path, &flen);
+	size_t len = s->pages[2] * TU_PAGE;
+	for (int mode = 0; mode < NMODES; mode++) {
+		fg_write_file(cut, f, flen);
+		bgsnap_reader *r;
+		CHECK_RC(bgsnap_reader_open(&r, cut, err, sizeof(err)), 0, "open: %s", err);
+		CHECK(truncate(cut, (off_t)(flen / 2)) == 0, "truncate: %s", strerror(errno));
+		struct bgsnap_restore_target t = { 2, target(len, mode), len };
+		CHECK_RC(bgsnap_restore_reader(r, &t, 1, 2, err, sizeof(err)), -EBADMSG,
+		         "restore of a file truncated under the reader, %s memory", names[mode]);
+		CHECK(strstr(err, "truncated") != NULL, "the message does not say truncated: %s", err);
+		bgsnap_reader_close(r);
+	}
+	free(f);
+	printf("ok: a file truncated under the reader fails the restore (-EBADMSG)\n");
+}
+
 int main(void)
 {
 	char path[512];
@@ -163,6 +187,7 @@ int main(void)
 	fg_write_path(&s, path);
 	check_file(path, &s, "raw file");
 	check_corrupt(path, &s, 1500);
+	check_truncated(path, &s);
 	fg_free(&s);
 
 	/* Compressed: frames decoded into the target. */
