@@ -7,14 +7,17 @@
  * counter.  STATE records are in no slice and never read: a worker's buffer
  * is bounded by the slice size (or one large PAGES record), not by the
  * largest state blob, of which each of up to MAX_THREADS would hold a copy.
- * A worker reads its slice with one pread (records are contiguous), has the
- * reader check each record against its index entry and its checksum
- * (reader_run_check: the one parser), then installs the pages.  A target
- * that is fresh private anonymous memory is registered with a userfaultfd
- * for missing pages and filled with UFFDIO_COPY straight from the read
- * buffer: the kernel allocates and fills each page in one step instead of a
- * page fault per page, and ZERO records cost nothing (missing pages read as
- * zero).  Other targets are written in place.
+ * A worker reads its slice with one preadv (records are contiguous): PAGES
+ * data of targets filled in place lands straight in the target, the rest
+ * in its buffer (restore_direct.c).  The reader then checks each record
+ * against its index entry and its checksum (reader_run_check: the one
+ * parser).  A fresh private anonymous target the kernel may back with huge
+ * pages is populated in 2 MiB steps and read in place; other fresh ones are
+ * registered with a userfaultfd for missing pages and filled with
+ * UFFDIO_COPY from the buffer (the kernel allocates and fills each page in
+ * one step instead of a first-touch fault per 4 KiB page); in fresh targets
+ * ZERO records cost nothing (missing pages read as zero).  Other targets
+ * are read in place, their zero runs written.
  *
  * Lazy restore (restore_lazy.c) prefetches the same way and serves faults
  * through bgsnap_reader_read_page.
