@@ -400,31 +400,12 @@ struct worker {
 	struct reader_dec *dec;
 };
 
-/* Coalesced MADV_POPULATE_WRITE of the pages a slice fills in THP targets:
- * records in file order mostly follow each other in memory. */
-struct pop {
-	struct rst_target *t;
-	uint64_t first, end;
-};
-
-static void pop_add(struct pop *p, struct rst_target *t, uint64_t first, uint64_t count)
-{
-	if (p->t == t && first <= p->end + 512 && first >= p->first) {
-		if (first + count > p->end)
-			p->end = first + count;
-		return;
-	}
-	if (p->t)
-		rst_populate(p->t, p->first, p->end - p->first);
-	*p = (struct pop){ t, first, first + count };
-}
-
 /* Where each record of slice [a, b) goes: page data of PAGES records of
  * direct targets into the target (populated first when THP), the rest
  * into the buffer. */
 static void eager_plan(struct eager *g, struct worker *w, size_t a, size_t b)
 {
-	struct pop p = { NULL, 0, 0 };
+	struct rst_pop p = { NULL, 0, 0 };
 	for (size_t i = a; i < b; i++) {
 		struct reader_run x;
 		reader_run_get(g->r, i, &x);
@@ -433,13 +414,13 @@ static void eager_plan(struct eager *g, struct worker *w, size_t a, size_t b)
 			continue;
 		struct rst_target *t = &g->t[g->target_of[x.region]];
 		if (t->thp && x.kind != FMT_REC_ZERO)
-			pop_add(&p, t, x.first, x.count);
+			rst_pop_add(&p, t, x.first, x.count);
 		/* The reader checked first + count <= the region's pages at
 		 * open, and the target is exactly the region's size. */
 		if (t->direct && x.kind == FMT_REC_PAGES)
 			w->dst[i - a] = t->dst + x.first * PAGE_SIZE_;
 	}
-	pop_add(&p, NULL, 0, 0);
+	rst_pop_add(&p, NULL, 0, 0);
 }
 
 /* One record of a slice, read: checked against its index entry and its

@@ -52,7 +52,7 @@ int rst_thp_eligible(const void *dst, uint64_t len)
 	return seen && all;
 }
 
-void rst_populate(struct rst_target *t, uint64_t first, uint64_t count)
+static void populate(struct rst_target *t, uint64_t first, uint64_t count)
 {
 	/* Whole huge pages by address, clipped to the target. */
 	uintptr_t lo = (uintptr_t)(t->dst + first * PAGE_SIZE_), hi = (uintptr_t)(t->dst + (first + count) * PAGE_SIZE_);
@@ -65,6 +65,22 @@ void rst_populate(struct rst_target *t, uint64_t first, uint64_t count)
 	 * itself), so errors are not reported: an old kernel says EINVAL. */
 	if (hi > lo)
 		(void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+}
+
+void rst_pop_add(struct rst_pop *p, struct rst_target *t, uint64_t first, uint64_t count)
+{
+	/* Merged when the huge pages they touch are the same or adjacent:
+	 * never populates a huge page that no record of the slice fills. */
+	uintptr_t hp_new = t ? ((uintptr_t)t->dst + first * PAGE_SIZE_) / HUGE_BYTES : 0;
+	uintptr_t hp_end = p->t ? ((uintptr_t)p->t->dst + (p->end - 1) * PAGE_SIZE_) / HUGE_BYTES : 0;
+	if (t && p->t == t && first >= p->first && hp_new <= hp_end + 1) {
+		if (first + count > p->end)
+			p->end = first + count;
+		return;
+	}
+	if (p->t)
+		populate(p->t, p->first, p->end - p->first);
+	*p = (struct rst_pop){ t, first, first + count };
 }
 
 /* preadv of all of iov[0..n) at off; -EBADMSG when the file ends first. */

@@ -110,9 +110,18 @@ int64_t rst_poison(int uffd, uint8_t *dst, uint64_t count, int poison, struct bg
 /* 1 if every mapping in [dst, dst+len) is THP-eligible (smaps), else 0. */
 int rst_thp_eligible(const void *dst, uint64_t len);
 
-/* MADV_POPULATE_WRITE of pages [first, first+count) of t widened to whole
- * 2 MiB steps inside t, so the kernel can back them with huge pages. */
-void rst_populate(struct rst_target *t, uint64_t first, uint64_t count);
+/*
+ * MADV_POPULATE_WRITE of the pages a slice fills in a THP target, widened
+ * to whole 2 MiB pages inside the target, coalesced: records in file order
+ * mostly follow each other in memory, so ranges in the same or adjacent
+ * huge pages are populated by one call.  Start with { NULL }; rst_pop_add(p, NULL, 0, 0)
+ * populates what is pending.
+ */
+struct rst_pop {
+	struct rst_target *t;
+	uint64_t first, end;   /* pages */
+};
+void rst_pop_add(struct rst_pop *p, struct rst_target *t, uint64_t first, uint64_t count);
 
 /*
  * Reads index entries [a, b) (back to back in the file) with preadv: the
