@@ -69,6 +69,10 @@ struct bench_opts {
 	enum progress_mode progress; /* --progress, --quiet                  */
 	int compress_level;      /* 0: the library's default                 */
 	uint64_t max_rate;       /* writer bytes/s limit, 0: none            */
+	unsigned incremental;    /* --incremental: snapshots after the full one */
+	double dirty_fraction;   /* --dirty-fraction: pages written between them */
+	unsigned reset_loop;     /* --reset-loop: rounds                      */
+	uint64_t dirty_pages;    /* --dirty-pages: pages written per round    */
 };
 
 enum bench_status { BENCH_OK = 0, BENCH_ERROR, BENCH_SKIPPED };
@@ -120,12 +124,22 @@ void noise_stop(pid_t pid);
 bool bench_verify(const char *method, const char *path, wl *w, wl_oracle *oracle, const uint64_t *paused,
                   int corrupt, char *msg, size_t msg_len);
 
+/* The same, page by page through the reader's index: the image a chain's
+ * last file presents (verify.c). */
+bool bench_verify_image(const char *method, const char *path, wl *w, wl_oracle *oracle, const uint64_t *paused,
+                        char *msg, size_t msg_len);
+
 /* report.c */
 void bench_report_json(const struct bench_opts *o, const struct bench_result *res);
 void bench_report_table(const struct bench_opts *o, const struct bench_result *rs, int n, double raw_wp_us);
 void bench_report_probe(const struct bench_opts *o, const struct wp_probe_result *pr);
 /* The first result of `method` that completed, or NULL. */
 const struct bench_result *bench_find_ok(const struct bench_result *rs, int n, int method);
+
+/* incremental.c, reset_loop.c: the chain benches, instead of the
+ * method rounds; EXIT_OK, EXIT_FAIL or EXIT_USAGE. */
+int bench_incremental(const struct bench_opts *o, wl *w, const struct wl_params *params);
+int bench_reset_loop(const struct bench_opts *o, wl *w, const struct wl_params *params);
 
 /* summary.c: after --repeat N, the median over the rounds of each ratio
  * taken within a round; rs holds repeat rounds of nmethods results. */

@@ -118,7 +118,11 @@ int cmd_bench(int argc, char **argv)
 	}
 	struct wp_probe_result raw = { .wp_us = -1 };
 	int rc = o.probe_wp ? probe(&o, w, &raw) : EXIT_OK;
-	if (rc == EXIT_OK && (!o.probe_wp || o.method_given))
+	if (rc == EXIT_OK && o.incremental)
+		rc = bench_incremental(&o, w, &cfg.params);
+	else if (rc == EXIT_OK && o.reset_loop)
+		rc = bench_reset_loop(&o, w, &cfg.params);
+	else if (rc == EXIT_OK && (!o.probe_wp || o.method_given))
 		rc = rounds(&o, w, &cfg.params, raw.wp_us);
 	wl_destroy(w);
 	return rc;

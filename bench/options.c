@@ -1,6 +1,7 @@
 /* options.c - `bgsnap bench`'s command line: its help text and parsing
  * into struct bench_opts (bench.h). */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
@@ -122,6 +123,22 @@ void bench_usage(FILE *f)
 "restore_huge_pages (eager: 2 MiB pages of the restored memory, AnonHugePages in\n"
 "/proc/self/smaps).\n"
 "\n"
+"Chains (options.chain; mprotect, or --method stop):\n"
+"  --incremental N        a full snapshot, then N incremental ones; before each,\n"
+"                         the writers make F x pages writes (--dirty-fraction F,\n"
+"                         default 0.01) and stay parked while it runs; the\n"
+"                         chain's last image is verified.  One line per\n"
+"                         snapshot; JSON: index, method, tracking, incremental,\n"
+"                         depth, parent (the parent's file, null when full),\n"
+"                         dirty_pages, pages_saved, bytes_written, file_bytes,\n"
+"                         pause_us, scan_us, wp_us, total_ms, verified (null but\n"
+"                         for the last)\n"
+"  --reset-loop N         a full snapshot, then N rounds of writing K pages\n"
+"                         (--dirty-pages K, default 44) and bgsnap_reset; then\n"
+"                         N memcpy of the same K pages; JSON: resets_per_s,\n"
+"                         reset_us_p50/p99, first_reset_us (the pages read from\n"
+"                         the file), memcpy_us_p50/p99, ratio_p50, verified\n"
+"\n"
 "Exit status: 0 every snapshot verified, 1 a snapshot failed or did not verify,\n"
 "2 bad usage.\n",
 	        WL_MAX_THREADS);
@@ -130,7 +147,7 @@ void bench_usage(FILE *f)
 enum {
 	O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON, O_BEFORE, O_SEED, O_PROBE,
 	O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_UNCACHED, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_BUFIO,
-	O_AFTER, O_SERIES, O_COMPRESS, O_FILL, O_MAXRATE,
+	O_AFTER, O_SERIES, O_COMPRESS, O_FILL, O_MAXRATE, O_INCR, O_DFRAC, O_RESETS, O_DPAGES,
 };
 
 static const struct option long_opts[] = {
@@ -159,6 +176,10 @@ static const struct option long_opts[] = {
 	{ "compress", required_argument, NULL, O_COMPRESS },
 	{ "fill", required_argument, NULL, O_FILL },
 	{ "max-rate", required_argument, NULL, O_MAXRATE },
+	{ "incremental", required_argument, NULL, O_INCR },
+	{ "dirty-fraction", required_argument, NULL, O_DFRAC },
+	{ "reset-loop", required_argument, NULL, O_RESETS },
+	{ "dirty-pages", required_argument, NULL, O_DPAGES },
 	/* Test hook, not in --help: damages the verification on purpose
 	 * (steps: wrong step counts; page: one flipped byte in a page read
 	 * back; file: one flipped byte in the file) to show it fails. */
@@ -323,6 +344,37 @@ static int word_option(struct bench_opts *o, int c, const char *arg)
 	}
 }
 
+/* The chain benches' options (incremental.c, reset_loop.c). */
+static int chain_option(struct bench_opts *o, int c, const char *arg)
+{
+	uint64_t v;
+	char *end;
+	switch (c) {
+	case O_INCR:
+		if (!cli_opt_number("--incremental", arg, 1, 100000, &v))
+			return -EINVAL;
+		o->incremental = (unsigned)v;
+		return 0;
+	case O_RESETS:
+		if (!cli_opt_number("--reset-loop", arg, 1, 10000000, &v))
+			return -EINVAL;
+		o->reset_loop = (unsigned)v;
+		return 0;
+	case O_DPAGES:
+		if (!cli_opt_number("--dirty-pages", arg, 1, UINT64_MAX, &o->dirty_pages))
+			return -EINVAL;
+		return 0;
+	default: /* O_DFRAC */
+		errno = 0;
+		o->dirty_fraction = strtod(arg, &end);
+		if (errno || end == arg || *end || !(o->dirty_fraction > 0 && o->dirty_fraction <= 1)) {
+			cli_error("--dirty-fraction: '%s' is not a fraction in (0, 1]", arg);
+			return -EINVAL;
+		}
+		return 0;
+	}
+}
+
 /* --out: a destination (cli/dest.h) that must be a file. */
 static int out_option(struct bench_opts *o, const char *arg)
 {
@@ -363,6 +415,8 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		else if (c == O_PATTERN || c == O_METHOD || c == O_RESTORE || c == O_CORRUPT || c == O_COMPRESS ||
 		         c == O_FILL)
 			rc = word_option(o, c, optarg);
+		else if (c == O_INCR || c == O_DFRAC || c == O_RESETS || c == O_DPAGES)
+			rc = chain_option(o, c, optarg);
 		else if (progress_option(c, &o->progress))
 			continue;
 		else if (!flag_option(o, c))
@@ -372,6 +426,14 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		cli_error("--restore-uncached needs --restore");
 		rc = -EINVAL;
 	}
+	if (rc == 0 && o->incremental && o->reset_loop) {
+		cli_error("--incremental and --reset-loop are separate benches");
+		rc = -EINVAL;
+	}
+	if (rc == 0 && o->incremental && o->dirty_fraction == 0)
+		o->dirty_fraction = 0.01;
+	if (rc == 0 && o->reset_loop && o->dirty_pages == 0)
+		o->dirty_pages = 44;
 	if (rc == 0 && optind < argc) {
 		cli_error("unexpected argument '%s'", argv[optind]);
 		rc = -EINVAL;

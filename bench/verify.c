@@ -130,6 +130,33 @@ static int check_pages(bgsnap_reader *r, struct page_check *pc, char *msg, size_
 	return 0;
 }
 
+/* The same over the image the reader presents, run by run through the
+ * index: for the last file of a chain, the whole chain's image (its
+ * records alone hold only the pages written since its parent). */
+static int check_image(bgsnap_reader *r, struct page_check *pc, uint64_t npages, char *msg, size_t msg_len)
+{
+	static uint8_t buf[WL_PAGE];
+	for (uint64_t p = 0; p < npages;) {
+		struct bgsnap_record run;
+		int rc = bgsnap_reader_page_run(r, pc->reg, p, &run);
+		if (rc < 0) {
+			snprintf(msg, msg_len, "page %" PRIu64 " of the image: %s", p, bgsnap_reader_errmsg(r));
+			return -1;
+		}
+		uint64_t end = run.first_page + run.count;
+		for (; p < end && p < npages; p++) {
+			struct bgsnap_record one = { .kind = run.kind, .region = pc->reg, .first_page = p, .count = 1,
+			                             .data = buf };
+			if (run.kind == BGSNAP_REC_PAGES && (rc = bgsnap_reader_read_page(r, pc->reg, p, buf)) < 0) {
+				snprintf(msg, msg_len, "page %" PRIu64 " of the image: %s", p, bgsnap_reader_errmsg(r));
+				return -1;
+			}
+			check_one(pc, &one, 0);
+		}
+	}
+	return 0;
+}
+
 /* --corrupt-check steps: an oracle one step of thread 0 short, whose
  * expectations the last write of thread 0 must then fail. */
 static wl_oracle *short_oracle(const struct wl_params *wp, uint64_t *steps)
@@ -155,8 +182,8 @@ static int find_mem(bgsnap_reader *r, wl *w)
 	return reg;
 }
 
-bool bench_verify(const char *method, const char *path, wl *w, wl_oracle *oracle, const uint64_t *paused,
-                  int corrupt, char *msg, size_t msg_len)
+static bool verify(const char *method, const char *path, wl *w, wl_oracle *oracle, const uint64_t *paused,
+                   int corrupt, bool image, char *msg, size_t msg_len)
 {
 	const struct wl_params *wp = wl_get_params(w);
 	char err[512] = "";
@@ -188,7 +215,7 @@ bool bench_verify(const char *method, const char *path, wl *w, wl_oracle *oracle
 		goto out;
 	}
 	pc.reg = (unsigned)rc;
-	if (check_pages(r, &pc, msg, msg_len) < 0)
+	if ((image ? check_image(r, &pc, wp->npages, msg, msg_len) : check_pages(r, &pc, msg, msg_len)) < 0)
 		goto out;
 	if (pc.seen != wp->npages)
 		snprintf(msg, msg_len, "the snapshot holds %" PRIu64 " pages of region mem, expected %" PRIu64, pc.seen,
@@ -204,4 +231,16 @@ out:
 	wl_oracle_destroy(fresh);
 	bgsnap_reader_close(r);
 	return ok;
+}
+
+bool bench_verify(const char *method, const char *path, wl *w, wl_oracle *oracle, const uint64_t *paused,
+                  int corrupt, char *msg, size_t msg_len)
+{
+	return verify(method, path, w, oracle, paused, corrupt, false, msg, msg_len);
+}
+
+bool bench_verify_image(const char *method, const char *path, wl *w, wl_oracle *oracle, const uint64_t *paused,
+                        char *msg, size_t msg_len)
+{
+	return verify(method, path, w, oracle, paused, CORRUPT_NONE, true, msg, msg_len);
 }

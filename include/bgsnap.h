@@ -187,6 +187,22 @@ struct bgsnap_options {
 	 * cancel within 10 ms: the pacing never delays it.  Every value is
 	 * valid. */
 	uint64_t max_bytes_per_s;
+	/* 1: chained snapshots.  Every snapshot names itself and its parent
+	 * (format version 3, docs/FORMAT.md), and once one has committed, the
+	 * next holds only the pages the host wrote since its pause (an
+	 * incremental snapshot; bgsnap_set_incremental turns that off).  The
+	 * writes are tracked between snapshots by an asynchronous userfaultfd
+	 * (Linux 6.7+: UFFD_FEATURE_WP_ASYNC and PAGEMAP_SCAN), which holds
+	 * the regions' userfaultfd: a chain runs the mprotect method (AUTO)
+	 * or stop; uffd, uffd-signal and fork give -ENOTSUP, as does a kernel
+	 * without the tracker.  pre_protect does not apply.  Regions
+	 * discarded (MADV_DONTNEED) between snapshots are stored again; a
+	 * region unmapped and mapped again makes the next incremental
+	 * snapshot fail with -EPERM and the one after it full.  A snapshot
+	 * that fails or is cancelled makes the next one full.  Tracking
+	 * belongs to the process that took the snapshots: in a fork child,
+	 * the first snapshot is full.  0 (default): off. */
+	unsigned chain;
 };
 
 enum bgsnap_compress {
@@ -376,6 +392,22 @@ struct bgsnap_stats {
 	 * run ends. */
 	uint64_t writer_us;
 	uint64_t achieved_bytes_per_s;
+	/* Chains (options.chain).  tracking: how writes between snapshots
+	 * are tracked (enum bgsnap_tracking).  incremental: 1 if this
+	 * snapshot holds only the pages written since its parent, which are
+	 * dirty_pages (found in scan_us, in the pause; for a full snapshot of
+	 * a chain, dirty_pages counts what the scan re-armed).  depth: 0 for
+	 * a full snapshot, else the parent's + 1. */
+	int tracking;
+	int incremental;
+	uint32_t depth;
+	uint64_t dirty_pages;
+	uint64_t scan_us;
+};
+
+enum bgsnap_tracking {
+	BGSNAP_TRACKING_NONE = 0,        /* no chain                               */
+	BGSNAP_TRACKING_UFFD_ASYNC = 1,  /* async userfaultfd + PAGEMAP_SCAN       */
 };
 
 /*
@@ -407,6 +439,34 @@ enum bgsnap_param {
 	BGSNAP_PARAM_THP_COLLAPSE = 2,
 };
 
+/*
+ * With options.chain: 1 (the default) makes the next snapshots
+ * incremental whenever the chain allows (a committed parent, tracking
+ * unbroken since its pause); 0 makes them full (each starts a new chain).
+ * Without a chain it is remembered but has no effect.  0, -EINVAL (on not
+ * 0 or 1), -EBUSY while a snapshot runs.
+ */
+int bgsnap_set_incremental(bgsnap_engine *e, int on);
+
+/*
+ * Returns the registered regions to the content of the last snapshot this
+ * engine took (options.chain; `path` is its file, a chain's last file when
+ * it is incremental), copying back only the pages written since its pause
+ * (discarded pages included), with the host paused by the pause and
+ * resume hooks (save_state is not called).  The regions must be mapped as
+ * they were.  The snapshot stays the chain's last: the next snapshot is
+ * incremental over it, holding the pages written after the reset.  Each
+ * page is read from the file once and kept in memory until the next
+ * snapshot or bgsnap_destroy, so resetting the same pages again costs a
+ * scan and a memcpy per page.  Returns the number of pages copied back,
+ * or -ESTALE (no chain, no committed snapshot, tracking broken since, or
+ * `path` is not the last snapshot), -ECANCELED (the pause hook failed),
+ * -EBUSY (a snapshot runs), a reader error, or the tracker's (-EPERM: a
+ * region was mapped again); after a failure that has begun copying, the
+ * memory is only partly reset and the next snapshot is full.
+ */
+int64_t bgsnap_reset(bgsnap_engine *e, const char *path);
+
 /* Sets parameter `param` for the next snapshots.  -EINVAL (unknown
  * parameter or value out of range), -EBUSY while a snapshot runs. */
 int bgsnap_set_param(bgsnap_engine *e, int param, int64_t value);
@@ -429,6 +489,53 @@ typedef struct bgsnap_reader bgsnap_reader;
 int bgsnap_reader_open(bgsnap_reader **out, const char *path, char *err, size_t err_len);
 
 /*
+ * Chains (format version 3).  An incremental snapshot holds only the pages
+ * written since its parent, which it names by id and by the parent's file
+ * checksum; the other pages are the parent's, recursively, down to a full
+ * snapshot.  bgsnap_reader_open of an incremental file opens its whole
+ * chain: it looks for each parent by id among the regular files of the
+ * same directory (reading their first 80 bytes), opens and checks it
+ * (checksum, depth, region table), and fails with -ENOENT naming the
+ * missing parent's id and the directory, or -EBADMSG naming the file that
+ * does not fit.  The reader then presents one image: read_page, page_run,
+ * read_region, bgsnap_restore_reader and bgsnap_lazy_restore_start see
+ * every page as of the newest file.  bgsnap_reader_info, region, state,
+ * next and verify describe and walk the newest file alone: a chain is
+ * intact when bgsnap_reader_verify passes on every link
+ * (bgsnap_reader_chain_link).
+ *
+ * bgsnap_reader_open_chain opens the chain of `n` explicit files, oldest
+ * (a full snapshot) first, newest last, with the same checks and no
+ * directory search; n = 1 is bgsnap_reader_open of a file that is not
+ * incremental.  -EINVAL for n = 0 or more than 65536 files.
+ */
+int bgsnap_reader_open_chain(bgsnap_reader **out, const char *const *paths, unsigned n, char *err,
+                             size_t err_len);
+/* Files in r's chain: 1 for a file that is not incremental (or a stream). */
+unsigned bgsnap_reader_chain_len(const bgsnap_reader *r);
+/* Link k of r's chain (0: the oldest, chain_len - 1: r itself), a reader
+ * of that file alone, owned by r (never close it), valid until r is
+ * closed; NULL if k is out of range.  Use it for verify, info and next:
+ * an incremental link holds only some pages, so read_region and restore
+ * refuse it (-EINVAL) and read_page finds only its own (-EBADMSG for the
+ * others). */
+bgsnap_reader *bgsnap_reader_chain_link(bgsnap_reader *r, unsigned k);
+/* The path r was opened with (NULL for a stream); owned by r. */
+const char *bgsnap_reader_path(const bgsnap_reader *r);
+/*
+ * Writes r's image (a chain's, or a lone file's) to `fd` as one full
+ * snapshot: version 1, or version 2 with `compress` BGSNAP_COMPRESS_ZSTD;
+ * the same regions, the newest file's state blobs, method, creation and
+ * pause times.  Every page is read through r (each record checked against
+ * its checksum first).  The fd is written front to back and left open;
+ * fsync and naming the file are the caller's (write to a temporary of
+ * mode 0600, rename it when this returns 0).  0, or -errno with the
+ * reason in `err`: -ESPIPE for a stream, -ENOTSUP for zstd in a build
+ * without it, -EBADMSG when a record is corrupt, an I/O error of `fd`.
+ */
+int bgsnap_reader_write_full(bgsnap_reader *r, int fd, int compress, char *err, size_t err_len);
+
+/*
  * Opens a snapshot arriving on `fd` as a stream (pipe, socket): reads the
  * header only.  Records are then read in order with bgsnap_reader_next();
  * random access (read_page, read_region) is not available (-ESPIPE).
@@ -440,7 +547,7 @@ void bgsnap_reader_close(bgsnap_reader *r);
 const char *bgsnap_reader_errmsg(const bgsnap_reader *r);
 
 struct bgsnap_file_info {
-	uint32_t version;            /* format version (1)                     */
+	uint32_t version;            /* format version (1 to 3)                */
 	uint32_t page_size;          /* bytes per page (4096)                  */
 	uint32_t region_count;
 	uint32_t state_count;        /* 0 until known (stream: after the end)  */
@@ -458,12 +565,22 @@ struct bgsnap_file_info {
 	uint64_t index_offset;       /* file offset of the INDEX record        */
 	/* Compression (a stream: 0 until next() returned END, but compress). */
 	int compress;                /* enum bgsnap_compress: ZSTD for a
-	                                version 2 file, else NONE              */
+	                                version 2 file or one with CPAGES
+	                                records, else NONE                     */
 	uint64_t cpage_records;      /* CPAGES records (compressed chunks)     */
-	uint64_t raw_bytes;          /* bytes of the non-zero pages            */
+	uint64_t raw_bytes;          /* bytes of the pages in PAGES and CPAGES
+	                                records (an incremental file: those it
+	                                holds)                                 */
 	uint64_t stored_bytes;       /* bytes of the PAGES and CPAGES records
 	                                that hold them (headers included):
 	                                stored_bytes / raw_bytes is the ratio   */
+	/* Lineage (version 3 files; all zero for versions 1 and 2). */
+	uint8_t id[16];              /* this snapshot's id                      */
+	uint8_t parent_id[16];       /* all zero: a full snapshot               */
+	uint32_t parent_file_crc;    /* the parent's TRAILER file_crc           */
+	uint32_t depth;              /* 0 full, else the parent's depth + 1     */
+	int incremental;             /* 1: holds only the pages written since
+	                                its parent (parent_id is not zero)     */
 };
 /*
  * Copies what the file says about itself into `out`, a struct of `out_size`

@@ -8,6 +8,7 @@ static const struct cli_command commands[] = {
 	{ "verify",  cmd_verify,  "check a snapshot file end to end" },
 	{ "extract", cmd_extract, "write one region of a snapshot as a raw image" },
 	{ "diff",    cmd_diff,    "compare two snapshots page by page" },
+	{ "merge",   cmd_merge,   "flatten a chain of snapshots into one full snapshot" },
 };
 
 int main(int argc, char **argv)

@@ -20,7 +20,10 @@ static void usage(FILE *f)
 	           "(method, raw and stored bytes of the non-zero pages, their ratio).  Checks the\n"
 	           "header, trailer and index; `bgsnap verify` checks every byte.  FILE may be '-'\n"
 	           "(standard input) or a pipe: it is then read through once, as a stream (every\n"
-	           "record checked on the way), since its counts and state blobs come at its end.\n\n"
+	           "record checked on the way), since its counts and state blobs come at its end.\n"
+	           "A version 3 file also shows its lineage: its id, its parent's id and file\n"
+	           "checksum, its depth, and the files of its chain (the parents are found by\n"
+	           "id among the files of FILE's directory).\n\n"
 	           "  --json   print one JSON object\n");
 }
 
@@ -68,6 +71,49 @@ static double ratio(const struct bgsnap_file_info *fi)
 	return fi->raw_bytes ? (double)fi->stored_bytes / (double)fi->raw_bytes : 0.0;
 }
 
+static void hex_id(const uint8_t *id, char out[33])
+{
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+/* Version 3: where the file stands in its chain, and the chain's files. */
+static void print_lineage_text(bgsnap_reader *r, const struct bgsnap_file_info *fi)
+{
+	char id[33], parent[33];
+	hex_id(fi->id, id);
+	hex_id(fi->parent_id, parent);
+	if (fi->incremental)
+		printf("lineage:   id %s, incremental, depth %u\n           parent %s (file crc 0x%08x)\n", id, fi->depth,
+		       parent, fi->parent_file_crc);
+	else
+		printf("lineage:   id %s, full (depth 0)\n", id);
+	unsigned n = bgsnap_reader_chain_len(r);
+	if (n > 1) {
+		printf("chain:     %u files, oldest first\n", n);
+		for (unsigned k = 0; k < n; k++)
+			printf("  %s\n", bgsnap_reader_path(bgsnap_reader_chain_link(r, k)));
+	}
+}
+
+static void print_lineage_json(bgsnap_reader *r, const struct bgsnap_file_info *fi, struct json *j)
+{
+	char id[33], parent[33];
+	hex_id(fi->id, id);
+	hex_id(fi->parent_id, parent);
+	json_string(j, "id", id);
+	json_string(j, "parent_id", fi->incremental ? parent : "");
+	json_u64(j, "parent_file_crc", fi->parent_file_crc);
+	json_u64(j, "depth", fi->depth);
+	json_bool(j, "incremental", fi->incremental);
+	json_open_array(j, "chain");
+	for (unsigned k = 0; k < bgsnap_reader_chain_len(r); k++) {
+		const char *p = bgsnap_reader_path(bgsnap_reader_chain_link(r, k));
+		json_string(j, NULL, p ? p : "-");
+	}
+	json_close_array(j);
+}
+
 static void print_text(bgsnap_reader *r, const struct info *in)
 {
 	const struct bgsnap_file_info *fi = &in->fi;
@@ -95,6 +141,8 @@ static void print_text(bgsnap_reader *r, const struct info *in)
 		if (bgsnap_reader_state(r, i, &name, NULL, &len) == 0)
 			printf("  %-20s %zu bytes\n", name, len);
 	}
+	if (fi->version >= 3)
+		print_lineage_text(r, fi);
 }
 
 static void print_json(bgsnap_reader *r, const struct info *in)
@@ -122,6 +170,8 @@ static void print_json(bgsnap_reader *r, const struct info *in)
 	json_u64(&j, "stored_bytes", fi->stored_bytes);
 	json_double(&j, "ratio", 4, ratio(fi));
 	json_u64(&j, "index_entries", fi->records);
+	if (fi->version >= 3)
+		print_lineage_json(r, fi, &j);
 	json_open_array(&j, "regions");
 	for (unsigned i = 0; i < fi->region_count; i++) {
 		struct bgsnap_region_info ri;

@@ -22,7 +22,11 @@ static void usage(FILE *f)
 	fprintf(f, "usage: bgsnap verify [--progress|--quiet] FILE|-\n\n"
 	           "Checks a snapshot end to end.  Exit 0 and \"FILE: OK, ...\" when it is intact;\n"
 	           "exit 1 with what is wrong and at which offset otherwise.  FILE may be '-'\n"
-	           "(standard input) or a pipe: it is then read once, as a stream.\n\n"
+	           "(standard input) or a pipe: it is then read once, as a stream.\n"
+	           "An incremental snapshot is checked with its whole chain: each parent, found\n"
+	           "by id among the files of FILE's directory, must be there and fit (id,\n"
+	           "checksum, depth, regions), and each is verified in full; a failure names\n"
+	           "the file.\n\n"
 	           "A progress line is shown on stderr while it runs, if stderr is a terminal.\n"
 	           PROGRESS_HELP);
 }
@@ -89,6 +93,24 @@ static int verify_watched(bgsnap_reader *r, const char *file, int fd, enum progr
 	return rc;
 }
 
+/* Every link of r's chain but the last (r itself), oldest first: each
+ * failure named by its file.  0 or the first failure. */
+static int verify_parents(bgsnap_reader *r, enum progress_mode mode)
+{
+	int first = 0;
+	for (unsigned k = 0; k + 1 < bgsnap_reader_chain_len(r); k++) {
+		bgsnap_reader *l = bgsnap_reader_chain_link(r, k);
+		const char *p = bgsnap_reader_path(l);
+		int rc = verify_watched(l, p, -1, mode);
+		if (rc < 0) {
+			cli_error("%s: %s", p, bgsnap_reader_errmsg(l));
+			if (!first)
+				first = rc;
+		}
+	}
+	return first;
+}
+
 int cmd_verify(int argc, char **argv)
 {
 	enum progress_mode mode;
@@ -100,17 +122,22 @@ int cmd_verify(int argc, char **argv)
 	bgsnap_reader *r = cli_open_any(file, &fd);
 	if (!r)
 		return EXIT_FAIL;
+	int prc = verify_parents(r, mode);
 	rc = verify_watched(r, file, fd, mode);
-	if (rc < 0) {
+	if (rc < 0)
 		cli_error("%s: %s", file, bgsnap_reader_errmsg(r));
-	} else {
+	if (rc == 0 && prc == 0) {
 		struct bgsnap_file_info fi;
 		bgsnap_reader_info(r, &fi, sizeof fi);
 		printf("%s: OK, %" PRIu64 " pages in %u regions (%" PRIu64 " zero), %u state blobs, %" PRIu64
-		       " bytes\n", file, fi.pages_total, fi.region_count, fi.pages_zero, fi.state_count, fi.file_bytes);
+		       " bytes", file, fi.pages_total, fi.region_count, fi.pages_zero, fi.state_count, fi.file_bytes);
+		unsigned n = bgsnap_reader_chain_len(r);
+		if (n > 1)
+			printf("; chain of %u files, each verified", n);
+		printf("\n");
 	}
 	bgsnap_reader_close(r);
 	if (fd >= 0)
 		close(fd);
-	return rc < 0 ? EXIT_FAIL : EXIT_OK;
+	return rc < 0 || prc < 0 ? EXIT_FAIL : EXIT_OK;
 }

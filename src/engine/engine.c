@@ -10,6 +10,7 @@
  * Anything that can be done before the pause is done before it.
  */
 #include "engine/engine.h"
+#include "engine/incr.h"
 #include "engine/pace.h"
 #include "engine/thp.h"
 
@@ -140,6 +141,7 @@ void bgsnap_destroy(bgsnap_engine *e)
 		bgsnap_wait(e);
 	}
 	state_free(&e->state);
+	incr_free(e);
 	free(e->regions);
 	munmap(e->live, sizeof(*e->live));
 	pthread_mutex_destroy(&e->err_lock);
@@ -389,6 +391,11 @@ static void live_reset(struct live_stats *l)
 	atomic_store(&l->reprotect_pages, 0);
 	atomic_store(&l->direct_io, 0);
 	atomic_store(&l->writer_us, 0);
+	atomic_store(&l->tracking, 0);
+	atomic_store(&l->incremental, 0);
+	atomic_store(&l->depth, 0);
+	atomic_store(&l->dirty_pages, 0);
+	atomic_store(&l->scan_us, 0);
 }
 
 static void run_reset(bgsnap_engine *e)
@@ -429,7 +436,7 @@ static int write_header(bgsnap_engine *e)
 	}
 	struct fmt_out out = { &e->sink, sink_out_writev, sink_out_flush, SINK_IOV_MAX };
 	struct fmt_codec codec = { e->opts.compress, e->opts.compress_level };
-	int r = fmtw_begin_codec(&e->fw, &out, fr, e->region_count, &codec, &e->werr);
+	int r = fmtw_begin_lineage(&e->fw, &out, fr, e->region_count, &codec, incr_lineage(e), &e->werr);
 	free(fr);
 	return r ? err_set(&e->err, r, "%s", e->werr.msg) : 0;
 }
@@ -451,7 +458,9 @@ static int pause_and_protect(bgsnap_engine *e)
 	}
 	atomic_store(&e->live->state_bytes, e->state.bytes);
 	uint64_t t_wp = now_ns();
-	int r = e->ops->protect(e);
+	int r = incr_pause(e);
+	if (!r)
+		r = e->ops->protect(e);
 	atomic_store(&e->live->wp_us, us_since(t_wp));
 	if (e->hooks.resume)
 		e->hooks.resume(e->hooks.ctx);
@@ -470,7 +479,9 @@ static int start_run(bgsnap_engine *e)
 	pthread_mutex_lock(&e->run_lock);
 	atomic_store(&e->run_state, BGSNAP_STATE_RUNNING);
 	pthread_mutex_unlock(&e->run_lock);
-	int r = write_header(e);
+	int r = incr_begin(e);
+	if (!r)
+		r = write_header(e);
 	if (r)
 		goto fail_sink;
 	e->meta.method = e->ops->method;
@@ -499,6 +510,7 @@ static int start_run(bgsnap_engine *e)
 fail_release:
 	method_release(e);
 fail_sink:
+	incr_end(e, r);
 	if (!e->err.code && e->werr.code)
 		err_set(&e->err, e->werr.code, "%s", e->werr.msg);
 	fmtw_free(&e->fw);
@@ -517,7 +529,11 @@ static int start_check(bgsnap_engine *e)
 	run_reset(e);
 	if (e->region_count == 0)
 		return err_set(&e->err, -EINVAL, "no regions to snapshot: add one with bgsnap_add_region");
-	int r = engine_resolve_method(e->opts.method, &e->ops, &e->err);
+	int method = e->opts.method;
+	int r = incr_check(e, &method);
+	if (r)
+		return r;
+	r = engine_resolve_method(method, &e->ops, &e->err);
 	if (r)
 		return r;
 	atomic_store(&e->live->method, e->ops->method);
@@ -623,6 +639,7 @@ int bgsnap_wait(bgsnap_engine *e)
 	e->launched = 0;
 	pthread_mutex_unlock(&e->run_lock);
 	method_release(e);
+	incr_end(e, r);
 	fmtw_free(&e->fw);
 	engine_log(e, r ? BGSNAP_LOG_ERROR : BGSNAP_LOG_INFO, "snapshot %s: %s",
 	           r ? "failed" : "committed", r ? e->err.msg : "ok");
@@ -683,6 +700,11 @@ int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *user, size_t u
 	out->reprotect_pages = atomic_load(&l->reprotect_pages);
 	out->direct_io = atomic_load(&l->direct_io);
 	out->writer_us = atomic_load(&l->writer_us);
+	out->tracking = atomic_load(&l->tracking);
+	out->incremental = atomic_load(&l->incremental);
+	out->depth = atomic_load(&l->depth);
+	out->dirty_pages = atomic_load(&l->dirty_pages);
+	out->scan_us = atomic_load(&l->scan_us);
 	if (out->writer_us)
 		out->achieved_bytes_per_s = (uint64_t)((double)out->bytes_written * 1e6 / (double)out->writer_us);
 	abi_copy_out(user, user_size, out, sizeof(*out));

@@ -67,6 +67,12 @@ struct live_stats {
 	_Atomic uint64_t reprotect_pages;
 	_Atomic int direct_io;
 	_Atomic uint64_t writer_us;      /* set once the writer ends */
+	/* Chains (incr.c). */
+	_Atomic int tracking;
+	_Atomic int incremental;
+	_Atomic uint32_t depth;
+	_Atomic uint64_t dirty_pages;
+	_Atomic uint64_t scan_us;
 };
 
 struct bgsnap_engine;
@@ -118,6 +124,8 @@ struct method_ops {
 	const struct track_method *track;
 };
 
+struct incr;
+
 struct bgsnap_engine {
 	struct bgsnap_options opts;
 	unsigned fault_around_pages;    /* BGSNAP_PARAM_FAULT_AROUND_PAGES */
@@ -148,6 +156,7 @@ struct bgsnap_engine {
 	struct bgsnap_err werr;
 	struct live_stats *live;        /* shared mapping, see struct live_stats */
 	uint64_t t_start_ns, t_pause_ns;
+	struct incr *incr;              /* options.chain: the tracker and the parent (incr.c) */
 };
 
 /* Thread-safe error recording for background threads (first one wins). */

@@ -15,6 +15,7 @@
  * Before each batch it drains the fault copies, so the copy buffer empties
  * as fast as it fills.
  */
+#include "engine/incr.h"
 #include "engine/track.h"
 #include "util/clock.h"
 #include "util/thread.h"
@@ -56,6 +57,7 @@ int track_init(struct track *t, struct bgsnap_engine *e, const struct track_meth
 	if (r)
 		return err_set(&e->err, r, "cannot allocate the %zu-byte copy buffer", e->opts.copy_buffer_bytes);
 	t->cb_ready = 1;
+	incr_warm_copybuf(t);
 	t->fault_around = e->fault_around_pages;
 	atomic_store(&e->live->copybuf_capacity, (uint64_t)t->cb.nslots * PAGE_SIZE_);
 	return 0;
@@ -351,6 +353,8 @@ int track_protect_in_pause(struct track *t)
 	if (fe)
 		return engine_fail(e, fe, "cannot remove write protection from a page written before the pause: %s",
 		                   strerror(-fe));
+	if (incr_active(e))
+		return incr_track_protect(t);
 	if (t->pre_protected) {
 		if (!atomic_load(&t->pre_spoiled)) {
 			int r = reprotect_dirty(t);
@@ -521,7 +525,7 @@ static void *writer_main(void *arg)
 	for (uint32_t ri = 0; ri < e->region_count && !r; ri++)
 		r = sweep_region(t, ri);
 	/* Pages claimed by faults arrive through the copy buffer. */
-	while (!r && e->fw.pages_written < e->pages_total && !atomic_load(&t->fault_error)) {
+	while (!r && e->fw.pages_written < incr_pages_due(e) && !atomic_load(&t->fault_error)) {
 		if (engine_cancelled(e))
 			r = -ECANCELED;
 		else

@@ -1,5 +1,5 @@
 /*
- * format.h - snapshot file format (versions 1 and 2): constants shared by the encoder
+ * format.h - snapshot file format (versions 1 to 3): constants shared by the encoder
  * (format_write.c) and the one parser (reader.c).  docs/FORMAT.md is the
  * normative description; this header must agree with it.
  *
@@ -21,6 +21,7 @@
 #define FMT_END_MAGIC      "BGSNEND\n"         /* last 8 bytes of the trailer payload */
 #define FMT_VERSION        1u                  /* no CPAGES records            */
 #define FMT_VERSION_CPAGES 2u                  /* CPAGES records allowed       */
+#define FMT_VERSION_LINEAGE 3u                 /* version 2 + a LINEAGE block  */
 #define FMT_PAGE_SIZE      4096u
 #define FMT_NAME_MAX       63u
 
@@ -50,6 +51,9 @@ enum fmt_rec_type {
 
 /* Fixed payload sizes. */
 #define FMT_HEADER_FIXED_LEN   16u   /* version, page_size, region_count, reserved */
+#define FMT_LINEAGE_LEN        40u   /* version 3: id, parent_id, parent_file_crc, depth */
+#define FMT_ID_LEN             16u
+#define FMT_MAX_DEPTH          65535u
 #define FMT_REGION_FIXED_LEN   24u   /* name_len + addr + size + flags, plus name */
 #define FMT_RUN_PREFIX_LEN     24u   /* PAGES/ZERO: region, reserved, first, count */
 #define FMT_INDEX_ENTRY_LEN    32u
@@ -120,6 +124,28 @@ struct fmt_codec {
 	int level;          /* zstd level; 0 = the codec's default */
 };
 
+/*
+ * Where a version 3 file stands in its chain (docs/FORMAT.md, LINEAGE).
+ * parent_id all zero: a full snapshot, which starts a chain (then
+ * parent_file_crc and depth are 0); otherwise an incremental one, whose
+ * missing pages are its parent's.
+ */
+struct fmt_lineage {
+	uint8_t id[FMT_ID_LEN];          /* random, not all zero */
+	uint8_t parent_id[FMT_ID_LEN];   /* all zero: full */
+	uint32_t parent_file_crc;        /* the parent's TRAILER file_crc */
+	uint32_t depth;                  /* parent's depth + 1; 0 when full */
+};
+
+/* 1 if the 16 bytes of an id are all zero. */
+static inline int fmt_id_zero(const uint8_t *id)
+{
+	uint8_t acc = 0;
+	for (unsigned i = 0; i < FMT_ID_LEN; i++)
+		acc |= id[i];
+	return acc == 0;
+}
+
 struct fmt_index_entry;   /* private to format_write.c */
 struct fmt_chunker;       /* private to format_chunk.c */
 struct fmt_batch;         /* private to format_write.c */
@@ -133,7 +159,7 @@ struct fmt_batch;         /* private to format_write.c */
 struct fmt_writer {
 	struct fmt_out out;
 	struct bgsnap_err *err;
-	uint32_t file_crc;
+	uint32_t file_crc;              /* after fmtw_finish: the TRAILER's file_crc */
 	uint32_t region_count;
 	uint64_t *region_pages;         /* pages per region, for bounds checks */
 	struct fmt_index_entry *index;
@@ -150,6 +176,8 @@ struct fmt_writer {
 	char (*state_names)[FMT_NAME_MAX + 1];   /* for the uniqueness check */
 	size_t state_cap;
 	struct fmt_chunker *cz;         /* compressing: the pending chunk */
+	int has_lineage;                /* version 3 header */
+	int incremental;                /* pages may be left out (the parent's) */
 };
 
 /* Writes the magic and the header record (region table) to `out` (copied).
@@ -167,6 +195,18 @@ int fmtw_begin(struct fmt_writer *w, const struct fmt_out *out, const struct fmt
  * library was built without the codec, -EINVAL for an unknown one. */
 int fmtw_begin_codec(struct fmt_writer *w, const struct fmt_out *out, const struct fmt_region *regions,
                      uint32_t region_count, const struct fmt_codec *codec, struct bgsnap_err *err);
+/*
+ * fmtw_begin_codec with a lineage (NULL: exactly fmtw_begin_codec).
+ * Non-NULL writes a version 3 header (CPAGES allowed whatever the codec);
+ * when parent_id is not zero the file is incremental and fmtw_finish
+ * accepts pages never written (they are the parent's).  -EINVAL when the
+ * lineage breaks the format's rules: id all zero, depth above
+ * FMT_MAX_DEPTH, a full lineage with a parent crc or depth, an incremental
+ * one with depth 0.
+ */
+int fmtw_begin_lineage(struct fmt_writer *w, const struct fmt_out *out, const struct fmt_region *regions,
+                       uint32_t region_count, const struct fmt_codec *codec, const struct fmt_lineage *lin,
+                       struct bgsnap_err *err);
 /*
  * Writes pages [first, first+count) of `region` from `data` (count pages).
  * Splits the run into ZERO records (all-zero pages) and PAGES records of at
@@ -193,7 +233,9 @@ int fmtw_state(struct fmt_writer *w, const char *name, const void *data, size_t 
 int fmtw_reserve(struct fmt_writer *w, size_t records, size_t states);
 /* Writes the INDEX and the TRAILER and flushes the output; committing the
  * file (fsync, naming) is the caller's.  Fails (-EINVAL) if some page was
- * never written: a file the reader would reject is never finished. */
+ * never written, unless the file is incremental: a file the reader would
+ * reject is never finished.  Afterwards w->file_crc is the TRAILER's
+ * file_crc (what a child's parent_file_crc names). */
 int fmtw_finish(struct fmt_writer *w, const struct fmt_meta *meta);
 /* Frees what the writer allocated (safe after any failure). */
 void fmtw_free(struct fmt_writer *w);

@@ -1,5 +1,5 @@
 /*
- * format_write.c - the snapshot encoder (format versions 1 and 2, docs/FORMAT.md).
+ * format_write.c - the snapshot encoder (format versions 1 to 3, docs/FORMAT.md).
  *
  * Owns: record framing, the whole-file crc32c (kept in the write path: each
  * record's crc is computed once and folded into the file crc with
@@ -9,7 +9,9 @@
  * caller's memory, which the output has written or copied by the time it
  * returns; up to BATCH_RECS records of one fmtw_pages call share one writev.
  * With a codec (fmtw_begin_codec) non-zero pages take format_chunk.c's
- * path, which comes back here for the records themselves.
+ * path, which comes back here for the records themselves.  With a lineage
+ * (fmtw_begin_lineage) the header is version 3; an incremental file may
+ * leave pages out, still at most once each.
  * Invariant: w->bytes_written is the file offset of the next record, counting
  * records queued in the batch.
  */
@@ -236,18 +238,26 @@ static int check_regions(struct fmt_writer *w, const struct fmt_region *regions,
 
 /* The magic and the HEADER record (payload `hlen` bytes) into buf; fills
  * the per-region page counts and bases. */
-static void put_header(struct fmt_writer *w, uint8_t *buf, size_t hlen, const struct fmt_region *regions)
+static void put_header(struct fmt_writer *w, uint8_t *buf, size_t hlen, const struct fmt_region *regions,
+                       const struct fmt_lineage *lin)
 {
 	uint64_t base = 0;
 	memcpy(buf, FMT_MAGIC, FMT_MAGIC_LEN);
 	uint8_t *h = buf + FMT_MAGIC_LEN;
 	put_rec_hdr(h, FMT_REC_HEADER, hlen);
 	uint8_t *p = h + FMT_REC_HDR_LEN;
-	le32_store(p, w->cz ? FMT_VERSION_CPAGES : FMT_VERSION);
+	le32_store(p, lin ? FMT_VERSION_LINEAGE : w->cz ? FMT_VERSION_CPAGES : FMT_VERSION);
 	le32_store(p + 4, FMT_PAGE_SIZE);
 	le32_store(p + 8, w->region_count);
 	le32_store(p + 12, 0);
 	p += FMT_HEADER_FIXED_LEN;
+	if (lin) {
+		memcpy(p, lin->id, FMT_ID_LEN);
+		memcpy(p + 16, lin->parent_id, FMT_ID_LEN);
+		le32_store(p + 32, lin->parent_file_crc);
+		le32_store(p + 36, lin->depth);
+		p += FMT_LINEAGE_LEN;
+	}
 	for (uint32_t i = 0; i < w->region_count; i++) {
 		const struct fmt_region *r = &regions[i];
 		uint32_t nl = (uint32_t)strlen(r->name);
@@ -274,6 +284,32 @@ int fmtw_begin(struct fmt_writer *w, const struct fmt_out *out, const struct fmt
 int fmtw_begin_codec(struct fmt_writer *w, const struct fmt_out *out, const struct fmt_region *regions,
                      uint32_t region_count, const struct fmt_codec *codec, struct bgsnap_err *err)
 {
+	return fmtw_begin_lineage(w, out, regions, region_count, codec, NULL, err);
+}
+
+/* The lineage against the format's rules (docs/FORMAT.md, LINEAGE). */
+static int check_lineage(struct fmt_writer *w, const struct fmt_lineage *lin)
+{
+	int full = fmt_id_zero(lin->parent_id);
+	if (fmt_id_zero(lin->id))
+		return fail(w, err_set(w->err, -EINVAL, "format: lineage id is all zero"));
+	if (lin->depth > FMT_MAX_DEPTH)
+		return fail(w, err_set(w->err, -EINVAL, "format: lineage depth %u (max %u)", lin->depth,
+		                       FMT_MAX_DEPTH));
+	if (full && (lin->depth || lin->parent_file_crc))
+		return fail(w, err_set(w->err, -EINVAL, "format: a full snapshot's lineage has depth %u and "
+		                       "parent crc 0x%08x (both must be 0)", lin->depth, lin->parent_file_crc));
+	if (!full && !lin->depth)
+		return fail(w, err_set(w->err, -EINVAL, "format: an incremental snapshot's lineage has depth 0"));
+	if (!memcmp(lin->id, lin->parent_id, FMT_ID_LEN))
+		return fail(w, err_set(w->err, -EINVAL, "format: lineage names itself as its parent"));
+	return 0;
+}
+
+int fmtw_begin_lineage(struct fmt_writer *w, const struct fmt_out *out, const struct fmt_region *regions,
+                       uint32_t region_count, const struct fmt_codec *codec, const struct fmt_lineage *lin,
+                       struct bgsnap_err *err)
+{
 	memset(w, 0, sizeof(*w));
 	pthread_once(&ops_once, init_ops);
 	w->out = *out;
@@ -286,6 +322,13 @@ int fmtw_begin_codec(struct fmt_writer *w, const struct fmt_out *out, const stru
 	int rc = check_regions(w, regions, region_count, &hlen, &total);
 	if (rc < 0)
 		return rc;
+	if (lin) {
+		if ((rc = check_lineage(w, lin)) < 0)
+			return rc;
+		hlen += FMT_LINEAGE_LEN;
+		w->has_lineage = 1;
+		w->incremental = !fmt_id_zero(lin->parent_id);
+	}
 	if (codec && codec->method != FMT_COMPRESS_NONE && (rc = fwc_new(w, codec)) < 0)
 		return fail(w, rc);
 	w->region_count = region_count;
@@ -300,7 +343,7 @@ int fmtw_begin_codec(struct fmt_writer *w, const struct fmt_out *out, const stru
 		free(buf);
 		return fail(w, err_set(err, -ENOMEM, "format: out of memory"));
 	}
-	put_header(w, buf, hlen, regions);
+	put_header(w, buf, hlen, regions, lin);
 	rc = write_buf(w, buf, buflen);
 	free(buf);
 	/* Out now: a stream reader can name the regions at once, and nothing
@@ -467,7 +510,7 @@ int fmtw_finish(struct fmt_writer *w, const struct fmt_meta *meta)
 	int rc = fwc_flush(w);
 	if (rc < 0)
 		return rc;
-	if (w->pages_written != w->pages_total) {
+	if (w->pages_written != w->pages_total && !w->incremental) {
 		uint64_t i = 0;
 		while (w->seen[i / 64] >> (i % 64) & 1)
 			i++;
@@ -524,12 +567,16 @@ int fmtw_finish(struct fmt_writer *w, const struct fmt_meta *meta)
 	le32_store(q + 28, meta ? (uint32_t)meta->method : 0);
 	le64_store(q + 32, meta ? meta->created_unix_ns : 0);
 	le64_store(q + 40, meta ? meta->pause_us : 0);
-	le32_store(q + 48, w->file_crc);
+	uint32_t file_crc = w->file_crc;
+	le32_store(q + 48, file_crc);
 	le32_store(q + 52, 0);
 	memcpy(q + 56, FMT_END_MAGIC, 8);
 	le32_store(t + FMT_REC_HDR_LEN + FMT_TRAILER_LEN, crc32c(0, t, FMT_REC_HDR_LEN + FMT_TRAILER_LEN));
 	if ((rc = write_buf(w, t, sizeof(t))) < 0)
 		return rc;
+	/* What the trailer says, not the crc of the trailer itself: a child
+	 * names its parent by it. */
+	w->file_crc = file_crc;
 	/* The file is complete only once the staged tail is out. */
 	return (rc = w->out.flush(w->out.ctx, w->err)) < 0 ? fail(w, rc) : 0;
 }

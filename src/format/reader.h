@@ -17,16 +17,31 @@
  * open), as are PAGES/ZERO page ranges against their region.  These
  * functions touch no reader state, so any number of threads may call them
  * on one reader (with nothing else using it meanwhile).  Random-access only.
+ * A chain's entries are those of each link in turn, oldest first: entry
+ * i's record is in file x.fd, and only its pieces (reader_run_piece) are
+ * the chain's image; consecutive entries of one link are contiguous.
  */
 struct reader_run {
 	uint32_t kind;            /* FMT_REC_PAGES, _CPAGES, _ZERO or _STATE */
 	uint32_t region;
 	uint64_t first, count;    /* pages (STATE: region 0, first 0, count = data bytes) */
 	uint64_t offset, span;    /* the whole record in the file */
+	int fd;                   /* the file: a chain's links each have theirs */
+	uint32_t link;            /* 0 for a lone file; a chain's link, oldest 0 */
 };
 size_t reader_run_count(const bgsnap_reader *r);
 int reader_run_get(const bgsnap_reader *r, size_t i, struct reader_run *out);
 int reader_fd(const bgsnap_reader *r);
+/* 1 when r is an incremental file read without its chain (a link of a
+ * chain, bgsnap_reader_chain_link): it holds only some pages, so it
+ * cannot be restored on its own. */
+int reader_partial(const bgsnap_reader *r);
+/* The next piece [*first, *first + *count) at or after *from of x's pages
+ * that x holds in the image (all of them for a lone file): 1, or 0 when
+ * there is none left.  *from starts at 0 and is advanced.  Every page of
+ * the image is in exactly one piece of one entry. */
+int reader_run_piece(const bgsnap_reader *r, const struct reader_run *x, uint64_t *from, uint64_t *first,
+                     uint64_t *count);
 /* Checks entry i's record bytes (`rec`, span bytes read at its offset):
  * header and run prefix against the entry, then the checksum.  0 or
  * -EBADMSG with the offset and reason in err. */

@@ -96,7 +96,9 @@ static int index_entry(bgsnap_reader *r, uint64_t i, const uint8_t *e, uint64_t 
 	return x->kind == FMT_REC_STATE ? state_entry(r, i, x, t) : pages_entry(r, i, x, t);
 }
 
-/* Each region's runs, sorted by first page, must tile it exactly once. */
+/* Each region's runs, sorted by first page, must tile it exactly once; an
+ * incremental file's cover each page at most once (the rest are its
+ * parent's). */
 static int build_run_tables(bgsnap_reader *r)
 {
 	for (uint32_t g = 0; g < r->region_count; g++) {
@@ -119,12 +121,12 @@ static int build_run_tables(bgsnap_reader *r)
 			if (x->first < next)
 				return rd_bad(r, "INDEX: page %llu of region '%s' is in two records (offsets %llu and %llu)",
 				              (ull)x->first, g->name, (ull)g->runs[k - 1].offset, (ull)x->offset);
-			if (x->first > next)
+			if (x->first > next && !r->incremental)
 				return rd_bad(r, "INDEX: pages %llu..%llu of region '%s' are in no record", (ull)next,
 				              (ull)(x->first - 1), g->name);
 			next = x->first + x->count;
 		}
-		if (next != g->pages)
+		if (next != g->pages && !r->incremental)
 			return rd_bad(r, "INDEX: pages %llu..%llu of region '%s' are in no record", (ull)next,
 			              (ull)(g->pages - 1), g->name);
 	}

@@ -2,7 +2,7 @@
  * reader_int.h - the reader's one struct and the functions its files share
  * (private to src/format/reader*.c).
  *
- * The reader is the one parser of snapshot files (format versions 1 and 2,
+ * The reader is the one parser of snapshot files (format versions 1 to 3,
  * docs/FORMAT.md), behind every bgsnap_reader_* function; info, verify,
  * extract, diff and restore all read through it.  Two ways in:
  *  - random access (bgsnap_reader_open): header, trailer (last 84 bytes) and
@@ -37,6 +37,12 @@
  *                     read_region
  *   reader_cpages.c   a CPAGES record's frame decoded (codec.h), bounded
  *   reader_restore.c  restore's file-order access (reader.h)
+ *   reader_chain.c    an incremental file's chain, and its image
+ *
+ * A chain: the newest file's reader owns its parents' readers (each opened
+ * and checked on its own) and, per region, segments that tile the region
+ * and name the link whose run holds those pages in the image; page reads
+ * and restore go through the segments to each link's own records.
  */
 #ifndef BGSNAP_READER_INT_H
 #define BGSNAP_READER_INT_H
@@ -61,12 +67,23 @@ struct run {
 	uint64_t span;        /* random access: bytes of the whole record */
 };
 
+/* A chain's image of one region: pages [first, first+count) are those of
+ * run `run` (of link `link`, 0 = the oldest file), the newest file's that
+ * holds them.  A region's segments tile it, sorted by first page. */
+struct seg {
+	uint64_t first, count;
+	const struct run *run;
+	uint32_t link;
+};
+
 struct rregion {
 	char name[FMT_NAME_MAX + 1];
 	uint64_t addr, size, pages, base;   /* base: first page in global numbering */
 	uint64_t zero_pages;                /* a file: from the index; a stream: as seen */
 	struct run *runs;                   /* random access: sorted by first */
 	size_t nruns;
+	struct seg *segs;                   /* a chain's newest file: its image */
+	size_t nsegs;
 };
 
 struct rstate {
@@ -118,6 +135,9 @@ struct bgsnap_reader {
 	size_t buf_cap;
 	/* header */
 	uint32_t version, page_size, region_count;
+	int has_lineage, incremental;       /* version 3; incremental: parent_id != 0 */
+	uint8_t id[FMT_ID_LEN], parent_id[FMT_ID_LEN];
+	uint32_t parent_file_crc, depth;
 	struct rregion *regions;
 	uint64_t pages_total;
 	uint64_t header_end;
@@ -135,6 +155,13 @@ struct bgsnap_reader {
 	size_t nstates;
 	struct rd_cache cache;
 	struct rd_pass seq;
+	char *path;                         /* as opened; NULL for a stream */
+	/* A chain (reader_chain.c), in its newest file's reader only: the older
+	 * files, oldest first, owned; run_base[k]: restore's number of link k's
+	 * first index entry (nparents + 2 entries). */
+	struct bgsnap_reader **parents;
+	size_t nparents;
+	size_t *run_base;
 };
 
 /* Fuzz builds (tests/fuzz/fuzz.mk) ignore checksum mismatches so that the
@@ -219,6 +246,30 @@ int rd_cov_mark(bgsnap_reader *r, const struct rregion *g, uint64_t first, uint6
 /* The first page no record covered; 0 if every page was. */
 int rd_cov_first_missing(const bgsnap_reader *r, uint32_t *region, uint64_t *page);
 void rd_cov_free(bgsnap_reader *r);
+
+/* reader_open.c */
+/* Opens one file on its own (header, trailer, index, states); its message
+ * names the path.  An incremental file's pages outside its records stay
+ * unknown until reader_chain.c links it to its parents. */
+int rd_open_one(bgsnap_reader **out, const char *path, struct bgsnap_err *err);
+
+/* reader_chain.c */
+/* Link k of r's chain (0 the oldest; r itself is the last). */
+static inline bgsnap_reader *rd_link(const bgsnap_reader *r, size_t k)
+{
+	return k < r->nparents ? r->parents[k] : (bgsnap_reader *)r;
+}
+/* An incremental r: its parents found by id in its directory, checked,
+ * and its image built.  0 at once for a file that is not incremental. */
+int rd_chain_find(bgsnap_reader *r);
+/* r (the newest) over explicit `older` links (oldest first, ownership
+ * taken whatever the outcome): checked, and the image built. */
+int rd_chain_adopt(bgsnap_reader *r, bgsnap_reader **older, size_t n);
+/* The segment of a chain holding `page` of `region` (in range). */
+const struct seg *rd_chain_seg(const bgsnap_reader *r, unsigned region, uint64_t page);
+/* Link `l`'s error into r's, naming l's file. */
+int rd_link_err(bgsnap_reader *r, const bgsnap_reader *l, int rc);
+void rd_chain_free(bgsnap_reader *r);
 
 /* reader_seq.c */
 /* Forgets a pass (for rewind and close). */

@@ -25,8 +25,13 @@ int bgsnap_reader_info(const bgsnap_reader *r, struct bgsnap_file_info *out, siz
 		.page_size = r->page_size,
 		.region_count = r->region_count,
 		.pages_total = r->pages_total,
-		.compress = r->version >= FMT_VERSION_CPAGES ? BGSNAP_COMPRESS_ZSTD : BGSNAP_COMPRESS_NONE,
+		.compress = r->version == FMT_VERSION_CPAGES ? BGSNAP_COMPRESS_ZSTD : BGSNAP_COMPRESS_NONE,
+		.parent_file_crc = r->parent_file_crc,
+		.depth = r->depth,
+		.incremental = r->incremental,
 	};
+	memcpy(fi.id, r->id, sizeof(fi.id));
+	memcpy(fi.parent_id, r->parent_id, sizeof(fi.parent_id));
 	if (r->have_trailer) {
 		fi.state_count = r->state_count;
 		fi.method = (int)r->method;
@@ -41,13 +46,18 @@ int bgsnap_reader_info(const bgsnap_reader *r, struct bgsnap_file_info *out, siz
 		size_t n = r->stream ? r->seq.nseen : r->nindex;
 		fi.records = n;
 		fi.stored_bytes = r->stored_bytes;
-		fi.raw_bytes = (r->pages_total - r->pages_zero) * r->page_size;
+		/* The pages this file holds: an incremental one holds some. */
 		for (size_t i = 0; i < n; i++) {
+			if (v[i].kind == FMT_REC_PAGES || v[i].kind == FMT_REC_CPAGES)
+				fi.raw_bytes += v[i].count * r->page_size;
 			fi.cpage_records += v[i].kind == FMT_REC_CPAGES;
 			fi.page_records += v[i].kind == FMT_REC_PAGES;
 			fi.zero_records += v[i].kind == FMT_REC_ZERO;
 			fi.state_records += v[i].kind == FMT_REC_STATE;
 		}
+		/* Version 3 allows CPAGES either way: what the records hold. */
+		if (fi.cpage_records)
+			fi.compress = BGSNAP_COMPRESS_ZSTD;
 	}
 	copy_sized(out, out_size, &fi, sizeof(fi));
 	return 0;

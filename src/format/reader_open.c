@@ -1,7 +1,8 @@
 /*
  * reader_open.c - opening a snapshot both ways (a file: header, the trailer
- * at its end, index and states, all checked before open returns; a stream:
- * the header only), the states of a file, and close.
+ * at its end, index and states, all checked before open returns, then an
+ * incremental file's chain; a stream: the header only), the states of a
+ * file, and close.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -158,17 +159,73 @@ static int open_done(bgsnap_reader **out, bgsnap_reader *r, int rc, char *err, s
 	return 0;
 }
 
+int rd_open_one(bgsnap_reader **out, const char *path, struct bgsnap_err *err)
+{
+	*out = NULL;
+	bgsnap_reader *r = reader_new(NULL, 0);
+	if (!r)
+		return err_set(err, -ENOMEM, "out of memory");
+	int rc;
+	if (!(r->path = strdup(path)))
+		rc = err_set(&r->err, -ENOMEM, "out of memory");
+	else if ((r->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		rc = err_sys(&r->err, -errno, "%s", path);
+	else {
+		r->owns_fd = 1;
+		rc = open_random(r);
+	}
+	if (rc < 0) {
+		*err = r->err;
+		if (!err->code)
+			err_set(err, rc, "failed to open %s", path);
+		bgsnap_reader_close(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+static int open_fail(int rc, const struct bgsnap_err *e, char *err, size_t err_len)
+{
+	if (err && err_len)
+		snprintf(err, err_len, "%s", e->msg[0] ? e->msg : "failed to open snapshot");
+	return rc;
+}
+
 int bgsnap_reader_open(bgsnap_reader **out, const char *path, char *err, size_t err_len)
 {
 	*out = NULL;
-	bgsnap_reader *r = reader_new(err, err_len);
-	if (!r)
-		return -ENOMEM;
-	r->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (r->fd < 0)
-		return open_done(out, r, err_sys(&r->err, -errno, "%s", path), err, err_len);
-	r->owns_fd = 1;
-	return open_done(out, r, open_random(r), err, err_len);
+	struct bgsnap_err e = { 0, "" };
+	bgsnap_reader *r;
+	int rc = rd_open_one(&r, path, &e);
+	if (rc < 0)
+		return open_fail(rc, &e, err, err_len);
+	return open_done(out, r, rd_chain_find(r), err, err_len);
+}
+
+int bgsnap_reader_open_chain(bgsnap_reader **out, const char *const *paths, unsigned n, char *err, size_t err_len)
+{
+	*out = NULL;
+	struct bgsnap_err e = { 0, "" };
+	if (!paths || n < 1 || n > FMT_MAX_DEPTH + 1u)
+		return open_fail(err_set(&e, -EINVAL, "a chain is 1 to %u files, not %u", FMT_MAX_DEPTH + 1u, n), &e,
+		                 err, err_len);
+	bgsnap_reader **links = calloc(n, sizeof(*links));
+	if (!links)
+		return open_fail(err_set(&e, -ENOMEM, "out of memory"), &e, err, err_len);
+	int rc = 0;
+	for (unsigned i = 0; i < n && rc == 0; i++)
+		rc = rd_open_one(&links[i], paths[i], &e);
+	if (rc < 0) {
+		for (unsigned i = 0; i < n; i++)
+			bgsnap_reader_close(links[i]);
+		free(links);
+		return open_fail(rc, &e, err, err_len);
+	}
+	bgsnap_reader *r = links[n - 1];
+	rc = rd_chain_adopt(r, links, n - 1);   /* takes links[0..n-1) */
+	free(links);
+	return open_done(out, r, rc, err, err_len);
 }
 
 int bgsnap_reader_open_stream(bgsnap_reader **out, int fd, char *err, size_t err_len)
@@ -187,6 +244,8 @@ void bgsnap_reader_close(bgsnap_reader *r)
 	if (!r)
 		return;
 	rd_seq_reset(r);
+	rd_chain_free(r);
+	free(r->path);
 	if (r->owns_fd && r->fd >= 0)
 		close(r->fd);
 	if (r->regions)

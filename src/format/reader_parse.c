@@ -56,14 +56,42 @@ static int region_distinct(bgsnap_reader *r, uint32_t i, uint64_t off)
 	return 0;
 }
 
+/* The LINEAGE block of a version 3 HEADER (at p + FMT_HEADER_FIXED_LEN). */
+static int parse_lineage(bgsnap_reader *r, const uint8_t *p, uint64_t len, uint64_t off)
+{
+	uint64_t at = off + FMT_REC_HDR_LEN + FMT_HEADER_FIXED_LEN;
+	if (len < FMT_HEADER_FIXED_LEN + FMT_LINEAGE_LEN)
+		return rd_bad(r, "HEADER at offset %llu: version 3 without room for its %u-byte LINEAGE block", (ull)off,
+		              FMT_LINEAGE_LEN);
+	const uint8_t *l = p + FMT_HEADER_FIXED_LEN;
+	memcpy(r->id, l, FMT_ID_LEN);
+	memcpy(r->parent_id, l + 16, FMT_ID_LEN);
+	r->parent_file_crc = le32_load(l + 32);
+	r->depth = le32_load(l + 36);
+	r->has_lineage = 1;
+	r->incremental = !fmt_id_zero(r->parent_id);
+	if (fmt_id_zero(r->id))
+		return rd_bad(r, "LINEAGE at offset %llu: id is all zero", (ull)at);
+	if (!memcmp(r->id, r->parent_id, FMT_ID_LEN))
+		return rd_bad(r, "LINEAGE at offset %llu: the file names itself as its parent", (ull)at);
+	if (r->depth > FMT_MAX_DEPTH)
+		return rd_bad(r, "LINEAGE at offset %llu: depth %u (max %u)", (ull)at, r->depth, FMT_MAX_DEPTH);
+	if (!r->incremental && (r->depth || r->parent_file_crc))
+		return rd_bad(r, "LINEAGE at offset %llu: no parent, yet depth %u and parent crc 0x%08x (both must be 0)",
+		              (ull)at, r->depth, r->parent_file_crc);
+	if (r->incremental && !r->depth)
+		return rd_bad(r, "LINEAGE at offset %llu: a parent, yet depth 0", (ull)at);
+	return 0;
+}
+
 static int parse_header(bgsnap_reader *r, const uint8_t *p, uint64_t len, uint64_t off)
 {
 	uint32_t version = le32_load(p), ps = le32_load(p + 4), n = le32_load(p + 8);
-	if (version != FMT_VERSION && version != FMT_VERSION_CPAGES)
-		return rd_bad(r, "HEADER at offset %llu: unsupported format version %u (this reader knows %u and %u)",
-		              (ull)off, version, FMT_VERSION, FMT_VERSION_CPAGES);
+	if (version != FMT_VERSION && version != FMT_VERSION_CPAGES && version != FMT_VERSION_LINEAGE)
+		return rd_bad(r, "HEADER at offset %llu: unsupported format version %u (this reader knows 1 to %u)",
+		              (ull)off, version, FMT_VERSION_LINEAGE);
 	if (ps != FMT_PAGE_SIZE)
-		return rd_bad(r, "HEADER at offset %llu: page size %u (versions 1 and 2 require %u)", (ull)off, ps, FMT_PAGE_SIZE);
+		return rd_bad(r, "HEADER at offset %llu: page size %u (versions 1 to 3 require %u)", (ull)off, ps, FMT_PAGE_SIZE);
 	if (n < 1 || n > FMT_MAX_REGIONS)
 		return rd_bad(r, "HEADER at offset %llu: %u regions (1..%u allowed)", (ull)off, n, FMT_MAX_REGIONS);
 	if (le32_load(p + 12))
@@ -71,10 +99,16 @@ static int parse_header(bgsnap_reader *r, const uint8_t *p, uint64_t len, uint64
 		              le32_load(p + 12));
 	r->version = version;
 	r->page_size = ps;
+	uint64_t q = FMT_HEADER_FIXED_LEN, total = 0;
+	if (version == FMT_VERSION_LINEAGE) {
+		int rc = parse_lineage(r, p, len, off);
+		if (rc < 0)
+			return rc;
+		q += FMT_LINEAGE_LEN;
+	}
 	if (!(r->regions = calloc(n, sizeof(*r->regions))))
 		return err_set(&r->err, -ENOMEM, "out of memory");
 	r->region_count = n;
-	uint64_t q = FMT_HEADER_FIXED_LEN, total = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		int rc = parse_region(r, p, len, &q, i, off);
 		if (rc < 0)

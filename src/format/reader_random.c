@@ -52,36 +52,54 @@ static int cache_load(bgsnap_reader *r, const struct run *x)
 	return 0;
 }
 
-/* The run holding `page` of `region` through the index: 0 with *out set,
- * -ESPIPE on a stream, -ENOENT outside the regions, -EBADMSG when the
- * index leaves the page out. */
-static int lookup_run(bgsnap_reader *r, unsigned region, uint64_t page, const struct run **out)
+/* Where `page` of `region` is: the link reader holding it and its run,
+ * and the stretch [*first, *first + *count) of the image around it that
+ * the same run holds.  0, -ESPIPE on a stream, -ENOENT outside the
+ * regions, -EBADMSG when the index leaves the page out. */
+static int lookup_run(bgsnap_reader *r, unsigned region, uint64_t page, bgsnap_reader **lr, const struct run **out,
+                      uint64_t *first, uint64_t *count)
 {
 	if (r->stream)
 		return -ESPIPE;
 	if (region >= r->region_count || page >= r->regions[region].pages)
 		return -ENOENT;
 	err_clear(&r->err);
+	*lr = r;
+	if (r->nparents) {
+		const struct seg *s = rd_chain_seg(r, region, page);
+		if (!s)
+			return rd_bad(r, "page %llu of region '%s' is in no file of the chain", (ull)page,
+			              r->regions[region].name);
+		*lr = rd_link(r, s->link);
+		*out = s->run;
+		*first = s->first;
+		*count = s->count;
+		return 0;
+	}
 	*out = find_run(&r->regions[region], page);
 	if (!*out)
 		return rd_bad(r, "page %llu of region '%s' is in no record", (ull)page, r->regions[region].name);
+	*first = (*out)->first;
+	*count = (*out)->count;
 	return 0;
 }
 
 int bgsnap_reader_read_page(bgsnap_reader *r, unsigned region, uint64_t page, void *dst)
 {
 	const struct run *x;
-	int rc = lookup_run(r, region, page, &x);
+	bgsnap_reader *l;
+	uint64_t first, count;
+	int rc = lookup_run(r, region, page, &l, &x, &first, &count);
 	if (rc < 0)
 		return rc;
 	if (x->kind == FMT_REC_ZERO) {
 		memset(dst, 0, r->page_size);
 		return 0;
 	}
-	rc = cache_load(r, x);
+	rc = cache_load(l, x);
 	if (rc < 0)
-		return rc;
-	memcpy(dst, r->cache.pages + (page - x->first) * r->page_size, r->page_size);
+		return rd_link_err(r, l, rc);
+	memcpy(dst, l->cache.pages + (page - x->first) * r->page_size, r->page_size);
 	return 0;
 }
 
@@ -90,15 +108,40 @@ int bgsnap_reader_page_run(bgsnap_reader *r, unsigned region, uint64_t page, str
 	if (!r || !rec)
 		return -EINVAL;
 	const struct run *x;
-	int rc = lookup_run(r, region, page, &x);
+	bgsnap_reader *l;
+	uint64_t first, count;
+	int rc = lookup_run(r, region, page, &l, &x, &first, &count);
 	if (rc < 0)
 		return rc;
 	memset(rec, 0, sizeof(*rec));
 	rec->kind = x->kind == FMT_REC_ZERO ? BGSNAP_REC_ZERO : BGSNAP_REC_PAGES;
 	rec->region = region;
-	rec->first_page = x->first;
-	rec->count = x->count;
+	rec->first_page = first;
+	rec->count = count;
 	rec->offset = x->offset;
+	return 0;
+}
+
+/* A chain's region: segment by segment, each from its link's record
+ * (checked, decoded) through that link's cache.  Segments tile the region
+ * and lie inside it (reader_chain.c), so this stays in dst. */
+static int read_region_chain(bgsnap_reader *r, const struct rregion *g, uint8_t *d, unsigned flags)
+{
+	for (size_t k = 0; k < g->nsegs; k++) {
+		const struct seg *s = &g->segs[k];
+		uint8_t *at = d + s->first * r->page_size;
+		size_t n = (size_t)(s->count * r->page_size);
+		if (s->run->kind == FMT_REC_ZERO) {
+			if (!(flags & BGSNAP_READ_DST_ZEROED))
+				memset(at, 0, n);
+			continue;
+		}
+		bgsnap_reader *l = rd_link(r, s->link);
+		int rc = cache_load(l, s->run);
+		if (rc < 0)
+			return rd_link_err(r, l, rc);
+		memcpy(at, l->cache.pages + (s->first - s->run->first) * r->page_size, n);
+	}
 	return 0;
 }
 
@@ -138,7 +181,12 @@ int bgsnap_reader_read_region(bgsnap_reader *r, unsigned region, void *dst, size
 	if (dst_len != g->size)
 		return -EINVAL;
 	err_clear(&r->err);
+	if (r->incremental && !r->nparents)
+		return err_set(&r->err, -EINVAL, "an incremental file read without its chain holds only some pages of "
+		               "region '%s'", g->name);
 	uint8_t *d = dst;
+	if (r->nparents)
+		return read_region_chain(r, g, d, flags);
 	for (size_t k = 0; k < g->nruns; k++) {
 		const struct run *x = &g->runs[k];
 		/* Checked at open: first + count <= pages, so this stays in dst. */

@@ -15,7 +15,7 @@
 #include "format/le.h"
 #include "format/reader_int.h"
 
-#define MAX_HEADER_LEN  (FMT_HEADER_FIXED_LEN + FMT_MAX_REGIONS * (FMT_REGION_FIXED_LEN + FMT_NAME_MAX))
+#define MAX_HEADER_LEN  (FMT_HEADER_FIXED_LEN + FMT_LINEAGE_LEN + FMT_MAX_REGIONS * (FMT_REGION_FIXED_LEN + FMT_NAME_MAX))
 
 const char *rd_type_name(uint32_t t)
 {

@@ -41,7 +41,8 @@ static int same_run(const struct run *a, const struct run *b)
 }
 
 /* The INDEX payload (in r->buf) names exactly the records seen, and they
- * covered every page. */
+ * covered every page (an incremental file: any pages, each at most once,
+ * which rd_cov_mark saw to). */
 static int index_matches_seen(bgsnap_reader *r, uint64_t ioff, uint64_t plen)
 {
 	uint64_t n = le64_load(r->buf);
@@ -55,7 +56,7 @@ static int index_matches_seen(bgsnap_reader *r, uint64_t ioff, uint64_t plen)
 		if (!same_run(&x, &r->seq.seen[i]))
 			return entry_mismatch(r, i, &x, &r->seq.seen[i]);
 	}
-	if (r->seq.cov_count != r->pages_total) {
+	if (r->seq.cov_count != r->pages_total && !r->incremental) {
 		uint32_t g = 0;
 		uint64_t p = 0;
 		rd_cov_first_missing(r, &g, &p);

@@ -373,23 +373,6 @@ int rst_fill_run(int uffd, uint8_t *dst, const uint8_t *src, uint64_t count, int
 	return 0;
 }
 
-int rst_pread_all(int fd, uint8_t *buf, uint64_t len, uint64_t off, struct bgsnap_err *err)
-{
-	uint64_t got = 0;
-	while (got < len) {
-		ssize_t k = pread(fd, buf + got, (size_t)(len - got), (off_t)(off + got));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return err_sys(err, -errno, "reading the snapshot at offset %llu", (ull)(off + got));
-		if (k == 0)
-			return err_set(err, -EBADMSG, "truncated: the file ends at offset %llu, inside records that "
-			               "extend to %llu", (ull)(off + got), (ull)(off + len));
-		got += (uint64_t)k;
-	}
-	return 0;
-}
-
 /* What one worker owns: the slice buffer (record heads, checksums, ZERO
  * and CPAGES records; PAGES data goes straight to the targets), where each
  * record of a slice goes, the preadv list, a CPAGES decoder. */
@@ -400,9 +383,19 @@ struct worker {
 	struct reader_dec *dec;
 };
 
+/* 1 when all of x's pages are in the image (always for a lone file; in a
+ * chain, unless a newer link holds some of them). */
+static int run_whole(const bgsnap_reader *r, const struct reader_run *x)
+{
+	uint64_t from = 0, pf, pc;
+	return reader_run_piece(r, x, &from, &pf, &pc) && pf == x->first && pc == x->count;
+}
+
 /* Where each record of slice [a, b) goes: page data of PAGES records of
- * direct targets into the target (populated first when THP), the rest
- * into the buffer. */
+ * direct targets, wholly in the image, into the target (populated first
+ * when THP), the rest into the buffer.  A record only partly in the image
+ * goes through the buffer: its other pages belong to a newer link, which
+ * another thread may be writing. */
 static void eager_plan(struct eager *g, struct worker *w, size_t a, size_t b)
 {
 	struct rst_pop p = { NULL, 0, 0 };
@@ -417,39 +410,48 @@ static void eager_plan(struct eager *g, struct worker *w, size_t a, size_t b)
 			rst_pop_add(&p, t, x.first, x.count);
 		/* The reader checked first + count <= the region's pages at
 		 * open, and the target is exactly the region's size. */
-		if (t->direct && x.kind == FMT_REC_PAGES)
+		if (t->direct && x.kind == FMT_REC_PAGES && run_whole(g->r, &x))
 			w->dst[i - a] = t->dst + x.first * PAGE_SIZE_;
 	}
 	rst_pop_add(&p, NULL, 0, 0);
 }
 
+/* One piece of a record: pages [first, first+count) from src (NULL: zero). */
+static int eager_piece(struct eager *g, const struct rst_target *t, uint64_t first, uint64_t count,
+                       const uint8_t *src, struct bgsnap_err *e)
+{
+	uint8_t *dst = t->dst + first * PAGE_SIZE_;
+	if (src && t->uffd_ok) {
+		struct rst_counts c = { 0, 0, 0 };
+		return rst_fill_run(g->uffd, dst, src, count, 1, &c, e);
+	}
+	if (src)
+		memcpy(dst, src, (size_t)(count * PAGE_SIZE_));
+	else if (!t->fresh)
+		memset(dst, 0, (size_t)(count * PAGE_SIZE_));
+	/* A fresh target's missing pages already read as zero. */
+	return 0;
+}
+
 /* One record of a slice, read: checked against its index entry and its
- * checksum, then its pages installed unless they were read in place. */
+ * checksum, then its pages in the image installed unless they were read
+ * in place. */
 static int eager_record(struct eager *g, struct worker *w, size_t i, uint8_t *rec, uint8_t *direct,
                         struct bgsnap_err *e)
 {
 	struct reader_run x;
 	reader_run_get(g->r, i, &x);
 	const struct rst_target *t = &g->t[g->target_of[x.region]];
-	uint8_t *dst = t->dst + x.first * PAGE_SIZE_;
 	if (direct)
 		return reader_run_check_split(g->r, i, rec, direct, e);
-	if (x.kind == FMT_REC_CPAGES && t->direct)
-		return reader_run_decode_to(g->r, i, rec, &w->dec, dst, e);
+	if (x.kind == FMT_REC_CPAGES && t->direct && run_whole(g->r, &x))
+		return reader_run_decode_to(g->r, i, rec, &w->dec, t->dst + x.first * PAGE_SIZE_, e);
 	const uint8_t *src;
 	int rc = reader_run_pages(g->r, i, rec, &w->dec, &src, e);
-	if (rc < 0)
-		return rc;
-	if (src && t->uffd_ok) {
-		struct rst_counts c = { 0, 0, 0 };
-		return rst_fill_run(g->uffd, dst, src, x.count, 1, &c, e);
-	}
-	if (src)
-		memcpy(dst, src, (size_t)(x.count * PAGE_SIZE_));
-	else if (!t->fresh)
-		memset(dst, 0, (size_t)(x.count * PAGE_SIZE_));
-	/* A fresh target's missing pages already read as zero. */
-	return 0;
+	uint64_t from = 0, pf, pc;
+	while (rc == 0 && reader_run_piece(g->r, &x, &from, &pf, &pc))
+		rc = eager_piece(g, t, pf, pc, src ? src + (pf - x.first) * PAGE_SIZE_ : NULL, e);
+	return rc;
 }
 
 /* One slice: read with preadv (page data straight into direct targets),
@@ -463,7 +465,7 @@ static int eager_slice(struct eager *g, struct worker *w, size_t s, struct bgsna
 	reader_run_get(g->r, a, &x);
 	uint64_t base = x.offset;
 	eager_plan(g, w, a, b);
-	int rc = rst_read_direct(g->fd, g->r, a, b, w->buf, w->dst, w->iov, e);
+	int rc = rst_read_direct(x.fd, g->r, a, b, w->buf, w->dst, w->iov, e);
 	for (size_t i = a; rc == 0 && i < b; i++) {
 		reader_run_get(g->r, i, &x);
 		if (x.kind != FMT_REC_STATE && g->target_of[x.region] >= 0)
@@ -481,7 +483,7 @@ static void eager_readahead(struct eager *g, size_t s)
 	struct reader_run x, y;
 	reader_run_get(g->r, g->slice[s].first, &x);
 	reader_run_get(g->r, g->slice[s].end - 1, &y);
-	(void)posix_fadvise(g->fd, (off_t)x.offset, (off_t)(y.offset + y.span - x.offset), POSIX_FADV_WILLNEED);
+	(void)posix_fadvise(x.fd, (off_t)x.offset, (off_t)(y.offset + y.span - x.offset), POSIX_FADV_WILLNEED);
 }
 
 static void *eager_worker(void *arg)
@@ -523,6 +525,7 @@ int rst_slices(const bgsnap_reader *r, struct rst_slice **slices, size_t *nslice
 		return err_set(err, -ENOMEM, "out of memory");
 	uint64_t start = 0, end = 0, len = 1;
 	int in_slice = 0;
+	uint32_t link = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct reader_run x;
 		reader_run_get(r, i, &x);
@@ -531,13 +534,15 @@ int rst_slices(const bgsnap_reader *r, struct rst_slice **slices, size_t *nslice
 			continue;
 		}
 		/* Index entries tile the file: a page record right after
-		 * another (no STATE between) starts where it ends. */
-		if (!in_slice || x.offset + x.span - start > RST_SLICE_BYTES) {
+		 * another (no STATE between) starts where it ends.  A chain's
+		 * next file starts a slice. */
+		if (!in_slice || x.link != link || x.offset + x.span - start > RST_SLICE_BYTES) {
 			sl[ns++] = (struct rst_slice){ i, i };
 			start = x.offset;
 			in_slice = 1;
 		}
 		sl[ns - 1].end = i + 1;
+		link = x.link;
 		end = x.offset + x.span;
 		if (end - start > len)
 			len = end - start;
@@ -634,6 +639,11 @@ int bgsnap_restore_reader(bgsnap_reader *r, const struct bgsnap_restore_target *
 	bgsnap_reader_info(r, &fi, sizeof fi);
 	if (!fi.file_bytes || (g.fd = reader_fd(r)) < 0) {
 		rc = err_set(&g.err, -ESPIPE, "restore needs a random-access reader (bgsnap_reader_open)");
+		goto out;
+	}
+	if (reader_partial(r)) {
+		rc = err_set(&g.err, -EINVAL, "%s is incremental, read without its chain: restore it through "
+		             "bgsnap_reader_open or bgsnap_reader_open_chain", bgsnap_reader_path(r));
 		goto out;
 	}
 	if ((rc = rst_check_targets(r, targets, n, &g.t, &g.err)) < 0)

@@ -11,6 +11,8 @@
  * (MADV_POPULATE_WRITE): one allocation per huge page instead of a page
  * fault per 4 KiB page during the copy, and the restored memory is made of
  * huge pages as the owner asked.
+ *
+ * Also the plain read of a stretch of records that lazy restore uses.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -81,6 +83,23 @@ void rst_pop_add(struct rst_pop *p, struct rst_target *t, uint64_t first, uint64
 	if (p->t)
 		populate(p->t, p->first, p->end - p->first);
 	*p = (struct rst_pop){ t, first, first + count };
+}
+
+int rst_pread_all(int fd, uint8_t *buf, uint64_t len, uint64_t off, struct bgsnap_err *err)
+{
+	uint64_t got = 0;
+	while (got < len) {
+		ssize_t k = pread(fd, buf + got, (size_t)(len - got), (off_t)(off + got));
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return err_sys(err, -errno, "reading the snapshot at offset %llu", (ull)(off + got));
+		if (k == 0)
+			return err_set(err, -EBADMSG, "truncated: the file ends at offset %llu, inside records that "
+			               "extend to %llu", (ull)(off + got), (ull)(off + len));
+		got += (uint64_t)k;
+	}
+	return 0;
 }
 
 /* preadv of all of iov[0..n) at off; -EBADMSG when the file ends first. */

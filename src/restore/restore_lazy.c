@@ -269,27 +269,32 @@ static void prefetch_record(bgsnap_lazy *l, size_t i, const struct reader_run *x
                             struct reader_dec **dec, struct bgsnap_err *e)
 {
 	const struct rst_target *t = &l->t[l->target_of[x->region]];
-	uint8_t *dst = t->dst + x->first * PAGE_SIZE_;
 	const uint8_t *src = NULL;
 	int rc = rec ? reader_run_pages(l->r, i, rec, dec, &src, e) : (e->code ? e->code : -EIO);
-	if (rc == 0) {
+	/* Only the record's pieces of the image: a chain's newer files hold
+	 * the rest, and their own records install them. */
+	uint64_t from = 0, pf, pc;
+	while (rc == 0 && reader_run_piece(l->r, x, &from, &pf, &pc)) {
 		struct rst_counts c = { 0, 0, 0 };
-		rc = rst_fill_run(l->uffd, dst, src, x->count, 0, &c, e);
+		rc = rst_fill_run(l->uffd, t->dst + pf * PAGE_SIZE_, src ? src + (pf - x->first) * PAGE_SIZE_ : NULL, pc,
+		                  0, &c, e);
 		atomic_fetch_add(&l->prefetched, c.copied + c.zeroed);
 		atomic_fetch_add(&l->zero, c.zeroed);
-		if (rc == 0)
-			return;
 	}
+	if (rc == 0)
+		return;
 	struct bgsnap_err why = { 0, "" };
 	err_set(&why, rc, "region %u pages %llu..%llu: %s", x->region, (ull)x->first, (ull)(x->first + x->count - 1),
 	        e->msg[0] ? e->msg : strerror(-rc));
 	lazy_fail(l, &why);
 	struct bgsnap_err pe = { 0, "" };
-	int64_t k = rst_poison(l->uffd, dst, x->count, l->poison, &pe);
-	if (k < 0)
-		lazy_fail(l, &pe);
-	else
-		atomic_fetch_add(&l->failed, (uint64_t)k);
+	for (from = 0; reader_run_piece(l->r, x, &from, &pf, &pc);) {
+		int64_t k = rst_poison(l->uffd, t->dst + pf * PAGE_SIZE_, pc, l->poison, &pe);
+		if (k < 0)
+			lazy_fail(l, &pe);
+		else
+			atomic_fetch_add(&l->failed, (uint64_t)k);
+	}
 }
 
 /* The end of the prefetch, however it ends: what is still missing (a
@@ -319,7 +324,6 @@ static void *prefetch_main(void *arg)
 	uint64_t blen = 0;
 	uint8_t *buf = NULL;
 	struct reader_dec *dec = NULL;   /* CPAGES records decode here */
-	int fd = reader_fd(l->r);
 	if (rst_slices(l->r, &slice, &ns, &blen, &e) < 0 || !(buf = malloc((size_t)blen))) {
 		if (!e.code)
 			err_set(&e, -ENOMEM, "out of memory for the prefetch (%llu bytes)", (ull)blen);
@@ -334,6 +338,7 @@ static void *prefetch_main(void *arg)
 		reader_run_get(l->r, slice[k].end - 1, &y);
 		uint64_t base = x.offset;
 		struct bgsnap_err se = { 0, "" };
+		int fd = x.fd;
 		int whole = rst_pread_all(fd, buf, y.offset + y.span - base, base, &se) == 0;
 		for (size_t i = slice[k].first; i < slice[k].end; i++) {
 			reader_run_get(l->r, i, &x);
@@ -396,6 +401,9 @@ static int map_regions(bgsnap_lazy *l, struct bgsnap_err *e)
 	bgsnap_reader_info(l->r, &fi, sizeof fi);
 	if (!fi.file_bytes || reader_fd(l->r) < 0)
 		return err_set(e, -ESPIPE, "lazy restore needs a random-access reader (bgsnap_reader_open)");
+	if (reader_partial(l->r))
+		return err_set(e, -EINVAL, "%s is incremental, read without its chain: restore it through "
+		               "bgsnap_reader_open or bgsnap_reader_open_chain", bgsnap_reader_path(l->r));
 	if (!(l->target_of = malloc(fi.region_count * sizeof(*l->target_of))))
 		return err_set(e, -ENOMEM, "out of memory");
 	for (unsigned i = 0; i < fi.region_count; i++)

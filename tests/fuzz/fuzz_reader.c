@@ -1,14 +1,19 @@
 /*
  * fuzz_reader.c - libFuzzer target: the random-access reader on arbitrary
- * bytes (held in a memfd, opened by path like a real file): open (header,
- * trailer, index, states), info, region and state lookups, read_region
- * into an exactly sized buffer, read_page, verify, and a second sequential
- * pass.  Built by tests/fuzz/fuzz.mk with checksum checks relaxed.
+ * bytes, opened by path like a real file: open (header, trailer, index,
+ * states, an incremental file's chain), info, region and state lookups,
+ * read_region into an exactly sized buffer, read_page, verify, and a
+ * second sequential pass.  The input is cut into files at each snapshot
+ * magic after its start, written into a private directory, and the last
+ * one is opened: a chain's files one after the other become a chain
+ * whose parents the reader finds by id.  Built by tests/fuzz/fuzz.mk with
+ * checksum checks relaxed.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -19,21 +24,59 @@
  * make the fuzzer slow, not find more. */
 #define MAX_REGION_BYTES (1u << 20)
 #define READ_BUDGET      (8u << 20)
+#define MAX_FILES        16
+#define MAGIC            "\x89" "BGSNAP\n"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static char fr_dir[64];
+static unsigned fr_nfiles;
+
+static void remove_files(void)
+{
+	for (unsigned i = 0; i < fr_nfiles; i++) {
+		char p[128];
+		snprintf(p, sizeof(p), "%s/f%u", fr_dir, i);
+		unlink(p);
+	}
+	fr_nfiles = 0;
+}
+
+static void remove_dir(void)
+{
+	remove_files();
+	rmdir(fr_dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static int fd = -1;
-	static char path[64];
-	if (fd < 0) {
-		fd = memfd_create("fuzz_reader", MFD_CLOEXEC);
-		if (fd < 0)
-			abort();
-		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	if (!fr_dir[0]) {
+		snprintf(fr_dir, sizeof(fr_dir), "/dev/shm/fuzz_reader.XXXXXX");
+		if (!mkdtemp(fr_dir)) {
+			snprintf(fr_dir, sizeof(fr_dir), "/tmp/fuzz_reader.XXXXXX");
+			if (!mkdtemp(fr_dir))
+				abort();
+		}
+		atexit(remove_dir);
 	}
-	if (ftruncate(fd, 0) < 0 || (size && pwrite(fd, data, size, 0) != (ssize_t)size))
-		abort();
+	remove_files();
+	char path[128];
+	size_t start = 0;
+	while (start < size || !fr_nfiles) {
+		size_t end = start + 1;
+		while (end < size && (size - end < 8 || memcmp(data + end, MAGIC, 8)))
+			end++;
+		if (end > size)
+			end = size;
+		snprintf(path, sizeof(path), "%s/f%u", fr_dir, fr_nfiles++);
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 || (end > start && write(fd, data + start, end - start) != (ssize_t)(end - start)))
+			abort();
+		close(fd);
+		start = end;
+		if (fr_nfiles == MAX_FILES)
+			break;
+	}
 	bgsnap_reader *r;
 	char err[256];
 	if (bgsnap_reader_open(&r, path, err, sizeof(err)) < 0) {

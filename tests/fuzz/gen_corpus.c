@@ -1,17 +1,74 @@
 /*
  * gen_corpus.c - writes the fuzz seed corpus: small snapshots of several
  * shapes made by the real encoder (tests/unit/fmtgen.c), so the fuzzers
- * start from valid files and mutate from there.
+ * start from valid files and mutate from there; and chains (version 3,
+ * tests/unit/chaingen.c): a full file, an incremental one alone, and whole
+ * chains as their files one after the other, which fuzz_reader splits
+ * back into files at each magic.
  *   gen_corpus DIR
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bgsnap.h"
+#include "chaingen.h"
 #include "fmtgen.h"
 #include "format/format.h"
 #include "testutil.h"
+
+/* Appends the file at `path` to `out` and removes it. */
+static void append(FILE *out, const char *path)
+{
+	size_t len;
+	uint8_t *b = fg_read_file(path, &len);
+	if (fwrite(b, 1, len, out) != len)
+		FAIL("writing a chain seed");
+	free(b);
+	unlink(path);
+}
+
+/* Chain seeds numbered from `k`: a full v3 file, an incremental file
+ * alone, a chain of 3 and a compressed chain of 2 as concatenations. */
+static size_t chain_seeds(const char *dir, size_t k)
+{
+	size_t made = 0;
+	for (int compress = 0; compress <= 1; compress++) {
+		if (compress && !bgsnap_compress_available(BGSNAP_COMPRESS_ZSTD))
+			break;
+		struct fg_spec s;
+		fg_default(&s);
+		s.pages[1] = 12;
+		s.pages[2] = 20;
+		s.nstates = 1;
+		s.compress = compress ? FMT_COMPRESS_ZSTD : 0;
+		s.text_regions = compress ? 1 : 0;
+		fg_build(&s);
+		static struct cg_chain c;
+		unsigned links = compress ? 2 : 3;
+		cg_write(&s, dir, "chain", links, 4, 77 + (uint64_t)compress, &c);
+		char path[4096];
+		for (unsigned i = 0; !compress && i < 2; i++) {   /* the full file, an incremental one, alone */
+			size_t len;
+			uint8_t *b = fg_read_file(c.path[i], &len);
+			snprintf(path, sizeof(path), "%s/seed-%02zu.bgs", dir, k + made++);
+			fg_write_file(path, b, len);
+			free(b);
+		}
+		snprintf(path, sizeof(path), "%s/seed-%02zu.bgs", dir, k + made++);
+		FILE *out = fopen(path, "wb");
+		if (!out)
+			FAIL("creating %s", path);
+		for (unsigned i = 0; i < links; i++)
+			append(out, c.path[i]);
+		if (fclose(out))
+			FAIL("writing %s", path);
+		fg_free(&s);
+	}
+	return made;
+}
 
 int main(int argc, char **argv)
 {
@@ -62,6 +119,8 @@ int main(int argc, char **argv)
 		fg_write_path(&s, path);
 		fg_free(&s);
 	}
-	printf("gen_corpus: %zu seeds in %s\n", sizeof(shapes) / sizeof(shapes[0]), argv[1]);
+	size_t n = sizeof(shapes) / sizeof(shapes[0]);
+	n += chain_seeds(argv[1], n);
+	printf("gen_corpus: %zu seeds in %s\n", n, argv[1]);
 	return 0;
 }

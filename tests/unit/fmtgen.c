@@ -92,10 +92,18 @@ int fg_write_fd(const struct fg_spec *s, int fd)
 	uint64_t x = s->seed * 2654435761u + 1;
 	for (unsigned i = 0; i < s->nregions; i++) {
 		regs[i] = (struct fmt_region){ s->names[i], 0x100000000ull * (i + 1), s->pages[i] * TU_PAGE };
+		const uint8_t *keep = s->keep[i];
 		for (uint64_t p = 0; p < s->pages[i];) {
+			if (keep && !keep[p]) {
+				p++;
+				continue;
+			}
 			uint64_t n = 1 + rnd(&x) % (s->max_run ? s->max_run : 1);
 			if (n > s->pages[i] - p)
 				n = s->pages[i] - p;
+			for (uint64_t k = 1; keep && k < n; k++)
+				if (!keep[p + k])
+					n = k;
 			if (njobs == cap)
 				jobs = realloc(jobs, (cap *= 2) * sizeof(*jobs));
 			jobs[njobs++] = (struct job){ i, p, n, -1 };
@@ -119,8 +127,8 @@ int fg_write_fd(const struct fg_spec *s, int fd)
 	memset(&w, 0, sizeof(w));
 	int rc = sink_open_fd(&sk, fd, &err);
 	if (rc == 0)
-		rc = fmtw_begin_codec(&w, &(struct fmt_out){ &sk, sink_out_writev, sink_out_flush, SINK_IOV_MAX },
-		                      regs, s->nregions, &(struct fmt_codec){ s->compress, 0 }, &err);
+		rc = fmtw_begin_lineage(&w, &(struct fmt_out){ &sk, sink_out_writev, sink_out_flush, SINK_IOV_MAX },
+		                        regs, s->nregions, &(struct fmt_codec){ s->compress, 0 }, s->lin, &err);
 	for (size_t i = 0; rc == 0 && i < njobs; i++) {
 		const struct job *j = &jobs[i];
 		if (j->state >= 0)
@@ -133,6 +141,8 @@ int fg_write_fd(const struct fg_spec *s, int fd)
 		rc = fmtw_finish(&w, &meta);
 	if (rc < 0)
 		fprintf(stderr, "fg_write_fd: %s\n", err.msg);
+	else if (s->file_crc)
+		*s->file_crc = w.file_crc;
 	fmtw_free(&w);
 	sink_abort(&sk);   /* fmtw_finish flushed; this frees the stage */
 	free(jobs);

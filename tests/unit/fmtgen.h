@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct fmt_lineage;
+
 #define FG_MAX_REGIONS 4
 #define FG_MAX_STATES  4
 
@@ -24,6 +26,9 @@ struct fg_spec {
 	size_t state_len[FG_MAX_STATES];
 	int compress;                       /* enum fmt_compress: 0 none        */
 	unsigned text_regions;              /* bit i: region i compresses well  */
+	const struct fmt_lineage *lin;      /* non-NULL: a version 3 file       */
+	const uint8_t *keep[FG_MAX_REGIONS];/* per page, 0: left out (incremental) */
+	uint32_t *file_crc;                 /* non-NULL: gets the TRAILER file_crc */
 	/* filled by fg_build: */
 	char names[FG_MAX_REGIONS][16];
 	uint8_t *mem[FG_MAX_REGIONS];

@@ -271,10 +271,16 @@ static void crafted(void)
 	rb[0] ^= 0x80;
 	expect_bad(rb, rlen, "bad magic", "magic", NULL);
 
+	raw_begin(4, 0, "a");
+	good_body();
+	raw_finish(NULL);
+	expect_bad(rb, rlen, "version 4", "version 4", NULL);
+
+	/* Version 3 demands a LINEAGE block: a version 1 table is not one. */
 	raw_begin(3, 0, "a");
 	good_body();
 	raw_finish(NULL);
-	expect_bad(rb, rlen, "version 3", "version 3", NULL);
+	expect_bad(rb, rlen, "version 3 without lineage", "LINEAGE", NULL);
 
 	raw_begin(1, 7, "a");
 	good_body();

@@ -1,0 +1,81 @@
+/*
+ * incr.h - chains of snapshots (options.chain): every snapshot carries a
+ * lineage (format version 3), and once one has committed, the next may
+ * hold only the pages written since its pause (an incremental snapshot).
+ *
+ * Who knows what:
+ *  - the write tracker (dirty.h) stays registered between snapshots; the
+ *    pause collects and re-arms the pages written since the previous
+ *    pause, so what it returns is exactly what changed since the parent's
+ *    pause instant;
+ *  - the engine keeps the last committed snapshot's id, file_crc and
+ *    depth as the next parent; a run that fails or is cancelled after its
+ *    pause consumed the written set, so the next snapshot is full;
+ *  - the copy-before-write of the snapshot itself must not need a second
+ *    userfaultfd on the regions (a range has one): chains run the stop
+ *    method (everything in the pause) or mprotect (PROT_READ + SIGSEGV
+ *    over the written pages only, layered on the tracker's protection).
+ *
+ * The hooks are called by engine.c (start, pause, end), method_stop.c and
+ * track.c; each does nothing when options.chain is off.
+ */
+#ifndef BGSNAP_INCR_H
+#define BGSNAP_INCR_H
+
+#include "engine/dirty.h"
+#include "engine/engine.h"
+
+struct track;
+struct reset_src;
+
+struct incr {
+	struct dirty_tracker dt;
+	int open;                 /* dt registered on the regions */
+	int broken;               /* its last scan failed: reopen before the next run */
+	int want;                 /* bgsnap_set_incremental */
+	int have_parent;          /* the last run committed and the tracker ran since its pause */
+	uint8_t parent_id[FMT_ID_LEN];
+	uint32_t parent_crc, parent_depth;
+	/* The current run. */
+	struct fmt_lineage lin;
+	int run_incr;
+	int scanned;
+	uint64_t due;
+	/* bgsnap_reset (reset.c): the snapshot it resets to, open, and
+	 * the pages of it read so far. */
+	struct reset_src *reset;
+};
+
+
+/* start_check: checks the method for a chain (AUTO: mprotect, else stop)
+ * and the kernel; may rewrite *method.  0 or -errno with the message. */
+int incr_check(struct bgsnap_engine *e, int *method);
+/* Before the header: opens the tracker if needed (may be slow), decides
+ * full or incremental and makes the lineage.  0 or -errno. */
+int incr_begin(struct bgsnap_engine *e);
+/* The lineage for the header, NULL without a chain. */
+const struct fmt_lineage *incr_lineage(const struct bgsnap_engine *e);
+/* In the pause, before ops->protect: collects and re-arms the written
+ * pages.  Fails the run only when it is incremental. */
+int incr_pause(struct bgsnap_engine *e);
+/* 1 while the current run is incremental. */
+int incr_active(const struct bgsnap_engine *e);
+/* The pages the current run writes (pages_total unless incremental). */
+uint64_t incr_pages_due(const struct bgsnap_engine *e);
+/* Stop, incremental: writes the written pages in the pause. */
+int incr_write_dirty(struct bgsnap_engine *e, struct fmt_writer *w);
+/* Tracking methods, incremental: in the pause, marks the pages not
+ * written since the parent as saved (they are the parent's) and protects
+ * the written runs only.  0 or -errno. */
+int incr_track_protect(struct track *t);
+/* Tracking methods, incremental, before the pause: populates the copy
+ * buffer's slots that incr_track_protect will likely fill (as many as the
+ * last scan found, and some), so that the pause takes no page faults. */
+void incr_warm_copybuf(struct track *t);
+/* The run ended with `r`: a committed run becomes the next parent. */
+void incr_end(struct bgsnap_engine *e, int r);
+void incr_free(struct bgsnap_engine *e);
+/* Frees what bgsnap_reset keeps (reset.c). */
+void reset_free(struct incr *in);
+
+#endif

@@ -1,0 +1,132 @@
+/*
+ * t_chain_breaks - what breaks a chain never makes a snapshot miss a
+ * page: a snapshot that fails in the middle of a chain (its output pipe
+ * closed) makes the next one full, and the chain goes on incremental
+ * after it; a region unmapped and mapped again between snapshots makes
+ * the next snapshot fail with -EPERM and a message, and the one after it
+ * full, with the new content.  Methods that need their own userfaultfd
+ * refuse a chain (-ENOTSUP).  Each image is checked against the
+ * pause-instant content.
+ *
+ * timeout: 120
+ * tags: concurrency
+ */
+#include <signal.h>
+
+#include "chaintest.h"
+
+#define MEM (2u << 20)
+
+struct host {
+	const char *dir;
+	uint8_t *mem, *copy, *img;
+	struct tu_writers w;
+	struct st_host h;
+	bgsnap_engine *e;
+	unsigned n;
+};
+
+static void snap_check(struct host *H, int want_incr)
+{
+	char path[700];
+	snprintf(path, sizeof(path), "%s/s%02u.bgs", H->dir, H->n++);
+	st_snapshot_ok(H->e, path);
+	struct bgsnap_stats s = ct_stats(H->e);
+	CHECK(s.incremental == want_incr, "snapshot %s: incremental %d, expected %d", path, s.incremental,
+	      want_incr);
+	uint8_t *images[1] = { H->img };
+	size_t sizes[1] = { MEM };
+	uint64_t held[1] = { 0 };
+	ct_apply(path, images, sizes, 1, held);
+	ct_check_equal(path, H->img, H->copy, MEM);
+}
+
+static void host_start(struct host *H, int method)
+{
+	memset(H, 0, sizeof(*H));
+	H->dir = tu_tmpdir();
+	H->mem = tu_map_anon(MEM);
+	H->copy = tu_map_anon(MEM);
+	H->img = tu_map_anon(MEM);
+	tu_fill(H->mem, MEM, 3, 4);
+	tu_writers_start(&H->w, 2, H->mem, MEM);
+	H->h = (struct st_host){ .base = H->mem, .len = MEM, .copy = H->copy, .w = &H->w };
+	H->e = ct_engine(method);
+	st_add_region(H->e, "mem", H->mem, MEM);
+	st_set_hooks(H->e, &H->h);
+}
+
+static int failed_in_the_middle(void *arg)
+{
+	struct host H;
+	host_start(&H, *(int *)arg);
+	snap_check(&H, 0);
+	snap_check(&H, 1);
+	int p[2];
+	CHECK(pipe(p) == 0, "pipe");
+	close(p[0]);
+	signal(SIGPIPE, SIG_IGN);
+	int r = bgsnap_start_fd(H.e, p[1]);
+	if (r == 0)
+		r = bgsnap_wait(H.e);
+	close(p[1]);
+	CHECK(r == -EPIPE, "a snapshot into a closed pipe returned %s (%s)", tu_errname(r), bgsnap_errmsg(H.e));
+	snap_check(&H, 0);
+	snap_check(&H, 1);
+	bgsnap_destroy(H.e);
+	tu_writers_stop(&H.w);
+	return 0;
+}
+
+static int remapped_between(void *arg)
+{
+	struct host H;
+	host_start(&H, *(int *)arg);
+	snap_check(&H, 0);
+	tu_writers_pause(&H.w, 5000);
+	CHECK(mmap(H.mem, MEM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == H.mem,
+	      "mmap fixed");
+	tu_fill(H.mem, MEM, 9, 0);
+	tu_writers_resume(&H.w);
+	char path[700];
+	snprintf(path, sizeof(path), "%s/broken.bgs", H.dir);
+	int r = bgsnap_start(H.e, path);
+	if (r == 0)
+		r = bgsnap_wait(H.e);
+	CHECK(r == -EPERM, "the snapshot after a remap returned %s (%s)", tu_errname(r), bgsnap_errmsg(H.e));
+	CHECK_ERRMSG(H.e);
+	CHECK(access(path, F_OK) != 0, "the failed snapshot left %s", path);
+	snap_check(&H, 0);
+	snap_check(&H, 1);
+	bgsnap_destroy(H.e);
+	tu_writers_stop(&H.w);
+	CHECK_WRITABLE("region after the chain", H.mem, MEM);
+	return 0;
+}
+
+static int refused(void *arg)
+{
+	int method = *(int *)arg;
+	uint8_t *mem = tu_map_anon(MEM);
+	bgsnap_engine *e = ct_engine(method);
+	st_add_region(e, "mem", mem, MEM);
+	char path[700];
+	snprintf(path, sizeof(path), "%s/x.bgs", tu_tmpdir());
+	int r = bgsnap_start(e, path);
+	CHECK(r == -ENOTSUP, "method %s with a chain: %s", bgsnap_method_name(method), tu_errname(r));
+	CHECK_ERRMSG(e);
+	bgsnap_destroy(e);
+	return 0;
+}
+
+int main(void)
+{
+	struct tu_tally t = { 0 };
+	unsigned chaining = ST_MASK(BGSNAP_METHOD_MPROTECT) | ST_MASK(BGSNAP_METHOD_STOP);
+	st_for_each_method(&t, "failed-in-the-middle", failed_in_the_middle, chaining, 40);
+	st_for_each_method(&t, "remapped-between", remapped_between, chaining, 40);
+	st_for_each_method(&t, "refused", refused,
+	                   ST_MASK(BGSNAP_METHOD_UFFD) | ST_MASK(BGSNAP_METHOD_UFFD_SIGNAL) |
+	                   ST_MASK(BGSNAP_METHOD_FORK), 20);
+	tu_tally_exit(&t, "chain breaks");
+}
