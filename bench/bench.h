@@ -60,6 +60,7 @@ struct bench_opts {
 	bool no_prefault;
 	int corrupt;             /* enum corrupt_mode                        */
 	int restore;             /* BENCH_RESTORE_* mask, 0: none           */
+	bool restore_uncached;   /* file out of the page cache before each  */
 	unsigned wp_threads;     /* 0: the library's choice                  */
 	unsigned fault_around;   /* 0: the library's default                 */
 	unsigned repeat;         /* rounds of the method list, 1..REPEAT_MAX */

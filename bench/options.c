@@ -86,6 +86,10 @@ void bench_usage(FILE *f)
 "                        file's size is \"bytes_stored\")\n"
 "  --restore R           eager | lazy | both: then restore the verified snapshot\n"
 "                        into fresh memory and check it with the same oracle\n"
+"  --restore-uncached    with --restore: drop the snapshot file from the page\n"
+"                        cache (POSIX_FADV_DONTNEED) before the file read and\n"
+"                        before each restore, as after drop_caches (JSON\n"
+"                        \"restore_uncached\")\n"
 "  --json                one JSON object per line and method\n"
 "  --probe-wp            first time the raw primitives once on the filled memory, no\n"
 "                        writer running (one UFFDIO_WRITEPROTECT of it and its\n"
@@ -115,7 +119,9 @@ void bench_usage(FILE *f)
 "With --restore: restore_ms (eager: bgsnap_restore until all memory is back),\n"
 "restore_read_ms (the same file read with 1 MiB preads, as dd does),\n"
 "restore_file_bytes, resume_us (lazy: until the memory is usable),\n"
-"lazy_total_ms, lazy_pages_demand, lazy_pages_prefetched, restore_verified.\n"
+"lazy_total_ms, lazy_pages_demand, lazy_pages_prefetched, restore_verified,\n"
+"restore_huge_pages (eager: 2 MiB pages of the restored memory, AnonHugePages in\n"
+"/proc/self/smaps).\n"
 "\n"
 "Chains (options.chain; mprotect, or --method stop):\n"
 "  --incremental N        a full snapshot, then N incremental ones; before each,\n"
@@ -140,7 +146,7 @@ void bench_usage(FILE *f)
 
 enum {
 	O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON, O_BEFORE, O_SEED, O_PROBE,
-	O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_BUFIO,
+	O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_UNCACHED, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_BUFIO,
 	O_AFTER, O_SERIES, O_COMPRESS, O_FILL, O_MAXRATE, O_INCR, O_DFRAC, O_RESETS, O_DPAGES,
 };
 
@@ -160,6 +166,7 @@ static const struct option long_opts[] = {
 	{ "probe-wp", no_argument, NULL, O_PROBE },
 	{ "no-prefault", no_argument, NULL, O_NOPREFAULT },
 	{ "restore", required_argument, NULL, O_RESTORE },
+	{ "restore-uncached", no_argument, NULL, O_UNCACHED },
 	{ "wp-threads", required_argument, NULL, O_WPTHREADS },
 	{ "fault-around", required_argument, NULL, O_AROUND },
 	{ "no-pre-protect", no_argument, NULL, O_NOPRE },
@@ -213,6 +220,7 @@ static bool flag_option(struct bench_opts *o, int c)
 {
 	switch (c) {
 	case O_THP: o->thp = true; break;
+	case O_UNCACHED: o->restore_uncached = true; break;
 	case O_NOPRE: o->no_pre_protect = true; break;
 	case O_BUFIO: o->buffered_io = true; break;
 	case O_NOISE: o->noise = true; break;
@@ -413,6 +421,10 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 			continue;
 		else if (!flag_option(o, c))
 			rc = number_option(o, c, optarg);
+	}
+	if (rc == 0 && o->restore_uncached && !o->restore) {
+		cli_error("--restore-uncached needs --restore");
+		rc = -EINVAL;
 	}
 	if (rc == 0 && o->incremental && o->reset_loop) {
 		cli_error("--incremental and --reset-loop are separate benches");

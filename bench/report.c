@@ -94,6 +94,9 @@ static void json_restore(struct json *j, const struct bench_restore_result *rr)
 		json_double(j, "restore_ms", 3, rr->restore_ms);
 		json_double(j, "restore_read_ms", 3, rr->read_ms);
 		json_u64(j, "restore_file_bytes", rr->file_bytes);
+		json_bool(j, "restore_uncached", rr->which & BENCH_RESTORE_UNCACHED);
+		if (rr->huge_pages_known)
+			json_u64(j, "restore_huge_pages", rr->huge_pages);
 	}
 	if (rr->which & BENCH_RESTORE_LAZY) {
 		json_u64(j, "resume_us", rr->resume_us);

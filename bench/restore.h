@@ -13,13 +13,17 @@
 
 #include "oracle.h"
 
-enum { BENCH_RESTORE_EAGER = 1, BENCH_RESTORE_LAZY = 2 };
+/* UNCACHED: the file is dropped from the page cache before the read and
+ * before each restore. */
+enum { BENCH_RESTORE_EAGER = 1, BENCH_RESTORE_LAZY = 2, BENCH_RESTORE_UNCACHED = 4 };
 
 struct bench_restore_result {
 	int which;                 /* BENCH_RESTORE_* that ran                 */
 	double restore_ms;         /* eager: bgsnap_restore until all is back   */
 	double read_ms;            /* the same file read with 1 MiB preads (dd) */
 	uint64_t file_bytes;
+	uint64_t huge_pages;        /* eager: 2 MiB pages in the restored memory */
+	int huge_pages_known;      /* smaps could be read                      */
 	uint64_t resume_us;        /* lazy: bgsnap_lazy_restore_start returned  */
 	double lazy_total_ms;      /* lazy: until every page was in            */
 	uint64_t lazy_demand, lazy_prefetched;

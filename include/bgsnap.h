@@ -707,22 +707,30 @@ struct bgsnap_restore_target {
  * region into its target and returns when all memory is back.  `r` is a
  * random-access reader (bgsnap_reader_open) that nothing else uses during the
  * call.  The file is read in file order, in slices of a few MiB shared by
- * `threads` threads (0 = one per online CPU, at most 16), each with one pread
- * per slice; every record is checked against the index and its checksum
- * before its pages are written.  Regions without a target are skipped.
+ * `threads` threads (0 = one per online CPU, at most 16), each with one
+ * preadv per slice; every record is checked against the index and its
+ * checksum (pages read in place: after they landed) before the restore
+ * counts as good.  Regions without a target are skipped.
  *
- * Fast path: a target that is private anonymous memory with no page
- * populated yet (a fresh mmap) is filled with UFFDIO_COPY through a
- * userfaultfd registered for missing pages (the kernel allocates and fills
- * each page in one step, no page fault per page; zero pages are left
- * unpopulated, they read as zero).  Any other target (populated, shmem, no
- * userfaultfd here) is written in place.  The caller must not touch the
- * targets during the call.
+ * How pages get there (docs/RESTORE.md): a target that is private
+ * anonymous memory with no page populated yet (a fresh mmap) and
+ * THP-eligible (MADV_HUGEPAGE) is populated with huge pages and the page
+ * data read straight into it (preadv, no intermediate copy); other fresh
+ * private anonymous memory is filled with UFFDIO_COPY through a userfaultfd
+ * registered for missing pages (no page fault per page); in fresh memory
+ * zero pages are left unpopulated (they read as zero).  Any other target
+ * (populated, shmem, no userfaultfd here) has its page data read in place
+ * and its zero pages written.  The caller must not touch the targets
+ * during the call.
  *
  * Returns 0, or -EINVAL (bad target), -EFAULT (target not mapped), -ESPIPE
  * (a stream reader), -EBADMSG (a record is corrupt or the file truncated),
- * -EIO, -ENOMEM.  On failure the targets hold partial content.  The message
- * goes to `err` (at most `err_len` bytes, NUL-terminated) when not NULL.
+ * -EIO, -ENOMEM.  The restore is good only when 0 is returned: page data
+ * read in place is checked after it landed, so on failure the targets are
+ * unspecified (partial content, possibly bytes of the corrupt record) and
+ * must not be used, though they may be restored into again.  Nothing
+ * outside the targets is written either way.  The message goes to `err`
+ * (at most `err_len` bytes, NUL-terminated) when not NULL.
  */
 int bgsnap_restore_reader(bgsnap_reader *r, const struct bgsnap_restore_target *targets, unsigned n,
                           unsigned threads, char *err, size_t err_len);

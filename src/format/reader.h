@@ -57,4 +57,19 @@ void reader_dec_free(struct reader_dec *d);
 int reader_run_pages(const bgsnap_reader *r, size_t i, const uint8_t *rec, struct reader_dec **dec,
                      const uint8_t **pages, struct bgsnap_err *err);
 
+/*
+ * Restore straight into the destination.  A PAGES record's page data
+ * starts reader_run_data_offset() bytes into the record; a caller that
+ * read the record in pieces (head and crc in one place, the pages in the
+ * destination) checks it with reader_run_check_split: `rec` holds the
+ * record's bytes except the page data, `pages` its x.count pages.  A CPAGES
+ * record (`rec`, whole) is checked and then decoded into `dst` (x.count
+ * pages) by reader_run_decode_to.  0 or -EBADMSG with the offset in err.
+ */
+uint64_t reader_run_data_offset(void);
+int reader_run_check_split(const bgsnap_reader *r, size_t i, const uint8_t *rec, const uint8_t *pages,
+                           struct bgsnap_err *err);
+int reader_run_decode_to(const bgsnap_reader *r, size_t i, const uint8_t *rec, struct reader_dec **dec, uint8_t *dst,
+                         struct bgsnap_err *err);
+
 #endif

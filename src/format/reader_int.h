@@ -220,6 +220,9 @@ int rd_check_run_crc(const struct run *x, uint32_t stored, uint32_t computed, st
  * offset when the frame is bad or decodes to another length. */
 int rd_decode(struct rd_dec *d, const struct run *x, const uint8_t *frame, uint64_t clen, const uint8_t **pages,
               struct bgsnap_err *err);
+/* The same into `out` (x->count pages) instead of d's buffer. */
+int rd_decode_into(struct rd_dec *d, const struct run *x, const uint8_t *frame, uint64_t clen, uint8_t *out,
+                   struct bgsnap_err *err);
 void rd_dec_free(struct rd_dec *d);
 
 /* reader_parse.c */

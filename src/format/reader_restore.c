@@ -147,3 +147,44 @@ int reader_run_pages(const bgsnap_reader *r, size_t i, const uint8_t *rec, struc
 		return err_set(err, -ENOMEM, "out of memory");
 	return rd_decode(&(*dec)->d, x, rec + RD_HEAD_LEN, x->span - RD_HEAD_LEN - FMT_REC_CRC_LEN, pages, err);
 }
+
+uint64_t reader_run_data_offset(void)
+{
+	return RD_HEAD_LEN;
+}
+
+int reader_run_check_split(const bgsnap_reader *r, size_t i, const uint8_t *rec, const uint8_t *pages,
+                           struct bgsnap_err *err)
+{
+	const bgsnap_reader *l;
+	const struct run *x = entry(r, i, &l, NULL);
+	if (!x || x->kind != FMT_REC_PAGES)
+		return err_set(err, -ENOENT, "no PAGES index entry %zu", i);
+	int rc = rd_check_run_head(x, rec, err);
+	if (rc == 0) {
+		uint64_t body = x->span - FMT_REC_CRC_LEN, data = body - RD_HEAD_LEN;
+		uint32_t crc = crc32c(crc32c(0, rec, RD_HEAD_LEN), pages, data);
+		rc = rd_check_run_crc(x, le32_load(rec + body), crc, err);
+	}
+	if (rc < 0 && l != r) {
+		char m[sizeof(err->msg)];
+		snprintf(m, sizeof(m), "%s", err->msg);
+		err_set(err, rc, "%s: %s", l->path, m);
+	}
+	return rc;
+}
+
+int reader_run_decode_to(const bgsnap_reader *r, size_t i, const uint8_t *rec, struct reader_dec **dec, uint8_t *dst,
+                         struct bgsnap_err *err)
+{
+	int rc = reader_run_check(r, i, rec, err);
+	if (rc < 0)
+		return rc;
+	const bgsnap_reader *l;
+	const struct run *x = entry(r, i, &l, NULL);
+	if (x->kind != FMT_REC_CPAGES)
+		return err_set(err, -ENOENT, "index entry %zu is not a CPAGES record", i);
+	if (!*dec && !(*dec = calloc(1, sizeof(**dec))))
+		return err_set(err, -ENOMEM, "out of memory");
+	return rd_decode_into(&(*dec)->d, x, rec + RD_HEAD_LEN, x->span - RD_HEAD_LEN - FMT_REC_CRC_LEN, dst, err);
+}

@@ -7,14 +7,17 @@
  * counter.  STATE records are in no slice and never read: a worker's buffer
  * is bounded by the slice size (or one large PAGES record), not by the
  * largest state blob, of which each of up to MAX_THREADS would hold a copy.
- * A worker reads its slice with one pread (records are contiguous), has the
- * reader check each record against its index entry and its checksum
- * (reader_run_check: the one parser), then installs the pages.  A target
- * that is fresh private anonymous memory is registered with a userfaultfd
- * for missing pages and filled with UFFDIO_COPY straight from the read
- * buffer: the kernel allocates and fills each page in one step instead of a
- * page fault per page, and ZERO records cost nothing (missing pages read as
- * zero).  Other targets are written in place.
+ * A worker reads its slice with one preadv (records are contiguous): PAGES
+ * data of targets filled in place lands straight in the target, the rest
+ * in its buffer (restore_direct.c).  The reader then checks each record
+ * against its index entry and its checksum (reader_run_check: the one
+ * parser).  A fresh private anonymous target the kernel may back with huge
+ * pages is populated in 2 MiB steps and read in place; other fresh ones are
+ * registered with a userfaultfd for missing pages and filled with
+ * UFFDIO_COPY from the buffer (the kernel allocates and fills each page in
+ * one step instead of a first-touch fault per 4 KiB page); in fresh targets
+ * ZERO records cost nothing (missing pages read as zero).  Other targets
+ * are read in place, their zero runs written.
  *
  * Lazy restore (restore_lazy.c) prefetches the same way and serves faults
  * through bgsnap_reader_read_page.
@@ -32,7 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "util/err.h"
@@ -318,6 +323,8 @@ struct eager {
 	uint64_t buf_len;         /* per-thread buffer: largest slice (page
 	                             records only, so bounded by the slice
 	                             size or the largest PAGES record)      */
+	size_t max_recs;          /* records in the largest slice           */
+	unsigned threads;
 	int uffd;
 	_Atomic size_t next;
 	atomic_int failed;
@@ -366,93 +373,145 @@ int rst_fill_run(int uffd, uint8_t *dst, const uint8_t *src, uint64_t count, int
 	return 0;
 }
 
-int rst_pread_all(int fd, uint8_t *buf, uint64_t len, uint64_t off, struct bgsnap_err *err)
+/* What one worker owns: the slice buffer (record heads, checksums, ZERO
+ * and CPAGES records; PAGES data goes straight to the targets), where each
+ * record of a slice goes, the preadv list, a CPAGES decoder. */
+struct worker {
+	uint8_t *buf;
+	uint8_t **dst;
+	struct iovec *iov;
+	struct reader_dec *dec;
+};
+
+/* 1 when all of x's pages are in the image (always for a lone file; in a
+ * chain, unless a newer link holds some of them). */
+static int run_whole(const bgsnap_reader *r, const struct reader_run *x)
 {
-	uint64_t got = 0;
-	while (got < len) {
-		ssize_t k = pread(fd, buf + got, (size_t)(len - got), (off_t)(off + got));
-		if (k < 0 && errno == EINTR)
+	uint64_t from = 0, pf, pc;
+	return reader_run_piece(r, x, &from, &pf, &pc) && pf == x->first && pc == x->count;
+}
+
+/* Where each record of slice [a, b) goes: page data of PAGES records of
+ * direct targets, wholly in the image, into the target (populated first
+ * when THP), the rest into the buffer.  A record only partly in the image
+ * goes through the buffer: its other pages belong to a newer link, which
+ * another thread may be writing. */
+static void eager_plan(struct eager *g, struct worker *w, size_t a, size_t b)
+{
+	struct rst_pop p = { NULL, 0, 0 };
+	for (size_t i = a; i < b; i++) {
+		struct reader_run x;
+		reader_run_get(g->r, i, &x);
+		w->dst[i - a] = NULL;
+		if (x.kind == FMT_REC_STATE || g->target_of[x.region] < 0)
 			continue;
-		if (k < 0)
-			return err_sys(err, -errno, "reading the snapshot at offset %llu", (ull)(off + got));
-		if (k == 0)
-			return err_set(err, -EBADMSG, "truncated: the file ends at offset %llu, inside records that "
-			               "extend to %llu", (ull)(off + got), (ull)(off + len));
-		got += (uint64_t)k;
+		struct rst_target *t = &g->t[g->target_of[x.region]];
+		if (t->thp && x.kind != FMT_REC_ZERO)
+			rst_pop_add(&p, t, x.first, x.count);
+		/* The reader checked first + count <= the region's pages at
+		 * open, and the target is exactly the region's size. */
+		if (t->direct && x.kind == FMT_REC_PAGES && run_whole(g->r, &x))
+			w->dst[i - a] = t->dst + x.first * PAGE_SIZE_;
 	}
-	return 0;
+	rst_pop_add(&p, NULL, 0, 0);
 }
 
 /* One piece of a record: pages [first, first+count) from src (NULL: zero). */
 static int eager_piece(struct eager *g, const struct rst_target *t, uint64_t first, uint64_t count,
                        const uint8_t *src, struct bgsnap_err *e)
 {
-	/* The reader checked first + count <= the region's pages at open,
-	 * and the target is exactly the region's size. */
 	uint8_t *dst = t->dst + first * PAGE_SIZE_;
-	if (src) {
+	if (src && t->uffd_ok) {
 		struct rst_counts c = { 0, 0, 0 };
-		if (t->uffd_ok)
-			return rst_fill_run(g->uffd, dst, src, count, 1, &c, e);
-		memcpy(dst, src, (size_t)(count * PAGE_SIZE_));
-	} else if (!t->uffd_ok) {
-		memset(dst, 0, (size_t)(count * PAGE_SIZE_));
+		return rst_fill_run(g->uffd, dst, src, count, 1, &c, e);
 	}
+	if (src)
+		memcpy(dst, src, (size_t)(count * PAGE_SIZE_));
+	else if (!t->fresh)
+		memset(dst, 0, (size_t)(count * PAGE_SIZE_));
 	/* A fresh target's missing pages already read as zero. */
 	return 0;
 }
 
-/* One slice: its records read with one pread, each checked against its
- * index entry and checksum before its pages (those of the image: a
- * chain's newer files hold some of them) are installed. */
-static int eager_slice(struct eager *g, uint8_t *buf, struct reader_dec **dec, size_t s, struct bgsnap_err *e)
+/* One record of a slice, read: checked against its index entry and its
+ * checksum, then its pages in the image installed unless they were read
+ * in place. */
+static int eager_record(struct eager *g, struct worker *w, size_t i, uint8_t *rec, uint8_t *direct,
+                        struct bgsnap_err *e)
+{
+	struct reader_run x;
+	reader_run_get(g->r, i, &x);
+	const struct rst_target *t = &g->t[g->target_of[x.region]];
+	if (direct)
+		return reader_run_check_split(g->r, i, rec, direct, e);
+	if (x.kind == FMT_REC_CPAGES && t->direct && run_whole(g->r, &x))
+		return reader_run_decode_to(g->r, i, rec, &w->dec, t->dst + x.first * PAGE_SIZE_, e);
+	const uint8_t *src;
+	int rc = reader_run_pages(g->r, i, rec, &w->dec, &src, e);
+	uint64_t from = 0, pf, pc;
+	while (rc == 0 && reader_run_piece(g->r, &x, &from, &pf, &pc))
+		rc = eager_piece(g, t, pf, pc, src ? src + (pf - x.first) * PAGE_SIZE_ : NULL, e);
+	return rc;
+}
+
+/* One slice: read with preadv (page data straight into direct targets),
+ * then each record checked before the slice counts as restored.  Pages
+ * read in place are in the target before their checksum is checked: a
+ * failed restore leaves the targets unspecified (bgsnap.h). */
+static int eager_slice(struct eager *g, struct worker *w, size_t s, struct bgsnap_err *e)
 {
 	size_t a = g->slice[s].first, b = g->slice[s].end;
-	struct reader_run x, y;
+	struct reader_run x;
 	reader_run_get(g->r, a, &x);
-	reader_run_get(g->r, b - 1, &y);
 	uint64_t base = x.offset;
-	int rc = rst_pread_all(x.fd, buf, y.offset + y.span - base, base, e);
-	if (rc < 0)
-		return rc;
-	for (size_t i = a; i < b; i++) {
+	eager_plan(g, w, a, b);
+	int rc = rst_read_direct(x.fd, g->r, a, b, w->buf, w->dst, w->iov, e);
+	for (size_t i = a; rc == 0 && i < b; i++) {
 		reader_run_get(g->r, i, &x);
-		if (g->target_of[x.region] < 0)
-			continue;
-		const uint8_t *rec = buf + (x.offset - base), *src;
-		if ((rc = reader_run_pages(g->r, i, rec, dec, &src, e)) < 0)
-			return rc;
-		const struct rst_target *t = &g->t[g->target_of[x.region]];
-		uint64_t from = 0, pf, pc;
-		while (reader_run_piece(g->r, &x, &from, &pf, &pc))
-			if ((rc = eager_piece(g, t, pf, pc, src ? src + (pf - x.first) * PAGE_SIZE_ : NULL, e)) < 0)
-				return rc;
+		if (x.kind != FMT_REC_STATE && g->target_of[x.region] >= 0)
+			rc = eager_record(g, w, i, w->buf + (x.offset - base), w->dst[i - a], e);
 	}
-	return 0;
+	return rc;
+}
+
+/* Asks the kernel to start reading slice s (the one after those being
+ * read): with the file not cached, the disk works while threads install. */
+static void eager_readahead(struct eager *g, size_t s)
+{
+	if (s >= g->nslices)
+		return;
+	struct reader_run x, y;
+	reader_run_get(g->r, g->slice[s].first, &x);
+	reader_run_get(g->r, g->slice[s].end - 1, &y);
+	(void)posix_fadvise(x.fd, (off_t)x.offset, (off_t)(y.offset + y.span - x.offset), POSIX_FADV_WILLNEED);
 }
 
 static void *eager_worker(void *arg)
 {
 	struct eager *g = arg;
 	struct bgsnap_err e = { 0, "" };
-	uint8_t *buf = malloc((size_t)g->buf_len);
-	struct reader_dec *dec = NULL;   /* CPAGES records decode here */
-	if (!buf) {
+	struct worker w = { malloc((size_t)g->buf_len), calloc(g->max_recs, sizeof(*w.dst)),
+	                    calloc(3 * g->max_recs, sizeof(*w.iov)), NULL };
+	if (!w.buf || !w.dst || !w.iov) {
 		err_set(&e, -ENOMEM, "out of memory (%llu bytes)", (ull)g->buf_len);
 		eager_fail(g, &e);
-		return NULL;
+		goto out;
 	}
 	while (!atomic_load(&g->failed)) {
 		size_t s = atomic_fetch_add(&g->next, 1);
 		if (s >= g->nslices)
 			break;
-		if (eager_slice(g, buf, &dec, s, &e) < 0) {
+		eager_readahead(g, s + g->threads);
+		if (eager_slice(g, &w, s, &e) < 0) {
 			eager_fail(g, &e);
 			break;
 		}
 	}
-	reader_dec_free(dec);
-	free(buf);
+out:
+	reader_dec_free(w.dec);
+	free(w.iov);
+	free(w.dst);
+	free(w.buf);
 	return NULL;
 }
 
@@ -507,37 +566,43 @@ static unsigned pick_threads(unsigned threads, size_t nslices)
 	return threads ? threads : 1;
 }
 
-/* Registers fresh private anonymous targets for missing faults; others are
- * written in place.  No userfaultfd here is not an error. */
+/* How each target is filled.  Fresh private anonymous memory: with 2 MiB
+ * pages when THP-eligible (populated in bulk, read in place), else through
+ * a userfaultfd registered for missing pages (UFFDIO_COPY: the kernel
+ * allocates and fills each page through its own mapping, no first-touch
+ * fault on the target).  Anything else, or no userfaultfd here: read in
+ * place. */
 static void eager_register(struct eager *g)
 {
 	struct bgsnap_err e = { 0, "" };
 	uint64_t granted;
-	int fresh = 0;
+	int want_uffd = 0;
 	for (unsigned i = 0; i < g->n; i++) {
 		uint64_t first;
 		struct rst_target *t = &g->t[i];
-		t->uffd_ok = rst_private_anon(t->dst, t->pages * PAGE_SIZE_, &e) == 1 &&
-		             rst_populated(t->dst, t->pages, &first, &e) == 0;
-		fresh += t->uffd_ok;
+		t->fresh = rst_private_anon(t->dst, t->pages * PAGE_SIZE_, &e) == 1 &&
+		           rst_populated(t->dst, t->pages, &first, &e) == 0;
+		t->thp = t->fresh && rst_thp_eligible(t->dst, t->pages * PAGE_SIZE_);
+		t->uffd_ok = t->fresh && !t->thp;
+		want_uffd += t->uffd_ok;
 	}
-	if (!fresh)
-		return;
-	g->uffd = uffd_open(0, 0, &granted, &e);
+	if (want_uffd)
+		g->uffd = uffd_open(0, 0, &granted, &e);
 	for (unsigned i = 0; i < g->n; i++) {
 		struct rst_target *t = &g->t[i];
-		if (!t->uffd_ok)
-			continue;
-		struct uffdio_register reg = { .range = { (uintptr_t)t->dst, t->pages * PAGE_SIZE_ },
-		                               .mode = UFFDIO_REGISTER_MODE_MISSING };
-		uint64_t need = 1ull << _UFFDIO_COPY;
-		if (g->uffd < 0 || ioctl(g->uffd, UFFDIO_REGISTER, &reg) < 0) {
-			t->uffd_ok = 0;
-		} else if ((reg.ioctls & need) != need) {
-			struct uffdio_range u = reg.range;
-			(void)ioctl(g->uffd, UFFDIO_UNREGISTER, &u);
-			t->uffd_ok = 0;
+		if (t->uffd_ok) {
+			struct uffdio_register reg = { .range = { (uintptr_t)t->dst, t->pages * PAGE_SIZE_ },
+			                               .mode = UFFDIO_REGISTER_MODE_MISSING };
+			uint64_t need = 1ull << _UFFDIO_COPY;
+			if (g->uffd < 0 || ioctl(g->uffd, UFFDIO_REGISTER, &reg) < 0) {
+				t->uffd_ok = 0;
+			} else if ((reg.ioctls & need) != need) {
+				struct uffdio_range u = reg.range;
+				(void)ioctl(g->uffd, UFFDIO_UNREGISTER, &u);
+				t->uffd_ok = 0;
+			}
 		}
+		t->direct = !t->uffd_ok;
 	}
 }
 
@@ -593,8 +658,12 @@ int bgsnap_restore_reader(bgsnap_reader *r, const struct bgsnap_restore_target *
 		g.target_of[g.t[i].region] = (int)i;
 	if ((rc = rst_slices(r, &g.slice, &g.nslices, &g.buf_len, &g.err)) < 0)
 		goto out;
+	for (size_t s = 0; s < g.nslices; s++)
+		if (g.slice[s].end - g.slice[s].first > g.max_recs)
+			g.max_recs = g.slice[s].end - g.slice[s].first;
 	eager_register(&g);
 	threads = pick_threads(threads, g.nslices);
+	g.threads = threads;
 	pthread_t th[MAX_THREADS];
 	unsigned started = 0;
 	for (unsigned i = 1; i < threads; i++) {

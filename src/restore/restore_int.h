@@ -26,6 +26,11 @@ struct rst_target {
 	uint8_t *dst;
 	uint64_t pages;
 	int uffd_ok;        /* eager: registered for missing faults */
+	int direct;         /* eager: PAGES data read straight into dst  */
+	int fresh;          /* eager: nothing populated, missing pages
+	                       read as zero: ZERO runs cost nothing      */
+	int thp;            /* eager: fresh and THP-eligible: populated
+	                       in 2 MiB steps before the read           */
 };
 
 /* Checks targets against the snapshot (region exists, len == size, aligned,
@@ -101,5 +106,32 @@ int rst_fill_run(int uffd, uint8_t *dst, const uint8_t *src, uint64_t count, int
  * of pages poisoned or -errno.
  */
 int64_t rst_poison(int uffd, uint8_t *dst, uint64_t count, int poison, struct bgsnap_err *err);
+
+/* 1 if every mapping in [dst, dst+len) is THP-eligible (smaps), else 0. */
+int rst_thp_eligible(const void *dst, uint64_t len);
+
+/*
+ * MADV_POPULATE_WRITE of the pages a slice fills in a THP target, widened
+ * to whole 2 MiB pages inside the target, coalesced: records in file order
+ * mostly follow each other in memory, so ranges in the same or adjacent
+ * huge pages are populated by one call.  Start with { NULL }; rst_pop_add(p, NULL, 0, 0)
+ * populates what is pending.
+ */
+struct rst_pop {
+	struct rst_target *t;
+	uint64_t first, end;   /* pages */
+};
+void rst_pop_add(struct rst_pop *p, struct rst_target *t, uint64_t first, uint64_t count);
+
+/*
+ * Reads index entries [a, b) (back to back in the file) with preadv: the
+ * page data of entry i into dst[i - a] when that is not NULL (a PAGES
+ * record), every other byte into buf at its offset from entry a's record
+ * (so heads and checksums are where reader_run_check_split wants them).
+ * iov has room for 3 * (b - a) entries.  0, -EBADMSG (truncated) or -errno.
+ */
+struct iovec;
+int rst_read_direct(int fd, const bgsnap_reader *r, size_t a, size_t b, uint8_t *buf, uint8_t **dst,
+                    struct iovec *iov, struct bgsnap_err *err);
 
 #endif

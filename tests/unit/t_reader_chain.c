@@ -57,18 +57,21 @@ static void check_image(bgsnap_reader *r, const struct fg_spec *s, const char *w
 	}
 }
 
-/* Eager restore into fresh and populated memory, lazy into fresh. */
+/* Eager restore into fresh, populated (read in place) and THP-eligible
+ * fresh memory (read in place), lazy into fresh. */
 static void check_restore(bgsnap_reader *r, const struct fg_spec *s, const char *what)
 {
-	for (int mode = 0; mode < 3; mode++) {
+	for (int mode = 0; mode < 4; mode++) {
 		struct bgsnap_restore_target t[FG_MAX_REGIONS];
 		for (unsigned i = 0; i < s->nregions; i++) {
 			size_t len = s->pages[i] * TU_PAGE;
 			t[i] = (struct bgsnap_restore_target){ i, tu_map_anon(len), len };
 			if (mode == 1)
 				memset(t[i].dst, 0xa5, len);
+			if (mode == 3)
+				CHECK(madvise(t[i].dst, len, MADV_HUGEPAGE) == 0, "madvise: %s", strerror(errno));
 		}
-		if (mode < 2) {
+		if (mode != 2) {
 			CHECK_RC(bgsnap_restore_reader(r, t, s->nregions, 2, err, sizeof(err)), 0, "%s: restore: %s", what,
 			         err);
 		} else {
