@@ -212,7 +212,8 @@ int bgsnap_add_region(bgsnap_engine *e, const char *name, void *addr, size_t len
 			return err_set(&e->err, -EINVAL, "region '%s' overlaps region '%s'", name, r->name);
 	}
 	int shared = 0;
-	int rc = region_check(addr, len, &shared, &e->err);
+	uint64_t page_bytes = PAGE_SIZE_;
+	int rc = region_check(addr, len, &shared, &page_bytes, &e->err);
 	if (rc)
 		return rc;
 	struct region *nr = realloc(e->regions, sizeof(*nr) * (e->region_count + 1));
@@ -227,6 +228,7 @@ int bgsnap_add_region(bgsnap_engine *e, const char *name, void *addr, size_t len
 	r->pages = len / PAGE_SIZE_;
 	r->first_global = e->pages_total;
 	r->shared = shared;
+	r->granule_pages = page_bytes / PAGE_SIZE_;
 	e->pages_total += r->pages;
 	return (int)e->region_count++;
 }

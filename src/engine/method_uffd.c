@@ -150,7 +150,7 @@ static void retry_pending(struct track *t)
 	for (size_t i = 0; i < n; i++) {
 		uint64_t addr = again[i] & ~(uint64_t)1;
 		int pre = (int)(again[i] & 1);
-		int r = uffd_unprotect_fault(t, addr, PAGE_SIZE_, pre);
+		int r = uffd_unprotect_fault(t, addr, track_unit_bytes(t, addr), pre);
 		if (r < 0)
 			engine_fail(t->e, r, "cannot remove write protection at 0x%" PRIx64 ": %s", addr, strerror(-r));
 		if (pre && r < 0)
@@ -367,7 +367,10 @@ static int protect_share(struct track *t, unsigned k, unsigned n)
 {
 	struct bgsnap_engine *e = t->e;
 	struct uffd_priv *p = t->method;
-	const uint64_t align = 512;   /* pages */
+	uint64_t align = 512;   /* pages */
+	for (uint32_t i = 0; i < e->region_count; i++)
+		if (e->regions[i].granule_pages > align)
+			align = e->regions[i].granule_pages;
 	uint64_t per = (e->pages_total + n - 1) / n;
 	per = (per + align - 1) / align * align;
 	uint64_t lo = per * k, hi = per * (k + 1);

@@ -134,6 +134,16 @@ void track_op_release(struct bgsnap_engine *e);
 int track_init(struct track *t, struct bgsnap_engine *e, const struct track_method *m, void *priv);
 void track_free(struct track *t);
 
+/* The copy buffer a run gets: the option, raised to one huge page of the
+ * largest hugetlb region up to TRACK_COPYBUF_HUGE_MAX (a fault copies
+ * its whole huge page). */
+#define TRACK_COPYBUF_HUGE_MAX (64u << 20)
+size_t track_copybuf_bytes(const struct bgsnap_engine *e);
+
+/* The bytes protected and unprotected as one at `addr`: its region's huge
+ * page for hugetlb memory, else a page. */
+uint64_t track_unit_bytes(const struct track *t, uint64_t addr);
+
 /* Finds the region and page of `addr`; 0 if it is in no region. */
 int track_lookup(const struct track *t, uint64_t addr, uint32_t *region, uint64_t *page);
 
