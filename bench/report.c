@@ -95,6 +95,7 @@ static void json_restore(struct json *j, const struct bench_restore_result *rr)
 		json_double(j, "restore_ms", 3, rr->restore_ms);
 		json_double(j, "restore_read_ms", 3, rr->read_ms);
 		json_u64(j, "restore_file_bytes", rr->file_bytes);
+		json_raw(j, "restore_huge_pages", "%" PRId64, rr->huge_pages);
 	}
 	if (rr->which & BENCH_RESTORE_LAZY) {
 		json_u64(j, "resume_us", rr->resume_us);
@@ -176,8 +177,9 @@ static void table_restores(const struct bench_result *rs, int n)
 			continue;
 		printf("restore %-11s", bgsnap_method_name(rs[i].ran));
 		if (rr->which & BENCH_RESTORE_EAGER)
-			printf(" eager %.1f ms (file read %.1f ms, throughput %.2fx of it)", rr->restore_ms, rr->read_ms,
-			       rr->restore_ms > 0 ? rr->read_ms / rr->restore_ms : 0);
+			printf(" eager %.1f ms (file read %.1f ms, throughput %.2fx of it; %" PRId64 " huge pages)",
+			       rr->restore_ms, rr->read_ms, rr->restore_ms > 0 ? rr->read_ms / rr->restore_ms : 0,
+			       rr->huge_pages);
 		if (rr->which & BENCH_RESTORE_LAZY)
 			printf(" lazy usable in %" PRIu64 " us (all in %.1f ms)", rr->resume_us, rr->lazy_total_ms);
 		printf(", verified %s\n", rr->verified ? "yes" : "NO");

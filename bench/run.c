@@ -328,7 +328,7 @@ static void finish(const struct bench_opts *o, wl *w, wl_oracle *oracle, const s
 	                             res->msg, sizeof(res->msg));
 	/* The oracle now stands at the snapshot's step counts. */
 	if (res->verified && o->restore)
-		bench_restore(res->path, o->restore, o->thp, wl_mem_bytes(w), o->threads, oracle, &res->rr);
+		bench_restore(res->path, o->restore, o->memory, wl_mem_bytes(w), o->threads, oracle, &res->rr);
 	if (!res->keep)
 		unlink(res->path);
 	res->status = BENCH_OK;

@@ -506,7 +506,8 @@ static void eager_register(struct eager *g)
 		uint64_t first;
 		struct rst_target *t = &g->t[i];
 		t->uffd_ok = rst_private_anon(t->dst, t->pages * PAGE_SIZE_, &e) == 1 &&
-		             rst_populated(t->dst, t->pages, &first, &e) == 0;
+		             rst_populated(t->dst, t->pages, &first, &e) == 0 &&
+		             !rst_thp_target(t->dst, t->pages * PAGE_SIZE_);
 		fresh += t->uffd_ok;
 	}
 	if (!fresh)
@@ -590,6 +591,9 @@ int bgsnap_restore_reader(bgsnap_reader *r, const struct bgsnap_restore_target *
 		pthread_join(th[i], NULL);
 	eager_unregister(&g);
 	rc = g.err.code;
+	for (unsigned i = 0; rc == 0 && i < n; i++)
+		if (rst_thp_target(g.t[i].dst, g.t[i].pages * PAGE_SIZE_))
+			rst_thp_collapse(g.t[i].dst, g.t[i].pages * PAGE_SIZE_);
 out:
 	if (g.uffd >= 0)
 		close(g.uffd);

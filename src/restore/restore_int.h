@@ -38,6 +38,14 @@ int rst_check_targets(bgsnap_reader *r, const struct bgsnap_restore_target *t, u
  * or unreadable. */
 int rst_private_anon(const void *dst, uint64_t len, struct bgsnap_err *err);
 
+/* 1 if the memory at [dst, dst+len) wants transparent huge pages
+ * (MADV_HUGEPAGE, or THP "always" without MADV_NOHUGEPAGE): written in
+ * place, not with UFFDIO_COPY, which installs 4 KiB pages (restore_thp.c). */
+int rst_thp_target(const void *dst, uint64_t len);
+/* Collapses the 2 MiB blocks of [dst, dst+len) into huge pages, best
+ * effort (MADV_COLLAPSE). */
+void rst_thp_collapse(const void *dst, uint64_t len);
+
 /* Number of populated pages in [dst, dst+pages) (mincore), first one in
  * *first; -errno on failure. */
 int64_t rst_populated(const void *dst, uint64_t pages, uint64_t *first, struct bgsnap_err *err);

@@ -52,6 +52,7 @@
 #include "format/format.h"
 #include "format/reader.h"
 #include "restore/restore_int.h"
+#include "os/proc_maps.h"
 #include "os/uffd_loop.h"
 #include "os/uffd_sys.h"
 #include "util/thread.h"
@@ -360,6 +361,39 @@ static void *prefetch_main(void *arg)
 	return NULL;
 }
 
+struct kind_ctx {
+	int shared, huge;
+};
+
+static int kind_one(const struct maps_entry *m, void *arg)
+{
+	struct kind_ctx *k = arg;
+	uint64_t psz = PAGE_SIZE_;
+	k->shared |= m->perms[3] == 's';
+	if (m->path[0] == '/' && maps_page_size(m->lo, &psz) == 0 && psz > PAGE_SIZE_)
+		k->huge = 1;
+	return 0;
+}
+
+/* Why a mapped target that is not private anonymous memory cannot be
+ * restored lazily. */
+static int refuse_target(unsigned i, const void *dst, uint64_t len, struct bgsnap_err *e)
+{
+	struct kind_ctx k = { 0, 0 };
+	(void)maps_walk(dst, len, kind_one, &k, e);
+	if (k.huge)
+		return err_set(e, -ENOTSUP, "target %u at %p is hugetlb memory: lazy restore cannot fill it (missing "
+		               "faults there must be served a whole huge page at a time, which it does not do); "
+		               "restore it eagerly (bgsnap_restore), or lazily into private anonymous memory", i, dst);
+	if (k.shared)
+		return err_set(e, -ENOTSUP, "target %u at %p is shared memory (memfd/shmem): lazy restore cannot fill "
+		               "it (UFFDIO_COPY fills private memory only, and UFFDIO_CONTINUE would need a second "
+		               "mapping of the same file, which bgsnap is not given); restore it eagerly "
+		               "(bgsnap_restore)", i, dst);
+	return err_set(e, -ENOTSUP, "target %u at %p: lazy restore needs private anonymous memory "
+	               "(a file-backed mapping cannot be filled with UFFDIO_COPY)", i, dst);
+}
+
 /* Every target is private anonymous memory not yet touched (a populated
  * page would keep its old content); sums their pages. */
 static int check_lazy_targets(bgsnap_lazy *l, struct bgsnap_err *e)
@@ -370,9 +404,7 @@ static int check_lazy_targets(bgsnap_lazy *l, struct bgsnap_err *e)
 		uint64_t first;
 		int rc = rst_private_anon(t->dst, t->pages * PAGE_SIZE_, e);
 		if (rc == 0)
-			rc = err_set(e, -ENOTSUP, "target %u at %p: lazy restore needs private anonymous memory "
-			             "(a shared or file-backed mapping cannot be filled with UFFDIO_COPY)", i,
-			             (void *)t->dst);
+			rc = refuse_target(i, t->dst, t->pages * PAGE_SIZE_, e);
 		if (rc < 0)
 			return rc;
 		int64_t pop = rst_populated(t->dst, t->pages, &first, e);
