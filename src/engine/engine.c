@@ -530,7 +530,9 @@ static int start_check(bgsnap_engine *e)
 		if (e->regions[i].shared)
 			return err_set(&e->err, -ENOTSUP,
 			               "the %s method cannot snapshot region '%s': it is shared memory "
-			               "(memfd/shmem), which a fork child sees change; use uffd",
+			               "(MAP_SHARED: memfd, shmem or hugetlb), which a fork child shares instead "
+			               "of getting a copy-on-write view, so it would save writes made after the "
+			               "pause; use uffd, uffd-signal, mprotect or stop",
 			               bgsnap_method_name(e->ops->method), e->regions[i].name);
 	return 0;
 }
