@@ -271,6 +271,41 @@ static int case_shared(void *arg) { return run_kind(*(int *)arg, K_SHARED); }
 static int case_memfd(void *arg) { return run_kind(*(int *)arg, K_MEMFD); }
 static int case_hugefs(void *arg) { return run_kind(*(int *)arg, K_HUGEFS); }
 
+/* A 4 KiB region of an odd page count before a hugetlb one, protected by
+ * two threads: the threads' shares are cut in the engine's page numbering,
+ * which is then not aligned to the hugetlb region's huge pages. */
+static int case_wp_split(void *arg)
+{
+	int method = *(int *)arg;
+	char path[600];
+	snprintf(path, sizeof(path), "%s/s.bgs", tu_tmpdir());
+	uint8_t *mem = map_kind(K_PRIVATE);
+	tu_fill(mem, MEM, 71, 5);
+	uint8_t *small = tu_map_anon(3 * TU_PAGE);
+	tu_fill(small, 3 * TU_PAGE, 72, 5);
+	struct tu_writers w;
+	tu_writers_start(&w, 2, mem, MEM);
+	struct st_host h = { .base = mem, .len = MEM, .w = &w, .copy = tu_map_anon(MEM) };
+	struct bgsnap_options o;
+	bgsnap_options_init(&o);
+	o.method = method;
+	o.wp_threads = 2;
+	bgsnap_engine *e = NULL;
+	CHECK_RC(bgsnap_create(&e, &o), 0, "create");
+	st_add_region(e, "small", small, 3 * TU_PAGE);
+	st_add_region(e, "huge", mem, MEM);
+	st_set_hooks(e, &h);
+	CHECK_RC(bgsnap_start(e, path), 0, "start with two write-protect threads: %s", bgsnap_errmsg(e));
+	CHECK_RC(bgsnap_wait(e), 0, "wait: %s", bgsnap_errmsg(e));
+	CHECK_FILE_REGION(path, "huge", h.copy, MEM);
+	CHECK_FILE_REGION(path, "small", small, 3 * TU_PAGE);
+	CHECK_WRITERS_PROGRESS(&w);
+	bgsnap_destroy(e);
+	tu_writers_stop(&w);
+	munmap(mem, MEM);
+	return 0;
+}
+
 /* Regions that cut a huge page, or mix page sizes, are refused. */
 static int case_shapes(void *arg)
 {
@@ -306,6 +341,7 @@ int main(void)
 	find_hugetlbfs();
 	struct tu_tally t = { 0 };
 	tu_tally_add(&t, tu_run_case("shapes", case_shapes, NULL, 60));
+	st_for_each_method(&t, "wp-split", case_wp_split, ST_MASK(BGSNAP_METHOD_UFFD), 120);
 	st_for_each_method(&t, "private", case_private, ~0u, 120);
 	st_for_each_method(&t, "shared", case_shared, ~0u, 120);
 	st_for_each_method(&t, "memfd", case_memfd, ~0u, 120);

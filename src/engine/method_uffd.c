@@ -362,22 +362,27 @@ static int pre_protect(struct track *t)
 }
 
 /* Write-protects share `k` of `n` of all regions' bytes, cut at 2 MiB
- * boundaries so that no huge page is split between two threads. */
+ * boundaries so that no huge page is split between two threads.  The cuts
+ * are in the engine's page numbering, where a hugetlb region need not start
+ * on a huge page: inside one they move up to its next huge page, the same
+ * way for both threads that share the cut. */
 static int protect_share(struct track *t, unsigned k, unsigned n)
 {
 	struct bgsnap_engine *e = t->e;
 	struct uffd_priv *p = t->method;
-	uint64_t align = 512;   /* pages */
-	for (uint32_t i = 0; i < e->region_count; i++)
-		if (e->regions[i].granule_pages > align)
-			align = e->regions[i].granule_pages;
+	const uint64_t align = 512;   /* pages */
 	uint64_t per = (e->pages_total + n - 1) / n;
 	per = (per + align - 1) / align * align;
 	uint64_t lo = per * k, hi = per * (k + 1);
 	for (uint32_t i = 0; i < e->region_count; i++) {
 		struct region *rg = &e->regions[i];
-		uint64_t a = rg->first_global, b = a + rg->pages;
+		uint64_t a = rg->first_global, b = a + rg->pages, g = rg->granule_pages;
 		uint64_t s = lo > a ? lo : a, end = hi < b ? hi : b;
+		if (s >= end)
+			continue;
+		s = a + (s - a + g - 1) / g * g;
+		end = a + (end - a + g - 1) / g * g;
+		end = end < b ? end : b;
 		if (s >= end)
 			continue;
 		int r = uffd_wp(p->fd, (uint64_t)(uintptr_t)(rg->addr + (s - a) * PAGE_SIZE_), (end - s) * PAGE_SIZE_,
