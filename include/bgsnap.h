@@ -661,11 +661,15 @@ typedef struct bgsnap_lazy bgsnap_lazy;
  * everything else in the background in large runs.  When every page is in,
  * the targets are unregistered and the threads end.
  *
- * Each target must be private anonymous memory that has never been touched
- * (a fresh mmap, or after MADV_DONTNEED): a populated page would keep its old
- * content, so the start refuses (-EINVAL) a target with any populated page,
- * and a shared, hugetlb or file-backed mapping (-ENOTSUP, the message says
- * which: restore those eagerly).  The caller must not
+ * Each target must be private anonymous memory, or private hugetlb memory
+ * of 2 MiB pages (MAP_HUGETLB, a MAP_PRIVATE hugetlbfs file), that has never
+ * been touched (a fresh mmap, or after MADV_DONTNEED): a populated page
+ * would keep its old content, so the start refuses (-EINVAL) a target with
+ * any populated page, and a shared, file-backed or 1 GiB hugetlb mapping
+ * (-ENOTSUP, the message says which: restore those eagerly).  A hugetlb
+ * target is filled a whole huge page at a time (one UFFDIO_COPY of 2 MiB
+ * per fault, read into a buffer of one huge page), and its prefetch reads
+ * huge page by huge page through the reader.  The caller must not
  * munmap, mremap or MADV_DONTNEED a target until bgsnap_lazy_wait returned.
  * Needs userfaultfd (-ENOSYS / -EPERM with a message otherwise).
  *

@@ -3,7 +3,7 @@
 # with (bgsnap bench --memory anon|thp|hugetlb|memfd|memfd-hugetlb) x every
 # method, with writer threads: each snapshot verifies against the bench's
 # oracle and restores eagerly into memory of the same kind exactly (lazily
-# too into the private anonymous kinds; hugetlb and shared targets are
+# too into the private kinds: anon, thp, hugetlb; shared targets are
 # refused by lazy restore); fork refuses the shared kinds with a message; the
 # huge pages stay: a hugetlb region keeps all of its huge pages, a THP
 # region at least 95% of them after the snapshot, and a restore into THP
@@ -30,8 +30,8 @@ fails=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 MEM_MB=32
-# Region, its restore target, and fork's copy-on-write pages.
-NEED=$((MEM_MB / 2 * 3))
+# Region, its eager and lazy restore targets, and fork's copy-on-write pages.
+NEED=$((MEM_MB / 2 * 4))
 free_pages() { awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo; }
 hugetlb_ok=1
 have=$(free_pages)
@@ -102,7 +102,7 @@ run_kind anon both
 run_kind thp both
 run_kind memfd eager
 if [ "$hugetlb_ok" = 1 ]; then
-	run_kind hugetlb eager
+	run_kind hugetlb both
 	run_kind memfd-hugetlb eager
 	# ELF export of a hugetlb snapshot: the file holds 4 KiB pages like any.
 	if timeout 300 "$B" bench --memory hugetlb --mem ${MEM_MB}M --method uffd --duration-after 0 --quiet \
