@@ -33,41 +33,6 @@
 #define WINDOW_MIN_PAGES 4096u    /* 16 MiB */
 #define WINDOW_MAX_PAGES 65536u   /* 256 MiB */
 
-size_t track_copybuf_bytes(const struct bgsnap_engine *e)
-{
-	/* A fault on hugetlb memory copies its whole huge page: with room for
-	 * one it never waits on the writer halfway through.  A 1 GiB page is
-	 * not worth that much memory: its copy streams through the buffer. */
-	size_t bytes = e->opts.copy_buffer_bytes;
-	for (uint32_t i = 0; i < e->region_count; i++) {
-		size_t unit = (size_t)(e->regions[i].granule_pages * PAGE_SIZE_);
-		if (unit > bytes && unit <= TRACK_COPYBUF_HUGE_MAX)
-			bytes = unit;
-	}
-	return bytes;
-}
-
-uint64_t track_unit_bytes(const struct track *t, uint64_t addr)
-{
-	uint32_t ri;
-	uint64_t pg;
-	if (!track_lookup(t, addr, &ri, &pg))
-		return PAGE_SIZE_;
-	return t->e->regions[ri].granule_pages * PAGE_SIZE_;
-}
-
-/* Sets bits [first, first+n) of v, lowest first: once the last one shows,
- * all of them do. */
-static void set_bits(_Atomic uint64_t *v, uint64_t first, uint64_t n)
-{
-	for (uint64_t i = first; i < first + n;) {
-		uint64_t k = 64 - i % 64 < first + n - i ? 64 - i % 64 : first + n - i;
-		uint64_t mask = (k == 64 ? ~0ull : (1ull << k) - 1) << (i % 64);
-		atomic_fetch_or(&v[i / 64], mask);
-		i += k;
-	}
-}
-
 int track_init(struct track *t, struct bgsnap_engine *e, const struct track_method *m, void *priv)
 {
 	memset(t, 0, sizeof(*t));
@@ -182,12 +147,17 @@ static int unprotect_fault(struct track *t, uint64_t addr, uint64_t len)
 	return unprotect_fault_ex(t, addr, len, 0) < 0;
 }
 
+int track_unprotect_fault(struct track *t, uint64_t addr, uint64_t len)
+{
+	return unprotect_fault(t, addr, len);
+}
+
 /* A fault before the snapshot instant: the page is only marked, to be
  * protected again in the pause, and released at once. */
 static enum track_fault_result fault_before_pause(struct track *t, struct track_region *tr, uint64_t first,
                                                   uint64_t n, uint64_t addr)
 {
-	set_bits(tr->dirty, first, n);
+	track_set_bits(tr->dirty, first, n);
 	int r = unprotect_fault_ex(t, addr, n * PAGE_SIZE_, 1);
 	if (r < 0)
 		track_prephase_give_up(t, addr);
@@ -235,58 +205,6 @@ static int unprotect_runs(struct track *t, uint8_t *base, uint64_t w, uint64_t p
 	return 0;
 }
 
-/* Copies pages [first, first+n) of region ri into the copy buffer, page by
- * page: a huge page larger than the buffer streams through it. */
-static void save_span(struct track *t, uint32_t ri, uint64_t first, uint64_t n)
-{
-	const uint8_t *base = t->e->regions[ri].addr;
-	for (uint64_t pg = first; pg < first + n; pg++) {
-		uint32_t slot;
-		void *dst = copybuf_get(&t->cb, &slot);
-		if (!dst)
-			break;   /* closed: the run is being abandoned */
-		REGION_READ_BEGIN();
-		memcpy(dst, base + pg * PAGE_SIZE_, PAGE_SIZE_);
-		REGION_READ_END();
-		copybuf_put(&t->cb, ri, pg, slot);
-	}
-	atomic_fetch_add_explicit(&t->e->live->pages_faulted, n, memory_order_relaxed);
-}
-
-static int unit_done(struct track_region *tr, uint64_t first, uint64_t n)
-{
-	uint64_t last = first + n - 1;
-	return (int)(atomic_load(&tr->done[last / 64]) >> (last % 64) & 1);
-}
-
-/* A write fault after the pause on hugetlb memory: the huge page [first,
- * first+n) is claimed by the bit of its first page alone (the writer
- * claims it the same way), saved whole and unprotected whole, the only
- * way the kernel protects it. */
-static enum track_fault_result huge_fault(struct track *t, uint32_t ri, uint64_t first, uint64_t n,
-                                          enum track_fault_mode mode)
-{
-	struct track_region *tr = &t->regions[ri];
-	uint64_t addr = (uint64_t)(uintptr_t)(t->e->regions[ri].addr + first * PAGE_SIZE_), len = n * PAGE_SIZE_;
-	uint64_t bit = 1ull << (first % 64);
-	if (atomic_fetch_or(&tr->claimed[first / 64], bit) & bit) {
-		if (mode == TRACK_FAULT_HANDLER && !unit_done(tr, first, n)) {
-			atomic_store(&t->flush_req, 1);   /* the writer's flush wakes it */
-			return TRACK_OWNED_ELSEWHERE;
-		}
-		for (unsigned spins = 0; !unit_done(tr, first, n); spins++) {
-			if (atomic_load_explicit(&t->e->cancel_requested, memory_order_relaxed))
-				break;
-			struct timespec ts = { 0, spins < 64 ? 1000 : 20000 };
-			nanosleep(&ts, NULL);
-		}
-		return unprotect_fault(t, addr, len) ? TRACK_FAILED : TRACK_ALREADY_DONE;
-	}
-	save_span(t, ri, first, n);
-	set_bits(tr->done, first, n);
-	return unprotect_fault(t, addr, len) ? TRACK_FAILED : TRACK_SAVED;
-}
-
 /* Async-signal-safe: atomics, memcpy, nanosleep and the method's unprotect. */
 enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_fault_mode mode)
 {
@@ -315,7 +233,7 @@ enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_f
 	if (pre)
 		return fault_before_pause(t, tr, page, unit, addr);
 	if (unit > 1)
-		return huge_fault(t, ri, page, unit, mode);
+		return track_huge_fault(t, ri, page, unit, mode);
 	/* Fault-around: claim the aligned block of `around` pages with the
 	 * faulting one (one word: around divides 64), save every page of it we
 	 * win, and remove protection from the block in one call. */
@@ -573,23 +491,6 @@ static int write_batch(struct track *t, uint32_t ri, uint64_t first, uint64_t n)
 	return 0;
 }
 
-/* The same for one huge page [first, first+n) of a hugetlb region: claimed
- * whole by its first page's bit, as the fault path does (huge_fault). */
-static int write_huge(struct track *t, uint32_t ri, uint64_t first, uint64_t n)
-{
-	struct bgsnap_engine *e = t->e;
-	struct track_region *tr = &t->regions[ri];
-	uint64_t bit = 1ull << (first % 64);
-	if (atomic_fetch_or(&tr->claimed[first / 64], bit) & bit)
-		return 0;
-	REGION_READ_BEGIN();
-	int r = fmtw_pages(&e->fw, ri, first, n, e->regions[ri].addr + first * PAGE_SIZE_);
-	REGION_READ_END();
-	if (!r)
-		set_bits(tr->done, first, n);
-	return r;
-}
-
 static int sweep_region(struct track *t, uint32_t ri)
 {
 	struct bgsnap_engine *e = t->e;
@@ -621,7 +522,7 @@ static int sweep_region(struct track *t, uint32_t ri)
 			                   "region '%s': [%p, +%llu bytes) is no longer mapped (munmap or mremap "
 			                   "during the snapshot); the snapshot is abandoned", rg->name,
 			                   (void *)(rg->addr + first * PAGE_SIZE_), (unsigned long long)(n * PAGE_SIZE_));
-		r = step == SWEEP_PAGES ? write_batch(t, ri, first, n) : write_huge(t, ri, first, n);
+		r = step == SWEEP_PAGES ? write_batch(t, ri, first, n) : track_write_huge(t, ri, first, n);
 		if (r)
 			return r;
 		engine_progress(e, &e->fw);
