@@ -46,7 +46,8 @@ struct bench_opts {
 	bool list;               /* several methods: refused ones are skipped */
 	const char *out;
 	uint64_t buffer;
-	bool thp;
+	bool thp;                /* memory == WL_MEM_THP                      */
+	int memory;              /* enum wl_memory (--memory; --thp: thp)    */
 	bool no_pre_protect;
 	bool noise;
 	bool buffered_io;        /* options.direct_io = 0                    */
@@ -96,6 +97,8 @@ struct bench_result {
 	uint64_t extra_mem;
 	const char *extra_src;   /* "engine", or "estimate" (fork)          */
 	bool verified;
+	int64_t huge_before;     /* the region's huge pages (memkind.c) just */
+	int64_t huge_after;      /* before the start and after the end; -1   */
 	unsigned round;          /* 1..repeat                               */
 	char path[4096];
 	bool keep;               /* --out given: the file stays             */

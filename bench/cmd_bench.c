@@ -108,6 +108,7 @@ int cmd_bench(int argc, char **argv)
 		.params = { .npages = o.mem / WL_PAGE, .threads = o.threads, .pattern = o.pattern, .seed = o.seed,
 		            .fill = o.fill },
 		.thp = o.thp,
+		.memory = o.memory,
 	};
 	char err[256];
 	wl *w;

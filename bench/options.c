@@ -57,8 +57,18 @@ void bench_usage(FILE *f)
 "                        \"summary\" line per method): these machines are noisy\n"
 "  --wp-threads N        threads for the pause's write-protect (default: library's\n"
 "                        choice: 1 below 256 MiB, else up to 4 by CPUs)\n"
-"  --thp                 back the memory with transparent huge pages\n"
-"                        (MADV_HUGEPAGE; default MADV_NOHUGEPAGE)\n"
+"  --memory K            what backs the memory: anon (default: private anonymous,\n"
+"                        MADV_NOHUGEPAGE), thp (MADV_HUGEPAGE), hugetlb (private\n"
+"                        MAP_HUGETLB, 2 MiB pages: reserve them in\n"
+"                        /proc/sys/vm/nr_hugepages; fork needs as many again\n"
+"                        for its copies), memfd (a memfd mapped shared),\n"
+"                        memfd-hugetlb (memfd_create MFD_HUGETLB, shared); the\n"
+"                        hugetlb kinds need SIZE in whole 2 MiB.  Shared kinds\n"
+"                        cannot be snapshotted by fork (JSON \"memory\",\n"
+"                        \"huge_pages_before\", \"huge_pages_after\": the\n"
+"                        region's 2 MiB pages from /proc/self/smaps just before\n"
+"                        the start and after the end)\n"
+"  --thp                 the same as --memory thp\n"
 "  --duration-before MS  write-rate window before each snapshot (default 300),\n"
 "                        after the writers reached a steady rate (two 50 ms\n"
 "                        windows within 20%%, at most 5 s; skipped with 0)\n"
@@ -147,7 +157,7 @@ void bench_usage(FILE *f)
 enum {
 	O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON, O_BEFORE, O_SEED, O_PROBE,
 	O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_UNCACHED, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_BUFIO,
-	O_AFTER, O_SERIES, O_COMPRESS, O_FILL, O_MAXRATE, O_INCR, O_DFRAC, O_RESETS, O_DPAGES,
+	O_AFTER, O_SERIES, O_COMPRESS, O_FILL, O_MAXRATE, O_INCR, O_DFRAC, O_RESETS, O_DPAGES, O_MEMORY,
 };
 
 static const struct option long_opts[] = {
@@ -158,6 +168,7 @@ static const struct option long_opts[] = {
 	{ "out", required_argument, NULL, O_OUT },
 	{ "buffer", required_argument, NULL, O_BUFFER },
 	{ "thp", no_argument, NULL, O_THP },
+	{ "memory", required_argument, NULL, O_MEMORY },
 	{ "json", no_argument, NULL, O_JSON },
 	{ "duration-before", required_argument, NULL, O_BEFORE },
 	{ "duration-after", required_argument, NULL, O_AFTER },
@@ -219,7 +230,7 @@ static int parse_methods(const char *s, struct bench_opts *o)
 static bool flag_option(struct bench_opts *o, int c)
 {
 	switch (c) {
-	case O_THP: o->thp = true; break;
+	case O_THP: o->memory = WL_MEM_THP; break;
 	case O_UNCACHED: o->restore_uncached = true; break;
 	case O_NOPRE: o->no_pre_protect = true; break;
 	case O_BUFIO: o->buffered_io = true; break;
@@ -321,6 +332,11 @@ static int word_option(struct bench_opts *o, int c, const char *arg)
 			return 0;
 		cli_error("--method: '%s' is not all or a list of uffd, uffd-signal, mprotect, fork, stop, auto", arg);
 		return -EINVAL;
+	case O_MEMORY:
+		if ((o->memory = wl_memory_parse(arg)) >= 0)
+			return 0;
+		cli_error("--memory: '%s' is not anon, thp, hugetlb, memfd or memfd-hugetlb", arg);
+		return -EINVAL;
 	case O_FILL:
 		if ((o->fill = wl_fill_parse(arg)) >= 0)
 			return 0;
@@ -413,7 +429,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		else if (c == O_SERIES)
 			o->series = optarg;
 		else if (c == O_PATTERN || c == O_METHOD || c == O_RESTORE || c == O_CORRUPT || c == O_COMPRESS ||
-		         c == O_FILL)
+		         c == O_FILL || c == O_MEMORY)
 			rc = word_option(o, c, optarg);
 		else if (c == O_INCR || c == O_DFRAC || c == O_RESETS || c == O_DPAGES)
 			rc = chain_option(o, c, optarg);
@@ -438,5 +454,6 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o)
 		cli_error("unexpected argument '%s'", argv[optind]);
 		rc = -EINVAL;
 	}
+	o->thp = o->memory == WL_MEM_THP;
 	return rc;
 }

@@ -23,6 +23,7 @@ static void json_setup(struct json *j, const struct bench_opts *o, const struct 
 	json_string(j, "fill", wl_fill_name(o->fill));
 	json_u64(j, "buffer_bytes", o->buffer);
 	json_bool(j, "thp", o->thp);
+	json_string(j, "memory", wl_memory_name(o->memory));
 	if (o->noise)
 		json_bool(j, "noise", true);
 	json_bool(j, "direct_io", res->st.direct_io);
@@ -95,8 +96,7 @@ static void json_restore(struct json *j, const struct bench_restore_result *rr)
 		json_double(j, "restore_read_ms", 3, rr->read_ms);
 		json_u64(j, "restore_file_bytes", rr->file_bytes);
 		json_bool(j, "restore_uncached", rr->which & BENCH_RESTORE_UNCACHED);
-		if (rr->huge_pages_known)
-			json_u64(j, "restore_huge_pages", rr->huge_pages);
+		json_raw(j, "restore_huge_pages", "%" PRId64, rr->huge_pages);
 	}
 	if (rr->which & BENCH_RESTORE_LAZY) {
 		json_u64(j, "resume_us", rr->resume_us);
@@ -118,8 +118,11 @@ void bench_report_json(const struct bench_opts *o, const struct bench_result *re
 	if (res->status == BENCH_SKIPPED) {
 		json_string(&j, "skipped", res->msg);
 	} else {
-		if (res->status == BENCH_OK)
+		if (res->status == BENCH_OK) {
 			json_measured(&j, res);
+			json_raw(&j, "huge_pages_before", "%" PRId64, res->huge_before);
+			json_raw(&j, "huge_pages_after", "%" PRId64, res->huge_after);
+		}
 		if (res->status == BENCH_OK && o->restore)
 			json_restore(&j, &res->rr);
 		bool verified = res->status == BENCH_OK && res->verified;
@@ -147,9 +150,9 @@ static void ratio(const char *what, double a, double b)
 
 static void table_rows(const struct bench_result *rs, int n)
 {
-	printf("%-11s %9s %9s %9s %9s %9s %8s %9s %9s %9s %11s %11s %11s %9s %9s %s\n", "method", "pause_us",
+	printf("%-11s %9s %9s %9s %9s %9s %8s %9s %9s %9s %11s %11s %11s %9s %9s %11s %s\n", "method", "pause_us",
 	       "wp_us", "prewp_ms", "total_ms", "MiB_out", "faulted", "fw_p50us", "fw_p99us", "fw_max_us",
-	       "w/s_before", "w/s_during", "w/s_after", "lost_ms", "extra_MiB", "verified");
+	       "w/s_before", "w/s_during", "w/s_after", "lost_ms", "extra_MiB", "huge_b/a", "verified");
 	for (int i = 0; i < n; i++) {
 		const struct bench_result *r = &rs[i];
 		if (r->status != BENCH_OK) {
@@ -159,11 +162,11 @@ static void table_rows(const struct bench_result *rs, int n)
 		}
 		const struct bgsnap_stats *s = &r->st;
 		printf("%-11s %9" PRIu64 " %9" PRIu64 " %9.1f %9.1f %9.1f %8" PRIu64
-		       " %9.1f %9.1f %9.1f %11.0f %11.0f %11.0f %9.1f %9.1f%s %s\n",
+		       " %9.1f %9.1f %9.1f %11.0f %11.0f %11.0f %9.1f %9.1f%s %5" PRId64 "/%-5" PRId64 " %s\n",
 		       bgsnap_method_name(r->ran), s->pause_us, s->wp_us, s->prewp_us / 1000.0, s->total_us / 1000.0,
 		       s->bytes_written / 1048576.0, s->pages_faulted, r->lat.p50_us, r->lat.p99_us, r->lat.max_us,
 		       r->wps_before, r->wps_during, r->wps_after, r->host_lost_ms, r->extra_mem / 1048576.0, strcmp(r->extra_src, "engine") ? "*" : " ",
-		       r->verified ? "yes" : "NO");
+		       r->huge_before, r->huge_after, r->verified ? "yes" : "NO");
 	}
 }
 
@@ -175,8 +178,9 @@ static void table_restores(const struct bench_result *rs, int n)
 			continue;
 		printf("restore %-11s", bgsnap_method_name(rs[i].ran));
 		if (rr->which & BENCH_RESTORE_EAGER)
-			printf(" eager %.1f ms (file read %.1f ms, throughput %.2fx of it)", rr->restore_ms, rr->read_ms,
-			       rr->restore_ms > 0 ? rr->read_ms / rr->restore_ms : 0);
+			printf(" eager %.1f ms (file read %.1f ms, throughput %.2fx of it; %" PRId64 " huge pages)",
+			       rr->restore_ms, rr->read_ms, rr->restore_ms > 0 ? rr->read_ms / rr->restore_ms : 0,
+			       rr->huge_pages);
 		if (rr->which & BENCH_RESTORE_LAZY)
 			printf(" lazy usable in %" PRIu64 " us (all in %.1f ms)", rr->resume_us, rr->lazy_total_ms);
 		printf(", verified %s\n", rr->verified ? "yes" : "NO");
@@ -229,7 +233,7 @@ void bench_report_table(const struct bench_opts *o, const struct bench_result *r
 {
 	printf("bench: %" PRIu64 " MiB, %u writer thread%s, pattern %s, copy buffer %" PRIu64 " KiB, %s\n\n",
 	       o->mem >> 20, o->threads, o->threads == 1 ? "" : "s", wl_pattern_name(o->pattern), o->buffer >> 10,
-	       o->thp ? "THP" : "4 KiB pages");
+	       wl_memory_name(o->memory));
 	table_rows(rs, n);
 	if (o->restore)
 		table_restores(rs, n);

@@ -24,6 +24,7 @@
 
 #include "bgsnap.h"
 #include "cli/clock.h"
+#include "workload.h"
 
 int bench_restore_parse(const char *s)
 {
@@ -43,12 +44,20 @@ int bench_restore_parse(const char *s)
  * once and dropping it again (untimed) leaves the process range untouched
  * but its future pages host-backed, so the timings measure the restore.
  */
-static uint8_t *fresh(size_t len, bool thp)
+static uint8_t *fresh(size_t len, int memory)
 {
+	/* The other kinds are what the host would restore into: the same
+	 * kind as the snapshotted memory (hugetlb pages are backed when the
+	 * pool is reserved). */
+	if (memory != WL_MEM_ANON && memory != WL_MEM_THP) {
+		uint8_t *m;
+		char err[256];
+		return wl_map_memory(memory, len, &m, err, sizeof(err)) == 0 ? m : NULL;
+	}
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
-	(void)madvise(p, len, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+	(void)madvise(p, len, memory == WL_MEM_THP ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 	(void)madvise(p, len, MADV_POPULATE_WRITE);
 	(void)madvise(p, len, MADV_DONTNEED);
 	return p;
@@ -113,34 +122,13 @@ static int evict(const char *path)
 	return e;
 }
 
-/* AnonHugePages (kB) of the mappings inside [m, m+len), from smaps: the
- * 2 MiB pages the restore left there.  -1 if smaps cannot be read. */
-static int64_t huge_pages(const uint8_t *m, size_t len)
-{
-	FILE *f = fopen("/proc/self/smaps", "re");
-	if (!f)
-		return -1;
-	char line[512];
-	int inside = 0;
-	int64_t kb = 0;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long lo, hi, v;
-		if (sscanf(line, "%llx-%llx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
-			inside = lo >= (uintptr_t)m && hi <= (uintptr_t)m + len;
-		else if (inside && sscanf(line, "AnonHugePages: %llu kB", &v) == 1)
-			kb += (int64_t)v;
-	}
-	fclose(f);
-	return kb / 2048;
-}
-
 /* A restore of the snapshot: what it needs and where its results go. */
 struct job {
 	const char *path;
 	bgsnap_reader *r;
 	unsigned region;
 	size_t mem_bytes;
-	bool thp;
+	int memory;                /* enum wl_memory of the restore's target */
 	const wl_oracle *oracle;
 	struct bench_restore_result *out;
 };
@@ -150,7 +138,7 @@ static int restore_eager(const struct job *j, unsigned threads)
 	struct bench_restore_result *out = j->out;
 	char err[400];
 	bool uncached = out->which & BENCH_RESTORE_UNCACHED;
-	uint8_t *m = fresh(j->mem_bytes, j->thp);
+	uint8_t *m = fresh(j->mem_bytes, j->memory);
 	if (!m || (uncached && evict(j->path) < 0) || read_file_ms(j->path, &out->read_ms, &out->file_bytes) < 0 ||
 	    (uncached && evict(j->path) < 0)) {
 		snprintf(out->msg, sizeof(out->msg), "restore: mmap, reading or uncaching %s failed", j->path);
@@ -162,13 +150,11 @@ static int restore_eager(const struct job *j, unsigned threads)
 	double t0 = mono_s();
 	int e = bgsnap_restore_reader(j->r, &t, 1, threads, err, sizeof(err));
 	out->restore_ms = (mono_s() - t0) * 1000.0;
-	int64_t hp = huge_pages(m, j->mem_bytes);
-	out->huge_pages_known = hp >= 0;
-	out->huge_pages = hp > 0 ? (uint64_t)hp : 0;
 	if (e < 0)
 		snprintf(out->msg, sizeof(out->msg), "eager restore: %s", err);
 	else
 		out->verified &= check(j->oracle, m, j->mem_bytes, "eager", out->msg, sizeof(out->msg));
+	out->huge_pages = wl_huge_pages(m, j->mem_bytes);
 	munmap(m, j->mem_bytes);
 	return e < 0 ? -1 : 0;
 }
@@ -178,7 +164,7 @@ static int restore_lazy(const struct job *j)
 {
 	struct bench_restore_result *out = j->out;
 	char err[400];
-	uint8_t *m = fresh(j->mem_bytes, j->thp);
+	uint8_t *m = fresh(j->mem_bytes, j->memory);
 	if (!m || ((out->which & BENCH_RESTORE_UNCACHED) && evict(j->path) < 0)) {
 		snprintf(out->msg, sizeof(out->msg), "restore: mmap or uncaching %s failed", j->path);
 		if (m)
@@ -213,14 +199,14 @@ static int restore_lazy(const struct job *j)
 	return 0;
 }
 
-int bench_restore(const char *path, int which, bool thp, size_t mem_bytes, unsigned threads,
+int bench_restore(const char *path, int which, int memory, size_t mem_bytes, unsigned threads,
                   const wl_oracle *oracle, struct bench_restore_result *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->which = which;   /* with BENCH_RESTORE_UNCACHED */
 	out->verified = true;
 	char err[400];
-	struct job j = { .path = path, .mem_bytes = mem_bytes, .thp = thp, .oracle = oracle, .out = out };
+	struct job j = { .path = path, .mem_bytes = mem_bytes, .memory = memory, .oracle = oracle, .out = out };
 	if (bgsnap_reader_open(&j.r, path, err, sizeof(err)) < 0) {
 		snprintf(out->msg, sizeof(out->msg), "restore: %s", err);
 		out->verified = false;

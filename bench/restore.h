@@ -22,8 +22,7 @@ struct bench_restore_result {
 	double restore_ms;         /* eager: bgsnap_restore until all is back   */
 	double read_ms;            /* the same file read with 1 MiB preads (dd) */
 	uint64_t file_bytes;
-	uint64_t huge_pages;        /* eager: 2 MiB pages in the restored memory */
-	int huge_pages_known;      /* smaps could be read                      */
+	int64_t huge_pages;        /* eager: the target's huge pages after it   */
 	uint64_t resume_us;        /* lazy: bgsnap_lazy_restore_start returned  */
 	double lazy_total_ms;      /* lazy: until every page was in            */
 	uint64_t lazy_demand, lazy_prefetched;
@@ -36,11 +35,12 @@ int bench_restore_parse(const char *s);
 
 /*
  * Runs the restores in `which` of snapshot `path` (region "mem", `mem_bytes`)
- * into fresh memory (THP advice as `thp`), `threads` threads for eager.
+ * into fresh memory of kind `memory` (enum wl_memory), `threads` threads
+ * for eager.
  * Returns 0 with *out filled (out->verified says whether the content
  * matched), or -1 with out->msg when a restore could not run.
  */
-int bench_restore(const char *path, int which, bool thp, size_t mem_bytes, unsigned threads,
+int bench_restore(const char *path, int which, int memory, size_t mem_bytes, unsigned threads,
                   const wl_oracle *oracle, struct bench_restore_result *out);
 
 #endif

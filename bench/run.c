@@ -274,10 +274,12 @@ static int snapshot(const struct bench_opts *o, bgsnap_engine *e, wl *w, const s
 		return r;
 	struct host_cpu c0, c1;
 	bool cpu = host_cpu_read(w, &c0) == 0;
+	res->huge_before = wl_huge_pages(wl_mem(w), wl_mem_bytes(w));
 	r = bgsnap_start(e, res->path);
 	bool started = r == 0;
 	if (started)
 		r = wait_showing(o, e);
+	res->huge_after = wl_huge_pages(wl_mem(w), wl_mem_bytes(w));
 	cpu = cpu && host_cpu_read(w, &c1) == 0;
 	noise_stop(noise);
 	double tc = mono_s();
@@ -326,7 +328,7 @@ static void finish(const struct bench_opts *o, wl *w, wl_oracle *oracle, const s
 	                             res->msg, sizeof(res->msg));
 	/* The oracle now stands at the snapshot's step counts. */
 	if (res->verified && o->restore)
-		bench_restore(res->path, o->restore | (o->restore_uncached ? BENCH_RESTORE_UNCACHED : 0), o->thp, wl_mem_bytes(w), o->threads, oracle, &res->rr);
+		bench_restore(res->path, o->restore | (o->restore_uncached ? BENCH_RESTORE_UNCACHED : 0), o->memory, wl_mem_bytes(w), o->threads, oracle, &res->rr);
 	if (!res->keep)
 		unlink(res->path);
 	res->status = BENCH_OK;

@@ -118,29 +118,12 @@ static void fill_page(uint8_t *pg, uint64_t page, int fill)
 		w[i] = init_word(fill, m, i);
 }
 
-/* Maps the region: over-mapped, then trimmed, so that it is 2 MiB aligned
- * (THP-eligible) and exactly one mapping; filled with its initial content. */
+/* Maps the region (memkind.c) and fills it with its initial content. */
 static int map_region(struct wl *w, char *err, size_t err_len)
 {
-	size_t map_len = w->len + HUGE_ALIGN;
-	uint8_t *map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (map == MAP_FAILED) {
-		int e = errno;
-		return cli_fail(err, err_len, -e, "mmap %zu bytes: %s", map_len, strerror(e));
-	}
-	uintptr_t a = ((uintptr_t)map + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1);
-	w->mem = (uint8_t *)a;
-	if (w->mem > map)
-		munmap(map, (size_t)(w->mem - map));
-	size_t tail = (size_t)((map + map_len) - (w->mem + w->len));
-	if (tail)
-		munmap(w->mem + w->len, tail);
-	bool thp = w->cfg.thp;
-	if (madvise(w->mem, w->len, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) != 0) {
-		int e = errno;
-		return cli_fail(err, err_len, -e, "madvise(%s): %s", thp ? "MADV_HUGEPAGE" : "MADV_NOHUGEPAGE",
-		                strerror(e));
-	}
+	int rc = wl_map_memory(w->cfg.memory, w->len, &w->mem, err, err_len);
+	if (rc)
+		return rc;
 	for (uint64_t pg = 0; pg < w->cfg.params.npages; pg++)
 		if (!wl_page_init_zero(&w->cfg.params, pg))
 			fill_page(w->mem + pg * WL_PAGE, pg, w->cfg.params.fill);
@@ -338,7 +321,7 @@ void wl_settle(wl *w)
 		return;
 	/* A snapshot that unprotected parts of huge pages split them; rebuild
 	 * them so every method starts from huge pages. */
-	if (w->cfg.thp)
+	if (w->cfg.memory == WL_MEM_THP)
 		madvise(w->mem, w->len, MADV_COLLAPSE);
 	madvise(w->mem, w->domain * WL_PAGE, MADV_POPULATE_WRITE);
 	w->touch_next_start = true;

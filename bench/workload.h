@@ -61,10 +61,33 @@ uint64_t wl_domain(const struct wl_params *p);
 /* True if page p starts (and, outside the domain, stays) zero. */
 bool wl_page_init_zero(const struct wl_params *p, uint64_t page);
 
+/* What backs the region. */
+enum wl_memory {
+	WL_MEM_ANON = 0,      /* private anonymous, MADV_NOHUGEPAGE            */
+	WL_MEM_THP,           /* private anonymous, MADV_HUGEPAGE              */
+	WL_MEM_HUGETLB,       /* private MAP_HUGETLB, 2 MiB pages              */
+	WL_MEM_MEMFD,         /* a memfd mapped MAP_SHARED                     */
+	WL_MEM_MEMFD_HUGETLB, /* a memfd_create(MFD_HUGETLB) mapped MAP_SHARED */
+};
+/* "anon", "thp", "hugetlb", "memfd", "memfd-hugetlb"; NULL if out of range. */
+const char *wl_memory_name(int memory);
+/* Returns the kind or -1. */
+int wl_memory_parse(const char *name);
+
 struct wl_config {
 	struct wl_params params;
 	bool thp;            /* MADV_HUGEPAGE (else MADV_NOHUGEPAGE)            */
+	int memory;          /* enum wl_memory; WL_MEM_THP when thp            */
 };
+
+/* Maps len bytes of memory `kind` (memkind.c) into *out: 0, or -errno with
+ * the reason in err (-ENOMEM: e.g. no free hugetlb pages). */
+int wl_map_memory(int kind, size_t len, uint8_t **out, char *err, size_t err_len);
+
+/* The region's memory in huge pages, from /proc/self/smaps: transparent
+ * (AnonHugePages, ShmemPmdMapped) and hugetlb (Private_/Shared_Hugetlb),
+ * in units of 2 MiB.  -1 if smaps cannot be read. */
+int64_t wl_huge_pages(const void *mem, size_t len);
 
 typedef struct wl wl;
 

@@ -11,6 +11,7 @@
  */
 #include "../bench/content.c"
 #include "../bench/oracle.c"
+#include "../bench/memkind.c"
 #include "../bench/workload.c"
 #include "../tools/cli/cli.c"
 

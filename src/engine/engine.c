@@ -214,7 +214,8 @@ int bgsnap_add_region(bgsnap_engine *e, const char *name, void *addr, size_t len
 			return err_set(&e->err, -EINVAL, "region '%s' overlaps region '%s'", name, r->name);
 	}
 	int shared = 0;
-	int rc = region_check(addr, len, &shared, &e->err);
+	uint64_t page_bytes = PAGE_SIZE_;
+	int rc = region_check(addr, len, &shared, &page_bytes, &e->err);
 	if (rc)
 		return rc;
 	struct region *nr = realloc(e->regions, sizeof(*nr) * (e->region_count + 1));
@@ -229,6 +230,7 @@ int bgsnap_add_region(bgsnap_engine *e, const char *name, void *addr, size_t len
 	r->pages = len / PAGE_SIZE_;
 	r->first_global = e->pages_total;
 	r->shared = shared;
+	r->granule_pages = page_bytes / PAGE_SIZE_;
 	e->pages_total += r->pages;
 	return (int)e->region_count++;
 }
@@ -544,7 +546,9 @@ static int start_check(bgsnap_engine *e)
 		if (e->regions[i].shared)
 			return err_set(&e->err, -ENOTSUP,
 			               "the %s method cannot snapshot region '%s': it is shared memory "
-			               "(memfd/shmem), which a fork child sees change; use uffd",
+			               "(MAP_SHARED: memfd, shmem or hugetlb), which a fork child shares instead "
+			               "of getting a copy-on-write view, so it would save writes made after the "
+			               "pause; use uffd, uffd-signal, mprotect or stop",
 			               bgsnap_method_name(e->ops->method), e->regions[i].name);
 	return 0;
 }

@@ -29,6 +29,10 @@ struct region {
 	uint64_t first_global;   /* index of its first page in the engine-wide page numbering */
 	int shared;              /* MAP_SHARED (memfd/shmem): fork cannot snapshot it */
 	int huge;                /* mostly huge pages when the run started (thp.c) */
+	/* 4 KiB pages per protection unit: 1, or 512 (2 MiB) / 262144 (1 GiB)
+	 * for hugetlb memory, which is protected, copied and unprotected only
+	 * by whole huge pages (track.c). */
+	uint64_t granule_pages;
 };
 
 struct state_blob {

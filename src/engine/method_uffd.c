@@ -150,7 +150,7 @@ static void retry_pending(struct track *t)
 	for (size_t i = 0; i < n; i++) {
 		uint64_t addr = again[i] & ~(uint64_t)1;
 		int pre = (int)(again[i] & 1);
-		int r = uffd_unprotect_fault(t, addr, PAGE_SIZE_, pre);
+		int r = uffd_unprotect_fault(t, addr, track_unit_bytes(t, addr), pre);
 		if (r < 0)
 			engine_fail(t->e, r, "cannot remove write protection at 0x%" PRIx64 ": %s", addr, strerror(-r));
 		if (pre && r < 0)
@@ -362,7 +362,10 @@ static int pre_protect(struct track *t)
 }
 
 /* Write-protects share `k` of `n` of all regions' bytes, cut at 2 MiB
- * boundaries so that no huge page is split between two threads. */
+ * boundaries so that no huge page is split between two threads.  The cuts
+ * are in the engine's page numbering, where a hugetlb region need not start
+ * on a huge page: inside one they move up to its next huge page, the same
+ * way for both threads that share the cut. */
 static int protect_share(struct track *t, unsigned k, unsigned n)
 {
 	struct bgsnap_engine *e = t->e;
@@ -373,8 +376,13 @@ static int protect_share(struct track *t, unsigned k, unsigned n)
 	uint64_t lo = per * k, hi = per * (k + 1);
 	for (uint32_t i = 0; i < e->region_count; i++) {
 		struct region *rg = &e->regions[i];
-		uint64_t a = rg->first_global, b = a + rg->pages;
+		uint64_t a = rg->first_global, b = a + rg->pages, g = rg->granule_pages;
 		uint64_t s = lo > a ? lo : a, end = hi < b ? hi : b;
+		if (s >= end)
+			continue;
+		s = a + (s - a + g - 1) / g * g;
+		end = a + (end - a + g - 1) / g * g;
+		end = end < b ? end : b;
 		if (s >= end)
 			continue;
 		int r = uffd_wp(p->fd, (uint64_t)(uintptr_t)(rg->addr + (s - a) * PAGE_SIZE_), (end - s) * PAGE_SIZE_,

@@ -53,9 +53,10 @@ int track_init(struct track *t, struct bgsnap_engine *e, const struct track_meth
 			return err_set(&e->err, -ENOMEM, "out of memory for the page bitmaps");
 	}
 	atomic_store(&t->prephase, 1);
-	int r = copybuf_init(&t->cb, e->opts.copy_buffer_bytes);
+	size_t cb_bytes = track_copybuf_bytes(e);
+	int r = copybuf_init(&t->cb, cb_bytes);
 	if (r)
-		return err_set(&e->err, r, "cannot allocate the %zu-byte copy buffer", e->opts.copy_buffer_bytes);
+		return err_set(&e->err, r, "cannot allocate the %zu-byte copy buffer", cb_bytes);
 	t->cb_ready = 1;
 	incr_warm_copybuf(t);
 	t->fault_around = e->fault_around_pages;
@@ -148,13 +149,18 @@ static int unprotect_fault(struct track *t, uint64_t addr, uint64_t len)
 	return unprotect_fault_ex(t, addr, len, 0) < 0;
 }
 
+int track_unprotect_fault(struct track *t, uint64_t addr, uint64_t len)
+{
+	return unprotect_fault(t, addr, len);
+}
+
 /* A fault before the snapshot instant: the page is only marked, to be
  * protected again in the pause, and released at once. */
-static enum track_fault_result fault_before_pause(struct track *t, struct track_region *tr, uint64_t w,
-                                                  uint64_t bit, uint64_t addr)
+static enum track_fault_result fault_before_pause(struct track *t, struct track_region *tr, uint64_t first,
+                                                  uint64_t n, uint64_t addr)
 {
-	atomic_fetch_or(&tr->dirty[w], bit);
-	int r = unprotect_fault_ex(t, addr, PAGE_SIZE_, 1);
+	track_set_bits(tr->dirty, first, n);
+	int r = unprotect_fault_ex(t, addr, n * PAGE_SIZE_, 1);
 	if (r < 0)
 		track_prephase_give_up(t, addr);
 	/* Queued for a retry: the retry ends this fault. */
@@ -210,6 +216,11 @@ enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_f
 	if (!track_lookup(t, addr, &ri, &page))
 		return TRACK_NOT_OURS;
 	struct track_region *tr = &t->regions[ri];
+	uint64_t unit = t->e->regions[ri].granule_pages;
+	if (unit > 1) {
+		page &= ~(unit - 1);
+		addr = (uint64_t)(uintptr_t)(t->e->regions[ri].addr + page * PAGE_SIZE_);
+	}
 	uint64_t w = page / 64, bit = 1ull << (page % 64);
 	/* Pre-phase: the snapshot instant has not come; the page only has to
 	 * be protected again in the pause.  `pre_inflight` is raised before
@@ -222,7 +233,9 @@ enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_f
 	else
 		pre = track_prephase_enter(t);
 	if (pre)
-		return fault_before_pause(t, tr, w, bit, addr);
+		return fault_before_pause(t, tr, page, unit, addr);
+	if (unit > 1)
+		return track_huge_fault(t, ri, page, unit, mode);
 	/* Fault-around: claim the aligned block of `around` pages with the
 	 * faulting one (one word: around divides 64), save every page of it we
 	 * win, and remove protection from the block in one call. */
@@ -433,22 +446,59 @@ static int flush_window(struct track *t, uint32_t ri, uint64_t lo, uint64_t hi)
 {
 	struct region *rg = &t->e->regions[ri];
 	struct track_region *tr = &t->regions[ri];
-	uint64_t t0 = now_ns(), s, end = lo;
+	uint64_t t0 = now_ns(), s, end = lo, unit = rg->granule_pages;
 	int r = 0;
 	while (!r && (s = next_run(tr->done, end, hi, &end)) < hi) {
-		r = t->m->unprotect(t, (uint64_t)(uintptr_t)(rg->addr + s * PAGE_SIZE_), (end - s) * PAGE_SIZE_);
+		/* Whole huge pages only: a fault still setting the done bits of
+		 * one unprotects it itself. */
+		uint64_t a = (s + unit - 1) / unit * unit, b = end / unit * unit;
+		if (a >= b)
+			continue;
+		r = t->m->unprotect(t, (uint64_t)(uintptr_t)(rg->addr + a * PAGE_SIZE_), (b - a) * PAGE_SIZE_);
 		count_unprotect(t);
 	}
 	atomic_fetch_add_explicit(&t->e->live->unprotect_us, us_since(t0), memory_order_relaxed);
 	return r ? err_sys(&t->e->werr, r, "cannot remove write protection after saving pages") : 0;
 }
 
-static int sweep_region(struct track *t, uint32_t ri)
+/* Claims and writes the pages of [first, first+n) no fault has claimed, and
+ * marks them done.  Returns 0 or -errno. */
+static int write_batch(struct track *t, uint32_t ri, uint64_t first, uint64_t n)
 {
 	struct bgsnap_engine *e = t->e;
 	struct region *rg = &e->regions[ri];
 	struct track_region *tr = &t->regions[ri];
 	uint64_t mine[SWEEP_PAGES / 64];
+	uint64_t w0 = first / 64, nw = (n + 63) / 64;
+	for (uint64_t j = 0; j < nw; j++) {
+		uint64_t left = n - j * 64;
+		uint64_t mask = left >= 64 ? ~0ull : (1ull << left) - 1;
+		mine[j] = mask & ~atomic_fetch_or(&tr->claimed[w0 + j], mask);
+	}
+	uint64_t i = 0;
+	while (i < n) {
+		if (!bit_at(mine, i)) {
+			i++;
+			continue;
+		}
+		uint64_t s = i;
+		while (i < n && bit_at(mine, i))
+			i++;
+		REGION_READ_BEGIN();
+		int r = fmtw_pages(&e->fw, ri, first + s, i - s, rg->addr + (first + s) * PAGE_SIZE_);
+		REGION_READ_END();
+		if (r)
+			return r;
+	}
+	for (uint64_t j = 0; j < nw; j++)
+		atomic_fetch_or(&tr->done[w0 + j], mine[j]);
+	return 0;
+}
+
+static int sweep_region(struct track *t, uint32_t ri)
+{
+	struct bgsnap_engine *e = t->e;
+	struct region *rg = &e->regions[ri];
 	uint64_t win = 0;   /* saved pages [win, first) still protected */
 	/* Measured (1 GiB, one random writer): a call costs 3-9 ms whatever its
 	 * size while the host runs, so the writer's unprotect time fell from
@@ -457,45 +507,28 @@ static int sweep_region(struct track *t, uint32_t ri)
 	 * then writes cost a fault each, but only a few thousand more. */
 	uint64_t window = rg->pages / 16;
 	window = window < WINDOW_MIN_PAGES ? WINDOW_MIN_PAGES : window > WINDOW_MAX_PAGES ? WINDOW_MAX_PAGES : window;
-	for (uint64_t first = 0; first < rg->pages; first += SWEEP_PAGES) {
+	/* hugetlb: a batch is one huge page. */
+	uint64_t step = rg->granule_pages > 1 ? rg->granule_pages : SWEEP_PAGES;
+	for (uint64_t first = 0; first < rg->pages; first += step) {
 		int r = drain_copies(t, 0);
 		if (r)
 			return r;
 		if (engine_cancelled(e))
 			return -ECANCELED;
-		uint64_t n = rg->pages - first < SWEEP_PAGES ? rg->pages - first : SWEEP_PAGES;
+		uint64_t n = rg->pages - first < step ? rg->pages - first : step;
 		/* The host may have unmapped the region against the contract; the
 		 * mprotect method has no event to tell.  Reading a hole would
 		 * crash the host: look first (one call per batch). */
 		unsigned char vec[SWEEP_PAGES];
-		if (mincore(rg->addr + first * PAGE_SIZE_, n * PAGE_SIZE_, vec) < 0 && errno == ENOMEM)
+		uint64_t look = n < SWEEP_PAGES ? n : SWEEP_PAGES;
+		if (mincore(rg->addr + first * PAGE_SIZE_, look * PAGE_SIZE_, vec) < 0 && errno == ENOMEM)
 			return engine_fail(e, -EFAULT,
 			                   "region '%s': [%p, +%llu bytes) is no longer mapped (munmap or mremap "
 			                   "during the snapshot); the snapshot is abandoned", rg->name,
 			                   (void *)(rg->addr + first * PAGE_SIZE_), (unsigned long long)(n * PAGE_SIZE_));
-		uint64_t w0 = first / 64, nw = (n + 63) / 64;
-		for (uint64_t j = 0; j < nw; j++) {
-			uint64_t left = n - j * 64;
-			uint64_t mask = left >= 64 ? ~0ull : (1ull << left) - 1;
-			mine[j] = mask & ~atomic_fetch_or(&tr->claimed[w0 + j], mask);
-		}
-		uint64_t i = 0;
-		while (i < n) {
-			if (!bit_at(mine, i)) {
-				i++;
-				continue;
-			}
-			uint64_t s = i;
-			while (i < n && bit_at(mine, i))
-				i++;
-			REGION_READ_BEGIN();
-			r = fmtw_pages(&e->fw, ri, first + s, i - s, rg->addr + (first + s) * PAGE_SIZE_);
-			REGION_READ_END();
-			if (r)
-				return r;
-		}
-		for (uint64_t j = 0; j < nw; j++)
-			atomic_fetch_or(&tr->done[w0 + j], mine[j]);
+		r = step == SWEEP_PAGES ? write_batch(t, ri, first, n) : track_write_huge(t, ri, first, n);
+		if (r)
+			return r;
 		engine_progress(e, &e->fw);
 		/* Unprotecting costs a TLB flush per call on these machines:
 		 * defer it over a window, unless a thread waits on this batch. */

@@ -134,6 +134,24 @@ void track_op_release(struct bgsnap_engine *e);
 int track_init(struct track *t, struct bgsnap_engine *e, const struct track_method *m, void *priv);
 void track_free(struct track *t);
 
+/* The copy buffer a run gets: the option, raised to one huge page of the
+ * largest hugetlb region up to TRACK_COPYBUF_HUGE_MAX (a fault copies
+ * its whole huge page). */
+#define TRACK_COPYBUF_HUGE_MAX (64u << 20)
+size_t track_copybuf_bytes(const struct bgsnap_engine *e);
+
+/* The bytes protected and unprotected as one at `addr`: its region's huge
+ * page for hugetlb memory, else a page. */
+uint64_t track_unit_bytes(const struct track *t, uint64_t addr);
+
+/* Sets bits [first, first+n) of v, lowest first (track_huge.c). */
+void track_set_bits(_Atomic uint64_t *v, uint64_t first, uint64_t n);
+
+/* Removes protection from [addr, addr+len) on the fault path (the method's
+ * unprotect_fault, its failure recorded and the run stopped); nonzero on
+ * failure.  Async-signal-safe. */
+int track_unprotect_fault(struct track *t, uint64_t addr, uint64_t len);
+
 /* Finds the region and page of `addr`; 0 if it is in no region. */
 int track_lookup(const struct track *t, uint64_t addr, uint32_t *region, uint64_t *page);
 
@@ -160,6 +178,15 @@ enum track_fault_result {
 
 /* The fault path.  `addr` is any address in the page. */
 enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_fault_mode mode);
+
+/* A write fault after the pause on huge page [first, first+n) of hugetlb
+ * region ri (track_huge.c): as track_fault for the whole huge page. */
+enum track_fault_result track_huge_fault(struct track *t, uint32_t ri, uint64_t first, uint64_t n,
+                                         enum track_fault_mode mode);
+
+/* The writer's part for huge page [first, first+n) of hugetlb region ri:
+ * written and marked done unless a fault claimed it.  0 or -errno. */
+int track_write_huge(struct track *t, uint32_t ri, uint64_t first, uint64_t n);
 
 /* Before the pause (end of prepare): starts the pre-phase and protects
  * every region with m->protect_all, timing it into the prewp_us statistic.

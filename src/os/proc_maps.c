@@ -65,3 +65,27 @@ int maps_walk_all(int (*fn)(const struct maps_entry *m, void *ctx), void *ctx, s
 	fclose(f);
 	return r;
 }
+
+int maps_page_size(uint64_t lo, uint64_t *bytes)
+{
+	/* smaps walks the page tables of every mapping it prints: stop at ours. */
+	FILE *f = fopen("/proc/self/smaps", "re");
+	if (!f)
+		return -errno;
+	char line[4096 + 256];
+	int in = 0, r = -ENOENT;
+	while (fgets(line, sizeof(line), f)) {
+		uint64_t a, b, kb;
+		if (sscanf(line, "%" SCNx64 "-%" SCNx64 " ", &a, &b) == 2) {
+			if (in)
+				break;
+			in = a == lo;
+		} else if (in && sscanf(line, "KernelPageSize: %" SCNu64 " kB", &kb) == 1) {
+			*bytes = kb << 10;
+			r = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return r;
+}

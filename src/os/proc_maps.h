@@ -28,4 +28,9 @@ int maps_walk(const void *addr, uint64_t len, int (*fn)(const struct maps_entry 
  * or fn's error. */
 int maps_walk_all(int (*fn)(const struct maps_entry *m, void *ctx), void *ctx, struct bgsnap_err *err);
 
+/* The page size the kernel maps [lo, ...) with (KernelPageSize in
+ * /proc/self/smaps for the mapping that starts at lo): 4096, or a hugetlb
+ * page size.  0 or -errno (-ENOENT: no mapping starts at lo). */
+int maps_page_size(uint64_t lo, uint64_t *bytes);
+
 #endif

@@ -4,9 +4,12 @@
  * mapping must be anonymous or shmem (memfd, MAP_SHARED|MAP_ANONYMOUS, SysV),
  * because userfaultfd cannot write-protect file-backed pages (ext4, xfs,
  * ...) and mprotect/fork could not give the pause-instant content of a file
- * that others may write.  hugetlbfs memory, MAP_HUGETLB included (it shows
- * as "/anon_hugepage"), is refused too: the engine saves and protects 4 KiB
- * pages, which a huge-page mapping cannot split.
+ * that others may write.  hugetlb memory (MAP_HUGETLB, shown as
+ * "/anon_hugepage"; files on a hugetlbfs mount; memfd_create(MFD_HUGETLB))
+ * is accepted: its page size, from KernelPageSize in /proc/self/smaps, is
+ * the region's granule - protection and saving then go by whole huge
+ * pages - so a region must not mix page sizes and must be aligned to its
+ * huge page.
  *
  * Protection (and fork's copy-on-write) applies to the page tables of the
  * registered mapping only: a write to the same shmem pages through another
@@ -24,8 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/magic.h>
-#include <sys/vfs.h>
 
 /* A mapping's backing, from the path column of /proc/self/maps. */
 static int backing_ok(const char *path)
@@ -51,6 +52,7 @@ struct file_span {
 struct check_ctx {
 	int need_rw;
 	int shared;
+	uint64_t page_bytes;         /* of the mappings seen so far; 0 before the first */
 	int spans_wanted;            /* collect spans (region_check) */
 	uint64_t lo, hi;             /* the region */
 	struct file_span *spans;     /* its file-backed parts, to look for aliases */
@@ -107,27 +109,35 @@ static int alias_one(const struct maps_entry *m, void *arg)
 	return 0;
 }
 
-/* MAP_HUGETLB memory, or a file on hugetlbfs. */
-static int hugetlb(const char *path)
+/* The kernel page size of mapping m: 4 KiB unless it is hugetlb memory,
+ * which always has a path ("/anon_hugepage", a hugetlbfs file, "/memfd:"). */
+static int page_size_of(const struct maps_entry *m, uint64_t *bytes, struct bgsnap_err *err)
 {
-	if (!strncmp(path, "/anon_hugepage", 14))
-		return 1;
-	struct statfs fs;
-	return path[0] == '/' && statfs(path, &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC;
+	*bytes = 4096;
+	if (m->path[0] != '/')
+		return 0;
+	int r = maps_page_size(m->lo, bytes);
+	return r ? err_set(err, r, "cannot read the page size of the mapping at 0x%" PRIx64 " from /proc/self/smaps: %s",
+	                   m->lo, strerror(-r)) : 0;
 }
 
 static int check_one(const struct maps_entry *m, void *arg)
 {
 	struct check_ctx *c = arg;
-	if (!backing_ok(m->path) && hugetlb(m->path))
-		return err_set(c->err, -ENOTSUP,
-		               "memory at 0x%" PRIx64 " is hugetlb memory ('%s'): not supported, bgsnap saves and "
-		               "protects 4 KiB pages and a huge page can only be protected whole; use anonymous "
-		               "memory (transparent huge pages are fine) or a memfd", m->lo, m->path);
-	if (!backing_ok(m->path))
+	uint64_t psz;
+	int r = page_size_of(m, &psz, c->err);
+	if (r)
+		return r;
+	if (!backing_ok(m->path) && psz == 4096)
 		return err_set(c->err, -ENOTSUP,
 		               "memory at 0x%" PRIx64 " is backed by file '%s': file-backed mappings "
-		               "cannot be write-protected; use anonymous memory or a memfd", m->lo, m->path);
+		               "cannot be write-protected; use anonymous memory, a memfd or hugetlbfs", m->lo, m->path);
+	if (c->page_bytes && c->page_bytes != psz)
+		return err_set(c->err, -ENOTSUP,
+		               "memory at 0x%" PRIx64 " ('%s') has %" PRIu64 "-byte pages but the rest of the region has %"
+		               PRIu64 "-byte pages: a region is tracked by one page size; register each part as "
+		               "its own region", m->lo, m->path, psz, c->page_bytes);
+	c->page_bytes = psz;
 	/* A region the host cannot write needs no snapshot protection, and
 	 * the methods that take away PROT_WRITE give back what was there. */
 	if (c->need_rw && (m->perms[0] != 'r' || m->perms[1] != 'w'))
@@ -141,14 +151,20 @@ static int check_one(const struct maps_entry *m, void *arg)
 	return 0;
 }
 
-int region_check(const void *addr, uint64_t len, int *shared, struct bgsnap_err *err)
+int region_check(const void *addr, uint64_t len, int *shared, uint64_t *page_bytes, struct bgsnap_err *err)
 {
 	struct check_ctx c = { .lo = (uintptr_t)addr, .hi = (uintptr_t)addr + len, .spans_wanted = 1, .err = err };
 	int r = maps_walk(addr, len, check_one, &c, err);
 	if (!r && c.nspans)
 		r = maps_walk_all(alias_one, &c, err);
 	*shared = c.shared;
+	*page_bytes = c.page_bytes ? c.page_bytes : 4096;
 	free(c.spans);
+	/* A huge page is protected and copied whole: a region that cut one
+	 * would own pages outside itself. */
+	if (!r && (((uintptr_t)addr | len) & (*page_bytes - 1)))
+		r = err_set(err, -EINVAL, "region %p+0x%" PRIx64 " is hugetlb memory with %" PRIu64 " KiB pages: its "
+		            "address and length must be multiples of the huge page size", addr, len, *page_bytes >> 10);
 	return r;
 }
 

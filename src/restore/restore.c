@@ -582,7 +582,7 @@ static void eager_register(struct eager *g)
 		struct rst_target *t = &g->t[i];
 		t->fresh = rst_private_anon(t->dst, t->pages * PAGE_SIZE_, &e) == 1 &&
 		           rst_populated(t->dst, t->pages, &first, &e) == 0;
-		t->thp = t->fresh && rst_thp_eligible(t->dst, t->pages * PAGE_SIZE_);
+		t->thp = t->fresh && rst_thp_target(t->dst, t->pages * PAGE_SIZE_);
 		t->uffd_ok = t->fresh && !t->thp;
 		want_uffd += t->uffd_ok;
 	}
@@ -676,6 +676,9 @@ int bgsnap_restore_reader(bgsnap_reader *r, const struct bgsnap_restore_target *
 		pthread_join(th[i], NULL);
 	eager_unregister(&g);
 	rc = g.err.code;
+	for (unsigned i = 0; rc == 0 && i < n; i++)
+		if (rst_thp_target(g.t[i].dst, g.t[i].pages * PAGE_SIZE_))
+			rst_thp_collapse(g.t[i].dst, g.t[i].pages * PAGE_SIZE_);
 out:
 	if (g.uffd >= 0)
 		close(g.uffd);

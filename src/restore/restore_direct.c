@@ -31,29 +31,6 @@
 
 typedef unsigned long long ull;
 
-int rst_thp_eligible(const void *dst, uint64_t len)
-{
-	FILE *f = fopen("/proc/self/smaps", "re");
-	if (!f)
-		return 0;
-	uintptr_t a = (uintptr_t)dst, b = a + len;
-	char line[512];
-	int inside = 0, seen = 0, all = 1;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long lo, hi;
-		int v;
-		char *dash = strchr(line, '-'), *sp = strchr(line, ' ');
-		if (dash && sp && dash < sp && sscanf(line, "%llx-%llx ", &lo, &hi) == 2) {
-			inside = lo < b && hi > a;
-		} else if (inside && sscanf(line, "THPeligible: %d", &v) == 1) {
-			seen = 1;
-			all &= v == 1;
-		}
-	}
-	fclose(f);
-	return seen && all;
-}
-
 static void populate(struct rst_target *t, uint64_t first, uint64_t count)
 {
 	/* Whole huge pages by address, clipped to the target. */

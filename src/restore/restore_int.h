@@ -43,6 +43,20 @@ int rst_check_targets(bgsnap_reader *r, const struct bgsnap_restore_target *t, u
  * or unreadable. */
 int rst_private_anon(const void *dst, uint64_t len, struct bgsnap_err *err);
 
+/* 1 if the memory at [dst, dst+len) wants transparent huge pages
+ * (MADV_HUGEPAGE, or THP "always" without MADV_NOHUGEPAGE): written in
+ * place, not with UFFDIO_COPY, which installs 4 KiB pages (restore_thp.c). */
+int rst_thp_target(const void *dst, uint64_t len);
+/* Collapses the 2 MiB blocks of [dst, dst+len) into huge pages, best
+ * effort (MADV_COLLAPSE). */
+void rst_thp_collapse(const void *dst, uint64_t len);
+
+/* A lazy restore target `i` at [dst, dst+len) that is not private
+ * anonymous memory: 1 with *unit (pages per fill) if it is private 2 MiB
+ * hugetlb memory, aligned; else -ENOTSUP saying why (restore_kind.c), or
+ * -errno if it is not all mapped. */
+int rst_lazy_other_target(unsigned i, const void *dst, uint64_t len, uint64_t *unit, struct bgsnap_err *err);
+
 /* Number of populated pages in [dst, dst+pages) (mincore), first one in
  * *first; -errno on failure. */
 int64_t rst_populated(const void *dst, uint64_t pages, uint64_t *first, struct bgsnap_err *err);
@@ -106,9 +120,6 @@ int rst_fill_run(int uffd, uint8_t *dst, const uint8_t *src, uint64_t count, int
  * of pages poisoned or -errno.
  */
 int64_t rst_poison(int uffd, uint8_t *dst, uint64_t count, int poison, struct bgsnap_err *err);
-
-/* 1 if every mapping in [dst, dst+len) is THP-eligible (smaps), else 0. */
-int rst_thp_eligible(const void *dst, uint64_t len);
 
 /*
  * MADV_POPULATE_WRITE of the pages a slice fills in a THP target, widened

@@ -18,6 +18,10 @@
  * EEXIST on a present page), and a waiter is woken by whichever install
  * covers its page (plus UFFDIO_WAKE on EEXIST).
  *
+ * hugetlb targets (private, 2 MiB pages) can only be filled a whole huge
+ * page at a time: a fault gets its huge page (serve_huge), and the prefetch
+ * skips them in its record pass and fills them huge page by huge page.
+ *
  * A page that cannot be read (I/O error, truncation, checksum) is poisoned
  * (UFFDIO_POISON: SIGBUS on access; PROT_NONE where the kernel lacks it),
  * never left missing (a hung thread) nor zero-filled (silent corruption).
@@ -78,6 +82,8 @@ struct bgsnap_lazy {
 	struct bgsnap_err err;         /* first failure; guarded by mu           */
 	atomic_int error;
 	uint8_t *hbuf;
+	uint64_t *unit;                /* per target: pages per install, 512 for
+	                                  2 MiB hugetlb memory, else 1            */
 	/* Guarded by fork_mu: */
 	bgsnap_lazy *next;             /* in the running list                    */
 	int listed, settled;
@@ -208,6 +214,54 @@ static void serve(bgsnap_lazy *l, uint8_t *buf, const struct rst_target *t, uint
 	}
 }
 
+/* One UFFDIO_COPY of a whole huge page: 1 installed, 0 already there (its
+ * waiters woken), or -errno. */
+static int install_huge(int uffd, uint8_t *dst, const uint8_t *buf, uint64_t len, struct bgsnap_err *e)
+{
+	for (int tries = 0;; tries++) {
+		struct uffdio_copy c = { .dst = (uintptr_t)dst, .src = (uintptr_t)buf, .len = len, .mode = 0 };
+		if (ioctl(uffd, UFFDIO_COPY, &c) == 0)
+			return 1;
+		if (errno == EEXIST) {
+			struct uffdio_range w = { (uintptr_t)dst, len };
+			(void)ioctl(uffd, UFFDIO_WAKE, &w);
+			return 0;
+		}
+		if ((errno != EAGAIN && errno != EINTR) || tries >= 1000)
+			return err_sys(e, -errno, "UFFDIO_COPY of the %llu-byte huge page at %p", (ull)len, (void *)dst);
+	}
+}
+
+/*
+ * The same as serve() for hugetlb memory, where a missing page can only be
+ * filled whole: huge page [first, first+n) of target t read into buf and
+ * installed with one UFFDIO_COPY.  A page that cannot be read poisons its
+ * whole huge page.  Counts into demand or prefetched.
+ */
+static void serve_huge(bgsnap_lazy *l, uint8_t *buf, const struct rst_target *t, uint64_t first, uint64_t n,
+                       int prefetch)
+{
+	struct bgsnap_err e = { 0, "" };
+	uint64_t bad;
+	uint8_t *dst = t->dst + first * PAGE_SIZE_;
+	pthread_mutex_lock(&l->rmu);
+	int rc = rst_fill(l->r, t->region, first, n, buf, &bad, &e);
+	pthread_mutex_unlock(&l->rmu);
+	if (rc == 0)
+		rc = install_huge(l->uffd, dst, buf, n * PAGE_SIZE_, &e);
+	if (rc > 0)
+		atomic_fetch_add(prefetch ? &l->prefetched : &l->demand, n);
+	if (rc >= 0)
+		return;
+	lazy_fail(l, &e);
+	struct bgsnap_err pe = { 0, "" };
+	int64_t k = rst_poison(l->uffd, dst, n, l->poison, &pe);
+	if (k < 0)
+		lazy_fail(l, &pe);
+	else
+		atomic_fetch_add(&l->failed, (uint64_t)k);
+}
+
 static const struct rst_target *find_target(const bgsnap_lazy *l, uint64_t addr, uint64_t *page)
 {
 	for (unsigned i = 0; i < l->n; i++) {
@@ -230,6 +284,11 @@ static void loop_fault(void *ctx, uint64_t addr, uint64_t flags, int token)
 	const struct rst_target *t = find_target(l, addr, &page);
 	if (!t)
 		return;   /* cannot happen: only targets are registered */
+	uint64_t unit = l->unit[t - l->t];
+	if (unit > 1) {
+		serve_huge(l, l->hbuf, t, page - page % unit, unit, 0);
+		return;
+	}
 	uint64_t first = page - page % DEMAND_PAGES;
 	uint64_t count = t->pages - first < DEMAND_PAGES ? t->pages - first : DEMAND_PAGES;
 	struct rst_counts c = { 0, 0, 0 };
@@ -313,6 +372,27 @@ static void settle(bgsnap_lazy *l)
 	set_settled(l);
 }
 
+/* hugetlb targets, which records cannot fill (a record may cover part of a
+ * huge page): huge page by huge page, through the random-access reader. */
+static void prefetch_huge(bgsnap_lazy *l)
+{
+	for (unsigned i = 0; i < l->n && !atomic_load(&l->stop); i++) {
+		uint64_t unit = l->unit[i];
+		if (unit <= 1)
+			continue;
+		uint8_t *buf = aligned_alloc(PAGE_SIZE_, (size_t)(unit * PAGE_SIZE_));
+		if (!buf) {
+			struct bgsnap_err e = { 0, "" };
+			err_set(&e, -ENOMEM, "out of memory for a huge page");
+			lazy_fail(l, &e);
+			return;   /* settle() poisons what is missing */
+		}
+		for (uint64_t p = 0; p < l->t[i].pages && !atomic_load(&l->stop); p += unit)
+			serve_huge(l, buf, &l->t[i], p, unit, 1);
+		free(buf);
+	}
+}
+
 /* The prefetch reads the file in order, a slice of records per pread (the
  * reader's file-order access is safe next to the handler's read_page). */
 static void *prefetch_main(void *arg)
@@ -342,7 +422,7 @@ static void *prefetch_main(void *arg)
 		int whole = rst_pread_all(fd, buf, y.offset + y.span - base, base, &se) == 0;
 		for (size_t i = slice[k].first; i < slice[k].end; i++) {
 			reader_run_get(l->r, i, &x);
-			if (l->target_of[x.region] < 0)
+			if (l->target_of[x.region] < 0 || l->unit[l->target_of[x.region]] > 1)
 				continue;
 			struct bgsnap_err re = { 0, "" };
 			const uint8_t *rec = buf + (x.offset - base);
@@ -356,6 +436,7 @@ static void *prefetch_main(void *arg)
 	free(buf);
 	free(slice);
 	reader_dec_free(dec);
+	prefetch_huge(l);
 	if (!atomic_load(&l->stop)) {
 		/* Every page is in or poisoned: no fault can wait any more. */
 		atomic_store(&l->total_us, us_since(l->t0_ns));
@@ -365,8 +446,9 @@ static void *prefetch_main(void *arg)
 	return NULL;
 }
 
-/* Every target is private anonymous memory not yet touched (a populated
- * page would keep its old content); sums their pages. */
+/* Every target is private anonymous or 2 MiB hugetlb memory not yet
+ * touched (a populated page would keep its old content); sums their
+ * pages. */
 static int check_lazy_targets(bgsnap_lazy *l, struct bgsnap_err *e)
 {
 	uint64_t total = 0;
@@ -374,10 +456,9 @@ static int check_lazy_targets(bgsnap_lazy *l, struct bgsnap_err *e)
 		struct rst_target *t = &l->t[i];
 		uint64_t first;
 		int rc = rst_private_anon(t->dst, t->pages * PAGE_SIZE_, e);
+		l->unit[i] = 1;
 		if (rc == 0)
-			rc = err_set(e, -ENOTSUP, "target %u at %p: lazy restore needs private anonymous memory "
-			             "(a shared or file-backed mapping cannot be filled with UFFDIO_COPY)", i,
-			             (void *)t->dst);
+			rc = rst_lazy_other_target(i, t->dst, t->pages * PAGE_SIZE_, &l->unit[i], e);
 		if (rc < 0)
 			return rc;
 		int64_t pop = rst_populated(t->dst, t->pages, &first, e);
@@ -417,9 +498,11 @@ static int map_regions(bgsnap_lazy *l, struct bgsnap_err *e)
  * are registered, for the unregistering in bgsnap_lazy_free. */
 static int register_targets(bgsnap_lazy *l, struct bgsnap_err *e)
 {
-	uint64_t need = (1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_ZEROPAGE) | (1ull << _UFFDIO_WAKE);
 	unsigned n = l->n;
 	for (unsigned i = 0; i < n; i++) {
+		/* hugetlb has no UFFDIO_ZEROPAGE: serve_huge copies zero pages. */
+		uint64_t need = (1ull << _UFFDIO_COPY) | (1ull << _UFFDIO_WAKE) |
+		                (l->unit[i] > 1 ? 0 : 1ull << _UFFDIO_ZEROPAGE);
 		struct uffdio_register reg = { .range = { (uintptr_t)l->t[i].dst, l->t[i].pages * PAGE_SIZE_ },
 		                               .mode = UFFDIO_REGISTER_MODE_MISSING };
 		if (ioctl(l->uffd, UFFDIO_REGISTER, &reg) < 0) {
@@ -448,7 +531,10 @@ static int open_handler(bgsnap_lazy *l, struct bgsnap_err *e)
 	l->poison = !!(granted & UFFD_FEATURE_POISON);
 	if ((rc = uffd_loop_init(&l->handler, l->uffd, &loop_ops, l)) < 0)
 		return err_sys(e, rc, "eventfd");
-	l->hbuf = aligned_alloc(PAGE_SIZE_, (size_t)DEMAND_PAGES * PAGE_SIZE_);
+	uint64_t pages = DEMAND_PAGES;
+	for (unsigned i = 0; i < l->n; i++)
+		pages = l->unit[i] > pages ? l->unit[i] : pages;
+	l->hbuf = aligned_alloc(PAGE_SIZE_, (size_t)(pages * PAGE_SIZE_));
 	return l->hbuf ? 0 : err_set(e, -ENOMEM, "out of memory");
 }
 
@@ -479,6 +565,10 @@ int bgsnap_lazy_restore_start(bgsnap_lazy **out, bgsnap_reader *r, const struct 
 	if ((rc = rst_check_targets(r, targets, n, &l->t, &e)) < 0)
 		goto fail;
 	l->n = n;
+	if (!(l->unit = calloc(n, sizeof(*l->unit)))) {
+		rc = err_set(&e, -ENOMEM, "out of memory");
+		goto fail;
+	}
 	if ((rc = check_lazy_targets(l, &e)) < 0 || (rc = map_regions(l, &e)) < 0 || (rc = open_handler(l, &e)) < 0)
 		goto fail;
 	/* Listed before a page can go missing: from here a fork waits. */
@@ -578,6 +668,7 @@ void bgsnap_lazy_free(bgsnap_lazy *l)
 	if (l->uffd >= 0)
 		close(l->uffd);
 	free(l->hbuf);
+	free(l->unit);
 	free(l->target_of);
 	free(l->t);
 	pthread_mutex_destroy(&l->mu);
