@@ -29,7 +29,9 @@ static void json_setup(struct json *j, const struct bench_opts *o, const struct 
 	json_string(j, "compress", o->compress == BGSNAP_COMPRESS_ZSTD ? "zstd" : "none");
 	json_u64(j, "max_bytes_per_s", o->max_rate);
 	if (o->compress_level)
-		json_u64(j, "compress_level", (uint64_t)o->compress_level);
+		json_raw(j, "compress_level", "%d", o->compress_level);
+	if (o->compress_threads)
+		json_u64(j, "compress_threads", o->compress_threads);
 	if (o->repeat > 1)
 		json_u64(j, "round", res->round);
 }
