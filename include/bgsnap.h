@@ -173,8 +173,18 @@ struct bgsnap_options {
 	 * (bgsnap_compress_available), -EINVAL for an unknown method or level. */
 	int compress;
 	int compress_level;         /* zstd 1..19 (negative: faster); 0 = 3     */
-	/* Threads that compress; 0 = the library's choice.  This version
-	 * compresses in the writer thread whatever the value. */
+	/* Threads that compress beside the writer; 0 = the library's choice
+	 * (one per online CPU but one, at least 1, at most 8); more than 64
+	 * count as 64.  They are started by bgsnap_start and joined before the
+	 * run ends.  The writer gathers up to 1024 pages into a chunk and
+	 * hands it over, and when it must wait for one it compresses a queued
+	 * chunk itself; records are written in the order the chunks were
+	 * gathered, so the file does not depend on the thread count.  Memory
+	 * in flight is fixed: threads + 2 chunks of 4 MiB each with a 4 MiB
+	 * frame buffer (about 8 MiB per chunk, plus one zstd workspace per
+	 * thread), allocated by bgsnap_start.  fork ignores the value: its
+	 * child writes the file and can start no thread, so it compresses in
+	 * its one writer. */
 	unsigned compress_threads;
 	/* Rate limit of the background writer, in bytes handed to the file or
 	 * stream per second (0, the default: unlimited).  It paces the writer
