@@ -178,8 +178,8 @@ struct bgsnap_options {
 	 * count as 64.  They are started by bgsnap_start and joined before the
 	 * run ends.  The writer gathers up to 1024 pages into a chunk and
 	 * hands it over, and when it must wait for one it compresses a queued
-	 * chunk itself; records are written in the order the chunks were
-	 * gathered, so the file does not depend on the thread count.  Memory
+	 * chunk itself; chunks are written in the order they were gathered
+	 * (fault copies written meanwhile may come between them).  Memory
 	 * in flight is fixed: threads + 2 chunks of 4 MiB each with a 4 MiB
 	 * frame buffer (about 8 MiB per chunk, plus one zstd workspace per
 	 * thread), allocated by bgsnap_start.  fork ignores the value: its
