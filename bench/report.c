@@ -101,6 +101,8 @@ static void json_restore(struct json *j, const struct bench_restore_result *rr)
 		json_u64(j, "resume_us", rr->resume_us);
 		json_double(j, "lazy_total_ms", 3, rr->lazy_total_ms);
 		json_u64(j, "lazy_pages_demand", rr->lazy_demand);
+		json_double(j, "lazy_touch_p50_us", 1, rr->touch_p50_us);
+		json_double(j, "lazy_touch_p99_us", 1, rr->touch_p99_us);
 		json_u64(j, "lazy_pages_prefetched", rr->lazy_prefetched);
 	}
 	json_bool(j, "restore_verified", rr->which && rr->verified);

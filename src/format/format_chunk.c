@@ -8,14 +8,15 @@
  * costs a compression attempt, never space.
  *
  * Chunks are compressed by the pool's workers (format_cpool.c) while the
- * writer goes on gathering the next; the writer alone writes records, in
- * the order the chunks were filled, so the output is never shared.
+ * writer goes on gathering the next; the writer alone writes records, as
+ * chunks come back compressed, so the output is never shared.
  *
  * The pages are copied into the chunk: the caller's memory may change (a
  * saved page is unprotected) as soon as a call returns.  Every buffer is
  * allocated by fwc_new, so a fork child (a pool without threads) writes
  * without allocating.  Fault copies do not join the chunk (they would end
- * it: they are scattered); each is compressed on its own at once.
+ * it: they are scattered): they are gathered into a list of single pages,
+ * compressed by the pool too, one frame (one record) per page.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -31,9 +32,8 @@
 
 struct fmt_chunker {
 	struct cpool *pool;
-	struct cpool_slot *cur;    /* the chunk being gathered, or NULL      */
-	uint8_t *page_frame;       /* codec_bound(one page), for fault copies */
-	size_t page_frame_cap;
+	struct cpool_slot *cur;    /* the run being gathered, or NULL          */
+	struct cpool_slot *list;   /* the single pages being gathered, or NULL */
 };
 
 int fwc_new(struct fmt_writer *w, const struct fmt_codec *codec)
@@ -47,15 +47,9 @@ int fwc_new(struct fmt_writer *w, const struct fmt_codec *codec)
 		return err_set(w->err, -ENOMEM, "format: out of memory");
 	w->cz = c;
 	unsigned threads = codec->threads < MAX_THREADS ? codec->threads : MAX_THREADS;
-	/* One slot filling, one per worker, one being written out. */
-	int rc = cpool_new(&c->pool, threads, threads ? threads + 2 : 1, CHUNK_BYTES, codec->level, w->err);
-	if (rc < 0)
-		return rc;
-	c->page_frame_cap = codec_bound(FMT_PAGE_SIZE);
-	c->page_frame = malloc(c->page_frame_cap);
-	if (!c->page_frame)
-		return err_set(w->err, -ENOMEM, "format: out of memory for the compression buffers");
-	return 0;
+	/* A run and a list being gathered, one chunk per worker, one being
+	 * written out. */
+	return cpool_new(&c->pool, threads, threads ? threads + 3 : 2, CHUNK_BYTES, codec->level, w->err);
 }
 
 void fwc_free(struct fmt_writer *w)
@@ -64,7 +58,6 @@ void fwc_free(struct fmt_writer *w)
 	if (!c)
 		return;
 	cpool_free(c->pool);
-	free(c->page_frame);
 	free(c);
 	w->cz = NULL;
 }
@@ -80,15 +73,29 @@ static int emit(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t 
 	return fw_write_raw(w, region, first, count, raw);
 }
 
-/* Writes out the oldest compressed chunk, if it is done (or, wait, once
- * it is).  1 if one was written, 0 if none is in flight, or -errno. */
+static int emit_slot(struct fmt_writer *w, const struct cpool_slot *s)
+{
+	if (!s->is_list)
+		return emit(w, s->region, s->first, s->count, s->raw, s->frame, s->clen);
+	size_t bound = cpool_page_bound(w->cz->pool);
+	for (uint64_t i = 0; i < s->count; i++) {
+		const struct cpool_page *pg = &s->pages[i];
+		int rc = emit(w, pg->region, pg->page, 1, s->raw + i * FMT_PAGE_SIZE, s->frame + i * bound, pg->clen);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Writes out a compressed chunk, if one is done (or, wait, once one is).
+ * 1 if one was written, 0 if none is in flight, or -errno. */
 static int retire_one(struct fmt_writer *w, int wait)
 {
 	struct fmt_chunker *c = w->cz;
 	struct cpool_slot *s = cpool_done(c->pool, wait);
 	if (!s)
 		return 0;
-	int rc = emit(w, s->region, s->first, s->count, s->raw, s->frame, s->clen);
+	int rc = emit_slot(w, s);
 	cpool_release(c->pool, s);
 	return rc < 0 ? rc : 1;
 }
@@ -101,25 +108,23 @@ static int retire(struct fmt_writer *w, int wait)
 	return rc;
 }
 
-/* Hands the pending chunk to the compressors. */
-static int submit(struct fmt_writer *w)
+/* Hands a gathered chunk (*slot) to the compressors. */
+static int submit(struct fmt_writer *w, struct cpool_slot **slot)
 {
-	struct fmt_chunker *c = w->cz;
-	if (!c->cur)
+	if (!*slot)
 		return 0;
-	cpool_submit(c->pool, c->cur);
-	c->cur = NULL;
+	cpool_submit(w->cz->pool, *slot);
+	*slot = NULL;
 	return retire(w, 0);
 }
 
-/* A slot to gather into: when every one is in flight, the oldest is
- * written out first (bounded memory: the writer waits for compression). */
-static int claim(struct fmt_writer *w)
+/* A slot to gather into: when none is free, one in flight is written out
+ * first (bounded memory: the writer waits for compression). */
+static int claim(struct fmt_writer *w, struct cpool_slot **slot)
 {
-	struct fmt_chunker *c = w->cz;
-	while (!(c->cur = cpool_get(c->pool))) {
+	while (!(*slot = cpool_get(w->cz->pool))) {
 		int rc = retire_one(w, 1);
-		if (rc <= 0)   /* 0: every slot in flight yet none submitted */
+		if (rc <= 0)   /* 0: none free yet none submitted */
 			return rc < 0 ? rc : err_set(w->err, -EIO, "format: compression buffers lost");
 	}
 	return 0;
@@ -127,9 +132,12 @@ static int claim(struct fmt_writer *w)
 
 int fwc_flush(struct fmt_writer *w)
 {
-	if (!w->cz)
+	struct fmt_chunker *c = w->cz;
+	if (!c)
 		return 0;
-	int rc = submit(w);
+	int rc = submit(w, &c->cur);
+	if (rc >= 0)
+		rc = submit(w, &c->list);
 	return rc < 0 ? rc : retire(w, 1);
 }
 
@@ -140,13 +148,13 @@ int fwc_add(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t coun
 	while (count) {
 		struct cpool_slot *s = c->cur;
 		if (s && (s->region != region || s->first + s->count != first)) {
-			int rc = submit(w);
+			int rc = submit(w, &c->cur);
 			if (rc < 0)
 				return rc;
 			s = NULL;
 		}
 		if (!s) {
-			int rc = claim(w);
+			int rc = claim(w, &c->cur);
 			if (rc < 0)
 				return rc;
 			s = c->cur;
@@ -162,7 +170,7 @@ int fwc_add(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t coun
 		count -= k;
 		d += k * FMT_PAGE_SIZE;
 		if (s->count == FMT_MAX_CPAGES) {
-			int rc = submit(w);
+			int rc = submit(w, &c->cur);
 			if (rc < 0)
 				return rc;
 		}
@@ -173,6 +181,14 @@ int fwc_add(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t coun
 int fwc_page(struct fmt_writer *w, uint32_t region, uint64_t page, const void *data)
 {
 	struct fmt_chunker *c = w->cz;
-	size_t clen = cpool_compress_here(c->pool, c->page_frame, c->page_frame_cap, data, FMT_PAGE_SIZE);
-	return emit(w, region, page, 1, data, c->page_frame, clen);
+	if (!c->list) {
+		int rc = claim(w, &c->list);
+		if (rc < 0)
+			return rc;
+		c->list->is_list = 1;
+	}
+	struct cpool_slot *s = c->list;
+	memcpy(s->raw + s->count * FMT_PAGE_SIZE, data, FMT_PAGE_SIZE);
+	s->pages[s->count++] = (struct cpool_page){ .region = region, .page = page };
+	return s->count == cpool_list_max(c->pool) ? submit(w, &c->list) : 0;
 }

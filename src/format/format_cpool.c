@@ -1,12 +1,12 @@
 /*
  * format_cpool.c - the compressor pool (format_cpool.h).
  *
- * One mutex guards the ring's states; the data of a slot belongs to
+ * One mutex guards the slots' states; the data of a slot belongs to
  * whoever moved it to its current state (the writer while FILLING, one
  * compressor while BUSY), so the buffers are touched outside the lock and
  * the state changes under it order those accesses.  Workers take the
- * oldest queued chunk, so the chunk the writer waits for next is the one
- * being worked on first.
+ * oldest queued chunk first.  A handful of slots: scanning them all is
+ * cheaper than keeping queues.
  */
 #include "format/format_cpool.h"
 
@@ -32,9 +32,12 @@ struct cpool {
 	pthread_cond_t work;           /* a chunk was queued, or stop        */
 	pthread_cond_t done;           /* a chunk was compressed             */
 	struct cpool_slot *slots;
-	unsigned nslots, head, inflight, queued;
+	unsigned nslots;
+	unsigned queued, busy, ndone;  /* slots in those states              */
+	uint64_t seq;
 	int stop;
-	size_t frame_cap;
+	size_t frame_cap, page_bound;
+	uint64_t list_max;
 	struct codec_cctx *own;        /* the writer's workspace             */
 	struct worker *workers;
 	unsigned nthreads;
@@ -42,23 +45,45 @@ struct cpool {
 
 static void compress_slot(struct cpool *p, struct codec_cctx *cctx, struct cpool_slot *s)
 {
-	s->clen = codec_compress(cctx, s->frame, p->frame_cap, s->raw, (size_t)s->count * FMT_PAGE_SIZE);
+	if (!s->is_list) {
+		s->clen = codec_compress(cctx, s->frame, p->frame_cap, s->raw, (size_t)s->count * FMT_PAGE_SIZE);
+		return;
+	}
+	for (uint64_t i = 0; i < s->count; i++)
+		s->pages[i].clen = codec_compress(cctx, s->frame + i * p->page_bound, p->page_bound,
+		                                  s->raw + i * FMT_PAGE_SIZE, FMT_PAGE_SIZE);
+}
+
+/* Under the lock: the oldest slot in `state`, or NULL. */
+static struct cpool_slot *oldest(struct cpool *p, int state)
+{
+	struct cpool_slot *best = NULL;
+	for (unsigned i = 0; i < p->nslots; i++) {
+		struct cpool_slot *s = &p->slots[i];
+		if (s->state == state && (!best || s->seq < best->seq))
+			best = s;
+	}
+	return best;
 }
 
 /* Under the lock: the oldest queued slot, now BUSY, or NULL. */
 static struct cpool_slot *take_queued(struct cpool *p)
 {
-	if (!p->queued)
-		return NULL;
-	for (unsigned i = 0; i < p->inflight; i++) {
-		struct cpool_slot *s = &p->slots[(p->head + i) % p->nslots];
-		if (s->state == SLOT_QUEUED) {
-			s->state = SLOT_BUSY;
-			p->queued--;
-			return s;
-		}
+	struct cpool_slot *s = p->queued ? oldest(p, SLOT_QUEUED) : NULL;
+	if (s) {
+		s->state = SLOT_BUSY;
+		p->queued--;
+		p->busy++;
 	}
-	return NULL;
+	return s;
+}
+
+/* Under the lock: s was compressed. */
+static void mark_done(struct cpool *p, struct cpool_slot *s)
+{
+	s->state = SLOT_DONE;
+	p->busy--;
+	p->ndone++;
 }
 
 static void *worker_main(void *arg)
@@ -67,15 +92,15 @@ static void *worker_main(void *arg)
 	struct cpool *p = wk->pool;
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		struct cpool_slot *s;
+		struct cpool_slot *s = NULL;
 		while (!p->stop && !(s = take_queued(p)))
 			pthread_cond_wait(&p->work, &p->lock);
-		if (p->stop)
+		if (!s)
 			break;
 		pthread_mutex_unlock(&p->lock);
 		compress_slot(p, wk->cctx, s);
 		pthread_mutex_lock(&p->lock);
-		s->state = SLOT_DONE;
+		mark_done(p, s);
 		pthread_cond_signal(&p->done);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -88,9 +113,11 @@ static int alloc_slots(struct cpool *p, size_t chunk_bytes, struct bgsnap_err *e
 	if (!p->slots)
 		return err_set(err, -ENOMEM, "format: out of memory for the compression buffers");
 	for (unsigned i = 0; i < p->nslots; i++) {
-		p->slots[i].raw = malloc(chunk_bytes);
-		p->slots[i].frame = malloc(p->frame_cap);
-		if (!p->slots[i].raw || !p->slots[i].frame)
+		struct cpool_slot *s = &p->slots[i];
+		s->raw = malloc(chunk_bytes);
+		s->frame = malloc(p->frame_cap);
+		s->pages = calloc(p->list_max, sizeof(*s->pages));
+		if (!s->raw || !s->frame || !s->pages)
 			return err_set(err, -ENOMEM, "format: out of memory for %u compression buffers of %zu bytes",
 			               p->nslots, chunk_bytes + p->frame_cap);
 	}
@@ -129,9 +156,13 @@ int cpool_new(struct cpool **out, unsigned threads, unsigned slots, size_t chunk
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->done, NULL);
-	p->nslots = slots ? slots : 1;
+	p->nslots = slots < 2 ? 2 : slots;
 	p->nthreads = threads;
 	p->frame_cap = codec_bound(chunk_bytes);
+	p->page_bound = codec_bound(FMT_PAGE_SIZE);
+	p->list_max = p->frame_cap / p->page_bound;
+	if (p->list_max > chunk_bytes / FMT_PAGE_SIZE)
+		p->list_max = chunk_bytes / FMT_PAGE_SIZE;
 	int rc = alloc_slots(p, chunk_bytes, err);
 	if (!rc)
 		rc = codec_cctx_new(&p->own, level, err);
@@ -162,6 +193,7 @@ void cpool_free(struct cpool *p)
 	for (unsigned i = 0; p->slots && i < p->nslots; i++) {
 		free(p->slots[i].raw);
 		free(p->slots[i].frame);
+		free(p->slots[i].pages);
 	}
 	free(p->slots);
 	codec_cctx_free(p->own);
@@ -171,15 +203,24 @@ void cpool_free(struct cpool *p)
 	free(p);
 }
 
+uint64_t cpool_list_max(const struct cpool *p)
+{
+	return p->list_max;
+}
+
+size_t cpool_page_bound(const struct cpool *p)
+{
+	return p->page_bound;
+}
+
 struct cpool_slot *cpool_get(struct cpool *p)
 {
-	struct cpool_slot *s = NULL;
 	pthread_mutex_lock(&p->lock);
-	if (p->inflight < p->nslots) {
-		s = &p->slots[(p->head + p->inflight) % p->nslots];
+	struct cpool_slot *s = oldest(p, SLOT_FREE);
+	if (s) {
 		s->state = SLOT_FILLING;
 		s->count = 0;
-		p->inflight++;
+		s->is_list = 0;
 	}
 	pthread_mutex_unlock(&p->lock);
 	return s;
@@ -189,6 +230,7 @@ void cpool_submit(struct cpool *p, struct cpool_slot *s)
 {
 	pthread_mutex_lock(&p->lock);
 	s->state = SLOT_QUEUED;
+	s->seq = ++p->seq;
 	p->queued++;
 	if (p->nthreads)
 		pthread_cond_signal(&p->work);
@@ -198,38 +240,27 @@ void cpool_submit(struct cpool *p, struct cpool_slot *s)
 struct cpool_slot *cpool_done(struct cpool *p, int wait)
 {
 	pthread_mutex_lock(&p->lock);
-	struct cpool_slot *h = p->inflight ? &p->slots[p->head] : NULL;
-	while (h && h->state != SLOT_DONE) {
-		if (h->state == SLOT_FILLING || !wait) {
-			h = NULL;
-			break;
-		}
-		/* Rather than wait, compress a queued chunk here (the head
-		 * itself when no worker has taken it yet). */
+	struct cpool_slot *d;
+	while (!(d = p->ndone ? oldest(p, SLOT_DONE) : NULL) && wait && (p->queued || p->busy)) {
+		/* Rather than wait, compress a queued chunk here. */
 		struct cpool_slot *s = take_queued(p);
 		if (s) {
 			pthread_mutex_unlock(&p->lock);
 			compress_slot(p, p->own, s);
 			pthread_mutex_lock(&p->lock);
-			s->state = SLOT_DONE;
+			mark_done(p, s);
 		} else {
 			pthread_cond_wait(&p->done, &p->lock);
 		}
 	}
 	pthread_mutex_unlock(&p->lock);
-	return h;
+	return d;
 }
 
 void cpool_release(struct cpool *p, struct cpool_slot *s)
 {
 	pthread_mutex_lock(&p->lock);
 	s->state = SLOT_FREE;
-	p->head = (p->head + 1) % p->nslots;
-	p->inflight--;
+	p->ndone--;
 	pthread_mutex_unlock(&p->lock);
-}
-
-size_t cpool_compress_here(struct cpool *p, void *dst, size_t cap, const void *src, size_t len)
-{
-	return codec_compress(p->own, dst, cap, src, len);
 }
