@@ -69,6 +69,7 @@ struct bench_opts {
 	int compress;            /* enum bgsnap_compress                     */
 	enum progress_mode progress; /* --progress, --quiet                  */
 	int compress_level;      /* 0: the library's default                 */
+	unsigned compress_threads; /* 0: the library's choice                */
 	uint64_t max_rate;       /* writer bytes/s limit, 0: none            */
 	unsigned incremental;    /* --incremental: snapshots after the full one */
 	double dirty_fraction;   /* --dirty-fraction: pages written between them */

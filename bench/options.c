@@ -91,9 +91,11 @@ void bench_usage(FILE *f)
 "                        a sequence per page, some pages zero), random (does not\n"
 "                        compress), text (words of a small vocabulary, compresses\n"
 "                        about 3x like a real heap) or zero (JSON \"fill\")\n"
-"  --compress C          none | zstd | zstd:LEVEL (1..19; default 3): page data\n"
-"                        in zstd chunks of up to 4 MiB (JSON \"compress\"; the\n"
-"                        file's size is \"bytes_stored\")\n"
+"  --compress C          none | zstd | zstd:LEVEL (1..19, -1..-7 faster; default 1):\n"
+"                        page data in zstd chunks of up to 4 MiB (JSON \"compress\";\n"
+"                        the file's size is \"bytes_stored\")\n"
+"  --compress-threads N  threads that compress beside the writer, 0..64 (default 0:\n"
+"                        the library's choice; JSON \"compress_threads\")\n"
 "  --restore R           eager | lazy | both: then restore the verified snapshot\n"
 "                        into fresh memory and check it with the same oracle\n"
 "  --restore-uncached    with --restore: drop the snapshot file from the page\n"
@@ -129,7 +131,9 @@ void bench_usage(FILE *f)
 "With --restore: restore_ms (eager: bgsnap_restore until all memory is back),\n"
 "restore_read_ms (the same file read with 1 MiB preads, as dd does),\n"
 "restore_file_bytes, resume_us (lazy: until the memory is usable),\n"
-"lazy_total_ms, lazy_pages_demand, lazy_pages_prefetched, restore_verified,\n"
+"lazy_total_ms, lazy_pages_demand, lazy_pages_prefetched, lazy_touch_p50_us and\n"
+"lazy_touch_p99_us (first read of 256 pages spread over the memory, at once),\n"
+"restore_verified,\n"
 "restore_huge_pages (eager: 2 MiB pages of the restored memory, AnonHugePages in\n"
 "/proc/self/smaps).\n"
 "\n"
@@ -157,7 +161,7 @@ void bench_usage(FILE *f)
 enum {
 	O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON, O_BEFORE, O_SEED, O_PROBE,
 	O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_UNCACHED, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_BUFIO,
-	O_AFTER, O_SERIES, O_COMPRESS, O_FILL, O_MAXRATE, O_INCR, O_DFRAC, O_RESETS, O_DPAGES, O_MEMORY,
+	O_AFTER, O_SERIES, O_COMPRESS, O_FILL, O_MAXRATE, O_INCR, O_DFRAC, O_RESETS, O_DPAGES, O_MEMORY, O_CTHREADS,
 };
 
 static const struct option long_opts[] = {
@@ -185,6 +189,7 @@ static const struct option long_opts[] = {
 	{ "buffered-io", no_argument, NULL, O_BUFIO },
 	{ "repeat", required_argument, NULL, O_REPEAT },
 	{ "compress", required_argument, NULL, O_COMPRESS },
+	{ "compress-threads", required_argument, NULL, O_CTHREADS },
 	{ "fill", required_argument, NULL, O_FILL },
 	{ "max-rate", required_argument, NULL, O_MAXRATE },
 	{ "incremental", required_argument, NULL, O_INCR },
@@ -287,6 +292,7 @@ static int number_option(struct bench_opts *o, int c, const char *arg)
 	switch (c) {
 	case O_THREADS: return number("threads", arg, 1, WL_MAX_THREADS, &o->threads);
 	case O_REPEAT: return number("repeat", arg, 1, REPEAT_MAX, &o->repeat);
+	case O_CTHREADS: return number("compress-threads", arg, 0, 64, &o->compress_threads);
 	case O_AFTER: return number("duration-after", arg, 0, 5000, &o->after_ms);
 	case O_WPTHREADS:
 		rc = number("wp-threads", arg, 0, 100000, &o->wp_threads);

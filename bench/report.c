@@ -30,7 +30,9 @@ static void json_setup(struct json *j, const struct bench_opts *o, const struct 
 	json_string(j, "compress", o->compress == BGSNAP_COMPRESS_ZSTD ? "zstd" : "none");
 	json_u64(j, "max_bytes_per_s", o->max_rate);
 	if (o->compress_level)
-		json_u64(j, "compress_level", (uint64_t)o->compress_level);
+		json_raw(j, "compress_level", "%d", o->compress_level);
+	if (o->compress_threads)
+		json_u64(j, "compress_threads", o->compress_threads);
 	if (o->repeat > 1)
 		json_u64(j, "round", res->round);
 }
@@ -102,6 +104,8 @@ static void json_restore(struct json *j, const struct bench_restore_result *rr)
 		json_u64(j, "resume_us", rr->resume_us);
 		json_double(j, "lazy_total_ms", 3, rr->lazy_total_ms);
 		json_u64(j, "lazy_pages_demand", rr->lazy_demand);
+		json_double(j, "lazy_touch_p50_us", 1, rr->touch_p50_us);
+		json_double(j, "lazy_touch_p99_us", 1, rr->touch_p99_us);
 		json_u64(j, "lazy_pages_prefetched", rr->lazy_prefetched);
 	}
 	json_bool(j, "restore_verified", rr->which && rr->verified);

@@ -26,6 +26,10 @@ struct bench_restore_result {
 	uint64_t resume_us;        /* lazy: bgsnap_lazy_restore_start returned  */
 	double lazy_total_ms;      /* lazy: until every page was in            */
 	uint64_t lazy_demand, lazy_prefetched;
+	/* lazy: first read of TOUCH_SAMPLES pages spread over the memory,
+	 * right after it became usable, median and 99th percentile (a page
+	 * the prefetch installed first costs no fault) */
+	double touch_p50_us, touch_p99_us;
 	bool verified;             /* every restored page matched the oracle    */
 	char msg[512];             /* why not                                  */
 };

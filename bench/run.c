@@ -100,6 +100,7 @@ static bgsnap_engine *make_engine(const struct bench_opts *o, int method, struct
 		opts.direct_io = 0;
 	opts.compress = o->compress;
 	opts.compress_level = o->compress_level;
+	opts.compress_threads = o->compress_threads;
 	opts.max_bytes_per_s = o->max_rate;
 	bgsnap_engine *e = NULL;
 	int r = bgsnap_create(&e, &opts);

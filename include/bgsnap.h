@@ -179,9 +179,20 @@ struct bgsnap_options {
 	 * -ENOTSUP (and a message) when the library was built without libzstd
 	 * (bgsnap_compress_available), -EINVAL for an unknown method or level. */
 	int compress;
-	int compress_level;         /* zstd 1..19 (negative: faster); 0 = 3     */
-	/* Threads that compress; 0 = the library's choice.  This version
-	 * compresses in the writer thread whatever the value. */
+	int compress_level;         /* zstd 1..19 (negative: faster); 0 = 1     */
+	/* Threads that compress beside the writer; 0 = the library's choice
+	 * (one per online CPU but one, at least 1, at most 8); more than 64
+	 * count as 64.  They are started by bgsnap_start and joined before the
+	 * run ends.  The writer gathers up to 1024 consecutive pages into a
+	 * chunk (fault copies: up to about 1000 single pages, one frame each)
+	 * and hands it over, and when it must wait it compresses a queued
+	 * chunk itself; records are written as chunks come back compressed,
+	 * so their order in the file varies (the index finds them).  Memory
+	 * in flight is fixed: threads + 3 chunks of 4 MiB each with a 4 MiB
+	 * frame buffer (about 8 MiB per chunk, plus one zstd workspace per
+	 * thread; 2 chunks without threads), allocated by bgsnap_start.  fork ignores the value: its
+	 * child writes the file and can start no thread, so it compresses in
+	 * its one writer. */
 	unsigned compress_threads;
 	/* Rate limit of the background writer, in bytes handed to the file or
 	 * stream per second (0, the default: unlimited).  It paces the writer

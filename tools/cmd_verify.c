@@ -4,8 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,7 +11,6 @@
 
 #include "bgsnap.h"
 #include "cli/cli.h"
-#include "cli/clock.h"
 #include "cli/progress.h"
 #include "commands.h"
 
@@ -31,45 +28,6 @@ static void usage(FILE *f)
 	           PROGRESS_HELP);
 }
 
-/*
- * The check is one library call that reports nothing while it runs, so the
- * progress is what this process has read so far (/proc/self/io's rchar)
- * against the file's size: the check reads every byte of the file.
- */
-struct watch {
-	struct progress bar;
-	atomic_bool stop;
-	uint64_t rchar0;
-};
-
-static uint64_t rchar_now(void)
-{
-	FILE *f = fopen("/proc/self/io", "r");
-	unsigned long long v = 0;
-	if (f) {
-		char line[128];
-		while (fgets(line, sizeof line, f))
-			if (sscanf(line, "rchar: %llu", &v) == 1)
-				break;
-		fclose(f);
-	}
-	return v;
-}
-
-static void *watch_run(void *arg)
-{
-	struct watch *w = arg;
-	while (!atomic_load(&w->stop)) {
-		uint64_t got = rchar_now() - w->rchar0;
-		/* Never 100% before the check is over. */
-		if (w->bar.total && got >= w->bar.total)
-			got = w->bar.total - 1;
-		progress_update(&w->bar, got);
-		sleep_ms(50);
-	}
-	return NULL;
-}
-
 /* The size to show progress against: 0 (unknown) for a pipe. */
 static uint64_t input_size(const char *file, int fd)
 {
@@ -78,18 +36,14 @@ static uint64_t input_size(const char *file, int fd)
 	return rc == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
 }
 
+/* The check is one library call that reports nothing while it runs, but
+ * it reads every byte of the file: the line follows the reads. */
 static int verify_watched(bgsnap_reader *r, const char *file, int fd, enum progress_mode mode)
 {
-	struct watch w = { .rchar0 = rchar_now() };
-	progress_begin(&w.bar, mode, "verify", input_size(file, fd));
-	pthread_t t;
-	bool watching = w.bar.shown && pthread_create(&t, NULL, watch_run, &w) == 0;
+	struct progress_watch w;
+	progress_watch_begin(&w, mode, "verify", input_size(file, fd));
 	int rc = bgsnap_reader_verify(r);
-	if (watching) {
-		atomic_store(&w.stop, true);
-		pthread_join(t, NULL);
-	}
-	progress_end(&w.bar);
+	progress_watch_end(&w);
 	return rc;
 }
 

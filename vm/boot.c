@@ -76,9 +76,17 @@ static int restore_ram(struct runner *r, bgsnap_reader *rd, const char *path, co
 			return EXIT_FAIL;
 		}
 		r->lazy_reader = rd;
+		progress_begin(&r->bar, r->progress_mode, "restore", r->vm.ram_size);
 	} else {
+		struct bgsnap_file_info fi;
+		uint64_t size = bgsnap_reader_info(rd, &fi, sizeof fi) == 0 ? fi.file_bytes : 0;
 		bgsnap_reader_close(rd);
-		if (bgsnap_restore(path, &tg, 1, 0, err, sizeof(err)) < 0) {
+		/* One call that reads the file once: the line follows the reads. */
+		struct progress_watch w;
+		progress_watch_begin(&w, r->progress_mode, "restore", size);
+		int rc = bgsnap_restore(path, &tg, 1, 0, err, sizeof(err));
+		progress_watch_end(&w);
+		if (rc < 0) {
 			cli_error("%s: cannot restore guest RAM: %s", path, err);
 			return EXIT_FAIL;
 		}

@@ -29,6 +29,9 @@ static void usage_options(FILE *f)
 	           "                         query-status, stop, cont, quit)\n"
 	           "  --control-mode MODE    the socket's permissions, octal (default 0600: its owner)\n"
 	           "  --stats                print guest speed and snapshot figures on stderr\n"
+	           "  --progress             a progress line on stderr while a snapshot or restore runs,\n"
+	           "                         even when stderr is not a terminal (by default: only then)\n"
+	           "  --quiet                no progress line\n"
 	           "  --no-thp               back guest RAM with 4 KiB pages only (default: MADV_HUGEPAGE)\n"
 	           "  -h, --help             this help\n");
 }
@@ -141,6 +144,8 @@ static int run_option(struct runner *r, struct run_args *a, int c, const char *a
 	case 'l': a->lazy = true; return EXIT_OK;
 	case 'T': a->thp = false; return EXIT_OK;
 	case 'h': cli_help(a->restore ? restore_usage : run_usage); return -1;
+	case PROGRESS_OPT_FORCE:
+	case PROGRESS_OPT_QUIET: progress_option(c, &r->progress_mode); return EXIT_OK;
 	default: cli_usage_error(a->restore ? restore_usage : run_usage, NULL); return EXIT_USAGE;
 	}
 }
@@ -157,6 +162,7 @@ static int run_args(struct runner *r, struct run_args *a, int argc, char **argv)
 		{ "control-mode", required_argument, NULL, 'C' },
 		{ "compress", required_argument, NULL, 'z' },
 		{ "max-rate", required_argument, NULL, 'B' },
+		PROGRESS_OPTS,
 		CLI_OPT_HELP,                                CLI_OPT_END,
 	};
 	int c, rc;

@@ -50,9 +50,16 @@ static void lazy_poll(struct runner *r, bool block)
 	if (!r->lazy)
 		return;
 	struct bgsnap_lazy_stats ls;
-	if (!block && (bgsnap_lazy_get_stats(r->lazy, &ls, sizeof ls) < 0 || !ls.done))
-		return;
+	if (!block) {
+		if (bgsnap_lazy_get_stats(r->lazy, &ls, sizeof ls) < 0)
+			return;
+		if (!ls.done) {
+			progress_update(&r->bar, (ls.pages_demand + ls.pages_prefetched + ls.pages_failed) * 4096u);
+			return;
+		}
+	}
 	int e = bgsnap_lazy_wait(r->lazy);
+	progress_end(&r->bar);
 	bgsnap_lazy_get_stats(r->lazy, &ls, sizeof ls);
 	if (e < 0) {
 		cli_error("lazy restore failed: %s", bgsnap_lazy_errmsg(r->lazy));
@@ -95,6 +102,7 @@ static bool turn(struct runner *r, bool *finished)
 	double t = mono_s();
 	speed_sample(r, t);
 	snapshot_poll(r, false);
+	snapshot_progress(r);
 	lazy_poll(r, false);
 	if (!*finished && vm_finished(&r->vm)) {
 		*finished = true;

@@ -18,6 +18,7 @@
 
 #include "bgsnap.h"
 #include "cli/dest.h"
+#include "cli/progress.h"
 #include "qmp.h"
 #include "vm.h"
 
@@ -72,6 +73,10 @@ struct runner {
 	int compress, compress_level;   /* every snapshot's (--compress)     */
 	uint64_t max_rate;           /* every snapshot's writer limit, B/s (--max-rate) */
 	bool stats;
+	/* The progress line (--progress, --quiet) of the running snapshot or
+	 * lazy restore: the two never overlap. */
+	enum progress_mode progress_mode;
+	struct progress bar;
 
 	struct snap *snaps;          /* oldest first, at most MAX_SNAPSHOTS    */
 	size_t nsnaps, capsnaps;
@@ -138,6 +143,9 @@ void control_serve(struct runner *r, const struct pollfd *pf, size_t n);
 
 /* speed.c */
 void speed_sample(struct runner *r, double t);
+/* The running snapshot's progress line redrawn from its counters. */
+void snapshot_progress(struct runner *r);
+
 /* The --stats report on stderr: the run and each snapshot. */
 void speed_report(const struct runner *r);
 

@@ -129,6 +129,7 @@ int snapshot_start(struct runner *r, struct snap *s)
 		return start_failed(r, s, rc, e, r->dest_err);
 	r->dest_spec = s->path;
 	s->state = SNAP_ACTIVE;
+	progress_begin(&r->bar, r->progress_mode, "snapshot", r->vm.ram_size);
 	r->eng = e;
 	r->last = s;
 	if (pthread_create(&r->waiter, NULL, waiter_main, r)) {
@@ -155,6 +156,7 @@ void snapshot_poll(struct runner *r, bool block)
 	if (!pthread_equal(r->waiter, pthread_self()))
 		pthread_join(r->waiter, NULL);
 	int rc = r->wait_rc;
+	progress_end(&r->bar);
 	bgsnap_get_stats(r->eng, &s->stats, sizeof s->stats);
 	s->t_done = r->wait_t;
 	if (rc < 0) {
@@ -169,6 +171,18 @@ void snapshot_poll(struct runner *r, bool block)
 	bgsnap_destroy(r->eng);
 	r->eng = NULL;
 	r->cur = NULL;
+}
+
+void snapshot_progress(struct runner *r)
+{
+	struct bgsnap_stats st;
+	if (!r->cur || !r->eng || !r->bar.shown || bgsnap_get_stats(r->eng, &st, sizeof st) < 0)
+		return;
+	uint64_t raw = st.pages_saved * 4096u;
+	r->bar.total = st.pages_total * 4096u;
+	if (r->compress != BGSNAP_COMPRESS_NONE && raw)
+		progress_ratio(&r->bar, (double)st.bytes_written / (double)raw);
+	progress_update(&r->bar, raw);
 }
 
 /* A pointer into the list, after entry `gone` was removed from it. */

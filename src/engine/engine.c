@@ -425,6 +425,18 @@ static void method_release(bgsnap_engine *e)
 		e->ops->release(e);
 }
 
+/* Compressor threads beside the writer: the option, or one per CPU but
+ * the writer's (at least one, at most 8). */
+static unsigned compress_threads(const bgsnap_engine *e)
+{
+	if (e->opts.compress == BGSNAP_COMPRESS_NONE || (e->ops->caps & METHOD_WRITES_IN_CHILD))
+		return 0;
+	if (e->opts.compress_threads)
+		return e->opts.compress_threads;
+	long n = sysconf(_SC_NPROCESSORS_ONLN) - 1;
+	return n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
+}
+
 /* The file's header: the regions. */
 static int write_header(bgsnap_engine *e)
 {
@@ -437,7 +449,7 @@ static int write_header(bgsnap_engine *e)
 		fr[i].size = e->regions[i].len;
 	}
 	struct fmt_out out = { &e->sink, sink_out_writev, sink_out_flush, SINK_IOV_MAX };
-	struct fmt_codec codec = { e->opts.compress, e->opts.compress_level };
+	struct fmt_codec codec = { e->opts.compress, e->opts.compress_level, compress_threads(e) };
 	int r = fmtw_begin_lineage(&e->fw, &out, fr, e->region_count, &codec, incr_lineage(e), &e->werr);
 	free(fr);
 	return r ? err_set(&e->err, r, "%s", e->werr.msg) : 0;

@@ -94,6 +94,9 @@ enum {
 	 * copy-on-write, which splits transparent huge pages: the engine
 	 * collapses them again when the run ends (thp.c). */
 	METHOD_SPLITS_HUGE_PAGES = 1u << 2,
+	/* The file is written by a forked child, which can start no thread:
+	 * no compressor threads, the writer compresses. */
+	METHOD_WRITES_IN_CHILD = 1u << 3,
 };
 
 struct track_method;

@@ -345,7 +345,7 @@ static void fork_release(struct bgsnap_engine *e)
 /* Nothing to abort: until the fork in protect there is no child. */
 const struct method_ops method_fork_ops = {
 	.method = BGSNAP_METHOD_FORK,
-	.caps = METHOD_NO_SHARED_REGIONS | METHOD_SPLITS_HUGE_PAGES,
+	.caps = METHOD_NO_SHARED_REGIONS | METHOD_SPLITS_HUGE_PAGES | METHOD_WRITES_IN_CHILD,
 	.prepare = fork_prepare,
 	.protect = fork_protect,
 	.launch = fork_launch,

@@ -122,6 +122,8 @@ enum fmt_compress { FMT_COMPRESS_NONE = 0, FMT_COMPRESS_ZSTD = 1 };
 struct fmt_codec {
 	int method;         /* enum fmt_compress */
 	int level;          /* zstd level; 0 = the codec's default */
+	unsigned threads;   /* compressor threads beside the writer (0: the
+	                       writer compresses; a fork child must), max 64 */
 };
 
 /*
@@ -191,7 +193,10 @@ int fmtw_begin(struct fmt_writer *w, const struct fmt_out *out, const struct fmt
  * to FMT_MAX_CPAGES consecutive pages of one region, each stored as one
  * CPAGES record, or as PAGES records when it does not compress below 97 %.
  * Everything the compressor needs is allocated here, so that a fork child
- * can write without allocating.  -ENOTSUP (with a message) when the
+ * can write without allocating, and codec->threads compressor threads are
+ * started here (fmtw_free joins them): they compress chunks while the
+ * caller goes on, and records still come out in the order the chunks
+ * were gathered.  -ENOTSUP (with a message) when the
  * library was built without the codec, -EINVAL for an unknown one. */
 int fmtw_begin_codec(struct fmt_writer *w, const struct fmt_out *out, const struct fmt_region *regions,
                      uint32_t region_count, const struct fmt_codec *codec, struct bgsnap_err *err);

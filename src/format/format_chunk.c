@@ -7,29 +7,33 @@
  * its size is written as PAGES records instead: incompressible memory
  * costs a compression attempt, never space.
  *
+ * Chunks are compressed by the pool's workers (format_cpool.c) while the
+ * writer goes on gathering the next; the writer alone writes records, as
+ * chunks come back compressed, so the output is never shared.
+ *
  * The pages are copied into the chunk: the caller's memory may change (a
  * saved page is unprotected) as soon as a call returns.  Every buffer is
- * allocated by fwc_new, so a fork child writes without allocating.
- * Fault copies do not join the chunk (they would end it: they are
- * scattered); each is compressed on its own at once.
+ * allocated by fwc_new, so a fork child (a pool without threads) writes
+ * without allocating.  Fault copies do not join the chunk (they would end
+ * it: they are scattered): they are gathered into a list of single pages,
+ * compressed by the pool too, one frame (one record) per page.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "format/codec.h"
+#include "format/format_cpool.h"
 #include "format/format_int.h"
 
 #define RAW_PERCENT 97u
 #define CHUNK_BYTES ((size_t)FMT_MAX_CPAGES * FMT_PAGE_SIZE)
+#define MAX_THREADS 64u
 
 struct fmt_chunker {
-	struct codec_cctx *cctx;
-	uint8_t *raw;              /* CHUNK_BYTES: the pending chunk's pages */
-	uint8_t *frame;            /* codec_bound(CHUNK_BYTES)               */
-	size_t frame_cap;
-	uint32_t region;
-	uint64_t first, count;     /* count 0: nothing pending               */
+	struct cpool *pool;
+	struct cpool_slot *cur;    /* the run being gathered, or NULL          */
+	struct cpool_slot *list;   /* the single pages being gathered, or NULL */
 };
 
 int fwc_new(struct fmt_writer *w, const struct fmt_codec *codec)
@@ -42,15 +46,10 @@ int fwc_new(struct fmt_writer *w, const struct fmt_codec *codec)
 	if (!c)
 		return err_set(w->err, -ENOMEM, "format: out of memory");
 	w->cz = c;
-	int rc = codec_cctx_new(&c->cctx, codec->level, w->err);
-	if (rc < 0)
-		return rc;
-	c->frame_cap = codec_bound(CHUNK_BYTES);
-	c->raw = malloc(CHUNK_BYTES);
-	c->frame = malloc(c->frame_cap);
-	if (!c->raw || !c->frame)
-		return err_set(w->err, -ENOMEM, "format: out of memory for the compression buffers");
-	return 0;
+	unsigned threads = codec->threads < MAX_THREADS ? codec->threads : MAX_THREADS;
+	/* A run and a list being gathered, one chunk per worker, one being
+	 * written out. */
+	return cpool_new(&c->pool, threads, threads ? threads + 3 : 2, CHUNK_BYTES, codec->level, w->err);
 }
 
 void fwc_free(struct fmt_writer *w)
@@ -58,33 +57,88 @@ void fwc_free(struct fmt_writer *w)
 	struct fmt_chunker *c = w->cz;
 	if (!c)
 		return;
-	codec_cctx_free(c->cctx);
-	free(c->raw);
-	free(c->frame);
+	cpool_free(c->pool);
 	free(c);
 	w->cz = NULL;
 }
 
-/* Pages [first, first+count) at `data` as one CPAGES record, or as PAGES
- * records when compressing does not pay. */
-static int emit(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t count, const void *data)
+/* Pages [first, first+count) at `raw` as one CPAGES record of the frame
+ * (clen bytes), or as PAGES records when compressing did not pay. */
+static int emit(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t count, const void *raw,
+                const void *frame, size_t clen)
+{
+	size_t len = (size_t)count * FMT_PAGE_SIZE;
+	if (clen && clen <= len / 100 * RAW_PERCENT)
+		return fw_write_cpages(w, region, first, count, frame, clen);
+	return fw_write_raw(w, region, first, count, raw);
+}
+
+static int emit_slot(struct fmt_writer *w, const struct cpool_slot *s)
+{
+	if (!s->is_list)
+		return emit(w, s->region, s->first, s->count, s->raw, s->frame, s->clen);
+	size_t bound = cpool_page_bound(w->cz->pool);
+	for (uint64_t i = 0; i < s->count; i++) {
+		const struct cpool_page *pg = &s->pages[i];
+		int rc = emit(w, pg->region, pg->page, 1, s->raw + i * FMT_PAGE_SIZE, s->frame + i * bound, pg->clen);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Writes out a compressed chunk, if one is done (or, wait, once one is).
+ * 1 if one was written, 0 if none is in flight, or -errno. */
+static int retire_one(struct fmt_writer *w, int wait)
 {
 	struct fmt_chunker *c = w->cz;
-	size_t len = (size_t)count * FMT_PAGE_SIZE;
-	size_t clen = codec_compress(c->cctx, c->frame, c->frame_cap, data, len);
-	if (clen && clen <= len / 100 * RAW_PERCENT)
-		return fw_write_cpages(w, region, first, count, c->frame, clen);
-	return fw_write_raw(w, region, first, count, data);
+	struct cpool_slot *s = cpool_done(c->pool, wait);
+	if (!s)
+		return 0;
+	int rc = emit_slot(w, s);
+	cpool_release(c->pool, s);
+	return rc < 0 ? rc : 1;
+}
+
+static int retire(struct fmt_writer *w, int wait)
+{
+	int rc;
+	while ((rc = retire_one(w, wait)) > 0)
+		;
+	return rc;
+}
+
+/* Hands a gathered chunk (*slot) to the compressors. */
+static int submit(struct fmt_writer *w, struct cpool_slot **slot)
+{
+	if (!*slot)
+		return 0;
+	cpool_submit(w->cz->pool, *slot);
+	*slot = NULL;
+	return retire(w, 0);
+}
+
+/* A slot to gather into: when none is free, one in flight is written out
+ * first (bounded memory: the writer waits for compression). */
+static int claim(struct fmt_writer *w, struct cpool_slot **slot)
+{
+	while (!(*slot = cpool_get(w->cz->pool))) {
+		int rc = retire_one(w, 1);
+		if (rc <= 0)   /* 0: none free yet none submitted */
+			return rc < 0 ? rc : err_set(w->err, -EIO, "format: compression buffers lost");
+	}
+	return 0;
 }
 
 int fwc_flush(struct fmt_writer *w)
 {
 	struct fmt_chunker *c = w->cz;
-	if (!c || !c->count)
+	if (!c)
 		return 0;
-	uint64_t n = c->count;
-	c->count = 0;
-	return emit(w, c->region, c->first, n, c->raw);
+	int rc = submit(w, &c->cur);
+	if (rc >= 0)
+		rc = submit(w, &c->list);
+	return rc < 0 ? rc : retire(w, 1);
 }
 
 int fwc_add(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t count, const void *data)
@@ -92,25 +146,31 @@ int fwc_add(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t coun
 	struct fmt_chunker *c = w->cz;
 	const uint8_t *d = data;
 	while (count) {
-		if (c->count && (c->region != region || c->first + c->count != first)) {
-			int rc = fwc_flush(w);
+		struct cpool_slot *s = c->cur;
+		if (s && (s->region != region || s->first + s->count != first)) {
+			int rc = submit(w, &c->cur);
 			if (rc < 0)
 				return rc;
+			s = NULL;
 		}
-		if (!c->count) {
-			c->region = region;
-			c->first = first;
+		if (!s) {
+			int rc = claim(w, &c->cur);
+			if (rc < 0)
+				return rc;
+			s = c->cur;
+			s->region = region;
+			s->first = first;
 		}
-		uint64_t k = FMT_MAX_CPAGES - c->count;
+		uint64_t k = FMT_MAX_CPAGES - s->count;
 		if (k > count)
 			k = count;
-		memcpy(c->raw + c->count * FMT_PAGE_SIZE, d, (size_t)k * FMT_PAGE_SIZE);
-		c->count += k;
+		memcpy(s->raw + s->count * FMT_PAGE_SIZE, d, (size_t)k * FMT_PAGE_SIZE);
+		s->count += k;
 		first += k;
 		count -= k;
 		d += k * FMT_PAGE_SIZE;
-		if (c->count == FMT_MAX_CPAGES) {
-			int rc = fwc_flush(w);
+		if (s->count == FMT_MAX_CPAGES) {
+			int rc = submit(w, &c->cur);
 			if (rc < 0)
 				return rc;
 		}
@@ -120,5 +180,15 @@ int fwc_add(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t coun
 
 int fwc_page(struct fmt_writer *w, uint32_t region, uint64_t page, const void *data)
 {
-	return emit(w, region, page, 1, data);
+	struct fmt_chunker *c = w->cz;
+	if (!c->list) {
+		int rc = claim(w, &c->list);
+		if (rc < 0)
+			return rc;
+		c->list->is_list = 1;
+	}
+	struct cpool_slot *s = c->list;
+	memcpy(s->raw + s->count * FMT_PAGE_SIZE, data, FMT_PAGE_SIZE);
+	s->pages[s->count++] = (struct cpool_page){ .region = region, .page = page };
+	return s->count == cpool_list_max(c->pool) ? submit(w, &c->list) : 0;
 }

@@ -20,7 +20,8 @@ void fwc_free(struct fmt_writer *w);
 /* Appends non-zero pages (already marked seen) to the pending chunk,
  * writing it out first when they do not continue it or it is full. */
 int fwc_add(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t count, const void *data);
-/* Writes one page now (a fault copy), compressed if that pays. */
+/* Gathers one page (a fault copy) into the list of single pages, each
+ * compressed on its own (a CPAGES record of one page, if that pays). */
 int fwc_page(struct fmt_writer *w, uint32_t region, uint64_t page, const void *data);
 /* Writes out the pending chunk, if any. */
 int fwc_flush(struct fmt_writer *w);

@@ -196,12 +196,15 @@ int cli_parse_compress(const char *opt, const char *s, int *method, int *level)
 		*level = 0;
 		return 0;
 	}
-	if (strncmp(s, "zstd", 4) || (s[4] && (s[4] != ':' || !cli_parse_u64(s + 5, 10, 1, 19, &v)))) {
-		cli_error("%s: '%s' is not none, zstd or zstd:LEVEL (1..19)", opt, s);
+	/* Negative levels (zstd's fast modes) are written zstd:-N. */
+	int neg = !strncmp(s, "zstd:-", 6);
+	if (strncmp(s, "zstd", 4) ||
+	    (s[4] && (s[4] != ':' || !cli_parse_u64(s + 5 + neg, 10, 1, neg ? 7 : 19, &v)))) {
+		cli_error("%s: '%s' is not none, zstd or zstd:LEVEL (1..19, or -1..-7: faster)", opt, s);
 		return -EINVAL;
 	}
 	*method = BGSNAP_COMPRESS_ZSTD;
-	*level = (int)v;
+	*level = neg ? -(int)v : (int)v;
 	return 0;
 }
 

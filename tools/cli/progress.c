@@ -1,5 +1,6 @@
 /* progress.c - the progress line of progress.h. */
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/clock.h"
@@ -103,4 +104,49 @@ int progress_only_options(int argc, char **argv, enum progress_mode *mode, cli_u
 	if (argc - optind != operands)
 		return cli_usage_error(usage, "%s", what);
 	return -1;
+}
+
+static uint64_t rchar_now(void)
+{
+	FILE *f = fopen("/proc/self/io", "r");
+	unsigned long long v = 0;
+	if (f) {
+		char line[128];
+		while (fgets(line, sizeof line, f))
+			if (sscanf(line, "rchar: %llu", &v) == 1)
+				break;
+		fclose(f);
+	}
+	return v;
+}
+
+static void *watch_run(void *arg)
+{
+	struct progress_watch *w = arg;
+	while (!atomic_load(&w->stop)) {
+		uint64_t got = rchar_now() - w->rchar0;
+		if (w->bar.total && got >= w->bar.total)
+			got = w->bar.total - 1;
+		progress_update(&w->bar, got);
+		nanosleep(&(struct timespec){ .tv_nsec = 50000000 }, NULL);
+	}
+	return NULL;
+}
+
+void progress_watch_begin(struct progress_watch *w, enum progress_mode mode, const char *label, uint64_t total)
+{
+	w->rchar0 = rchar_now();
+	atomic_init(&w->stop, false);
+	progress_begin(&w->bar, mode, label, total);
+	w->running = w->bar.shown && pthread_create(&w->thread, NULL, watch_run, w) == 0;
+}
+
+void progress_watch_end(struct progress_watch *w)
+{
+	if (w->running) {
+		atomic_store(&w->stop, true);
+		pthread_join(w->thread, NULL);
+		w->running = false;
+	}
+	progress_end(&w->bar);
 }

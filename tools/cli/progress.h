@@ -10,6 +10,8 @@
 #ifndef BGSNAP_TOOLS_PROGRESS_H
 #define BGSNAP_TOOLS_PROGRESS_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -52,5 +54,23 @@ void progress_ratio(struct progress *p, double ratio);
 void progress_update(struct progress *p, uint64_t done);
 /* Clears the line (if one was drawn); the work is over. */
 void progress_end(struct progress *p);
+
+/*
+ * A line for one library call that reports nothing while it runs but
+ * reads its input once (verify, an eager restore): a thread redraws it
+ * from what this process has read so far (/proc/self/io's rchar) against
+ * `total`, never showing 100 % before the call is over.  No thread when
+ * the line is not shown.
+ */
+struct progress_watch {
+	struct progress bar;
+	atomic_bool stop;
+	uint64_t rchar0;
+	pthread_t thread;
+	bool running;
+};
+void progress_watch_begin(struct progress_watch *w, enum progress_mode mode, const char *label, uint64_t total);
+/* Stops the thread and clears the line. */
+void progress_watch_end(struct progress_watch *w);
 
 #endif
