@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "runner.h"
@@ -21,6 +22,11 @@ static void usage_options(FILE *f)
 	           "  --snapshot-at MS:DEST  snapshot into DEST MS ms after the guest (re)started (repeatable);\n"
 	           "                         DEST: file:PATH (or PATH), exec:COMMAND (into its stdin),\n"
 	           "                         unix:SOCKET (connect), fd:N (an inherited descriptor)\n"
+	           "  --snapshot-every MS:DIR\n"
+	           "                         a chain of snapshots into DIR (made if missing), one every\n"
+	           "                         MS ms after the guest (re)started: DIR/snap-0001.bgsnap full,\n"
+	           "                         the next ones incremental (method auto: mprotect; or stop);\n"
+	           "                         restore the last file\n"
 	           "  --compress C           none | zstd | zstd:LEVEL: page data of every snapshot in zstd\n"
 	           "                         chunks (default none)\n"
 	           "  --max-rate SIZE        limit every snapshot's writer to SIZE bytes per second\n"
@@ -66,33 +72,85 @@ struct run_args {
 	const char *operand;         /* GUEST or SNAPSHOT */
 };
 
-/* --snapshot-at MS:DEST, added to the runner's schedule. */
-static int snapshot_at(struct runner *r, const char *arg)
+/* MS:REST of option `name`: the MS, and REST (non-empty, inside arg). */
+static bool parse_ms(const char *name, const char *arg, const char *what, uint64_t *ms, const char **rest)
 {
 	const char *colon = strchr(arg, ':');
 	char ms_text[32];
-	uint64_t ms;
 	if (!colon || colon == arg || !colon[1] || (size_t)(colon - arg) >= sizeof(ms_text)) {
-		cli_error("--snapshot-at: MS:DEST expected: %s", arg);
-		return EXIT_USAGE;
+		cli_error("%s: %s expected: %s", name, what, arg);
+		return false;
 	}
 	snprintf(ms_text, sizeof(ms_text), "%.*s", (int)(colon - arg), arg);
-	if (!cli_parse_u64(ms_text, 10, 0, UINT64_MAX - 1, &ms)) {
-		cli_error("--snapshot-at: MS:DEST expected: %s", arg);
-		return EXIT_USAGE;
+	if (!cli_parse_u64(ms_text, 10, 0, UINT64_MAX - 1, ms)) {
+		cli_error("%s: %s expected: %s", name, what, arg);
+		return false;
 	}
+	*rest = colon + 1;
+	return true;
+}
+
+/* --snapshot-at MS:DEST, added to the runner's schedule. */
+static int snapshot_at(struct runner *r, const char *arg)
+{
+	uint64_t ms;
+	const char *spec;
+	if (!parse_ms("--snapshot-at", arg, "MS:DEST", &ms, &spec))
+		return EXIT_USAGE;
 	char err[320];
 	struct dest d;
-	if (dest_parse(colon + 1, &d, err, sizeof(err)) < 0) {
+	if (dest_parse(spec, &d, err, sizeof(err)) < 0) {
 		cli_error("--snapshot-at: %s", err);
 		return EXIT_USAGE;
 	}
-	if (!snap_add(r, colon + 1, -1, ms)) {
+	if (!snap_add(r, spec, -1, ms)) {
 		if (errno != ENOSPC) {
 			cli_error("out of memory");
 			return EXIT_FAIL;
 		}
 		cli_error("--snapshot-at: at most %d snapshots", MAX_SNAPSHOTS);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+/* --snapshot-every MS:DIR: the chain's period and directory. */
+static int snapshot_every(struct runner *r, const char *arg)
+{
+	if (!parse_ms("--snapshot-every", arg, "MS:DIR", &r->every_ms, &r->every_dir))
+		return EXIT_USAGE;
+	if (!r->every_ms) {
+		cli_error("--snapshot-every: a period of at least 1 ms expected: %s", arg);
+		return EXIT_USAGE;
+	}
+	r->every_next_ms = r->every_ms;
+	return EXIT_OK;
+}
+
+/* The chain's method (auto: mprotect, the one that takes incremental
+ * snapshots with the tracker) and its directory, made if missing. */
+static int chain_setup(struct runner *r)
+{
+	if (!r->every_ms)
+		return EXIT_OK;
+	if (r->method == BGSNAP_METHOD_AUTO)
+		r->method = BGSNAP_METHOD_MPROTECT;
+	if (r->method != BGSNAP_METHOD_MPROTECT && r->method != BGSNAP_METHOD_STOP) {
+		cli_error("--snapshot-every: method %s cannot take a chain of snapshots (mprotect or stop can)",
+		          bgsnap_method_name(r->method));
+		return EXIT_USAGE;
+	}
+	if (r->nsnaps) {
+		cli_error("--snapshot-every does not go with --snapshot-at");
+		return EXIT_USAGE;
+	}
+	struct stat st;
+	if (mkdir(r->every_dir, 0700) < 0 && errno != EEXIST) {
+		cli_error("--snapshot-every: cannot create %s: %s", r->every_dir, strerror(errno));
+		return EXIT_FAIL;
+	}
+	if (stat(r->every_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		cli_error("--snapshot-every: %s is not a directory", r->every_dir);
 		return EXIT_USAGE;
 	}
 	return EXIT_OK;
@@ -123,6 +181,7 @@ static int run_option(struct runner *r, struct run_args *a, int c, const char *a
 		cli_error("--method: unknown method %s", arg);
 		return EXIT_USAGE;
 	case 's': return snapshot_at(r, arg);
+	case 'E': return snapshot_every(r, arg);
 	case 'c': r->control_path = arg; return EXIT_OK;
 	case 'C': {
 		uint64_t mode;
@@ -162,6 +221,7 @@ static int run_args(struct runner *r, struct run_args *a, int argc, char **argv)
 		{ "control-mode", required_argument, NULL, 'C' },
 		{ "compress", required_argument, NULL, 'z' },
 		{ "max-rate", required_argument, NULL, 'B' },
+		{ "snapshot-every", required_argument, NULL, 'E' },
 		PROGRESS_OPTS,
 		CLI_OPT_HELP,                                CLI_OPT_END,
 	};
@@ -183,7 +243,7 @@ static int run_args(struct runner *r, struct run_args *a, int argc, char **argv)
 	a->operand = argv[optind];
 	for (size_t i = 0; i < r->nsnaps; i++)
 		r->snaps[i].method = r->method;
-	return EXIT_OK;
+	return chain_setup(r);
 }
 
 static int run_or_restore(int argc, char **argv, bool restore)
@@ -231,7 +291,7 @@ static int cmd_guests(int argc, char **argv)
 }
 
 static const struct cli_command commands[] = {
-	{ "run", cmd_run, "run a guest (snapshots with --snapshot-at or the control socket)" },
+	{ "run", cmd_run, "run a guest (snapshots with --snapshot-at, --snapshot-every or the control socket)" },
 	{ "restore", cmd_restore, "continue a snapshotted guest" },
 	{ "guests", cmd_guests, "list the built-in guests" },
 };

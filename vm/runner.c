@@ -35,6 +35,9 @@ void runner_free(struct runner *r)
 	if (r->lazy_reader)
 		bgsnap_reader_close(r->lazy_reader);
 	control_close(r);
+	/* Before guest RAM goes away: its tracking is registered on it. */
+	if (r->chain_eng)
+		bgsnap_destroy(r->chain_eng);
 	if (r->snap_fd >= 0)
 		close(r->snap_fd);
 	for (size_t i = 0; i < r->nsnaps; i++)

@@ -53,6 +53,7 @@ struct snap {
 	double t_done;               /* committed                              */
 	uint64_t console_offset;     /* console bytes before the pause         */
 	uint64_t progress_at_pause;
+	bool chain;                  /* a link of the --snapshot-every chain   */
 	struct bgsnap_stats stats;
 };
 
@@ -73,6 +74,14 @@ struct runner {
 	int compress, compress_level;   /* every snapshot's (--compress)     */
 	uint64_t max_rate;           /* every snapshot's writer limit, B/s (--max-rate) */
 	bool stats;
+	/* --snapshot-every MS:DIR: a chain of snapshots into DIR, taken by
+	 * one engine kept from one to the next (chain_eng), the first full,
+	 * the next ones incremental. */
+	uint64_t every_ms;           /* 0: none                                */
+	const char *every_dir;
+	uint64_t every_next_ms;      /* when the next link is due, after t0    */
+	unsigned every_count;        /* links started                          */
+	bgsnap_engine *chain_eng;
 	/* The progress line (--progress, --quiet) of the running snapshot or
 	 * lazy restore: the two never overlap. */
 	enum progress_mode progress_mode;

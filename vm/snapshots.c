@@ -90,20 +90,45 @@ static int start_failed(struct runner *r, struct snap *s, int rc, bgsnap_engine 
 	s->state = SNAP_FAILED;
 	s->error = rc;
 	r->cur = NULL;
-	bgsnap_destroy(e);
+	/* The chain's engine stays: its next snapshot is a full one. */
+	if (e != r->chain_eng)
+		bgsnap_destroy(e);
 	return rc;
 }
 
-int snapshot_start(struct runner *r, struct snap *s)
+/* The engine for snapshot s: a new one over region "ram", or, for a link
+ * of the chain, the chain's (created with the first link).  0, or -errno
+ * with *out set to the engine that failed (NULL: none was created). */
+static int snapshot_engine(struct runner *r, const struct snap *s, bgsnap_engine **out)
 {
+	if (s->chain && r->chain_eng) {
+		*out = r->chain_eng;
+		return 0;
+	}
 	struct bgsnap_options o;
 	bgsnap_options_init(&o);
 	o.method = s->method;
 	o.compress = r->compress;
 	o.compress_level = r->compress_level;
 	o.max_bytes_per_s = r->max_rate;
+	o.chain = s->chain;
 	o.log = engine_log;
 	o.log_ctx = r;
+	*out = NULL;
+	int rc = bgsnap_create(out, &o);
+	if (rc < 0)
+		return rc;
+	struct bgsnap_hooks h = { .pause = hook_pause, .save_state = hook_save_state, .resume = hook_resume, .ctx = r };
+	rc = bgsnap_add_region(*out, "ram", r->vm.ram, r->vm.ram_size);
+	if (rc >= 0)
+		rc = bgsnap_set_hooks(*out, &h);
+	if (rc >= 0 && s->chain)
+		r->chain_eng = *out;
+	return rc < 0 ? rc : 0;
+}
+
+int snapshot_start(struct runner *r, struct snap *s)
+{
 	bgsnap_engine *e = NULL;
 	struct dest d;
 	r->dest_err[0] = '\0';
@@ -113,13 +138,7 @@ int snapshot_start(struct runner *r, struct snap *s)
 		s->error = rc;
 		return rc;
 	}
-	rc = bgsnap_create(&e, &o);
-	if (rc < 0)
-		return start_failed(r, s, rc, NULL, NULL);
-	struct bgsnap_hooks h = { .pause = hook_pause, .save_state = hook_save_state, .resume = hook_resume, .ctx = r };
-	rc = bgsnap_add_region(e, "ram", r->vm.ram, r->vm.ram_size);
-	if (rc >= 0)
-		rc = bgsnap_set_hooks(e, &h);
+	rc = snapshot_engine(r, s, &e);
 	if (rc >= 0) {
 		r->cur = s;
 		s->t_call = mono_s();
@@ -168,7 +187,8 @@ void snapshot_poll(struct runner *r, bool block)
 	} else {
 		s->state = SNAP_DONE;
 	}
-	bgsnap_destroy(r->eng);
+	if (r->eng != r->chain_eng)
+		bgsnap_destroy(r->eng);
 	r->eng = NULL;
 	r->cur = NULL;
 }
@@ -249,9 +269,47 @@ static bool scheduled(const struct snap *s)
 	return s->state == SNAP_PENDING && s->at_ms != AT_CONTROL;
 }
 
+/* The next link of the --snapshot-every chain, if due at `now`: started
+ * (0), else when it is due.  A link that comes due while another snapshot
+ * runs starts once that one completes; a guest that ended takes no more. */
+static double chain_schedule(struct runner *r, double now, bool finished)
+{
+	if (!r->every_ms || finished)
+		return -1;
+	double due = r->t0 + (double)r->every_next_ms / 1e3;
+	if (due > now)
+		return due;
+	char path[4096];
+	/* file: so that a ':' in DIR is never taken for a scheme. */
+	if (snprintf(path, sizeof(path), "file:%s/snap-%04u.bgsnap", r->every_dir, r->every_count + 1) >=
+	    (int)sizeof(path)) {
+		cli_error("--snapshot-every: directory name too long: %s", r->every_dir);
+		r->failures++;
+		r->every_ms = 0;
+		return -1;
+	}
+	struct snap *s = snap_add(r, path, r->method, r->every_next_ms);
+	if (!s) {
+		cli_error("snapshot %s not taken: %s", path, errno == ENOSPC ? "too many snapshots pending" : strerror(errno));
+		r->failures++;
+		r->every_ms = 0;
+		return -1;
+	}
+	s->chain = true;
+	r->every_count++;
+	r->every_next_ms += r->every_ms;
+	if (snapshot_start(r, s) < 0) {
+		cli_error("snapshot %s failed: %s", s->path, s->errmsg);
+		r->failures++;
+	}
+	return 0;
+}
+
 double snapshot_schedule(struct runner *r, double now, bool finished)
 {
-	double next_due = -1;
+	double next_due = chain_schedule(r, now, finished);
+	if (next_due == 0)
+		return 0;
 	for (size_t i = 0; i < r->nsnaps; i++) {
 		struct snap *s = &r->snaps[i];
 		if (!scheduled(s))
