@@ -49,13 +49,7 @@ static int ch_pause(void *ctx)
 static int ch_save(bgsnap_state *st, void *ctx)
 {
 	struct chain_hooks *h = ctx;
-	const struct wl_params *p = wl_get_params(h->w);
-	uint8_t blob[32 + 8 * WL_MAX_THREADS];
-	size_t n = wl_blob_size(p->threads);
-	if (n > sizeof(blob))
-		return -1;
-	wl_blob_encode(blob, p, h->steps);
-	return bgsnap_state_add(st, WL_BLOB_NAME, blob, n) == 0 ? 0 : -1;
+	return wl_blob_add(st, wl_get_params(h->w), h->steps);
 }
 
 static bgsnap_engine *chain_engine(const struct bench_opts *o, struct chain_hooks *h)

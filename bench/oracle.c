@@ -38,6 +38,16 @@ void wl_blob_encode(void *buf, const struct wl_params *p, const uint64_t *steps)
 		put_le64(b + BLOB_HDR + 8u * t, steps[t]);
 }
 
+int wl_blob_add(bgsnap_state *st, const struct wl_params *p, const uint64_t *steps)
+{
+	uint8_t blob[BLOB_HDR + 8 * WL_MAX_THREADS];
+	size_t n = wl_blob_size(p->threads);
+	if (n > sizeof(blob))
+		return -1;
+	wl_blob_encode(blob, p, steps);
+	return bgsnap_state_add(st, WL_BLOB_NAME, blob, n) == 0 ? 0 : -1;
+}
+
 int wl_blob_decode(const void *buf, size_t len, struct wl_params *p, uint64_t *steps)
 {
 	const uint8_t *b = buf;

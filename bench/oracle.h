@@ -13,12 +13,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <bgsnap.h>
+
 #include "workload.h"
 
 /* The "bench.oracle" state blob: params + step counts, little-endian. */
 #define WL_BLOB_NAME "bench.oracle"
 size_t wl_blob_size(unsigned threads);
 void wl_blob_encode(void *buf, const struct wl_params *p, const uint64_t *steps);
+/* Adds the blob to a snapshot's state from a bgsnap save_state hook:
+ * 0, or -1 if it cannot. */
+int wl_blob_add(bgsnap_state *st, const struct wl_params *p, const uint64_t *steps);
 /* Returns 0 or -EBADMSG; steps must hold WL_MAX_THREADS entries. */
 int wl_blob_decode(const void *buf, size_t len, struct wl_params *p, uint64_t *steps);
 

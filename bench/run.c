@@ -38,13 +38,7 @@ static int hook_pause(void *ctx)
 static int hook_save_state(bgsnap_state *st, void *ctx)
 {
 	struct hook_ctx *h = ctx;
-	const struct wl_params *p = wl_get_params(h->w);
-	uint8_t blob[32 + 8 * WL_MAX_THREADS];
-	size_t n = wl_blob_size(p->threads);
-	if (n > sizeof(blob))
-		return -1;
-	wl_blob_encode(blob, p, h->steps);
-	return bgsnap_state_add(st, WL_BLOB_NAME, blob, n) == 0 ? 0 : -1;
+	return wl_blob_add(st, wl_get_params(h->w), h->steps);
 }
 
 static void hook_resume(void *ctx)
