@@ -150,7 +150,10 @@ static void retry_pending(struct track *t)
 	for (size_t i = 0; i < n; i++) {
 		uint64_t addr = again[i] & ~(uint64_t)1;
 		int pre = (int)(again[i] & 1);
-		int r = uffd_unprotect_fault(t, addr, track_unit_bytes(t, addr), pre);
+		uint64_t len = track_unit_bytes(t, addr);
+		int r = uffd_unprotect_fault(t, addr, len, pre);
+		if (pre && r == 0)
+			track_prephase_unprotected(t, addr, len);
 		if (r < 0)
 			engine_fail(t->e, r, "cannot remove write protection at 0x%" PRIx64 ": %s", addr, strerror(-r));
 		if (pre && r < 0)

@@ -30,6 +30,9 @@
 
 #define SWEEP_PAGES 64u           /* 256 KiB: one bitmap word; bounds a fault's wait on the writer */
 #define DRAIN_MAX 256u
+#define SPAN_GAP_PAGES 32u        /* 128 KiB of protected pages cost less than a second protect call */
+#define PRE_ROUNDS_MAX 4
+#define PRE_ROUND_MIN_PAGES 64u   /* few enough for the pause */
 /* The unprotect window: a sixteenth of the region, within these bounds. */
 #define WINDOW_MIN_PAGES 4096u    /* 16 MiB */
 #define WINDOW_MAX_PAGES 65536u   /* 256 MiB */
@@ -154,13 +157,17 @@ int track_unprotect_fault(struct track *t, uint64_t addr, uint64_t len)
 	return unprotect_fault(t, addr, len);
 }
 
-/* A fault before the snapshot instant: the page is only marked, to be
- * protected again in the pause, and released at once. */
+/* A fault before the snapshot instant: the page is released at once and
+ * marked, to be protected again before or in the pause.  The mark follows
+ * the unprotect (here, or in track_prephase_unprotected for a queued one):
+ * a set bit means the page is writable, which is what lets a pre-phase
+ * round clear bits and protect again while faults go on (protect_spans). */
 static enum track_fault_result fault_before_pause(struct track *t, struct track_region *tr, uint64_t first,
                                                   uint64_t n, uint64_t addr)
 {
-	track_set_bits(tr->dirty, first, n);
 	int r = unprotect_fault_ex(t, addr, n * PAGE_SIZE_, 1);
+	if (r == 0)
+		track_set_bits(tr->dirty, first, n);
 	if (r < 0)
 		track_prephase_give_up(t, addr);
 	/* Queued for a retry: the retry ends this fault. */
@@ -321,12 +328,16 @@ int track_prephase_give_up(struct track *t, uint64_t addr)
 	return t->m->unprotect(t, (uint64_t)(uintptr_t)rg->addr, rg->len);
 }
 
+static void pre_protect_rounds(struct track *t);
+
 int track_pre_protect(struct track *t)
 {
 	struct bgsnap_engine *e = t->e;
 	uint64_t t0 = now_ns();
 	t->protecting = 1;
 	int r = t->m->protect_all(t);
+	if (!r)
+		pre_protect_rounds(t);
 	atomic_store(&e->live->prewp_us, us_since(t0));
 	if (r)
 		return engine_fail(e, r, "cannot write-protect the regions before the pause: %s", strerror(-r));
@@ -334,23 +345,105 @@ int track_pre_protect(struct track *t)
 	return 0;
 }
 
-/* Protects each run of dirty pages; counts them into reprotect_pages. */
-static int reprotect_dirty(struct track *t)
+void track_prephase_unprotected(struct track *t, uint64_t addr, uint64_t len)
+{
+	uint32_t ri;
+	uint64_t pg;
+	if (track_lookup(t, addr, &ri, &pg))
+		track_set_bits(t->regions[ri].dirty, pg, (len + PAGE_SIZE_ - 1) >> PAGE_SHIFT_);
+}
+
+static void clear_bits(_Atomic uint64_t *v, uint64_t first, uint64_t end)
+{
+	while (first < end) {
+		uint64_t w = first / 64, lo = first % 64;
+		uint64_t n = end - first < 64 - lo ? end - first : 64 - lo;
+		uint64_t mask = (n == 64 ? ~0ull : ((1ull << n) - 1) << lo);
+		atomic_fetch_and(&v[w], ~mask);
+		first += n;
+	}
+}
+
+/* Protects the dirty pages again, one call per span of runs closer than
+ * SPAN_GAP_PAGES: protecting a page that is protected already changes
+ * nothing, and one call over a short gap costs less than a second call
+ * (each call walks its range and flushes the TLB once).  With `clear`
+ * (a round before the pause, faults still coming) each span's bits are
+ * cleared before it is protected: a page written after the clear either
+ * faults after the protect (and is marked again) or was unprotected by a
+ * fault whose mark comes after its unprotect, so it is marked again too
+ * (fault_before_pause).  Counts the dirty pages into *pages. */
+static int protect_spans(struct track *t, int clear, uint64_t *pages)
 {
 	struct bgsnap_engine *e = t->e;
-	uint64_t pages = 0;
+	*pages = 0;
 	for (uint32_t ri = 0; ri < e->region_count; ri++) {
 		struct region *rg = &e->regions[ri];
-		uint64_t s, end = 0;
-		while ((s = next_run(t->regions[ri].dirty, end, rg->pages, &end)) < rg->pages) {
-			int r = t->m->protect_range(t, (uint64_t)(uintptr_t)(rg->addr + s * PAGE_SIZE_), (end - s) * PAGE_SIZE_);
-			if (r)
-				return r;
-			pages += end - s;
+		_Atomic uint64_t *bits = t->regions[ri].dirty;
+		uint64_t s, end = 0, ss = rg->pages, se = 0;
+		for (;;) {
+			s = next_run(bits, end, rg->pages, &end);
+			if (ss < rg->pages && (s >= rg->pages || s - se > SPAN_GAP_PAGES)) {
+				if (clear)
+					clear_bits(bits, ss, se);
+				int r = t->m->protect_range(t, (uint64_t)(uintptr_t)(rg->addr + ss * PAGE_SIZE_),
+				                            (se - ss) * PAGE_SIZE_);
+				if (r)
+					return r;
+				ss = rg->pages;
+			}
+			if (s >= rg->pages)
+				break;
+			if (ss == rg->pages)
+				ss = s;
+			se = end;
+			*pages += end - s;
 		}
 	}
-	atomic_store(&e->live->reprotect_pages, pages);
 	return 0;
+}
+
+static uint64_t dirty_count(struct track *t)
+{
+	uint64_t n = 0;
+	for (uint32_t ri = 0; ri < t->e->region_count; ri++)
+		for (uint64_t w = 0; w < t->regions[ri].words; w++)
+			n += (uint64_t)__builtin_popcountll(atomic_load_explicit(&t->regions[ri].dirty[w],
+			                                                         memory_order_relaxed));
+	return n;
+}
+
+/* Rounds of protecting again, before the pause, what the host wrote during
+ * the pre-protect (or the round before): each round is far shorter than
+ * the one before (a span call costs less than the host's fault on a page),
+ * so the pages left for the pause shrink geometrically, which keeps the
+ * pause short under a host that writes fast.  Stops when few pages are
+ * left or a round no longer halves them.  A failure only gives up the
+ * pre-phase (the pause then protects everything). */
+static void pre_protect_rounds(struct track *t)
+{
+	uint64_t last = UINT64_MAX;
+	for (int round = 0; round < PRE_ROUNDS_MAX && !atomic_load(&t->pre_spoiled); round++) {
+		uint64_t d = dirty_count(t);
+		if (d <= PRE_ROUND_MIN_PAGES || d > last / 2)
+			break;
+		uint64_t done;
+		if (protect_spans(t, 1, &done)) {
+			atomic_store(&t->pre_spoiled, 1);
+			break;
+		}
+		last = d;
+	}
+}
+
+/* Protects the dirty pages in the pause; counts them into reprotect_pages. */
+static int reprotect_dirty(struct track *t)
+{
+	uint64_t pages;
+	int r = protect_spans(t, 0, &pages);
+	if (!r)
+		atomic_store(&t->e->live->reprotect_pages, pages);
+	return r;
 }
 
 int track_protect_in_pause(struct track *t)

@@ -219,6 +219,10 @@ void track_prephase_leave(struct track *t);
  * protect everything.  Async-signal-safe.  Returns 0 or -errno. */
 int track_prephase_give_up(struct track *t, uint64_t addr);
 
+/* A pre-phase fault's queued unprotect of [addr, addr+len) has passed:
+ * marks the pages dirty (a mark always follows its unprotect). */
+void track_prephase_unprotected(struct track *t, uint64_t addr, uint64_t len);
+
 /* Marks every page of [start,end) as discarded by the host (MADV_DONTNEED,
  * munmap, mremap): fails the run if any of them was not saved yet. */
 void track_discard(struct track *t, uint64_t start, uint64_t end, const char *what);
