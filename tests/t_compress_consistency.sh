@@ -31,33 +31,8 @@ fails=0
 runs=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
-check() {
-	python3 - "$@" <<'PY'
-import json, sys
-path, methods = sys.argv[1], sys.argv[2:]
-bad, seen = [], {}
-for line in open(path):
-    o = json.loads(line)
-    m = o.get("method")
-    seen[m] = seen.get(m, 0) + 1
-    if "skipped" in o:
-        print("note: %s skipped: %s" % (m, o["skipped"]))
-        continue
-    if o.get("verified") is not True:
-        bad.append("%s: not verified: %s" % (m, o.get("error", "")))
-    if o.get("restore_verified") is not True:
-        bad.append("%s: restore not verified: %s" % (m, o.get("error", "")))
-    if o.get("compress") != "zstd":
-        bad.append("%s: compress is %r" % (m, o.get("compress")))
-    if not 0 < o.get("bytes_stored", 0) < o.get("mem_bytes", 0):
-        bad.append("%s: bytes_stored %s for mem_bytes %s" % (m, o.get("bytes_stored"), o.get("mem_bytes")))
-for m in methods:
-    if seen.get(m) != 1:
-        bad.append("method %s has %d result lines" % (m, seen.get(m, 0)))
-for b in bad:
-    print(b)
-sys.exit(1 if bad else 0)
-PY
+check() { # FILE METHOD...: verified, restored, compressed by zstd and smaller
+	python3 tests/bench_check.py "$1" --restore --compress zstd "${@:2}"
 }
 
 for threads in 1 3; do

@@ -27,50 +27,9 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 # line; verified equals WANT_VERIFIED unless the method was skipped (refused by
 # this kernel), which is reported.  Prints problems, exits 1 on any.
 check_json() {
-	python3 - "$@" <<'EOF'
-import json, sys
-path, want, methods = sys.argv[1], sys.argv[2] == "true", sys.argv[3:]
-fields = ["method", "mem_bytes", "threads", "pattern", "pause_us", "wp_us", "total_ms",
-          "bytes_written", "pages_total", "pages_zero", "pages_faulted",
-          "first_write_us_p50", "first_write_us_p99", "first_write_us_max",
-          "writes_per_s_before", "writes_per_s_during", "extra_mem_peak_bytes", "verified",
-          "prewp_ms", "reprotect_pages"]
-bad = []
-seen = {}
-for n, line in enumerate(open(path), 1):
-    try:
-        o = json.loads(line)
-    except ValueError as e:
-        bad.append("line %d is not JSON (%s): %s" % (n, e, line.strip()))
-        continue
-    m = o.get("method")
-    seen[m] = seen.get(m, 0) + 1
-    if "skipped" in o:
-        print("note: %s skipped: %s" % (m, o["skipped"]))
-        continue
-    if want:
-        missing = [f for f in fields if f not in o]
-        if missing:
-            bad.append("%s: fields missing: %s" % (m, ", ".join(missing)))
-    if o.get("verified") is not want:
-        bad.append("%s: verified is %s, expected %s (%s)" % (m, o.get("verified"), want, o.get("error", "")))
-    if want and o.get("pages_total") != o.get("mem_bytes", 0) // 4096:
-        bad.append("%s: pages_total %s for mem_bytes %s" % (m, o.get("pages_total"), o.get("mem_bytes")))
-    # Protected before the pause (the default): always for mprotect, for
-    # the uffd methods when the kernel has what it takes, never for fork
-    # and stop; the pause never re-protects more pages than there are.
-    pre = o.get("prewp_ms", 0) > 0
-    if want and (pre if m in ("fork", "stop") else (m == "mprotect" and not pre)):
-        bad.append("%s: prewp_ms %s: pre-protect %s" % (m, o.get("prewp_ms"), "ran" if pre else "did not run"))
-    if want and o.get("reprotect_pages", 0) > o.get("pages_total", 0):
-        bad.append("%s: reprotect_pages %s > pages_total %s" % (m, o.get("reprotect_pages"), o.get("pages_total")))
-for m in methods:
-    if seen.get(m) != 1:
-        bad.append("method %s has %d result lines" % (m, seen.get(m, 0)))
-for b in bad:
-    print(b)
-sys.exit(1 if bad else 0)
-EOF
+	local file=$1 want=$2
+	shift 2
+	python3 tests/bench_check.py "$file" --want "$want" --contract "$@"
 }
 
 runs=0
