@@ -18,7 +18,7 @@
  * EEXIST on a present page), and a waiter is woken by whichever install
  * covers its page (plus UFFDIO_WAKE on EEXIST).
  *
- * hugetlb targets (2 MiB pages) can only be filled a whole huge page at a
+ * hugetlb targets (2 MiB or 1 GiB pages) can only be filled a whole huge page at a
  * time: a fault gets its huge page (serve_huge), and the prefetch skips
  * them in its record pass and fills them huge page by huge page.
  *
@@ -95,7 +95,7 @@ struct bgsnap_lazy {
 	atomic_int error;
 	uint8_t *hbuf;
 	uint64_t *unit;                /* per target: pages per install, 512 for
-	                                  2 MiB hugetlb memory, else 1            */
+	                                  2 MiB hugetlb memory (262144 for 1 GiB), else 1 */
 	int any_shared;                /* a target is MAP_SHARED memory          */
 	/* Guarded by fork_mu: */
 	bgsnap_lazy *next;             /* in the running list                    */
@@ -400,8 +400,14 @@ static void prefetch_huge(bgsnap_lazy *l)
 			lazy_fail(l, &e);
 			return;   /* settle() poisons what is missing */
 		}
-		for (uint64_t p = 0; p < l->t[i].pages && !atomic_load(&l->stop); p += unit)
+		for (uint64_t p = 0; p < l->t[i].pages && !atomic_load(&l->stop); p += unit) {
+			/* A huge page a fault brought in already is not read again
+			 * (1 GiB of reading for a page that would come back EEXIST). */
+			unsigned char v = 0;
+			if (mincore(l->t[i].dst + p * PAGE_SIZE_, PAGE_SIZE_, &v) == 0 && (v & 1))
+				continue;
 			serve_huge(l, buf, &l->t[i], p, unit, 1);
+		}
 		free(buf);
 	}
 }
@@ -459,7 +465,7 @@ static void *prefetch_main(void *arg)
 	return NULL;
 }
 
-/* Every target is private anonymous, shmem or 2 MiB hugetlb memory not
+/* Every target is private anonymous, shmem or hugetlb memory not
  * yet touched (a populated page would keep its old content); sums their
  * pages.  For shmem, mincore sees the file's page cache, so a page brought
  * in through another mapping counts as populated too; for hugetlb it sees
