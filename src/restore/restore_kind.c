@@ -1,7 +1,7 @@
 /*
  * restore_kind.c - which memory a lazy restore can fill, besides private
- * anonymous memory (restore_lazy.c): hugetlb memory of 2 MiB pages, private
- * or shared, a whole huge page per UFFDIO_COPY; shared memory (memfd, shmem),
+ * anonymous memory (restore_lazy.c): hugetlb memory, private or shared, a
+ * whole huge page per UFFDIO_COPY; shared memory (memfd, shmem),
  * where UFFDIO_COPY of a missing page allocates it in the file's page cache
  * (docs/RESTORE.md says why not UFFDIO_CONTINUE).  1 GiB pages are filled
  * too, at the cost of a 1 GiB buffer for the fault handler and one for the
@@ -61,5 +61,5 @@ int rst_lazy_other_target(unsigned i, const void *dst, uint64_t len, uint64_t *u
 		return 1;
 	}
 	return err_set(e, -ENOTSUP, "target %u at %p: lazy restore needs private anonymous, shmem (memfd) or "
-	               "2 MiB hugetlb memory (a private file-backed mapping cannot be filled with UFFDIO_COPY)", i, dst);
+	               "hugetlb memory (a private file-backed mapping cannot be filled with UFFDIO_COPY)", i, dst);
 }
