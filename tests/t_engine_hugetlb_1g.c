@@ -13,7 +13,9 @@
  * /sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages and puts the
  * old value back at exit (also on SIGTERM/SIGINT); otherwise, or when the
  * kernel cannot find 1 GiB of contiguous memory, it skips with the reason.
- * tags: concurrency
+ * Not among the ThreadSanitizer tests: its shadow of several GiB of touched
+ * memory would not fit beside the rest; the racing code is the same as
+ * with 2 MiB pages (t_engine_hugetlb, t_restore_lazy_shared).
  * timeout: 900
  */
 #include <fcntl.h>
