@@ -796,16 +796,30 @@ typedef struct bgsnap_lazy bgsnap_lazy;
  * everything else in the background in large runs.  When every page is in,
  * the targets are unregistered and the threads end.
  *
- * Each target must be private anonymous memory, or private hugetlb memory
- * of 2 MiB pages (MAP_HUGETLB, a MAP_PRIVATE hugetlbfs file), that has never
- * been touched (a fresh mmap, or after MADV_DONTNEED): a populated page
- * would keep its old content, so the start refuses (-EINVAL) a target with
- * any populated page, and a shared, file-backed or 1 GiB hugetlb mapping
- * (-ENOTSUP, the message says which: restore those eagerly).  A hugetlb
- * target is filled a whole huge page at a time (one UFFDIO_COPY of 2 MiB
- * per fault, read into a buffer of one huge page), and its prefetch reads
- * huge page by huge page through the reader.  The caller must not
- * munmap, mremap or MADV_DONTNEED a target until bgsnap_lazy_wait returned.
+ * Each target must be memory that has never been touched: private
+ * anonymous memory (a fresh mmap, or after MADV_DONTNEED), shared memory
+ * that is shmem (a memfd, a tmpfs file, MAP_SHARED|MAP_ANONYMOUS: a fresh
+ * one, or its pages removed with fallocate(FALLOC_FL_PUNCH_HOLE) or
+ * MADV_REMOVE), or hugetlb memory, private or shared (MAP_HUGETLB,
+ * memfd_create(MFD_HUGETLB), a hugetlbfs file; 2 MiB or 1 GiB pages, the
+ * target aligned to them): a populated page would keep its old content, so
+ * the start refuses (-EINVAL) a target with any populated page, and a
+ * private file-backed mapping or a shared one that is not shmem or hugetlb
+ * (-ENOTSUP, the message says which: restore those eagerly).  In shared
+ * memory the pages are allocated in the file, so every mapping of it sees
+ * them once restored.  A hugetlb target is filled a whole huge page at a
+ * time (one UFFDIO_COPY per fault, read into a buffer of one huge page:
+ * for 1 GiB pages the first touch waits for 1 GiB to be read, and the
+ * fault handler and the prefetch hold 1 GiB buffers each), and its
+ * prefetch reads huge page by huge page through the reader.  The caller
+ * must not munmap, mremap or MADV_DONTNEED a target until bgsnap_lazy_wait
+ * returned.  Shared memory: until bgsnap_lazy_wait returned, its pages
+ * must be accessed only through the target mapping (no other mapping of
+ * the file, in this process or another, no read/write/fallocate on its
+ * descriptor): such an access brings in a page of zeros that the restore
+ * can then no longer fill (the kernel fills only missing pages), and
+ * bgsnap_lazy_wait reports it with -EBUSY (the pages hold what that access
+ * left, not the snapshot).
  * Needs userfaultfd (-ENOSYS / -EPERM with a message otherwise).
  *
  * fork(): a child gets a copy of the targets without the registration, so
@@ -841,7 +855,8 @@ int bgsnap_lazy_restore_start(bgsnap_lazy **out, bgsnap_reader *r,
 /*
  * Waits until every page is in (or the restore failed) and the targets are
  * unregistered.  Returns 0, or the negative errno of the first background
- * failure (-EBADMSG corrupt or truncated file, -EIO, ...).
+ * failure (-EBADMSG corrupt or truncated file, -EIO, ...; -EBUSY: pages of
+ * a shared target were brought in by something else than the restore).
  */
 int bgsnap_lazy_wait(bgsnap_lazy *l);
 

@@ -4,9 +4,9 @@
  * mount, each with two writer threads rewriting it while the snapshot runs.
  * The snapshot must hold the pause-instant content (copied by the pause's
  * save_state hook), verify, and restore eagerly into hugetlb memory exactly,
- * and lazily too into private hugetlb memory (read back while the prefetch
- * runs); the region stays on huge pages; fork refuses the shared kinds and
- * lazy restore refuses a shared hugetlb target, each with a message.  Also: a region
+ * and lazily (read back while the prefetch runs; shared kinds too: the
+ * pages land in the file); the region stays on huge pages; fork refuses
+ * the shared kinds with a message.  Also: a region
  * that cuts a huge page (-EINVAL) or mixes page sizes (-ENOTSUP).
  *
  * Needs free 2 MiB huge pages: as root it raises the pool
@@ -212,28 +212,21 @@ static void check_restores(const char *path, enum kind k, const uint8_t *want)
 	dst = map_kind(k);
 	bgsnap_lazy *l = NULL;
 	t.dst = dst;
-	int r = bgsnap_lazy_restore_start(&l, rd, &t, 1, err, sizeof(err));
-	if (kind_shared[k]) {
-		/* Shared: UFFDIO_COPY cannot fill it. */
-		CHECK_RC(r, -ENOTSUP, "lazy restore into shared hugetlb memory must be refused");
-		CHECK(strstr(err, "hugetlb") != NULL, "the refusal does not say why: '%s'", err);
-		printf("    lazy restore refuses shared hugetlb: %s\n", err);
-	} else {
-		CHECK_RC(r, 0, "lazy restore into private hugetlb memory: %s", err);
-		/* Touched while the prefetch runs: demand faults race it. */
-		for (size_t pg = MEM / TU_PAGE; pg-- > 0;)
-			CHECK(!memcmp(dst + pg * TU_PAGE, want + pg * TU_PAGE, TU_PAGE),
-			      "lazy restore into %s hugetlb memory: page %zu differs", kind_name[k], pg);
-		CHECK_RC(bgsnap_lazy_wait(l), 0, "lazy wait: %s", bgsnap_lazy_errmsg(l));
-		struct bgsnap_lazy_stats ls;
-		CHECK_RC(bgsnap_lazy_get_stats(l, &ls, sizeof ls), 0, "lazy stats");
-		CHECK(ls.pages_demand + ls.pages_prefetched == MEM / TU_PAGE && !ls.pages_failed,
-		      "lazy restore installed %llu + %llu pages of %u (%llu failed)", (unsigned long long)ls.pages_demand,
-		      (unsigned long long)ls.pages_prefetched, MEM / TU_PAGE, (unsigned long long)ls.pages_failed);
-		CHECK(hugetlb_bytes(dst, MEM) == MEM, "the lazily restored memory is on %llu bytes of huge pages",
-		      (unsigned long long)hugetlb_bytes(dst, MEM));
-		bgsnap_lazy_free(l);
-	}
+	CHECK_RC(bgsnap_lazy_restore_start(&l, rd, &t, 1, err, sizeof(err)), 0, "lazy restore into %s hugetlb "
+	         "memory: %s", kind_name[k], err);
+	/* Touched while the prefetch runs: demand faults race it. */
+	for (size_t pg = MEM / TU_PAGE; pg-- > 0;)
+		CHECK(!memcmp(dst + pg * TU_PAGE, want + pg * TU_PAGE, TU_PAGE),
+		      "lazy restore into %s hugetlb memory: page %zu differs", kind_name[k], pg);
+	CHECK_RC(bgsnap_lazy_wait(l), 0, "lazy wait: %s", bgsnap_lazy_errmsg(l));
+	struct bgsnap_lazy_stats ls;
+	CHECK_RC(bgsnap_lazy_get_stats(l, &ls, sizeof ls), 0, "lazy stats");
+	CHECK(ls.pages_demand + ls.pages_prefetched == MEM / TU_PAGE && !ls.pages_failed,
+	      "lazy restore installed %llu + %llu pages of %u (%llu failed)", (unsigned long long)ls.pages_demand,
+	      (unsigned long long)ls.pages_prefetched, MEM / TU_PAGE, (unsigned long long)ls.pages_failed);
+	CHECK(hugetlb_bytes(dst, MEM) == MEM, "the lazily restored memory is on %llu bytes of huge pages",
+	      (unsigned long long)hugetlb_bytes(dst, MEM));
+	bgsnap_lazy_free(l);
 	munmap(dst, MEM);
 	bgsnap_reader_close(rd);
 }

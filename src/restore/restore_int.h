@@ -52,10 +52,12 @@ int rst_thp_target(const void *dst, uint64_t len);
 void rst_thp_collapse(const void *dst, uint64_t len);
 
 /* A lazy restore target `i` at [dst, dst+len) that is not private
- * anonymous memory: 1 with *unit (pages per fill) if it is private 2 MiB
- * hugetlb memory, aligned; else -ENOTSUP saying why (restore_kind.c), or
- * -errno if it is not all mapped. */
-int rst_lazy_other_target(unsigned i, const void *dst, uint64_t len, uint64_t *unit, struct bgsnap_err *err);
+ * anonymous memory: 1 with *unit (pages per fill) and *shared (mapped
+ * MAP_SHARED) if it is hugetlb memory (1 GiB pages at most), aligned, or shared 4 KiB
+ * memory (shmem, if the kernel registers it); else -ENOTSUP saying why
+ * (restore_kind.c), or -errno if it is not all mapped. */
+int rst_lazy_other_target(unsigned i, const void *dst, uint64_t len, uint64_t *unit, int *shared,
+                          struct bgsnap_err *err);
 
 /* Number of populated pages in [dst, dst+pages) (mincore), first one in
  * *first; -errno on failure. */

@@ -1,17 +1,18 @@
 /*
  * restore_kind.c - which memory a lazy restore can fill, besides private
- * anonymous memory (restore_lazy.c): private hugetlb memory of 2 MiB pages,
- * a whole huge page per UFFDIO_COPY.  Shared memory (memfd, shmem, shared
- * hugetlb) cannot be filled by UFFDIO_COPY, and UFFDIO_CONTINUE would need a
- * second mapping of the same file; 1 GiB pages would need a 1 GiB buffer
- * per fault: those are refused with the reason.
+ * anonymous memory (restore_lazy.c): hugetlb memory, private or shared, a
+ * whole huge page per UFFDIO_COPY; shared memory (memfd, shmem),
+ * where UFFDIO_COPY of a missing page allocates it in the file's page cache
+ * (docs/RESTORE.md says why not UFFDIO_CONTINUE).  1 GiB pages are filled
+ * too, at the cost of a 1 GiB buffer for the fault handler and one for the
+ * prefetch.  Other files cannot be registered: refused with the reason.
  */
 #include <inttypes.h>
 
 #include "os/proc_maps.h"
 #include "restore/restore_int.h"
 
-#define LAZY_HUGE_MAX (2ull << 20)   /* the hugetlb page size lazy restore fills */
+#define LAZY_HUGE_MAX (1ull << 30)   /* the largest hugetlb page lazy restore fills */
 
 typedef unsigned long long ull;
 
@@ -33,34 +34,32 @@ static int kind_one(const struct maps_entry *m, void *arg)
 	return 0;
 }
 
-/* A target that is not private anonymous memory: 1 with *unit set if it is
- * private 2 MiB hugetlb memory, filled a huge page at a time; else why it
- * cannot be restored lazily. */
-int rst_lazy_other_target(unsigned i, const void *dst, uint64_t len, uint64_t *unit, struct bgsnap_err *e)
+/* A target that is not private anonymous memory: 1 with *unit and *shared
+ * set if lazy restore can fill it (private or shared hugetlb memory,
+ * a whole huge page per install; shared 4 KiB memory, which the kernel
+ * registers only if it is shmem: memfd, tmpfs, MAP_SHARED|MAP_ANONYMOUS);
+ * else why it cannot be restored lazily. */
+int rst_lazy_other_target(unsigned i, const void *dst, uint64_t len, uint64_t *unit, int *shared,
+                          struct bgsnap_err *e)
 {
 	struct kind_ctx k = { 0, 0, 0, 0 };
 	int rc = maps_walk(dst, len, kind_one, &k, e);
 	if (rc < 0)
 		return rc;
-	if (k.huge && !k.shared && !k.mixed && k.page == LAZY_HUGE_MAX && ((uintptr_t)dst | len) % k.page == 0) {
+	*shared = k.shared;
+	if (k.huge && !k.mixed && k.page <= LAZY_HUGE_MAX && ((uintptr_t)dst | len) % k.page == 0) {
 		*unit = k.page / PAGE_SIZE_;
 		return 1;
 	}
-	if (k.huge && !k.shared)
-		return err_set(e, -ENOTSUP, "target %u at %p is hugetlb memory of %llu KiB pages: lazy restore fills "
-		               "2 MiB huge pages only (a whole huge page per fault, held in a buffer), of one page "
-		               "size, aligned; restore it eagerly (bgsnap_restore)", i, dst, (ull)(k.page >> 10));
 	if (k.huge)
-		return err_set(e, -ENOTSUP, "target %u at %p is shared hugetlb memory: lazy restore cannot fill it "
-		               "(UFFDIO_COPY fills private memory only, and UFFDIO_CONTINUE would need a second "
-		               "mapping of the same file, which bgsnap is not given); restore it eagerly "
-		               "(bgsnap_restore)", i, dst);
-	if (k.shared)
-		return err_set(e, -ENOTSUP, "target %u at %p is shared memory (memfd/shmem): lazy restore cannot fill "
-		               "it (UFFDIO_COPY fills private memory only, and UFFDIO_CONTINUE would need a second "
-		               "mapping of the same file, which bgsnap is not given); restore it eagerly "
-		               "(bgsnap_restore)", i, dst);
-	return err_set(e, -ENOTSUP, "target %u at %p: lazy restore needs private anonymous memory "
-	               "(a file-backed mapping cannot be filled with UFFDIO_COPY)", i, dst);
+		return err_set(e, -ENOTSUP, "target %u at %p is hugetlb memory of %llu KiB pages: lazy restore fills "
+		               "hugetlb memory of one page size, 1 GiB at most (a whole huge page per fault, held in "
+		               "a buffer), aligned to it; restore it eagerly (bgsnap_restore)", i, dst,
+		               (ull)(k.page >> 10));
+	if (k.shared && !k.mixed) {
+		*unit = 1;
+		return 1;
+	}
+	return err_set(e, -ENOTSUP, "target %u at %p: lazy restore needs private anonymous, shmem (memfd) or "
+	               "hugetlb memory (a private file-backed mapping cannot be filled with UFFDIO_COPY)", i, dst);
 }
-

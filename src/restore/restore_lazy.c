@@ -18,9 +18,21 @@
  * EEXIST on a present page), and a waiter is woken by whichever install
  * covers its page (plus UFFDIO_WAKE on EEXIST).
  *
- * hugetlb targets (private, 2 MiB pages) can only be filled a whole huge
- * page at a time: a fault gets its huge page (serve_huge), and the prefetch
- * skips them in its record pass and fills them huge page by huge page.
+ * hugetlb targets (2 MiB or 1 GiB pages) can only be filled a whole huge page at a
+ * time: a fault gets its huge page (serve_huge), and the prefetch skips
+ * them in its record pass and fills them huge page by huge page.
+ *
+ * Shared targets (memfd/shmem, shared hugetlb) are registered for missing
+ * faults like private ones: "missing" is then "not in the file's page
+ * cache", and UFFDIO_COPY/ZEROPAGE allocates the page, fills it and adds it
+ * to the file in one step, so no mapping of the file can see it half
+ * written and two installers still meet EEXIST.  A page that another
+ * mapping of the file (or a read/write on its descriptor) brought in
+ * before the restore got to it holds zeros, not the snapshot, and also
+ * comes back EEXIST: the counts then do not add up (every page is
+ * installed exactly once by this restore otherwise), and the end of the
+ * restore reports it (-EBUSY) instead of handing over wrong memory
+ * silently.
  *
  * A page that cannot be read (I/O error, truncation, checksum) is poisoned
  * (UFFDIO_POISON: SIGBUS on access; PROT_NONE where the kernel lacks it),
@@ -83,7 +95,8 @@ struct bgsnap_lazy {
 	atomic_int error;
 	uint8_t *hbuf;
 	uint64_t *unit;                /* per target: pages per install, 512 for
-	                                  2 MiB hugetlb memory, else 1            */
+	                                  2 MiB hugetlb memory (262144 for 1 GiB), else 1 */
+	int any_shared;                /* a target is MAP_SHARED memory          */
 	/* Guarded by fork_mu: */
 	bgsnap_lazy *next;             /* in the running list                    */
 	int listed, settled;
@@ -387,8 +400,14 @@ static void prefetch_huge(bgsnap_lazy *l)
 			lazy_fail(l, &e);
 			return;   /* settle() poisons what is missing */
 		}
-		for (uint64_t p = 0; p < l->t[i].pages && !atomic_load(&l->stop); p += unit)
+		for (uint64_t p = 0; p < l->t[i].pages && !atomic_load(&l->stop); p += unit) {
+			/* A huge page a fault brought in already is not read again
+			 * (1 GiB of reading for a page that would come back EEXIST). */
+			unsigned char v = 0;
+			if (mincore(l->t[i].dst + p * PAGE_SIZE_, PAGE_SIZE_, &v) == 0 && (v & 1))
+				continue;
 			serve_huge(l, buf, &l->t[i], p, unit, 1);
+		}
 		free(buf);
 	}
 }
@@ -446,29 +465,36 @@ static void *prefetch_main(void *arg)
 	return NULL;
 }
 
-/* Every target is private anonymous or 2 MiB hugetlb memory not yet
- * touched (a populated page would keep its old content); sums their
- * pages. */
+/* Every target is private anonymous, shmem or hugetlb memory not
+ * yet touched (a populated page would keep its old content); sums their
+ * pages.  For shmem, mincore sees the file's page cache, so a page brought
+ * in through another mapping counts as populated too; for hugetlb it sees
+ * only this mapping's pages (the count check at the end catches the
+ * rest). */
 static int check_lazy_targets(bgsnap_lazy *l, struct bgsnap_err *e)
 {
 	uint64_t total = 0;
 	for (unsigned i = 0; i < l->n; i++) {
 		struct rst_target *t = &l->t[i];
 		uint64_t first;
+		int shared = 0;
 		int rc = rst_private_anon(t->dst, t->pages * PAGE_SIZE_, e);
 		l->unit[i] = 1;
 		if (rc == 0)
-			rc = rst_lazy_other_target(i, t->dst, t->pages * PAGE_SIZE_, &l->unit[i], e);
+			rc = rst_lazy_other_target(i, t->dst, t->pages * PAGE_SIZE_, &l->unit[i], &shared, e);
 		if (rc < 0)
 			return rc;
+		l->any_shared |= shared;
 		int64_t pop = rst_populated(t->dst, t->pages, &first, e);
 		if (pop < 0)
 			return (int)pop;
 		if (pop > 0)
 			return err_set(e, -EINVAL, "target %u at %p: %lld of %llu pages are already populated (first: "
-			               "page %llu); lazy restore needs untouched memory (a fresh mmap, or MADV_DONTNEED "
-			               "first), or they would keep their old content", i, (void *)t->dst, (long long)pop,
-			               (ull)t->pages, (ull)first);
+			               "page %llu); lazy restore needs untouched memory (%s), or they would keep their old "
+			               "content", i, (void *)t->dst, (long long)pop, (ull)t->pages, (ull)first,
+			               shared ? "a fresh memfd, or its pages removed with fallocate(FALLOC_FL_PUNCH_HOLE) "
+			                        "or MADV_REMOVE first"
+			                      : "a fresh mmap, or MADV_DONTNEED first");
 		total += t->pages;
 	}
 	atomic_store(&l->pages_total, total);
@@ -506,8 +532,13 @@ static int register_targets(bgsnap_lazy *l, struct bgsnap_err *e)
 		struct uffdio_register reg = { .range = { (uintptr_t)l->t[i].dst, l->t[i].pages * PAGE_SIZE_ },
 		                               .mode = UFFDIO_REGISTER_MODE_MISSING };
 		if (ioctl(l->uffd, UFFDIO_REGISTER, &reg) < 0) {
-			int rc = err_sys(e, -errno, "target %u at %p: UFFDIO_REGISTER (missing faults)", i,
-			                 (void *)l->t[i].dst);
+			int rc = errno == EINVAL && l->any_shared
+			                 ? err_set(e, -ENOTSUP, "target %u at %p: the kernel does not register this "
+			                           "mapping for missing faults: shared memory must be shmem (memfd, tmpfs, "
+			                           "MAP_SHARED|MAP_ANONYMOUS) or hugetlb; restore it eagerly "
+			                           "(bgsnap_restore)", i, (void *)l->t[i].dst)
+			                 : err_sys(e, -errno, "target %u at %p: UFFDIO_REGISTER (missing faults)", i,
+			                           (void *)l->t[i].dst);
 			l->n = i;
 			l->registered = 1;
 			return rc;
@@ -620,6 +651,18 @@ static void finish(bgsnap_lazy *l)
 	 * no thread needs it any more. */
 	uffd_loop_stop(&l->handler);
 	unregister_all(l);
+	/* Both threads are stopped: the counts are final.  Each page was
+	 * installed by exactly one of them, unless something else brought it
+	 * into a shared target's file first (it then holds that content). */
+	uint64_t total = atomic_load(&l->pages_total);
+	uint64_t got = atomic_load(&l->demand) + atomic_load(&l->prefetched) + atomic_load(&l->failed);
+	if (l->any_shared && atomic_load(&l->done) && !atomic_load(&l->error) && got != total) {
+		struct bgsnap_err e = { 0, "" };
+		err_set(&e, -EBUSY, "%llu of %llu pages were already in a shared target's file when the restore came "
+		        "to them (written through another mapping of the file or its descriptor during the restore): "
+		        "they hold that content, not the snapshot's", (ull)(total - got), (ull)total);
+		lazy_fail(l, &e);
+	}
 }
 
 int bgsnap_lazy_wait(bgsnap_lazy *l)

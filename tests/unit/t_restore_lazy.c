@@ -3,7 +3,8 @@
  *  - pages read and written by several threads while the prefetch runs hold
  *    the snapshot's bytes (or what the host wrote after); every page is
  *    installed exactly once (demand + prefetched == total);
- *  - targets that are populated, shared or of the wrong size are refused;
+ *  - targets that are populated, file-backed private or of the wrong size
+ *    are refused;
  *  - a corrupt record, a file truncated under the reader, and a free before
  *    the end never hang and never read as zeros: each page afterwards holds
  *    the snapshot's bytes or raises SIGBUS (poisoned; SIGSEGV where the
@@ -154,10 +155,12 @@ static int case_refuse(void *arg)
 	CHECK(strstr(err, "populated"), "message does not say why: %s", err);
 	int mfd = memfd_create("lazy", MFD_CLOEXEC);
 	CHECK(mfd >= 0 && ftruncate(mfd, (off_t)len) == 0, "memfd");
-	t.dst = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	/* Shared memfd targets are restored (t_restore_lazy_shared); a
+	 * private mapping of a file is not. */
+	t.dst = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, mfd, 0);
 	CHECK(t.dst != MAP_FAILED, "mmap");
-	CHECK_RC(bgsnap_lazy_restore_start(&l, r, &t, 1, err, sizeof(err)), -ENOTSUP, "shared target");
-	printf("shared: %s\n", err);
+	CHECK_RC(bgsnap_lazy_restore_start(&l, r, &t, 1, err, sizeof(err)), -ENOTSUP, "private file mapping");
+	printf("private file mapping: %s\n", err);
 	t = (struct bgsnap_restore_target){ 1, fresh(len), len - TU_PAGE };
 	CHECK_RC(bgsnap_lazy_restore_start(&l, r, &t, 1, err, sizeof(err)), -EINVAL, "short target");
 	/* The refused fresh target is not registered: it is plain memory. */
