@@ -500,8 +500,10 @@ static int start_run(bgsnap_engine *e)
 		goto fail_sink;
 	e->meta.method = e->ops->method;
 	/* Which regions are huge pages, before protection splits them. */
-	if (e->thp_collapse && (e->ops->caps & METHOD_SPLITS_HUGE_PAGES))
+	if (e->thp_collapse && (e->ops->caps & METHOD_SPLITS_HUGE_PAGES) && !incr_thp_known(e)) {
 		thp_survey(e);
+		incr_thp_keep(e);
+	}
 	r = e->ops->prepare ? e->ops->prepare(e) : 0;
 	if (!r)
 		r = pause_and_protect(e);

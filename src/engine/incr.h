@@ -44,6 +44,19 @@ struct incr {
 	/* bgsnap_reset (reset.c): the snapshot it resets to, open, and
 	 * the pages of it read so far. */
 	struct reset_src *reset;
+	/* The copy buffer's memory between the runs of a chain (track.c):
+	 * an incremental pause copies the written pages into it, and slots
+	 * touched once cost no page fault there again.  cb_warm: slots
+	 * touched so far. */
+	void *cb_mem;
+	size_t cb_len;
+	uint64_t cb_warm;
+	const void *cb_warm_mem;  /* the buffer cb_warm counts in */
+	size_t cb_warm_len;
+	/* The huge-page survey (thp.c) of the chain's last full run, per
+	 * region: an incremental run reuses it instead of reading smaps. */
+	uint8_t *huge;
+	int huge_known;
 };
 
 
@@ -72,6 +85,16 @@ int incr_track_protect(struct track *t);
  * buffer's slots that incr_track_protect will likely fill (as many as the
  * last scan found, and some), so that the pause takes no page faults. */
 void incr_warm_copybuf(struct track *t);
+/* The copy buffer's memory kept from the last run of the chain (the
+ * caller owns it now), or NULL. */
+void *incr_copybuf_take(struct bgsnap_engine *e, size_t *len);
+/* Keeps the copy buffer's memory for the next run: 1, or 0 without a
+ * chain (the caller unmaps it). */
+int incr_copybuf_keep(struct bgsnap_engine *e, void *mem, size_t len);
+/* Incremental runs: sets regions[].huge from the last full run's survey
+ * and returns 1; else 0 (the engine surveys, then calls incr_thp_keep). */
+int incr_thp_known(struct bgsnap_engine *e);
+void incr_thp_keep(struct bgsnap_engine *e);
 /* The run ended with `r`: a committed run becomes the next parent. */
 void incr_end(struct bgsnap_engine *e, int r);
 void incr_free(struct bgsnap_engine *e);
