@@ -130,10 +130,11 @@ struct snap_line {
 static void report_line(const struct bench_opts *o, const struct snap_line *s, const char *parent)
 {
 	if (!o->json) {
-		printf("%-3u %-11s depth %-3u dirty %-9llu saved %-9llu bytes %-11llu pause %7.3f ms scan %7.3f ms "
+		printf("%-3u %-11s depth %-3u dirty %-9llu saved %-9llu bytes %-11llu pause %7.3f ms scan %7.3f ms (pre %.3f ms %llu) "
 		       "total %8.1f ms (start %.1f writer %.1f unprot %.1f/%llu commit %.1f)%s\n", s->index, s->st.incremental ? "incremental" : "full", s->st.depth,
 		       (unsigned long long)s->st.dirty_pages, (unsigned long long)s->st.pages_saved,
-		       (unsigned long long)s->file_bytes, s->st.pause_us / 1e3, s->st.scan_us / 1e3, s->total_ms,
+		       (unsigned long long)s->file_bytes, s->st.pause_us / 1e3, s->st.scan_us / 1e3,
+		       s->st.prescan_us / 1e3, (unsigned long long)s->st.prescan_pages, s->total_ms,
 		       s->start_ms, s->st.writer_us / 1e3, s->st.unprotect_us / 1e3,
 		       (unsigned long long)s->st.unprotect_calls, s->st.commit_us / 1e3, s->verified < 0 ? "" : s->verified ? "  verified" : "  NOT VERIFIED");
 		return;
@@ -159,6 +160,8 @@ static void report_line(const struct bench_opts *o, const struct snap_line *s, c
 	json_u64(&j, "file_bytes", s->file_bytes);
 	json_u64(&j, "pause_us", s->st.pause_us);
 	json_u64(&j, "scan_us", s->st.scan_us);
+	json_u64(&j, "prescan_us", s->st.prescan_us);
+	json_u64(&j, "prescan_pages", s->st.prescan_pages);
 	json_u64(&j, "wp_us", s->st.wp_us);
 	json_double(&j, "total_ms", 3, s->total_ms);
 	json_double(&j, "start_ms", 3, s->start_ms);

@@ -90,17 +90,22 @@ fail:
 	return r;
 }
 
-static void bits_set_range(uint64_t *bits, uint64_t first, uint64_t count)
+/* Sets pages [first, first+count) and returns how many were not set. */
+static uint64_t bits_set_range(uint64_t *bits, uint64_t first, uint64_t count)
 {
+	uint64_t added = 0;
 	for (uint64_t p = first; p < first + count;) {
 		if (p % 64 == 0 && first + count - p >= 64) {
+			added += 64 - (uint64_t)__builtin_popcountll(bits[p / 64]);
 			bits[p / 64] = ~0ull;
 			p += 64;
 		} else {
+			added += !((bits[p / 64] >> (p % 64)) & 1);
 			bits[p / 64] |= 1ull << (p % 64);
 			p++;
 		}
 	}
+	return added;
 }
 
 static int scan_region(struct dirty_tracker *d, const struct region *rg, uint64_t *bits, int rearm,
@@ -129,8 +134,8 @@ static int scan_region(struct dirty_tracker *d, const struct region *rg, uint64_
 			uint64_t e = d->vec[i].end > end ? end : d->vec[i].end;
 			if (e <= s)
 				continue;
-			bits_set_range(bits, (s - base) / PAGE_SIZE_, (e - s) / PAGE_SIZE_);
-			d->dirty_pages += (e - s) / PAGE_SIZE_;
+			d->dirty_pages += bits_set_range(bits, (s - base) / PAGE_SIZE_, (e - s) / PAGE_SIZE_);
+			d->found_pages += (e - s) / PAGE_SIZE_;
 		}
 		if (a.walk_end >= end)
 			break;
@@ -151,15 +156,24 @@ int dirty_scan(struct dirty_tracker *d, const struct region *regions, uint32_t n
 int dirty_collect(struct dirty_tracker *d, const struct region *regions, uint32_t n, int rearm,
                   struct bgsnap_err *err)
 {
+	return dirty_collect_ex(d, regions, n, rearm, 0, err);
+}
+
+int dirty_collect_ex(struct dirty_tracker *d, const struct region *regions, uint32_t n, int rearm,
+                     int accumulate, struct bgsnap_err *err)
+{
 	if (d->uffd < 0 || n != d->region_count)
 		return err_set(err, -ESTALE, "the write tracker does not match the regions");
 	if (getpid() != d->pid)
 		return err_set(err, -ESTALE, "write tracking belongs to the process that started it "
 		               "(this is a fork child)");
 	uint64_t t0 = now_ns();
-	d->dirty_pages = 0;
+	if (!accumulate)
+		d->dirty_pages = 0;
+	d->found_pages = 0;
 	for (uint32_t i = 0; i < n; i++) {
-		memset(d->bits[i], 0, (regions[i].pages + 63) / 64 * sizeof(uint64_t));
+		if (!accumulate)
+			memset(d->bits[i], 0, (regions[i].pages + 63) / 64 * sizeof(uint64_t));
 		int r = scan_region(d, &regions[i], d->bits[i], rearm, err);
 		if (r)
 			return r;

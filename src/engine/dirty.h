@@ -32,7 +32,8 @@ struct dirty_tracker {
 	pid_t pid;               /* tracking belongs to this address space */
 	uint32_t region_count;
 	uint64_t **bits;         /* per region: written since the last scan */
-	uint64_t dirty_pages;    /* pages set in bits by the last scan */
+	uint64_t dirty_pages;    /* pages set in bits */
+	uint64_t found_pages;    /* pages the last scan found written */
 	uint64_t scan_us;        /* the last scan's duration */
 	struct page_region *vec;
 	uint64_t vec_len;
@@ -58,6 +59,14 @@ int dirty_scan(struct dirty_tracker *d, const struct region *regions, uint32_t n
  * written (unprotected) until dirty_rearm_set. */
 int dirty_collect(struct dirty_tracker *d, const struct region *regions, uint32_t n, int rearm,
                   struct bgsnap_err *err);
+/* dirty_collect; with accumulate 1 the bitmaps are not cleared first:
+ * the pages found are added to those already set (dirty_pages counts
+ * the union).  A collection with re-arm before the pause and one with
+ * accumulate in it give the set written since the previous pause: a page
+ * written after the first collection passed it was protected again by
+ * it, so its write clears the protection and the second one finds it. */
+int dirty_collect_ex(struct dirty_tracker *d, const struct region *regions, uint32_t n, int rearm,
+                     int accumulate, struct bgsnap_err *err);
 /* Protects again the pages set in the bitmaps (one call per run): after
  * a collection without re-arm, once the caller has written them itself.
  * 0 or -errno. */

@@ -398,6 +398,8 @@ static void live_reset(struct live_stats *l)
 	atomic_store(&l->depth, 0);
 	atomic_store(&l->dirty_pages, 0);
 	atomic_store(&l->scan_us, 0);
+	atomic_store(&l->prescan_us, 0);
+	atomic_store(&l->prescan_pages, 0);
 }
 
 static void run_reset(bgsnap_engine *e)
@@ -723,6 +725,8 @@ int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *user, size_t u
 	out->depth = atomic_load(&l->depth);
 	out->dirty_pages = atomic_load(&l->dirty_pages);
 	out->scan_us = atomic_load(&l->scan_us);
+	out->prescan_us = atomic_load(&l->prescan_us);
+	out->prescan_pages = atomic_load(&l->prescan_pages);
 	if (out->writer_us)
 		out->achieved_bytes_per_s = (uint64_t)((double)out->bytes_written * 1e6 / (double)out->writer_us);
 	abi_copy_out(user, user_size, out, sizeof(*out));

@@ -40,6 +40,7 @@ struct incr {
 	struct fmt_lineage lin;
 	int run_incr;
 	int scanned;
+	int prescanned;           /* incr_begin collected and re-armed: the pause adds to its set */
 	uint64_t due;
 	/* bgsnap_reset (reset.c): the snapshot it resets to, open, and
 	 * the pages of it read so far. */
