@@ -72,6 +72,8 @@ int dirty_collect_ex(struct dirty_tracker *d, const struct region *regions, uint
  * 0 or -errno. */
 int dirty_rearm_set(struct dirty_tracker *d, const struct region *regions, uint32_t n,
                     struct bgsnap_err *err);
+/* The protect calls dirty_rearm_set would make. */
+uint64_t dirty_rearm_calls(const struct dirty_tracker *d, const struct region *regions, uint32_t n);
 
 /* Unregisters (which clears every protection bit) and frees. */
 void dirty_close(struct dirty_tracker *d, const struct region *regions, uint32_t n);
