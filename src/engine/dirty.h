@@ -5,10 +5,11 @@
  * in write-protect mode on every region for as long as chain tracking is
  * on.  The kernel resolves the host's write faults itself and only clears
  * the page's protection bit: no thread of ours runs, a first write costs
- * about one minor fault.  In the pause, one PAGEMAP_SCAN walk per region
- * collects the unprotected (written) pages and protects them again
+ * about one minor fault.  One PAGEMAP_SCAN walk per region collects the
+ * unprotected (written) pages and protects them again
  * (PM_SCAN_WP_MATCHING), so the set it returns is exactly the pages
- * written since the previous pause.
+ * written since the previous walk (incr.c walks once before the pause
+ * and once in it).
  *
  * The scan asks for exactly PAGE_IS_WRITTEN in both its category and
  * return masks: the one query kernels answer correctly for unpopulated

@@ -4,10 +4,11 @@
  * hold only the pages written since its pause (an incremental snapshot).
  *
  * Who knows what:
- *  - the write tracker (dirty.h) stays registered between snapshots; the
- *    pause collects and re-arms the pages written since the previous
- *    pause, so what it returns is exactly what changed since the parent's
- *    pause instant;
+ *  - the write tracker (dirty.h) stays registered between snapshots; a
+ *    pre-scan before the pause and a scan in it each collect and re-arm,
+ *    and the union of the two is exactly what changed since the parent's
+ *    pause instant (the pause's scan only finds what was written after
+ *    the pre-scan, which keeps the pause short);
  *  - the engine keeps the last committed snapshot's id, file_crc and
  *    depth as the next parent; a run that fails or is cancelled after its
  *    pause consumed the written set, so the next snapshot is full;
@@ -54,6 +55,14 @@ struct incr {
 	uint64_t cb_warm;
 	const void *cb_warm_mem;  /* the buffer cb_warm counts in */
 	size_t cb_warm_len;
+	/* The pre-scan's set per region (the pause's scan finds what was
+	 * written after it; the run's set is the union). */
+	uint64_t **pset;
+	/* Pages of the pre-scan's set copied into the copy buffer before the
+	 * pause (incr_warm_copybuf); in the pause, those written again since
+	 * are copied again, and all are handed to the writer. */
+	struct incr_precopy { uint32_t region, slot; uint64_t page; } *pc;
+	uint64_t npc, pc_cap;
 	/* The huge-page survey (thp.c) of the chain's last full run, per
 	 * region: an incremental run reuses it instead of reading smaps. */
 	uint8_t *huge;
@@ -82,9 +91,10 @@ int incr_write_dirty(struct bgsnap_engine *e, struct fmt_writer *w);
  * written since the parent as saved (they are the parent's) and protects
  * the written runs only.  0 or -errno. */
 int incr_track_protect(struct track *t);
-/* Tracking methods, incremental, before the pause: populates the copy
- * buffer's slots that incr_track_protect will likely fill (as many as the
- * last scan found, and some), so that the pause takes no page faults. */
+/* Tracking methods, incremental, before the pause: copies the pages the
+ * pre-scan found into the copy buffer (the pause hands over those not
+ * written again since), and populates the slots incr_track_protect will
+ * likely fill besides, so that the pause takes no page faults. */
 void incr_warm_copybuf(struct track *t);
 /* The copy buffer's memory kept from the last run of the chain (the
  * caller owns it now), or NULL. */
