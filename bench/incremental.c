@@ -10,7 +10,10 @@
  * interval wrote and nothing the writers do while it runs.  The chain's
  * files go to one directory (the reader finds parents there); the last
  * image of the chain is verified against the oracle.  One line per
- * snapshot, JSON with --json.
+ * snapshot, JSON with --json; besides the fields --help lists, where the
+ * time went: prescan_us and prescan_pages (the collection before the
+ * pause), start_ms (bgsnap_start: up to the writer's launch, the pause
+ * included), writer_us, unprotect_us, unprotect_calls, commit_us.
  *
  * --reset-loop: a full snapshot, then N rounds of: the bench writes K
  * pages (spread over the region), bgsnap_reset puts them back; reset_us
