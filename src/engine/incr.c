@@ -389,7 +389,13 @@ void incr_warm_copybuf(struct track *t)
 		((volatile uint8_t *)t->cb.mem)[i * PAGE_SIZE_] = 0;
 	if (want > in->cb_warm)
 		in->cb_warm = want;
-	precopy(t, in, max);
+}
+
+void incr_precopy(struct track *t)
+{
+	struct incr *in = t->e->incr;
+	if (incr_active(t->e))
+		precopy(t, in, t->cb.nslots / 2);
 }
 
 int incr_track_protect(struct track *t)

@@ -91,11 +91,14 @@ int incr_write_dirty(struct bgsnap_engine *e, struct fmt_writer *w);
  * written since the parent as saved (they are the parent's) and protects
  * the written runs only.  0 or -errno. */
 int incr_track_protect(struct track *t);
-/* Tracking methods, incremental, before the pause: copies the pages the
- * pre-scan found into the copy buffer (the pause hands over those not
- * written again since), and populates the slots incr_track_protect will
- * likely fill besides, so that the pause takes no page faults. */
+/* Tracking methods, incremental, before the pause: populates the copy
+ * buffer's slots incr_track_protect will likely fill (as many as the
+ * last scan found, and some), so that the pause takes no page faults. */
 void incr_warm_copybuf(struct track *t);
+/* Tracking methods, incremental, before the pause, once the method has
+ * checked the regions: copies the pages the pre-scan found into the copy
+ * buffer (the pause hands over those not written again since). */
+void incr_precopy(struct track *t);
 /* The copy buffer's memory kept from the last run of the chain (the
  * caller owns it now), or NULL. */
 void *incr_copybuf_take(struct bgsnap_engine *e, size_t *len);
