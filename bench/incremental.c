@@ -10,7 +10,10 @@
  * interval wrote and nothing the writers do while it runs.  The chain's
  * files go to one directory (the reader finds parents there); the last
  * image of the chain is verified against the oracle.  One line per
- * snapshot, JSON with --json.
+ * snapshot, JSON with --json; besides the fields --help lists, where the
+ * time went: prescan_us and prescan_pages (the collection before the
+ * pause), start_ms (bgsnap_start: up to the writer's launch, the pause
+ * included), writer_us, unprotect_us, unprotect_calls, commit_us.
  *
  * --reset-loop: a full snapshot, then N rounds of: the bench writes K
  * pages (spread over the region), bgsnap_reset puts them back; reset_us
@@ -123,17 +126,20 @@ struct snap_line {
 	struct bgsnap_stats st;
 	uint64_t file_bytes;
 	double total_ms;
+	double start_ms;         /* bgsnap_start alone: up to the writer's launch */
 	int verified;            /* -1: not checked (only the last is) */
 };
 
 static void report_line(const struct bench_opts *o, const struct snap_line *s, const char *parent)
 {
 	if (!o->json) {
-		printf("%-3u %-11s depth %-3u dirty %-9llu saved %-9llu bytes %-11llu pause %7.3f ms scan %7.3f ms "
-		       "total %8.1f ms%s\n", s->index, s->st.incremental ? "incremental" : "full", s->st.depth,
+		printf("%-3u %-11s depth %-3u dirty %-9llu saved %-9llu bytes %-11llu pause %7.3f ms scan %7.3f ms (pre %.3f ms %llu) "
+		       "total %8.1f ms (start %.1f writer %.1f unprot %.1f/%llu commit %.1f)%s\n", s->index, s->st.incremental ? "incremental" : "full", s->st.depth,
 		       (unsigned long long)s->st.dirty_pages, (unsigned long long)s->st.pages_saved,
-		       (unsigned long long)s->file_bytes, s->st.pause_us / 1e3, s->st.scan_us / 1e3, s->total_ms,
-		       s->verified < 0 ? "" : s->verified ? "  verified" : "  NOT VERIFIED");
+		       (unsigned long long)s->file_bytes, s->st.pause_us / 1e3, s->st.scan_us / 1e3,
+		       s->st.prescan_us / 1e3, (unsigned long long)s->st.prescan_pages, s->total_ms,
+		       s->start_ms, s->st.writer_us / 1e3, s->st.unprotect_us / 1e3,
+		       (unsigned long long)s->st.unprotect_calls, s->st.commit_us / 1e3, s->verified < 0 ? "" : s->verified ? "  verified" : "  NOT VERIFIED");
 		return;
 	}
 	struct json j;
@@ -157,8 +163,15 @@ static void report_line(const struct bench_opts *o, const struct snap_line *s, c
 	json_u64(&j, "file_bytes", s->file_bytes);
 	json_u64(&j, "pause_us", s->st.pause_us);
 	json_u64(&j, "scan_us", s->st.scan_us);
+	json_u64(&j, "prescan_us", s->st.prescan_us);
+	json_u64(&j, "prescan_pages", s->st.prescan_pages);
 	json_u64(&j, "wp_us", s->st.wp_us);
 	json_double(&j, "total_ms", 3, s->total_ms);
+	json_double(&j, "start_ms", 3, s->start_ms);
+	json_u64(&j, "writer_us", s->st.writer_us);
+	json_u64(&j, "unprotect_us", s->st.unprotect_us);
+	json_u64(&j, "unprotect_calls", s->st.unprotect_calls);
+	json_u64(&j, "commit_us", s->st.commit_us);
 	if (s->verified < 0)
 		json_raw(&j, "verified", "null");
 	else
@@ -171,6 +184,7 @@ static int take(bgsnap_engine *e, struct snap_line *s)
 {
 	double t0 = mono_s();
 	int r = bgsnap_start(e, s->path);
+	s->start_ms = (mono_s() - t0) * 1e3;
 	if (r == 0)
 		r = bgsnap_wait(e);
 	s->total_ms = (mono_s() - t0) * 1e3;

@@ -441,6 +441,12 @@ struct bgsnap_stats {
 	uint32_t depth;
 	uint64_t dirty_pages;
 	uint64_t scan_us;
+	/* Chains: the collection before the pause (while the host runs) of
+	 * the pages written so far, which it protects again; the pause's scan
+	 * (scan_us) then finds only what was written after it, and
+	 * dirty_pages is the union.  prescan_pages: pages it found. */
+	uint64_t prescan_us;
+	uint64_t prescan_pages;
 };
 
 enum bgsnap_tracking {

@@ -12,7 +12,27 @@
 /* A slot holds one page. */
 #define SLOT PAGE_SIZE_
 
+static int init_with(struct copybuf *cb, size_t bytes, void *mem, size_t mem_len);
+
 int copybuf_init(struct copybuf *cb, size_t bytes)
+{
+	return init_with(cb, bytes, NULL, 0);
+}
+
+int copybuf_init_mem(struct copybuf *cb, size_t bytes, void *mem, size_t mem_len)
+{
+	return init_with(cb, bytes, mem, mem_len);
+}
+
+void *copybuf_detach(struct copybuf *cb, size_t *mem_len)
+{
+	void *m = cb->mem;
+	*mem_len = cb->mem_len;
+	cb->mem = NULL;
+	return m;
+}
+
+static int init_with(struct copybuf *cb, size_t bytes, void *mem, size_t mem_len)
 {
 	memset(cb, 0, sizeof(*cb));
 	size_t n = bytes / SLOT;
@@ -23,7 +43,12 @@ int copybuf_init(struct copybuf *cb, size_t bytes)
 	cb->nslots = (uint32_t)n;
 	cb->nwords = (uint32_t)((n + 63) / 64);
 	cb->mem_len = n * SLOT;
-	cb->mem = mmap(NULL, cb->mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mem && mem_len != cb->mem_len)
+		munmap(mem, mem_len);
+	else if (mem)
+		cb->mem = mem;
+	if (!cb->mem)
+		cb->mem = mmap(NULL, cb->mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (cb->mem == MAP_FAILED) {
 		cb->mem = NULL;
 		return -ENOMEM;

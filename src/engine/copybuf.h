@@ -36,6 +36,12 @@ struct copybuf {
 };
 
 int copybuf_init(struct copybuf *cb, size_t bytes);
+/* copybuf_init over `mem` (mem_len bytes, from a copybuf_detach of a
+ * buffer of the same size), which the buffer then owns. */
+int copybuf_init_mem(struct copybuf *cb, size_t bytes, void *mem, size_t mem_len);
+/* Takes the slots' memory out of `cb` (the caller owns it then, to
+ * munmap or to pass to copybuf_init_mem); NULL if it has none. */
+void *copybuf_detach(struct copybuf *cb, size_t *mem_len);
 void copybuf_destroy(struct copybuf *cb);
 /* Returns a free slot's memory and its number, waiting (sleeping briefly,
  * async-signal-safe) while none is free; NULL once the buffer is closed. */

@@ -398,6 +398,8 @@ static void live_reset(struct live_stats *l)
 	atomic_store(&l->depth, 0);
 	atomic_store(&l->dirty_pages, 0);
 	atomic_store(&l->scan_us, 0);
+	atomic_store(&l->prescan_us, 0);
+	atomic_store(&l->prescan_pages, 0);
 }
 
 static void run_reset(bgsnap_engine *e)
@@ -500,8 +502,10 @@ static int start_run(bgsnap_engine *e)
 		goto fail_sink;
 	e->meta.method = e->ops->method;
 	/* Which regions are huge pages, before protection splits them. */
-	if (e->thp_collapse && (e->ops->caps & METHOD_SPLITS_HUGE_PAGES))
+	if (e->thp_collapse && (e->ops->caps & METHOD_SPLITS_HUGE_PAGES) && !incr_thp_known(e)) {
 		thp_survey(e);
+		incr_thp_keep(e);
+	}
 	r = e->ops->prepare ? e->ops->prepare(e) : 0;
 	if (!r)
 		r = pause_and_protect(e);
@@ -721,6 +725,8 @@ int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *user, size_t u
 	out->depth = atomic_load(&l->depth);
 	out->dirty_pages = atomic_load(&l->dirty_pages);
 	out->scan_us = atomic_load(&l->scan_us);
+	out->prescan_us = atomic_load(&l->prescan_us);
+	out->prescan_pages = atomic_load(&l->prescan_pages);
 	if (out->writer_us)
 		out->achieved_bytes_per_s = (uint64_t)((double)out->bytes_written * 1e6 / (double)out->writer_us);
 	abi_copy_out(user, user_size, out, sizeof(*out));

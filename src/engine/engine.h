@@ -77,6 +77,7 @@ struct live_stats {
 	_Atomic uint32_t depth;
 	_Atomic uint64_t dirty_pages;
 	_Atomic uint64_t scan_us;
+	_Atomic uint64_t prescan_us, prescan_pages;
 };
 
 struct bgsnap_engine;

@@ -4,10 +4,11 @@
  * hold only the pages written since its pause (an incremental snapshot).
  *
  * Who knows what:
- *  - the write tracker (dirty.h) stays registered between snapshots; the
- *    pause collects and re-arms the pages written since the previous
- *    pause, so what it returns is exactly what changed since the parent's
- *    pause instant;
+ *  - the write tracker (dirty.h) stays registered between snapshots; a
+ *    pre-scan before the pause and a scan in it each collect and re-arm,
+ *    and the union of the two is exactly what changed since the parent's
+ *    pause instant (the pause's scan only finds what was written after
+ *    the pre-scan, which keeps the pause short);
  *  - the engine keeps the last committed snapshot's id, file_crc and
  *    depth as the next parent; a run that fails or is cancelled after its
  *    pause consumed the written set, so the next snapshot is full;
@@ -40,10 +41,32 @@ struct incr {
 	struct fmt_lineage lin;
 	int run_incr;
 	int scanned;
+	int prescanned;           /* incr_begin collected and re-armed: the pause adds to its set */
 	uint64_t due;
 	/* bgsnap_reset (reset.c): the snapshot it resets to, open, and
 	 * the pages of it read so far. */
 	struct reset_src *reset;
+	/* The copy buffer's memory between the runs of a chain (track.c):
+	 * an incremental pause copies the written pages into it, and slots
+	 * touched once cost no page fault there again.  cb_warm: slots
+	 * touched so far. */
+	void *cb_mem;
+	size_t cb_len;
+	uint64_t cb_warm;
+	const void *cb_warm_mem;  /* the buffer cb_warm counts in */
+	size_t cb_warm_len;
+	/* The pre-scan's set per region (the pause's scan finds what was
+	 * written after it; the run's set is the union). */
+	uint64_t **pset;
+	/* Pages of the pre-scan's set copied into the copy buffer before the
+	 * pause (incr_warm_copybuf); in the pause, those written again since
+	 * are copied again, and all are handed to the writer. */
+	struct incr_precopy { uint32_t region, slot; uint64_t page; } *pc;
+	uint64_t npc, pc_cap;
+	/* The huge-page survey (thp.c) of the chain's last full run, per
+	 * region: an incremental run reuses it instead of reading smaps. */
+	uint8_t *huge;
+	int huge_known;
 };
 
 
@@ -69,9 +92,23 @@ int incr_write_dirty(struct bgsnap_engine *e, struct fmt_writer *w);
  * the written runs only.  0 or -errno. */
 int incr_track_protect(struct track *t);
 /* Tracking methods, incremental, before the pause: populates the copy
- * buffer's slots that incr_track_protect will likely fill (as many as the
+ * buffer's slots incr_track_protect will likely fill (as many as the
  * last scan found, and some), so that the pause takes no page faults. */
 void incr_warm_copybuf(struct track *t);
+/* Tracking methods, incremental, before the pause, once the method has
+ * checked the regions: copies the pages the pre-scan found into the copy
+ * buffer (the pause hands over those not written again since). */
+void incr_precopy(struct track *t);
+/* The copy buffer's memory kept from the last run of the chain (the
+ * caller owns it now), or NULL. */
+void *incr_copybuf_take(struct bgsnap_engine *e, size_t *len);
+/* Keeps the copy buffer's memory for the next run: 1, or 0 without a
+ * chain (the caller unmaps it). */
+int incr_copybuf_keep(struct bgsnap_engine *e, void *mem, size_t len);
+/* Incremental runs: sets regions[].huge from the last full run's survey
+ * and returns 1; else 0 (the engine surveys, then calls incr_thp_keep). */
+int incr_thp_known(struct bgsnap_engine *e);
+void incr_thp_keep(struct bgsnap_engine *e);
 /* The run ended with `r`: a committed run becomes the next parent. */
 void incr_end(struct bgsnap_engine *e, int r);
 void incr_free(struct bgsnap_engine *e);

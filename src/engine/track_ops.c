@@ -10,6 +10,7 @@
  * runs only if its prepare was called (it then cleans up after itself
  * wherever it stopped).
  */
+#include "engine/incr.h"
 #include "engine/track.h"
 
 #include <stdlib.h>
@@ -29,7 +30,10 @@ int track_op_prepare(struct bgsnap_engine *e)
 	if (r)
 		return r;
 	t->prepared = 1;
-	return m->prepare(t);
+	r = m->prepare(t);
+	if (!r)
+		incr_precopy(t);
+	return r;
 }
 
 int track_op_protect(struct bgsnap_engine *e)
