@@ -14,9 +14,10 @@
  * and the target's page count, whatever the reader's open found: a mapping
  * never covers anything but its target's pages.
  *
- * Verification reads the mapped pages back (threads taking records from a
- * shared counter, the file read ahead of them), each record's head and
- * checksum pread beside them, and checks them through the reader
+ * Worker threads take records from a shared counter, the file read ahead
+ * of them: they read the small records into place, and (unless the caller
+ * opts out) read the mapped pages back, each record's head and checksum
+ * pread beside them, and check them through the reader
  * (reader_run_check_parts: the one parser).
  */
 #include "bgsnap.h"
@@ -62,6 +63,7 @@ struct mapper {
 	size_t *recs;             /* PAGES/ZERO entries of mapped targets, file order */
 	size_t nrecs;
 	unsigned threads;
+	int no_verify;            /* the workers only read the small records */
 	_Atomic size_t next;
 	atomic_int failed;
 	pthread_mutex_t mu;
@@ -189,9 +191,8 @@ static int map_target(struct mapper *m, unsigned ti, struct bgsnap_err *e)
 			               (ull)x.offset, x.region, (ull)x.first, (ull)x.count, (ull)t->pages,
 			               (ull)m->file_bytes);
 		int rc = 0;
-		if (x.count < MAP_MIN_PAGES)
-			rc = rst_pread_all(m->fd, t->dst + x.first * PAGE_SIZE_, bytes, off, e);
-		else if (mmap(t->dst + x.first * PAGE_SIZE_, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, m->fd,
+		/* Smaller records are read by the worker threads (verify_one). */
+		if (x.count >= MAP_MIN_PAGES && mmap(t->dst + x.first * PAGE_SIZE_, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, m->fd,
 		              (off_t)off) == MAP_FAILED)
 			rc = err_sys(e, -errno, "mmap of %llu bytes at file offset %llu over %p", (ull)bytes, (ull)off,
 			             (void *)(t->dst + x.first * PAGE_SIZE_));
@@ -207,17 +208,29 @@ static void map_ahead(struct mapper *m, size_t k)
 		return;
 	struct reader_run x;
 	reader_run_get(m->r, m->recs[k], &x);
+	/* Not verifying, mapped pages are read when touched, not now. */
+	if (m->no_verify && (x.kind != FMT_REC_PAGES || x.count >= MAP_MIN_PAGES))
+		return;
 	(void)posix_fadvise(m->fd, (off_t)x.offset, (off_t)x.span, POSIX_FADV_WILLNEED);
 }
 
-/* One record: its head and checksum pread, its pages read where they are
- * mapped. */
+/* One record: a small PAGES record's data read into place (map_target
+ * left it: it was checked there), then, unless not verifying, its head
+ * and checksum pread and its pages read where they are. */
 static int verify_one(struct mapper *m, size_t k, struct bgsnap_err *e)
 {
 	struct reader_run x;
 	size_t i = m->recs[k];
 	reader_run_get(m->r, i, &x);
 	uint64_t data = reader_run_data_offset();
+	const struct rst_target *tg = &m->t[m->target_of[x.region]];
+	if (x.kind == FMT_REC_PAGES && x.count < MAP_MIN_PAGES) {
+		int rc = rst_pread_all(m->fd, tg->dst + x.first * PAGE_SIZE_, x.count * PAGE_SIZE_, x.offset + data, e);
+		if (rc < 0)
+			return rc;
+	}
+	if (m->no_verify)
+		return 0;
 	uint8_t head[64], crcb[FMT_REC_CRC_LEN];
 	if (data > sizeof(head))
 		return err_set(e, -EINVAL, "record head of %llu bytes", (ull)data);
@@ -226,8 +239,7 @@ static int verify_one(struct mapper *m, size_t k, struct bgsnap_err *e)
 		rc = rst_pread_all(m->fd, crcb, sizeof(crcb), x.offset + x.span - sizeof(crcb), e);
 	if (rc < 0)
 		return rc;
-	const struct rst_target *t = &m->t[m->target_of[x.region]];
-	const uint8_t *pages = x.kind == FMT_REC_PAGES ? t->dst + x.first * PAGE_SIZE_ : NULL;
+	const uint8_t *pages = x.kind == FMT_REC_PAGES ? tg->dst + x.first * PAGE_SIZE_ : NULL;
 	return reader_run_check_parts(m->r, i, head, pages, crcb, e);
 }
 
@@ -334,7 +346,8 @@ int bgsnap_restore_map(bgsnap_reader *r, const struct bgsnap_restore_target *tar
 	for (unsigned i = 0; i < n && rc == 0; i++)
 		if (map[i])
 			rc = map_target(&m, i, &m.err);
-	if (rc == 0 && !(flags & BGSNAP_RESTORE_MAP_NO_VERIFY))
+	m.no_verify = (flags & BGSNAP_RESTORE_MAP_NO_VERIFY) != 0;
+	if (rc == 0)
 		rc = verify(&m, threads);
 	if (rc < 0)
 		goto out;
