@@ -81,6 +81,13 @@ if "$bin" bench --mem 1M --method stop --compress zstd --duration-before 0 --dur
 	msg=$(check "$tmp/out.json" 0 uffd stop) || fail "compressed and aligned: $msg"
 fi
 
+# A chain written page-aligned (version 4 with a LINEAGE): the parents are
+# found by id and the last image verifies.
+"$bin" bench --mem 16M --incremental 3 --page-aligned --json --duration-after 0 >"$tmp/chain.json" 2>"$tmp/err" ||
+	fail "aligned chain run failed: $(head -3 "$tmp/err")"
+tail -n 1 "$tmp/chain.json" | grep -q '"depth":3.*"verified":true' ||
+	fail "aligned chain: the last image did not verify: $(tail -n 1 "$tmp/chain.json" | head -c 300)"
+
 # The files: mode 0600, version 4, accepted by verify.
 "$bin" bench --mem 8M --threads 2 --method mprotect,fork --page-aligned --out "$tmp/keep.bgsnap" --json \
 	--duration-before 20 --duration-after 0 >"$tmp/out.json" 2>"$tmp/err" || fail "kept run failed: $(head -3 "$tmp/err")"
