@@ -598,7 +598,7 @@ void bgsnap_reader_close(bgsnap_reader *r);
 const char *bgsnap_reader_errmsg(const bgsnap_reader *r);
 
 struct bgsnap_file_info {
-	uint32_t version;            /* format version (1 to 3)                */
+	uint32_t version;            /* format version (1 to 4)                */
 	uint32_t page_size;          /* bytes per page (4096)                  */
 	uint32_t region_count;
 	uint32_t state_count;        /* 0 until known (stream: after the end)  */

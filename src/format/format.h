@@ -1,9 +1,9 @@
 /*
- * format.h - snapshot file format (versions 1 to 3): constants shared by the encoder
+ * format.h - snapshot file format (versions 1 to 4): constants shared by the encoder
  * (format_write.c) and the one parser (reader.c).  docs/FORMAT.md is the
  * normative description; this header must agree with it.
  *
- * File layout:   MAGIC(8) HEADER-record { PAGES | ZERO | CPAGES | STATE }* INDEX-record TRAILER-record
+ * File layout:   MAGIC(8) HEADER-record { PAGES | ZERO | CPAGES | STATE | PAD }* INDEX-record TRAILER-record
  * Record:        u32 type, u32 flags(=0), u64 payload_len, payload, u32 crc32c(type..payload)
  * All integers little-endian, read and written with le.h helpers only.
  */

@@ -1,5 +1,5 @@
 /*
- * format_write.c - the snapshot encoder (format versions 1 to 3, docs/FORMAT.md).
+ * format_write.c - the snapshot encoder (format versions 1 to 4, docs/FORMAT.md).
  *
  * Owns: record framing, the whole-file crc32c (kept in the write path: each
  * record's crc is computed once and folded into the file crc with

@@ -2,7 +2,7 @@
  * reader_int.h - the reader's one struct and the functions its files share
  * (private to src/format/reader*.c).
  *
- * The reader is the one parser of snapshot files (format versions 1 to 3,
+ * The reader is the one parser of snapshot files (format versions 1 to 4,
  * docs/FORMAT.md), behind every bgsnap_reader_* function; info, verify,
  * extract, diff and restore all read through it.  Two ways in:
  *  - random access (bgsnap_reader_open): header, trailer (last 84 bytes) and
