@@ -70,6 +70,7 @@ struct bench_opts {
 	enum progress_mode progress; /* --progress, --quiet                  */
 	int compress_level;      /* 0: the library's default                 */
 	unsigned compress_threads; /* 0: the library's choice                */
+	bool page_aligned;         /* format version 4 (--page-aligned)      */
 	uint64_t max_rate;       /* writer bytes/s limit, 0: none            */
 	unsigned incremental;    /* --incremental: snapshots after the full one */
 	double dirty_fraction;   /* --dirty-fraction: pages written between them */

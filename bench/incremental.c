@@ -66,6 +66,7 @@ static bgsnap_engine *chain_engine(const struct bench_opts *o, struct chain_hook
 	opts.compress = o->compress;
 	opts.compress_level = o->compress_level;
 	opts.chain = 1;
+	opts.page_aligned = o->page_aligned;
 	bgsnap_engine *e = NULL;
 	int r = bgsnap_create(&e, &opts);
 	if (r < 0) {

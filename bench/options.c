@@ -96,8 +96,12 @@ void bench_usage(FILE *f)
 "                        the file's size is \"bytes_stored\")\n"
 "  --compress-threads N  threads that compress beside the writer, 0..64 (default 0:\n"
 "                        the library's choice; JSON \"compress_threads\")\n"
-"  --restore R           eager | lazy | both: then restore the verified snapshot\n"
-"                        into fresh memory and check it with the same oracle\n"
+"  --restore R           eager | lazy | map | both (eager,lazy) | all, or a\n"
+"                        comma list: then restore the verified snapshot into\n"
+"                        fresh memory and check it with the same oracle; map\n"
+"                        (bgsnap_restore_map) implies --page-aligned\n"
+"  --page-aligned        write the page-aligned layout (format version 4: PAGES\n"
+"                        data at page-aligned file offsets; JSON \"page_aligned\")\n"
 "  --restore-uncached    with --restore: drop the snapshot file from the page\n"
 "                        cache (POSIX_FADV_DONTNEED) before the file read and\n"
 "                        before each restore, as after drop_caches (JSON\n"
@@ -135,7 +139,9 @@ void bench_usage(FILE *f)
 "lazy_touch_p99_us (first read of 256 pages spread over the memory, at once),\n"
 "restore_verified,\n"
 "restore_huge_pages (eager: 2 MiB pages of the restored memory, AnonHugePages in\n"
-"/proc/self/smaps).\n"
+"/proc/self/smaps), restore_map_ms (map: bgsnap_restore_map with every checksum\n"
+"checked through the mapping), restore_map_noverify_ms (the same without the\n"
+"check), restore_map_mapped (1: mapped; 0: the library restored it by copy).\n"
 "\n"
 "Chains (options.chain; mprotect, or --method stop):\n"
 "  --incremental N        a full snapshot, then N incremental ones; before each,\n"
@@ -162,6 +168,7 @@ enum {
 	O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON, O_BEFORE, O_SEED, O_PROBE,
 	O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_UNCACHED, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_BUFIO,
 	O_AFTER, O_SERIES, O_COMPRESS, O_FILL, O_MAXRATE, O_INCR, O_DFRAC, O_RESETS, O_DPAGES, O_MEMORY, O_CTHREADS,
+	O_ALIGN,
 };
 
 static const struct option long_opts[] = {
@@ -190,6 +197,7 @@ static const struct option long_opts[] = {
 	{ "repeat", required_argument, NULL, O_REPEAT },
 	{ "compress", required_argument, NULL, O_COMPRESS },
 	{ "compress-threads", required_argument, NULL, O_CTHREADS },
+	{ "page-aligned", no_argument, NULL, O_ALIGN },
 	{ "fill", required_argument, NULL, O_FILL },
 	{ "max-rate", required_argument, NULL, O_MAXRATE },
 	{ "incremental", required_argument, NULL, O_INCR },
@@ -237,6 +245,7 @@ static bool flag_option(struct bench_opts *o, int c)
 	switch (c) {
 	case O_THP: o->memory = WL_MEM_THP; break;
 	case O_UNCACHED: o->restore_uncached = true; break;
+	case O_ALIGN: o->page_aligned = true; break;
 	case O_NOPRE: o->no_pre_protect = true; break;
 	case O_BUFIO: o->buffered_io = true; break;
 	case O_NOISE: o->noise = true; break;
@@ -351,9 +360,12 @@ static int word_option(struct bench_opts *o, int c, const char *arg)
 	case O_COMPRESS:
 		return cli_parse_compress("--compress", arg, &o->compress, &o->compress_level);
 	case O_RESTORE:
-		if ((o->restore = bench_restore_parse(arg)) >= 0)
+		if ((o->restore = bench_restore_parse(arg)) >= 0) {
+			if (o->restore & BENCH_RESTORE_MAP)
+				o->page_aligned = true;
 			return 0;
-		cli_error("--restore: '%s' is not eager, lazy or both", arg);
+		}
+		cli_error("--restore: '%s' is not eager, lazy, map, both, all or a comma list of them", arg);
 		return -EINVAL;
 	default: /* O_CORRUPT */
 		for (int m = CORRUPT_STEPS; m <= CORRUPT_FILE; m++)

@@ -33,6 +33,8 @@ static void json_setup(struct json *j, const struct bench_opts *o, const struct 
 		json_raw(j, "compress_level", "%d", o->compress_level);
 	if (o->compress_threads)
 		json_u64(j, "compress_threads", o->compress_threads);
+	if (o->page_aligned)
+		json_bool(j, "page_aligned", true);
 	if (o->repeat > 1)
 		json_u64(j, "round", res->round);
 }
@@ -99,6 +101,16 @@ static void json_restore(struct json *j, const struct bench_restore_result *rr)
 		json_u64(j, "restore_file_bytes", rr->file_bytes);
 		json_bool(j, "restore_uncached", rr->which & BENCH_RESTORE_UNCACHED);
 		json_raw(j, "restore_huge_pages", "%" PRId64, rr->huge_pages);
+	}
+	if (rr->which & BENCH_RESTORE_MAP) {
+		if (!(rr->which & BENCH_RESTORE_EAGER)) {
+			json_double(j, "restore_read_ms", 3, rr->read_ms);
+			json_u64(j, "restore_file_bytes", rr->file_bytes);
+			json_bool(j, "restore_uncached", rr->which & BENCH_RESTORE_UNCACHED);
+		}
+		json_double(j, "restore_map_ms", 3, rr->map_ms);
+		json_double(j, "restore_map_noverify_ms", 3, rr->map_noverify_ms);
+		json_u64(j, "restore_map_mapped", rr->map_mapped);
 	}
 	if (rr->which & BENCH_RESTORE_LAZY) {
 		json_u64(j, "resume_us", rr->resume_us);
@@ -185,6 +197,10 @@ static void table_restores(const struct bench_result *rs, int n)
 			printf(" eager %.1f ms (file read %.1f ms, throughput %.2fx of it; %" PRId64 " huge pages)",
 			       rr->restore_ms, rr->read_ms, rr->restore_ms > 0 ? rr->read_ms / rr->restore_ms : 0,
 			       rr->huge_pages);
+		if (rr->which & BENCH_RESTORE_MAP)
+			printf(" map %.1f ms (%.2fx the file read of %.1f ms; %.1f ms unchecked)%s", rr->map_ms,
+			       rr->read_ms > 0 ? rr->map_ms / rr->read_ms : 0, rr->read_ms, rr->map_noverify_ms,
+			       rr->map_mapped ? "" : " [copied, not mapped]");
 		if (rr->which & BENCH_RESTORE_LAZY)
 			printf(" lazy usable in %" PRIu64 " us (all in %.1f ms)", rr->resume_us, rr->lazy_total_ms);
 		printf(", verified %s\n", rr->verified ? "yes" : "NO");

@@ -15,7 +15,7 @@
 
 /* UNCACHED: the file is dropped from the page cache before the read and
  * before each restore. */
-enum { BENCH_RESTORE_EAGER = 1, BENCH_RESTORE_LAZY = 2, BENCH_RESTORE_UNCACHED = 4 };
+enum { BENCH_RESTORE_EAGER = 1, BENCH_RESTORE_LAZY = 2, BENCH_RESTORE_UNCACHED = 4, BENCH_RESTORE_MAP = 8 };
 
 struct bench_restore_result {
 	int which;                 /* BENCH_RESTORE_* that ran                 */
@@ -30,11 +30,16 @@ struct bench_restore_result {
 	 * right after it became usable, median and 99th percentile (a page
 	 * the prefetch installed first costs no fault) */
 	double touch_p50_us, touch_p99_us;
+	/* map: bgsnap_restore_map into fresh memory, checksums checked (the
+	 * pages read through the mapping), then again without the check */
+	double map_ms, map_noverify_ms;
+	unsigned map_mapped;       /* map: targets mapped (1), not copied (0)   */
 	bool verified;             /* every restored page matched the oracle    */
 	char msg[512];             /* why not                                  */
 };
 
-/* Parses "eager", "lazy" or "both"; returns the mask or -1. */
+/* Parses "eager", "lazy", "map", "both" (eager and lazy), "all", or a
+ * comma-separated list of them; returns the mask or -1. */
 int bench_restore_parse(const char *s);
 
 /*

@@ -95,6 +95,7 @@ static bgsnap_engine *make_engine(const struct bench_opts *o, int method, struct
 	opts.compress = o->compress;
 	opts.compress_level = o->compress_level;
 	opts.compress_threads = o->compress_threads;
+	opts.page_aligned = o->page_aligned;
 	opts.max_bytes_per_s = o->max_rate;
 	bgsnap_engine *e = NULL;
 	int r = bgsnap_create(&e, &opts);

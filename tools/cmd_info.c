@@ -11,6 +11,13 @@
 #include "cli/json.h"
 #include "commands.h"
 
+/* Version 3, or version 4 with a LINEAGE block (its id is never zero). */
+static int has_lineage(const struct bgsnap_file_info *fi)
+{
+	static const uint8_t zero[sizeof(fi->id)];
+	return fi->version == 3 || (fi->version == 4 && memcmp(fi->id, zero, sizeof(zero)));
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bgsnap info FILE|- [--json]\n\n"
@@ -141,7 +148,10 @@ static void print_text(bgsnap_reader *r, const struct info *in)
 		if (bgsnap_reader_state(r, i, &name, NULL, &len) == 0)
 			printf("  %-20s %zu bytes\n", name, len);
 	}
-	if (fi->version >= 3)
+	if (fi->page_aligned)
+		printf("layout:    page-aligned (PAGES data at multiples of the page size; %" PRIu64 " PAD records)\n",
+		       fi->pad_records);
+	if (has_lineage(fi))
 		print_lineage_text(r, fi);
 }
 
@@ -169,8 +179,10 @@ static void print_json(bgsnap_reader *r, const struct info *in)
 	json_u64(&j, "raw_bytes", fi->raw_bytes);
 	json_u64(&j, "stored_bytes", fi->stored_bytes);
 	json_double(&j, "ratio", 4, ratio(fi));
-	json_u64(&j, "index_entries", fi->records);
-	if (fi->version >= 3)
+	json_u64(&j, "index_entries", fi->records + fi->pad_records);
+	json_bool(&j, "page_aligned", fi->page_aligned);
+	json_u64(&j, "pad_records", fi->pad_records);
+	if (has_lineage(fi))
 		print_lineage_json(r, fi, &j);
 	json_open_array(&j, "regions");
 	for (unsigned i = 0; i < fi->region_count; i++) {

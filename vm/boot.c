@@ -84,7 +84,23 @@ static int restore_ram(struct runner *r, bgsnap_reader *rd, const char *path, co
 		/* One call that reads the file once: the line follows the reads. */
 		struct progress_watch w;
 		progress_watch_begin(&w, r->progress_mode, "restore", size);
-		int rc = bgsnap_restore(path, &tg, 1, 0, err, sizeof(err));
+		int rc;
+		if (r->map_restore) {
+			/* The reader stays open for the call only: the mappings
+			 * keep the file itself. */
+			bgsnap_reader *mr;
+			unsigned mapped = 0;
+			rc = bgsnap_reader_open(&mr, path, err, sizeof(err));
+			if (rc == 0) {
+				rc = bgsnap_restore_map(mr, &tg, 1, 0, 0, &mapped, err, sizeof(err));
+				bgsnap_reader_close(mr);
+			}
+			if (rc == 0 && r->stats)
+				cli_error("guest RAM %s", mapped ? "mapped from the snapshot" : "copied (the snapshot is not "
+				          "page-aligned)");
+		} else {
+			rc = bgsnap_restore(path, &tg, 1, 0, err, sizeof(err));
+		}
 		progress_watch_end(&w);
 		if (rc < 0) {
 			cli_error("%s: cannot restore guest RAM: %s", path, err);

@@ -29,6 +29,8 @@ static void usage_options(FILE *f)
 	           "                         restore the last file\n"
 	           "  --compress C           none | zstd | zstd:LEVEL: page data of every snapshot in zstd\n"
 	           "                         chunks (default none)\n"
+	           "  --page-aligned         snapshots in the page-aligned layout (format version 4), which\n"
+	           "                         `restore --map` maps instead of copying\n"
 	           "  --max-rate SIZE        limit every snapshot's writer to SIZE bytes per second\n"
 	           "                         (K/M/G: binary units; 0, the default: none; stop ignores it)\n"
 	           "  --control SOCKET       UNIX socket for JSON commands (snapshot, query-snapshot,\n"
@@ -60,7 +62,12 @@ static void restore_usage(FILE *f)
 	           "Builds a fresh VM from SNAPSHOT (RAM, registers, console) and continues the guest;\n"
 	           "its console output is the rest of the original run's output.\n"
 	           "options:\n"
-	           "  --lazy                 run at once, guest RAM filled on demand (userfaultfd)\n");
+	           "  --lazy                 run at once, guest RAM filled on demand (userfaultfd)\n"
+	           "  --map                  guest RAM mapped from a page-aligned snapshot (copy-on-write,\n"
+	           "                         bgsnap_restore_map; other snapshots are restored by copy).\n"
+	           "                         The file must stay unchanged while the guest runs; RAM\n"
+	           "                         mapped from a file cannot be snapshotted again, so --map\n"
+	           "                         does not go with --snapshot-at, --snapshot-every, --control\n");
 	usage_options(f);
 }
 
@@ -201,6 +208,8 @@ static int run_option(struct runner *r, struct run_args *a, int c, const char *a
 		}
 		return EXIT_OK;
 	case 'l': a->lazy = true; return EXIT_OK;
+	case 'P': r->map_restore = true; return EXIT_OK;
+	case 'A': r->page_aligned = true; return EXIT_OK;
 	case 'T': a->thp = false; return EXIT_OK;
 	case 'h': cli_help(a->restore ? restore_usage : run_usage); return -1;
 	case PROGRESS_OPT_FORCE:
@@ -222,6 +231,8 @@ static int run_args(struct runner *r, struct run_args *a, int argc, char **argv)
 		{ "compress", required_argument, NULL, 'z' },
 		{ "max-rate", required_argument, NULL, 'B' },
 		{ "snapshot-every", required_argument, NULL, 'E' },
+		{ "map", no_argument, NULL, 'P' },
+		{ "page-aligned", no_argument, NULL, 'A' },
 		PROGRESS_OPTS,
 		CLI_OPT_HELP,                                CLI_OPT_END,
 	};
@@ -236,8 +247,13 @@ static int run_args(struct runner *r, struct run_args *a, int argc, char **argv)
 		cli_error("restore does not take --mem or --rounds (they come from the snapshot)");
 		return EXIT_USAGE;
 	}
-	if (!a->restore && a->lazy) {
-		cli_error("run does not take --lazy");
+	if (!a->restore && (a->lazy || r->map_restore)) {
+		cli_error("run does not take --%s", a->lazy ? "lazy" : "map");
+		return EXIT_USAGE;
+	}
+	if (r->map_restore && (a->lazy || r->nsnaps || r->every_ms || r->control_path)) {
+		cli_error("--map does not go with --lazy, --snapshot-at, --snapshot-every or --control: RAM mapped "
+		          "from the file cannot be snapshotted again");
 		return EXIT_USAGE;
 	}
 	a->operand = argv[optind];

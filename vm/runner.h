@@ -72,6 +72,8 @@ struct runner {
 	char guest[64];              /* the name, when it comes from a snapshot */
 	int method;
 	int compress, compress_level;   /* every snapshot's (--compress)     */
+	bool page_aligned;              /* every snapshot's (--page-aligned) */
+	bool map_restore;               /* restore --map: RAM mapped from the file */
 	uint64_t max_rate;           /* every snapshot's writer limit, B/s (--max-rate) */
 	bool stats;
 	/* --snapshot-every MS:DIR: a chain of snapshots into DIR, taken by

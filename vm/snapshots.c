@@ -110,6 +110,7 @@ static int snapshot_engine(struct runner *r, const struct snap *s, bgsnap_engine
 	o.method = s->method;
 	o.compress = r->compress;
 	o.compress_level = r->compress_level;
+	o.page_aligned = r->page_aligned;
 	o.max_bytes_per_s = r->max_rate;
 	o.chain = s->chain;
 	o.log = engine_log;

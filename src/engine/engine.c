@@ -451,7 +451,8 @@ static int write_header(bgsnap_engine *e)
 		fr[i].size = e->regions[i].len;
 	}
 	struct fmt_out out = { &e->sink, sink_out_writev, sink_out_flush, SINK_IOV_MAX };
-	struct fmt_codec codec = { e->opts.compress, e->opts.compress_level, compress_threads(e) };
+	struct fmt_codec codec = { e->opts.compress, e->opts.compress_level, compress_threads(e),
+	                           e->opts.page_aligned != 0 };
 	int r = fmtw_begin_lineage(&e->fw, &out, fr, e->region_count, &codec, incr_lineage(e), &e->werr);
 	free(fr);
 	return r ? err_set(&e->err, r, "%s", e->werr.msg) : 0;

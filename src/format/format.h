@@ -1,9 +1,9 @@
 /*
- * format.h - snapshot file format (versions 1 to 3): constants shared by the encoder
+ * format.h - snapshot file format (versions 1 to 4): constants shared by the encoder
  * (format_write.c) and the one parser (reader.c).  docs/FORMAT.md is the
  * normative description; this header must agree with it.
  *
- * File layout:   MAGIC(8) HEADER-record { PAGES | ZERO | CPAGES | STATE }* INDEX-record TRAILER-record
+ * File layout:   MAGIC(8) HEADER-record { PAGES | ZERO | CPAGES | STATE | PAD }* INDEX-record TRAILER-record
  * Record:        u32 type, u32 flags(=0), u64 payload_len, payload, u32 crc32c(type..payload)
  * All integers little-endian, read and written with le.h helpers only.
  */
@@ -22,6 +22,11 @@
 #define FMT_VERSION        1u                  /* no CPAGES records            */
 #define FMT_VERSION_CPAGES 2u                  /* CPAGES records allowed       */
 #define FMT_VERSION_LINEAGE 3u                 /* version 2 + a LINEAGE block  */
+#define FMT_VERSION_ALIGNED 4u                 /* version 2 + `features`: page-aligned
+                                                  PAGES data, PAD records, LINEAGE optional */
+/* Version 4 HEADER `features` (the field reserved in versions 1 to 3). */
+#define FMT_FEAT_ALIGNED   1u                  /* MUST be set in version 4 */
+#define FMT_FEAT_LINEAGE   2u                  /* a LINEAGE block follows   */
 #define FMT_PAGE_SIZE      4096u
 #define FMT_NAME_MAX       63u
 
@@ -32,7 +37,8 @@ enum fmt_rec_type {
 	FMT_REC_STATE   = 4,
 	FMT_REC_INDEX   = 5,
 	FMT_REC_TRAILER = 6,
-	FMT_REC_CPAGES  = 7,   /* compressed pages: version 2 files only */
+	FMT_REC_CPAGES  = 7,   /* compressed pages: versions 2 to 4 */
+	FMT_REC_PAD     = 8,   /* zero bytes that align the next PAGES data: version 4 only */
 };
 
 #define FMT_REC_HDR_LEN    16u   /* type, flags, payload_len */
@@ -48,6 +54,9 @@ enum fmt_rec_type {
 #define FMT_MAX_ZERO_RUN       (UINT64_C(1) << 20)   /* ZERO record, all      */
 #define FMT_MAX_STATES         4096u
 #define FMT_MAX_STATE_LEN      (UINT64_C(1) << 30)
+
+/* Version 4: bytes of a PAD record payload (all zero), at most. */
+#define FMT_MAX_PAD            (FMT_PAGE_SIZE - 1)
 
 /* Fixed payload sizes. */
 #define FMT_HEADER_FIXED_LEN   16u   /* version, page_size, region_count, reserved */
@@ -70,6 +79,21 @@ static inline int fmt_name_valid(const char *name, size_t len)
 		if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] > 0x7e)
 			return 0;
 	return 1;
+}
+
+/* Version 4: the PAD payload a writer puts before a PAGES record that would
+ * start at `off`, so that its page data (FMT_REC_HDR_LEN + FMT_RUN_PREFIX_LEN
+ * bytes into it) starts at a multiple of FMT_PAGE_SIZE: -1 when none is
+ * needed (the data is aligned already).  A PAD record takes 20 bytes of
+ * its own, so a gap of 1..19 bytes becomes one of a page more. */
+static inline int64_t fmt_pad_before_pages(uint64_t off)
+{
+	uint64_t gap = (FMT_PAGE_SIZE - (off + 40) % FMT_PAGE_SIZE) % FMT_PAGE_SIZE;
+	if (!gap)
+		return -1;
+	if (gap < 20)
+		gap += FMT_PAGE_SIZE;
+	return (int64_t)(gap - 20);
 }
 
 /* 1 if a region at `addr` of `size` bytes lies inside the 64-bit address
@@ -124,6 +148,9 @@ struct fmt_codec {
 	int level;          /* zstd level; 0 = the codec's default */
 	unsigned threads;   /* compressor threads beside the writer (0: the
 	                       writer compresses; a fork child must), max 64 */
+	int aligned;        /* 1: a version 4 file whose PAGES data start at
+	                       multiples of FMT_PAGE_SIZE (PAD records before
+	                       them); CPAGES records stay unaligned */
 };
 
 /*
@@ -180,6 +207,7 @@ struct fmt_writer {
 	struct fmt_chunker *cz;         /* compressing: the pending chunk */
 	int has_lineage;                /* version 3 header */
 	int incremental;                /* pages may be left out (the parent's) */
+	int aligned;                    /* version 4: PAD before PAGES records */
 };
 
 /* Writes the magic and the header record (region table) to `out` (copied).

@@ -1,5 +1,5 @@
 /*
- * format_write.c - the snapshot encoder (format versions 1 to 3, docs/FORMAT.md).
+ * format_write.c - the snapshot encoder (format versions 1 to 4, docs/FORMAT.md).
  *
  * Owns: record framing, the whole-file crc32c (kept in the write path: each
  * record's crc is computed once and folded into the file crc with
@@ -11,7 +11,11 @@
  * With a codec (fmtw_begin_codec) non-zero pages take format_chunk.c's
  * path, which comes back here for the records themselves.  With a lineage
  * (fmtw_begin_lineage) the header is version 3; an incremental file may
- * leave pages out, still at most once each.
+ * leave pages out, still at most once each.  Aligned (codec->aligned) the
+ * header is version 4 and a PAD record goes before each PAGES record
+ * whose data would not start at a multiple of the page size: the output
+ * is still written front to back, and bytes_written is the offset that
+ * the alignment is computed from (a file written from its offset 0).
  * Invariant: w->bytes_written is the file offset of the next record, counting
  * records queued in the batch.
  */
@@ -107,12 +111,38 @@ static void iov_add(struct fmt_batch *b, const void *p, size_t len)
 	b->iov[b->niov++] = (struct iovec){ .iov_base = (void *)p, .iov_len = len };
 }
 
-/* Queues one PAGES (data != NULL) or ZERO record. */
+static const uint8_t zeros[FMT_MAX_PAD];
+
+/* Queues a PAD record of `n` zero bytes (room for it checked by the caller). */
+static int queue_pad(struct fmt_writer *w, uint64_t n)
+{
+	struct fmt_batch *b = w->batch;
+	uint8_t *h = b->head[b->nrec], *c = b->crc[b->nrec];
+	put_rec_hdr(h, FMT_REC_PAD, n);
+	uint32_t rc = crc32c(crc32c(0, h, FMT_REC_HDR_LEN), zeros, n);
+	le32_store(c, rc);
+	w->file_crc = crc32c(crc32c_combine(w->file_crc, rc, FMT_REC_HDR_LEN + n), c, FMT_REC_CRC_LEN);
+	iov_add(b, h, FMT_REC_HDR_LEN);
+	if (n)
+		iov_add(b, zeros, n);
+	iov_add(b, c, FMT_REC_CRC_LEN);
+	b->nrec++;
+	int e = index_add(w, FMT_REC_PAD, 0, 0, n, w->bytes_written);
+	w->bytes_written += FMT_REC_HDR_LEN + n + FMT_REC_CRC_LEN;
+	return e;
+}
+
+/* Queues one PAGES (data != NULL) or ZERO record; aligned, a PAGES record
+ * after the PAD record that aligns its data. */
 static int queue_run(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t count,
                      const void *data)
 {
 	struct fmt_batch *b = w->batch;
-	if ((b->nrec == BATCH_RECS || b->niov + 3 > (unsigned)w->out.iov_max) && batch_flush(w) < 0)
+	int64_t pad = w->aligned && data ? fmt_pad_before_pages(w->bytes_written) : -1;
+	unsigned recs = pad >= 0 ? 2 : 1;
+	if ((b->nrec + recs > BATCH_RECS || b->niov + 3 * recs > (unsigned)w->out.iov_max) && batch_flush(w) < 0)
+		return w->failed;
+	if (pad >= 0 && queue_pad(w, (uint64_t)pad) < 0)
 		return w->failed;
 	uint32_t type = data ? FMT_REC_PAGES : FMT_REC_ZERO;
 	uint64_t dlen = data ? count * FMT_PAGE_SIZE : 0;
@@ -246,10 +276,11 @@ static void put_header(struct fmt_writer *w, uint8_t *buf, size_t hlen, const st
 	uint8_t *h = buf + FMT_MAGIC_LEN;
 	put_rec_hdr(h, FMT_REC_HEADER, hlen);
 	uint8_t *p = h + FMT_REC_HDR_LEN;
-	le32_store(p, lin ? FMT_VERSION_LINEAGE : w->cz ? FMT_VERSION_CPAGES : FMT_VERSION);
+	le32_store(p, w->aligned ? FMT_VERSION_ALIGNED : lin ? FMT_VERSION_LINEAGE : w->cz ? FMT_VERSION_CPAGES
+	                                                                               : FMT_VERSION);
 	le32_store(p + 4, FMT_PAGE_SIZE);
 	le32_store(p + 8, w->region_count);
-	le32_store(p + 12, 0);
+	le32_store(p + 12, w->aligned ? FMT_FEAT_ALIGNED | (lin ? FMT_FEAT_LINEAGE : 0) : 0);
 	p += FMT_HEADER_FIXED_LEN;
 	if (lin) {
 		memcpy(p, lin->id, FMT_ID_LEN);
@@ -331,6 +362,10 @@ int fmtw_begin_lineage(struct fmt_writer *w, const struct fmt_out *out, const st
 	}
 	if (codec && codec->method != FMT_COMPRESS_NONE && (rc = fwc_new(w, codec)) < 0)
 		return fail(w, rc);
+	w->aligned = codec && codec->aligned;
+	if (w->aligned && out->iov_max < 6)
+		return fail(w, err_set(err, -EINVAL, "format: an aligned file needs iov_max >= 6 (PAD and PAGES "
+		                       "in one writev), not %d", out->iov_max));
 	w->region_count = region_count;
 	w->pages_total = total;
 	w->region_pages = calloc(region_count, sizeof(uint64_t));

@@ -22,7 +22,7 @@
  * the chain's image; consecutive entries of one link are contiguous.
  */
 struct reader_run {
-	uint32_t kind;            /* FMT_REC_PAGES, _CPAGES, _ZERO or _STATE */
+	uint32_t kind;            /* FMT_REC_PAGES, _CPAGES, _ZERO, _STATE or _PAD */
 	uint32_t region;
 	uint64_t first, count;    /* pages (STATE: region 0, first 0, count = data bytes) */
 	uint64_t offset, span;    /* the whole record in the file */
@@ -67,6 +67,18 @@ int reader_run_pages(const bgsnap_reader *r, size_t i, const uint8_t *rec, struc
  * pages) by reader_run_decode_to.  0 or -EBADMSG with the offset in err.
  */
 uint64_t reader_run_data_offset(void);
+/*
+ * Restore by mapping (restore_map.c).  reader_map_layout: 1 when r is a
+ * lone file (no chain) of format version 4, whose PAGES data start at
+ * multiples of the page size (checked at open for every entry).
+ * reader_run_check_parts checks PAGES or ZERO entry i from its first
+ * reader_run_data_offset() bytes `head`, its pages (x.count, NULL for
+ * ZERO) and its 4 stored checksum bytes `crcb`: what a caller that mapped
+ * the pages and pread the rest has.  0 or -EBADMSG with the offset in err.
+ */
+int reader_map_layout(const bgsnap_reader *r);
+int reader_run_check_parts(const bgsnap_reader *r, size_t i, const uint8_t *head, const uint8_t *pages,
+                           const uint8_t *crcb, struct bgsnap_err *err);
 int reader_run_check_split(const bgsnap_reader *r, size_t i, const uint8_t *rec, const uint8_t *pages,
                            struct bgsnap_err *err);
 int reader_run_decode_to(const bgsnap_reader *r, size_t i, const uint8_t *rec, struct reader_dec **dec, uint8_t *dst,

@@ -179,7 +179,7 @@ static void cands_free(struct cands *c)
 	free(c->v);
 }
 
-/* The id of the version 3 file `name` in directory `dfd`: 1, 0 if it is
+/* The id of the version 3 file (or version 4 with a LINEAGE) `name` in directory `dfd`: 1, 0 if it is
  * not one (or cannot be read: it cannot be a parent then). */
 static int peek_id(int dfd, const char *name, uint8_t *id)
 {
@@ -193,8 +193,9 @@ static int peek_id(int dfd, const char *name, uint8_t *id)
 	ssize_t k = pread(fd, b, sizeof(b), 0);
 	close(fd);
 	const uint8_t *h = b + FMT_MAGIC_LEN;
+	uint32_t v = le32_load(h + FMT_REC_HDR_LEN), feat = le32_load(h + FMT_REC_HDR_LEN + 12);
 	if (k != (ssize_t)sizeof(b) || memcmp(b, FMT_MAGIC, FMT_MAGIC_LEN) || le32_load(h) != FMT_REC_HEADER ||
-	    le32_load(h + FMT_REC_HDR_LEN) != FMT_VERSION_LINEAGE)
+	    !(v == FMT_VERSION_LINEAGE || (v == FMT_VERSION_ALIGNED && (feat & FMT_FEAT_LINEAGE))))
 		return 0;
 	memcpy(id, h + FMT_REC_HDR_LEN + FMT_HEADER_FIXED_LEN, FMT_ID_LEN);
 	return 1;

@@ -24,7 +24,18 @@ static int cmp_run(const void *a, const void *b)
 
 static uint64_t min_span(uint32_t kind)
 {
-	return kind == FMT_REC_STATE ? FMT_REC_HDR_LEN + 4 + 1 + 8 + FMT_REC_CRC_LEN : RD_HEAD_LEN + FMT_REC_CRC_LEN;
+	return kind == FMT_REC_STATE ? FMT_REC_HDR_LEN + 4 + 1 + 8 + FMT_REC_CRC_LEN
+	     : kind == FMT_REC_PAD   ? FMT_REC_HDR_LEN + FMT_REC_CRC_LEN
+	                             : RD_HEAD_LEN + FMT_REC_CRC_LEN;
+}
+
+/* A PAD entry: count is its payload length, which fixes its span. */
+static int pad_entry(bgsnap_reader *r, uint64_t i, const struct run *x)
+{
+	if (x->region || x->first || x->count > FMT_MAX_PAD || x->span != min_span(FMT_REC_PAD) + x->count)
+		return rd_bad(r, "INDEX entry %llu: PAD at offset %llu: fields inconsistent with its %llu-byte record "
+		              "(at most %u zero bytes)", (ull)i, (ull)x->offset, (ull)x->span, FMT_MAX_PAD);
+	return 0;
 }
 
 static int state_entry(bgsnap_reader *r, uint64_t i, const struct run *x, struct tally *t)
@@ -62,6 +73,12 @@ static int pages_entry(bgsnap_reader *r, uint64_t i, const struct run *x, struct
 		return rd_bad(r, "INDEX entry %llu: %s record at offset %llu spans %llu bytes, %llu expected", (ull)i,
 		              rd_type_name(x->kind), (ull)x->offset, (ull)x->span, (ull)want);
 	}
+	/* The promise of version 4 that restore by mapping relies on (checked
+	 * again there before any mmap). */
+	if (x->kind == FMT_REC_PAGES && r->aligned && (x->offset + RD_HEAD_LEN) % r->page_size)
+		return rd_bad(r, "INDEX entry %llu: PAGES record at offset %llu: its data at offset %llu is not "
+		              "page-aligned (format version 4 requires it)", (ull)i, (ull)x->offset,
+		              (ull)(x->offset + RD_HEAD_LEN));
 	if (x->kind != FMT_REC_ZERO)
 		r->stored_bytes += x->span;
 	if (x->kind == FMT_REC_ZERO) {
@@ -86,14 +103,17 @@ static int index_entry(bgsnap_reader *r, uint64_t i, const uint8_t *e, uint64_t 
 		return rd_bad(r, "INDEX entry %llu: record at offset %llu is CPAGES (type 7, compressed pages), an "
 		              "unsupported encoding in format v1", (ull)i, (ull)x->offset);
 	if (x->kind != FMT_REC_PAGES && x->kind != FMT_REC_ZERO && x->kind != FMT_REC_STATE &&
-	    x->kind != FMT_REC_CPAGES)
-		return rd_bad(r, "INDEX entry %llu: kind %u is not PAGES, ZERO, CPAGES or STATE", (ull)i, x->kind);
+	    x->kind != FMT_REC_CPAGES && (x->kind != FMT_REC_PAD || !r->aligned))
+		return rd_bad(r, "INDEX entry %llu: kind %u is not PAGES, ZERO, CPAGES or STATE%s", (ull)i, x->kind,
+		              r->aligned ? " or PAD" : "");
 	if (x->offset != t->expect_off || next < x->offset || next - x->offset < min_span(x->kind))
 		return rd_bad(r, "INDEX entry %llu: record offset %llu, expected %llu (records are contiguous, next at "
 		              "%llu)", (ull)i, (ull)x->offset, (ull)t->expect_off, (ull)next);
 	x->span = next - x->offset;
 	t->expect_off = next;
-	return x->kind == FMT_REC_STATE ? state_entry(r, i, x, t) : pages_entry(r, i, x, t);
+	return x->kind == FMT_REC_STATE ? state_entry(r, i, x, t)
+	     : x->kind == FMT_REC_PAD   ? pad_entry(r, i, x)
+	                                : pages_entry(r, i, x, t);
 }
 
 /* Each region's runs, sorted by first page, must tile it exactly once; an
@@ -108,7 +128,7 @@ static int build_run_tables(bgsnap_reader *r)
 		r->regions[g].nruns = 0;
 	}
 	for (size_t i = 0; i < r->nindex; i++)
-		if (r->index[i].kind != FMT_REC_STATE) {
+		if (r->index[i].kind != FMT_REC_STATE && r->index[i].kind != FMT_REC_PAD) {
 			struct rregion *g = &r->regions[r->index[i].region];
 			g->runs[g->nruns++] = r->index[i];
 		}

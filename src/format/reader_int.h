@@ -2,7 +2,7 @@
  * reader_int.h - the reader's one struct and the functions its files share
  * (private to src/format/reader*.c).
  *
- * The reader is the one parser of snapshot files (format versions 1 to 3,
+ * The reader is the one parser of snapshot files (format versions 1 to 4,
  * docs/FORMAT.md), behind every bgsnap_reader_* function; info, verify,
  * extract, diff and restore all read through it.  Two ways in:
  *  - random access (bgsnap_reader_open): header, trailer (last 84 bytes) and
@@ -60,7 +60,8 @@
 
 typedef unsigned long long ull;   /* for %llu */
 
-/* One PAGES, ZERO or STATE record, as the index (or the pass) describes it. */
+/* One PAGES, ZERO, CPAGES, STATE or PAD record, as the index (or the pass)
+ * describes it (PAD: region 0, first 0, count = its zero bytes). */
 struct run {
 	uint32_t kind, region;
 	uint64_t first, count, offset;
@@ -135,7 +136,10 @@ struct bgsnap_reader {
 	size_t buf_cap;
 	/* header */
 	uint32_t version, page_size, region_count;
-	int has_lineage, incremental;       /* version 3; incremental: parent_id != 0 */
+	int has_lineage, incremental;       /* version 3 (or 4 with the LINEAGE
+	                                       feature); incremental: parent_id != 0 */
+	int aligned;                        /* version 4: PAGES data page-aligned,
+	                                       PAD records (and index entries) */
 	uint8_t id[FMT_ID_LEN], parent_id[FMT_ID_LEN];
 	uint32_t parent_file_crc, depth;
 	struct rregion *regions;

@@ -29,6 +29,7 @@ int bgsnap_reader_info(const bgsnap_reader *r, struct bgsnap_file_info *out, siz
 		.parent_file_crc = r->parent_file_crc,
 		.depth = r->depth,
 		.incremental = r->incremental,
+		.page_aligned = r->aligned,
 	};
 	memcpy(fi.id, r->id, sizeof(fi.id));
 	memcpy(fi.parent_id, r->parent_id, sizeof(fi.parent_id));
@@ -54,7 +55,9 @@ int bgsnap_reader_info(const bgsnap_reader *r, struct bgsnap_file_info *out, siz
 			fi.page_records += v[i].kind == FMT_REC_PAGES;
 			fi.zero_records += v[i].kind == FMT_REC_ZERO;
 			fi.state_records += v[i].kind == FMT_REC_STATE;
+			fi.pad_records += v[i].kind == FMT_REC_PAD;
 		}
+		fi.records -= fi.pad_records;
 		/* Version 3 allows CPAGES either way: what the records hold. */
 		if (fi.cpage_records)
 			fi.compress = BGSNAP_COMPRESS_ZSTD;

@@ -61,7 +61,7 @@ static int parse_lineage(bgsnap_reader *r, const uint8_t *p, uint64_t len, uint6
 {
 	uint64_t at = off + FMT_REC_HDR_LEN + FMT_HEADER_FIXED_LEN;
 	if (len < FMT_HEADER_FIXED_LEN + FMT_LINEAGE_LEN)
-		return rd_bad(r, "HEADER at offset %llu: version 3 without room for its %u-byte LINEAGE block", (ull)off,
+		return rd_bad(r, "HEADER at offset %llu: no room for its %u-byte LINEAGE block", (ull)off,
 		              FMT_LINEAGE_LEN);
 	const uint8_t *l = p + FMT_HEADER_FIXED_LEN;
 	memcpy(r->id, l, FMT_ID_LEN);
@@ -87,20 +87,27 @@ static int parse_lineage(bgsnap_reader *r, const uint8_t *p, uint64_t len, uint6
 static int parse_header(bgsnap_reader *r, const uint8_t *p, uint64_t len, uint64_t off)
 {
 	uint32_t version = le32_load(p), ps = le32_load(p + 4), n = le32_load(p + 8);
-	if (version != FMT_VERSION && version != FMT_VERSION_CPAGES && version != FMT_VERSION_LINEAGE)
+	if (version < FMT_VERSION || version > FMT_VERSION_ALIGNED)
 		return rd_bad(r, "HEADER at offset %llu: unsupported format version %u (this reader knows 1 to %u)",
-		              (ull)off, version, FMT_VERSION_LINEAGE);
+		              (ull)off, version, FMT_VERSION_ALIGNED);
 	if (ps != FMT_PAGE_SIZE)
-		return rd_bad(r, "HEADER at offset %llu: page size %u (versions 1 to 3 require %u)", (ull)off, ps, FMT_PAGE_SIZE);
+		return rd_bad(r, "HEADER at offset %llu: page size %u (versions 1 to 4 require %u)", (ull)off, ps, FMT_PAGE_SIZE);
 	if (n < 1 || n > FMT_MAX_REGIONS)
 		return rd_bad(r, "HEADER at offset %llu: %u regions (1..%u allowed)", (ull)off, n, FMT_MAX_REGIONS);
-	if (le32_load(p + 12))
-		return rd_bad(r, "HEADER at offset %llu: reserved field is 0x%x, must be 0", (ull)off,
-		              le32_load(p + 12));
+	uint32_t feat = le32_load(p + 12);
+	if (version < FMT_VERSION_ALIGNED && feat)
+		return rd_bad(r, "HEADER at offset %llu: reserved field is 0x%x, must be 0", (ull)off, feat);
+	/* Version 4: `features` says the layout is aligned (always) and
+	 * whether a LINEAGE block follows; an unknown bit is a layout this
+	 * reader could misread. */
+	if (version == FMT_VERSION_ALIGNED && (feat & ~(FMT_FEAT_ALIGNED | FMT_FEAT_LINEAGE) || !(feat & FMT_FEAT_ALIGNED)))
+		return rd_bad(r, "HEADER at offset %llu: version 4 features 0x%x (bit 0 must be set, only bits 0 and 1 "
+		              "are known)", (ull)off, feat);
 	r->version = version;
 	r->page_size = ps;
+	r->aligned = version == FMT_VERSION_ALIGNED;
 	uint64_t q = FMT_HEADER_FIXED_LEN, total = 0;
-	if (version == FMT_VERSION_LINEAGE) {
+	if (version == FMT_VERSION_LINEAGE || (feat & FMT_FEAT_LINEAGE)) {
 		int rc = parse_lineage(r, p, len, off);
 		if (rc < 0)
 			return rc;

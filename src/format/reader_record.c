@@ -19,7 +19,7 @@
 
 const char *rd_type_name(uint32_t t)
 {
-	static const char *names[] = { "?", "HEADER", "PAGES", "ZERO", "STATE", "INDEX", "TRAILER", "CPAGES" };
+	static const char *names[] = { "?", "HEADER", "PAGES", "ZERO", "STATE", "INDEX", "TRAILER", "CPAGES", "PAD" };
 	return t < sizeof(names) / sizeof(names[0]) ? names[t] : "unknown";
 }
 
@@ -114,6 +114,8 @@ static int payload_len_ok(uint32_t type, uint64_t len, uint32_t ps)
 	case FMT_REC_CPAGES:
 		/* A frame never as large as the pages it holds (those are PAGES). */
 		return len > FMT_RUN_PREFIX_LEN && len - FMT_RUN_PREFIX_LEN < (uint64_t)FMT_MAX_CPAGES * ps;
+	case FMT_REC_PAD:
+		return len <= FMT_MAX_PAD;
 	}
 	return 0;
 }
@@ -126,8 +128,9 @@ int rd_check_hdr(bgsnap_reader *r, const uint8_t *h, uint64_t off)
 	if (type == FMT_REC_CPAGES && r->version < FMT_VERSION_CPAGES)
 		return rd_bad(r, "record at offset %llu: CPAGES (type 7, compressed pages) is an unsupported "
 		              "encoding in format v1", (ull)off);
-	if (type < FMT_REC_HEADER || type > FMT_REC_CPAGES)
-		return rd_bad(r, "record at offset %llu: unknown record type %u", (ull)off, type);
+	if (type < FMT_REC_HEADER || type > FMT_REC_PAD || (type == FMT_REC_PAD && !r->aligned))
+		return rd_bad(r, "record at offset %llu: unknown record type %u%s", (ull)off, type,
+		              type == FMT_REC_PAD ? " (PAD, allowed in format version 4 only)" : "");
 	if (flags)
 		return rd_bad(r, "record at offset %llu (%s): flags 0x%x, must be 0", (ull)off, rd_type_name(type),
 		              flags);

@@ -188,3 +188,24 @@ int reader_run_decode_to(const bgsnap_reader *r, size_t i, const uint8_t *rec, s
 		return err_set(err, -ENOMEM, "out of memory");
 	return rd_decode_into(&(*dec)->d, x, rec + RD_HEAD_LEN, x->span - RD_HEAD_LEN - FMT_REC_CRC_LEN, dst, err);
 }
+
+int reader_map_layout(const bgsnap_reader *r)
+{
+	return !r->stream && r->aligned && !r->nparents && !r->incremental;
+}
+
+int reader_run_check_parts(const bgsnap_reader *r, size_t i, const uint8_t *head, const uint8_t *pages,
+                           const uint8_t *crcb, struct bgsnap_err *err)
+{
+	const bgsnap_reader *l;
+	const struct run *x = entry(r, i, &l, NULL);
+	if (!x || (x->kind != FMT_REC_PAGES && x->kind != FMT_REC_ZERO) || l != r)
+		return err_set(err, -ENOENT, "no PAGES or ZERO index entry %zu", i);
+	int rc = rd_check_run_head(x, head, err);
+	if (rc < 0)
+		return rc;
+	uint32_t crc = crc32c(0, head, RD_HEAD_LEN);
+	if (x->kind == FMT_REC_PAGES)
+		crc = crc32c(crc, pages, x->count * r->page_size);
+	return rd_check_run_crc(x, le32_load(crcb), crc, err);
+}

@@ -130,6 +130,9 @@ static int seq_run(bgsnap_reader *r, uint32_t type, uint64_t len, uint64_t off, 
 	if (le32_load(p + 4) != reserved)
 		return rd_bad(r, "record at offset %llu (%s): %s is 0x%x, must be %u", (ull)off, rd_type_name(type),
 		              type == FMT_REC_CPAGES ? "codec" : "reserved field", le32_load(p + 4), reserved);
+	if (type == FMT_REC_PAGES && r->aligned && (off + RD_HEAD_LEN) % r->page_size)
+		return rd_bad(r, "record at offset %llu (PAGES): its data at offset %llu is not page-aligned (format "
+		              "version 4 requires it)", (ull)off, (ull)(off + RD_HEAD_LEN));
 	const struct rregion *g = &r->regions[x->region];
 	uint64_t want = type == FMT_REC_PAGES ? (len - FMT_RUN_PREFIX_LEN) / r->page_size : x->count;
 	uint64_t maxc = type == FMT_REC_CPAGES ? FMT_MAX_CPAGES : FMT_MAX_ZERO_RUN;
@@ -197,7 +200,9 @@ static int seq_state(bgsnap_reader *r, uint64_t len, uint64_t off, struct run *x
 	return 0;
 }
 
-static int seq_next(bgsnap_reader *r, struct bgsnap_record *rec)
+/* One record: 1, 2 for a PAD (checked, in the seen list, not returned),
+ * or -errno. */
+static int seq_one(bgsnap_reader *r, struct bgsnap_record *rec)
 {
 	uint32_t type, before;
 	uint64_t len, off, toff;
@@ -217,6 +222,15 @@ static int seq_next(bgsnap_reader *r, struct bgsnap_record *rec)
 		break;
 	case FMT_REC_STATE:
 		rc = seq_state(r, len, off, &x, rec);
+		break;
+	case FMT_REC_PAD:
+		/* Zero bytes only (rd_check_hdr allowed PAD in version 4 only):
+		 * a PAD carries nothing, not even a hidden message. */
+		for (uint64_t k = 0; k < len; k++)
+			if (r->buf[k])
+				return rd_bad(r, "PAD record at offset %llu: byte %llu is 0x%02x, must be 0", (ull)off, (ull)k,
+				              r->buf[k]);
+		x.count = len;
 		break;
 	case FMT_REC_INDEX:
 		if ((rc = index_matches_seen(r, off, len)) < 0 || (rc = trailer_matches_seen(r, off, &toff)) < 0 ||
@@ -239,7 +253,17 @@ static int seq_next(bgsnap_reader *r, struct bgsnap_record *rec)
 		return entry_mismatch(r, r->seq.nseen, &r->index[r->seq.nseen], &x);
 	if ((rc = seen_add(r, &x)) < 0)
 		return rc;
-	return 1;
+	return type == FMT_REC_PAD ? 2 : 1;
+}
+
+/* Callers see no PAD record: the next one is what they get (a loop, not
+ * recursion: a crafted stream may hold any number of PADs in a row). */
+static int seq_next(bgsnap_reader *r, struct bgsnap_record *rec)
+{
+	int rc;
+	while ((rc = seq_one(r, rec)) == 2)
+		;
+	return rc;
 }
 
 int bgsnap_reader_next(bgsnap_reader *r, struct bgsnap_record *rec)

@@ -4,7 +4,7 @@
  *
  * Eager: the index's page records, in file order, are cut into slices of a
  * few MiB of consecutive records that the worker threads take from a shared
- * counter.  STATE records are in no slice and never read: a worker's buffer
+ * counter.  STATE (and PAD) records are in no slice and never read: a worker's buffer
  * is bounded by the slice size (or one large PAGES record), not by the
  * largest state blob, of which each of up to MAX_THREADS would hold a copy.
  * A worker reads its slice with one preadv (records are contiguous): PAGES
@@ -529,7 +529,7 @@ int rst_slices(const bgsnap_reader *r, struct rst_slice **slices, size_t *nslice
 	for (size_t i = 0; i < n; i++) {
 		struct reader_run x;
 		reader_run_get(r, i, &x);
-		if (x.kind == FMT_REC_STATE) {
+		if (x.kind == FMT_REC_STATE || x.kind == FMT_REC_PAD) {
 			in_slice = 0;   /* the next page record starts a slice */
 			continue;
 		}

@@ -81,7 +81,7 @@ struct rst_slice {
 /*
  * Cuts r's page records, in file order, into slices of about
  * RST_SLICE_BYTES (a single record may exceed it: at most a reader's
- * largest PAGES record).  STATE records are in no slice: restore never
+ * largest PAGES record).  STATE and PAD records are in no slice: restore never
  * reads them, so a large state blob costs neither I/O nor buffer space.
  * *buf_len is the largest slice in bytes (at least 1): what one reader of
  * the slices needs.  *slices is malloc'd.

@@ -86,6 +86,7 @@ int main(int argc, char **argv)
 		unsigned zero_every, max_run, nstates;
 		size_t state0;
 		int compress;                        /* CPAGES: text-like pages, zstd */
+		int aligned;                         /* version 4: PAD records        */
 	} shapes[] = {
 		{ 1, { 1 }, 0, 1, 0, 0 },            /* one data page, no state       */
 		{ 1, { 2 }, 2, 1, 1, 5 },            /* data + zero page, a state     */
@@ -97,6 +98,8 @@ int main(int argc, char **argv)
 		{ 2, { 2, 2 }, 0, 2, 3, 1 },         /* two-page PAGES records        */
 		{ 1, { 3 }, 0, 3, 1, 4, 1 },         /* one small CPAGES record       */
 		{ 2, { 9, 4 }, 3, 4, 0, 0, 1 },      /* CPAGES, ZERO, PAGES fallback  */
+		{ 2, { 3, 20 }, 4, 7, 1, 6, 0, 1 },  /* page-aligned: PADs, PAGES    */
+		{ 2, { 9, 4 }, 3, 4, 1, 2, 1, 1 },   /* page-aligned and compressed   */
 	};
 	for (size_t k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++) {
 		struct fg_spec s;
@@ -116,6 +119,7 @@ int main(int argc, char **argv)
 			s.compress = FMT_COMPRESS_ZSTD;
 			s.text_regions = 1;   /* region 1 stays random: stored as PAGES */
 		}
+		s.aligned = shapes[k].aligned;
 		fg_build(&s);
 		char path[4096];
 		snprintf(path, sizeof(path), "%s/seed-%02zu.bgs", argv[1], k);

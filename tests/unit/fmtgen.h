@@ -27,6 +27,7 @@ struct fg_spec {
 	int compress;                       /* enum fmt_compress: 0 none        */
 	unsigned text_regions;              /* bit i: region i compresses well  */
 	const struct fmt_lineage *lin;      /* non-NULL: a version 3 file       */
+	int aligned;                        /* 1: page-aligned, version 4       */
 	const uint8_t *keep[FG_MAX_REGIONS];/* per page, 0: left out (incremental) */
 	uint32_t *file_crc;                 /* non-NULL: gets the TRAILER file_crc */
 	/* filled by fg_build: */
