@@ -3,9 +3,8 @@
 # message that names them and says why: an unsupported network scheme, a
 # scheme without its argument, fd: without a number (usage errors, exit 2,
 # before the guest runs); fd:N not open or open read-only, unix: with no
-# listener (that snapshot fails, exit 1); `bgsnap bench --out exec:...`
-# (the bench reads its file back); `bgsnap-vm restore -` (a stream cannot
-# be restored).
+# listener (that snapshot fails, exit 1); `bgsnap-vm restore - --lazy` (a
+# stream is restored eagerly only); an empty stream on stdin.
 # timeout: 120
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -49,7 +48,8 @@ expect 1 "snapshot fd:9 failed: fd:9: descriptor 9 is not open" "$vm" run "${a[@
 : >"$tmp/ro"
 expect 1 "fd:3: descriptor 3 is not open for writing" "$vm" run "${a[@]}" --snapshot-at 10:fd:3 3<"$tmp/ro"
 expect 1 "unix:$tmp/none: cannot connect: No such file or directory" "$vm" run "${a[@]}" --snapshot-at "10:unix:$tmp/none"
-expect 1 "restore -: a snapshot stream cannot be restored" "$vm" restore -
+expect 2 "-: a stream can only be restored eagerly" "$vm" restore - --lazy
+expect 1 "-: not a bgsnap snapshot" "$vm" restore -
 [[ ! -e tcp:localhost:4444 && ! -e rdma:x ]] || fail "a refused scheme was taken for a file name"
 
 [[ $fails -eq 0 ]] || exit 1

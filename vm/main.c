@@ -56,11 +56,17 @@ static void run_usage(FILE *f)
 static void restore_usage(FILE *f)
 {
 	fprintf(f, "usage: bgsnap-vm restore SNAPSHOT [--lazy] [options]\n"
-	           "SNAPSHOT must be a file: a stream ('-', a pipe) cannot be restored.\n"
 	           "Builds a fresh VM from SNAPSHOT (RAM, registers, console) and continues the guest;\n"
 	           "its console output is the rest of the original run's output.\n"
+	           "SNAPSHOT may be '-' (standard input) or a pipe: the stream is restored eagerly\n"
+	           "as it arrives, straight into guest RAM (no file in between), and the guest\n"
+	           "starts only once the whole stream arrived intact (index, trailer and every\n"
+	           "checksum); a cut or corrupt stream fails with what is wrong and at which\n"
+	           "offset, and nothing runs.  E.g. bgsnap-vm run ... --snapshot-at\n"
+	           "'100:exec:bgsnap-vm restore - > rest.txt' continues a copy of the guest.\n"
 	           "options:\n"
-	           "  --lazy                 run at once, guest RAM filled on demand (userfaultfd)\n");
+	           "  --lazy                 run at once, guest RAM filled on demand (userfaultfd);\n"
+	           "                         a file only\n");
 	usage_options(f);
 }
 
