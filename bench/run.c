@@ -16,6 +16,7 @@
 #include "cli/progress.h"
 #include "hostcpu.h"
 #include "sampler.h"
+#include "stream_out.h"
 
 /* What the engine's hooks work on. */
 struct hook_ctx {
@@ -260,8 +261,31 @@ static int wait_showing(const struct bench_opts *o, bgsnap_engine *e)
 /* The snapshot itself, the writers running (and the noise process, if
  * any), then the host's recovery; stops both.  Returns the engine's
  * result. */
+/* Starts e into the file res->path, or into the stream --out names (so:
+ * its copy then becomes res->path); a failure to start the stream is
+ * said in res->msg. */
+static int start(const struct bench_opts *o, bgsnap_engine *e, struct stream_out *so, struct bench_result *res)
+{
+	if (o->out_kind == DEST_FILE)
+		return bgsnap_start(e, res->path);
+	struct dest d;
+	dest_parse(o->out, &d, NULL, 0);
+	setenv("BGSNAP_METHOD", bgsnap_method_name(res->method), 1);
+	int r = stream_out_open(so, o->out, &d, res->msg, sizeof(res->msg));
+	if (r < 0)
+		return r;
+	snprintf(res->path, sizeof(res->path), "/proc/self/fd/%d", so->copy_fd);
+	r = bgsnap_start_fd(e, so->pipe_w);
+	if (r < 0) {
+		stream_out_close(so, r, bgsnap_errmsg(e), res->msg, sizeof(res->msg));
+		close(so->copy_fd);
+		so->copy_fd = -1;
+	}
+	return r;
+}
+
 static int snapshot(const struct bench_opts *o, bgsnap_engine *e, wl *w, const struct hook_ctx *h, pid_t noise,
-                    struct bench_result *res, double tb, uint64_t sb)
+                    struct stream_out *so, struct bench_result *res, double tb, uint64_t sb)
 {
 	struct sampler sm;
 	int r = sampler_start(&sm, w);
@@ -270,10 +294,12 @@ static int snapshot(const struct bench_opts *o, bgsnap_engine *e, wl *w, const s
 	struct host_cpu c0, c1;
 	bool cpu = host_cpu_read(w, &c0) == 0;
 	res->huge_before = wl_huge_pages(wl_mem(w), wl_mem_bytes(w));
-	r = bgsnap_start(e, res->path);
+	r = start(o, e, so, res);
 	bool started = r == 0;
 	if (started)
 		r = wait_showing(o, e);
+	if (started && o->out_kind != DEST_FILE)
+		r = stream_out_close(so, r, bgsnap_errmsg(e), res->msg, sizeof(res->msg));
 	res->huge_after = wl_huge_pages(wl_mem(w), wl_mem_bytes(w));
 	cpu = cpu && host_cpu_read(w, &c1) == 0;
 	noise_stop(noise);
@@ -335,6 +361,7 @@ void bench_run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int 
 	res->method = res->ran = method;
 	res->extra_src = "engine";
 	snapshot_path(o, method, res->path, sizeof(res->path));
+	/* A stream's copy is unlinked already: nothing to remove. */
 	res->keep = o->out != NULL;
 
 	char why[256] = "";
@@ -362,11 +389,18 @@ void bench_run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int 
 		bgsnap_destroy(e);
 		return;
 	}
-	r = snapshot(o, e, w, &h, noise, res, tb, sb);
-	if (r < 0) {
+	struct stream_out so = { .copy_fd = -1 };
+	r = snapshot(o, e, w, &h, noise, &so, res, tb, sb);
+	if (r < 0 && res->msg[0]) {
+		/* A stream's failure: its message names the destination. */
+		res->status = BENCH_ERROR;
+		bgsnap_destroy(e);
+	} else if (r < 0) {
 		engine_failed(o, res, r, e);
-		return;
+	} else {
+		bgsnap_destroy(e);
+		finish(o, w, oracle, &h, res);
 	}
-	bgsnap_destroy(e);
-	finish(o, w, oracle, &h, res);
+	if (so.copy_fd >= 0)
+		close(so.copy_fd);
 }

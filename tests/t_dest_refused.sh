@@ -27,7 +27,8 @@ expect() {
 	grep -qE -- "$pat" "$tmp/err" || fail "$*: stderr does not say '$pat': $(cat "$tmp/err")"
 }
 
-expect 2 "out: exec:cat: a file expected" "$tool" bench --mem 4M --out 'exec:cat'
+expect 2 "out fd:3: one descriptor takes one snapshot" "$tool" bench --mem 4M --out fd:3 --method uffd,stop
+expect 2 "out exec:cat: the chain benches write files" "$tool" bench --mem 4M --out exec:cat --incremental 2
 expect 2 "out: tcp:h:1: scheme 'tcp:' is not supported" "$tool" bench --mem 4M --out 'tcp:h:1'
 
 if [[ ! -x $vm ]]; then
