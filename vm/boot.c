@@ -103,14 +103,18 @@ static int restore_ram(struct runner *r, bgsnap_reader *rd, const char *path, co
  * come (bgsnap_restore_stream); the state blobs come last, and are read
  * once the stream ended intact.  Nothing runs unless every check passed.
  */
+static int lazy_stream(const char *path)
+{
+	cli_error("%s: a stream can only be restored eagerly (a lazy restore reads pages in any order); "
+	          "save it to a file first (exec:cat > FILE) for --lazy", path);
+	return EXIT_USAGE;
+}
+
 static int boot_stream(struct runner *r, bgsnap_reader *rd, const char *path, bool lazy, bool thp)
 {
 	char err[512] = "";
-	if (lazy) {
-		cli_error("%s: a stream can only be restored eagerly (a lazy restore reads pages in any order); "
-		          "save it to a file first (exec:cat > FILE) for --lazy", path);
-		return EXIT_USAGE;
-	}
+	if (lazy)
+		return lazy_stream(path);
 	struct bgsnap_region_info ri;
 	int idx = bgsnap_reader_find_region(rd, "ram");
 	if (idx < 0 || bgsnap_reader_region(rd, (unsigned)idx, &ri, sizeof ri) < 0) {
@@ -151,6 +155,8 @@ int boot_snapshot(struct runner *r, const char *path, bool lazy, bool thp)
 	struct vm_saved s;
 	char err[512] = "";
 	int fd;
+	if (lazy && !strcmp(path, "-"))
+		return lazy_stream(path);   /* said before reading stdin */
 	bgsnap_reader *rd = cli_open_any(path, &fd);
 	if (!rd)
 		return EXIT_FAIL;
