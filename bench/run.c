@@ -5,6 +5,8 @@
  * latencies, then the verification (verify.c) and --restore (restore.c).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +240,22 @@ static void measure_loss(const struct bench_opts *o, struct sampler *sm, const s
 	res->wps_after = c.after > 0 ? c.after : 0;
 }
 
+/* bgsnap_wait in a thread of its own, so that the line can be drawn
+ * meanwhile: the engine's state turns DONE only inside bgsnap_wait. */
+struct waiter {
+	bgsnap_engine *e;
+	int rc;
+	atomic_bool done;
+};
+
+static void *waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+	w->rc = bgsnap_wait(w->e);
+	atomic_store(&w->done, true);
+	return NULL;
+}
+
 /* bgsnap_wait, drawing the progress line meanwhile if it is shown: the
  * engine's counters polled every 50 ms until the snapshot is over. */
 static int wait_showing(const struct bench_opts *o, bgsnap_engine *e)
@@ -245,17 +263,26 @@ static int wait_showing(const struct bench_opts *o, bgsnap_engine *e)
 	struct progress bar;
 	uint64_t ps = (uint64_t)sysconf(_SC_PAGESIZE);
 	progress_begin(&bar, o->progress, "snapshot", 0);
+	struct waiter w = { .e = e };
+	pthread_t th;
+	if (!bar.shown || pthread_create(&th, NULL, waiter_main, &w) != 0) {
+		progress_end(&bar);
+		return bgsnap_wait(e);
+	}
 	struct bgsnap_stats st = { 0 };
-	while (bar.shown && bgsnap_get_stats(e, &st, sizeof st) == 0 && st.state == BGSNAP_STATE_RUNNING) {
-		bar.total = st.pages_total * ps;
-		uint64_t raw = st.pages_saved * ps;
-		if (o->compress != BGSNAP_COMPRESS_NONE && raw)
-			progress_ratio(&bar, (double)st.bytes_written / (double)raw);
-		progress_update(&bar, raw);
+	while (!atomic_load(&w.done)) {
+		if (bgsnap_get_stats(e, &st, sizeof st) == 0) {
+			bar.total = st.pages_total * ps;
+			uint64_t raw = st.pages_saved * ps;
+			if (o->compress != BGSNAP_COMPRESS_NONE && raw)
+				progress_ratio(&bar, (double)st.bytes_written / (double)raw);
+			progress_update(&bar, raw);
+		}
 		sleep_ms(50);
 	}
+	pthread_join(th, NULL);
 	progress_end(&bar);
-	return bgsnap_wait(e);
+	return w.rc;
 }
 
 /* The snapshot itself, the writers running (and the noise process, if
