@@ -297,7 +297,6 @@ static int start(const struct bench_opts *o, bgsnap_engine *e, struct stream_out
 		return bgsnap_start(e, res->path);
 	struct dest d;
 	dest_parse(o->out, &d, NULL, 0);
-	setenv("BGSNAP_METHOD", bgsnap_method_name(res->method), 1);
 	int r = stream_out_open(so, o->out, &d, res->msg, sizeof(res->msg));
 	if (r < 0)
 		return r;
@@ -388,6 +387,10 @@ void bench_run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int 
 	res->method = res->ran = method;
 	res->extra_src = "engine";
 	snapshot_path(o, method, res->path, sizeof(res->path));
+	/* For exec:'s command; set while this is the only thread (the
+	 * writers start below), since setenv races any getenv. */
+	if (o->out_kind == DEST_EXEC)
+		setenv("BGSNAP_METHOD", bgsnap_method_name(method), 1);
 	/* A stream's copy is unlinked already: nothing to remove. */
 	res->keep = o->out != NULL;
 
