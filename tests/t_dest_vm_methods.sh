@@ -3,7 +3,7 @@
 # of destination, compression on and off: for each method (uffd,
 # uffd-signal, mprotect, fork, stop) a snapshot into a file, exec:cat,
 # unix: (a listener that saves what it receives) and fd:3, half of them
-# zstd; each run prints what a run without snapshots prints and each
+# zstd, the exec: ones paced (--max-rate); each run prints what a run without snapshots prints and each
 # received snapshot verifies.  Then per method: a receiver that exits
 # early (exec:head -c 4096) fails that snapshot with "Broken pipe" naming
 # it, exit 1, while the guest runs to the end with the plain output
@@ -51,10 +51,11 @@ for m in "${methods[@]}"; do
 		(( (i + ${#m}) % 2 )) && c=zstd
 		name=$m-$k-$c
 		f=$tmp/$name.snap
-		redir=()
+		extra=()
 		case $k in
 		file) dest=$f ;;
-		exec) dest="exec:cat > '$f'" ;;
+		# exec: also paced, so the limit meets a pipe's back-pressure.
+		exec) dest="exec:cat > '$f'"; extra=(--max-rate 64M) ;;
 		unix) dest=unix:$tmp/sock; listen "$f" ;;
 		fd) dest=fd:3 ;;
 		esac
@@ -63,7 +64,7 @@ for m in "${methods[@]}"; do
 			"$vm" run "${args[@]}" --method "$m" --compress "$c" --snapshot-at "100:$dest" 3>"$f" \
 				>"$tmp/$name.out" 2>"$tmp/$name.err" || rc=$?
 		else
-			"$vm" run "${args[@]}" --method "$m" --compress "$c" --snapshot-at "100:$dest" \
+			"$vm" run "${args[@]}" "${extra[@]}" --method "$m" --compress "$c" --snapshot-at "100:$dest" \
 				>"$tmp/$name.out" 2>"$tmp/$name.err" || rc=$?
 		fi
 		if [[ $k == unix ]]; then
