@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # pty_lib.sh - sourced by the tests of progress lines (t_cli_progress.sh,
 # t_vm_progress.sh): running a command with stderr a pseudo-terminal, and
 # what a progress line looks like.  Needs python3 (the callers skip

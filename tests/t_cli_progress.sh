@@ -10,7 +10,7 @@ set -u
 source "$(dirname "$0")/cli_lib.sh"
 command -v python3 >/dev/null || { echo "skip: python3 not found"; exit 77; }
 source "$(dirname "$0")/pty_lib.sh"
-PTY_TIMEOUT=60
+export PTY_TIMEOUT=60
 
 "$GEN" --out "$T/a.bgs" --pages 20000 >/dev/null || { echo "FAIL: generator"; exit 1; }
 # extract fsyncs its output: a small file keeps the test quick.
@@ -44,7 +44,7 @@ check diff 0 "$B" diff "$T/a.bgs" "$T/a.bgs"
 rc=$(under_pty "$T/o1" "$T/e1" "$B" bench --mem 8M --threads 1 --duration-before 0 --duration-after 0 \
 	--max-rate 16M --out 'exec:cat >/dev/null')
 [ "$rc" = 0 ] || fail "bench --out exec: under a terminal exited $rc: $(tr '\r' '\n' <"$T/e1" | tail -n 3)"
-has_line "$T/e1" && grep -q 'snapshot: ' "$T/e1" ||
+{ has_line "$T/e1" && grep -q 'snapshot: ' "$T/e1"; } ||
 	fail "bench --out exec: under a terminal: no snapshot progress line: $(head -c 200 "$T/e1" | od -c | head -3)"
 
 # A failing command still clears its line and keeps its exit code.

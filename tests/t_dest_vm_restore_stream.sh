@@ -50,6 +50,7 @@ for c in none zstd; do
 	"$vm" run "${args[@]}" --compress "$c" --snapshot-at "100:$f" >/dev/null 2>"$tmp/s.err" ||
 		{ fail "$c: run with a file snapshot failed: $(tail -n 3 "$tmp/s.err")"; continue; }
 	"$vm" restore "$f" >"$tmp/file-$c.rest" 2>"$tmp/file.err" || fail "$c: restore of the file failed: $(cat "$tmp/file.err")"
+	# shellcheck disable=SC2002 # a pipe, not a file, on stdin
 	cat "$f" | "$vm" restore - >"$tmp/pipe-$c.rest" 2>"$tmp/pipe.err" || fail "$c: restore - failed: $(cat "$tmp/pipe.err")"
 	cmp -s "$tmp/file-$c.rest" "$tmp/pipe-$c.rest" || fail "$c: restore - prints other than restore of the file"
 	"$vm" restore <(cat "$f") >"$tmp/fifo-$c.rest" 2>"$tmp/fifo.err" || fail "$c: restore of a named pipe failed: $(cat "$tmp/fifo.err")"
