@@ -136,6 +136,9 @@ void bench_report_json(const struct bench_opts *o, const struct bench_result *re
 			json_restore(&j, &res->rr);
 		bool verified = res->status == BENCH_OK && res->verified;
 		json_bool(&j, "verified", verified);
+		/* A stream: the bench checked its own copy of the bytes sent. */
+		if (o->out_kind && res->status == BENCH_OK)
+			json_string(&j, "verified_of", "copy");
 		if (!verified)
 			json_string(&j, "error", res->msg);
 	}

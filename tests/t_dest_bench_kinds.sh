@@ -13,7 +13,8 @@
 #    nothing stayed write-protected);
 #  - --max-rate with exec:: paced (a lower bound, pacing only slows) and
 #    verified.
-# JSON "out_kind" says the kind and "out" the destination.
+# JSON "out_kind" says the kind, "out" the destination, and for a stream
+# "verified_of":"copy" that the bench verified its copy of what it sent.
 # timeout: 240
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -35,6 +36,9 @@ verified() {
 	got=$(grep -c '"verified":true' "$f")
 	[[ $got -eq $n ]] || fail "$name: $got of $n methods verified: $(grep -o '"error":"[^"]*"' "$f" | head -n 3)"
 	[[ $(grep -c "\"out_kind\":\"$kind\"" "$f") -eq $n ]] || fail "$name: JSON out_kind is not $kind on each line"
+	local of=0
+	[[ $kind == file ]] || of=$n
+	[[ $(grep -c '"verified_of":"copy"' "$f") -eq $of ]] || fail "$name: JSON verified_of is not \"copy\" on $of lines"
 }
 # snap NAME FILE COMPRESS: FILE is a whole snapshot, compressed as said.
 snap() {
