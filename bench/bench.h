@@ -44,7 +44,8 @@ struct bench_opts {
 	int methods[BENCH_MAX_METHODS];
 	int nmethods;
 	bool list;               /* several methods: refused ones are skipped */
-	const char *out;
+	const char *out;         /* --out: a file's path, or the stream spec */
+	int out_kind;            /* enum dest_kind (cli/dest.h) of --out     */
 	uint64_t buffer;
 	bool thp;                /* memory == WL_MEM_THP                      */
 	int memory;              /* enum wl_memory (--memory; --thp: thp)    */

@@ -26,6 +26,10 @@ static void json_setup(struct json *j, const struct bench_opts *o, const struct 
 	json_string(j, "memory", wl_memory_name(o->memory));
 	if (o->noise)
 		json_bool(j, "noise", true);
+	if (o->out) {
+		static const char *const kinds[] = { "file", "exec", "unix", "fd" };
+		json_string(j, "out_kind", kinds[o->out_kind]);
+	}
 	json_bool(j, "direct_io", res->st.direct_io);
 	json_string(j, "compress", o->compress == BGSNAP_COMPRESS_ZSTD ? "zstd" : "none");
 	json_u64(j, "max_bytes_per_s", o->max_rate);
@@ -40,7 +44,7 @@ static void json_setup(struct json *j, const struct bench_opts *o, const struct 
 }
 
 /* A completed snapshot's measurements. */
-static void json_measured(struct json *j, const struct bench_result *res)
+static void json_measured(struct json *j, const struct bench_opts *o, const struct bench_result *res)
 {
 	const struct bgsnap_stats *s = &res->st;
 	const struct wl_latency *l = &res->lat;
@@ -89,8 +93,9 @@ static void json_measured(struct json *j, const struct bench_result *res)
 	json_double(j, "commit_ms", 1, s->commit_us / 1000.0);
 	json_double(j, "prewp_ms", 3, s->prewp_us / 1000.0);
 	json_u64(j, "reprotect_pages", s->reprotect_pages);
+	/* A stream's: the destination, not the bench's unlinked copy. */
 	if (res->keep)
-		json_string(j, "out", res->path);
+		json_string(j, "out", o->out_kind ? o->out : res->path);
 }
 
 static void json_restore(struct json *j, const struct bench_restore_result *rr)
@@ -135,7 +140,7 @@ void bench_report_json(const struct bench_opts *o, const struct bench_result *re
 		json_string(&j, "skipped", res->msg);
 	} else {
 		if (res->status == BENCH_OK) {
-			json_measured(&j, res);
+			json_measured(&j, o, res);
 			json_raw(&j, "huge_pages_before", "%" PRId64, res->huge_before);
 			json_raw(&j, "huge_pages_after", "%" PRId64, res->huge_after);
 		}
@@ -143,6 +148,9 @@ void bench_report_json(const struct bench_opts *o, const struct bench_result *re
 			json_restore(&j, &res->rr);
 		bool verified = res->status == BENCH_OK && res->verified;
 		json_bool(&j, "verified", verified);
+		/* A stream: the bench checked its own copy of the bytes sent. */
+		if (o->out_kind && res->status == BENCH_OK)
+			json_string(&j, "verified_of", "copy");
 		if (!verified)
 			json_string(&j, "error", res->msg);
 	}

@@ -5,6 +5,8 @@
  * latencies, then the verification (verify.c) and --restore (restore.c).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include "cli/progress.h"
 #include "hostcpu.h"
 #include "sampler.h"
+#include "stream_out.h"
 
 /* What the engine's hooks work on. */
 struct hook_ctx {
@@ -238,6 +241,22 @@ static void measure_loss(const struct bench_opts *o, struct sampler *sm, const s
 	res->wps_after = c.after > 0 ? c.after : 0;
 }
 
+/* bgsnap_wait in a thread of its own, so that the line can be drawn
+ * meanwhile: the engine's state turns DONE only inside bgsnap_wait. */
+struct waiter {
+	bgsnap_engine *e;
+	int rc;
+	atomic_bool done;
+};
+
+static void *waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+	w->rc = bgsnap_wait(w->e);
+	atomic_store(&w->done, true);
+	return NULL;
+}
+
 /* bgsnap_wait, drawing the progress line meanwhile if it is shown: the
  * engine's counters polled every 50 ms until the snapshot is over. */
 static int wait_showing(const struct bench_opts *o, bgsnap_engine *e)
@@ -245,24 +264,55 @@ static int wait_showing(const struct bench_opts *o, bgsnap_engine *e)
 	struct progress bar;
 	uint64_t ps = (uint64_t)sysconf(_SC_PAGESIZE);
 	progress_begin(&bar, o->progress, "snapshot", 0);
+	struct waiter w = { .e = e };
+	pthread_t th;
+	if (!bar.shown || pthread_create(&th, NULL, waiter_main, &w) != 0) {
+		progress_end(&bar);
+		return bgsnap_wait(e);
+	}
 	struct bgsnap_stats st = { 0 };
-	while (bar.shown && bgsnap_get_stats(e, &st, sizeof st) == 0 && st.state == BGSNAP_STATE_RUNNING) {
-		bar.total = st.pages_total * ps;
-		uint64_t raw = st.pages_saved * ps;
-		if (o->compress != BGSNAP_COMPRESS_NONE && raw)
-			progress_ratio(&bar, (double)st.bytes_written / (double)raw);
-		progress_update(&bar, raw);
+	while (!atomic_load(&w.done)) {
+		if (bgsnap_get_stats(e, &st, sizeof st) == 0) {
+			bar.total = st.pages_total * ps;
+			uint64_t raw = st.pages_saved * ps;
+			if (o->compress != BGSNAP_COMPRESS_NONE && raw)
+				progress_ratio(&bar, (double)st.bytes_written / (double)raw);
+			progress_update(&bar, raw);
+		}
 		sleep_ms(50);
 	}
+	pthread_join(th, NULL);
 	progress_end(&bar);
-	return bgsnap_wait(e);
+	return w.rc;
 }
 
 /* The snapshot itself, the writers running (and the noise process, if
  * any), then the host's recovery; stops both.  Returns the engine's
  * result. */
+/* Starts e into the file res->path, or into the stream --out names (so:
+ * its copy then becomes res->path); a failure to start the stream is
+ * said in res->msg. */
+static int start(const struct bench_opts *o, bgsnap_engine *e, struct stream_out *so, struct bench_result *res)
+{
+	if (o->out_kind == DEST_FILE)
+		return bgsnap_start(e, res->path);
+	struct dest d;
+	dest_parse(o->out, &d, NULL, 0);
+	int r = stream_out_open(so, o->out, &d, res->msg, sizeof(res->msg));
+	if (r < 0)
+		return r;
+	snprintf(res->path, sizeof(res->path), "/proc/self/fd/%d", so->copy_fd);
+	r = bgsnap_start_fd(e, so->pipe_w);
+	if (r < 0) {
+		stream_out_close(so, r, bgsnap_errmsg(e), res->msg, sizeof(res->msg));
+		close(so->copy_fd);
+		so->copy_fd = -1;
+	}
+	return r;
+}
+
 static int snapshot(const struct bench_opts *o, bgsnap_engine *e, wl *w, const struct hook_ctx *h, pid_t noise,
-                    struct bench_result *res, double tb, uint64_t sb)
+                    struct stream_out *so, struct bench_result *res, double tb, uint64_t sb)
 {
 	struct sampler sm;
 	int r = sampler_start(&sm, w);
@@ -271,10 +321,12 @@ static int snapshot(const struct bench_opts *o, bgsnap_engine *e, wl *w, const s
 	struct host_cpu c0, c1;
 	bool cpu = host_cpu_read(w, &c0) == 0;
 	res->huge_before = wl_huge_pages(wl_mem(w), wl_mem_bytes(w));
-	r = bgsnap_start(e, res->path);
+	r = start(o, e, so, res);
 	bool started = r == 0;
 	if (started)
 		r = wait_showing(o, e);
+	if (started && o->out_kind != DEST_FILE)
+		r = stream_out_close(so, r, bgsnap_errmsg(e), res->msg, sizeof(res->msg));
 	res->huge_after = wl_huge_pages(wl_mem(w), wl_mem_bytes(w));
 	cpu = cpu && host_cpu_read(w, &c1) == 0;
 	noise_stop(noise);
@@ -336,6 +388,11 @@ void bench_run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int 
 	res->method = res->ran = method;
 	res->extra_src = "engine";
 	snapshot_path(o, method, res->path, sizeof(res->path));
+	/* For exec:'s command; set while this is the only thread (the
+	 * writers start below), since setenv races any getenv. */
+	if (o->out_kind == DEST_EXEC)
+		setenv("BGSNAP_METHOD", bgsnap_method_name(method), 1);
+	/* A stream's copy is unlinked already: nothing to remove. */
 	res->keep = o->out != NULL;
 
 	char why[256] = "";
@@ -363,11 +420,18 @@ void bench_run_method(const struct bench_opts *o, wl *w, wl_oracle *oracle, int 
 		bgsnap_destroy(e);
 		return;
 	}
-	r = snapshot(o, e, w, &h, noise, res, tb, sb);
-	if (r < 0) {
+	struct stream_out so = { .copy_fd = -1 };
+	r = snapshot(o, e, w, &h, noise, &so, res, tb, sb);
+	if (r < 0 && res->msg[0]) {
+		/* A stream's failure: its message names the destination. */
+		res->status = BENCH_ERROR;
+		bgsnap_destroy(e);
+	} else if (r < 0) {
 		engine_failed(o, res, r, e);
-		return;
+	} else {
+		bgsnap_destroy(e);
+		finish(o, w, oracle, &h, res);
 	}
-	bgsnap_destroy(e);
-	finish(o, w, oracle, &h, res);
+	if (so.copy_fd >= 0)
+		close(so.copy_fd);
 }

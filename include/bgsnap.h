@@ -863,6 +863,33 @@ enum {
 int bgsnap_restore_map(bgsnap_reader *r, const struct bgsnap_restore_target *targets, unsigned n,
                        unsigned threads, unsigned flags, unsigned *mapped, char *err, size_t err_len);
 
+/*
+ * Eager restore from a snapshot arriving as a stream (a reader from
+ * bgsnap_reader_open_stream that has not read a record yet; a random-access
+ * reader of a file that is not incremental is rewound and read the same
+ * way).  Records are taken in the order they come, each checked (checksum,
+ * bounds, every page once) by bgsnap_reader_next before its pages are
+ * copied into its region's target; the call returns once the INDEX and
+ * TRAILER at the end matched.  Targets as for bgsnap_restore_reader (the
+ * same checks, nothing outside them is ever written); a target that is
+ * fresh private anonymous memory has its zero pages left unpopulated, any
+ * other has them written.  One thread, no page cache needed: the data is
+ * read once, as it arrives.  The state blobs are then available
+ * (bgsnap_reader_state), as after any complete pass.
+ *
+ * Returns 0, or -EINVAL (bad target, an incremental snapshot: it needs its
+ * parents, or a stream already partly read), -EBADMSG (a record is corrupt
+ * or the stream ended early: the message from the reader says what and at
+ * which offset), -EIO, -ENOMEM.  As for the eager restore of a file, the
+ * restore is good only when 0 is returned: on failure the targets hold
+ * part of the snapshot (only records that passed their checksum, but not
+ * all of them) and must not be used.  The message goes to `err` when not
+ * NULL.  The reader is not closed; after a failure it only reports its
+ * error.
+ */
+int bgsnap_restore_stream(bgsnap_reader *r, const struct bgsnap_restore_target *targets, unsigned n, char *err,
+                          size_t err_len);
+
 /* A lazy restore in progress. */
 typedef struct bgsnap_lazy bgsnap_lazy;
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # t_cli_progress.sh - the progress line of `bgsnap verify`, `extract` and
-# `diff`: under a pseudo-terminal stderr holds a percentage redrawn with
+# `diff` (and of `bench --out exec:` under a terminal): under a
+# pseudo-terminal stderr holds a percentage redrawn with
 # '\r'; with stderr a file it holds no progress text unless --progress
 # forces it; --quiet silences it under the terminal; exit codes and stdout
 # are the same either way.
@@ -8,37 +9,12 @@
 set -u
 source "$(dirname "$0")/cli_lib.sh"
 command -v python3 >/dev/null || { echo "skip: python3 not found"; exit 77; }
+source "$(dirname "$0")/pty_lib.sh"
+export PTY_TIMEOUT=60
 
 "$GEN" --out "$T/a.bgs" --pages 20000 >/dev/null || { echo "FAIL: generator"; exit 1; }
 # extract fsyncs its output: a small file keeps the test quick.
 "$GEN" --out "$T/small.bgs" --pages 500 >/dev/null || { echo "FAIL: generator"; exit 1; }
-
-# under_pty OUT ERR CMD...: runs CMD with stderr a pseudo-terminal (stdout to
-# OUT), what it wrote on the terminal into ERR; prints CMD's exit code.
-under_pty() {
-	python3 - "$@" <<'PY'
-import os, subprocess, sys
-out, err, cmd = sys.argv[1], sys.argv[2], sys.argv[3:]
-master, slave = os.openpty()
-with open(out, "wb") as o:
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=o, stderr=slave)
-os.close(slave)
-data = b""
-while True:
-    try:
-        chunk = os.read(master, 65536)
-    except OSError:          # EIO: every writer of the terminal is gone
-        break
-    if not chunk:
-        break
-    data += chunk
-rc = p.wait(timeout=60)
-open(err, "wb").write(data)
-print(rc)
-PY
-}
-
-has_line() { grep -qE '[0-9]+\.[0-9]%' "$1" && grep -q $'\r' "$1"; }
 
 # check NAME WANT_RC CMD...: the four ways of running CMD
 check() {
@@ -63,6 +39,13 @@ check verify 0 "$B" verify "$T/a.bgs"
 check "extract --elf" 0 "$B" extract "$T/small.bgs" --elf -o "$T/core" --force
 check "extract --region" 0 "$B" extract "$T/small.bgs" --region ram0 -o "$T/img" --force
 check diff 0 "$B" diff "$T/a.bgs" "$T/a.bgs"
+
+# bench into a stream destination draws its line too (paced to last ~0.5 s).
+rc=$(under_pty "$T/o1" "$T/e1" "$B" bench --mem 8M --threads 1 --duration-before 0 --duration-after 0 \
+	--max-rate 16M --out 'exec:cat >/dev/null')
+[ "$rc" = 0 ] || fail "bench --out exec: under a terminal exited $rc: $(tr '\r' '\n' <"$T/e1" | tail -n 3)"
+{ has_line "$T/e1" && grep -q 'snapshot: ' "$T/e1"; } ||
+	fail "bench --out exec: under a terminal: no snapshot progress line: $(head -c 200 "$T/e1" | od -c | head -3)"
 
 # A failing command still clears its line and keeps its exit code.
 cp "$T/a.bgs" "$T/bad.bgs"

@@ -3,9 +3,8 @@
 # message that names them and says why: an unsupported network scheme, a
 # scheme without its argument, fd: without a number (usage errors, exit 2,
 # before the guest runs); fd:N not open or open read-only, unix: with no
-# listener (that snapshot fails, exit 1); `bgsnap bench --out exec:...`
-# (the bench reads its file back); `bgsnap-vm restore -` (a stream cannot
-# be restored).
+# listener (that snapshot fails, exit 1); `bgsnap-vm restore - --lazy` (a
+# stream is restored eagerly only); an empty stream on stdin.
 # timeout: 120
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -28,7 +27,8 @@ expect() {
 	grep -qE -- "$pat" "$tmp/err" || fail "$*: stderr does not say '$pat': $(cat "$tmp/err")"
 }
 
-expect 2 "out: exec:cat: a file expected" "$tool" bench --mem 4M --out 'exec:cat'
+expect 2 "out fd:3: one descriptor takes one snapshot" "$tool" bench --mem 4M --out fd:3 --method uffd,stop
+expect 2 "out exec:cat: the chain benches write files" "$tool" bench --mem 4M --out exec:cat --incremental 2
 expect 2 "out: tcp:h:1: scheme 'tcp:' is not supported" "$tool" bench --mem 4M --out 'tcp:h:1'
 
 if [[ ! -x $vm ]]; then
@@ -49,7 +49,8 @@ expect 1 "snapshot fd:9 failed: fd:9: descriptor 9 is not open" "$vm" run "${a[@
 : >"$tmp/ro"
 expect 1 "fd:3: descriptor 3 is not open for writing" "$vm" run "${a[@]}" --snapshot-at 10:fd:3 3<"$tmp/ro"
 expect 1 "unix:$tmp/none: cannot connect: No such file or directory" "$vm" run "${a[@]}" --snapshot-at "10:unix:$tmp/none"
-expect 1 "restore -: a snapshot stream cannot be restored" "$vm" restore -
+expect 2 "-: a stream can only be restored eagerly" "$vm" restore - --lazy
+expect 1 "-: not a bgsnap snapshot" "$vm" restore -
 [[ ! -e tcp:localhost:4444 && ! -e rdma:x ]] || fail "a refused scheme was taken for a file name"
 
 [[ $fails -eq 0 ]] || exit 1

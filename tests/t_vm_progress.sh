@@ -11,34 +11,7 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 source tests/vm_lib.sh
 command -v python3 >/dev/null || { echo "skip: python3 not found"; exit 77; }
-
-# under_pty OUT ERR CMD...: CMD with stderr a pseudo-terminal (stdout to
-# OUT), what it wrote on the terminal into ERR; prints CMD's exit code.
-under_pty() {
-	python3 - "$@" <<'PY'
-import os, subprocess, sys
-out, err, cmd = sys.argv[1], sys.argv[2], sys.argv[3:]
-master, slave = os.openpty()
-with open(out, "wb") as o:
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=o, stderr=slave)
-os.close(slave)
-data = b""
-while True:
-    try:
-        chunk = os.read(master, 65536)
-    except OSError:          # EIO: every writer of the terminal is gone
-        break
-    if not chunk:
-        break
-    data += chunk
-rc = p.wait(timeout=120)
-open(err, "wb").write(data)
-print(rc)
-PY
-}
-
-has_line() { grep -qE '[0-9]+\.[0-9]%' "$1" && grep -q $'\r' "$1"; }
-no_line() { ! grep -qE '[0-9]\.[0-9]%|MB/s|'$'\r' "$1"; }
+source tests/pty_lib.sh
 
 # check NAME WORD CMD...: the four ways of running CMD; WORD must label the line
 check() {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/clock.h"
@@ -112,23 +113,75 @@ static int restore_ram(struct runner *r, bgsnap_reader *rd, const char *path, co
 	return EXIT_OK;
 }
 
+/*
+ * A snapshot arriving on a pipe or stdin: its RAM region's size is in the
+ * header, so the machine is made first and RAM restored as the records
+ * come (bgsnap_restore_stream); the state blobs come last, and are read
+ * once the stream ended intact.  Nothing runs unless every check passed.
+ */
+static int lazy_stream(const char *path)
+{
+	cli_error("%s: a stream can only be restored eagerly (a lazy restore reads pages in any order); "
+	          "save it to a file first (exec:cat > FILE) for --lazy", path);
+	return EXIT_USAGE;
+}
+
+static int boot_stream(struct runner *r, bgsnap_reader *rd, const char *path, bool lazy, bool thp)
+{
+	char err[512] = "";
+	if (lazy)
+		return lazy_stream(path);
+	struct bgsnap_region_info ri;
+	int idx = bgsnap_reader_find_region(rd, "ram");
+	if (idx < 0 || bgsnap_reader_region(rd, (unsigned)idx, &ri, sizeof ri) < 0) {
+		cli_error("%s: no region \"ram\": not a bgsnap-vm snapshot", path);
+		return EXIT_FAIL;
+	}
+	if (vm_create(&r->vm, ri.size, false, thp, err, sizeof(err)) < 0) {
+		cli_error("%s", err);
+		return EXIT_FAIL;
+	}
+	struct bgsnap_restore_target tg = { .region = (unsigned)idx, .dst = r->vm.ram, .len = r->vm.ram_size };
+	double t = mono_s();
+	struct progress_watch w;
+	progress_watch_begin(&w, r->progress_mode, "restore", 0);
+	int rc = bgsnap_restore_stream(rd, &tg, 1, err, sizeof(err));
+	progress_watch_end(&w);
+	if (rc < 0) {
+		cli_error("%s: cannot restore guest RAM: %s", path, err);
+		return EXIT_FAIL;
+	}
+	if (r->stats)
+		cli_error("guest RAM restored from the stream in %.1f ms", (mono_s() - t) * 1e3);
+	struct vm_saved s;
+	if (vm_state_read(rd, &s, err, sizeof(err)) < 0 || vm_state_load(&r->vm, &s, err, sizeof(err)) < 0) {
+		cli_error("%s: %s", path, err);
+		return EXIT_FAIL;
+	}
+	snprintf(r->guest, sizeof(r->guest), "%s", s.guest);
+	r->guest_name = r->guest;
+	if (r->stats)
+		cli_error("restored %s: guest %s, %zu MiB RAM, console offset %" PRIu64 ", rip 0x%" PRIx64, path,
+		          r->guest_name, r->vm.ram_size >> 20, s.console_bytes, r->vm.rip);
+	return EXIT_OK;
+}
+
 int boot_snapshot(struct runner *r, const char *path, bool lazy, bool thp)
 {
 	struct vm_saved s;
 	char err[512] = "";
-	bgsnap_reader *rd = NULL;
-	/* The VM's state blobs come last in a stream, after the RAM they
-	 * size, and the eager restore reads through the index: both need a
-	 * file. */
-	if (!strcmp(path, "-")) {
-		cli_error("restore -: a snapshot stream cannot be restored (the restore reads the file through its "
-		          "index); save it to a file first (exec:cat > FILE) and restore that");
+	int fd;
+	if (lazy && !strcmp(path, "-"))
+		return lazy_stream(path);   /* said before reading stdin */
+	bgsnap_reader *rd = cli_open_any(path, &fd);
+	if (!rd)
 		return EXIT_FAIL;
-	}
-	int e = bgsnap_reader_open(&rd, path, err, sizeof(err));
-	if (e < 0) {
-		cli_error("%s: %s", path, err[0] ? err : strerror(-e));
-		return EXIT_FAIL;
+	if (!bgsnap_reader_path(rd)) {
+		int rc = boot_stream(r, rd, path, lazy, thp);
+		bgsnap_reader_close(rd);
+		if (fd >= 0)
+			close(fd);
+		return rc;
 	}
 	if (vm_state_read(rd, &s, err, sizeof(err)) < 0) {
 		cli_error("%s: %s", path, err);

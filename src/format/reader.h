@@ -36,6 +36,9 @@ int reader_fd(const bgsnap_reader *r);
  * chain, bgsnap_reader_chain_link): it holds only some pages, so it
  * cannot be restored on its own. */
 int reader_partial(const bgsnap_reader *r);
+/* 1 once the sequential pass has read a record (or ended): a restore from
+ * the stream would miss what went before. */
+int reader_seq_started(const bgsnap_reader *r);
 /* The next piece [*first, *first + *count) at or after *from of x's pages
  * that x holds in the image (all of them for a lone file): 1, or 0 when
  * there is none left.  *from starts at 0 and is advanced.  Every page of

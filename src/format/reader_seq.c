@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "format/le.h"
+#include "format/reader.h"
 #include "format/reader_int.h"
 
 static int seen_add(bgsnap_reader *r, const struct run *x)
@@ -306,6 +307,11 @@ int bgsnap_reader_verify(bgsnap_reader *r)
 		if (rec.kind == BGSNAP_REC_END)
 			return 0;
 	return rc < 0 ? rc : 0;
+}
+
+int reader_seq_started(const bgsnap_reader *r)
+{
+	return r->seq.nseen != 0 || r->seq.state != 0;
 }
 
 void rd_seq_reset(bgsnap_reader *r)

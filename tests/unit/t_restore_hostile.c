@@ -7,12 +7,13 @@
  * the run prefix of the first PAGES/ZERO records (region, first page, count), with every checksum
  * recomputed so that only the structural checks stand in the way (one bit
  * per byte, rotating over all eight bit positions along a field).  Each
- * damaged file goes through eager restore (2 threads) and lazy restore;
- * each either fails cleanly or restores exactly the original bytes.  The
- * same again for a page-aligned file (format version 4, PAD records),
- * restored by mapping too (bgsnap_restore_map): there a stray mapping would
- * not fault, so the guard pages are checked to be still PROT_NONE
- * anonymous memory after every map restore.
+ * damaged file goes through eager restore (2 threads), lazy restore and
+ * the restore of the file read as a stream (bgsnap_restore_stream); each
+ * either fails cleanly or restores exactly the original bytes.  The same
+ * again for a page-aligned file (format version 4, PAD records), restored
+ * by mapping too (bgsnap_restore_map): there a stray mapping would not
+ * fault, so the guard pages are checked to be still PROT_NONE anonymous
+ * memory after every map restore.
  * timeout: 600
  */
 #include <fcntl.h>
@@ -29,7 +30,7 @@
 #include "testutil.h"
 
 static struct fg_spec g_s;
-static unsigned g_eager_ok, g_lazy_ok, g_map_ok, g_mapped, g_runs;
+static unsigned g_eager_ok, g_lazy_ok, g_stream_ok, g_map_ok, g_mapped, g_runs;
 
 /* 1 if the page at p is still a PROT_NONE private anonymous page. */
 static int guard_intact(const void *p)
@@ -74,12 +75,36 @@ static int same(const struct bgsnap_restore_target *t)
 	return 1;
 }
 
-/* Restores `path` both ways; a restore that succeeds must give the original. */
+/* The file read as a stream (bgsnap_restore_stream): records checked as
+ * they come, the index only at the end, so a damaged header or index meets
+ * other checks than through the random-access reader. */
+static void restore_as_stream(const char *path, const char *what)
+{
+	struct bgsnap_restore_target t[FG_MAX_REGIONS];
+	char err[600];
+	int fd = open(path, O_RDONLY);
+	CHECK(fd >= 0, "%s: open", what);
+	bgsnap_reader *r;
+	if (bgsnap_reader_open_stream(&r, fd, err, sizeof(err)) == 0) {
+		map_targets(t);
+		if (bgsnap_restore_stream(r, t, g_s.nregions, err, sizeof(err)) == 0) {
+			CHECK(same(t), "%s: stream restore succeeded with different content", what);
+			g_stream_ok++;
+		}
+		unmap_targets(t);
+		bgsnap_reader_close(r);
+	}
+	close(fd);
+}
+
+/* Restores `path` both ways (and as a stream); a restore that succeeds
+ * must give the original. */
 static void restore_both(const char *path, const char *what)
 {
 	struct bgsnap_restore_target t[FG_MAX_REGIONS];
 	char err[600];
 	g_runs++;
+	restore_as_stream(path, what);
 	bgsnap_reader *r;
 	if (bgsnap_reader_open(&r, path, err, sizeof(err)) < 0)
 		return;
@@ -149,18 +174,18 @@ static void run(int aligned)
 	fg_default(&g_s);
 	g_s.max_run = 100;
 	g_s.aligned = aligned;
-	g_eager_ok = g_lazy_ok = g_map_ok = g_mapped = g_runs = 0;
+	g_eager_ok = g_lazy_ok = g_stream_ok = g_map_ok = g_mapped = g_runs = 0;
 	fg_build(&g_s);
 	char good[512], path[512];
 	snprintf(good, sizeof(good), "%s/good.bgs", tu_tmpdir());
 	snprintf(path, sizeof(path), "%s/bad.bgs", tu_tmpdir());
 	fg_write_path(&g_s, good);
 	restore_both(good, "intact file");
-	CHECK(g_eager_ok == 1 && g_lazy_ok == 1, "the intact file did not restore both ways");
+	CHECK(g_eager_ok == 1 && g_lazy_ok == 1 && g_stream_ok == 1, "the intact file did not restore all three ways");
 	/* Regions of 16 pages or more are mapped (the 5-page one is read). */
 	CHECK(!aligned || (g_map_ok == 1 && g_mapped == g_s.nregions), "the intact aligned file did not restore by "
 	      "mapping (%u ok, %u targets mapped)", g_map_ok, g_mapped);
-	g_eager_ok = g_lazy_ok = g_map_ok = 0;
+	g_eager_ok = g_lazy_ok = g_stream_ok = g_map_ok = 0;
 	g_runs = 0;
 
 	size_t len;
@@ -195,8 +220,9 @@ static void run(int aligned)
 		off += span;
 	}
 	printf("ok: %s: %u damaged files (%u header: %u still valid, e.g. renamed regions), %u run prefixes; "
-	       "eager succeeded on %u, lazy on %u, map on %u, always with the original bytes; no stray write\n",
-	       aligned ? "page-aligned" : "plain", g_runs, hdr_runs, hdr_ok, nrec, g_eager_ok, g_lazy_ok, g_map_ok);
+	       "eager succeeded on %u, lazy on %u, as a stream on %u, map on %u, always with the original bytes; "
+	       "no stray write\n", aligned ? "page-aligned" : "plain", g_runs, hdr_runs, hdr_ok, nrec, g_eager_ok,
+	       g_lazy_ok, g_stream_ok, g_map_ok);
 	free(orig);
 	fg_free(&g_s);
 }

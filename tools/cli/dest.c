@@ -176,17 +176,27 @@ static int close_stream(const char *spec, struct dest_stream *s, char *why, size
 	                strsignal(WTERMSIG(st)));
 }
 
+int dest_open(const char *spec, const struct dest *d, struct dest_stream *s, char *err, size_t err_len)
+{
+	*s = (struct dest_stream){ .fd = -1 };
+	switch (d->kind) {
+	case DEST_FILE: return 0;
+	case DEST_FD: return open_fd(spec, d, s, err, err_len);
+	case DEST_UNIX: return open_unix(spec, d, s, err, err_len);
+	case DEST_EXEC: return open_exec(spec, d, s, err, err_len);
+	}
+	return 0;
+}
+
+int dest_close(const char *spec, struct dest_stream *s, char *why, size_t why_len)
+{
+	return close_stream(spec, s, why, why_len);
+}
+
 int dest_start(bgsnap_engine *e, const char *spec, const struct dest *d, struct dest_stream *s, char *err,
                size_t err_len)
 {
-	*s = (struct dest_stream){ .fd = -1 };
-	int rc = 0;
-	switch (d->kind) {
-	case DEST_FILE: break;
-	case DEST_FD: rc = open_fd(spec, d, s, err, err_len); break;
-	case DEST_UNIX: rc = open_unix(spec, d, s, err, err_len); break;
-	case DEST_EXEC: rc = open_exec(spec, d, s, err, err_len); break;
-	}
+	int rc = dest_open(spec, d, s, err, err_len);
 	if (rc < 0)
 		return rc;
 	rc = d->kind == DEST_FILE ? bgsnap_start(e, d->arg) : bgsnap_start_fd(e, s->fd);

@@ -44,6 +44,13 @@ struct dest_stream {
 	pid_t pid;                   /* exec: the command, or 0                */
 };
 
+/* Opens a stream destination (file: nothing to open, s->fd stays -1):
+ * 0, or -errno with why in err and nothing left open. */
+int dest_open(const char *spec, const struct dest *d, struct dest_stream *s, char *err, size_t err_len);
+/* Closes what dest_open opened and reaps the command: 0, or -EPIPE (it
+ * exited non-zero or on a signal) with why in `why`. */
+int dest_close(const char *spec, struct dest_stream *s, char *why, size_t why_len);
+
 /*
  * Opens `d` (file: nothing to open) and starts `e` into it.  Returns
  * bgsnap_start's result; on failure nothing is left open or running (the
