@@ -101,7 +101,7 @@ void bench_usage(FILE *f)
 "                        a sequence per page, some pages zero), random (does not\n"
 "                        compress), text (words of a small vocabulary, compresses\n"
 "                        about 3x like a real heap) or zero (JSON \"fill\")\n"
-"  --compress C          none | zstd | zstd:LEVEL (1..19, -1..-7 faster; default 1):\n"
+"  --compress C          none | zstd | zstd:LEVEL (1..19, -1..-7 faster; default -7):\n"
 "                        page data in zstd chunks of up to 4 MiB (JSON \"compress\";\n"
 "                        the file's size is \"bytes_stored\")\n"
 "  --compress-threads N  threads that compress beside the writer, 0..64 (default 0:\n"

@@ -179,7 +179,8 @@ struct bgsnap_options {
 	 * -ENOTSUP (and a message) when the library was built without libzstd
 	 * (bgsnap_compress_available), -EINVAL for an unknown method or level. */
 	int compress;
-	int compress_level;         /* zstd 1..19 (negative: faster); 0 = 1     */
+	int compress_level;         /* zstd 1..19 (negative: faster, literals
+	                               still Huffman-coded); 0 = -7   */
 	/* Threads that compress beside the writer; 0 = the library's choice
 	 * (one per online CPU but one, at least 1, at most 8); more than 64
 	 * count as 64.  They are started by bgsnap_start and joined before the
