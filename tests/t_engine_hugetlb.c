@@ -7,7 +7,9 @@
  * and lazily (read back while the prefetch runs; shared kinds too: the
  * pages land in the file); the region stays on huge pages; fork refuses
  * the shared kinds with a message.  Also: a region
- * that cuts a huge page (-EINVAL) or mixes page sizes (-ENOTSUP).
+ * that cuts a huge page (-EINVAL) or mixes page sizes (-ENOTSUP), and a
+ * chain (mprotect, stop) whose copy buffer is smaller than a huge page:
+ * its incremental snapshot holds exactly the two written huge pages.
  *
  * Needs free 2 MiB huge pages: as root it raises the pool
  * (/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages, the
@@ -25,6 +27,7 @@
 #include <sys/vfs.h>
 
 #include "snaptest.h"
+#include "chaintest.h"
 
 #define HUGE (2u << 20)
 #define MEM (8u << 20)
@@ -347,6 +350,49 @@ static int case_shapes(void *arg)
 	return 0;
 }
 
+/* A chain over private hugetlb memory with a copy buffer smaller than a
+ * huge page (1 MiB): the incremental snapshot saves whole huge pages
+ * only, whether copied in its pause or protected, and the chain's image
+ * equals the memory at the second pause. */
+static int case_chain(void *arg)
+{
+	int method = *(int *)arg;
+	uint8_t *mem = map_kind(K_PRIVATE);
+	for (size_t i = 0; i < MEM; i += TU_PAGE)
+		memset(mem + i, (int)(i / TU_PAGE * 7 + 1), TU_PAGE);
+	bgsnap_engine *e = ct_engine(method);
+	st_add_region(e, "ram", mem, MEM);
+	char p0[600], p1[600];
+	snprintf(p0, sizeof(p0), "%s/c0.bgs", tu_tmpdir());
+	snprintf(p1, sizeof(p1), "%s/c1.bgs", tu_tmpdir());
+	st_snapshot_ok(e, p0);
+	CHECK(ct_stats(e).incremental == 0, "the first snapshot of a chain is not a full one");
+	/* Written: one byte of huge page 1, two of huge page 3. */
+	mem[1 * HUGE + 5 * TU_PAGE] ^= 0xff;
+	mem[3 * HUGE] ^= 0x5a;
+	mem[3 * HUGE + HUGE - 1] ^= 0xa5;
+	st_snapshot_ok(e, p1);
+	struct bgsnap_stats s = ct_stats(e);
+	CHECK(s.incremental == 1, "the second snapshot is not incremental");
+	uint8_t *img = malloc(MEM);
+	CHECK(img, "malloc");
+	memset(img, 0xee, MEM);
+	size_t size = MEM;
+	uint64_t held = 0;
+	ct_apply(p0, &img, &size, 1, &held);
+	CHECK(held == MEM / TU_PAGE, "the full snapshot holds %llu pages of %u", (unsigned long long)held,
+	      MEM / TU_PAGE);
+	held = 0;
+	ct_apply(p1, &img, &size, 1, &held);
+	CHECK(held == 2 * HUGE / TU_PAGE, "the incremental snapshot holds %llu pages, not the two written huge "
+	      "pages (%u)", (unsigned long long)held, 2 * HUGE / TU_PAGE);
+	ct_check_equal("the chain's image", img, mem, MEM);
+	free(img);
+	bgsnap_destroy(e);
+	munmap(mem, MEM);
+	return 0;
+}
+
 int main(void)
 {
 	reserve_pages();
@@ -357,6 +403,7 @@ int main(void)
 	st_for_each_method(&t, "private", case_private, ~0u, 120);
 	st_for_each_method(&t, "shared", case_shared, ~0u, 120);
 	st_for_each_method(&t, "memfd", case_memfd, ~0u, 120);
+	st_for_each_method(&t, "chain", case_chain, ST_MASK(BGSNAP_METHOD_MPROTECT) | ST_MASK(BGSNAP_METHOD_STOP), 120);
 	if (hugefs_dir[0]) {
 		st_for_each_method(&t, "hugetlbfs", case_hugefs, ~0u, 120);
 	} else {

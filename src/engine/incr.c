@@ -280,11 +280,17 @@ static void copy_in_pause(struct track *t, struct incr *in, uint32_t ri, uint64_
 {
 	struct region *rg = &t->e->regions[ri];
 	struct track_region *tr = &t->regions[ri];
-	uint64_t *bits = in->dt.bits[ri];
+	uint64_t *bits = in->dt.bits[ri], unit = rg->granule_pages;
 	for (uint64_t w = 0; w < tr->words && *budget; w++) {
 		uint64_t took = 0;
 		for (uint64_t m = bits[w]; m && *budget; m &= m - 1) {
 			uint64_t pg = w * 64 + (uint64_t)__builtin_ctzll(m);
+			/* Whole huge pages only: the rest of a cut one would be
+			 * left to a protect call that must start on its boundary. */
+			if (unit > 1 && pg % unit == 0 && *budget < unit) {
+				*budget = 0;
+				break;
+			}
 			uint32_t slot;
 			void *dst = copybuf_get(&t->cb, &slot);
 			if (!dst) {
@@ -324,6 +330,9 @@ static void precopy(struct track *t, struct incr *in, uint64_t max)
 	}
 	for (uint32_t ri = 0; ri < e->region_count && in->npc < max; ri++) {
 		struct region *rg = &e->regions[ri];
+		/* Huge pages are left to the pause, which takes them whole. */
+		if (rg->granule_pages > 1)
+			continue;
 		const uint64_t *bits = in->pset[ri];
 		for (uint64_t w = 0; w < (rg->pages + 63) / 64 && in->npc < max; w++) {
 			for (uint64_t m = bits[w]; m && in->npc < max; m &= m - 1) {
