@@ -38,8 +38,11 @@ static int init_with(struct copybuf *cb, size_t bytes, void *mem, size_t mem_len
 	size_t n = bytes / SLOT;
 	if (n == 0)
 		n = 1;
-	if (n > (1u << 28))
+	if (n > (1u << 28)) {
+		if (mem)
+			munmap(mem, mem_len);   /* ours since the call, as below */
 		return -EINVAL;
+	}
 	cb->nslots = (uint32_t)n;
 	cb->nwords = (uint32_t)((n + 63) / 64);
 	cb->mem_len = n * SLOT;

@@ -97,8 +97,11 @@ static int count_one(const struct maps_entry *me, void *arg)
 	return 0;
 }
 
-static uint64_t map_budget(struct bgsnap_err *e)
+/* 0 when the mappings cannot be counted: every target is then restored by
+ * copy, which is no failure of the restore (the error stays here). */
+static uint64_t map_budget(void)
 {
+	struct bgsnap_err we = { 0, "" };
 	uint64_t have = 0, max = 65530;
 	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
 	if (f) {
@@ -107,7 +110,7 @@ static uint64_t map_budget(struct bgsnap_err *e)
 			max = v;
 		fclose(f);
 	}
-	if (maps_walk_all(count_one, &have, e) < 0)
+	if (maps_walk_all(count_one, &have, &we) < 0)
 		return 0;
 	/* Half of what is left: the host needs mappings of its own later. */
 	return have < max ? (max - have) / 2 : 0;
@@ -141,7 +144,7 @@ static int plan(struct mapper *m, int *map, struct bgsnap_err *e)
 		else if (x.kind == FMT_REC_PAGES && x.count >= MAP_MIN_PAGES)
 			vmas[ti] += 2;
 	}
-	uint64_t budget = map_budget(e);
+	uint64_t budget = map_budget();
 	for (unsigned i = 0; i < m->n; i++) {
 		int priv = 1;
 		struct bgsnap_err we = { 0, "" };
