@@ -28,12 +28,12 @@
 
 #include "snaptest.h"
 #include "chaintest.h"
+#include "hugepool.h"
 
 #define HUGE (2u << 20)
 #define MEM (8u << 20)
 #define NEED_FREE 24       /* pages: a region, its restore, fork's copies */
-#define POOL "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
-#define FREE "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
+#define HUGEDIR "/sys/kernel/mm/hugepages/hugepages-2048kB"
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004u
 #endif
@@ -41,33 +41,9 @@
 #define HUGETLBFS_MAGIC 0x958458f6
 #endif
 
-static long old_pool = -1;
-static pid_t pool_owner;
-static char old_text[32];
 static char mnt[700];           /* our hugetlbfs mount, "" if none */
 static pid_t mnt_owner;
 static char hugefs_dir[700];    /* where the hugetlbfs case makes its file */
-
-static long read_long(const char *path)
-{
-	char buf[32] = "";
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	return n > 0 ? strtol(buf, NULL, 10) : -1;
-}
-
-static int write_text(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -1;
-}
 
 /* Async-signal-safe (open, write, close, umount2): also run from the
  * signal handler.  Only the process that changed things undoes them: the
@@ -78,10 +54,7 @@ static void put_back(void)
 		umount2(mnt, MNT_DETACH);
 		mnt[0] = '\0';
 	}
-	if (old_pool >= 0 && getpid() == pool_owner) {
-		write_text(POOL, old_text);
-		old_pool = -1;
-	}
+	hp_put_back();
 }
 
 static void on_signal(int sig)
@@ -93,28 +66,13 @@ static void on_signal(int sig)
 
 static void reserve_pages(void)
 {
-	long pool = read_long(POOL), free_now = read_long(FREE);
-	if (pool < 0 || free_now < 0)
-		SKIP("this kernel has no 2 MiB huge pages (%s not readable)", POOL);
-	if (free_now >= NEED_FREE)
-		return;
-	if (geteuid() != 0)
-		SKIP("%ld free 2 MiB huge pages, %d needed, and not root to reserve them (echo N > %s)", free_now,
-		     NEED_FREE, POOL);
-	snprintf(old_text, sizeof(old_text), "%ld\n", pool);
-	pool_owner = getpid();
-	old_pool = pool;
+	char why[300];
+	if (hp_reserve(HUGEDIR, NEED_FREE, NEED_FREE, why, sizeof(why)) < 0)
+		SKIP("2 MiB huge pages: %s", why);
+	/* Ours: the mount is undone with the pool. */
 	atexit(put_back);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
-	char want[32];
-	snprintf(want, sizeof(want), "%ld\n", pool + NEED_FREE - free_now);
-	if (write_text(POOL, want) != 0 || read_long(FREE) < NEED_FREE) {
-		long got = read_long(FREE);
-		put_back();
-		SKIP("the kernel gave only %ld free 2 MiB huge pages of the %d needed (memory too fragmented?)", got,
-		     NEED_FREE);
-	}
 }
 
 /* A hugetlbfs directory: an existing mount, or one we make (root). */

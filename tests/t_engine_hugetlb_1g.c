@@ -23,6 +23,7 @@
 #include <sys/mman.h>
 
 #include "snaptest.h"
+#include "hugepool.h"
 
 #define GIB (1ul << 30)
 #ifndef MAP_HUGE_SHIFT
@@ -32,78 +33,14 @@
 #define MAP_HUGE_1GB (30 << MAP_HUGE_SHIFT)
 #endif
 #define DIR1G "/sys/kernel/mm/hugepages/hugepages-1048576kB"
-#define POOL DIR1G "/nr_hugepages"
-#define FREE DIR1G "/free_hugepages"
-
-static long old_pool = -1;
-static pid_t pool_owner;
-static char old_text[32];
-
-static long read_long(const char *path)
-{
-	char buf[32] = "";
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	return n > 0 ? strtol(buf, NULL, 10) : -1;
-}
-
-static int write_text(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -1;
-}
-
-/* Async-signal-safe; only the process that reserved puts back. */
-static void put_back(void)
-{
-	if (old_pool >= 0 && getpid() == pool_owner) {
-		write_text(POOL, old_text);
-		old_pool = -1;
-	}
-}
-
-static void on_signal(int sig)
-{
-	put_back();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
 
 /* Free 1 GiB pages after raising the pool to `want` free ones (root). */
 static long reserve_pages(long want)
 {
-	long pool = read_long(POOL), free_now = read_long(FREE);
-	if (pool < 0 || free_now < 0)
-		SKIP("this machine has no 1 GiB huge pages (%s not readable)", POOL);
-	if (free_now >= want)
-		return free_now;
-	if (geteuid() != 0) {
-		if (free_now >= 1)
-			return free_now;
-		SKIP("no free 1 GiB huge page and not root to reserve one (echo 1 > %s)", POOL);
-	}
-	snprintf(old_text, sizeof(old_text), "%ld\n", pool);
-	pool_owner = getpid();
-	old_pool = pool;
-	atexit(put_back);
-	signal(SIGTERM, on_signal);
-	signal(SIGINT, on_signal);
-	char text[32];
-	snprintf(text, sizeof(text), "%ld\n", pool + want - free_now);
-	(void)write_text(POOL, text);
-	long got = read_long(FREE);
-	if (got < 1) {
-		put_back();
-		SKIP("the kernel gave no free 1 GiB huge page (wrote %ld to %s: no 1 GiB of contiguous memory?)",
-		     pool + want - free_now, POOL);
-	}
+	char why[300];
+	long got = hp_reserve(DIR1G, want, 1, why, sizeof(why));
+	if (got < 0)
+		SKIP("1 GiB huge pages: %s", why);
 	return got;
 }
 
@@ -244,6 +181,6 @@ int main(void)
 		tu_tally_skip(&t, "fork needs a second free 1 GiB page");
 	}
 	st_for_each_method(&t, "1g", case_1g, mask, 300);
-	put_back();
+	hp_put_back();
 	tu_tally_exit(&t, "t_engine_hugetlb_1g");
 }

@@ -26,89 +26,24 @@
 #include "bgsnap.h"
 #include "fmtgen.h"
 #include "testutil.h"
+#include "hugepool.h"
 
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004u
 #endif
 #define HUGE (2u << 20)
-#define POOL "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
-#define FREE "/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"
+#define HUGEDIR "/sys/kernel/mm/hugepages/hugepages-2048kB"
 #define REGION_PAGES 4096u            /* 16 MiB: 8 huge pages */
 #define NEED_FREE (2 * REGION_PAGES * TU_PAGE / HUGE)
 
 static char g_path[512];
 static struct fg_spec g_s;
-static long old_pool = -1;
-static pid_t pool_owner;
-static char old_text[32];
-static char no_huge[256];   /* why the hugetlb case cannot run, "" if it can */
-
-static long read_long(const char *path)
-{
-	char buf[32] = "";
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	return n > 0 ? strtol(buf, NULL, 10) : -1;
-}
-
-static int write_text(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = write(fd, text, strlen(text));
-	close(fd);
-	return n == (ssize_t)strlen(text) ? 0 : -1;
-}
-
-/* Async-signal-safe; only the process that reserved puts back (the cases
- * run in forked children). */
-static void put_back(void)
-{
-	if (old_pool >= 0 && getpid() == pool_owner) {
-		write_text(POOL, old_text);
-		old_pool = -1;
-	}
-}
-
-static void on_signal(int sig)
-{
-	put_back();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
+static char no_huge[320];   /* why the hugetlb case cannot run, "" if it can */
 
 static void reserve_pages(void)
 {
-	long pool = read_long(POOL), free_now = read_long(FREE);
-	if (pool < 0 || free_now < 0) {
-		snprintf(no_huge, sizeof(no_huge), "this kernel has no 2 MiB huge pages (%s not readable)", POOL);
-		return;
-	}
-	if (free_now >= (long)NEED_FREE)
-		return;
-	if (geteuid() != 0) {
-		snprintf(no_huge, sizeof(no_huge), "%ld free 2 MiB huge pages, %lu needed, and not root to reserve them",
-		         free_now, (unsigned long)NEED_FREE);
-		return;
-	}
-	snprintf(old_text, sizeof(old_text), "%ld\n", pool);
-	pool_owner = getpid();
-	old_pool = pool;
-	atexit(put_back);
-	signal(SIGTERM, on_signal);
-	signal(SIGINT, on_signal);
-	char want[32];
-	snprintf(want, sizeof(want), "%ld\n", pool + (long)NEED_FREE - free_now);
-	if (write_text(POOL, want) != 0 || read_long(FREE) < (long)NEED_FREE) {
-		long got = read_long(FREE);
-		put_back();
-		snprintf(no_huge, sizeof(no_huge), "the kernel gave only %ld free 2 MiB huge pages of the %lu needed",
-		         got, (unsigned long)NEED_FREE);
-	}
+	if (hp_reserve(HUGEDIR, (long)NEED_FREE, (long)NEED_FREE, no_huge, sizeof(no_huge)) >= 0)
+		no_huge[0] = '\0';
 }
 
 static bgsnap_reader *open_r(const char *path)
@@ -311,7 +246,7 @@ int main(void)
 		printf("skip memfd_hugetlb: %s\n", no_huge);
 		tu_tally_skip(&tally, no_huge);
 	}
-	put_back();
+	hp_put_back();
 	fg_free(&g_s);
 	tu_tally_exit(&tally, "lazy restore into shared memory");
 }
