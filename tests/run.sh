@@ -25,6 +25,10 @@
 #   TESTS_EXCLUDE='pat ...'  skip tests matching these patterns (reported as
 #                  skipped, with the reason "excluded").
 #   TESTS_VERBOSE=1  show the full output of every test.
+#   BGSNAP_TEST_REDUCED=1  the long matrix tests (t_consistency,
+#                  t_compress_consistency, t_compress_threads_consistency)
+#                  run their most racing corner only: for the sanitizer
+#                  builds, several times slower, which the plain run backs.
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
