@@ -1,6 +1,6 @@
 /*
  * t_chain_incremental - chains of 1, 2 and 10 incremental snapshots, for
- * every method that can chain (mprotect, stop), with 1 and 4 writer
+ * every method that can chain (mprotect, stop, fork), with 1 and 4 writer
  * threads: the image of the chain (its files applied oldest to newest)
  * equals the pause-instant content after every snapshot.  A second region
  * the writers never touch is changed by hand between snapshots, partly
@@ -90,9 +90,9 @@ static int chain_case(void *arg)
 int main(void)
 {
 	struct tu_tally t = { 0 };
-	static const int methods[] = { BGSNAP_METHOD_MPROTECT, BGSNAP_METHOD_STOP };
+	static const int methods[] = { BGSNAP_METHOD_MPROTECT, BGSNAP_METHOD_STOP, BGSNAP_METHOD_FORK };
 	static const unsigned threads[] = { 1, 4 }, lens[] = { 1, 2, 10 };
-	for (unsigned mi = 0; mi < 2; mi++)
+	for (unsigned mi = 0; mi < sizeof(methods) / sizeof(methods[0]); mi++)
 		for (unsigned ti = 0; ti < 2; ti++)
 			for (unsigned li = 0; li < 3; li++) {
 				struct cfg c = { methods[mi], threads[ti], lens[li] };

@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "engine/pace.h"
 #include "engine/track.h"
 #include "util/clock.h"
 #include "util/tsan.h"
@@ -53,10 +54,13 @@ int incr_check(struct bgsnap_engine *e, int *method)
 	if (*method == BGSNAP_METHOD_AUTO)
 		*method = bgsnap_method_probe(BGSNAP_METHOD_MPROTECT, NULL, 0) == 0 ? BGSNAP_METHOD_MPROTECT
 		                                                                 : BGSNAP_METHOD_STOP;
-	if (*method != BGSNAP_METHOD_MPROTECT && *method != BGSNAP_METHOD_STOP)
+	/* fork's copy-before-write is the kernel's copy-on-write of the child,
+	 * not a userfaultfd: the tracker stays in the host and the child, whose
+	 * areas lose the registration at fork, only reads. */
+	if (*method != BGSNAP_METHOD_MPROTECT && *method != BGSNAP_METHOD_STOP && *method != BGSNAP_METHOD_FORK)
 		return err_set(&e->err, -ENOTSUP,
 		               "the %s method cannot take chained snapshots: the write tracker holds "
-		               "the regions' userfaultfd between snapshots; use mprotect or stop",
+		               "the regions' userfaultfd between snapshots; use mprotect, stop or fork",
 		               bgsnap_method_name(*method));
 	/* The pre-phase would protect pages the incremental run leaves to
 	 * the parent; a chain protects only in the pause. */
@@ -253,21 +257,30 @@ static uint64_t bits_run(const uint64_t *bits, uint64_t i, uint64_t hi, uint64_t
 	return s;
 }
 
-int incr_write_dirty(struct bgsnap_engine *e, struct fmt_writer *w)
+int incr_write_dirty(struct bgsnap_engine *e, struct fmt_writer *w, int paced)
 {
 	struct incr *in = e->incr;
+	/* As engine_write_all: a paced writer's step is 256 KiB. */
+	const uint64_t step = paced && e->opts.max_bytes_per_s ? 64 : 2048;
+	struct pace pace;
+	pace_init(&pace, paced ? e->opts.max_bytes_per_s : 0, w->bytes_written);
 	for (uint32_t ri = 0; ri < e->region_count; ri++) {
 		struct region *rg = &e->regions[ri];
 		uint64_t s, end = 0;
 		while ((s = bits_run(in->dt.bits[ri], end, rg->pages, &end)) < rg->pages) {
-			if (engine_cancelled(e))
-				return -ECANCELED;
-			REGION_READ_BEGIN();
-			int r = fmtw_pages(w, ri, s, end - s, rg->addr + s * PAGE_SIZE_);
-			REGION_READ_END();
-			if (r)
-				return r;
-			engine_progress(e, w);
+			for (uint64_t p = s; p < end; p += step) {
+				if (engine_cancelled(e))
+					return -ECANCELED;
+				uint64_t n = end - p < step ? end - p : step;
+				REGION_READ_BEGIN();
+				int r = fmtw_pages(w, ri, p, n, rg->addr + p * PAGE_SIZE_);
+				REGION_READ_END();
+				if (!r)
+					r = pace_wait(&pace, e, w->bytes_written);
+				if (r)
+					return r;
+				engine_progress(e, w);
+			}
 		}
 	}
 	return engine_cancelled(e) ? -ECANCELED : 0;

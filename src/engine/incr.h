@@ -14,8 +14,12 @@
  *    pause consumed the written set, so the next snapshot is full;
  *  - the copy-before-write of the snapshot itself must not need a second
  *    userfaultfd on the regions (a range has one): chains run the stop
- *    method (everything in the pause) or mprotect (PROT_READ + SIGSEGV
- *    over the written pages only, layered on the tracker's protection).
+ *    method (everything in the pause), mprotect (PROT_READ + SIGSEGV
+ *    over the written pages only, layered on the tracker's protection)
+ *    or fork (the child's copy-on-write view; the child's areas lose the
+ *    registration at fork, the host's keep it, and a host write that
+ *    breaks the sharing clears the page's write-protect bit like any
+ *    first write, so the next scan finds it).
  *
  * The hooks are called by engine.c (start, pause, end), method_stop.c and
  * track.c; each does nothing when options.chain is off.
@@ -85,8 +89,9 @@ int incr_pause(struct bgsnap_engine *e);
 int incr_active(const struct bgsnap_engine *e);
 /* The pages the current run writes (pages_total unless incremental). */
 uint64_t incr_pages_due(const struct bgsnap_engine *e);
-/* Stop, incremental: writes the written pages in the pause. */
-int incr_write_dirty(struct bgsnap_engine *e, struct fmt_writer *w);
+/* Stop (in the pause) and fork (in the child), incremental: writes the
+ * written pages, at most at options.max_bytes_per_s if `paced`. */
+int incr_write_dirty(struct bgsnap_engine *e, struct fmt_writer *w, int paced);
 /* Tracking methods, incremental: in the pause, marks the pages not
  * written since the parent as saved (they are the parent's) and protects
  * the written runs only.  0 or -errno. */
