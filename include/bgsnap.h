@@ -212,9 +212,11 @@ struct bgsnap_options {
 	 * incremental snapshot; bgsnap_set_incremental turns that off).  The
 	 * writes are tracked between snapshots by an asynchronous userfaultfd
 	 * (Linux 6.7+: UFFD_FEATURE_WP_ASYNC and PAGEMAP_SCAN), which holds
-	 * the regions' userfaultfd: a chain runs the mprotect method (AUTO)
-	 * or stop; uffd, uffd-signal and fork give -ENOTSUP, as does a kernel
-	 * without the tracker.  pre_protect does not apply.  Regions
+	 * the regions' userfaultfd: a chain runs the mprotect method (AUTO),
+	 * stop or fork (its child writes only the pages written since the
+	 * parent; the host's writes during and after the fork are tracked
+	 * as any others); uffd and uffd-signal give -ENOTSUP, as does a
+	 * kernel without the tracker.  pre_protect does not apply.  Regions
 	 * discarded (MADV_DONTNEED) between snapshots are stored again; a
 	 * region unmapped and mapped again makes the next incremental
 	 * snapshot fail with -EPERM and the one after it full.  A snapshot

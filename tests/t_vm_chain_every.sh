@@ -5,8 +5,9 @@
 # checks every link; `bgsnap-vm restore DIR/LAST` (eager and lazy) prints
 # exactly the rest of the uninterrupted run, and so does the newest link
 # taken before the guest's last output (the last one may come after it,
-# leaving nothing to compare).  A method that cannot chain is a usage
-# error that names it.
+# leaving nothing to compare).  The fork method takes the same chain (its
+# last link verified and restored the same way).  A method that cannot
+# chain (uffd) is a usage error that names it.
 # timeout: 240
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -50,9 +51,10 @@ depth=$(sed -n 's/.*"depth":\([0-9]*\),"incremental":true.*/\1/p' "$tmp/last.jso
 "$tool" verify "$last" >"$tmp/v" 2>&1 || fail "verify of the last file: $(cat "$tmp/v")"
 grep -q "chain of $n files, each verified" "$tmp/v" || fail "verify did not check the $n links: $(cat "$tmp/v")"
 
+runerr=$tmp/run.err
 # The console offset of link $1 (a file name in $dir), from --stats.
 offset_of() {
-	sed -n "s|.*path=file:$dir/$1 .* console_offset=\([0-9]*\) .*|\1|p" "$tmp/run.err"
+	sed -n "s|.*path=file:$dir/$1 .* console_offset=\([0-9]*\) .*|\1|p" "$runerr"
 }
 
 # Restores $1 (a file name in $dir) eagerly and lazily; each must print
@@ -89,6 +91,28 @@ if [[ -n $mid ]]; then
 	restore_rest "$mid"
 else
 	fail "no link at depth >= 2 before the guest's last output: nothing left to compare"
+fi
+
+# fork: the child writes each link; the same chain, the same rest.
+# shellcheck disable=SC2086
+if "$vm" run sweep $a --method fork --snapshot-every "100:$tmp/fchain" --stats >"$tmp/frun" 2>"$tmp/frun.err"; then
+	cmp -s "$tmp/plain" "$tmp/frun" || fail "the guest's output changed under --method fork --snapshot-every"
+	dir=$tmp/fchain
+	runerr=$tmp/frun.err
+	mapfile -t files < <(cd "$dir" && ls snap-*.bgsnap)
+	n=${#files[@]}
+	if ((n < 3)); then
+		fail "method fork: $n files in $dir, want at least 3"
+	else
+		"$tool" verify "$dir/${files[n - 1]}" >"$tmp/fv" 2>&1 || fail "method fork: verify of the last file: $(cat "$tmp/fv")"
+		grep -q "chain of $n files, each verified" "$tmp/fv" || fail "method fork: verify did not check the $n links: $(cat "$tmp/fv")"
+		"$tool" info --json "$dir/${files[n - 1]}" >"$tmp/flast.json" 2>&1
+		grep -q "\"depth\":$((n - 1)),\"incremental\":true" "$tmp/flast.json" ||
+			fail "method fork: the last file is not incremental at depth $((n - 1)): $(cat "$tmp/flast.json")"
+		restore_rest "${files[n - 1]}"
+	fi
+else
+	fail "run with --method fork --snapshot-every: $(tail -n 3 "$tmp/frun.err")"
 fi
 
 "$vm" run sweep --mem 16M --rounds 10 --method uffd --snapshot-every "100:$tmp/u" >/dev/null 2>"$tmp/u.err"

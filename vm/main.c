@@ -148,8 +148,10 @@ static int chain_setup(struct runner *r)
 		return EXIT_OK;
 	if (r->method == BGSNAP_METHOD_AUTO)
 		r->method = BGSNAP_METHOD_MPROTECT;
-	if (r->method != BGSNAP_METHOD_MPROTECT && r->method != BGSNAP_METHOD_STOP) {
-		cli_error("--snapshot-every: method %s cannot take a chain of snapshots (mprotect or stop can)",
+	if (r->method != BGSNAP_METHOD_MPROTECT && r->method != BGSNAP_METHOD_STOP &&
+	    r->method != BGSNAP_METHOD_FORK) {
+		cli_error("--snapshot-every: method %s cannot take a chain of snapshots (mprotect, stop or fork "
+		          "can)",
 		          bgsnap_method_name(r->method));
 		return EXIT_USAGE;
 	}
