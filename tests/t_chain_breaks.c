@@ -5,7 +5,8 @@
  * after it; a region unmapped and mapped again between snapshots makes
  * the next snapshot fail with -EPERM and a message, and the one after it
  * full, with the new content.  Methods that need their own userfaultfd
- * (uffd, uffd-signal) refuse a chain (-ENOTSUP).  Each image is checked against the
+ * (uffd, uffd-signal) refuse a chain (-ENOTSUP), and fork in a chain still
+ * refuses shared memory.  Each image is checked against the
  * pause-instant content.
  *
  * timeout: 120
@@ -119,6 +120,27 @@ static int refused(void *arg)
 	return 0;
 }
 
+/* fork in a chain still refuses shared memory: its child would see the
+ * host's writes made after the pause. */
+static int shared_refused(void *arg)
+{
+	int method = *(int *)arg;
+	uint8_t *mem = mmap(NULL, MEM, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(mem != MAP_FAILED, "mmap shared");
+	memset(mem, 0x5a, MEM);
+	bgsnap_engine *e = ct_engine(method);
+	st_add_region(e, "shared", mem, MEM);
+	char path[700];
+	snprintf(path, sizeof(path), "%s/x.bgs", tu_tmpdir());
+	int r = bgsnap_start(e, path);
+	CHECK(r == -ENOTSUP, "method %s with a chain over shared memory: %s", bgsnap_method_name(method),
+	      tu_errname(r));
+	CHECK(strstr(bgsnap_errmsg(e), "shared") != NULL, "the refusal does not say why: %s", bgsnap_errmsg(e));
+	CHECK(access(path, F_OK) != 0, "the refused snapshot left %s", path);
+	bgsnap_destroy(e);
+	return 0;
+}
+
 int main(void)
 {
 	struct tu_tally t = { 0 };
@@ -127,5 +149,6 @@ int main(void)
 	st_for_each_method(&t, "remapped-between", remapped_between, chaining, 40);
 	st_for_each_method(&t, "refused", refused,
 	                   ST_MASK(BGSNAP_METHOD_UFFD) | ST_MASK(BGSNAP_METHOD_UFFD_SIGNAL), 20);
+	st_for_each_method(&t, "shared-refused", shared_refused, ST_MASK(BGSNAP_METHOD_FORK), 20);
 	tu_tally_exit(&t, "chain breaks");
 }
