@@ -468,6 +468,7 @@ struct bgsnap_stats {
 enum bgsnap_tracking {
 	BGSNAP_TRACKING_NONE = 0,        /* no chain                               */
 	BGSNAP_TRACKING_UFFD_ASYNC = 1,  /* async userfaultfd + PAGEMAP_SCAN       */
+	BGSNAP_TRACKING_UFFD_SYNC = 2,   /* the uffd method's own write-protect    */
 };
 
 /*

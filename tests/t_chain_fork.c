@@ -236,7 +236,8 @@ int main(void)
 {
 	struct tu_tally t = { 0 };
 	st_for_each_method(&t, "fork", fork_case,
-	                   ST_MASK(BGSNAP_METHOD_MPROTECT) | ST_MASK(BGSNAP_METHOD_STOP) | ST_MASK(BGSNAP_METHOD_FORK),
+	                   ST_MASK(BGSNAP_METHOD_MPROTECT) | ST_MASK(BGSNAP_METHOD_STOP) | ST_MASK(BGSNAP_METHOD_FORK) |
+	                   ST_MASK(BGSNAP_METHOD_UFFD) | ST_MASK(BGSNAP_METHOD_UFFD_SIGNAL),
 	                   60);
 	st_for_each_method(&t, "cow-writes", cow_case, ST_MASK(BGSNAP_METHOD_FORK), 60);
 	tu_tally_exit(&t, "chain fork");

@@ -12,7 +12,11 @@
  *  - the engine keeps the last committed snapshot's id, file_crc and
  *    depth as the next parent; a run that fails or is cancelled after its
  *    pause consumed the written set, so the next snapshot is full;
- *  - the copy-before-write of the snapshot itself must not need a second
+ *  - uffd and uffd-signal track with their own synchronous write-protect
+ *    instead (track.h, `keep`): it stays registered between snapshots,
+ *    a fault there marks the page and unprotects it, and the pause
+ *    protects the marked pages again and takes them as the written set;
+ *  - otherwise the copy-before-write of the snapshot itself must not need a second
  *    userfaultfd on the regions (a range has one): chains run the stop
  *    method (everything in the pause), mprotect (PROT_READ + SIGSEGV
  *    over the written pages only, layered on the tracker's protection)
@@ -71,6 +75,12 @@ struct incr {
 	 * region: an incremental run reuses it instead of reading smaps. */
 	uint8_t *huge;
 	int huge_known;
+	/* uffd and uffd-signal: the method's own synchronous write-protect
+	 * is the tracker (track.keep); dt is not opened, its bitmaps only
+	 * receive the written set in the pause.  `kept`: the track of the
+	 * last committed run, registered and tracking. */
+	int sync;
+	struct track *kept;
 };
 
 
@@ -114,6 +124,21 @@ int incr_copybuf_keep(struct bgsnap_engine *e, void *mem, size_t len);
  * and returns 1; else 0 (the engine surveys, then calls incr_thp_keep). */
 int incr_thp_known(struct bgsnap_engine *e);
 void incr_thp_keep(struct bgsnap_engine *e);
+/* 1 if the chain's tracker is the method's own write-protect (uffd,
+ * uffd-signal): the track outlives its runs. */
+int incr_tracks_itself(const struct bgsnap_engine *e);
+/* The kept track for this run (the caller owns it now), or NULL. */
+struct track *incr_track_take(struct bgsnap_engine *e);
+/* Keeps a committed run's track for the next run: 1, or 0 (the caller
+ * frees it). */
+int incr_track_keep(struct bgsnap_engine *e, struct track *t);
+/* In the pause of a run on a kept track, once its written pages are
+ * protected again: takes the written set into dt's bitmaps and clears
+ * the track's for the next one. */
+void incr_sync_take(struct track *t);
+/* The regions are about to change (a region added): a kept track ends,
+ * and the next snapshot is full. */
+void incr_regions_change(struct bgsnap_engine *e);
 /* The run ended with `r`: a committed run becomes the next parent. */
 void incr_end(struct bgsnap_engine *e, int r);
 void incr_free(struct bgsnap_engine *e);
