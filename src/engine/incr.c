@@ -657,6 +657,18 @@ int incr_track_keep(struct bgsnap_engine *e, struct track *t)
 	return 1;
 }
 
+int incr_sync_prearm(struct track *t)
+{
+	struct bgsnap_engine *e = t->e;
+	struct incr *in = e->incr;
+	uint64_t t0 = now_ns();
+	for (uint32_t ri = 0; ri < e->region_count; ri++)
+		memset(in->dt.bits[ri], 0, (e->regions[ri].pages + 63) / 64 * sizeof(uint64_t));
+	int r = in->run_incr ? track_kept_prearm(t, in->dt.bits) : 0;
+	atomic_store(&e->live->prescan_us, us_since(t0));
+	return r;
+}
+
 void incr_sync_take(struct track *t)
 {
 	struct bgsnap_engine *e = t->e;
@@ -665,7 +677,7 @@ void incr_sync_take(struct track *t)
 	for (uint32_t ri = 0; ri < e->region_count; ri++) {
 		struct track_region *tr = &t->regions[ri];
 		for (uint64_t w = 0; w < tr->words; w++) {
-			uint64_t b = atomic_exchange(&tr->dirty[w], 0);
+			uint64_t b = atomic_exchange(&tr->dirty[w], 0) | in->dt.bits[ri][w];
 			in->dt.bits[ri][w] = b;
 			n += (uint64_t)__builtin_popcountll(b);
 		}

@@ -132,9 +132,13 @@ struct track *incr_track_take(struct bgsnap_engine *e);
 /* Keeps a committed run's track for the next run: 1, or 0 (the caller
  * frees it). */
 int incr_track_keep(struct bgsnap_engine *e, struct track *t);
+/* Before the pause of a run on a kept track: an incremental run starts
+ * its written set with the pages protected again now (track_kept_prearm).
+ * 0 or -errno. */
+int incr_sync_prearm(struct track *t);
 /* In the pause of a run on a kept track, once its written pages are
- * protected again: takes the written set into dt's bitmaps and clears
- * the track's for the next one. */
+ * protected again: adds them to the written set in dt's bitmaps and
+ * clears the track's for the next one. */
 void incr_sync_take(struct track *t);
 /* The regions are about to change (a region added): a kept track ends,
  * and the next snapshot is full. */

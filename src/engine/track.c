@@ -394,13 +394,17 @@ void track_prephase_unprotected(struct track *t, uint64_t addr, uint64_t len)
 		track_set_bits(t->regions[ri].dirty, pg, (len + PAGE_SIZE_ - 1) >> PAGE_SHIFT_);
 }
 
-static void clear_bits(_Atomic uint64_t *v, uint64_t first, uint64_t end)
+/* Clears bits [first, end) of v; those that were set are added to acc
+ * (if not NULL). */
+static void clear_bits(_Atomic uint64_t *v, uint64_t first, uint64_t end, uint64_t *acc)
 {
 	while (first < end) {
 		uint64_t w = first / 64, lo = first % 64;
 		uint64_t n = end - first < 64 - lo ? end - first : 64 - lo;
 		uint64_t mask = (n == 64 ? ~0ull : ((1ull << n) - 1) << lo);
-		atomic_fetch_and(&v[w], ~mask);
+		uint64_t old = atomic_fetch_and(&v[w], ~mask);
+		if (acc)
+			acc[w] |= old & mask;
 		first += n;
 	}
 }
@@ -414,7 +418,16 @@ static void clear_bits(_Atomic uint64_t *v, uint64_t first, uint64_t end)
  * faults after the protect (and is marked again) or was unprotected by a
  * fault whose mark comes after its unprotect, so it is marked again too
  * (fault_before_pause).  Counts the dirty pages into *pages. */
+static int protect_spans_acc(struct track *t, int clear, uint64_t *pages, uint64_t *const *acc);
+
 static int protect_spans(struct track *t, int clear, uint64_t *pages)
+{
+	return protect_spans_acc(t, clear, pages, NULL);
+}
+
+/* protect_spans; with `clear`, the bits cleared are added to acc[region]
+ * (if not NULL). */
+static int protect_spans_acc(struct track *t, int clear, uint64_t *pages, uint64_t *const *acc)
 {
 	struct bgsnap_engine *e = t->e;
 	*pages = 0;
@@ -426,7 +439,7 @@ static int protect_spans(struct track *t, int clear, uint64_t *pages)
 			s = next_run(bits, end, rg->pages, &end);
 			if (ss < rg->pages && (s >= rg->pages || s - se > SPAN_GAP_PAGES)) {
 				if (clear)
-					clear_bits(bits, ss, se);
+					clear_bits(bits, ss, se, acc ? acc[ri] : NULL);
 				int r = t->m->protect_range(t, (uint64_t)(uintptr_t)(rg->addr + ss * PAGE_SIZE_),
 				                            (se - ss) * PAGE_SIZE_);
 				if (r)
@@ -816,6 +829,26 @@ void track_kept_discard(struct track *t, uint64_t start, uint64_t end, int moved
 			track_set_bits(t->regions[ri].dirty, (lo - a) >> PAGE_SHIFT_,
 			               ((hi - a + PAGE_SIZE_ - 1) >> PAGE_SHIFT_) - ((lo - a) >> PAGE_SHIFT_));
 	}
+}
+
+int track_kept_prearm(struct track *t, uint64_t *const *acc)
+{
+	/* As pre_protect_rounds, keeping what each round clears: each round
+	 * is far shorter than the one before, so the pause is left with the
+	 * pages written during the last one. */
+	uint64_t last = UINT64_MAX;
+	for (int round = 0; round < PRE_ROUNDS_MAX; round++) {
+		uint64_t d = dirty_count(t);
+		if (round > 0 && (d <= PRE_ROUND_MIN_PAGES || d > last / 2))
+			break;
+		uint64_t done;
+		int r = protect_spans_acc(t, 1, &done, acc);
+		if (r)
+			return engine_fail(t->e, r, "cannot write-protect again the pages written since the last "
+			                   "snapshot: %s", strerror(-r));
+		last = d;
+	}
+	return 0;
 }
 
 int track_reuse(struct track *t)

@@ -259,6 +259,11 @@ void track_kept_discard(struct track *t, uint64_t start, uint64_t end, int moved
 /* A kept track (track.keep) starts the next run of its chain: the page
  * bitmaps but `dirty` cleared, a copy buffer again.  0 or -errno. */
 int track_reuse(struct track *t);
+/* Before the pause of an incremental run on a kept track, host running:
+ * protects the pages written since the last pause again, in rounds,
+ * moving their bits into acc[region] (the pause adds the few written
+ * meanwhile).  0 or -errno with the message. */
+int track_kept_prearm(struct track *t, uint64_t *const *acc);
 /* Ends a kept track: no protection left, the method cleaned up and
  * freed, the track freed.  In another process (a fork child of the
  * host) only frees the memory: the registration is the parent's. */

@@ -27,6 +27,8 @@ int track_op_prepare(struct bgsnap_engine *e)
 		int r = track_reuse(kept);
 		if (!r && kept->m->resume)
 			r = kept->m->resume(kept);
+		if (!r)
+			r = incr_sync_prearm(kept);
 		return r;
 	}
 	struct track *t = calloc(1, sizeof(*t));
