@@ -221,7 +221,9 @@ struct bgsnap_options {
 	 * first write to a page between snapshots is then a round trip to the
 	 * fault handler (uffd) or a SIGBUS (uffd-signal, where a kernel access
 	 * to such a page, read(2) into it, fails with EFAULT between snapshots
-	 * too), and bgsnap_reset gives -ENOTSUP.  pre_protect does not apply.
+	 * too, and the process's SIGBUS fault path stays taken: another
+	 * engine cannot run uffd-signal meanwhile), and bgsnap_reset gives
+	 * -ENOTSUP.  pre_protect does not apply.
 	 * Regions discarded (MADV_DONTNEED) between snapshots are stored
 	 * again; a region unmapped and mapped again makes the next incremental
 	 * snapshot fail with -EPERM and the one after it full; a region added
