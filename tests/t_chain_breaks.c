@@ -4,8 +4,8 @@
  * closed) makes the next one full, and the chain goes on incremental
  * after it; a region unmapped and mapped again between snapshots makes
  * the next snapshot fail with -EPERM and a message, and the one after it
- * full, with the new content.  A failed snapshot leaves nothing
- * write-protected.  What is still refused: bgsnap_reset on a chain of uffd
+ * full, with the new content; a region added makes the next one full.
+ * A failed snapshot leaves nothing write-protected.  What is still refused: bgsnap_reset on a chain of uffd
  * or uffd-signal (they track with their own write-protect), and fork in a
  * chain over shared memory.  Each image is checked against the
  * pause-instant content.
@@ -134,6 +134,41 @@ static int reset_refused(void *arg)
 	return 0;
 }
 
+/* A region added between snapshots: the next one is full (for uffd and
+ * uffd-signal the kept track ends first: its handler reads the regions),
+ * holds both regions, and the chain goes on incremental. */
+static int region_added(void *arg)
+{
+	struct host H;
+	host_start(&H, *(int *)arg);
+	snap_check(&H, 0);
+	snap_check(&H, 1);
+	uint8_t *extra = tu_map_anon(MEM);
+	memset(extra, 0x3c, MEM);
+	st_add_region(H.e, "extra", extra, MEM);
+	for (int k = 0; k < 2; k++) {
+		char path[700];
+		snprintf(path, sizeof(path), "%s/added%d.bgs", H.dir, k);
+		st_snapshot_ok(H.e, path);
+		struct bgsnap_stats s = ct_stats(H.e);
+		CHECK(s.incremental == k, "snapshot %d after a region was added: incremental %d", k, s.incremental);
+		if (k == 0) {
+			uint8_t *images[2] = { H.img, tu_map_anon(MEM) };
+			size_t sizes[2] = { MEM, MEM };
+			uint64_t held[2] = { 0, 0 };
+			ct_apply(path, images, sizes, 2, held);
+			ct_check_equal("region mem after a region was added", H.img, H.copy, MEM);
+			ct_check_equal("the added region", images[1], extra, MEM);
+		}
+		extra[5 * TU_PAGE] ^= 1;
+	}
+	bgsnap_destroy(H.e);
+	tu_writers_stop(&H.w);
+	CHECK_WRITABLE("region after the chain", H.mem, MEM);
+	CHECK_WRITABLE("the added region after the chain", extra, MEM);
+	return 0;
+}
+
 /* fork in a chain still refuses shared memory: its child would see the
  * host's writes made after the pause. */
 static int shared_refused(void *arg)
@@ -162,6 +197,7 @@ int main(void)
 	                    ST_MASK(BGSNAP_METHOD_UFFD) | ST_MASK(BGSNAP_METHOD_UFFD_SIGNAL);
 	st_for_each_method(&t, "failed-in-the-middle", failed_in_the_middle, chaining, 40);
 	st_for_each_method(&t, "remapped-between", remapped_between, chaining, 40);
+	st_for_each_method(&t, "region-added", region_added, chaining, 40);
 	st_for_each_method(&t, "reset-refused", reset_refused,
 	                   ST_MASK(BGSNAP_METHOD_UFFD) | ST_MASK(BGSNAP_METHOD_UFFD_SIGNAL), 40);
 	st_for_each_method(&t, "shared-refused", shared_refused, ST_MASK(BGSNAP_METHOD_FORK), 20);
