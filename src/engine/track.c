@@ -257,12 +257,21 @@ enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_f
 	 * read, in prephase_end), so the pause never scans the bitmap
 	 * while a pre-phase fault is between its dirty mark and its unprotect. */
 	int pre = mode == TRACK_FAULT_HANDLER_PRE;
+	/* A kept track: raised before the pre-phase is looked at, so that the
+	 * next run's track_reuse, which comes after the pre-phase is on
+	 * again, waits for a fault of this run that still reads the page
+	 * states before it clears them. */
+	if (t->keep)
+		atomic_fetch_add(&t->post_inflight, 1);
 	if (pre)
 		atomic_fetch_add(&t->pre_inflight, 1);   /* our own, on top of the batch's */
 	else
 		pre = track_prephase_enter(t);
-	if (pre)
+	if (pre) {
+		if (t->keep)
+			atomic_fetch_sub(&t->post_inflight, 1);
 		return fault_before_pause(t, tr, page, unit, addr);
+	}
 	if (!t->keep)
 		return fault_after_pause(t, ri, page, addr, mode);
 	/* A kept track: the next pause must not begin while this fault is
@@ -270,6 +279,7 @@ enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_f
 	atomic_fetch_add(&t->pre_inflight, 1);
 	enum track_fault_result res = fault_after_pause(t, ri, page, addr, mode);
 	track_prephase_leave(t);
+	atomic_fetch_sub(&t->post_inflight, 1);
 	return res;
 }
 
@@ -854,6 +864,17 @@ int track_kept_prearm(struct track *t, uint64_t *const *acc)
 int track_reuse(struct track *t)
 {
 	struct bgsnap_engine *e = t->e;
+	/* A fault of the last run still looking at the page states (all
+	 * saved: it only has to see that) must be done before they are
+	 * cleared, or it would wait for a page nobody saves. */
+	uint64_t deadline = now_ns() + 1000000000ull;
+	while (atomic_load(&t->post_inflight) > 0) {
+		if (now_ns() > deadline)
+			return err_set(&e->err, -ETIMEDOUT, "a write fault of the last snapshot was still "
+			               "unresolved after a second");
+		struct timespec ts = { 0, 20000 };
+		nanosleep(&ts, NULL);
+	}
 	for (uint32_t i = 0; i < e->region_count; i++) {
 		struct track_region *tr = &t->regions[i];
 		for (uint64_t w = 0; w < tr->words; w++) {

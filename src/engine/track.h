@@ -121,6 +121,7 @@ struct track {
 	int keep;
 	int keep_ok;               /* the writer finished with everything protected */
 	_Atomic int keep_broken;   /* a region was unmapped or moved while tracked */
+	_Atomic int post_inflight; /* kept track: faults that may read claimed/done */
 	pid_t pid;                 /* the address space the registration is in */
 	pthread_t writer;
 	struct pace pace;          /* the writer's rate limit */
