@@ -567,10 +567,8 @@ static int start_check(bgsnap_engine *e)
 			               "the %s method cannot snapshot region '%s': it is shared memory "
 			               "(MAP_SHARED: memfd, shmem or hugetlb), which a fork child shares instead "
 			               "of getting a copy-on-write view, so it would save writes made after the "
-			               "pause; use %s",
-			               bgsnap_method_name(e->ops->method), e->regions[i].name,
-			               e->opts.chain ? "mprotect or stop (a chain's other methods)"
-			                             : "uffd, uffd-signal, mprotect or stop");
+			               "pause; use uffd, uffd-signal, mprotect or stop",
+			               bgsnap_method_name(e->ops->method), e->regions[i].name);
 	return 0;
 }
 
