@@ -148,7 +148,9 @@ static void report_line(const struct bench_opts *o, const struct snap_line *s, c
 	json_open(&j, NULL);
 	json_u64(&j, "index", s->index);
 	json_string(&j, "method", bgsnap_method_name(s->st.method));
-	json_string(&j, "tracking", s->st.tracking == BGSNAP_TRACKING_UFFD_ASYNC ? "uffd-async" : "none");
+	json_string(&j, "tracking", s->st.tracking == BGSNAP_TRACKING_UFFD_ASYNC  ? "uffd-async"
+	                          : s->st.tracking == BGSNAP_TRACKING_UFFD_SYNC ? "uffd-sync"
+	                                                                         : "none");
 	json_u64(&j, "mem_bytes", o->mem);
 	json_u64(&j, "threads", o->threads);
 	json_string(&j, "pattern", wl_pattern_name(o->pattern));

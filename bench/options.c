@@ -153,7 +153,7 @@ void bench_usage(FILE *f)
 "checked through the mapping), restore_map_noverify_ms (the same without the\n"
 "check), restore_map_mapped (1: mapped; 0: the library restored it by copy).\n"
 "\n"
-"Chains (options.chain; mprotect, or --method stop):\n"
+"Chains (options.chain; mprotect, or any --method):\n"
 "  --incremental N        a full snapshot, then N incremental ones; before each,\n"
 "                         the writers make F x pages writes (--dirty-fraction F,\n"
 "                         default 0.01) and stay parked while it runs; the\n"

@@ -209,18 +209,29 @@ struct bgsnap_options {
 	/* 1: chained snapshots.  Every snapshot names itself and its parent
 	 * (format version 3, docs/FORMAT.md), and once one has committed, the
 	 * next holds only the pages the host wrote since its pause (an
-	 * incremental snapshot; bgsnap_set_incremental turns that off).  The
-	 * writes are tracked between snapshots by an asynchronous userfaultfd
-	 * (Linux 6.7+: UFFD_FEATURE_WP_ASYNC and PAGEMAP_SCAN), which holds
-	 * the regions' userfaultfd: a chain runs the mprotect method (AUTO)
-	 * or stop; uffd, uffd-signal and fork give -ENOTSUP, as does a kernel
-	 * without the tracker.  pre_protect does not apply.  Regions
-	 * discarded (MADV_DONTNEED) between snapshots are stored again; a
-	 * region unmapped and mapped again makes the next incremental
-	 * snapshot fail with -EPERM and the one after it full.  A snapshot
-	 * that fails or is cancelled makes the next one full.  Tracking
-	 * belongs to the process that took the snapshots: in a fork child,
-	 * the first snapshot is full.  0 (default): off. */
+	 * incremental snapshot; bgsnap_set_incremental turns that off).  Every
+	 * method chains.  mprotect (AUTO), stop and fork track the writes
+	 * between snapshots with an asynchronous userfaultfd (Linux 6.7+:
+	 * UFFD_FEATURE_WP_ASYNC and PAGEMAP_SCAN; without it they give
+	 * -ENOTSUP); fork's child writes only the pages written since the
+	 * parent.  uffd and uffd-signal cannot share the regions with that
+	 * tracker and track with their own synchronous write-protect (Linux
+	 * 6.2+: UFFD_FEATURE_WP_UNPOPULATED and the remove/unmap/remap events,
+	 * else -ENOTSUP), which stays registered between snapshots: the host's
+	 * first write to a page between snapshots is then a round trip to the
+	 * fault handler (uffd) or a SIGBUS (uffd-signal, where a kernel access
+	 * to such a page, read(2) into it, fails with EFAULT between snapshots
+	 * too, and the process's SIGBUS fault path stays taken: another
+	 * engine cannot run uffd-signal meanwhile), and bgsnap_reset gives
+	 * -ENOTSUP.  pre_protect does not apply.
+	 * Regions discarded (MADV_DONTNEED) between snapshots are stored
+	 * again; a region unmapped and mapped again makes the next incremental
+	 * snapshot fail with -EPERM and the one after it full; a region added
+	 * makes the next one full.  A snapshot that fails or is cancelled
+	 * makes the next one full and leaves no page write-protected, as does
+	 * bgsnap_destroy.  Tracking belongs to the process that took the
+	 * snapshots: in a fork child, the first snapshot is full.  0
+	 * (default): off. */
 	unsigned chain;
 	/* 1: page-aligned layout (format version 4, docs/FORMAT.md): the data
 	 * of every raw PAGES record starts at a file offset that is a multiple
@@ -466,6 +477,7 @@ struct bgsnap_stats {
 enum bgsnap_tracking {
 	BGSNAP_TRACKING_NONE = 0,        /* no chain                               */
 	BGSNAP_TRACKING_UFFD_ASYNC = 1,  /* async userfaultfd + PAGEMAP_SCAN       */
+	BGSNAP_TRACKING_UFFD_SYNC = 2,   /* the uffd method's own write-protect    */
 };
 
 /*

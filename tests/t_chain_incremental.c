@@ -1,6 +1,7 @@
 /*
  * t_chain_incremental - chains of 1, 2 and 10 incremental snapshots, for
- * every method that can chain (mprotect, stop), with 1 and 4 writer
+ * every method that can chain (mprotect, stop, fork with the asynchronous
+ * tracker; uffd, uffd-signal with their own write-protect), with 1 and 4 writer
  * threads: the image of the chain (its files applied oldest to newest)
  * equals the pause-instant content after every snapshot.  A second region
  * the writers never touch is changed by hand between snapshots, partly
@@ -63,7 +64,9 @@ static int chain_case(void *arg)
 		snprintf(path, sizeof(path), "%s/s%02u.bgs", dir, k);
 		st_snapshot_ok(e, path);
 		struct bgsnap_stats s = ct_stats(e);
-		CHECK(s.tracking == BGSNAP_TRACKING_UFFD_ASYNC, "tracking %d", s.tracking);
+		int sync = c->method == BGSNAP_METHOD_UFFD || c->method == BGSNAP_METHOD_UFFD_SIGNAL;
+		CHECK(s.tracking == (sync ? BGSNAP_TRACKING_UFFD_SYNC : BGSNAP_TRACKING_UFFD_ASYNC), "tracking %d",
+		      s.tracking);
 		CHECK(s.incremental == (k > 0) && s.depth == k, "snapshot %u: incremental %d depth %u", k,
 		      s.incremental, s.depth);
 		uint64_t held[2] = { 0, 0 };
@@ -90,9 +93,10 @@ static int chain_case(void *arg)
 int main(void)
 {
 	struct tu_tally t = { 0 };
-	static const int methods[] = { BGSNAP_METHOD_MPROTECT, BGSNAP_METHOD_STOP };
+	static const int methods[] = { BGSNAP_METHOD_MPROTECT, BGSNAP_METHOD_STOP, BGSNAP_METHOD_FORK,
+	                               BGSNAP_METHOD_UFFD, BGSNAP_METHOD_UFFD_SIGNAL };
 	static const unsigned threads[] = { 1, 4 }, lens[] = { 1, 2, 10 };
-	for (unsigned mi = 0; mi < 2; mi++)
+	for (unsigned mi = 0; mi < sizeof(methods) / sizeof(methods[0]); mi++)
 		for (unsigned ti = 0; ti < 2; ti++)
 			for (unsigned li = 0; li < 3; li++) {
 				struct cfg c = { methods[mi], threads[ti], lens[li] };

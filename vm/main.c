@@ -141,18 +141,14 @@ static int snapshot_every(struct runner *r, const char *arg)
 }
 
 /* The chain's method (auto: mprotect, the one that takes incremental
- * snapshots with the tracker) and its directory, made if missing. */
+ * snapshots with the asynchronous tracker; every method can chain) and
+ * its directory, made if missing. */
 static int chain_setup(struct runner *r)
 {
 	if (!r->every_ms)
 		return EXIT_OK;
 	if (r->method == BGSNAP_METHOD_AUTO)
 		r->method = BGSNAP_METHOD_MPROTECT;
-	if (r->method != BGSNAP_METHOD_MPROTECT && r->method != BGSNAP_METHOD_STOP) {
-		cli_error("--snapshot-every: method %s cannot take a chain of snapshots (mprotect or stop can)",
-		          bgsnap_method_name(r->method));
-		return EXIT_USAGE;
-	}
 	if (r->nsnaps) {
 		cli_error("--snapshot-every does not go with --snapshot-at");
 		return EXIT_USAGE;

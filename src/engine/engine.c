@@ -218,6 +218,8 @@ int bgsnap_add_region(bgsnap_engine *e, const char *name, void *addr, size_t len
 	int rc = region_check(addr, len, &shared, &page_bytes, &e->err);
 	if (rc)
 		return rc;
+	/* A chain's kept track reads the regions from its fault handler. */
+	incr_regions_change(e);
 	struct region *nr = realloc(e->regions, sizeof(*nr) * (e->region_count + 1));
 	if (!nr)
 		return err_set(&e->err, -ENOMEM, "out of memory");

@@ -10,7 +10,9 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "engine/pace.h"
 #include "engine/track.h"
+#include "os/uffd_sys.h"
 #include "util/clock.h"
 #include "util/tsan.h"
 
@@ -53,10 +55,35 @@ int incr_check(struct bgsnap_engine *e, int *method)
 	if (*method == BGSNAP_METHOD_AUTO)
 		*method = bgsnap_method_probe(BGSNAP_METHOD_MPROTECT, NULL, 0) == 0 ? BGSNAP_METHOD_MPROTECT
 		                                                                 : BGSNAP_METHOD_STOP;
-	if (*method != BGSNAP_METHOD_MPROTECT && *method != BGSNAP_METHOD_STOP)
+	if (*method == BGSNAP_METHOD_UFFD || *method == BGSNAP_METHOD_UFFD_SIGNAL) {
+		/* The method's own write-protect tracks: a page dropped between
+		 * snapshots must be protectable again (WP_UNPOPULATED), and the
+		 * drop must be seen (the events). */
+		const uint64_t need = UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_WP_UNPOPULATED |
+		                      UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP;
+		uint64_t have = 0;
+		struct bgsnap_err kerr = { 0 };
+		int r = uffd_kernel_features(&have, &kerr);
+		if (r)
+			return err_set(&e->err, r, "%s", kerr.msg);
+		if ((have & need) != need)
+			return err_set(&e->err, -ENOTSUP,
+			               "the %s method cannot take chained snapshots on this kernel: tracking with its "
+			               "write-protect needs UFFD_FEATURE_WP_UNPOPULATED (Linux 6.2+) and the "
+			               "remove/unmap/remap events; use mprotect, stop or fork",
+			               bgsnap_method_name(*method));
+		e->incr->sync = 1;
+		e->opts.pre_protect = 0;
+		return 0;
+	}
+	e->incr->sync = 0;
+	/* fork's copy-before-write is the kernel's copy-on-write of the child,
+	 * not a userfaultfd: the tracker stays in the host and the child, whose
+	 * areas lose the registration at fork, only reads. */
+	if (*method != BGSNAP_METHOD_MPROTECT && *method != BGSNAP_METHOD_STOP && *method != BGSNAP_METHOD_FORK)
 		return err_set(&e->err, -ENOTSUP,
 		               "the %s method cannot take chained snapshots: the write tracker holds "
-		               "the regions' userfaultfd between snapshots; use mprotect or stop",
+		               "the regions' userfaultfd between snapshots; use mprotect, stop or fork",
 		               bgsnap_method_name(*method));
 	/* The pre-phase would protect pages the incremental run leaves to
 	 * the parent; a chain protects only in the pause. */
@@ -72,12 +99,46 @@ static void pset_free(struct incr *in, uint32_t n)
 	in->pset = NULL;
 }
 
+static void sync_bits_free(struct incr *in)
+{
+	for (uint32_t i = 0; in->dt.bits && i < in->dt.region_count; i++)
+		free(in->dt.bits[i]);
+	free(in->dt.bits);
+	in->dt.bits = NULL;
+	in->dt.region_count = 0;
+}
+
+static int sync_bits_alloc(struct bgsnap_engine *e, struct incr *in)
+{
+	if (in->dt.bits && in->dt.region_count == e->region_count)
+		return 0;
+	sync_bits_free(in);
+	in->dt.bits = calloc(e->region_count ? e->region_count : 1, sizeof(*in->dt.bits));
+	if (!in->dt.bits)
+		return err_set(&e->err, -ENOMEM, "out of memory");
+	in->dt.region_count = e->region_count;
+	for (uint32_t i = 0; i < e->region_count; i++) {
+		in->dt.bits[i] = calloc((e->regions[i].pages + 63) / 64, sizeof(uint64_t));
+		if (!in->dt.bits[i]) {
+			sync_bits_free(in);
+			return err_set(&e->err, -ENOMEM, "out of memory");
+		}
+	}
+	return 0;
+}
+
 static void tracker_close(struct bgsnap_engine *e, struct incr *in)
 {
 	in->huge_known = 0;
+	if (in->kept) {
+		track_kept_destroy(in->kept);
+		in->kept = NULL;
+	}
 	pset_free(in, in->dt.region_count);
 	if (in->open)
 		dirty_close(&in->dt, e->regions, in->dt.region_count);
+	else
+		sync_bits_free(in);
 	in->open = 0;
 	in->broken = 0;
 	in->have_parent = 0;
@@ -114,11 +175,46 @@ static int pset_save(struct bgsnap_engine *e, struct incr *in)
 	return 0;
 }
 
+static int sync_begin(struct bgsnap_engine *e, struct incr *in)
+{
+	if (in->open)
+		tracker_close(e, in);
+	struct track *k = in->kept;
+	int broken = k && atomic_load(&k->keep_broken);
+	if (k && (broken || atomic_load(&k->fault_error) || k->pid != getpid() ||
+	          in->dt.region_count != e->region_count || k->m != e->ops->track)) {
+		tracker_close(e, in);
+		k = NULL;
+	}
+	if (!k)
+		in->have_parent = 0;
+	int r = sync_bits_alloc(e, in);
+	if (r)
+		return r;
+	if (broken && in->want && in->parent_depth < FMT_MAX_DEPTH) {
+		/* As the asynchronous tracker's scan: this run was to be
+		 * incremental and says why it is not; the next one is full. */
+		return err_set(&e->err, -EPERM, "a region was unmapped or moved since the parent snapshot: the "
+		               "pages written since are unknown; the incremental snapshot is abandoned");
+	}
+	in->prescanned = 0;
+	in->npc = 0;
+	atomic_store(&e->live->prescan_us, 0);
+	atomic_store(&e->live->prescan_pages, 0);
+	return 0;
+}
+
 int incr_begin(struct bgsnap_engine *e)
 {
 	struct incr *in = e->incr;
 	if (!e->opts.chain || !in)
 		return 0;
+	if (in->sync) {
+		int r = sync_begin(e, in);
+		if (r)
+			return r;
+		goto lineage;
+	}
 	if (in->open && (in->broken || in->dt.region_count != e->region_count || in->dt.pid != getpid()))
 		tracker_close(e, in);
 	if (!in->open) {
@@ -160,6 +256,7 @@ int incr_begin(struct bgsnap_engine *e)
 	in->npc = 0;
 	atomic_store(&e->live->prescan_us, us_since(t0));
 	atomic_store(&e->live->prescan_pages, in->prescanned ? in->dt.dirty_pages : 0);
+lineage:
 	memset(&in->lin, 0, sizeof(in->lin));
 	int r = new_id(in->lin.id, &e->err);
 	if (r)
@@ -174,7 +271,7 @@ int incr_begin(struct bgsnap_engine *e)
 	in->have_parent = 0;
 	in->scanned = 0;
 	in->due = e->pages_total;
-	atomic_store(&e->live->tracking, BGSNAP_TRACKING_UFFD_ASYNC);
+	atomic_store(&e->live->tracking, in->sync ? BGSNAP_TRACKING_UFFD_SYNC : BGSNAP_TRACKING_UFFD_ASYNC);
 	atomic_store(&e->live->incremental, in->run_incr);
 	atomic_store(&e->live->depth, in->lin.depth);
 	return 0;
@@ -188,7 +285,7 @@ const struct fmt_lineage *incr_lineage(const struct bgsnap_engine *e)
 int incr_pause(struct bgsnap_engine *e)
 {
 	struct incr *in = e->incr;
-	if (!e->opts.chain || !in)
+	if (!e->opts.chain || !in || in->sync)
 		return 0;
 	struct bgsnap_err serr = { 0 };
 	/* After a pre-scan whose set was kept, the scan finds what was
@@ -253,21 +350,30 @@ static uint64_t bits_run(const uint64_t *bits, uint64_t i, uint64_t hi, uint64_t
 	return s;
 }
 
-int incr_write_dirty(struct bgsnap_engine *e, struct fmt_writer *w)
+int incr_write_dirty(struct bgsnap_engine *e, struct fmt_writer *w, int paced)
 {
 	struct incr *in = e->incr;
+	/* As engine_write_all: a paced writer's step is 256 KiB. */
+	const uint64_t step = paced && e->opts.max_bytes_per_s ? 64 : 2048;
+	struct pace pace;
+	pace_init(&pace, paced ? e->opts.max_bytes_per_s : 0, w->bytes_written);
 	for (uint32_t ri = 0; ri < e->region_count; ri++) {
 		struct region *rg = &e->regions[ri];
 		uint64_t s, end = 0;
 		while ((s = bits_run(in->dt.bits[ri], end, rg->pages, &end)) < rg->pages) {
-			if (engine_cancelled(e))
-				return -ECANCELED;
-			REGION_READ_BEGIN();
-			int r = fmtw_pages(w, ri, s, end - s, rg->addr + s * PAGE_SIZE_);
-			REGION_READ_END();
-			if (r)
-				return r;
-			engine_progress(e, w);
+			for (uint64_t p = s; p < end; p += step) {
+				if (engine_cancelled(e))
+					return -ECANCELED;
+				uint64_t n = end - p < step ? end - p : step;
+				REGION_READ_BEGIN();
+				int r = fmtw_pages(w, ri, p, n, rg->addr + p * PAGE_SIZE_);
+				REGION_READ_END();
+				if (!r)
+					r = pace_wait(&pace, e, w->bytes_written);
+				if (r)
+					return r;
+				engine_progress(e, w);
+			}
 		}
 	}
 	return engine_cancelled(e) ? -ECANCELED : 0;
@@ -434,6 +540,9 @@ int incr_track_protect(struct track *t)
 	for (uint32_t ri = 0; ri < e->region_count; ri++) {
 		struct region *rg = &e->regions[ri];
 		copy_in_pause(t, in, ri, &budget);
+		/* A kept track protected them already (track.c). */
+		if (in->sync)
+			continue;
 		uint64_t s, end = 0;
 		while ((s = bits_run(in->dt.bits[ri], end, rg->pages, &end)) < rg->pages) {
 			int r = t->m->protect_range(t, (uint64_t)(uintptr_t)(rg->addr + s * PAGE_SIZE_),
@@ -501,7 +610,7 @@ void incr_end(struct bgsnap_engine *e, int r)
 	struct incr *in = e->incr;
 	if (!e->opts.chain || !in)
 		return;
-	in->have_parent = !r && in->scanned && !in->broken;
+	in->have_parent = !r && in->scanned && !in->broken && (!in->sync || in->kept);
 	if (in->have_parent) {
 		memcpy(in->parent_id, in->lin.id, FMT_ID_LEN);
 		in->parent_crc = e->fw.file_crc;
@@ -524,4 +633,69 @@ void incr_free(struct bgsnap_engine *e)
 	free(e->incr->pc);
 	free(e->incr);
 	e->incr = NULL;
+}
+
+int incr_tracks_itself(const struct bgsnap_engine *e)
+{
+	return e->opts.chain && e->incr && e->incr->sync;
+}
+
+struct track *incr_track_take(struct bgsnap_engine *e)
+{
+	if (!incr_tracks_itself(e))
+		return NULL;
+	struct track *t = e->incr->kept;
+	e->incr->kept = NULL;
+	return t;
+}
+
+int incr_track_keep(struct bgsnap_engine *e, struct track *t)
+{
+	if (!incr_tracks_itself(e) || e->incr->kept)
+		return 0;
+	e->incr->kept = t;
+	return 1;
+}
+
+int incr_sync_prearm(struct track *t)
+{
+	struct bgsnap_engine *e = t->e;
+	struct incr *in = e->incr;
+	uint64_t t0 = now_ns();
+	for (uint32_t ri = 0; ri < e->region_count; ri++)
+		memset(in->dt.bits[ri], 0, (e->regions[ri].pages + 63) / 64 * sizeof(uint64_t));
+	int r = in->run_incr ? track_kept_prearm(t, in->dt.bits) : 0;
+	atomic_store(&e->live->prescan_us, us_since(t0));
+	return r;
+}
+
+void incr_sync_take(struct track *t)
+{
+	struct bgsnap_engine *e = t->e;
+	struct incr *in = e->incr;
+	uint64_t n = 0;
+	for (uint32_t ri = 0; ri < e->region_count; ri++) {
+		struct track_region *tr = &t->regions[ri];
+		for (uint64_t w = 0; w < tr->words; w++) {
+			uint64_t b = atomic_exchange(&tr->dirty[w], 0) | in->dt.bits[ri][w];
+			in->dt.bits[ri][w] = b;
+			n += (uint64_t)__builtin_popcountll(b);
+		}
+	}
+	in->dt.dirty_pages = n;
+	in->scanned = 1;
+	atomic_store(&e->live->scan_us, 0);
+	atomic_store(&e->live->dirty_pages, n);
+	if (in->run_incr)
+		in->due = n;
+}
+
+void incr_regions_change(struct bgsnap_engine *e)
+{
+	struct incr *in = e->incr;
+	if (!in || !in->kept)
+		return;
+	track_kept_destroy(in->kept);
+	in->kept = NULL;
+	in->have_parent = 0;
 }

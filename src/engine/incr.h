@@ -12,10 +12,18 @@
  *  - the engine keeps the last committed snapshot's id, file_crc and
  *    depth as the next parent; a run that fails or is cancelled after its
  *    pause consumed the written set, so the next snapshot is full;
- *  - the copy-before-write of the snapshot itself must not need a second
+ *  - uffd and uffd-signal track with their own synchronous write-protect
+ *    instead (track.h, `keep`): it stays registered between snapshots,
+ *    a fault there marks the page and unprotects it, and the pause
+ *    protects the marked pages again and takes them as the written set;
+ *  - otherwise the copy-before-write of the snapshot itself must not need a second
  *    userfaultfd on the regions (a range has one): chains run the stop
- *    method (everything in the pause) or mprotect (PROT_READ + SIGSEGV
- *    over the written pages only, layered on the tracker's protection).
+ *    method (everything in the pause), mprotect (PROT_READ + SIGSEGV
+ *    over the written pages only, layered on the tracker's protection)
+ *    or fork (the child's copy-on-write view; the child's areas lose the
+ *    registration at fork, the host's keep it, and a host write that
+ *    breaks the sharing clears the page's write-protect bit like any
+ *    first write, so the next scan finds it).
  *
  * The hooks are called by engine.c (start, pause, end), method_stop.c and
  * track.c; each does nothing when options.chain is off.
@@ -67,6 +75,12 @@ struct incr {
 	 * region: an incremental run reuses it instead of reading smaps. */
 	uint8_t *huge;
 	int huge_known;
+	/* uffd and uffd-signal: the method's own synchronous write-protect
+	 * is the tracker (track.keep); dt is not opened, its bitmaps only
+	 * receive the written set in the pause.  `kept`: the track of the
+	 * last committed run, registered and tracking. */
+	int sync;
+	struct track *kept;
 };
 
 
@@ -85,8 +99,9 @@ int incr_pause(struct bgsnap_engine *e);
 int incr_active(const struct bgsnap_engine *e);
 /* The pages the current run writes (pages_total unless incremental). */
 uint64_t incr_pages_due(const struct bgsnap_engine *e);
-/* Stop, incremental: writes the written pages in the pause. */
-int incr_write_dirty(struct bgsnap_engine *e, struct fmt_writer *w);
+/* Stop (in the pause) and fork (in the child), incremental: writes the
+ * written pages, at most at options.max_bytes_per_s if `paced`. */
+int incr_write_dirty(struct bgsnap_engine *e, struct fmt_writer *w, int paced);
 /* Tracking methods, incremental: in the pause, marks the pages not
  * written since the parent as saved (they are the parent's) and protects
  * the written runs only.  0 or -errno. */
@@ -109,6 +124,25 @@ int incr_copybuf_keep(struct bgsnap_engine *e, void *mem, size_t len);
  * and returns 1; else 0 (the engine surveys, then calls incr_thp_keep). */
 int incr_thp_known(struct bgsnap_engine *e);
 void incr_thp_keep(struct bgsnap_engine *e);
+/* 1 if the chain's tracker is the method's own write-protect (uffd,
+ * uffd-signal): the track outlives its runs. */
+int incr_tracks_itself(const struct bgsnap_engine *e);
+/* The kept track for this run (the caller owns it now), or NULL. */
+struct track *incr_track_take(struct bgsnap_engine *e);
+/* Keeps a committed run's track for the next run: 1, or 0 (the caller
+ * frees it). */
+int incr_track_keep(struct bgsnap_engine *e, struct track *t);
+/* Before the pause of a run on a kept track: an incremental run starts
+ * its written set with the pages protected again now (track_kept_prearm).
+ * 0 or -errno. */
+int incr_sync_prearm(struct track *t);
+/* In the pause of a run on a kept track, once its written pages are
+ * protected again: adds them to the written set in dt's bitmaps and
+ * clears the track's for the next one. */
+void incr_sync_take(struct track *t);
+/* The regions are about to change (a region added): a kept track ends,
+ * and the next snapshot is full. */
+void incr_regions_change(struct bgsnap_engine *e);
 /* The run ended with `r`: a committed run becomes the next parent. */
 void incr_end(struct bgsnap_engine *e, int r);
 void incr_free(struct bgsnap_engine *e);

@@ -22,6 +22,7 @@
  * reports (a parent that died shuts it too).
  */
 #include "engine/engine.h"
+#include "engine/incr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +41,9 @@
 
 struct fork_shared {
 	struct bgsnap_err err;     /* written by the child only */
+	/* The finished file's checksum, written by the child before it
+	 * reports success: the next snapshot of a chain names it. */
+	uint32_t file_crc;
 };
 
 #ifndef P_PIDFD
@@ -173,7 +177,9 @@ static void child_main(struct bgsnap_engine *e, struct fork_priv *p)
 	struct bgsnap_err *err = &p->shared->err;
 	e->fw.err = err;
 	uint64_t t0 = now_ns();
-	int r = engine_write_all(e, &e->fw, 1);
+	/* The written set (incremental) is the parent's heap as it was at the
+	 * fork: this copy of it is the child's own. */
+	int r = incr_active(e) ? incr_write_dirty(e, &e->fw, 1) : engine_write_all(e, &e->fw, 1);
 	if (!r) {
 		for (size_t i = 0; i < e->state.count && !r; i++)
 			r = fmtw_state(&e->fw, e->state.blobs[i].name, e->state.blobs[i].data,
@@ -183,6 +189,7 @@ static void child_main(struct bgsnap_engine *e, struct fork_priv *p)
 		r = fmtw_finish(&e->fw, &e->meta);
 	if (!r && e->sink.owns_fd && fsync(e->sink.fd) < 0)
 		r = err_sys(err, -errno, "fsync of the snapshot");
+	p->shared->file_crc = e->fw.file_crc;
 	engine_progress(e, &e->fw);
 	atomic_store(&e->live->writer_us, us_since(t0));
 	atomic_store(&e->live->extra_mem_peak, private_dirty_bytes());
@@ -297,6 +304,8 @@ static int fork_join(struct bgsnap_engine *e)
 	if (reported && res == 0) {
 		if (engine_cancelled(e))
 			return -ECANCELED;
+		/* The parent's writer wrote nothing: the file is the child's. */
+		e->fw.file_crc = p->shared->file_crc;
 		return sink_commit(&e->sink, &e->werr);
 	}
 	if (engine_cancelled(e) && !e->err.code)

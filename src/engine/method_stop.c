@@ -16,7 +16,7 @@ static int stop_protect(struct bgsnap_engine *e)
 {
 	/* Runs in the host's thread, with SIGPIPE blocked by the engine. */
 	uint64_t t0 = now_ns();
-	int r = incr_active(e) ? incr_write_dirty(e, &e->fw) : engine_write_all(e, &e->fw, 0);
+	int r = incr_active(e) ? incr_write_dirty(e, &e->fw, 0) : engine_write_all(e, &e->fw, 0);
 	/* The trailer is written inside the pause: record the pause so far. */
 	e->meta.pause_us = us_since(e->t_pause_ns);
 	if (!r)

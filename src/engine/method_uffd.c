@@ -203,7 +203,9 @@ static void loop_fault(void *ctx, uint64_t addr, uint64_t flags, int pre)
 static void loop_discard(void *ctx, uint64_t lo, uint64_t hi, const char *what, int pre)
 {
 	struct track *t = ctx;
-	if (pre)
+	if (pre && t->keep)
+		track_kept_discard(t, lo, hi, strcmp(what, "MADV_DONTNEED/MADV_REMOVE") != 0);
+	else if (pre)
 		atomic_store(&t->pre_spoiled, 1);
 	else
 		track_discard(t, lo, hi, what);
@@ -523,6 +525,24 @@ static int protect_all(struct track *t)
 	return r;
 }
 
+/* A kept track's writer leaves saved pages protected: it wakes the
+ * threads waiting on them instead, which fault again.  In signal mode the
+ * faulting thread waits by itself. */
+static int uffd_wake(struct track *t, uint64_t addr, uint64_t len)
+{
+	struct uffd_priv *p = t->method;
+	if (p->signal_mode)
+		return 0;
+	struct uffdio_range rg = { .start = addr, .len = len };
+	return ioctl(p->fd, UFFDIO_WAKE, &rg) < 0 ? -errno : 0;
+}
+
+/* A kept track's next run: the pause's helpers again. */
+static int uffd_resume(struct track *t)
+{
+	return pool_start(t);
+}
+
 /* The helpers served the pause only. */
 static void uffd_after_pause(struct track *t)
 {
@@ -549,6 +569,8 @@ static const struct track_method uffd_track = {
 	.after_pause = uffd_after_pause,
 	.writer_end = uffd_writer_end,
 	.release = uffd_release,
+	.wake = uffd_wake,
+	.resume = uffd_resume,
 };
 
 const struct method_ops method_uffd_ops = {

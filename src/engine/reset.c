@@ -154,6 +154,10 @@ int64_t bgsnap_reset(bgsnap_engine *e, const char *path)
 		return err_set(&e->err, -EBUSY, "cannot reset while a snapshot runs");
 	err_clear(&e->err);
 	struct incr *in = e->incr;
+	if (e->opts.chain && in && in->sync)
+		return err_set(&e->err, -ENOTSUP, "bgsnap_reset needs the asynchronous write tracker (a chain of "
+		               "mprotect, stop or fork); the %s method tracks with its own write-protect",
+		               bgsnap_method_name(e->opts.method));
 	if (!e->opts.chain || !in || !in->open || !in->have_parent)
 		return err_set(&e->err, -ESTALE, "no snapshot to reset to: a reset needs options.chain and "
 		               "a last snapshot that committed, with tracking unbroken since");

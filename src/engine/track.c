@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SWEEP_PAGES 64u           /* 256 KiB: one bitmap word; bounds a fault's wait on the writer */
 #define DRAIN_MAX 256u
@@ -155,7 +156,20 @@ static int unprotect_fault_ex(struct track *t, uint64_t addr, uint64_t len, int 
 
 static int unprotect_fault(struct track *t, uint64_t addr, uint64_t len)
 {
-	return unprotect_fault_ex(t, addr, len, 0) < 0;
+	if (!t->keep)
+		return unprotect_fault_ex(t, addr, len, 0) < 0;
+	/* A kept track: the page is written after this pause, so the next
+	 * snapshot needs it.  The mark follows the unprotect (a set bit means
+	 * writable), under a ticket the next pause waits for; one queued
+	 * for a retry marks and gives the ticket back there, as in the
+	 * pre-phase. */
+	atomic_fetch_add(&t->pre_inflight, 1);
+	int r = unprotect_fault_ex(t, addr, len, 1);
+	if (r == 0)
+		track_prephase_unprotected(t, addr, len);
+	if (r != 1)
+		track_prephase_leave(t);
+	return r < 0;
 }
 
 int track_unprotect_fault(struct track *t, uint64_t addr, uint64_t len)
@@ -220,6 +234,9 @@ static int unprotect_runs(struct track *t, uint8_t *base, uint64_t w, uint64_t p
 	return 0;
 }
 
+static enum track_fault_result fault_after_pause(struct track *t, uint32_t ri, uint64_t page, uint64_t addr,
+                                                 enum track_fault_mode mode);
+
 /* Async-signal-safe: atomics, memcpy, nanosleep and the method's unprotect. */
 enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_fault_mode mode)
 {
@@ -234,19 +251,44 @@ enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_f
 		page &= ~(unit - 1);
 		addr = (uint64_t)(uintptr_t)(t->e->regions[ri].addr + page * PAGE_SIZE_);
 	}
-	uint64_t w = page / 64, bit = 1ull << (page % 64);
 	/* Pre-phase: the snapshot instant has not come; the page only has to
 	 * be protected again in the pause.  `pre_inflight` is raised before
 	 * prephase is looked at (and prephase cleared before pre_inflight is
 	 * read, in prephase_end), so the pause never scans the bitmap
 	 * while a pre-phase fault is between its dirty mark and its unprotect. */
 	int pre = mode == TRACK_FAULT_HANDLER_PRE;
+	/* A kept track: raised before the pre-phase is looked at, so that the
+	 * next run's track_reuse, which comes after the pre-phase is on
+	 * again, waits for a fault of this run that still reads the page
+	 * states before it clears them. */
+	if (t->keep)
+		atomic_fetch_add(&t->post_inflight, 1);
 	if (pre)
 		atomic_fetch_add(&t->pre_inflight, 1);   /* our own, on top of the batch's */
 	else
 		pre = track_prephase_enter(t);
-	if (pre)
+	if (pre) {
+		if (t->keep)
+			atomic_fetch_sub(&t->post_inflight, 1);
 		return fault_before_pause(t, tr, page, unit, addr);
+	}
+	if (!t->keep)
+		return fault_after_pause(t, ri, page, addr, mode);
+	/* A kept track: the next pause must not begin while this fault is
+	 * between its decision and its mark. */
+	atomic_fetch_add(&t->pre_inflight, 1);
+	enum track_fault_result res = fault_after_pause(t, ri, page, addr, mode);
+	track_prephase_leave(t);
+	atomic_fetch_sub(&t->post_inflight, 1);
+	return res;
+}
+
+static enum track_fault_result fault_after_pause(struct track *t, uint32_t ri, uint64_t page, uint64_t addr,
+                                                 enum track_fault_mode mode)
+{
+	struct track_region *tr = &t->regions[ri];
+	uint64_t unit = t->e->regions[ri].granule_pages;
+	uint64_t w = page / 64, bit = 1ull << (page % 64);
 	if (unit > 1)
 		return track_huge_fault(t, ri, page, unit, mode);
 	/* Fault-around: claim the aligned block of `around` pages with the
@@ -328,6 +370,9 @@ int track_prephase_give_up(struct track *t, uint64_t addr)
 	uint32_t ri;
 	uint64_t pg;
 	atomic_store(&t->pre_spoiled, 1);
+	/* Pages unprotected without their marks: the written set is lost. */
+	if (t->keep)
+		atomic_store(&t->keep_broken, 1);
 	if (!track_lookup(t, addr, &ri, &pg))
 		return -EFAULT;
 	const struct region *rg = &t->e->regions[ri];
@@ -359,13 +404,17 @@ void track_prephase_unprotected(struct track *t, uint64_t addr, uint64_t len)
 		track_set_bits(t->regions[ri].dirty, pg, (len + PAGE_SIZE_ - 1) >> PAGE_SHIFT_);
 }
 
-static void clear_bits(_Atomic uint64_t *v, uint64_t first, uint64_t end)
+/* Clears bits [first, end) of v; those that were set are added to acc
+ * (if not NULL). */
+static void clear_bits(_Atomic uint64_t *v, uint64_t first, uint64_t end, uint64_t *acc)
 {
 	while (first < end) {
 		uint64_t w = first / 64, lo = first % 64;
 		uint64_t n = end - first < 64 - lo ? end - first : 64 - lo;
 		uint64_t mask = (n == 64 ? ~0ull : ((1ull << n) - 1) << lo);
-		atomic_fetch_and(&v[w], ~mask);
+		uint64_t old = atomic_fetch_and(&v[w], ~mask);
+		if (acc)
+			acc[w] |= old & mask;
 		first += n;
 	}
 }
@@ -379,7 +428,16 @@ static void clear_bits(_Atomic uint64_t *v, uint64_t first, uint64_t end)
  * faults after the protect (and is marked again) or was unprotected by a
  * fault whose mark comes after its unprotect, so it is marked again too
  * (fault_before_pause).  Counts the dirty pages into *pages. */
+static int protect_spans_acc(struct track *t, int clear, uint64_t *pages, uint64_t *const *acc);
+
 static int protect_spans(struct track *t, int clear, uint64_t *pages)
+{
+	return protect_spans_acc(t, clear, pages, NULL);
+}
+
+/* protect_spans; with `clear`, the bits cleared are added to acc[region]
+ * (if not NULL). */
+static int protect_spans_acc(struct track *t, int clear, uint64_t *pages, uint64_t *const *acc)
 {
 	struct bgsnap_engine *e = t->e;
 	*pages = 0;
@@ -391,7 +449,7 @@ static int protect_spans(struct track *t, int clear, uint64_t *pages)
 			s = next_run(bits, end, rg->pages, &end);
 			if (ss < rg->pages && (s >= rg->pages || s - se > SPAN_GAP_PAGES)) {
 				if (clear)
-					clear_bits(bits, ss, se);
+					clear_bits(bits, ss, se, acc ? acc[ri] : NULL);
 				int r = t->m->protect_range(t, (uint64_t)(uintptr_t)(rg->addr + ss * PAGE_SIZE_),
 				                            (se - ss) * PAGE_SIZE_);
 				if (r)
@@ -465,8 +523,22 @@ int track_protect_in_pause(struct track *t)
 	if (fe)
 		return engine_fail(e, fe, "cannot remove write protection from a page written before the pause: %s",
 		                   strerror(-fe));
-	if (incr_active(e))
+	if (t->keep) {
+		/* The pages written since the last pause were made writable by
+		 * their faults: protect them again, then hand the set to the
+		 * chain; from here `dirty` collects the next one. */
+		uint64_t n;
+		t->protecting = 1;
+		int r = protect_spans(t, 0, &n);
+		if (r)
+			return engine_fail(e, r, "cannot write-protect again the pages written since the last "
+			                   "snapshot: %s", strerror(-r));
+		incr_sync_take(t);
+		if (incr_active(e))
+			return incr_track_protect(t);
+	} else if (incr_active(e)) {
 		return incr_track_protect(t);
+	}
 	if (t->pre_protected) {
 		if (!atomic_load(&t->pre_spoiled)) {
 			int r = reprotect_dirty(t);
@@ -494,6 +566,8 @@ void track_discard(struct track *t, uint64_t start, uint64_t end, const char *wh
 			continue;
 		struct track_region *tr = &t->regions[ri];
 		uint64_t last = (hi - a + PAGE_SIZE_ - 1) >> PAGE_SHIFT_;
+		if (t->keep)
+			track_kept_discard(t, start, end, strcmp(what, "MADV_DONTNEED/MADV_REMOVE") != 0);
 		for (uint64_t pg = (lo - a) >> PAGE_SHIFT_; pg < last; pg++) {
 			if (atomic_load(&tr->done[pg / 64]) & (1ull << (pg % 64)))
 				continue;
@@ -640,7 +714,17 @@ static int sweep_region(struct track *t, uint32_t ri)
 		/* Unprotecting costs a TLB flush per call on these machines:
 		 * defer it over a window, unless a thread waits on this batch. */
 		uint64_t end = first + n;
-		if (atomic_exchange(&t->flush_req, 0) || end - win >= window || end == rg->pages) {
+		if (t->keep) {
+			/* Saved pages stay protected: a fault on one marks it for the
+			 * next snapshot.  A thread waiting on a page of ours faults
+			 * again once woken, and finds it saved. */
+			if ((atomic_exchange(&t->flush_req, 0) || end == rg->pages) && t->m->wake) {
+				r = t->m->wake(t, (uint64_t)(uintptr_t)(rg->addr + win * PAGE_SIZE_), (end - win) * PAGE_SIZE_);
+				if (r)
+					return err_sys(&e->werr, r, "cannot wake the threads waiting on saved pages");
+				win = end;
+			}
+		} else if (atomic_exchange(&t->flush_req, 0) || end - win >= window || end == rg->pages) {
 			r = flush_window(t, ri, win, end);
 			if (r)
 				return r;
@@ -696,8 +780,14 @@ static void *writer_main(void *arg)
 	uint64_t peak = (uint64_t)copybuf_peak(&t->cb) * PAGE_SIZE_;
 	atomic_store(&e->live->copybuf_peak, peak);
 	atomic_store(&e->live->extra_mem_peak, peak);
-	if (t->m->writer_end)
+	if (!r && t->keep) {
+		/* Every page is saved and still protected but those written
+		 * since the pause (marked): tracking goes on, as a pre-phase. */
+		t->keep_ok = 1;
+		atomic_store(&t->prephase, 1);
+	} else if (t->m->writer_end) {
 		t->m->writer_end(t);
+	}
 	t->writer_rc = r;
 	return NULL;
 }
@@ -729,4 +819,114 @@ int track_join(struct track *t)
 	if (t->e->err.code && r == -ECANCELED)
 		r = t->e->err.code;
 	return r;
+}
+
+void track_kept_discard(struct track *t, uint64_t start, uint64_t end, int moved)
+{
+	struct bgsnap_engine *e = t->e;
+	if (moved) {
+		/* The range is no longer the registered one. */
+		atomic_store(&t->keep_broken, 1);
+		return;
+	}
+	/* Discarded anonymous memory keeps no protection marker: its next
+	 * write does not fault.  Its content (zero now) is the next
+	 * snapshot's, and the pause protects it again. */
+	for (uint32_t ri = 0; ri < e->region_count; ri++) {
+		uint64_t a = (uint64_t)(uintptr_t)e->regions[ri].addr, b = a + e->regions[ri].len;
+		uint64_t lo = start > a ? start : a, hi = end < b ? end : b;
+		if (lo < hi)
+			track_set_bits(t->regions[ri].dirty, (lo - a) >> PAGE_SHIFT_,
+			               ((hi - a + PAGE_SIZE_ - 1) >> PAGE_SHIFT_) - ((lo - a) >> PAGE_SHIFT_));
+	}
+}
+
+int track_kept_prearm(struct track *t, uint64_t *const *acc)
+{
+	/* As pre_protect_rounds, keeping what each round clears: each round
+	 * is far shorter than the one before, so the pause is left with the
+	 * pages written during the last one. */
+	uint64_t last = UINT64_MAX;
+	for (int round = 0; round < PRE_ROUNDS_MAX; round++) {
+		uint64_t d = dirty_count(t);
+		if (round > 0 && (d <= PRE_ROUND_MIN_PAGES || d > last / 2))
+			break;
+		uint64_t done;
+		int r = protect_spans_acc(t, 1, &done, acc);
+		if (r)
+			return engine_fail(t->e, r, "cannot write-protect again the pages written since the last "
+			                   "snapshot: %s", strerror(-r));
+		last = d;
+	}
+	return 0;
+}
+
+int track_reuse(struct track *t)
+{
+	struct bgsnap_engine *e = t->e;
+	/* A fault of the last run still looking at the page states (all
+	 * saved: it only has to see that) must be done before they are
+	 * cleared, or it would wait for a page nobody saves. */
+	uint64_t deadline = now_ns() + 1000000000ull;
+	while (atomic_load(&t->post_inflight) > 0) {
+		if (now_ns() > deadline)
+			return err_set(&e->err, -ETIMEDOUT, "a write fault of the last snapshot was still "
+			               "unresolved after a second");
+		struct timespec ts = { 0, 20000 };
+		nanosleep(&ts, NULL);
+	}
+	for (uint32_t i = 0; i < e->region_count; i++) {
+		struct track_region *tr = &t->regions[i];
+		for (uint64_t w = 0; w < tr->words; w++) {
+			atomic_store(&tr->claimed[w], 0);
+			atomic_store(&tr->done[w], 0);
+		}
+	}
+	if (t->cb_ready) {
+		size_t len;
+		void *mem = copybuf_detach(&t->cb, &len);
+		if (mem && !incr_copybuf_keep(e, mem, len))
+			munmap(mem, len);
+		copybuf_destroy(&t->cb);
+		t->cb_ready = 0;
+	}
+	size_t cb_bytes = track_copybuf_bytes(e), kept_len = 0;
+	void *kept = incr_copybuf_take(e, &kept_len);
+	int r = kept ? copybuf_init_mem(&t->cb, cb_bytes, kept, kept_len) : copybuf_init(&t->cb, cb_bytes);
+	if (r)
+		return err_set(&e->err, r, "cannot allocate the %zu-byte copy buffer", cb_bytes);
+	t->cb_ready = 1;
+	incr_warm_copybuf(t);
+	atomic_store(&t->flush_req, 0);
+	t->keep_ok = 0;
+	t->protecting = 1;   /* what is protected must be undone if this run fails */
+	t->writer_started = 0;
+	t->writer_rc = 0;
+	t->pause_fallback = 0;
+	atomic_store(&e->live->copybuf_capacity, (uint64_t)t->cb.nslots * PAGE_SIZE_);
+	return 0;
+}
+
+void track_kept_destroy(struct track *t)
+{
+	if (t->pid == getpid()) {
+		track_unprotect_all(t);
+		if (t->m->writer_end)
+			t->m->writer_end(t);
+		if (t->m->release)
+			t->m->release(t);
+	}
+	/* In a fork child the handler thread does not exist and the
+	 * descriptor names the parent's memory: only the memory goes. */
+	if (t->cb_ready) {
+		size_t len;
+		void *mem = copybuf_detach(&t->cb, &len);
+		if (mem)
+			munmap(mem, len);
+		copybuf_destroy(&t->cb);
+		t->cb_ready = 0;
+	}
+	track_free(t);
+	free(t->method);
+	free(t);
 }

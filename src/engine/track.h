@@ -81,6 +81,14 @@ struct track_method {
 	 * async-signal-safe): make the child's copy of the regions plain
 	 * writable memory again, for nothing in the child saves pages. */
 	void (*fork_child)(struct track *t);
+	/* For a chain that this method tracks itself (track.keep): wakes the
+	 * threads waiting in a fault on [addr, addr+len) without removing
+	 * the protection, so that they fault again on a saved page (the
+	 * writer leaves saved pages protected).  0 or -errno. */
+	int (*wake)(struct track *t, uint64_t addr, uint64_t len);
+	/* A track kept from the chain's last run starts a new one: restart
+	 * what the pause needs (prepare's helpers).  0 or -errno. */
+	int (*resume)(struct track *t);
 };
 
 struct track {
@@ -104,6 +112,17 @@ struct track {
 	_Atomic int pre_spoiled;   /* a region changed in the pre-phase: protect all */
 	int pre_protected;         /* track_pre_protect succeeded */
 	int pause_fallback;        /* the pause protected all instead: -errno, or 1 if spoiled */
+	/* A chain tracked by this method's own write-protect (uffd,
+	 * uffd-signal; incr.h): the registration, the fault path and the
+	 * `dirty` bitmap outlive a run that commits.  The writer leaves the
+	 * pages it saved protected; a fault that removes protection after
+	 * the pause marks its page in `dirty` (written since this pause);
+	 * after the run the pre-phase is on again, until the next pause. */
+	int keep;
+	int keep_ok;               /* the writer finished with everything protected */
+	_Atomic int keep_broken;   /* a region was unmapped or moved while tracked */
+	_Atomic int post_inflight; /* kept track: faults that may read claimed/done */
+	pid_t pid;                 /* the address space the registration is in */
 	pthread_t writer;
 	struct pace pace;          /* the writer's rate limit */
 	int writer_started;
@@ -234,5 +253,21 @@ int track_join(struct track *t);
 /* Removes protection from every region (the way out of any failure);
  * returns the first error. */
 int track_unprotect_all(struct track *t);
+
+/* A kept track: [start, end) was discarded (moved: unmapped or moved
+ * away).  Async-signal-safe. */
+void track_kept_discard(struct track *t, uint64_t start, uint64_t end, int moved);
+/* A kept track (track.keep) starts the next run of its chain: the page
+ * bitmaps but `dirty` cleared, a copy buffer again.  0 or -errno. */
+int track_reuse(struct track *t);
+/* Before the pause of an incremental run on a kept track, host running:
+ * protects the pages written since the last pause again, in rounds,
+ * moving their bits into acc[region] (the pause adds the few written
+ * meanwhile).  0 or -errno with the message. */
+int track_kept_prearm(struct track *t, uint64_t *const *acc);
+/* Ends a kept track: no protection left, the method cleaned up and
+ * freed, the track freed.  In another process (a fork child of the
+ * host) only frees the memory: the registration is the parent's. */
+void track_kept_destroy(struct track *t);
 
 #endif

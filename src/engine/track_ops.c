@@ -14,10 +14,23 @@
 #include "engine/track.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 int track_op_prepare(struct bgsnap_engine *e)
 {
 	const struct track_method *m = e->ops->track;
+	/* A chain this method tracks itself: the track of its last run, if
+	 * that run committed (incr_begin checked that it still applies). */
+	struct track *kept = incr_track_take(e);
+	if (kept) {
+		e->method_priv = kept;
+		int r = track_reuse(kept);
+		if (!r && kept->m->resume)
+			r = kept->m->resume(kept);
+		if (!r)
+			r = incr_sync_prearm(kept);
+		return r;
+	}
 	struct track *t = calloc(1, sizeof(*t));
 	void *priv = calloc(1, m->priv_size);
 	if (!t || !priv) {
@@ -29,6 +42,12 @@ int track_op_prepare(struct bgsnap_engine *e)
 	int r = track_init(t, e, m, priv);
 	if (r)
 		return r;
+	t->pid = getpid();
+	t->keep = incr_tracks_itself(e);
+	/* Neighbours saved with a faulting page would be unprotected with
+	 * it, and so marked written for the next snapshot. */
+	if (t->keep)
+		t->fault_around = 1;
 	t->prepared = 1;
 	r = m->prepare(t);
 	if (!r)
@@ -80,6 +99,11 @@ void track_op_release(struct bgsnap_engine *e)
 	struct track *t = e->method_priv;
 	if (!t)
 		return;
+	e->method_priv = NULL;
+	/* A committed run of a chain that this method tracks: the track goes
+	 * on, registered, until the next pause. */
+	if (t->keep && t->keep_ok && e->result == 0 && incr_track_keep(e, t))
+		return;
 	if (t->prepared) {
 		if (t->m->writer_end)
 			t->m->writer_end(t);
@@ -89,5 +113,4 @@ void track_op_release(struct bgsnap_engine *e)
 	track_free(t);
 	free(t->method);
 	free(t);
-	e->method_priv = NULL;
 }

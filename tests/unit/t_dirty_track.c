@@ -7,15 +7,25 @@
  * A region unmapped and mapped again fails the scan (-EPERM) instead of
  * reporting nothing.  Skips on kernels without UFFD_FEATURE_WP_ASYNC.
  * Prints (asserts nothing about) the host's first write to a tracked page
- * against a first write to a discarded page of an untracked mapping.
+ * against a first write to a discarded page of an untracked mapping, and,
+ * for comparison, a first write to a page under a synchronous
+ * write-protect userfaultfd whose handler thread only marks and
+ * unprotects it (what tracking with the uffd method's own registration
+ * would cost), and a first write to a tracked page a fork child still
+ * shares (the host during a fork snapshot of a chain).
  *
  * timeout: 60
  */
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "engine/dirty.h"
+#include "os/uffd_sys.h"
 #include "testutil.h"
 #include "util/clock.h"
 
@@ -67,7 +77,92 @@ static void first_write_cost(void)
 	       tracked, untracked, tracked / untracked);
 	CHECK_RC(dirty_scan(&d, &r2, 1, &err), 0, "scan: %s", err.msg);
 	CHECK(d.dirty_pages == PAGES, "%llu of %u written pages reported", (unsigned long long)d.dirty_pages, PAGES);
+
+	/* Tracked pages shared with a fork child that is still alive: the
+	 * write clears the protection bit and copies the page. */
+	int hold[2];
+	CHECK(pipe(hold) == 0, "pipe");
+	pid_t pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		char c;
+		close(hold[1]);
+		while (read(hold[0], &c, 1) < 0)
+			;
+		_exit(0);
+	}
+	close(hold[0]);
+	double shared = first_writes(a, PAGES);
+	close(hold[1]);
+	CHECK(waitpid(pid, NULL, 0) == pid, "waitpid");
+	CHECK(madvise(b, PAGES * TU_PAGE, MADV_DONTNEED) == 0, "madvise");
+	untracked = first_writes(b, PAGES);
+	printf("first write: tracked and shared with a fork child %.0f ns/page, untracked %.0f ns/page, "
+	       "ratio %.2f\n", shared, untracked, shared / untracked);
+	CHECK_RC(dirty_scan(&d, &r2, 1, &err), 0, "scan: %s", err.msg);
+	CHECK(d.dirty_pages == PAGES, "%llu of %u pages written while a fork child shared them reported",
+	      (unsigned long long)d.dirty_pages, PAGES);
 	dirty_close(&d, &r2, 1);
+}
+
+struct sync_wp {
+	int fd;
+	uint64_t handled;
+};
+
+/* A synchronous tracker's handler: marks (counts) and unprotects each
+ * faulting page, which wakes the faulting thread. */
+static void *sync_wp_main(void *arg)
+{
+	struct sync_wp *w = arg;
+	struct uffd_msg msg[64];
+	while (w->handled < PAGES) {
+		struct pollfd pfd = { .fd = w->fd, .events = POLLIN };
+		if (poll(&pfd, 1, 10000) <= 0)
+			break;
+		ssize_t n = read(w->fd, msg, sizeof(msg));
+		if (n <= 0)
+			continue;
+		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++) {
+			if (msg[i].event != UFFD_EVENT_PAGEFAULT)
+				continue;
+			uint64_t pg = msg[i].arg.pagefault.address & ~(uint64_t)(TU_PAGE - 1);
+			if (uffd_wp(w->fd, pg, TU_PAGE, 0, 0, 1000) == 0)
+				w->handled++;
+		}
+	}
+	return NULL;
+}
+
+static void sync_first_write_cost(void)
+{
+	struct bgsnap_err err = { 0 };
+	uint64_t got = 0;
+	int fd = uffd_open(UFFD_FEATURE_PAGEFAULT_FLAG_WP, UFFD_FEATURE_PAGEFAULT_FLAG_WP, &got, &err);
+	if (fd < 0) {
+		printf("first write under a synchronous write-protect: not measured (%s)\n", err.msg);
+		return;
+	}
+	uint8_t *c = tu_map_anon(PAGES * TU_PAGE), *b = tu_map_anon(PAGES * TU_PAGE);
+	memset(c, 2, PAGES * TU_PAGE);
+	memset(b, 2, PAGES * TU_PAGE);
+	struct uffdio_register reg = { .range = { .start = (uint64_t)(uintptr_t)c, .len = PAGES * TU_PAGE },
+	                               .mode = UFFDIO_REGISTER_MODE_WP };
+	CHECK(ioctl(fd, UFFDIO_REGISTER, &reg) == 0, "UFFDIO_REGISTER: %s", strerror(errno));
+	CHECK_RC(uffd_wp(fd, (uint64_t)(uintptr_t)c, PAGES * TU_PAGE, 1, 0, 1000), 0, "write-protect");
+	struct sync_wp w = { .fd = fd };
+	pthread_t th;
+	CHECK(pthread_create(&th, NULL, sync_wp_main, &w) == 0, "pthread_create");
+	CHECK(madvise(b, PAGES * TU_PAGE, MADV_DONTNEED) == 0, "madvise");
+	double tracked = first_writes(c, PAGES), untracked = first_writes(b, PAGES);
+	CHECK(pthread_join(th, NULL) == 0, "pthread_join");
+	printf("first write: synchronous write-protect (handler thread marks and unprotects) %.0f ns/page, "
+	       "untracked %.0f ns/page, ratio %.2f\n", tracked, untracked, tracked / untracked);
+	CHECK(w.handled == PAGES, "the handler served %llu of %u first writes", (unsigned long long)w.handled,
+	      PAGES);
+	close(fd);
+	munmap(c, PAGES * TU_PAGE);
+	munmap(b, PAGES * TU_PAGE);
 }
 
 int main(void)
@@ -146,6 +241,7 @@ int main(void)
 	dirty_close(&d, &rg, 1);
 	munmap(raw, hl);
 	first_write_cost();
+	sync_first_write_cost();
 	printf("ok\n");
 	return 0;
 }
