@@ -31,7 +31,9 @@ static int hook_pause(void *ctx)
 	/* The fork method's child must not inherit unwritten console bytes. */
 	fflush(stdout);
 	double t = mono_s();
-	if (r->cur) {
+	/* A second call (the engine finishing the snapshot paused) leaves
+	 * the snapshot instant's figures alone. */
+	if (r->cur && !r->cur->t_parked) {
 		r->cur->t_parked = t;
 		r->cur->console_offset = r->vm.console_bytes;
 		r->cur->progress_at_pause = atomic_load(&r->vm.progress);
@@ -50,7 +52,7 @@ static void hook_resume(void *ctx)
 {
 	struct runner *r = ctx;
 	double t = mono_s();
-	if (r->cur)
+	if (r->cur && !r->cur->t_resumed)
 		r->cur->t_resumed = t;
 	speed_sample(r, t);
 	vm_resume(&r->vm);
