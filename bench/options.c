@@ -138,7 +138,7 @@ void bench_usage(FILE *f)
 "write-protect before the pause and the pages written meanwhile that the pause\n"
 "protected again; 0 without pre-protect), finished_paused, finish_pause_ms and\n"
 "finish_pages (the snapshot finished with the host paused: that pause and the\n"
-"pages written in it), fault_wait_ms and fault_threads (the host threads' summed\n"
+"pages written in it), finish_hook_ms (of that pause, the pause hook's call), fault_wait_ms and fault_threads (the host threads' summed\n"
 "wait in write faults, and how many faulted in one 50 ms window at most),\n"
 "first_write_us_p50/p99/max and first_write_samples (each writer times its first\n"
 "write to each of its pages from the resume until the snapshot ends: the cost of\n"

@@ -478,7 +478,8 @@ struct bgsnap_stats {
 	/* Finishing paused (BGSNAP_PARAM_FINISH_PAUSED): 1 if the engine
 	 * stopped the host to write the rest of this snapshot; that pause
 	 * (pause hook called .. resume returned) and the pages written in
-	 * it.  fault_wait_us: the time the host's threads waited in write
+	 * it; finish_hook_us: of that pause, the pause hook's call (the host
+	 * parking its threads).  fault_wait_us: the time the host's threads waited in write
 	 * faults after the pause, summed over threads (uffd: from the
 	 * message's estimated arrival to its wake-up; uffd-signal, mprotect:
 	 * in the signal handler); fault_threads: the most host threads seen
@@ -489,6 +490,7 @@ struct bgsnap_stats {
 	uint64_t finish_pause_us;
 	uint64_t finish_pages;
 	uint64_t fault_wait_us;
+	uint64_t finish_hook_us;
 };
 
 enum bgsnap_tracking {

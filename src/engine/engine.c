@@ -413,6 +413,7 @@ static void live_reset(struct live_stats *l)
 	atomic_store(&l->finished_paused, 0);
 	atomic_store(&l->finish_pause_us, 0);
 	atomic_store(&l->finish_pages, 0);
+	atomic_store(&l->finish_hook_us, 0);
 	atomic_store(&l->fault_wait_us, 0);
 	atomic_store(&l->fault_threads_max, 0);
 }
@@ -746,6 +747,7 @@ int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *user, size_t u
 	out->finished_paused = atomic_load(&l->finished_paused);
 	out->finish_pause_us = atomic_load(&l->finish_pause_us);
 	out->finish_pages = atomic_load(&l->finish_pages);
+	out->finish_hook_us = atomic_load(&l->finish_hook_us);
 	out->fault_wait_us = atomic_load(&l->fault_wait_us);
 	out->fault_threads = (uint32_t)atomic_load(&l->fault_threads_max);
 	if (out->writer_us)

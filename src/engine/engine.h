@@ -80,7 +80,7 @@ struct live_stats {
 	_Atomic uint64_t prescan_us, prescan_pages;
 	/* Finishing paused (track_finish.c). */
 	_Atomic int finished_paused;
-	_Atomic uint64_t finish_pause_us, finish_pages;
+	_Atomic uint64_t finish_pause_us, finish_hook_us, finish_pages;
 	_Atomic uint64_t fault_wait_us, fault_threads_max;
 };
 

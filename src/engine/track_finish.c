@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -102,6 +103,15 @@ static void *pause_main(void *arg)
 {
 	struct track *t = arg;
 	struct bgsnap_engine *e = t->e;
+	/* A pause hook may write the regions (the first one's writes are in
+	 * the snapshot): with the signal methods that write faults into our
+	 * handler, which a blocked SIGSEGV or SIGBUS would turn into the
+	 * process's death. */
+	sigset_t sync;
+	sigemptyset(&sync);
+	sigaddset(&sync, SIGSEGV);
+	sigaddset(&sync, SIGBUS);
+	pthread_sigmask(SIG_UNBLOCK, &sync, NULL);
 	t->fin.hook_rc = e->hooks.pause(e->hooks.ctx);
 	atomic_store(&t->fin.hook_done, 1);
 	return NULL;
@@ -140,6 +150,7 @@ static int finish_pause(struct track *t, uint32_t ri, uint64_t *win, uint64_t en
 		copybuf_close(&t->cb);
 	}
 	pthread_join(f->hook_thread, NULL);
+	atomic_store(&e->live->finish_hook_us, us_since(f->t_pause));
 	if (f->hook_rc != 0) {
 		f->refused = 1;
 		return r;
