@@ -90,9 +90,11 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 	uint64_t addr = (uint64_t)(uintptr_t)si->si_addr;
 	enum track_fault_result r = TRACK_NOT_OURS;
 	if (t) {
+		/* Only faults after the pause cost the host its snapshot. */
+		int pre = atomic_load(&t->prephase);
 		uint64_t t0 = now_ns();
 		r = track_fault(t, addr, TRACK_FAULT_INLINE);
-		if (r != TRACK_NOT_OURS)
+		if (r != TRACK_NOT_OURS && !pre)
 			track_host_wait(t, now_ns() - t0, (uint32_t)gettid());
 	}
 	else if (retired(s, addr))

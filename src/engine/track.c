@@ -297,7 +297,6 @@ enum track_fault_result track_fault(struct track *t, uint64_t addr, enum track_f
 void track_host_wait(struct track *t, uint64_t ns, uint32_t tid)
 {
 	atomic_fetch_add_explicit(&t->host_wait_ns, ns, memory_order_relaxed);
-	atomic_fetch_add_explicit(&t->host_faults, 1, memory_order_relaxed);
 	if (!tid)
 		tid = 1;
 	/* Open addressing; a full set only undercounts, a race with the

@@ -110,7 +110,6 @@ struct track {
 	 * its threads waited in them, and which threads (a small open set
 	 * of thread ids, emptied by the writer every window). */
 	_Atomic uint64_t host_wait_ns;
-	_Atomic uint64_t host_faults;
 	_Atomic uint32_t host_tids[TRACK_TIDS];
 	_Atomic unsigned host_ntids;
 	/* Finishing paused (track_finish.c); writer-only but for fin_done. */
