@@ -539,7 +539,8 @@ enum bgsnap_param {
 	 * little never gets there.  0 never finishes paused; -1 always does,
 	 * once a quarter of the pages is saved (for tests, or a host that
 	 * prefers one pause to any slowdown); default
-	 * BGSNAP_FINISH_PAUSED_DEFAULT.  Needs a pause hook. */
+	 * BGSNAP_FINISH_PAUSED_DEFAULT.  Needs a pause hook; never with
+	 * options.max_bytes_per_s (the pause would write faster than that). */
 	BGSNAP_PARAM_FINISH_PAUSED = 3,
 };
 

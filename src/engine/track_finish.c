@@ -168,7 +168,9 @@ int track_finish_check(struct track *t, uint32_t ri, uint64_t *win, uint64_t end
 {
 	struct bgsnap_engine *e = t->e;
 	struct track_finish *f = &t->fin;
-	int able = e->finish_paused && !f->refused && e->hooks.pause;
+	/* A rate limit says the file's writes must not go faster, which a
+	 * pause (never paced) would do; a paced pause would be a long one. */
+	int able = e->finish_paused && !f->refused && e->hooks.pause && !e->opts.max_bytes_per_s;
 	if (f->paused)
 		return 0;
 	if (able && e->finish_paused < 0)
