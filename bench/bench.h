@@ -65,6 +65,8 @@ struct bench_opts {
 	bool restore_uncached;   /* file out of the page cache before each  */
 	unsigned wp_threads;     /* 0: the library's choice                  */
 	unsigned fault_around;   /* 0: the library's default                 */
+	int64_t finish_paused;   /* BGSNAP_PARAM_FINISH_PAUSED, if _set      */
+	bool finish_paused_set;
 	unsigned repeat;         /* rounds of the method list, 1..REPEAT_MAX */
 	int fill;                /* enum wl_fill                             */
 	int compress;            /* enum bgsnap_compress                     */

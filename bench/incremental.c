@@ -74,7 +74,11 @@ static bgsnap_engine *chain_engine(const struct bench_opts *o, struct chain_hook
 		return NULL;
 	}
 	struct bgsnap_hooks hooks = { .pause = ch_pause, .save_state = ch_save, .ctx = h };
-	r = bgsnap_add_region(e, "mem", wl_mem(h->w), wl_mem_bytes(h->w));
+	/* The pause hook here does not stop the writers: a finishing pause
+	 * would be none, and would overwrite the recorded steps. */
+	r = bgsnap_set_param(e, BGSNAP_PARAM_FINISH_PAUSED, 0);
+	if (r == 0)
+		r = bgsnap_add_region(e, "mem", wl_mem(h->w), wl_mem_bytes(h->w));
 	if (r == 0)
 		r = bgsnap_set_hooks(e, &hooks);
 	if (r < 0) {

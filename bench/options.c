@@ -48,6 +48,10 @@ void bench_usage(FILE *f)
 "  --max-rate SIZE       limit the snapshot writer to SIZE bytes per second (K/M/G:\n"
 "                        binary units; 0, the default: none); stop ignores it\n"
 "  --fault-around N      pages saved per write fault (power of two, 1..64)\n"
+"  --finish-paused P     uffd, uffd-signal, mprotect: finish the snapshot with the\n"
+"                        host paused when its faults cost it more than P %% of what\n"
+"                        stopping it would (BGSNAP_PARAM_FINISH_PAUSED); off (0),\n"
+"                        always (-1) or a percentage; default: the library's (100)\n"
 "  --progress            a progress line on stderr while each snapshot is written,\n"
 "                        even when stderr is not a terminal (shown if it is one)\n"
 "  --quiet               no progress line\n"
@@ -132,7 +136,10 @@ void bench_usage(FILE *f)
 "unprotect_ms (the writer removing protection from saved pages), commit_ms\n"
 "(index, trailer, fsync and rename at the end), prewp_ms and reprotect_pages (the\n"
 "write-protect before the pause and the pages written meanwhile that the pause\n"
-"protected again; 0 without pre-protect),\n"
+"protected again; 0 without pre-protect), finished_paused, finish_pause_ms and\n"
+"finish_pages (the snapshot finished with the host paused: that pause and the\n"
+"pages written in it), finish_hook_ms (of that pause, the pause hook's call), fault_wait_ms and fault_threads (the host threads' summed\n"
+"wait in write faults, and how many faulted in one 50 ms window at most),\n"
 "first_write_us_p50/p99/max and first_write_samples (each writer times its first\n"
 "write to each of its pages from the resume until the snapshot ends: the cost of\n"
 "the method's write tracking as the workload sees it, kernel copy-on-write for\n"
@@ -178,7 +185,7 @@ enum {
 	O_MEM = 256, O_THREADS, O_PATTERN, O_METHOD, O_OUT, O_BUFFER, O_THP, O_JSON, O_BEFORE, O_SEED, O_PROBE,
 	O_NOPREFAULT, O_CORRUPT, O_RESTORE, O_UNCACHED, O_WPTHREADS, O_AROUND, O_REPEAT, O_NOPRE, O_NOISE, O_BUFIO,
 	O_AFTER, O_SERIES, O_COMPRESS, O_FILL, O_MAXRATE, O_INCR, O_DFRAC, O_RESETS, O_DPAGES, O_MEMORY, O_CTHREADS,
-	O_ALIGN,
+	O_ALIGN, O_FINISH,
 };
 
 static const struct option long_opts[] = {
@@ -201,6 +208,7 @@ static const struct option long_opts[] = {
 	{ "restore-uncached", no_argument, NULL, O_UNCACHED },
 	{ "wp-threads", required_argument, NULL, O_WPTHREADS },
 	{ "fault-around", required_argument, NULL, O_AROUND },
+	{ "finish-paused", required_argument, NULL, O_FINISH },
 	{ "no-pre-protect", no_argument, NULL, O_NOPRE },
 	{ "noise", no_argument, NULL, O_NOISE },
 	{ "buffered-io", no_argument, NULL, O_BUFIO },
@@ -324,6 +332,19 @@ static int number_option(struct bench_opts *o, int c, const char *arg)
 			return -EINVAL;
 		}
 		o->fault_around = (unsigned)v;
+		return 0;
+	case O_FINISH:
+		if (!strcmp(arg, "off")) {
+			o->finish_paused = 0;
+		} else if (!strcmp(arg, "always") || !strcmp(arg, "-1")) {
+			o->finish_paused = -1;
+		} else if (cli_parse_u64(arg, 10, 0, 100000, &v)) {
+			o->finish_paused = (int64_t)v;
+		} else {
+			cli_error("--finish-paused: '%s' is not off, always or a percentage 0..100000", arg);
+			return -EINVAL;
+		}
+		o->finish_paused_set = true;
 		return 0;
 	case O_BEFORE:
 		if (!cli_parse_u64(arg, 10, 0, 600000, &v)) {

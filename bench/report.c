@@ -93,6 +93,12 @@ static void json_measured(struct json *j, const struct bench_opts *o, const stru
 	json_double(j, "commit_ms", 1, s->commit_us / 1000.0);
 	json_double(j, "prewp_ms", 3, s->prewp_us / 1000.0);
 	json_u64(j, "reprotect_pages", s->reprotect_pages);
+	json_u64(j, "finished_paused", (uint64_t)s->finished_paused);
+	json_double(j, "finish_pause_ms", 3, s->finish_pause_us / 1000.0);
+	json_u64(j, "finish_pages", s->finish_pages);
+	json_double(j, "finish_hook_ms", 3, s->finish_hook_us / 1000.0);
+	json_double(j, "fault_wait_ms", 1, s->fault_wait_us / 1000.0);
+	json_u64(j, "fault_threads", s->fault_threads);
 	/* A stream's: the destination, not the bench's unlinked copy. */
 	if (res->keep)
 		json_string(j, "out", o->out_kind ? o->out : res->path);

@@ -24,6 +24,7 @@
 struct hook_ctx {
 	wl *w;
 	int paused;
+	int finish_pauses;       /* later calls, to finish paused           */
 	double t_pause;          /* the host was asked to stop              */
 	uint64_t steps[WL_MAX_THREADS];
 };
@@ -31,6 +32,13 @@ struct hook_ctx {
 static int hook_pause(void *ctx)
 {
 	struct hook_ctx *h = ctx;
+	/* A second call stops the host to finish the snapshot: the instant,
+	 * and what the oracle checks against, stay the first call's. */
+	if (h->paused) {
+		wl_pause(h->w);
+		h->finish_pauses++;
+		return 0;
+	}
 	h->t_pause = mono_s();
 	wl_pause(h->w);
 	h->paused++;
@@ -111,6 +119,8 @@ static bgsnap_engine *make_engine(const struct bench_opts *o, int method, struct
 	};
 	if (o->fault_around)
 		r = bgsnap_set_param(e, BGSNAP_PARAM_FAULT_AROUND_PAGES, o->fault_around);
+	if (r == 0 && o->finish_paused_set)
+		r = bgsnap_set_param(e, BGSNAP_PARAM_FINISH_PAUSED, o->finish_paused);
 	if (r == 0)
 		r = bgsnap_add_region(e, "mem", wl_mem(h->w), wl_mem_bytes(h->w));
 	if (r == 0)

@@ -343,7 +343,8 @@ int bgsnap_state_add(bgsnap_state *st, const char *name, const void *data, size_
 
 struct bgsnap_hooks {
 	/* Stop every thread that writes the regions (vCPUs, mutators).  Called
-	 * by the thread that calls bgsnap_start().  Non-zero return aborts the
+	 * by the thread that calls bgsnap_start() (and maybe once more while
+	 * the snapshot runs: see below).  Non-zero return aborts the
 	 * snapshot (nothing is protected yet) and is reported as -ECANCELED. */
 	int (*pause)(void *ctx);
 	/* Save non-memory state with bgsnap_state_add().  Called while paused.
@@ -353,6 +354,19 @@ struct bgsnap_hooks {
 	void (*resume)(void *ctx);
 	void *ctx;
 };
+/*
+ * A snapshot that finishes paused (BGSNAP_PARAM_FINISH_PAUSED) calls pause
+ * and resume a second time while it runs, without save_state: pause from a
+ * thread of the library ("bgsnap-pause"), resume from its writer thread
+ * ("bgsnap-writer"), never from a signal handler.  The pause hook must
+ * then stop the threads that write the regions without saving anything
+ * of the snapshot instant (that is save_state's job): the instant stays
+ * the first pause's.  While it waits for a thread to park, the library
+ * keeps serving that thread's write faults.  A non-zero return there only
+ * lets the snapshot go on in the background (resume is not called); after
+ * a zero return resume is called once, on success, failure and cancel
+ * alike, after every protection is removed.
+ */
 
 /* Sets the hooks (copied).  Any hook may be NULL.  -EBUSY while running. */
 int bgsnap_set_hooks(bgsnap_engine *e, const struct bgsnap_hooks *hooks);
@@ -472,6 +486,22 @@ struct bgsnap_stats {
 	 * dirty_pages is the union.  prescan_pages: pages it found. */
 	uint64_t prescan_us;
 	uint64_t prescan_pages;
+	/* Finishing paused (BGSNAP_PARAM_FINISH_PAUSED): 1 if the engine
+	 * stopped the host to write the rest of this snapshot; that pause
+	 * (pause hook called .. resume returned) and the pages written in
+	 * it; finish_hook_us: of that pause, the pause hook's call (the host
+	 * parking its threads).  fault_wait_us: the time the host's threads waited in write
+	 * faults after the pause, summed over threads (uffd: from the
+	 * message's estimated arrival to its wake-up; uffd-signal, mprotect:
+	 * in the signal handler); fault_threads: the most host threads seen
+	 * faulting in one 50 ms window (up to 64; uffd without
+	 * UFFD_FEATURE_THREAD_ID sees one). */
+	int finished_paused;
+	uint32_t fault_threads;
+	uint64_t finish_pause_us;
+	uint64_t finish_pages;
+	uint64_t fault_wait_us;
+	uint64_t finish_hook_us;
 };
 
 enum bgsnap_tracking {
@@ -507,7 +537,29 @@ enum bgsnap_param {
 	 * it started, so that the host runs as fast after it as before.  Done
 	 * in bgsnap_wait, after the file is committed (not in total_us). */
 	BGSNAP_PARAM_THP_COLLAPSE = 2,
+	/* uffd, uffd-signal, mprotect: finish a snapshot with the host
+	 * paused when its write faults cost it more than stopping it would.
+	 * Every 50 ms the writer weighs, for the pages left, the host's
+	 * thread-time lost to faults if it goes on (its summed fault wait
+	 * per second x the writer's time per page) against a stop's (the
+	 * host threads seen faulting x what a page takes once the host no
+	 * longer competes for a CPU); when going on costs more than this
+	 * percentage of stopping in two windows in a row, with 4 MiB or more
+	 * left, it calls the pause hook, writes the rest with no fault
+	 * possible, removes all protection and calls the resume hook
+	 * (stats.finished_paused, finish_pause_us).  A host that writes
+	 * little never gets there.  0 never finishes paused; -1 always does,
+	 * once a quarter of the pages is saved (for tests, or a host that
+	 * prefers one pause to any slowdown); default
+	 * BGSNAP_FINISH_PAUSED_DEFAULT.  Needs a pause hook; never with
+	 * options.max_bytes_per_s (the pause would write faster than that),
+	 * nor in a chain taken with uffd or uffd-signal (their write-protect
+	 * tracks the host's writes for the next snapshot and must stay on the
+	 * saved pages). */
+	BGSNAP_PARAM_FINISH_PAUSED = 3,
 };
+
+#define BGSNAP_FINISH_PAUSED_DEFAULT 100
 
 /*
  * With options.chain: 1 (the default) makes the next snapshots

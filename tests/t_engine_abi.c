@@ -131,6 +131,22 @@ static void check_params(void)
 	}
 	CHECK_RC(bgsnap_get_param(e, BGSNAP_PARAM_FAULT_AROUND_PAGES, &v), 0, "get fault-around");
 	CHECK(v == 64, "refused values changed fault-around to %lld", (long long)v);
+	CHECK_RC(bgsnap_get_param(e, BGSNAP_PARAM_FINISH_PAUSED, &v), 0, "get finish-paused");
+	CHECK(v == BGSNAP_FINISH_PAUSED_DEFAULT, "default finish-paused is %lld, not %d", (long long)v,
+	      BGSNAP_FINISH_PAUSED_DEFAULT);
+	static const int64_t fin_bad[] = { -2, 100001, INT64_MIN };
+	for (size_t i = 0; i < sizeof(fin_bad) / sizeof(fin_bad[0]); i++) {
+		CHECK_RC(bgsnap_set_param(e, BGSNAP_PARAM_FINISH_PAUSED, fin_bad[i]), -EINVAL, "finish-paused %lld",
+		         (long long)fin_bad[i]);
+		CHECK_ERRMSG(e);
+	}
+	static const int64_t fin_good[] = { -1, 0, 1, 250, 100000 };
+	for (size_t i = 0; i < sizeof(fin_good) / sizeof(fin_good[0]); i++) {
+		CHECK_RC(bgsnap_set_param(e, BGSNAP_PARAM_FINISH_PAUSED, fin_good[i]), 0, "finish-paused %lld",
+		         (long long)fin_good[i]);
+		CHECK_RC(bgsnap_get_param(e, BGSNAP_PARAM_FINISH_PAUSED, &v), 0, "get finish-paused");
+		CHECK(v == fin_good[i], "finish-paused reads back %lld after %lld", (long long)v, (long long)fin_good[i]);
+	}
 	CHECK_RC(bgsnap_set_param(e, 0, 1), -EINVAL, "parameter 0");
 	CHECK_RC(bgsnap_set_param(e, 9999, 1), -EINVAL, "parameter 9999");
 	CHECK_RC(bgsnap_get_param(e, 9999, &v), -EINVAL, "get parameter 9999");

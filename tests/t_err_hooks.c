@@ -90,6 +90,9 @@ static int run(int method, int fail_pause, int fail_save, int busy)
 	bgsnap_engine *e = st_engine(method, 0);
 	st_add_region(e, "mem", m, MEM);
 	struct bgsnap_hooks hk = { .pause = ord_pause, .save_state = ord_save, .resume = ord_resume, .ctx = &h };
+	/* The start's hooks once each; the finishing pause's are
+	 * t_finish_paused_hooks'. */
+	CHECK_RC(bgsnap_set_param(e, BGSNAP_PARAM_FINISH_PAUSED, 0), 0, "finish-paused off");
 	CHECK_RC(bgsnap_set_hooks(e, &hk), 0, "set_hooks");
 
 	if (fail_pause || fail_save) {

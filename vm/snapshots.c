@@ -31,6 +31,11 @@ static int hook_pause(void *ctx)
 	/* The fork method's child must not inherit unwritten console bytes. */
 	fflush(stdout);
 	double t = mono_s();
+	/* A second call (the engine finishing the snapshot paused, from its
+	 * own thread) leaves the snapshot instant's figures alone, and the
+	 * speed samples to the runner's thread. */
+	if (r->cur && r->cur->t_parked)
+		return 0;
 	if (r->cur) {
 		r->cur->t_parked = t;
 		r->cur->console_offset = r->vm.console_bytes;
@@ -50,9 +55,11 @@ static void hook_resume(void *ctx)
 {
 	struct runner *r = ctx;
 	double t = mono_s();
-	if (r->cur)
-		r->cur->t_resumed = t;
-	speed_sample(r, t);
+	if (!r->cur || !r->cur->t_resumed) {
+		if (r->cur)
+			r->cur->t_resumed = t;
+		speed_sample(r, t);
+	}
 	vm_resume(&r->vm);
 }
 

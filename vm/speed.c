@@ -66,12 +66,14 @@ static void report_snapshot(size_t i, const struct snap *s)
 	cli_error("snapshot %zu: path=%s method=%s result=%s console_offset=%" PRIu64 " pause_us=%" PRIu64
 	          " vcpu_stopped_us=%.0f wp_us=%" PRIu64 " prewp_us=%" PRIu64 " reprotect_pages=%" PRIu64
 	          " total_ms=%.1f pages=%" PRIu64 " zero=%" PRIu64 " faulted=%" PRIu64 " unprotect_calls=%" PRIu64
-	          " unprotect_ms=%.1f bytes=%" PRIu64 " achieved_bytes_per_s=%" PRIu64 " extra_mem_peak=%" PRIu64,
+	          " unprotect_ms=%.1f bytes=%" PRIu64 " achieved_bytes_per_s=%" PRIu64 " extra_mem_peak=%" PRIu64
+	          " finished_paused=%d finish_pause_us=%" PRIu64 " fault_wait_us=%" PRIu64,
 	          i + 1, s->path, method ? method : "?", s->state == SNAP_DONE ? "ok" : "failed", s->console_offset,
 	          st->pause_us, (s->t_resumed - s->t_parked) * 1e6, st->wp_us, st->prewp_us, st->reprotect_pages,
 	          (double)st->total_us / 1e3, st->pages_total, st->pages_zero, st->pages_faulted,
 	          st->unprotect_calls, (double)st->unprotect_us / 1e3, st->bytes_written,
-	          st->achieved_bytes_per_s, st->extra_mem_peak);
+	          st->achieved_bytes_per_s, st->extra_mem_peak, st->finished_paused, st->finish_pause_us,
+	          st->fault_wait_us);
 }
 
 /* The guest's work lost to the snapshot (cli/hostloss.h) against its

@@ -115,6 +115,7 @@ int bgsnap_create(bgsnap_engine **out, const struct bgsnap_options *opts)
 	e->opts = o;
 	e->fault_around_pages = 1;
 	e->thp_collapse = 1;
+	e->finish_paused = BGSNAP_FINISH_PAUSED_DEFAULT;
 	pthread_mutex_init(&e->err_lock, NULL);
 	pthread_mutex_init(&e->run_lock, NULL);
 	e->sink.fd = -1;
@@ -271,6 +272,12 @@ int bgsnap_set_param(bgsnap_engine *e, int param, int64_t value)
 			return err_set(&e->err, -EINVAL, "thp-collapse is 0 or 1, not %" PRId64, value);
 		e->thp_collapse = (unsigned)value;
 		return 0;
+	case BGSNAP_PARAM_FINISH_PAUSED:
+		if (value < -1 || value > 100000)
+			return err_set(&e->err, -EINVAL, "finish-paused is -1, 0 or a percentage up to 100000, not %" PRId64,
+			               value);
+		e->finish_paused = value;
+		return 0;
 	default:
 		return err_set(&e->err, -EINVAL, "unknown parameter %d", param);
 	}
@@ -286,6 +293,9 @@ int bgsnap_get_param(const bgsnap_engine *e, int param, int64_t *value)
 		return 0;
 	case BGSNAP_PARAM_THP_COLLAPSE:
 		*value = e->thp_collapse;
+		return 0;
+	case BGSNAP_PARAM_FINISH_PAUSED:
+		*value = e->finish_paused;
 		return 0;
 	default:
 		return -EINVAL;
@@ -402,6 +412,12 @@ static void live_reset(struct live_stats *l)
 	atomic_store(&l->scan_us, 0);
 	atomic_store(&l->prescan_us, 0);
 	atomic_store(&l->prescan_pages, 0);
+	atomic_store(&l->finished_paused, 0);
+	atomic_store(&l->finish_pause_us, 0);
+	atomic_store(&l->finish_pages, 0);
+	atomic_store(&l->finish_hook_us, 0);
+	atomic_store(&l->fault_wait_us, 0);
+	atomic_store(&l->fault_threads_max, 0);
 }
 
 static void run_reset(bgsnap_engine *e)
@@ -730,6 +746,12 @@ int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *user, size_t u
 	out->scan_us = atomic_load(&l->scan_us);
 	out->prescan_us = atomic_load(&l->prescan_us);
 	out->prescan_pages = atomic_load(&l->prescan_pages);
+	out->finished_paused = atomic_load(&l->finished_paused);
+	out->finish_pause_us = atomic_load(&l->finish_pause_us);
+	out->finish_pages = atomic_load(&l->finish_pages);
+	out->finish_hook_us = atomic_load(&l->finish_hook_us);
+	out->fault_wait_us = atomic_load(&l->fault_wait_us);
+	out->fault_threads = (uint32_t)atomic_load(&l->fault_threads_max);
 	if (out->writer_us)
 		out->achieved_bytes_per_s = (uint64_t)((double)out->bytes_written * 1e6 / (double)out->writer_us);
 	abi_copy_out(user, user_size, out, sizeof(*out));

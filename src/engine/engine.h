@@ -78,6 +78,10 @@ struct live_stats {
 	_Atomic uint64_t dirty_pages;
 	_Atomic uint64_t scan_us;
 	_Atomic uint64_t prescan_us, prescan_pages;
+	/* Finishing paused (track_finish.c). */
+	_Atomic int finished_paused;
+	_Atomic uint64_t finish_pause_us, finish_hook_us, finish_pages;
+	_Atomic uint64_t fault_wait_us, fault_threads_max;
 };
 
 struct bgsnap_engine;
@@ -138,6 +142,7 @@ struct bgsnap_engine {
 	struct bgsnap_options opts;
 	unsigned fault_around_pages;    /* BGSNAP_PARAM_FAULT_AROUND_PAGES */
 	unsigned thp_collapse;          /* BGSNAP_PARAM_THP_COLLAPSE */
+	int64_t finish_paused;          /* BGSNAP_PARAM_FINISH_PAUSED */
 	struct bgsnap_hooks hooks;
 	struct region *regions;
 	uint32_t region_count;

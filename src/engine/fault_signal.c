@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include "util/clock.h"
 
@@ -88,8 +89,14 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
 	struct track *t = atomic_load(&s->track);
 	uint64_t addr = (uint64_t)(uintptr_t)si->si_addr;
 	enum track_fault_result r = TRACK_NOT_OURS;
-	if (t)
+	if (t) {
+		/* Only faults after the pause cost the host its snapshot. */
+		int pre = atomic_load(&t->prephase);
+		uint64_t t0 = now_ns();
 		r = track_fault(t, addr, TRACK_FAULT_INLINE);
+		if (r != TRACK_NOT_OURS && !pre)
+			track_host_wait(t, now_ns() - t0, (uint32_t)gettid());
+	}
 	else if (retired(s, addr))
 		r = TRACK_ALREADY_DONE;   /* protection is gone: just retry */
 	atomic_fetch_sub(&s->inflight, 1);

@@ -33,6 +33,7 @@
 #include "engine/track.h"
 #include "os/uffd_loop.h"
 #include "os/uffd_sys.h"
+#include "util/clock.h"
 #include "util/thread.h"
 
 #define EAGAIN_RETRIES 20000      /* x 50 us: up to a second of mm changes */
@@ -70,7 +71,8 @@ static int pre_protect(struct track *t);
 
 #define WANT_FEATURES (UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_EVENT_REMOVE | \
                        UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP | \
-                       UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_WP_HUGETLBFS_SHMEM)
+                       UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_WP_HUGETLBFS_SHMEM | \
+                       UFFD_FEATURE_THREAD_ID)
 
 static int probe_common(uint64_t need, struct bgsnap_err *err)
 {
@@ -181,7 +183,12 @@ static void loop_fault(void *ctx, uint64_t addr, uint64_t flags, int pre)
 		wake_page(p, addr);      /* not registered for missing faults */
 		return;
 	}
-	switch (track_fault(t, addr, pre ? TRACK_FAULT_HANDLER_PRE : TRACK_FAULT_HANDLER)) {
+	enum track_fault_result r = track_fault(t, addr, pre ? TRACK_FAULT_HANDLER_PRE : TRACK_FAULT_HANDLER);
+	if (r != TRACK_NOT_OURS && !pre) {
+		uint64_t now = now_ns(), t0 = p->handler.arrival_ns;
+		track_host_wait(t, now > t0 ? now - t0 : 0, p->handler.ptid);
+	}
+	switch (r) {
 	case TRACK_NOT_OURS:
 		wake_page(p, addr);
 		break;

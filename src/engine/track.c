@@ -336,6 +336,29 @@ static enum track_fault_result fault_after_pause(struct track *t, uint32_t ri, u
 	return (old & bit) ? TRACK_OWNED_ELSEWHERE : TRACK_SAVED;
 }
 
+void track_host_wait(struct track *t, uint64_t ns, uint32_t tid)
+{
+	atomic_fetch_add_explicit(&t->host_wait_ns, ns, memory_order_relaxed);
+	if (!tid)
+		tid = 1;
+	/* Open addressing; a full set only undercounts, a race with the
+	 * writer's emptying only miscounts one window. */
+	for (unsigned i = 0, h = (tid * 2654435761u) % TRACK_TIDS; i < 8; i++, h = (h + 1) % TRACK_TIDS) {
+		uint32_t cur = atomic_load_explicit(&t->host_tids[h], memory_order_relaxed);
+		if (cur == tid)
+			return;
+		if (cur == 0) {
+			uint32_t zero = 0;
+			if (atomic_compare_exchange_strong(&t->host_tids[h], &zero, tid)) {
+				atomic_fetch_add_explicit(&t->host_ntids, 1, memory_order_relaxed);
+				return;
+			}
+			if (zero == tid)
+				return;
+		}
+	}
+}
+
 static int prephase_end(struct track *t, int timeout_ms)
 {
 	atomic_store(&t->prephase, 0);
@@ -596,7 +619,7 @@ int track_unprotect_all(struct track *t)
 }
 
 /* Writes ready fault copies.  Returns 0 or -errno. */
-static int drain_copies(struct track *t, int wait_ms)
+int track_drain_copies(struct track *t, int wait_ms)
 {
 	struct bgsnap_engine *e = t->e;
 	struct copybuf_item items[DRAIN_MAX];
@@ -608,14 +631,15 @@ static int drain_copies(struct track *t, int wait_ms)
 	copybuf_release(&t->cb, items, n);
 	if (n)
 		engine_progress(e, &e->fw);
-	/* After the release: the slots are free for faults while it sleeps. */
-	return r || !n ? r : pace_wait(&t->pace, e, e->fw.bytes_written);
+	/* After the release: the slots are free for faults while it sleeps.
+	 * Never paced while the host is paused: that would lengthen the pause. */
+	return r || !n || t->fin.paused ? r : pace_wait(&t->pace, e, e->fw.bytes_written);
 }
 
 /* Removes protection from the saved pages of [lo, hi) of a region, one call
  * per run of `done` pages: pages whose fault copy is still in flight are
  * left to their fault, which unprotects them itself. */
-static int flush_window(struct track *t, uint32_t ri, uint64_t lo, uint64_t hi)
+int track_flush_window(struct track *t, uint32_t ri, uint64_t lo, uint64_t hi)
 {
 	struct region *rg = &t->e->regions[ri];
 	struct track_region *tr = &t->regions[ri];
@@ -683,7 +707,7 @@ static int sweep_region(struct track *t, uint32_t ri)
 	/* hugetlb: a batch is one huge page. */
 	uint64_t step = rg->granule_pages > 1 ? rg->granule_pages : SWEEP_PAGES;
 	for (uint64_t first = 0; first < rg->pages; first += step) {
-		int r = drain_copies(t, 0);
+		int r = track_drain_copies(t, 0);
 		if (r)
 			return r;
 		if (engine_cancelled(e))
@@ -714,6 +738,10 @@ static int sweep_region(struct track *t, uint32_t ri)
 		/* Unprotecting costs a TLB flush per call on these machines:
 		 * defer it over a window, unless a thread waits on this batch. */
 		uint64_t end = first + n;
+		/* Host paused to finish: no fault can come, and the writer
+		 * removes all protection at once at the end. */
+		if (t->fin.paused)
+			continue;
 		if (t->keep) {
 			/* Saved pages stay protected: a fault on one marks it for the
 			 * next snapshot.  A thread waiting on a page of ours faults
@@ -725,7 +753,7 @@ static int sweep_region(struct track *t, uint32_t ri)
 				win = end;
 			}
 		} else if (atomic_exchange(&t->flush_req, 0) || end - win >= window || end == rg->pages) {
-			r = flush_window(t, ri, win, end);
+			r = track_flush_window(t, ri, win, end);
 			if (r)
 				return r;
 			win = end;
@@ -733,6 +761,8 @@ static int sweep_region(struct track *t, uint32_t ri)
 		/* After the flush: a fault waiting on this batch does not wait
 		 * out the pacing too. */
 		r = pace_wait(&t->pace, e, e->fw.bytes_written);
+		if (!r && end < rg->pages)
+			r = track_finish_check(t, ri, &win, end);
 		if (r)
 			return r;
 	}
@@ -753,7 +783,16 @@ static void *writer_main(void *arg)
 		if (engine_cancelled(e))
 			r = -ECANCELED;
 		else
-			r = drain_copies(t, 10);
+			r = track_drain_copies(t, 10);
+	}
+	if (!r && t->fin.paused) {
+		/* Every page is in the file: nothing left to protect. */
+		r = track_unprotect_all(t);
+		if (r)
+			r = engine_fail(e, r, "could not remove write protection after finishing paused: %s",
+			                strerror(-r));
+		else
+			track_finish_resume(t);
 	}
 	int fe = atomic_load(&t->fault_error);
 	if (fe)
@@ -766,6 +805,7 @@ static void *writer_main(void *arg)
 		r = engine_finish_file(e, &e->fw, &e->sink, &e->werr);
 	engine_progress(e, &e->fw);
 	atomic_store(&e->live->writer_us, us_since(t0));
+	atomic_store(&e->live->fault_wait_us, atomic_load(&t->host_wait_ns) / 1000);
 	if (r) {
 		/* Let every blocked thread go before anything else: threads
 		 * waiting in a signal handler for a page we will never save
@@ -775,6 +815,7 @@ static void *writer_main(void *arg)
 		int ur = track_unprotect_all(t);
 		if (ur)
 			engine_fail(e, ur, "could not remove write protection everywhere: %s", strerror(-ur));
+		track_finish_resume(t);
 	}
 	copybuf_close(&t->cb);
 	uint64_t peak = (uint64_t)copybuf_peak(&t->cb) * PAGE_SIZE_;

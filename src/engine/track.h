@@ -43,6 +43,8 @@ struct track_region {
 
 struct track;
 
+#define TRACK_TIDS 64u   /* host threads told apart per window */
+
 /*
  * What a tracking method supplies; everything else (the life cycle as
  * struct method_ops, the writer, the fault path) is shared.  Its state is
@@ -123,6 +125,24 @@ struct track {
 	_Atomic int keep_broken;   /* a region was unmapped or moved while tracked */
 	_Atomic int post_inflight; /* kept track: faults that may read claimed/done */
 	pid_t pid;                 /* the address space the registration is in */
+	/* What the host's faults cost it (track_host_wait): the summed time
+	 * its threads waited in them, and which threads (a small open set
+	 * of thread ids, emptied by the writer every window). */
+	_Atomic uint64_t host_wait_ns;
+	_Atomic uint32_t host_tids[TRACK_TIDS];
+	_Atomic unsigned host_ntids;
+	/* Finishing paused (track_finish.c); writer-only but for fin_done. */
+	struct track_finish {
+		uint64_t win_t0, win_runq0, win_wait0, win_pages0;
+		unsigned heavy;        /* consecutive windows that favoured a stop */
+		int refused;           /* the pause hook failed: never again */
+		int paused;            /* host paused by us: resume due */
+		uint64_t t_pause;      /* the pause hook's call */
+		uint64_t pages_at_pause;
+		pthread_t hook_thread;
+		_Atomic int hook_done; /* the pause hook returned */
+		int hook_rc;
+	} fin;
 	pthread_t writer;
 	struct pace pace;          /* the writer's rate limit */
 	int writer_started;
@@ -245,6 +265,28 @@ void track_prephase_unprotected(struct track *t, uint64_t addr, uint64_t len);
 /* Marks every page of [start,end) as discarded by the host (MADV_DONTNEED,
  * munmap, mremap): fails the run if any of them was not saved yet. */
 void track_discard(struct track *t, uint64_t start, uint64_t end, const char *what);
+
+/* The host's thread `tid` (0: unknown) waited `ns` in a write fault after
+ * the pause.  Async-signal-safe. */
+void track_host_wait(struct track *t, uint64_t ns, uint32_t tid);
+
+/*
+ * Finishing paused (track_finish.c), for the writer between batches.
+ * track_finish_check: every window of FINISH_WINDOW_MS, weighs what the
+ * host loses to its faults against what stopping it for the rest would
+ * cost; when stopping wins (BGSNAP_PARAM_FINISH_PAUSED), it unprotects the
+ * saved pages of [*win, end) of region ri, calls the pause hook (from a
+ * helper thread, the writer draining fault copies meanwhile) and sets
+ * t->fin.paused.  From then on the writer writes the rest with no fault
+ * possible.  Returns 0 or -errno.  track_finish_resume: once every page is
+ * written or the run failed, and every protection is gone: the resume
+ * hook; nothing if not paused.
+ */
+int track_finish_check(struct track *t, uint32_t ri, uint64_t *win, uint64_t end);
+void track_finish_resume(struct track *t);
+/* Used by track_finish.c: track.c's writer steps. */
+int track_drain_copies(struct track *t, int wait_ms);
+int track_flush_window(struct track *t, uint32_t ri, uint64_t lo, uint64_t hi);
 
 /* Starts the writer thread (ops->launch). */
 int track_launch(struct track *t);

@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/thread.h"
 
 #define BATCH 64   /* messages per read(2) */
@@ -16,6 +17,7 @@ static void dispatch(struct uffd_loop *l, const struct uffd_msg *m, int token)
 	const struct uffd_loop_ops *o = l->ops;
 	switch (m->event) {
 	case UFFD_EVENT_PAGEFAULT:
+		l->ptid = m->arg.pagefault.feat.ptid;
 		o->fault(l->ctx, m->arg.pagefault.address, m->arg.pagefault.flags, token);
 		break;
 	case UFFD_EVENT_REMOVE:
@@ -41,11 +43,19 @@ static void *loop_main(void *arg)
 	const struct uffd_loop_ops *o = l->ops;
 	struct uffd_msg msgs[BATCH];
 	struct pollfd pfd[2] = { { .fd = l->uffd, .events = POLLIN }, { .fd = l->stop_fd, .events = POLLIN } };
+	uint64_t last_read = now_ns();
+	int slept = 1;
 	for (;;) {
 		int token = o->batch_begin ? o->batch_begin(l->ctx) : 0;
 		ssize_t n = read(l->uffd, msgs, sizeof(msgs));
 		int read_errno = errno;
 		size_t count = n > 0 ? (size_t)n / sizeof(msgs[0]) : 0;
+		uint64_t t_read = now_ns();
+		/* Messages that queued while the last batch was handled arrived
+		 * somewhere in it; after a sleep, when poll returned. */
+		l->arrival_ns = slept ? last_read : last_read + (t_read - last_read) / 2;
+		last_read = t_read;
+		slept = 0;
 		for (size_t i = 0; i < count; i++)
 			dispatch(l, &msgs[i], token);
 		if (o->batch_end)
@@ -58,6 +68,8 @@ static void *loop_main(void *arg)
 		}
 		int timeout = o->idle ? o->idle(l->ctx) : -1;
 		int pr = poll(pfd, 2, timeout);
+		last_read = now_ns();
+		slept = 1;
 		if (pr < 0 && errno != EINTR) {
 			o->failed(l->ctx, -errno, "poll on the userfaultfd");
 			return NULL;

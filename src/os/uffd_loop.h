@@ -45,6 +45,13 @@ struct uffd_loop {
 	void *ctx;
 	pthread_t thread;
 	int running;
+	/* For the `fault` callback, read only from it: when the message's
+	 * batch is estimated to have arrived (CLOCK_MONOTONIC ns: the poll
+	 * that saw it, or halfway through the batch before when the messages
+	 * queued meanwhile), and the faulting thread's id (0 without
+	 * UFFD_FEATURE_THREAD_ID). */
+	uint64_t arrival_ns;
+	uint32_t ptid;
 };
 
 /* Prepares a loop on `uffd` (creates the stop eventfd).  0 or -errno. */
