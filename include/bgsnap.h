@@ -175,7 +175,9 @@ struct bgsnap_options {
 	 * stay free, chunks that do not shrink are stored raw), so that a page
 	 * is still read by decoding one frame.  Compression runs in the
 	 * background writer, never in the pause nor on the fault path; with
-	 * the stop method it is part of the pause.  bgsnap_start fails with
+	 * the stop method it is part of the pause.  ZSTD_AUTO compresses
+	 * only the chunks that make the snapshot shorter (see the enum).
+	 * bgsnap_start fails with
 	 * -ENOTSUP (and a message) when the library was built without libzstd
 	 * (bgsnap_compress_available), -EINVAL for an unknown method or level. */
 	int compress;
@@ -240,6 +242,22 @@ struct bgsnap_options {
 enum bgsnap_compress {
 	BGSNAP_COMPRESS_NONE = 0,
 	BGSNAP_COMPRESS_ZSTD = 1,
+	/* zstd where the destination is slower than the compressors, raw
+	 * where it is not, chosen chunk by chunk from the rates measured
+	 * while the snapshot is written: the bytes per second the
+	 * destination's writes take (cut to max_bytes_per_s when one is in
+	 * force) against those the compressor threads get through.  A chunk
+	 * is compressed only when a chunk buffer is free, so the writer
+	 * never waits for a compressor, and a chunk stored raw goes from the
+	 * host's memory to the file with no extra copy: the snapshot is not
+	 * slower than an uncompressed one, and on a slow disk, a slow
+	 * receiver or under a rate limit it is smaller and shorter.  One
+	 * chunk in 64 left raw is compressed anyway to measure again.  The
+	 * file is a version 2 file like ZSTD's (raw and compressed chunks
+	 * mixed, as incompressible chunks already are), read by every reader
+	 * of compressed files; compress_level and compress_threads apply.
+	 * Stats chunks_compressed and chunks_raw say what was chosen. */
+	BGSNAP_COMPRESS_ZSTD_AUTO = 2,
 };
 
 /* 1 if this build of the library can write and read `method` (enum
@@ -461,6 +479,12 @@ struct bgsnap_stats {
 	 * dirty_pages is the union.  prescan_pages: pages it found. */
 	uint64_t prescan_us;
 	uint64_t prescan_pages;
+	/* Compressing: chunks (runs of up to 1024 consecutive non-zero
+	 * pages, or one page copied on a write fault) stored compressed,
+	 * and stored raw (by BGSNAP_COMPRESS_ZSTD_AUTO's choice, or because
+	 * they did not shrink); 0 and 0 uncompressed. */
+	uint64_t chunks_compressed;
+	uint64_t chunks_raw;
 };
 
 enum bgsnap_tracking {

@@ -78,6 +78,8 @@ struct live_stats {
 	_Atomic uint64_t dirty_pages;
 	_Atomic uint64_t scan_us;
 	_Atomic uint64_t prescan_us, prescan_pages;
+	/* Compressing (fmt_writer). */
+	_Atomic uint64_t chunks_compressed, chunks_raw;
 };
 
 struct bgsnap_engine;
