@@ -454,8 +454,7 @@ static int write_header(bgsnap_engine *e)
 		fr[i].addr = (uint64_t)(uintptr_t)e->regions[i].addr;
 		fr[i].size = e->regions[i].len;
 	}
-	struct fmt_out out = { &e->sink, sink_out_writev, sink_out_flush, SINK_IOV_MAX, sink_out_rate,
-	                       sink_out_behind };
+	struct fmt_out out = { &e->sink, sink_out_writev, sink_out_flush, SINK_IOV_MAX, sink_out_rate };
 	int adaptive = e->opts.compress == BGSNAP_COMPRESS_ZSTD_AUTO;
 	struct fmt_codec codec = { adaptive ? FMT_COMPRESS_ZSTD : e->opts.compress, e->opts.compress_level,
 	                           compress_threads(e), e->opts.page_aligned != 0, adaptive,

@@ -142,9 +142,6 @@ struct fmt_out {
 	/* Optional (NULL: unknown): the bytes per second the destination
 	 * currently takes, 0 while not known; an adaptive codec asks it. */
 	uint64_t (*rate)(void *ctx);
-	/* Optional (NULL: never): 1 when bytes already handed over are still
-	 * queued for the destination, which the writer outruns. */
-	int (*behind)(void *ctx);
 };
 
 /* How the encoder compresses page data (docs/FORMAT.md, CPAGES). */

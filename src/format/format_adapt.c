@@ -23,12 +23,11 @@ int fmt_adapt_choose(const struct fmt_adapt_in *in)
 		return FMT_ADAPT_COMPRESS_WAIT;
 	if (!in->threads || !in->slot_free)
 		return FMT_ADAPT_RAW;
-	/* A chunk the threads compress costs the writer nothing (a buffer
-	 * is free, it will not wait for one): it pays whenever the
-	 * destination, not the writer, bounds the run. */
-	if (in->max_rate || in->dest_behind)
+	/* Into a free buffer the chunk costs the writer nothing, but the
+	 * compressor's CPU is taken from the writer and the host unless the
+	 * writer sleeps anyway (a rate limit) or the destination is slower
+	 * than the compressors. */
+	if (in->max_rate)
 		return FMT_ADAPT_COMPRESS;
-	/* A destination written from the writer's own thread shows no queue:
-	 * its rate against the compressors'. */
 	return dest && dest < in->comp_rate * in->threads ? FMT_ADAPT_COMPRESS : FMT_ADAPT_RAW;
 }

@@ -40,7 +40,6 @@
 struct fmt_adapt_in {
 	uint64_t dest_rate;       /* bytes/s the destination takes; 0: not known yet   */
 	uint64_t max_rate;        /* the writer's rate limit in bytes/s; 0: none       */
-	int dest_behind;          /* bytes handed over are still queued for it         */
 	uint64_t comp_rate;       /* raw bytes per CPU second of a compressor; 0: never measured */
 	uint32_t ratio_permille;  /* stored/raw of recent chunks, 1..1000; 0: unknown  */
 	unsigned threads;         /* compressor threads beside the writer (0: itself)  */

@@ -170,7 +170,6 @@ static int start_chunk(struct fmt_writer *w, struct cpool_slot **slot, int is_ru
 	struct fmt_adapt_in in = {
 		.dest_rate = w->out.rate ? w->out.rate(w->out.ctx) : 0,
 		.max_rate = c->max_rate,
-		.dest_behind = w->out.behind ? w->out.behind(w->out.ctx) : 0,
 		.threads = cpool_threads(c->pool),
 		.slot_free = cpool_has_free(c->pool),
 		.raw_streak = is_run ? c->raw_streak : 0,

@@ -426,16 +426,6 @@ uint64_t sink_out_rate(void *ctx)
 	return sink_rate(ctx);
 }
 
-int sink_behind(struct sink *s)
-{
-	return s->aio && sink_aio_pending(s->aio) >= SINK_STAGES / 2;
-}
-
-int sink_out_behind(void *ctx)
-{
-	return sink_behind(ctx);
-}
-
 int sink_commit(struct sink *s, struct bgsnap_err *err)
 {
 	int r = sink_flush(s, err);

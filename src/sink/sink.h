@@ -119,12 +119,6 @@ int sink_out_flush(void *ctx, struct bgsnap_err *err);
  * first stage was written.  Also the encoder's fmt_out.rate. */
 uint64_t sink_rate(struct sink *s);
 uint64_t sink_out_rate(void *ctx);
-/* 1 when the destination is behind the writer: a sink thread with half
- * its stages or more still to write (the device, not the writer, bounds
- * the run); 0 otherwise, and always without a thread, whose writes the
- * writer makes itself (sink_rate tells those).  Also fmt_out.behind. */
-int sink_behind(struct sink *s);
-int sink_out_behind(void *ctx);
 /*
  * Flushes, then path sink: fsync, name the file (link it as the final
  * name, or rename it over an existing file), fsync the directory.  Fd
@@ -169,8 +163,6 @@ int sink_aio_submit(struct sink_aio *a, const uint8_t *buf, size_t len, uint64_t
 /* Waits until at most `in_flight` writes are pending; returns the first
  * failure, if any. */
 int sink_aio_wait(struct sink_aio *a, unsigned in_flight, uint64_t *failed_at);
-/* Stages submitted and not written yet. */
-unsigned sink_aio_pending(struct sink_aio *a);
 /* The rate its writes went at (struct sink_meter), 0 before the first. */
 uint64_t sink_aio_rate(struct sink_aio *a);
 /* Finishes the pending writes and joins the thread.  NULL is a no-op. */

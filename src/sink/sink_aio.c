@@ -194,14 +194,6 @@ int sink_aio_wait(struct sink_aio *a, unsigned in_flight, uint64_t *failed_at)
 	return r;
 }
 
-unsigned sink_aio_pending(struct sink_aio *a)
-{
-	pthread_mutex_lock(&a->mu);
-	unsigned n = (unsigned)(a->submitted - a->completed);
-	pthread_mutex_unlock(&a->mu);
-	return n;
-}
-
 uint64_t sink_aio_rate(struct sink_aio *a)
 {
 	pthread_mutex_lock(&a->mu);

@@ -151,7 +151,7 @@ int fg_write_fd(const struct fg_spec *s, int fd)
 	struct mix_out mo = { &sk, 0 };
 	int rc = sink_open_fd(&sk, fd, &err);
 	if (rc == 0)
-		rc = fmtw_begin_lineage(&w, &(struct fmt_out){ &mo, mix_writev, mix_flush, SINK_IOV_MAX, mix_rate, NULL },
+		rc = fmtw_begin_lineage(&w, &(struct fmt_out){ &mo, mix_writev, mix_flush, SINK_IOV_MAX, mix_rate },
 		                        regs, s->nregions,
 		                        &(struct fmt_codec){ .method = s->compress, .aligned = s->aligned,
 		                                             .adaptive = s->adaptive_mix },
