@@ -246,13 +246,17 @@ enum bgsnap_compress {
 	 * where it is not, chosen chunk by chunk from the rates measured
 	 * while the snapshot is written: the bytes per second the
 	 * destination's writes take (cut to max_bytes_per_s when one is in
-	 * force) against those the compressor threads get through.  A chunk
-	 * is compressed only when a chunk buffer is free, so the writer
-	 * never waits for a compressor, and a chunk stored raw goes from the
-	 * host's memory to the file with no extra copy: the snapshot is not
-	 * slower than an uncompressed one, and on a slow disk, a slow
-	 * receiver or under a rate limit it is smaller and shorter.  One
-	 * chunk in 64 left raw is compressed anyway to measure again.  The
+	 * force) against the compressor's bytes per second of CPU time.  The
+	 * writer waits for a compressor only where compressing on half a CPU
+	 * beats writing raw; otherwise a chunk is compressed only in a free
+	 * chunk buffer, under a rate limit or a destination slower than the
+	 * compressor threads, and a chunk stored raw goes from the host's
+	 * memory to the file with no extra copy.  On a slow disk, a slow
+	 * receiver or under a low rate limit the snapshot is smaller and
+	 * shorter; on a fast disk it stays close to an uncompressed one, but
+	 * on a machine short of CPU the measured rates can mislead it
+	 * (docs/MEASUREMENTS.md, Compression, 2026-12-08).  One chunk in 64
+	 * left raw is compressed anyway to measure again.  The
 	 * file is a version 2 file like ZSTD's (raw and compressed chunks
 	 * mixed, as incompressible chunks already are), read by every reader
 	 * of compressed files; compress_level and compress_threads apply.

@@ -2,27 +2,22 @@
  * format_adapt.h - the choice an adaptive compressing writer (fmt_codec
  * adaptive) makes for each chunk: compress it, or store it raw.
  *
- * Compressing a chunk pays when the destination, not the compressor,
- * bounds the run: with compressor threads beside the writer, a snapshot
- * compressed throughout goes at min(compressors, destination / ratio)
- * bytes of memory per second against the destination's rate raw, so it is
- * the faster one exactly when the compressors outrun the destination.
- * Without threads the writer compresses itself, which pays only when
- * compressing and writing the smaller frame takes less time than writing
- * the chunk: destination < compressor * (1 - ratio).
+ * Compressing pays when the destination, not the compressor, bounds the
+ * run.  Rates are measured, not configured: the destination's is the
+ * bytes its write calls took per second of their wall time (an O_DIRECT
+ * disk, the page cache until writeback throttles it, a pipe whose reader
+ * lags), cut to the rate limit when one is in force; the compressor's is
+ * the raw bytes per second of CPU time of the thread that compressed, with
+ * the ratio it got.
  *
- * Rates are measured, not configured: the destination's is the bytes its
- * write calls took per second of their wall time (an O_DIRECT disk, the
- * page cache until writeback throttles it, a pipe whose reader lags), cut
- * to the rate limit when one is in force; the compressor's is the raw
- * bytes per second of wall time one compression took (on a busy machine
- * that includes waiting for a CPU, which is what counts).
- *
- * The writer never waits for a compressor in this mode: a chunk is
- * compressed only when a chunk buffer is free at once, else it goes raw.
- * A destination slower than the compressors thus gets a mix that keeps
- * both busy, and a choice made on stale rates costs at most the chunks
- * in flight.  Pure: no clock, no state.
+ * Three answers.  Wait for a buffer if need be and compress (the fixed
+ * mode's way) when compressing on the writer's own CPU and writing the
+ * frame beats writing the chunk raw, even with half a CPU: destination <
+ * compressor / 2 * (1 - ratio).  Compress into a free buffer, which the
+ * writer does not wait for, when a rate limit is in force (the writer
+ * would sleep anyway) or the destination is slower than the compressor
+ * threads together.  Else raw: a compressor thread's CPU comes out of
+ * the writer's and the host's.  Pure: no clock, no state.
  */
 #ifndef BGSNAP_FORMAT_ADAPT_H
 #define BGSNAP_FORMAT_ADAPT_H

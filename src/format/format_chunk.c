@@ -20,10 +20,9 @@
  *
  * An adaptive codec (fmt_codec.adaptive) decides at the start of each run
  * chunk and each list of fault copies whether to compress it, by the
- * rates of format_adapt.h and only when a buffer is free at once: what it
- * stores raw goes straight from the caller's pages into the batch, with
- * no copy into a chunk, so the raw path costs what an uncompressed
- * writer's does.
+ * rates of format_adapt.h: what it stores raw goes straight from the
+ * caller's pages into the batch, with no copy into a chunk, so the raw
+ * path costs what an uncompressed writer's does.
  */
 #include <errno.h>
 #include <stdlib.h>
