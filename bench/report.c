@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "cli/cli.h"
 #include "cli/json.h"
 
 /* The fields common to every line: what ran on what. */
@@ -31,7 +32,7 @@ static void json_setup(struct json *j, const struct bench_opts *o, const struct 
 		json_string(j, "out_kind", kinds[o->out_kind]);
 	}
 	json_bool(j, "direct_io", res->st.direct_io);
-	json_string(j, "compress", o->compress == BGSNAP_COMPRESS_ZSTD ? "zstd" : "none");
+	json_string(j, "compress", cli_compress_name(o->compress));
 	json_u64(j, "max_bytes_per_s", o->max_rate);
 	if (o->compress_level)
 		json_raw(j, "compress_level", "%d", o->compress_level);
@@ -55,6 +56,10 @@ static void json_measured(struct json *j, const struct bench_opts *o, const stru
 	json_u64(j, "bytes_stored", res->file_bytes);
 	json_u64(j, "writer_us", s->writer_us);
 	json_u64(j, "achieved_bytes_per_s", s->achieved_bytes_per_s);
+	if (o->compress != BGSNAP_COMPRESS_NONE) {
+		json_u64(j, "chunks_compressed", s->chunks_compressed);
+		json_u64(j, "chunks_raw", s->chunks_raw);
+	}
 	json_u64(j, "pages_total", s->pages_total);
 	json_u64(j, "pages_zero", s->pages_zero);
 	json_u64(j, "pages_faulted", s->pages_faulted);

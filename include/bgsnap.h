@@ -175,7 +175,9 @@ struct bgsnap_options {
 	 * stay free, chunks that do not shrink are stored raw), so that a page
 	 * is still read by decoding one frame.  Compression runs in the
 	 * background writer, never in the pause nor on the fault path; with
-	 * the stop method it is part of the pause.  bgsnap_start fails with
+	 * the stop method it is part of the pause.  ZSTD_AUTO compresses
+	 * only the chunks that make the snapshot shorter (see the enum).
+	 * bgsnap_start fails with
 	 * -ENOTSUP (and a message) when the library was built without libzstd
 	 * (bgsnap_compress_available), -EINVAL for an unknown method or level. */
 	int compress;
@@ -251,6 +253,26 @@ struct bgsnap_options {
 enum bgsnap_compress {
 	BGSNAP_COMPRESS_NONE = 0,
 	BGSNAP_COMPRESS_ZSTD = 1,
+	/* zstd where the destination is slower than the compressors, raw
+	 * where it is not, chosen chunk by chunk from the rates measured
+	 * while the snapshot is written: the bytes per second the
+	 * destination's writes take (cut to max_bytes_per_s when one is in
+	 * force) against the compressor's bytes per second of CPU time.  The
+	 * writer waits for a compressor only where compressing on half a CPU
+	 * beats writing raw; otherwise a chunk is compressed only in a free
+	 * chunk buffer, under a rate limit or a destination slower than the
+	 * compressor threads, and a chunk stored raw goes from the host's
+	 * memory to the file with no extra copy.  On a slow disk, a slow
+	 * receiver or under a low rate limit the snapshot is smaller and
+	 * shorter; on a fast disk it stays close to an uncompressed one, but
+	 * on a machine short of CPU the measured rates can mislead it
+	 * (docs/MEASUREMENTS.md, Compression, 2026-12-08).  One chunk in 64
+	 * left raw is compressed anyway to measure again.  The
+	 * file is a version 2 file like ZSTD's (raw and compressed chunks
+	 * mixed, as incompressible chunks already are), read by every reader
+	 * of compressed files; compress_level and compress_threads apply.
+	 * Stats chunks_compressed and chunks_raw say what was chosen. */
+	BGSNAP_COMPRESS_ZSTD_AUTO = 2,
 };
 
 /* 1 if this build of the library can write and read `method` (enum
@@ -502,6 +524,12 @@ struct bgsnap_stats {
 	uint64_t finish_pages;
 	uint64_t fault_wait_us;
 	uint64_t finish_hook_us;
+	/* Compressing: chunks (runs of up to 1024 consecutive non-zero
+	 * pages, or one page copied on a write fault) stored compressed,
+	 * and stored raw (by BGSNAP_COMPRESS_ZSTD_AUTO's choice, or because
+	 * they did not shrink); 0 and 0 uncompressed. */
+	uint64_t chunks_compressed;
+	uint64_t chunks_raw;
 };
 
 enum bgsnap_tracking {

@@ -344,6 +344,8 @@ int engine_finish_file(struct bgsnap_engine *e, struct fmt_writer *w, struct sin
 	}
 	uint64_t t0 = now_ns();
 	int r = fmtw_finish(w, &e->meta);
+	/* The last chunks are written by the finish. */
+	engine_progress(e, w);
 	if (!r)
 		r = sink_commit(s, err);
 	atomic_store(&e->live->commit_us, us_since(t0));
@@ -418,6 +420,8 @@ static void live_reset(struct live_stats *l)
 	atomic_store(&l->finish_hook_us, 0);
 	atomic_store(&l->fault_wait_us, 0);
 	atomic_store(&l->fault_threads_max, 0);
+	atomic_store(&l->chunks_compressed, 0);
+	atomic_store(&l->chunks_raw, 0);
 }
 
 static void run_reset(bgsnap_engine *e)
@@ -468,9 +472,12 @@ static int write_header(bgsnap_engine *e)
 		fr[i].addr = (uint64_t)(uintptr_t)e->regions[i].addr;
 		fr[i].size = e->regions[i].len;
 	}
-	struct fmt_out out = { &e->sink, sink_out_writev, sink_out_flush, SINK_IOV_MAX };
-	struct fmt_codec codec = { e->opts.compress, e->opts.compress_level, compress_threads(e),
-	                           e->opts.page_aligned != 0 };
+	struct fmt_out out = { &e->sink, sink_out_writev, sink_out_flush, SINK_IOV_MAX, sink_out_rate };
+	int adaptive = e->opts.compress == BGSNAP_COMPRESS_ZSTD_AUTO;
+	struct fmt_codec codec = { adaptive ? FMT_COMPRESS_ZSTD : e->opts.compress, e->opts.compress_level,
+	                           compress_threads(e), e->opts.page_aligned != 0, adaptive,
+	                           /* stop writes in the pause, unpaced */
+	                           e->ops->method == BGSNAP_METHOD_STOP ? 0 : e->opts.max_bytes_per_s };
 	int r = fmtw_begin_lineage(&e->fw, &out, fr, e->region_count, &codec, incr_lineage(e), &e->werr);
 	free(fr);
 	return r ? err_set(&e->err, r, "%s", e->werr.msg) : 0;
@@ -704,6 +711,8 @@ void engine_progress(struct bgsnap_engine *e, const struct fmt_writer *w)
 	atomic_store_explicit(&e->live->pages_saved, w->pages_written, memory_order_relaxed);
 	atomic_store_explicit(&e->live->pages_zero, w->pages_zero, memory_order_relaxed);
 	atomic_store_explicit(&e->live->bytes_written, w->bytes_written, memory_order_relaxed);
+	atomic_store_explicit(&e->live->chunks_compressed, w->chunks_compressed, memory_order_relaxed);
+	atomic_store_explicit(&e->live->chunks_raw, w->chunks_raw, memory_order_relaxed);
 }
 
 int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *user, size_t user_size)
@@ -752,6 +761,8 @@ int bgsnap_get_stats(const bgsnap_engine *e, struct bgsnap_stats *user, size_t u
 	out->finish_hook_us = atomic_load(&l->finish_hook_us);
 	out->fault_wait_us = atomic_load(&l->fault_wait_us);
 	out->fault_threads = (uint32_t)atomic_load(&l->fault_threads_max);
+	out->chunks_compressed = atomic_load(&l->chunks_compressed);
+	out->chunks_raw = atomic_load(&l->chunks_raw);
 	if (out->writer_us)
 		out->achieved_bytes_per_s = (uint64_t)((double)out->bytes_written * 1e6 / (double)out->writer_us);
 	abi_copy_out(user, user_size, out, sizeof(*out));

@@ -82,6 +82,8 @@ struct live_stats {
 	_Atomic int finished_paused;
 	_Atomic uint64_t finish_pause_us, finish_hook_us, finish_pages;
 	_Atomic uint64_t fault_wait_us, fault_threads_max;
+	/* Compressing (fmt_writer). */
+	_Atomic uint64_t chunks_compressed, chunks_raw;
 };
 
 struct bgsnap_engine;

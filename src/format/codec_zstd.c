@@ -214,5 +214,7 @@ int codec_decompress(struct codec_dctx **dp, const void *src, size_t clen, void 
 
 int bgsnap_compress_available(int method)
 {
+	if (method == BGSNAP_COMPRESS_ZSTD_AUTO)
+		method = BGSNAP_COMPRESS_ZSTD;
 	return method == BGSNAP_COMPRESS_NONE || codec_available(method);
 }

@@ -139,6 +139,9 @@ struct fmt_out {
 	/* Writes out whatever writev kept back. */
 	int (*flush)(void *ctx, struct bgsnap_err *err);
 	int iov_max;   /* at least 3 */
+	/* Optional (NULL: unknown): the bytes per second the destination
+	 * currently takes, 0 while not known; an adaptive codec asks it. */
+	uint64_t (*rate)(void *ctx);
 };
 
 /* How the encoder compresses page data (docs/FORMAT.md, CPAGES). */
@@ -151,6 +154,11 @@ struct fmt_codec {
 	int aligned;        /* 1: a version 4 file whose PAGES data start at
 	                       multiples of FMT_PAGE_SIZE (PAD records before
 	                       them); CPAGES records stay unaligned */
+	int adaptive;       /* 1: each chunk compressed only when the
+	                       destination is slower than the compressors
+	                       (format_adapt.h), else stored raw */
+	uint64_t max_rate;  /* adaptive: the writer's rate limit in bytes/s
+	                       (0: none), a bound on the destination's rate */
 };
 
 /*
@@ -196,6 +204,10 @@ struct fmt_writer {
 	uint64_t pages_written, pages_zero, state_count;   /* pages_written: accepted, a
 	                                  compressing writer may hold a chunk of them */
 	uint64_t bytes_written;         /* bytes given to out so far */
+	/* Compressing: chunks (runs of up to FMT_MAX_CPAGES non-zero pages,
+	 * or one fault copy) stored as CPAGES records, and stored raw (by
+	 * an adaptive codec's choice, or because they did not shrink). */
+	uint64_t chunks_compressed, chunks_raw;
 	/* Private to format_write.c: */
 	int failed;                     /* sticky negative errno */
 	uint64_t pages_total;

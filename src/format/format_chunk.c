@@ -17,12 +17,19 @@
  * without allocating.  Fault copies do not join the chunk (they would end
  * it: they are scattered): they are gathered into a list of single pages,
  * compressed by the pool too, one frame (one record) per page.
+ *
+ * An adaptive codec (fmt_codec.adaptive) decides at the start of each run
+ * chunk and each list of fault copies whether to compress it, by the
+ * rates of format_adapt.h: what it stores raw goes straight from the
+ * caller's pages into the batch, with no copy into a chunk, so the raw
+ * path costs what an uncompressed writer's does.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "format/codec.h"
+#include "format/format_adapt.h"
 #include "format/format_cpool.h"
 #include "format/format_int.h"
 
@@ -34,6 +41,13 @@ struct fmt_chunker {
 	struct cpool *pool;
 	struct cpool_slot *cur;    /* the run being gathered, or NULL          */
 	struct cpool_slot *list;   /* the single pages being gathered, or NULL */
+	int adaptive;
+	uint64_t max_rate;
+	unsigned raw_streak;       /* run chunks stored raw by choice in a row */
+	/* The run stored raw by choice, counted in chunks as if gathered. */
+	int raw_open;
+	uint32_t raw_region;
+	uint64_t raw_next, raw_len;
 };
 
 int fwc_new(struct fmt_writer *w, const struct fmt_codec *codec)
@@ -46,6 +60,8 @@ int fwc_new(struct fmt_writer *w, const struct fmt_codec *codec)
 	if (!c)
 		return err_set(w->err, -ENOMEM, "format: out of memory");
 	w->cz = c;
+	c->adaptive = codec->adaptive != 0;
+	c->max_rate = codec->max_rate;
 	unsigned threads = codec->threads < MAX_THREADS ? codec->threads : MAX_THREADS;
 	/* A run and a list being gathered, one chunk per worker, one being
 	 * written out. */
@@ -68,8 +84,11 @@ static int emit(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t 
                 const void *frame, size_t clen)
 {
 	size_t len = (size_t)count * FMT_PAGE_SIZE;
-	if (clen && clen <= len / 100 * RAW_PERCENT)
+	if (clen && clen <= len / 100 * RAW_PERCENT) {
+		w->chunks_compressed++;
 		return fw_write_cpages(w, region, first, count, frame, clen);
+	}
+	w->chunks_raw++;
 	return fw_write_raw(w, region, first, count, raw);
 }
 
@@ -115,7 +134,10 @@ static int submit(struct fmt_writer *w, struct cpool_slot **slot)
 		return 0;
 	cpool_submit(w->cz->pool, *slot);
 	*slot = NULL;
-	return retire(w, 0);
+	/* Adaptive without threads: compressing was chosen because it pays
+	 * now, and nobody else would compress the chunk before a buffer ran
+	 * out. */
+	return retire(w, w->cz->adaptive && !cpool_threads(w->cz->pool));
 }
 
 /* A slot to gather into: when none is free, one in flight is written out
@@ -128,6 +150,63 @@ static int claim(struct fmt_writer *w, struct cpool_slot **slot)
 			return rc < 0 ? rc : err_set(w->err, -EIO, "format: compression buffers lost");
 	}
 	return 0;
+}
+
+/* Where the next chunk goes: 1 and *slot claimed (compress it), 0 (store
+ * it raw: adaptive only), or -errno. */
+static int start_chunk(struct fmt_writer *w, struct cpool_slot **slot, int is_run)
+{
+	struct fmt_chunker *c = w->cz;
+	if (!c->adaptive) {
+		int rc = claim(w, slot);
+		return rc < 0 ? rc : 1;
+	}
+	/* Chunks done meanwhile are written out first: they may free a
+	 * buffer, and they are what the destination waits for. */
+	int rc = retire(w, 0);
+	if (rc < 0)
+		return rc;
+	struct fmt_adapt_in in = {
+		.dest_rate = w->out.rate ? w->out.rate(w->out.ctx) : 0,
+		.max_rate = c->max_rate,
+		.threads = cpool_threads(c->pool),
+		.slot_free = cpool_has_free(c->pool),
+		.raw_streak = is_run ? c->raw_streak : 0,
+	};
+	cpool_rates(c->pool, &in.comp_rate, &in.ratio_permille);
+	int how = fmt_adapt_choose(&in);
+	if (how == FMT_ADAPT_COMPRESS_WAIT)
+		rc = claim(w, slot);
+	else if (how != FMT_ADAPT_COMPRESS || !(*slot = cpool_get(c->pool)))
+		return 0;
+	if (rc < 0)
+		return rc;
+	if (is_run)
+		c->raw_streak = 0;
+	return 1;
+}
+
+/* Pages stored raw by choice, counted as the chunks they would have
+ * been gathered into. */
+static void count_raw(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t count)
+{
+	struct fmt_chunker *c = w->cz;
+	while (count) {
+		if (!c->raw_open || c->raw_region != region || c->raw_next != first || c->raw_len == FMT_MAX_CPAGES) {
+			c->raw_open = 1;
+			c->raw_region = region;
+			c->raw_len = 0;
+			w->chunks_raw++;
+			c->raw_streak++;
+		}
+		uint64_t k = FMT_MAX_CPAGES - c->raw_len;
+		if (k > count)
+			k = count;
+		c->raw_len += k;
+		first += k;
+		count -= k;
+		c->raw_next = first;
+	}
 }
 
 int fwc_flush(struct fmt_writer *w)
@@ -154,9 +233,13 @@ int fwc_add(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t coun
 			s = NULL;
 		}
 		if (!s) {
-			int rc = claim(w, &c->cur);
+			int rc = start_chunk(w, &c->cur, 1);
 			if (rc < 0)
 				return rc;
+			if (!rc) {
+				count_raw(w, region, first, count);
+				return fw_queue_raw(w, region, first, count, d);
+			}
 			s = c->cur;
 			s->region = region;
 			s->first = first;
@@ -182,9 +265,13 @@ int fwc_page(struct fmt_writer *w, uint32_t region, uint64_t page, const void *d
 {
 	struct fmt_chunker *c = w->cz;
 	if (!c->list) {
-		int rc = claim(w, &c->list);
+		int rc = start_chunk(w, &c->list, 0);
 		if (rc < 0)
 			return rc;
+		if (!rc) {
+			w->chunks_raw++;
+			return fw_queue_raw(w, region, page, 1, data);
+		}
 		c->list->is_list = 1;
 	}
 	struct cpool_slot *s = c->list;

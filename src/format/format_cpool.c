@@ -16,7 +16,12 @@
 
 #include "format/codec.h"
 #include "format/format.h"
+#include "util/clock.h"
 #include "util/thread.h"
+
+/* The measured speed forgets by halves past this much input: it follows
+ * the last 8 to 16 chunks. */
+#define MEASURE_WINDOW (64ull << 20)
 
 enum { SLOT_FREE, SLOT_FILLING, SLOT_QUEUED, SLOT_BUSY, SLOT_DONE };
 
@@ -41,17 +46,24 @@ struct cpool {
 	struct codec_cctx *own;        /* the writer's workspace             */
 	struct worker *workers;
 	unsigned nthreads;
+	/* Recent compressions (under the lock): raw bytes in, stored bytes
+	 * out (raw where the codec failed), CPU time. */
+	uint64_t meas_in, meas_out, meas_ns;
 };
 
-static void compress_slot(struct cpool *p, struct codec_cctx *cctx, struct cpool_slot *s)
+/* Compresses s; returns the CPU time it took (the compressor's own speed:
+ * on a loaded machine the wall time says more about the other threads). */
+static uint64_t compress_slot(struct cpool *p, struct codec_cctx *cctx, struct cpool_slot *s)
 {
+	uint64_t t0 = clock_ns_(CLOCK_THREAD_CPUTIME_ID);
 	if (!s->is_list) {
 		s->clen = codec_compress(cctx, s->frame, p->frame_cap, s->raw, (size_t)s->count * FMT_PAGE_SIZE);
-		return;
+		return clock_ns_(CLOCK_THREAD_CPUTIME_ID) - t0;
 	}
 	for (uint64_t i = 0; i < s->count; i++)
 		s->pages[i].clen = codec_compress(cctx, s->frame + i * p->page_bound, p->page_bound,
 		                                  s->raw + i * FMT_PAGE_SIZE, FMT_PAGE_SIZE);
+	return clock_ns_(CLOCK_THREAD_CPUTIME_ID) - t0;
 }
 
 /* Under the lock: the oldest slot in `state`, or NULL. */
@@ -78,12 +90,25 @@ static struct cpool_slot *take_queued(struct cpool *p)
 	return s;
 }
 
-/* Under the lock: s was compressed. */
-static void mark_done(struct cpool *p, struct cpool_slot *s)
+/* Under the lock: s was compressed, in `ns`. */
+static void mark_done(struct cpool *p, struct cpool_slot *s, uint64_t ns)
 {
 	s->state = SLOT_DONE;
 	p->busy--;
 	p->ndone++;
+	uint64_t in = s->count * FMT_PAGE_SIZE, out = 0;
+	if (!s->is_list)
+		out = s->clen ? s->clen : in;
+	for (uint64_t i = 0; s->is_list && i < s->count; i++)
+		out += s->pages[i].clen ? s->pages[i].clen : FMT_PAGE_SIZE;
+	p->meas_in += in;
+	p->meas_out += out;
+	p->meas_ns += ns;
+	if (p->meas_in > MEASURE_WINDOW) {
+		p->meas_in /= 2;
+		p->meas_out /= 2;
+		p->meas_ns /= 2;
+	}
 }
 
 static void *worker_main(void *arg)
@@ -98,9 +123,9 @@ static void *worker_main(void *arg)
 		if (!s)
 			break;
 		pthread_mutex_unlock(&p->lock);
-		compress_slot(p, wk->cctx, s);
+		uint64_t ns = compress_slot(p, wk->cctx, s);
 		pthread_mutex_lock(&p->lock);
-		mark_done(p, s);
+		mark_done(p, s, ns);
 		pthread_cond_signal(&p->done);
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -246,9 +271,9 @@ struct cpool_slot *cpool_done(struct cpool *p, int wait)
 		struct cpool_slot *s = take_queued(p);
 		if (s) {
 			pthread_mutex_unlock(&p->lock);
-			compress_slot(p, p->own, s);
+			uint64_t ns = compress_slot(p, p->own, s);
 			pthread_mutex_lock(&p->lock);
-			mark_done(p, s);
+			mark_done(p, s, ns);
 		} else {
 			pthread_cond_wait(&p->done, &p->lock);
 		}
@@ -263,4 +288,26 @@ void cpool_release(struct cpool *p, struct cpool_slot *s)
 	s->state = SLOT_FREE;
 	p->ndone--;
 	pthread_mutex_unlock(&p->lock);
+}
+
+unsigned cpool_threads(const struct cpool *p)
+{
+	return p->nthreads;
+}
+
+void cpool_rates(struct cpool *p, uint64_t *raw_per_s, uint32_t *ratio_permille)
+{
+	pthread_mutex_lock(&p->lock);
+	*raw_per_s = p->meas_ns ? (uint64_t)((double)p->meas_in * 1e9 / (double)p->meas_ns) : 0;
+	uint64_t r = p->meas_in ? p->meas_out * 1000 / p->meas_in : 0;
+	*ratio_permille = p->meas_in ? (uint32_t)(r < 1 ? 1 : r > 1000 ? 1000 : r) : 0;
+	pthread_mutex_unlock(&p->lock);
+}
+
+int cpool_has_free(struct cpool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	int any = oldest(p, SLOT_FREE) != NULL;
+	pthread_mutex_unlock(&p->lock);
+	return any;
 }

@@ -67,5 +67,13 @@ void cpool_submit(struct cpool *p, struct cpool_slot *s);
 struct cpool_slot *cpool_done(struct cpool *p, int wait);
 /* The slot cpool_done returned is written out: it is free again. */
 void cpool_release(struct cpool *p, struct cpool_slot *s);
+/* 1 if cpool_get would return a slot now. */
+int cpool_has_free(struct cpool *p);
+/* Worker threads (0: the writer compresses). */
+unsigned cpool_threads(const struct cpool *p);
+/* How fast recent chunks compressed: raw bytes per second of the CPU
+ * time of the thread that compressed them, and their stored/raw in per mille (1..1000;
+ * a chunk the codec failed on counts as raw); both 0 before the first. */
+void cpool_rates(struct cpool *p, uint64_t *raw_per_s, uint32_t *ratio_permille);
 
 #endif

@@ -11,6 +11,10 @@
 /* format_write.c: records straight to the output (the batch is flushed
  * first, so record offsets stay in order); `data` may be reused on return. */
 int fw_write_raw(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t count, const void *data);
+/* Queues PAGES records of `data` into the current batch, which the public
+ * call that got here flushes before it returns (`data` is the caller's
+ * until then). */
+int fw_queue_raw(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t count, const void *data);
 int fw_write_cpages(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t count, const void *frame,
                     size_t clen);
 

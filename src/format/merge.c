@@ -89,7 +89,7 @@ int bgsnap_reader_write_full(bgsnap_reader *r, int fd, int compress, char *errbu
 		rc = err_set(&err, -ENOMEM, "out of memory");
 	for (uint32_t g = 0; rc == 0 && g < r->region_count; g++)
 		regs[g] = (struct fmt_region){ r->regions[g].name, r->regions[g].addr, r->regions[g].size };
-	struct fmt_out out = { &fd, fd_writev, fd_flush, IOV_MAX };
+	struct fmt_out out = { &fd, fd_writev, fd_flush, IOV_MAX, NULL };
 	struct fmt_codec codec = { .method = compress == BGSNAP_COMPRESS_ZSTD ? FMT_COMPRESS_ZSTD : FMT_COMPRESS_NONE };
 	if (rc == 0)
 		rc = fmtw_begin_codec(&w, &out, regs, r->region_count, &codec, &err);

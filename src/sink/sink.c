@@ -334,6 +334,7 @@ static int flush_stage(struct sink *s, int all, struct bgsnap_err *err)
 		if (r)
 			return write_failed(s, r, at, err);
 	}
+	uint64_t t0 = now_ns(), bytes = s->staged;
 	int r = put_out(s, s->stage + s->skew, s->staged, s->dfd, err);
 	if (r)
 		return r;
@@ -345,6 +346,8 @@ static int flush_stage(struct sink *s, int all, struct bgsnap_err *err)
 		                SYNC_FILE_RANGE_WRITE);
 		s->wb_offset = s->offset;
 	}
+	/* Writeback started here is part of what the destination costs. */
+	sink_meter_add(&s->meter, bytes, now_ns() - t0);
 	return 0;
 }
 
@@ -411,6 +414,16 @@ int sink_out_writev(void *ctx, const struct iovec *iov, int iovcnt, struct bgsna
 int sink_out_flush(void *ctx, struct bgsnap_err *err)
 {
 	return sink_flush(ctx, err);
+}
+
+uint64_t sink_rate(struct sink *s)
+{
+	return s->aio ? sink_aio_rate(s->aio) : sink_meter_rate(&s->meter);
+}
+
+uint64_t sink_out_rate(void *ctx)
+{
+	return sink_rate(ctx);
 }
 
 int sink_commit(struct sink *s, struct bgsnap_err *err)

@@ -37,6 +37,31 @@
 #include "util/err.h"
 #include "util/page.h"
 
+/* How fast a destination took bytes: the bytes of its write calls over
+ * their wall time, forgetting by halves past SINK_METER_WINDOW so that it
+ * follows the last 32-64 MiB.  An adaptive compressing writer compares it
+ * with its compressors (format/format_adapt.h). */
+#define SINK_METER_WINDOW (64ull << 20)
+struct sink_meter {
+	uint64_t bytes, ns;
+};
+static inline void sink_meter_add(struct sink_meter *m, uint64_t bytes, uint64_t ns)
+{
+	m->bytes += bytes;
+	m->ns += ns;
+	if (m->bytes > SINK_METER_WINDOW) {
+		m->bytes /= 2;
+		m->ns /= 2;
+	}
+}
+/* Bytes per second; 0 before anything was written. */
+static inline uint64_t sink_meter_rate(const struct sink_meter *m)
+{
+	if (!m->bytes)
+		return 0;
+	return m->ns ? (uint64_t)((double)m->bytes * 1e9 / (double)m->ns) : UINT64_MAX;
+}
+
 struct sink {
 	int fd;
 	int owns_fd;          /* path sink: we opened it, we close it   */
@@ -58,6 +83,7 @@ struct sink {
 	struct sink_aio *aio; /* full stages go to its thread (sink_set_async) */
 	int dir_sync_error;   /* path sink: -errno of a failed fsync of the
 	                         directory after commit named the file, else 0 */
+	struct sink_meter meter;   /* stages written by the caller's thread */
 };
 
 /* Writeback of a regular file is started every SINK_WRITEBACK_BYTES, so that
@@ -88,6 +114,11 @@ int sink_flush(struct sink *s, struct bgsnap_err *err);
  * of the format. */
 int sink_out_writev(void *ctx, const struct iovec *iov, int iovcnt, struct bgsnap_err *err);
 int sink_out_flush(void *ctx, struct bgsnap_err *err);
+/* The rate the destination takes bytes at (struct sink_meter): the
+ * sink thread's writes when it has one, else the caller's; 0 before the
+ * first stage was written.  Also the encoder's fmt_out.rate. */
+uint64_t sink_rate(struct sink *s);
+uint64_t sink_out_rate(void *ctx);
 /*
  * Flushes, then path sink: fsync, name the file (link it as the final
  * name, or rename it over an existing file), fsync the directory.  Fd
@@ -132,6 +163,8 @@ int sink_aio_submit(struct sink_aio *a, const uint8_t *buf, size_t len, uint64_t
 /* Waits until at most `in_flight` writes are pending; returns the first
  * failure, if any. */
 int sink_aio_wait(struct sink_aio *a, unsigned in_flight, uint64_t *failed_at);
+/* The rate its writes went at (struct sink_meter), 0 before the first. */
+uint64_t sink_aio_rate(struct sink_aio *a);
 /* Finishes the pending writes and joins the thread.  NULL is a no-op. */
 void sink_aio_stop(struct sink_aio *a);
 

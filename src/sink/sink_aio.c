@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/thread.h"
 
 struct sink_aio {
@@ -34,6 +35,7 @@ struct sink_aio {
 		uint64_t off;
 	} job[SINK_STAGES];
 	int fd, dfd;
+	struct sink_meter meter;      /* the writes' speed, under mu */
 };
 
 /* Writes [buf, buf+len) at file offset `off`.  When the buffer mirrors the
@@ -122,8 +124,13 @@ static void *aio_main(void *arg)
 		pthread_mutex_unlock(&a->mu);
 		/* After a failure the rest is dropped: the run is lost anyway,
 		 * and the writer learns of it at its next submit. */
+		uint64_t t0 = now_ns();
 		int r = failed ? (int)n : write_jobs(a, first, n, &at);
+		uint64_t ns = now_ns() - t0, bytes = 0;
+		for (int i = 0; !failed && i < r; i++)
+			bytes += a->job[(first + (uint64_t)i) % SINK_STAGES].len;
 		pthread_mutex_lock(&a->mu);
+		sink_meter_add(&a->meter, bytes, ns);
 		if (r < 0 && !a->err) {
 			a->err = r;
 			a->err_offset = at;
@@ -183,6 +190,14 @@ int sink_aio_wait(struct sink_aio *a, unsigned in_flight, uint64_t *failed_at)
 	while (a->submitted - a->completed > in_flight)
 		pthread_cond_wait(&a->less, &a->mu);
 	int r = sticky(a, failed_at);
+	pthread_mutex_unlock(&a->mu);
+	return r;
+}
+
+uint64_t sink_aio_rate(struct sink_aio *a)
+{
+	pthread_mutex_lock(&a->mu);
+	uint64_t r = sink_meter_rate(&a->meter);
 	pthread_mutex_unlock(&a->mu);
 	return r;
 }

@@ -84,6 +84,29 @@ static uint64_t rnd(uint64_t *x)
 
 struct job { unsigned region; uint64_t first, count; int state; };
 
+/* The sink, with a rate that says slow (1 KB/s) or fast (1 TB/s) as the
+ * writer is told: an adaptive writer without threads then compresses
+ * every chunk it starts while slow and none while fast. */
+struct mix_out {
+	struct sink *sink;
+	int slow;
+};
+
+static int mix_writev(void *ctx, const struct iovec *iov, int iovcnt, struct bgsnap_err *err)
+{
+	return sink_out_writev(((struct mix_out *)ctx)->sink, iov, iovcnt, err);
+}
+
+static int mix_flush(void *ctx, struct bgsnap_err *err)
+{
+	return sink_out_flush(((struct mix_out *)ctx)->sink, err);
+}
+
+static uint64_t mix_rate(void *ctx)
+{
+	return ((struct mix_out *)ctx)->slow ? 1000u : 1000000000000ull;
+}
+
 int fg_write_fd(const struct fg_spec *s, int fd)
 {
 	struct fmt_region regs[FG_MAX_REGIONS];
@@ -125,12 +148,17 @@ int fg_write_fd(const struct fg_spec *s, int fd)
 	struct bgsnap_err err = { 0 };
 	struct fmt_writer w;
 	memset(&w, 0, sizeof(w));
+	struct mix_out mo = { &sk, 0 };
 	int rc = sink_open_fd(&sk, fd, &err);
 	if (rc == 0)
-		rc = fmtw_begin_lineage(&w, &(struct fmt_out){ &sk, sink_out_writev, sink_out_flush, SINK_IOV_MAX },
-		                        regs, s->nregions, &(struct fmt_codec){ .method = s->compress, .aligned = s->aligned }, s->lin, &err);
+		rc = fmtw_begin_lineage(&w, &(struct fmt_out){ &mo, mix_writev, mix_flush, SINK_IOV_MAX, mix_rate },
+		                        regs, s->nregions,
+		                        &(struct fmt_codec){ .method = s->compress, .aligned = s->aligned,
+		                                             .adaptive = s->adaptive_mix },
+		                        s->lin, &err);
 	for (size_t i = 0; rc == 0 && i < njobs; i++) {
 		const struct job *j = &jobs[i];
+		mo.slow = i % 2 == 0;
 		if (j->state >= 0)
 			rc = fmtw_state(&w, s->state_names[j->state], s->state[j->state], s->state_len[j->state]);
 		else
@@ -143,6 +171,10 @@ int fg_write_fd(const struct fg_spec *s, int fd)
 		fprintf(stderr, "fg_write_fd: %s\n", err.msg);
 	else if (s->file_crc)
 		*s->file_crc = w.file_crc;
+	if (rc >= 0 && s->chunks) {
+		s->chunks[0] = w.chunks_compressed;
+		s->chunks[1] = w.chunks_raw;
+	}
 	fmtw_free(&w);
 	sink_abort(&sk);   /* fmtw_finish flushed; this frees the stage */
 	free(jobs);

@@ -30,6 +30,12 @@ struct fg_spec {
 	int aligned;                        /* 1: page-aligned, version 4       */
 	const uint8_t *keep[FG_MAX_REGIONS];/* per page, 0: left out (incremental) */
 	uint32_t *file_crc;                 /* non-NULL: gets the TRAILER file_crc */
+	/* With compress: an adaptive writer (no threads) whose destination
+	 * says it is slow for every other fmtw_pages call and fast for the
+	 * rest, so that the file mixes compressed and raw chunks; chunks
+	 * (non-NULL) gets the writer's chunks_compressed and chunks_raw. */
+	int adaptive_mix;
+	uint64_t *chunks;
 	/* filled by fg_build: */
 	char names[FG_MAX_REGIONS][16];
 	uint8_t *mem[FG_MAX_REGIONS];

@@ -36,7 +36,7 @@ static void split_link(bgsnap_reader *r, uint8_t **mem, const struct fmt_region 
 	struct bgsnap_err e = { 0, "" };
 	struct fmt_writer w;
 	CHECK_RC(sink_open_fd(&sk, fd, &e), 0, "sink: %s", e.msg);
-	struct fmt_out out = { &sk, sink_out_writev, sink_out_flush, SINK_IOV_MAX };
+	struct fmt_out out = { &sk, sink_out_writev, sink_out_flush, SINK_IOV_MAX, NULL };
 	CHECK_RC(fmtw_begin_lineage(&w, &out, regs, nreg, NULL, lin, &e), 0, "begin: %s", e.msg);
 	int inc = lin->depth > 0;
 	for (unsigned i = 0; i < nreg; i++) {

@@ -87,7 +87,7 @@ static int encode(struct memout *m, unsigned threads)
 		{ .name = "faults", .addr = 0x80000000, .size = (uint64_t)PAGES1 * TU_PAGE },
 	};
 	struct fmt_writer w;
-	struct fmt_out out = { m, mo_writev, mo_flush, 64 };
+	struct fmt_out out = { m, mo_writev, mo_flush, 64, NULL };
 	struct fmt_codec codec = { .method = FMT_COMPRESS_ZSTD, .level = 1, .threads = threads };
 	int rc = fmtw_begin_codec(&w, &out, regs, 2, &codec, &err);
 	uint64_t next1 = 0;

@@ -22,7 +22,7 @@ static int begin_fd(struct fmt_writer *w, struct sink *s, struct bgsnap_err *e, 
 {
 	err_clear(e);
 	CHECK_RC(sink_open_fd(s, fd, e), 0, "sink_open_fd");
-	struct fmt_out out = { s, sink_out_writev, sink_out_flush, SINK_IOV_MAX };
+	struct fmt_out out = { s, sink_out_writev, sink_out_flush, SINK_IOV_MAX, NULL };
 	return fmtw_begin(w, &out, r, n, e);
 }
 

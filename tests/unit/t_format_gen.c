@@ -3,7 +3,9 @@
  * encoder, for the shell tests (t_format_cli.sh) and by hand:
  *   t_format_gen --out PATH [--seed N] [--pages N] [--zero-every N] [--states N] [--change PAGE]
  *                [--text] [--compress]
- * --text makes the pages text-like (compressible); --compress writes CPAGES.
+ * --text makes the pages text-like (compressible); --compress writes CPAGES;
+ * --adaptive-mix writes them with an adaptive writer told that the
+ * destination is slow for every other run: CPAGES and PAGES mixed.
  * --change PAGE alters one byte of that page of region ram1 (for diff tests).
  * With no arguments it is a test itself: several shapes (one page, all zero,
  * no zero page, long runs past the writer's record cap, no state) each
@@ -71,6 +73,8 @@ int main(int argc, char **argv)
 			s.text_regions = ~0u;
 		else if (!strcmp(o, "--compress"))
 			s.compress = FMT_COMPRESS_ZSTD;
+		else if (!strcmp(o, "--adaptive-mix"))
+			s.compress = FMT_COMPRESS_ZSTD, s.adaptive_mix = 1;
 		else if (!v)
 			FAIL("option %s needs a value", o);
 		else if (!strcmp(o, "--out"))
@@ -87,7 +91,7 @@ int main(int argc, char **argv)
 			change = strtol(v, NULL, 0);
 		else
 			FAIL("unknown option %s", o);
-		i += strcmp(o, "--text") && strcmp(o, "--compress");
+		i += strcmp(o, "--text") && strcmp(o, "--compress") && strcmp(o, "--adaptive-mix");
 	}
 	CHECK(out, "--out PATH is required");
 	fg_build(&s);

@@ -92,7 +92,7 @@ static int begin_lin(struct fmt_writer *w, struct sink *sk, struct bgsnap_err *e
 	static const struct fmt_region r[] = { { "ram", 0x10000, 4 * 4096 } };
 	err_clear(e);
 	CHECK_RC(sink_open_fd(sk, fd, e), 0, "sink_open_fd");
-	struct fmt_out out = { sk, sink_out_writev, sink_out_flush, SINK_IOV_MAX };
+	struct fmt_out out = { sk, sink_out_writev, sink_out_flush, SINK_IOV_MAX, NULL };
 	return fmtw_begin_lineage(w, &out, r, 1, NULL, l, e);
 }
 

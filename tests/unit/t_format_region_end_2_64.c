@@ -37,7 +37,7 @@ static int write_file(const char *path, const struct fmt_region *r, uint32_t n, 
 	memset(&w, 0, sizeof(w));
 	err_clear(e);
 	CHECK_RC(sink_open_fd(&s, fd, e), 0, "sink_open_fd: %s", e->msg);
-	int rc = fmtw_begin(&w, &(struct fmt_out){ &s, sink_out_writev, sink_out_flush, SINK_IOV_MAX }, r, n, e);
+	int rc = fmtw_begin(&w, &(struct fmt_out){ &s, sink_out_writev, sink_out_flush, SINK_IOV_MAX, NULL }, r, n, e);
 	for (uint32_t i = 0; rc == 0 && i < n; i++)
 		CHECK_RC(fmtw_pages(&w, i, 0, 2, mem[2 * i]), 0, "fmtw_pages region %u: %s", i, e->msg);
 	struct fmt_meta meta = { BGSNAP_METHOD_STOP, 1, 2 };

@@ -47,7 +47,7 @@ static void write_file(const char *path)
 	memset(&w, 0, sizeof(w));
 	struct fmt_region reg = { "ram", 0x40000000, REGION };
 	CHECK_RC(sink_open_fd(&s, fd, &e), 0, "sink_open_fd: %s", e.msg);
-	CHECK_RC(fmtw_begin(&w, &(struct fmt_out){ &s, sink_out_writev, sink_out_flush, SINK_IOV_MAX }, &reg, 1, &e),
+	CHECK_RC(fmtw_begin(&w, &(struct fmt_out){ &s, sink_out_writev, sink_out_flush, SINK_IOV_MAX, NULL }, &reg, 1, &e),
 	         0, "fmtw_begin: %s", e.msg);
 	uint64_t half = REGION / TU_PAGE / 2;
 	CHECK_RC(fmtw_pages(&w, 0, 0, half, mem), 0, "pages: %s", e.msg);

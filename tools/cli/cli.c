@@ -196,16 +196,31 @@ int cli_parse_compress(const char *opt, const char *s, int *method, int *level)
 		*level = 0;
 		return 0;
 	}
+	int m = BGSNAP_COMPRESS_ZSTD;
+	const char *lv = NULL;
+	if (!strncmp(s, "zstd:auto", 9) && (!s[9] || s[9] == ':')) {
+		m = BGSNAP_COMPRESS_ZSTD_AUTO;
+		lv = s[9] ? s + 10 : NULL;
+	} else if (!strncmp(s, "zstd", 4) && (!s[4] || s[4] == ':')) {
+		lv = s[4] ? s + 5 : NULL;
+	} else {
+		lv = "";   /* not a level: the error below */
+	}
 	/* Negative levels (zstd's fast modes) are written zstd:-N. */
-	int neg = !strncmp(s, "zstd:-", 6);
-	if (strncmp(s, "zstd", 4) ||
-	    (s[4] && (s[4] != ':' || !cli_parse_u64(s + 5 + neg, 10, 1, neg ? 7 : 19, &v)))) {
-		cli_error("%s: '%s' is not none, zstd or zstd:LEVEL (1..19, or -1..-7: faster)", opt, s);
+	int neg = lv && lv[0] == '-';
+	if (lv && !cli_parse_u64(lv + neg, 10, 1, neg ? 7 : 19, &v)) {
+		cli_error("%s: '%s' is not none, zstd, zstd:LEVEL (1..19, or -1..-7: faster), zstd:auto or "
+		          "zstd:auto:LEVEL", opt, s);
 		return -EINVAL;
 	}
-	*method = BGSNAP_COMPRESS_ZSTD;
+	*method = m;
 	*level = neg ? -(int)v : (int)v;
 	return 0;
+}
+
+const char *cli_compress_name(int method)
+{
+	return method == BGSNAP_COMPRESS_ZSTD ? "zstd" : method == BGSNAP_COMPRESS_ZSTD_AUTO ? "zstd:auto" : "none";
 }
 
 static int open_any(const char *file, bgsnap_reader **r, int *fd, char *err, size_t err_len)

@@ -88,10 +88,13 @@ bool cli_opt_number(const char *opt, const char *arg, uint64_t lo, uint64_t hi, 
 /* "512M", "2G", "4K", "1GiB", "4096" (binary units); 0 or -EINVAL (not
  * starting with a digit, an unknown unit, more than 64 bits). */
 int cli_parse_size(const char *s, uint64_t *out);
-/* --compress's value: "none", "zstd" or "zstd:LEVEL" (1..19) into *method
+/* --compress's value: "none", "zstd", "zstd:LEVEL" (1..19, -1..-7),
+ * "zstd:auto" or "zstd:auto:LEVEL" (BGSNAP_COMPRESS_ZSTD_AUTO) into *method
  * (enum bgsnap_compress) and *level (0: the library's default).  0, or
  * -EINVAL after saying why on stderr (prefixed with `opt`). */
 int cli_parse_compress(const char *opt, const char *s, int *method, int *level);
+/* The name --compress gives a method: "none", "zstd", "zstd:auto". */
+const char *cli_compress_name(int method);
 
 /* ---- snapshots ---- */
 
