@@ -20,7 +20,8 @@
 #                    (an empty PATTERNS or GUESTS skips that part)
 #   BEFORE_MS=1000   the bench's rate window before each snapshot
 #   BENCH_ARGS=...   more `bgsnap bench` options (e.g. "--fault-around 4", or
-#                    "--finish-paused off" for the engine without finishing paused)
+#                    "--finish-paused 100" for the engine finishing paused when the
+#                    host's faults cost it more than a stop would)
 #   VM_ARGS=...      more `bgsnap-vm run` options (e.g. "--no-thp")
 #   KEEP=DIR         keep the raw JSON lines and VM reports in DIR
 # Bounded: the bench part is 3 x ROUNDS x 5 snapshots of SIZE, the VM part

@@ -51,7 +51,7 @@ void bench_usage(FILE *f)
 "  --finish-paused P     uffd, uffd-signal, mprotect: finish the snapshot with the\n"
 "                        host paused when its faults cost it more than P %% of what\n"
 "                        stopping it would (BGSNAP_PARAM_FINISH_PAUSED); off (0),\n"
-"                        always (-1) or a percentage; default: the library's (100)\n"
+"                        always (-1) or a percentage (100: break-even); default: off\n"
 "  --progress            a progress line on stderr while each snapshot is written,\n"
 "                        even when stderr is not a terminal (shown if it is one)\n"
 "  --quiet               no progress line\n"

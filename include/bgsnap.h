@@ -579,7 +579,11 @@ enum bgsnap_param {
 	 * little never gets there.  0 never finishes paused; -1 always does,
 	 * once a quarter of the pages is saved (for tests, or a host that
 	 * prefers one pause to any slowdown); default
-	 * BGSNAP_FINISH_PAUSED_DEFAULT.  Needs a pause hook; never with
+	 * BGSNAP_FINISH_PAUSED_DEFAULT, 0: for a host that writes everything a
+	 * finish paused is a second pause as long as a stop's, which a host
+	 * that chose a background snapshot for its short pause (a VM serving
+	 * requests) did not ask for; 100 is the break-even of the two costs,
+	 * for a host whose throughput matters more than its latency.  Needs a pause hook; never with
 	 * options.max_bytes_per_s (the pause would write faster than that),
 	 * nor in a chain taken with uffd or uffd-signal (their write-protect
 	 * tracks the host's writes for the next snapshot and must stay on the
@@ -587,7 +591,7 @@ enum bgsnap_param {
 	BGSNAP_PARAM_FINISH_PAUSED = 3,
 };
 
-#define BGSNAP_FINISH_PAUSED_DEFAULT 100
+#define BGSNAP_FINISH_PAUSED_DEFAULT 0
 
 /*
  * With options.chain: 1 (the default) makes the next snapshots
