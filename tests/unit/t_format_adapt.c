@@ -189,6 +189,7 @@ static void mixed_file(void)
 	      (unsigned long long)pages, (unsigned long long)(fi.pages_total - fi.pages_zero));
 	bgsnap_reader_close(r);
 	close(fd);
+	fg_free(&s);
 	printf("mixed file: %llu chunks compressed, %llu raw; %llu CPAGES + %llu PAGES records, %llu -> %llu bytes\n",
 	       (unsigned long long)chunks[0], (unsigned long long)chunks[1], (unsigned long long)fi.cpage_records,
 	       (unsigned long long)fi.page_records, (unsigned long long)fi.raw_bytes,
