@@ -72,8 +72,9 @@ int incr_check(struct bgsnap_engine *e, int *method)
 			               "write-protect needs UFFD_FEATURE_WP_UNPOPULATED (Linux 6.2+) and the "
 			               "remove/unmap/remap events; use mprotect, stop or fork",
 			               bgsnap_method_name(*method));
+		/* pre_protect stays: only the chain's full snapshot, on a new
+		 * track, protects in the pause (track_protect_in_pause). */
 		e->incr->sync = 1;
-		e->opts.pre_protect = 0;
 		return 0;
 	}
 	e->incr->sync = 0;
@@ -86,7 +87,8 @@ int incr_check(struct bgsnap_engine *e, int *method)
 		               "the regions' userfaultfd between snapshots; use mprotect, stop or fork",
 		               bgsnap_method_name(*method));
 	/* The pre-phase would protect pages the incremental run leaves to
-	 * the parent; a chain protects only in the pause. */
+	 * the parent; a chain tracked asynchronously protects only in the
+	 * pause. */
 	e->opts.pre_protect = 0;
 	return dirty_probe(&e->err);
 }
