@@ -15,7 +15,9 @@ cd "$(dirname "$0")/.." || exit 1
 source tests/vm_lib.sh
 cd "$tmp" || exit 1
 
-args=(sweep --mem 16M --rounds 300)
+# Long enough (about a second here) that a snapshot at 100 ms comes well
+# before the guest's last output, on a quiet machine too.
+args=(sweep --mem 16M --rounds 3000)
 "$vm" run "${args[@]}" >"$tmp/plain" 2>"$tmp/plain.err" || { echo "FAIL: plain run: $(tail -n 3 "$tmp/plain.err")"; exit 1; }
 
 # rest NAME OFF FILE: FILE is the plain run's output after byte OFF.
