@@ -225,9 +225,7 @@ struct bgsnap_options {
 	 * to such a page, read(2) into it, fails with EFAULT between snapshots
 	 * too, and the process's SIGBUS fault path stays taken: another
 	 * engine cannot run uffd-signal meanwhile), and bgsnap_reset gives
-	 * -ENOTSUP.  pre_protect applies to their full snapshots; the
-	 * incremental ones protect again, before the pause, the pages
-	 * written since (for mprotect, stop and fork it does not apply).
+	 * -ENOTSUP.  pre_protect does not apply.
 	 * Regions discarded (MADV_DONTNEED) between snapshots are stored
 	 * again; a region unmapped and mapped again makes the next incremental
 	 * snapshot fail with -EPERM and the one after it full; a region added

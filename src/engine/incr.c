@@ -72,9 +72,8 @@ int incr_check(struct bgsnap_engine *e, int *method)
 			               "write-protect needs UFFD_FEATURE_WP_UNPOPULATED (Linux 6.2+) and the "
 			               "remove/unmap/remap events; use mprotect, stop or fork",
 			               bgsnap_method_name(*method));
-		/* pre_protect stays: only the chain's full snapshot, on a new
-		 * track, protects in the pause (track_protect_in_pause). */
 		e->incr->sync = 1;
+		e->opts.pre_protect = 0;
 		return 0;
 	}
 	e->incr->sync = 0;
@@ -87,8 +86,7 @@ int incr_check(struct bgsnap_engine *e, int *method)
 		               "the regions' userfaultfd between snapshots; use mprotect, stop or fork",
 		               bgsnap_method_name(*method));
 	/* The pre-phase would protect pages the incremental run leaves to
-	 * the parent; a chain tracked asynchronously protects only in the
-	 * pause. */
+	 * the parent; a chain protects only in the pause. */
 	e->opts.pre_protect = 0;
 	return dirty_probe(&e->err);
 }
@@ -482,11 +480,13 @@ static void precopy_publish(struct track *t, struct incr *in, uint64_t *budget)
 	in->npc = 0;
 }
 
-/* Writes once the copy buffer's slots that `pages` written pages would
- * take in the pause (with a margin), if not done before. */
-static void warm_slots(struct track *t, struct incr *in, uint64_t pages)
+void incr_warm_copybuf(struct track *t)
 {
-	uint64_t want = pages + pages / 2 + 256;
+	struct bgsnap_engine *e = t->e;
+	if (!incr_active(e))
+		return;
+	struct incr *in = e->incr;
+	uint64_t want = in->dt.dirty_pages + in->dt.dirty_pages / 2 + 256;
 	uint64_t max = t->cb.nslots / 2;
 	want = want < max ? want : max;
 	/* A write to each slot: measured here, slots populated with
@@ -505,12 +505,6 @@ static void warm_slots(struct track *t, struct incr *in, uint64_t pages)
 		((volatile uint8_t *)t->cb.mem)[i * PAGE_SIZE_] = 0;
 	if (want > in->cb_warm)
 		in->cb_warm = want;
-}
-
-void incr_warm_copybuf(struct track *t)
-{
-	if (incr_active(t->e))
-		warm_slots(t, t->e->incr, t->e->incr->dt.dirty_pages);
 }
 
 void incr_precopy(struct track *t)
@@ -672,19 +666,6 @@ int incr_sync_prearm(struct track *t)
 		memset(in->dt.bits[ri], 0, (e->regions[ri].pages + 63) / 64 * sizeof(uint64_t));
 	int r = in->run_incr ? track_kept_prearm(t, in->dt.bits) : 0;
 	atomic_store(&e->live->prescan_us, us_since(t0));
-	if (!r && in->run_incr) {
-		/* The warm-up in track_reuse went by the last run's written set,
-		 * which after the chain's full snapshot is empty (its set starts
-		 * at its pause): 256 slots, and the first incremental paid a
-		 * first-touch fault per page copied in its pause (measured at
-		 * 1 GiB: 30 ms for 2,675 pages, 1.6 ms once warm).  The pre-arm
-		 * has just collected most of this run's set: go by it. */
-		uint64_t n = 0;
-		for (uint32_t ri = 0; ri < e->region_count; ri++)
-			for (uint64_t w = 0; w < (e->regions[ri].pages + 63) / 64; w++)
-				n += (uint64_t)__builtin_popcountll(in->dt.bits[ri][w]);
-		warm_slots(t, in, n);
-	}
 	return r;
 }
 

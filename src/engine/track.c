@@ -559,19 +559,10 @@ int track_protect_in_pause(struct track *t)
 		incr_sync_take(t);
 		if (incr_active(e))
 			return incr_track_protect(t);
-		/* The chain's full snapshot, protected before the pause: the
-		 * pages written since were all that was writable, unless a
-		 * fault could not mark its page or a region moved. */
-		if (t->pre_protected) {
-			if (!atomic_load(&t->pre_spoiled) && !atomic_load(&t->keep_broken)) {
-				atomic_store(&e->live->reprotect_pages, n);
-				return 0;
-			}
-			t->pause_fallback = 1;
-		}
 	} else if (incr_active(e)) {
 		return incr_track_protect(t);
-	} else if (t->pre_protected) {
+	}
+	if (t->pre_protected) {
 		if (!atomic_load(&t->pre_spoiled)) {
 			int r = reprotect_dirty(t);
 			if (!r)
@@ -953,9 +944,6 @@ int track_reuse(struct track *t)
 	t->writer_started = 0;
 	t->writer_rc = 0;
 	t->pause_fallback = 0;
-	/* The pre-protect was the full snapshot's: a later full one on this
-	 * track protects everything in its pause, as before. */
-	t->pre_protected = 0;
 	atomic_store(&e->live->copybuf_capacity, (uint64_t)t->cb.nslots * PAGE_SIZE_);
 	return 0;
 }
