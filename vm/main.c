@@ -150,6 +150,14 @@ static int chain_setup(struct runner *r)
 		return EXIT_OK;
 	if (r->method == BGSNAP_METHOD_AUTO)
 		r->method = BGSNAP_METHOD_MPROTECT;
+	/* The library chains with every method, but a VM run chaining with
+	 * fork or uffd hung in two of four CI runs (t_vm_chain_every, not
+	 * reproduced alone): refused here until that is understood. */
+	if (r->method != BGSNAP_METHOD_MPROTECT && r->method != BGSNAP_METHOD_STOP) {
+		cli_error("--snapshot-every: method %s cannot take a chain of snapshots in bgsnap-vm yet (mprotect or stop can)",
+		          bgsnap_method_name(r->method));
+		return EXIT_USAGE;
+	}
 	if (r->nsnaps) {
 		cli_error("--snapshot-every does not go with --snapshot-at");
 		return EXIT_USAGE;
