@@ -355,29 +355,43 @@ int engine_finish_file(struct bgsnap_engine *e, struct fmt_writer *w, struct sin
 /* Writes every region through `w`, in chunks so that progress and cancel
  * are seen while it runs.  Shared with the fork child. */
 
+void engine_writeout_init(struct bgsnap_engine *e, struct engine_writeout *o, const struct fmt_writer *w, int paced)
+{
+	/* 2048 pages: 8 MiB between progress updates.  Paced, that is a
+	 * burst: 256 KiB (the tracking writer's batch) keeps the rate even at
+	 * 1 MB/s. */
+	o->step = paced && e->opts.max_bytes_per_s ? 64 : 2048;
+	pace_init(&o->pace, paced ? e->opts.max_bytes_per_s : 0, w->bytes_written);
+}
+
+int engine_write_span(struct bgsnap_engine *e, struct fmt_writer *w, struct engine_writeout *o, uint32_t ri,
+                      uint64_t lo, uint64_t hi)
+{
+	struct region *rg = &e->regions[ri];
+	for (uint64_t p = lo; p < hi; p += o->step) {
+		if (engine_cancelled(e))
+			return -ECANCELED;
+		uint64_t n = hi - p < o->step ? hi - p : o->step;
+		REGION_READ_BEGIN();
+		int r = fmtw_pages(w, ri, p, n, rg->addr + p * PAGE_SIZE_);
+		REGION_READ_END();
+		if (!r)
+			r = pace_wait(&o->pace, e, w->bytes_written);
+		if (r)
+			return r;
+		engine_progress(e, w);
+	}
+	return 0;
+}
+
 int engine_write_all(struct bgsnap_engine *e, struct fmt_writer *w, int paced)
 {
-	const uint64_t chunk = 2048;   /* pages: 8 MiB between progress updates */
-	/* Paced, a chunk at a time is a burst: 256 KiB (the tracking
-	 * writer's batch) keeps the rate even at 1 MB/s. */
-	const uint64_t step = paced && e->opts.max_bytes_per_s ? 64 : chunk;
-	struct pace pace;
-	pace_init(&pace, paced ? e->opts.max_bytes_per_s : 0, w->bytes_written);
+	struct engine_writeout o;
+	engine_writeout_init(e, &o, w, paced);
 	for (uint32_t ri = 0; ri < e->region_count; ri++) {
-		struct region *rg = &e->regions[ri];
-		for (uint64_t p = 0; p < rg->pages; p += step) {
-			if (engine_cancelled(e))
-				return -ECANCELED;
-			uint64_t n = rg->pages - p < step ? rg->pages - p : step;
-			REGION_READ_BEGIN();
-			int r = fmtw_pages(w, ri, p, n, rg->addr + p * PAGE_SIZE_);
-			REGION_READ_END();
-			if (!r)
-				r = pace_wait(&pace, e, w->bytes_written);
-			if (r)
-				return r;
-			engine_progress(e, w);
-		}
+		int r = engine_write_span(e, w, &o, ri, 0, e->regions[ri].pages);
+		if (r)
+			return r;
 	}
 	/* A cancel that came during the last chunk still counts. */
 	return engine_cancelled(e) ? -ECANCELED : 0;

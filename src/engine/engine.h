@@ -19,6 +19,7 @@
 #include "util/page.h"
 #include "format/format.h"
 #include "sink/sink.h"
+#include "engine/pace.h"
 
 
 struct region {
@@ -188,6 +189,16 @@ int engine_finish_file(struct bgsnap_engine *e, struct fmt_writer *w, struct sin
  * options.max_bytes_per_s if `paced` (fork's child; stop writes in the
  * pause and is never paced). */
 int engine_write_all(struct bgsnap_engine *e, struct fmt_writer *w, int paced);
+/* The loop under engine_write_all, for writers of some pages only (an
+ * incremental snapshot's written set): init once, then one call per run
+ * [lo, hi) of region ri, in chunks that see cancel, progress and pace. */
+struct engine_writeout {
+	struct pace pace;
+	uint64_t step;                 /* pages per fmtw_pages call */
+};
+void engine_writeout_init(struct bgsnap_engine *e, struct engine_writeout *o, const struct fmt_writer *w, int paced);
+int engine_write_span(struct bgsnap_engine *e, struct fmt_writer *w, struct engine_writeout *o, uint32_t ri,
+                      uint64_t lo, uint64_t hi);
 /* Publishes a writer's progress to the live statistics. */
 void engine_progress(struct bgsnap_engine *e, const struct fmt_writer *w);
 

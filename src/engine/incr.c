@@ -353,27 +353,14 @@ static uint64_t bits_run(const uint64_t *bits, uint64_t i, uint64_t hi, uint64_t
 int incr_write_dirty(struct bgsnap_engine *e, struct fmt_writer *w, int paced)
 {
 	struct incr *in = e->incr;
-	/* As engine_write_all: a paced writer's step is 256 KiB. */
-	const uint64_t step = paced && e->opts.max_bytes_per_s ? 64 : 2048;
-	struct pace pace;
-	pace_init(&pace, paced ? e->opts.max_bytes_per_s : 0, w->bytes_written);
+	struct engine_writeout o;
+	engine_writeout_init(e, &o, w, paced);
 	for (uint32_t ri = 0; ri < e->region_count; ri++) {
-		struct region *rg = &e->regions[ri];
-		uint64_t s, end = 0;
-		while ((s = bits_run(in->dt.bits[ri], end, rg->pages, &end)) < rg->pages) {
-			for (uint64_t p = s; p < end; p += step) {
-				if (engine_cancelled(e))
-					return -ECANCELED;
-				uint64_t n = end - p < step ? end - p : step;
-				REGION_READ_BEGIN();
-				int r = fmtw_pages(w, ri, p, n, rg->addr + p * PAGE_SIZE_);
-				REGION_READ_END();
-				if (!r)
-					r = pace_wait(&pace, e, w->bytes_written);
-				if (r)
-					return r;
-				engine_progress(e, w);
-			}
+		uint64_t pages = e->regions[ri].pages, s, end = 0;
+		while ((s = bits_run(in->dt.bits[ri], end, pages, &end)) < pages) {
+			int r = engine_write_span(e, w, &o, ri, s, end);
+			if (r)
+				return r;
 		}
 	}
 	return engine_cancelled(e) ? -ECANCELED : 0;

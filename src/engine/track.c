@@ -38,6 +38,21 @@
 #define WINDOW_MIN_PAGES 4096u    /* 16 MiB */
 #define WINDOW_MAX_PAGES 65536u   /* 256 MiB */
 
+/* The run's copy buffer: the one a chain kept from its last run if there
+ * is one (its pages already faulted in), warmed for the pause's copies. */
+static int copybuf_open(struct track *t)
+{
+	struct bgsnap_engine *e = t->e;
+	size_t cb_bytes = track_copybuf_bytes(e), kept_len = 0;
+	void *kept = incr_copybuf_take(e, &kept_len);
+	int r = kept ? copybuf_init_mem(&t->cb, cb_bytes, kept, kept_len) : copybuf_init(&t->cb, cb_bytes);
+	if (r)
+		return err_set(&e->err, r, "cannot allocate the %zu-byte copy buffer", cb_bytes);
+	t->cb_ready = 1;
+	incr_warm_copybuf(t);
+	return 0;
+}
+
 int track_init(struct track *t, struct bgsnap_engine *e, const struct track_method *m, void *priv)
 {
 	memset(t, 0, sizeof(*t));
@@ -57,13 +72,9 @@ int track_init(struct track *t, struct bgsnap_engine *e, const struct track_meth
 			return err_set(&e->err, -ENOMEM, "out of memory for the page bitmaps");
 	}
 	atomic_store(&t->prephase, 1);
-	size_t cb_bytes = track_copybuf_bytes(e), kept_len = 0;
-	void *kept = incr_copybuf_take(e, &kept_len);
-	int r = kept ? copybuf_init_mem(&t->cb, cb_bytes, kept, kept_len) : copybuf_init(&t->cb, cb_bytes);
+	int r = copybuf_open(t);
 	if (r)
-		return err_set(&e->err, r, "cannot allocate the %zu-byte copy buffer", cb_bytes);
-	t->cb_ready = 1;
-	incr_warm_copybuf(t);
+		return r;
 	t->fault_around = e->fault_around_pages;
 	atomic_store(&e->live->copybuf_capacity, (uint64_t)t->cb.nslots * PAGE_SIZE_);
 	return 0;
@@ -931,13 +942,9 @@ int track_reuse(struct track *t)
 		copybuf_destroy(&t->cb);
 		t->cb_ready = 0;
 	}
-	size_t cb_bytes = track_copybuf_bytes(e), kept_len = 0;
-	void *kept = incr_copybuf_take(e, &kept_len);
-	int r = kept ? copybuf_init_mem(&t->cb, cb_bytes, kept, kept_len) : copybuf_init(&t->cb, cb_bytes);
+	int r = copybuf_open(t);
 	if (r)
-		return err_set(&e->err, r, "cannot allocate the %zu-byte copy buffer", cb_bytes);
-	t->cb_ready = 1;
-	incr_warm_copybuf(t);
+		return r;
 	atomic_store(&t->flush_req, 0);
 	t->keep_ok = 0;
 	t->protecting = 1;   /* what is protected must be undone if this run fails */

@@ -173,14 +173,8 @@ static int queue_run(struct fmt_writer *w, uint32_t region, uint64_t first, uint
 
 int fw_write_raw(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t count, const void *data)
 {
-	const uint8_t *d = data;
-	for (uint64_t p = 0; p < count; p += FMT_MAX_RUN_PAGES) {
-		uint64_t k = count - p < FMT_MAX_RUN_PAGES ? count - p : FMT_MAX_RUN_PAGES;
-		int rc = queue_run(w, region, first + p, k, d + p * FMT_PAGE_SIZE);
-		if (rc < 0)
-			return rc;
-	}
-	return batch_flush(w);
+	int rc = fw_queue_raw(w, region, first, count, data);
+	return rc < 0 ? rc : batch_flush(w);
 }
 
 int fw_queue_raw(struct fmt_writer *w, uint32_t region, uint64_t first, uint64_t count, const void *data)
