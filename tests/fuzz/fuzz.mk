@@ -25,7 +25,7 @@ FUZZ_CFLAGS += $(ZSTD_CFLAGS)
 FUZZ_LIBS := $(ZSTD_LIBS) -lm
 FUZZ_LIB_SRCS := $(sort $(wildcard src/format/reader*.c)) src/format/codec_zstd.c src/format/crc32c.c src/util/err.c
 FUZZ_GEN_SRCS := tests/fuzz/gen_corpus.c tests/unit/fmtgen.c tests/unit/chaingen.c tests/common/testutil.c tests/common/cases.c \
-	src/format/format_write.c src/format/format_chunk.c src/format/format_cpool.c src/format/codec_zstd.c src/sink/sink.c \
+	src/format/format_write.c src/format/format_chunk.c src/format/format_adapt.c src/format/format_cpool.c src/format/codec_zstd.c src/sink/sink.c \
 	src/sink/sink_aio.c src/format/crc32c.c src/util/err.c src/util/thread.c
 FUZZ_HDRS := include/bgsnap.h $(wildcard src/*/*.h) tests/unit/fmtgen.h tests/unit/chaingen.h
 
